@@ -1,0 +1,1 @@
+"""The ``convlens`` command line: thin Typer commands that parse and delegate."""
