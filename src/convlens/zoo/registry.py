@@ -1,0 +1,214 @@
+"""The model registry: entries are data, filled by ``@register_model``.
+
+Modelled on timm's ``_registry.py`` / ``_factory.py``: a factory function is
+decorated once with its citation and the published figures it is checked
+against; ``create_model`` validates keyword arguments against the factory's
+signature and builds the module. Duplicate names are refused, as
+``torch.utils.flop_counter.register_flop_formula`` refuses duplicate formulas.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+from convlens.errors import ArgumentError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Citation:
+    """Where an architecture was published."""
+
+    authors: str
+    title: str
+    venue: str
+    year: int
+
+    def short(self) -> str:
+        """``Lastname et al. (2016)`` style, for tables."""
+        first = self.authors.split(",")[0].split(" and ")[0].strip()
+        surname = first.split()[-1] if first else "?"
+        many = "," in self.authors or " and " in self.authors
+        return f"{surname}{' et al.' if many else ''} {self.year}"
+
+    def __str__(self) -> str:
+        return f"{self.authors}. {self.title}. {self.venue}, {self.year}."
+
+
+@dataclass(frozen=True)
+class Argument:
+    """One keyword argument of a factory: name, default and one-line help."""
+
+    name: str
+    default: Any
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class PublishedFigure:
+    """A figure from the paper and how closely the rebuild must match it.
+
+    ``rel_tolerance`` is 0 for an exact match; papers that round ("4.2 M")
+    get the tolerance their rounding implies, and ``note`` says why.
+    """
+
+    value: float
+    rel_tolerance: float = 0.0
+    note: str = ""
+
+    def matches(self, measured: float) -> bool:
+        if self.rel_tolerance == 0:
+            return measured == self.value
+        return abs(measured - self.value) <= self.rel_tolerance * abs(self.value)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """Everything the zoo knows about one architecture.
+
+    ``default_input`` is (C, H, W): the input at which the published figures
+    hold. ``exact_params`` is the rebuild's exact count at the default
+    arguments (the tests check it). ``output_shapes`` lists the output shape(s)
+    at ``default_input`` without the batch dimension, in the order the module
+    returns them (a dict output lists its values in key order).
+    """
+
+    name: str
+    factory: Callable[..., Any]
+    citation: Citation
+    default_input: Shape
+    exact_params: int
+    output_shapes: tuple[Shape, ...]
+    published: Mapping[str, PublishedFigure] = field(default_factory=dict)
+    notes: str = ""
+    arguments: tuple[Argument, ...] = ()
+    small_input: Shape | None = None
+    description: str | None = None
+
+    @property
+    def year(self) -> int:
+        return self.citation.year
+
+    def argument_defaults(self) -> dict[str, Any]:
+        return {arg.name: arg.default for arg in self.arguments}
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def _arguments_from_signature(
+    factory: Callable[..., Any], helps: Mapping[str, str]
+) -> tuple[Argument, ...]:
+    arguments = []
+    for param in inspect.signature(factory).parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        default = None if param.default is param.empty else param.default
+        arguments.append(Argument(param.name, default, helps.get(param.name, "")))
+    unknown = set(helps) - {arg.name for arg in arguments}
+    if unknown:
+        raise ValueError(
+            f"help given for unknown arguments {sorted(unknown)} of {factory.__name__}"
+        )
+    return tuple(arguments)
+
+
+def register_model(
+    name: str,
+    *,
+    citation: Citation,
+    default_input: Shape,
+    exact_params: int,
+    output_shapes: tuple[Shape, ...],
+    published: Mapping[str, PublishedFigure] | None = None,
+    notes: str = "",
+    argument_help: Mapping[str, str] | None = None,
+    small_input: Shape | None = None,
+    description: str | None = None,
+) -> Callable[[F], F]:
+    """Register a factory under ``name``; refuses a name already taken.
+
+    ``small_input`` is a cheap input for real-forward tests where the default
+    is expensive (``None``: the default input is cheap enough or only the
+    meta device is used).
+    """
+
+    def decorator(factory: F) -> F:
+        if name in _REGISTRY:
+            raise RuntimeError(f"model {name!r} is already registered")
+        _REGISTRY[name] = ModelEntry(
+            name=name,
+            factory=factory,
+            citation=citation,
+            default_input=tuple(default_input),
+            exact_params=exact_params,
+            output_shapes=tuple(tuple(s) for s in output_shapes),
+            published=MappingProxyType(dict(published or {})),
+            notes=" ".join(notes.split()),
+            arguments=_arguments_from_signature(factory, argument_help or {}),
+            small_input=tuple(small_input) if small_input else None,
+            description=description,
+        )
+        return factory
+
+    return decorator
+
+
+def _ensure_loaded() -> None:
+    # The model modules register themselves on import.
+    import convlens.zoo.models  # noqa: F401
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered names matching a shell-style ``pattern``, sorted."""
+    _ensure_loaded()
+    return sorted(name for name in _REGISTRY if fnmatch.fnmatchcase(name, pattern))
+
+
+def _unknown(name: str) -> ArgumentError:
+    close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    return ArgumentError(
+        f"unknown model '{name}'.{hint} Run 'convlens zoo list' to see the {len(_REGISTRY)} models."
+    )
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The registry entry for ``name``; an ``ArgumentError`` suggests the closest name."""
+    _ensure_loaded()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise _unknown(name) from None
+
+
+def create_model(name: str, **kwargs: Any) -> Any:
+    """Build the ``nn.Module`` registered as ``name`` with keyword arguments.
+
+    Arguments are checked against the factory's signature first, so a typo
+    gives a clear message instead of a ``TypeError`` deep inside a constructor.
+    Building never downloads anything: there are no pretrained weights here.
+    """
+    entry = get_entry(name)
+    known = [arg.name for arg in entry.arguments]
+    for key in kwargs:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            accepted = ", ".join(known) if known else "none"
+            raise ArgumentError(
+                f"model '{name}' has no argument '{key}'.{hint} Its arguments are: {accepted}."
+            )
+    try:
+        return entry.factory(**kwargs)
+    except (ValueError, TypeError) as err:
+        raise ArgumentError(f"cannot build model '{name}' with {kwargs}: {err}") from err
