@@ -1,0 +1,181 @@
+"""2-D convolution (cross-correlation, as in PyTorch) and its gradients.
+
+    y[n, o, h, w] = b[o]
+                  + Σ_{c,i,j} w[o, c, i, j] · x_pad[n, g·C_g + c, h·S_h + i·D_h, w·S_w + j·D_w]
+
+where ``g`` is the group of output channel ``o`` and ``C_g = C / groups``. The sum over
+input channels is a matrix product; we loop over the ``K_h·K_w`` kernel taps only, each
+tap being one strided view of the padded input (no loop over pixels).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from convlens.errors import ArgumentError
+from convlens.reference._args import (
+    IntOrPair,
+    Padding4,
+    PaddingArg,
+    as_array,
+    check_grad_shape,
+    conv_output_size,
+    conv_padding,
+    pad_hw,
+    pair,
+    result_dtype,
+)
+
+
+@dataclass(frozen=True)
+class Conv2dCache:
+    """What ``conv2d_backward`` needs from the forward pass."""
+
+    x_padded: np.ndarray  # (N, C, H + top + bottom, W + left + right)
+    weight: np.ndarray  # (O, C / groups, K_h, K_w)
+    has_bias: bool
+    input_shape: tuple[int, int, int, int]  # (N, C, H, W)
+    output_shape: tuple[int, int, int, int]  # (N, O, H_out, W_out)
+    stride: tuple[int, int]
+    padding: Padding4  # (top, bottom, left, right)
+    dilation: tuple[int, int]
+    groups: int
+
+
+@dataclass(frozen=True)
+class Conv2dGrads:
+    input: np.ndarray  # (N, C, H, W)
+    weight: np.ndarray  # (O, C / groups, K_h, K_w)
+    bias: np.ndarray | None  # (O,) or None when the forward had no bias
+
+
+def tap_view(
+    x: np.ndarray,
+    i: int,
+    j: int,
+    out_hw: tuple[int, int],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+) -> np.ndarray:
+    """The input pixels that kernel tap (i, j) meets, one per output pixel: (N, C, H_out, W_out).
+
+    Rows i·D_h, i·D_h + S_h, …, i·D_h + (H_out − 1)·S_h (columns likewise); a view, so
+    ``tap_view(grad, …) += …`` scatters into ``grad``.
+    """
+    (ho, wo), (sh, sw), (dh, dw) = out_hw, stride, dilation
+    return x[
+        ..., i * dh : i * dh + (ho - 1) * sh + 1 : sh, j * dw : j * dw + (wo - 1) * sw + 1 : sw
+    ]
+
+
+def check_groups(in_channels: int, out_channels: int, groups: int, weight_shape: str) -> None:
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ArgumentError(f"groups must be an int ≥ 1; got {groups!r}.")
+    if in_channels % groups or out_channels % groups:
+        raise ArgumentError(
+            f"groups={groups} must divide both the input channels ({in_channels}) and the "
+            f"output channels ({out_channels}) (weight shape {weight_shape})."
+        )
+
+
+def conv2d_forward(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    stride: IntOrPair = 1,
+    padding: PaddingArg = 0,
+    dilation: IntOrPair = 1,
+    groups: int = 1,
+) -> tuple[np.ndarray, Conv2dCache]:
+    """y = conv2d(x, w) + b for x (N, C, H, W), w (O, C/groups, K_h, K_w), b (O,)."""
+    x = as_array(x, "input", 4, "(N, C, H, W)")
+    weight = as_array(weight, "weight", 4, "(out_channels, in_channels / groups, kH, kW)")
+    n, c, h, w = x.shape
+    o, c_g, kh, kw = weight.shape
+    check_groups(c, o, groups, str(weight.shape))
+    if c_g * groups != c:
+        raise ArgumentError(
+            f"weight has {c_g} input channels per group but the input has {c} channels "
+            f"with groups={groups}; expected weight shape ({o}, {c // groups}, {kh}, {kw})."
+        )
+    if bias is not None:
+        bias = as_array(bias, "bias", 1, f"({o},)")
+        if bias.shape != (o,):
+            raise ArgumentError(
+                f"bias must have shape ({o},), one per output channel; got {bias.shape}."
+            )
+    stride_, dilation_ = pair(stride, "stride", 1), pair(dilation, "dilation", 1)
+    pad = conv_padding(padding, (kh, kw), dilation_, stride_)
+    if min(pad) < 0:
+        raise ArgumentError(f"padding must be ≥ 0; got {padding!r}.")
+    ho = conv_output_size(h, pad[0], pad[1], kh, stride_[0], dilation_[0])
+    wo = conv_output_size(w, pad[2], pad[3], kw, stride_[1], dilation_[1])
+    if ho < 1 or wo < 1:
+        span = (dilation_[0] * (kh - 1) + 1, dilation_[1] * (kw - 1) + 1)
+        raise ArgumentError(
+            f"weight: the kernel spans {span[0]}×{span[1]} (K = {kh}×{kw}, dilation {dilation_}) "
+            f"but the padded input is only {h + pad[0] + pad[1]}×{w + pad[2] + pad[3]}; the kernel "
+            "must fit inside the padded input."
+        )
+    dtype = result_dtype(x, weight, bias)
+    xp = pad_hw(x.astype(dtype, copy=False), pad)
+    wg = weight.astype(dtype, copy=False).reshape(groups, o // groups, c_g, kh, kw)
+    out = np.zeros((n, groups, o // groups, ho * wo), dtype=dtype)  # (N, g, O_g, H_out·W_out)
+    for i in range(kh):
+        for j in range(kw):
+            tap = tap_view(xp, i, j, (ho, wo), stride_, dilation_).reshape(n, groups, c_g, ho * wo)
+            out += wg[:, :, :, i, j] @ tap  # (g, O_g, C_g) @ (N, g, C_g, HW) → (N, g, O_g, HW)
+    out = out.reshape(n, o, ho, wo)
+    if bias is not None:
+        out += bias.astype(dtype, copy=False)[None, :, None, None]
+    cache = Conv2dCache(
+        x_padded=xp,
+        weight=weight.astype(dtype, copy=False),
+        has_bias=bias is not None,
+        input_shape=(n, c, h, w),
+        output_shape=(n, o, ho, wo),
+        stride=stride_,
+        padding=pad,
+        dilation=dilation_,
+        groups=groups,
+    )
+    return out, cache
+
+
+def conv2d_backward(grad_output: np.ndarray, cache: Conv2dCache) -> Conv2dGrads:
+    """Gradients of input, weight and bias given ∂L/∂y of shape (N, O, H_out, W_out).
+
+    ∂L/∂w[o, c, i, j] = Σ_{n,h,w} ∂L/∂y[n, o, h, w] · x_pad[n, c, h·S + i·D, w·S + j·D]
+    ∂L/∂x_pad[n, c, h·S + i·D, w·S + j·D] += Σ_o w[o, c, i, j] · ∂L/∂y[n, o, h, w]
+    ∂L/∂b[o] = Σ_{n,h,w} ∂L/∂y[n, o, h, w]
+    """
+    n, o, ho, wo = cache.output_shape
+    grad = check_grad_shape(grad_output, cache.output_shape).astype(
+        cache.x_padded.dtype, copy=False
+    )
+    xp, g = cache.x_padded, cache.groups
+    _, c_g, kh, kw = cache.weight.shape
+    wg = cache.weight.reshape(g, o // g, c_g, kh, kw)
+    # (g, O_g, N·HW): the output gradient laid out for one matrix product per tap and group.
+    gg = grad.reshape(n, g, o // g, ho * wo).transpose(1, 2, 0, 3).reshape(g, o // g, n * ho * wo)
+    grad_w = np.zeros_like(wg)
+    grad_xp = np.zeros_like(xp)
+    for i in range(kh):
+        for j in range(kw):
+            tap = tap_view(xp, i, j, (ho, wo), cache.stride, cache.dilation)
+            tap = tap.reshape(n, g, c_g, ho * wo).transpose(1, 0, 3, 2).reshape(g, n * ho * wo, c_g)
+            grad_w[:, :, :, i, j] = gg @ tap  # (g, O_g, N·HW) @ (g, N·HW, C_g)
+            back = wg[:, :, :, i, j].transpose(0, 2, 1) @ gg  # (g, C_g, O_g) @ (g, O_g, N·HW)
+            back = (
+                back.reshape(g, c_g, n, ho, wo).transpose(2, 0, 1, 3, 4).reshape(n, g * c_g, ho, wo)
+            )
+            tap_view(grad_xp, i, j, (ho, wo), cache.stride, cache.dilation)[...] += back
+    top, _, left, _ = cache.padding
+    _, _, h, w = cache.input_shape
+    return Conv2dGrads(
+        input=grad_xp[:, :, top : top + h, left : left + w].copy(),
+        weight=grad_w.reshape(cache.weight.shape),
+        bias=grad.sum(axis=(0, 2, 3)) if cache.has_bias else None,
+    )
