@@ -1,0 +1,23 @@
+"""Fixtures for the colourization-lab tests: tiny data sets and the shared horse data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from colourize_data import write_tiny
+
+HORSE = Path(__file__).parents[2] / "../shared/data/cifar10-horse"
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """40 training images (20 horses) and 6 test images (3 horses)."""
+    return write_tiny(tmp_path_factory.mktemp("cifar"))
+
+
+@pytest.fixture
+def horse_data() -> Path:
+    if not (HORSE / "cifar-10-batches-py").is_dir():
+        pytest.skip(f"shared horse data not found at {HORSE}")
+    return HORSE
