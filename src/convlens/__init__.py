@@ -10,7 +10,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["analyze", "compare", "explain", "__version__"]
+__all__ = ["__version__", "analyze", "compare", "explain"]
 
 
 def __getattr__(name: str) -> Any:

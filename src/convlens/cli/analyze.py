@@ -1,14 +1,171 @@
-"""``convlens analyze``, ``explain`` and ``compare`` (filled in with the core engine)."""
+"""``convlens analyze``, ``explain`` and ``compare``: parse options and delegate."""
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 import typer
+
+from convlens.cli.console import handle_errors, print_text, stdout
+from convlens.errors import ArgumentError
+
+FORMAT_HELP = "table, markdown, json, csv, latex or html"
+
+
+def parse_set(text: str | None) -> dict[str, Any]:
+    """``k=3,NF=32`` → {"k": 3, "NF": 32}."""
+    bindings: dict[str, Any] = {}
+    if not text:
+        return bindings
+    for part in text.split(","):
+        name, eq, value = part.partition("=")
+        name = name.strip()
+        if not eq or not name.isidentifier():
+            raise ArgumentError(f"--set takes NAME=VALUE pairs separated by commas, "
+                                f"got {part!r}")
+        try:
+            bindings[name] = int(value)
+        except ValueError:
+            raise ArgumentError(f"--set {name}: the value must be an integer, got "
+                                f"{value!r}") from None
+    return bindings
+
+
+InputOpt = Annotated[str | None, typer.Option("--input", "-i", help="override the input "
+                                               "shape, e.g. 3x224x224")]
+BatchOpt = Annotated[int, typer.Option("--batch", "-b", help="batch size", min=1)]
+SetOpt = Annotated[str | None, typer.Option("--set", help="values for symbols, e.g. "
+                                             "k=3,NF=32,NC=24")]
+DtypeOpt = Annotated[str, typer.Option("--dtype", help="float32, float16, bfloat16 or "
+                                       "float64")]
+OptimizerOpt = Annotated[str, typer.Option("--optimizer", help="sgd, momentum, adam or adamw")]
+ConventionOpt = Annotated[str, typer.Option("--convention", help="FLOP convention: full, 2mac "
+                                            "(torch.utils.flop_counter) or mac (fvcore)")]
+FrozenOpt = Annotated[list[str] | None, typer.Option("--frozen", help="freeze layers whose "
+                                                     "name matches this pattern (repeatable)")]
+
+
+def build_report(source: str, input: str | None, batch: int, set_: str | None, dtype: str,
+                 optimizer: str, convention: str, frozen: list[str] | None) -> Any:
+    from convlens.api import analyze
+
+    return analyze(source, input=input, batch=batch, dtype=dtype, optimizer=optimizer,
+                   convention=convention, frozen=tuple(frozen or ()), **parse_set(set_))
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    def version() -> None:
-        """Print the convlens version."""
-        from convlens import __version__
+    @handle_errors
+    def analyze(
+        source: Annotated[str, typer.Argument(help="a .cnn description file")],
+        input: InputOpt = None,
+        batch: BatchOpt = 1,
+        set_: SetOpt = None,
+        format: Annotated[str, typer.Option("--format", "-f", help=FORMAT_HELP)] = "table",
+        dtype: DtypeOpt = "float32",
+        optimizer: OptimizerOpt = "adam",
+        convention: ConventionOpt = "full",
+        frozen: FrozenOpt = None,
+    ) -> None:
+        """Per-layer shapes, parameters, MACs/FLOPs, receptive field and memory."""
+        from convlens.render import FORMATS, renderer
 
-        print(__version__)
+        if format not in FORMATS:
+            raise ArgumentError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
+        report = build_report(source, input, batch, set_, dtype, optimizer, convention, frozen)
+        if format == "table":
+            from convlens.render.table import print_report
+
+            print_report(report, stdout)
+        else:
+            print_text(renderer(format)(report))
+
+    @app.command()
+    @handle_errors
+    def explain(
+        source: Annotated[str, typer.Argument(help="a .cnn description file")],
+        layer: Annotated[str | None, typer.Option("--layer", "-l", help="layer number or "
+                                                  "name (default: every layer)")] = None,
+        what: Annotated[str, typer.Option("--what", "-w", help="shape, params, macs, flops, "
+                                          "rf, memory or all")] = "all",
+        format: Annotated[str, typer.Option("--format", "-f", help="text, markdown or "
+                                            "latex")] = "text",
+        input: InputOpt = None,
+        batch: BatchOpt = 1,
+        set_: SetOpt = None,
+        dtype: DtypeOpt = "float32",
+        optimizer: OptimizerOpt = "adam",
+        frozen: FrozenOpt = None,
+    ) -> None:
+        """The derivation of each number, step by step: formula, numbers, result."""
+        from convlens.explain.derivation import derivation, render_sections
+
+        report = build_report(source, input, batch, set_, dtype, optimizer, "full", frozen)
+        print_text(render_sections(derivation(report, layer, what), format))
+
+    @app.command()
+    @handle_errors
+    def compare(
+        first: Annotated[str, typer.Argument(help="design A (.cnn)")],
+        second: Annotated[str, typer.Argument(help="design B (.cnn)")],
+        input: InputOpt = None,
+        batch: BatchOpt = 1,
+        set_: SetOpt = None,
+        format: Annotated[str, typer.Option("--format", "-f", help="table, markdown or "
+                                            "json")] = "table",
+        dtype: DtypeOpt = "float32",
+        optimizer: OptimizerOpt = "adam",
+        convention: ConventionOpt = "full",
+    ) -> None:
+        """Two designs side by side, per layer and in total, with ratios B / A."""
+        from convlens.core.compare import compare_reports
+        from convlens.render.compare import (
+            render_comparison_json,
+            render_comparison_markdown,
+            render_comparison_text,
+        )
+
+        renderers = {"table": render_comparison_text, "markdown": render_comparison_markdown,
+                     "json": render_comparison_json}
+        if format not in renderers:
+            raise ArgumentError(f"--format must be one of {', '.join(renderers)}")
+        bindings = parse_set(set_)
+        reports = []
+        for source in (first, second):
+            # A symbol set for one design need not exist in the other.
+            from convlens.api import load_network, make_options
+            from convlens.core.analyze import analyze_network
+
+            network = load_network(source, _only_used(source, bindings))
+            if input is not None:
+                from dataclasses import replace
+
+                from convlens.api import parse_shape
+
+                network = replace(network, input_shape=parse_shape(input))
+            reports.append(analyze_network(network, make_options(batch, dtype, optimizer,
+                                                                 convention)))
+        print_text(renderers[format](compare_reports(reports[0], reports[1])))
+
+
+def _only_used(source: str, bindings: dict[str, Any]) -> dict[str, Any]:
+    """The --set values a design uses (compare shares one --set between two files)."""
+    if not bindings:
+        return bindings
+    from convlens.api import load_network
+    from convlens.errors import SpecError
+
+    try:
+        load_network(source, bindings)
+        return bindings
+    except SpecError as err:
+        if "--set names symbol" not in str(err):
+            raise
+    used = {}
+    for name, value in bindings.items():
+        try:
+            load_network(source, {name: value})
+            used[name] = value
+        except SpecError:
+            continue
+    return used

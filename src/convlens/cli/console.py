@@ -12,7 +12,8 @@ from rich.console import Console
 
 from convlens.errors import ConvlensError
 
-stdout = Console(highlight=False, soft_wrap=True)
+# Piped output gets a wide console so tables are never squeezed into 80 columns.
+stdout = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])

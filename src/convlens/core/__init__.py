@@ -1,0 +1,1 @@
+"""The analysis core: rules, graph, receptive field, memory. It never imports torch."""

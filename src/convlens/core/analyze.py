@@ -1,0 +1,299 @@
+"""The analyser: runs the registered rules over a network and collects the numbers.
+
+One pass in topological order computes, for every layer, its shape, parameters,
+MACs/FLOPs, receptive field, activation bytes and what autograd would keep for
+backward; a second pass over the same records computes peak inference memory.
+No rendering here: renderers read the ``Report``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from convlens.core.args import ArgValueError, coerce_args
+from convlens.core.conventions import (
+    DESCRIPTIONS,
+    DTYPE_BYTES,
+    MACS_DEFINITION,
+    OPTIMIZER_STATES,
+    Convention,
+    flops,
+)
+from convlens.core.numbers import Dim, maximum, normalize, product, total
+from convlens.core.receptive_field import INPUT_RF, NodeRF, node_rf
+from convlens.core.records import LayerRecord, LayerSpec, Network, Shape, Totals
+from convlens.core.registry import Cost, RuleError, get_rule
+from convlens.core.steps import Step, step
+from convlens.errors import SourcePosition, SpecError
+
+
+@dataclass(frozen=True)
+class Options:
+    batch: Dim = 1
+    dtype: str = "float32"
+    optimizer: str = "adam"
+    convention: Convention = Convention.FULL
+    frozen: tuple[str, ...] = ()  # name patterns (fnmatch) of layers whose params are frozen
+
+
+@dataclass(frozen=True)
+class Report:
+    """Per-layer records and totals of one analysis; renderers only read it."""
+
+    network: Network
+    options: Options
+    layers: tuple[LayerRecord, ...]
+    totals: Totals
+    memory_steps: tuple[Step, ...] = ()
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def convention(self) -> str:
+        return f"{MACS_DEFINITION}; {DESCRIPTIONS[self.options.convention]}"
+
+    def layer(self, key: int | str) -> LayerRecord:
+        for record in self.layers:
+            if key in (record.index, record.name) or str(record.index) == str(key):
+                return record
+        from convlens.core.args import suggest
+
+        raise KeyError(f"no layer {key!r}{suggest(str(key), [r.name for r in self.layers])}")
+
+    def to_dict(self) -> dict[str, Any]:
+        from convlens.render.json import report_to_dict
+
+        return report_to_dict(self)
+
+    def to_json(self, indent: int = 2) -> str:
+        from convlens.render.json import render_json
+
+        return render_json(self, indent)
+
+    def to_markdown(self) -> str:
+        from convlens.render.markdown import render_markdown
+
+        return render_markdown(self)
+
+    def _repr_html_(self) -> str:
+        from convlens.render.html import render_html
+
+        return render_html(self)
+
+
+def _position(spec: LayerSpec, network: Network) -> SourcePosition | None:
+    if spec.line is None:
+        return None
+    return SourcePosition(network.source or network.name, spec.line, spec.column or 1)
+
+
+def _error(spec: LayerSpec, network: Network, message: str) -> SpecError:
+    return SpecError(message, _position(spec, network), layer=spec.name)
+
+
+def run_rule(spec: LayerSpec, network: Network, shapes: Mapping[str, Shape]) -> Cost:
+    try:
+        rule = get_rule(spec.kind)
+    except KeyError as err:
+        raise _error(spec, network, str(err.args[0])) from None
+    try:
+        args = coerce_args(spec.kind, rule.schema, spec.args)
+    except ArgValueError as err:
+        raise _error(spec, network, str(err)) from None
+    if args.get("like"):  # crop to the size of another output
+        target = shapes.get(args["like"])
+        if target is None:
+            raise _error(spec, network, f"crop like={args['like']}: no output of that name")
+        args = {**args, "size": tuple(target[1:3])}
+    if rule.inputs > 0 and len(spec.inputs) != rule.inputs:
+        raise _error(spec, network, f"{spec.kind} takes {rule.inputs} input(s), "
+                     f"got {len(spec.inputs)}")
+    try:
+        return rule.fn([shapes[name] for name in spec.inputs], args)
+    except RuleError as err:
+        raise _error(spec, network, str(err)) from None
+
+
+def analyze_network(network: Network, options: Options = Options()) -> Report:
+    itemsize = DTYPE_BYTES[options.dtype]
+    batch = options.batch
+    shapes: dict[str, Shape] = {network.input_name: tuple(network.input_shape)}
+    rfs: dict[str, NodeRF] = {network.input_name: INPUT_RF}
+    needs_grad: dict[str, bool] = {network.input_name: False}
+    storage: dict[str, str] = {network.input_name: network.input_name}  # node → storage owner
+    storage_bytes: dict[str, Dim] = {
+        network.input_name: normalize(product(network.input_shape) * batch * itemsize)}
+    saved_storages: set[str] = set()
+    records: list[LayerRecord] = []
+    for index, spec in enumerate(network.layers, start=1):
+        cost = run_rule(spec, network, shapes)
+        frozen = spec.frozen or any(fnmatch.fnmatchcase(spec.name, p) for p in options.frozen)
+        trainable = 0 if frozen else cost.params
+        in_graph = any(needs_grad[name] for name in spec.inputs) or (
+            not frozen and cost.params != 0)
+        # What training keeps for backward: unique storages, so a tensor saved by two
+        # layers (ReLU keeps its output, the next conv keeps it as input) counts once.
+        new_saved: Dim = 0
+        if in_graph:
+            for saved in cost.saves:
+                if saved.needs == "weight" and (frozen or cost.params == 0):
+                    continue
+                if saved.what == "extra":
+                    size = saved.itemsize or itemsize
+                    count = saved.elements if saved.per_batch else saved.elements * batch
+                    new_saved = new_saved + count * size
+                    continue
+                node = spec.inputs[saved.index] if saved.what == "input" else spec.name
+                owner = storage[node] if saved.what == "input" else (
+                    storage[spec.inputs[0]] if cost.alias else spec.name)
+                if owner not in saved_storages:
+                    saved_storages.add(owner)
+                    new_saved = new_saved + (storage_bytes[owner] if owner in storage_bytes
+                                             else product(cost.output_shape) * batch * itemsize)
+        out_bytes = normalize(product(cost.output_shape) * batch * itemsize)
+        storage[spec.name] = storage[spec.inputs[0]] if cost.alias else spec.name
+        if not cost.alias:
+            storage_bytes[spec.name] = out_bytes
+        shapes[spec.name] = tuple(cost.output_shape)
+        needs_grad[spec.name] = in_graph
+        rf = node_rf([rfs[name] for name in spec.inputs], cost.rf, cost.rf_global)
+        rfs[spec.name] = rf
+        macs = normalize(cost.macs * batch)
+        bias_flops = normalize(cost.bias_flops * batch)
+        other_flops = normalize(cost.other_flops * batch)
+        records.append(LayerRecord(
+            index=index, name=spec.name, kind=spec.kind, line=spec.line, inputs=spec.inputs,
+            input_shapes=tuple(shapes[name] for name in spec.inputs),
+            output_shape=tuple(cost.output_shape), params=cost.params,
+            trainable_params=trainable, frozen_params=normalize(cost.params - trainable),
+            buffers=cost.buffers, macs=macs, bias_flops=bias_flops, other_flops=other_flops,
+            flops=flops(options.convention, macs, bias_flops, other_flops),
+            connections=cost.connections, **_rf_fields(rf, network.input_shape),
+            activation_bytes=out_bytes, saved_bytes=normalize(new_saved),
+            warnings=cost.warnings,
+            steps=cost.steps + _rf_steps(rf, [rfs[n] for n in spec.inputs]) + _batch_steps(
+                cost, batch),
+            args=cost.args, origin=spec.origin,
+        ))
+    return _with_totals(network, options, records, storage, storage_bytes, itemsize)
+
+
+def _rf_fields(rf: NodeRF, input_shape: Shape) -> dict[str, Any]:
+    if rf.whole_input:
+        return {"rf": (input_shape[1], input_shape[2]), "jump": None, "start": None,
+                "rf_status": rf.status}
+    if rf.axes is None:
+        return {"rf": None, "jump": None, "start": None, "rf_status": rf.status}
+    h, w = rf.axes
+    return {"rf": (h.size, w.size), "jump": (h.jump, w.jump), "start": (h.start, w.start),
+            "rf_status": rf.status}
+
+
+def _rf_steps(rf: NodeRF, inputs: list[NodeRF]) -> tuple[Step, ...]:
+    """RF = hi − lo + 1 at the widest output position; jump; start = centre of output 0."""
+    if rf.axes is None:
+        return ()
+    out: list[Step] = []
+    for axis, name in enumerate(("height", "width")):
+        a = rf.axes[axis]
+        spans = [(h - lo + 1, o) for o, (lo, h) in enumerate(zip(a.lo, a.hi, strict=True))
+                 if lo is not None]
+        if not spans:
+            continue
+        o = max(range(len(spans)), key=lambda i: spans[i][0] if isinstance(spans[i][0], int)
+                else 0)
+        lo, hi = a.lo[spans[o][1]], a.hi[spans[o][1]]
+        if a.period == 1:
+            previous = inputs[0].axes[axis] if inputs and inputs[0].axes else None
+            note = ("output 0 sees input positions lo … hi" if previous is None
+                    else f"output 0 sees input positions {lo} … {hi}")
+        else:
+            note = (f"the pattern repeats every {a.period} outputs; output {spans[o][1]} sees "
+                    f"the most: positions {lo} … {hi}")
+        out.append(step("rf", f"receptive field {name}", "RF", "{hi} − {lo} + 1",
+                        {"hi": hi, "lo": lo}, a.size, note=note))
+    return tuple(out)
+
+
+def _batch_steps(cost: Cost, batch: Dim) -> tuple[Step, ...]:
+    if batch == 1 or not cost.macs:
+        return ()
+    return (step("macs", "multiply-accumulates for the batch", "MACs", "{N}·{M}",
+                 {"N": batch, "M": cost.macs}, normalize(batch * cost.macs)),)
+
+
+def peak_activation_bytes(records: Iterable[LayerRecord], input_name: str,
+                          storage: Mapping[str, str], storage_bytes: Mapping[str, Dim]) -> Dim:
+    """Largest sum of live tensors during an inference pass in layer order.
+
+    A tensor lives from the layer that makes it until its last reader has run; views
+    (flatten, crop) share their source's storage and add nothing.
+    """
+    records = list(records)
+    last_use: dict[str, int] = {input_name: 0}
+    for record in records:
+        for name in record.inputs:
+            last_use[storage[name]] = record.index
+    final = storage[records[-1].name] if records else input_name
+    last_use[final] = len(records) + 1
+    live: dict[str, Dim] = {input_name: storage_bytes[input_name]}
+    peak_candidates: list[Dim] = [storage_bytes[input_name]]
+    for record in records:
+        owner = storage[record.name]
+        if owner == record.name:
+            live[owner] = storage_bytes[owner]
+        peak_candidates.append(total(live.values()))
+        for name in [n for n in live if last_use.get(n, 0) <= record.index]:
+            del live[name]
+    return maximum(*peak_candidates)
+
+
+def _with_totals(network: Network, options: Options, records: list[LayerRecord],
+                 storage: Mapping[str, str], storage_bytes: Mapping[str, Dim],
+                 itemsize: int) -> Report:
+    def sum_of(attr: str) -> Dim:
+        return total(getattr(r, attr) for r in records)
+
+    params, trainable = sum_of("params"), sum_of("trainable_params")
+    connections = (None if any(r.connections is None and r.params for r in records)
+                   else total(r.connections or 0 for r in records))
+    param_bytes = normalize(params * itemsize)
+    buffer_bytes = normalize(sum_of("buffers") * itemsize)
+    grad_bytes = normalize(trainable * itemsize)
+    states = OPTIMIZER_STATES[options.optimizer]
+    optimizer_bytes = normalize(states * grad_bytes)
+    saved = sum_of("saved_bytes")
+    training = normalize(param_bytes + buffer_bytes + grad_bytes + optimizer_bytes + saved)
+    last = records[-1] if records else None
+    totals = Totals(
+        params=params, trainable_params=trainable, frozen_params=sum_of("frozen_params"),
+        buffers=sum_of("buffers"), macs=sum_of("macs"), flops=sum_of("flops"),
+        connections=connections,
+        rf=last.rf if last else None, jump=last.jump if last else None,
+        start=last.start if last else None, rf_status=last.rf_status if last else "ok",
+        activation_bytes=sum_of("activation_bytes"),
+        peak_activation_bytes=peak_activation_bytes(records, network.input_name, storage,
+                                                    storage_bytes),
+        param_bytes=param_bytes, buffer_bytes=buffer_bytes, grad_bytes=grad_bytes,
+        optimizer_bytes=optimizer_bytes, saved_activation_bytes=saved, training_bytes=training,
+    )
+    values = {"P": param_bytes, "B": buffer_bytes, "G": grad_bytes, "O": optimizer_bytes,
+              "A": saved}
+    memory_steps = (
+        step("memory", "parameter bytes", "P", "{N}·{b}", {"N": params, "b": itemsize},
+             param_bytes),
+        step("memory", "gradient bytes", "G", "{N}·{b}", {"N": trainable, "b": itemsize},
+             grad_bytes, note="one gradient per trainable parameter"),
+        step("memory", "optimizer bytes", "O", "{k}·{G}", {"k": states, "G": grad_bytes},
+             optimizer_bytes, note=f"{options.optimizer} keeps {states} copies per parameter"),
+        step("memory", "training bytes", "T", "{P} + {B} + {G} + {O} + {A}", values, training,
+             note="parameters + buffers + gradients + optimizer state + saved activations"),
+    )
+    warnings = tuple(f"{r.name}: {w}" for r in records for w in r.warnings)
+    return Report(network, options, tuple(records), totals, memory_steps, warnings)
+
+
+def with_options(report: Report, **changes: Any) -> Report:
+    return analyze_network(report.network, replace(report.options, **changes))

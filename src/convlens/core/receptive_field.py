@@ -1,0 +1,140 @@
+"""Exact receptive fields, composed along graph edges.
+
+For each node and spatial axis we keep, for every output position ``o``, the
+interval ``[lo(o), hi(o)]`` of network-input positions it depends on, on an
+unbounded input (so padding counts, as in the usual definition). The map is
+periodic: ``lo(o + m) = lo(o) + n`` where ``n/m`` is the node's jump (effective
+stride), so ``m`` values describe it completely. A layer composes its own index
+map with its input's; a merge takes the union (min of ``lo``, max of ``hi``),
+which is "the maximum where branches merge" done exactly. Strides, dilation,
+pooling, cropping, upsampling (fractional jump) and transposed convolution all
+fit this one scheme. The size reported is the largest ``hi − lo + 1`` over
+output positions; ``start`` is the centre of output 0's interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from convlens.core.numbers import (
+    Dim,
+    divide,
+    is_numeric,
+    maximum,
+    minimum,
+    normalize,
+)
+from convlens.core.registry import AxisMap
+
+MAX_PERIOD = 4096  # beyond this a map is not worth tabulating; reported as unavailable
+
+
+@dataclass(frozen=True)
+class AxisRF:
+    """Periodic interval map of one axis: ``period`` positions, jump ``step/period``."""
+
+    period: int
+    step: Dim
+    lo: tuple[Any, ...]
+    hi: tuple[Any, ...]
+
+    def at(self, table: tuple[Any, ...], x: Any) -> Any:
+        if x is None:
+            return None
+        if self.period == 1:
+            base = table[0]
+            return None if base is None else normalize(base + self.step * x)
+        if not is_numeric(x):
+            raise ValueError("a symbolic position cannot index a periodic receptive-field map")
+        q, r = divmod(x, self.period)
+        base = table[r]
+        return None if base is None else base + self.step * q
+
+    @property
+    def jump(self) -> Dim:
+        return divide(self.step, self.period)
+
+    @property
+    def size(self) -> Dim:
+        spans = [normalize(h - lo + 1) for lo, h in zip(self.lo, self.hi, strict=True)
+                 if lo is not None]
+        return maximum(*spans) if spans else 0
+
+    @property
+    def start(self) -> Dim:
+        if self.lo[0] is None:
+            return None
+        return divide(self.lo[0] + self.hi[0], 2)
+
+
+IDENTITY = AxisRF(1, 1, (0,), (0,))
+
+
+@dataclass(frozen=True)
+class NodeRF:
+    """Receptive field of a node: two axes, or the whole input, or unknown (with why)."""
+
+    axes: tuple[AxisRF, AxisRF] | None = None
+    whole_input: bool = False
+    unavailable: str = ""
+
+    @property
+    def status(self) -> str:
+        if self.unavailable:
+            return f"unavailable: {self.unavailable}"
+        return "whole input" if self.whole_input else "ok"
+
+
+INPUT_RF = NodeRF(axes=(IDENTITY, IDENTITY))
+
+
+def compose(previous: AxisRF, layer: AxisMap) -> AxisRF:
+    """The node map o ↦ previous(layer(o)) for one axis."""
+    jump = normalize(previous.jump * layer.jump)
+    if is_numeric(jump):
+        jump = Fraction(jump)
+        period, step = jump.denominator, jump.numerator
+    else:
+        period, step = 1, jump
+    if period > MAX_PERIOD:
+        raise ValueError(f"the pattern repeats only every {period} positions")
+    lo = tuple(previous.at(previous.lo, layer.lo(o)) for o in range(period))
+    hi = tuple(previous.at(previous.hi, layer.hi(o)) for o in range(period))
+    return AxisRF(period, step, lo, hi)
+
+
+def union(branches: Sequence[AxisRF]) -> AxisRF:
+    """Positions read by any branch (the branches' outputs line up element by element)."""
+    first = branches[0]
+    for other in branches[1:]:
+        if (other.period, other.step) != (first.period, first.step):
+            raise ValueError("branches with different jumps are joined")
+    lo = tuple(_pick(minimum, values) for values in zip(*(b.lo for b in branches), strict=True))
+    hi = tuple(_pick(maximum, values) for values in zip(*(b.hi for b in branches), strict=True))
+    return AxisRF(first.period, first.step, lo, hi)
+
+
+def _pick(fn: Any, values: Sequence[Any]) -> Any:
+    present = [v for v in values if v is not None]
+    return fn(*present) if present else None
+
+
+def node_rf(inputs: Sequence[NodeRF], maps: tuple[AxisMap, AxisMap] | None,
+            whole_input: bool) -> NodeRF:
+    """Receptive field of a layer's output from its inputs' and its own index maps."""
+    for rf in inputs:
+        if rf.unavailable:
+            return rf
+    if whole_input or any(rf.whole_input for rf in inputs):
+        return NodeRF(whole_input=True)
+    try:
+        axes = [union([rf.axes[axis] for rf in inputs])  # type: ignore[index]
+                for axis in range(2)] if len(inputs) > 1 else list(inputs[0].axes or ())
+        if maps is not None:
+            axes = [compose(axes[axis], maps[axis]) for axis in range(2)]
+        return NodeRF(axes=(axes[0], axes[1]))
+    except (ValueError, TypeError) as err:
+        return NodeRF(unavailable=str(err))

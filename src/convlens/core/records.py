@@ -1,0 +1,93 @@
+"""Frozen records that flow from front-ends through the analyser to renderers.
+
+``Network`` and ``LayerSpec`` are what a front-end produces (text description or
+traced module); ``LayerRecord``, ``Totals`` and ``Report`` are what the analyser
+produces. Nothing downstream knows which front-end made a network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from convlens.core.numbers import Dim
+from convlens.core.steps import Step
+
+Shape = tuple[Dim, ...]
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One node as a front-end describes it: a kind, hyper-parameters and its inputs."""
+
+    name: str
+    kind: str
+    args: Mapping[str, Any]
+    inputs: tuple[str, ...]
+    frozen: bool = False
+    line: int | None = None
+    column: int | None = None
+    origin: str = ""  # "file:line" for descriptions, module type for traced models
+
+
+@dataclass(frozen=True)
+class Network:
+    input_shape: Shape  # per sample, (C, H, W)
+    layers: tuple[LayerSpec, ...]  # in an order where inputs come first
+    name: str = "network"
+    source: str = ""  # file path or "zoo:NAME"
+    input_name: str = "input"
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    index: int
+    name: str
+    kind: str
+    line: int | None
+    inputs: tuple[str, ...]
+    input_shapes: tuple[Shape, ...]
+    output_shape: Shape
+    params: Dim
+    trainable_params: Dim
+    frozen_params: Dim
+    buffers: Dim
+    macs: Dim
+    bias_flops: Dim
+    other_flops: Dim
+    flops: Dim
+    connections: Dim | None
+    rf: tuple[Dim, Dim] | None
+    jump: tuple[Dim, Dim] | None
+    start: tuple[Dim, Dim] | None
+    rf_status: str
+    activation_bytes: Dim
+    saved_bytes: Dim  # activations this layer adds to what training keeps for backward
+    warnings: tuple[str, ...]
+    steps: tuple[Step, ...]
+    args: Mapping[str, Any] = field(default_factory=dict)
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class Totals:
+    params: Dim
+    trainable_params: Dim
+    frozen_params: Dim
+    buffers: Dim
+    macs: Dim
+    flops: Dim
+    connections: Dim | None
+    rf: tuple[Dim, Dim] | None
+    jump: tuple[Dim, Dim] | None
+    start: tuple[Dim, Dim] | None
+    rf_status: str
+    activation_bytes: Dim
+    peak_activation_bytes: Dim
+    param_bytes: Dim
+    buffer_bytes: Dim
+    grad_bytes: Dim
+    optimizer_bytes: Dim
+    saved_activation_bytes: Dim
+    training_bytes: Dim

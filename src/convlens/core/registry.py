@@ -1,0 +1,114 @@
+"""The one registry of layer rules, shared by every front-end.
+
+A rule is a pure function of input shapes and hyper-parameters (never tensors),
+registered once per layer kind by a decorator that refuses duplicates, like
+``register_flop_formula`` in ``torch/utils/flop_counter.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from convlens.core.args import Schema, suggest
+from convlens.core.numbers import Dim
+from convlens.core.steps import Step
+
+Shape = tuple[Dim, ...]  # per-sample shape, e.g. (C, H, W); the batch is applied by the analyser
+
+
+@dataclass(frozen=True)
+class Saved:
+    """A tensor autograd keeps for backward: an input, the output, or an extra buffer."""
+
+    what: str  # "input", "output" or "extra"
+    index: int = 0  # which input
+    elements: Dim = 0  # for extras: per-sample elements (or per-batch if ``per_batch``)
+    itemsize: int | None = None  # bytes per element; None → the activation dtype
+    per_batch: bool = False  # extras like BatchNorm's saved mean do not scale with N
+    needs: str = "any"  # "any": saved if the op takes part in backward; "weight": only
+    # if its own parameters are trainable (e.g. a conv's input serves ∂L/∂W)
+
+
+@dataclass(frozen=True)
+class AxisMap:
+    """Which input positions one output position reads, along one spatial axis.
+
+    ``lo(o)``/``hi(o)`` bound the input indices (on an unbounded input) that output
+    position ``o`` depends on; ``jump`` is the input distance between neighbouring
+    outputs. Composed along graph edges this gives exact receptive fields.
+    """
+
+    lo: Callable[[Any], Any]
+    hi: Callable[[Any], Any]
+    jump: Dim
+    formula: str  # how lo/hi are computed, for the worked steps
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Everything a rule knows about one layer, per sample."""
+
+    output_shape: Shape
+    params: Dim = 0
+    buffers: Dim = 0
+    macs: Dim = 0
+    bias_flops: Dim = 0  # additions of bias terms (not in MACs)
+    other_flops: Dim = 0  # normalisation, activation, pooling, element-wise work
+    connections: Dim | None = None
+    rf: tuple[AxisMap, AxisMap] | None = None  # None: element-wise (identity map)
+    rf_global: bool = False  # output depends on the whole input (flatten, global pool, SE)
+    saves: tuple[Saved, ...] = ()
+    alias: bool = False  # output is a view of input 0 (shares its storage)
+    warnings: tuple[str, ...] = ()
+    steps: tuple[Step, ...] = ()
+    args: Mapping[str, Any] = field(default_factory=dict)  # resolved hyper-parameters
+
+
+RuleFn = Callable[[Sequence[Shape], Mapping[str, Any]], Cost]
+
+
+@dataclass(frozen=True)
+class Rule:
+    kind: str
+    fn: RuleFn
+    schema: Schema
+    summary: str
+    inputs: int  # number of tensor inputs; -1 for "one or more"
+    has_weights: bool = False
+
+
+class RuleError(ValueError):
+    """A shape or hyper-parameter that the layer cannot accept; analyser adds position."""
+
+
+_RULES: dict[str, Rule] = {}
+
+
+def register_rule(kind: str, schema: Schema, summary: str, inputs: int = 1,
+                  has_weights: bool = False) -> Callable[[RuleFn], RuleFn]:
+    def decorator(fn: RuleFn) -> RuleFn:
+        if kind in _RULES:
+            raise RuntimeError(f"a rule for layer kind '{kind}' is already registered")
+        _RULES[kind] = Rule(kind, fn, schema, summary, inputs, has_weights)
+        return fn
+
+    return decorator
+
+
+def _load() -> None:
+    from convlens.core import rules  # noqa: F401  (registers every rule)
+
+
+def get_rule(kind: str) -> Rule:
+    _load()
+    try:
+        return _RULES[kind]
+    except KeyError:
+        raise KeyError(f"unknown layer kind '{kind}'{suggest(kind, _RULES)}") from None
+
+
+def all_rules() -> dict[str, Rule]:
+    _load()
+    return dict(_RULES)

@@ -1,0 +1,11 @@
+"""Importing this package registers every layer rule (one module per family)."""
+
+from convlens.core.rules import (  # noqa: F401
+    activation,
+    conv,
+    excitation,
+    merge,
+    norm,
+    pool,
+    reshape,
+)

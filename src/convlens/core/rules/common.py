@@ -1,0 +1,120 @@
+"""Helpers shared by rule modules: shape checks and the sliding-window geometry."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from convlens.core.numbers import (
+    Dim,
+    floordiv,
+    is_numeric,
+    known_positive,
+    normalize,
+    product,
+)
+from convlens.core.registry import AxisMap, RuleError, Shape
+from convlens.core.steps import Step, step
+
+AXES = ("height", "width")
+AXIS_SYMBOL = ("H", "W")
+
+
+def spatial(kind: str, shape: Shape) -> tuple[Dim, Dim, Dim]:
+    """(C, H, W) or a clear error naming what was received."""
+    if len(shape) != 3:
+        hint = " (did a flatten or linear come too early?)" if len(shape) == 1 else ""
+        raise RuleError(f"{kind} expects a (C, H, W) input, got {fmt_shape(shape)}{hint}")
+    return shape[0], shape[1], shape[2]
+
+
+def fmt_shape(shape: Sequence[Any]) -> str:
+    from convlens.core.numbers import fmt
+
+    return "(" + ", ".join(fmt(d, grouping=False) for d in shape) + ")"
+
+
+def elements(shape: Shape) -> Dim:
+    return product(shape)
+
+
+@dataclass(frozen=True)
+class Window:
+    """One axis of a sliding window (convolution or pooling)."""
+
+    size: Dim  # input size I
+    kernel: Dim  # K
+    stride: Dim  # S
+    pad_lo: Dim  # padding before (top/left)
+    pad_hi: Dim  # padding after (bottom/right)
+    dilation: Dim  # D
+    ceil_mode: bool = False
+
+
+def window_output(kind: str, axis: int, w: Window) -> tuple[Dim, list[Step], list[str], AxisMap]:
+    """O = ⌊(I + P_lo + P_hi − D·(K − 1) − 1)/S⌋ + 1 (⌈⌉ with ceil_mode), with checks."""
+    name, sym = AXES[axis], AXIS_SYMBOL[axis]
+    extent = normalize(w.dilation * (w.kernel - 1) + 1)  # K_eff
+    padded = normalize(w.size + w.pad_lo + w.pad_hi)
+    if known_positive(padded - extent + 1) is False:
+        raise RuleError(
+            f"kernel {name} {_kernel_text(w)} is larger than the padded input {name} "
+            f"{padded} (input {w.size} + padding {w.pad_lo + w.pad_hi})"
+        )
+    symmetric = w.pad_lo == w.pad_hi
+    pad_text = "2·{P}" if symmetric else "{P_lo} + {P_hi}"
+    pads: dict[str, Any] = {"P": w.pad_lo} if symmetric else {"P_lo": w.pad_lo, "P_hi": w.pad_hi}
+    values: dict[str, Any] = {"I": w.size, **pads, "D": w.dilation, "K": w.kernel, "S": w.stride}
+    if w.ceil_mode:
+        out = normalize(-floordiv(-(padded - extent), w.stride) + 1)
+        template = "⌈({I} + " + pad_text + " − {D}·({K} − 1) − 1)/{S}⌉ + 1"
+    else:
+        out = normalize(floordiv(padded - extent, w.stride) + 1)
+        template = "⌊({I} + " + pad_text + " − {D}·({K} − 1) − 1)/{S}⌋ + 1"
+    steps = [step("shape", f"output {name}", f"{sym}_out", template, values, out)]
+    if w.ceil_mode and is_numeric(out) and (out - 1) * w.stride >= w.size + w.pad_lo:
+        # PyTorch drops a last window that would start in the right padding.
+        out -= 1
+        steps.append(step("shape", f"output {name}", f"{sym}_out",
+                          "{O} − 1", {"O": out + 1}, out,
+                          note="the last window would start in the padding, so it is dropped"))
+    warnings = []
+    if is_numeric(padded) and is_numeric(extent) and is_numeric(w.stride) and is_numeric(out):
+        unread = padded - ((out - 1) * w.stride + extent)
+        real_unread = unread - w.pad_hi if is_numeric(w.pad_hi) else 0
+        if not w.ceil_mode and real_unread > 0:
+            warnings.append(
+                f"stride {w.stride} does not divide evenly along the {name}: the last "
+                f"{real_unread} input {'rows' if axis == 0 else 'columns'} are never read"
+            )
+    axis_map = AxisMap(
+        lo=lambda o: o * w.stride - w.pad_lo,
+        hi=lambda o: o * w.stride - w.pad_lo + extent - 1,
+        jump=w.stride,
+        formula=f"output o reads input rows o·{w.stride} − {w.pad_lo} … o·{w.stride} − "
+        f"{w.pad_lo} + {extent} − 1",
+    )
+    return out, steps, warnings, axis_map
+
+
+def _kernel_text(w: Window) -> str:
+    if w.dilation == 1:
+        return str(w.kernel)
+    return f"{w.kernel} (dilated to {normalize(w.dilation * (w.kernel - 1) + 1)})"
+
+
+def same_padding(kernel: Dim, dilation: Dim) -> tuple[Dim, Dim]:
+    """PyTorch's padding='same': total D·(K−1), the extra pixel (if odd) at the end."""
+    total = normalize(dilation * (kernel - 1))
+    lo = floordiv(total, 2)
+    return lo, normalize(total - lo)
+
+
+def check_groups(kind: str, channels: Dim, out_channels: Dim, groups: Dim) -> None:
+    from convlens.core.numbers import known_divides
+
+    if known_divides(groups, channels) is False:
+        raise RuleError(f"groups={groups} must divide the input channels ({channels})")
+    if known_divides(groups, out_channels) is False:
+        raise RuleError(f"groups={groups} must divide the output channels ({out_channels})")

@@ -1,0 +1,199 @@
+"""Convolutions: conv2d, depthwise, conv_transpose2d."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from convlens.core.args import Arg, Schema
+from convlens.core.numbers import divide, is_numeric, normalize
+from convlens.core.registry import AxisMap, Cost, RuleError, Saved, Shape, register_rule
+from convlens.core.rules.common import (
+    AXES,
+    AXIS_SYMBOL,
+    Window,
+    check_groups,
+    same_padding,
+    spatial,
+    window_output,
+)
+from convlens.core.steps import step
+
+_GEOMETRY = (
+    Arg("stride", "pair", 1, help="step between windows"),
+    Arg("padding", "padding", 0, help="zeros added on each side, 'same' or 'valid'"),
+    Arg("dilation", "pair", 1, help="spacing between kernel taps"),
+)
+
+CONV2D = Schema((
+    Arg("out_channels", "int", positional=True, help="number of filters"),
+    Arg("kernel_size", "pair", 3, positional=True, help="filter height and width"),
+    *_GEOMETRY,
+    Arg("groups", "int", 1, help="channel groups (groups = in_channels is depthwise)"),
+    Arg("bias", "bool", True, help="add a learned bias per output channel"),
+))
+
+DEPTHWISE = Schema((
+    Arg("kernel_size", "pair", 3, positional=True, help="filter height and width"),
+    *_GEOMETRY,
+    Arg("multiplier", "int", 1, help="output channels per input channel"),
+    Arg("bias", "bool", True, help="add a learned bias per output channel"),
+))
+
+
+def _pads(kind: str, padding: Any, kernel: tuple, stride: tuple, dilation: tuple) -> tuple:
+    """(top, bottom, left, right); 'same' as PyTorch computes it (stride 1 only)."""
+    if padding != "same":
+        return padding
+    if any(s != 1 for s in stride):
+        raise RuleError("padding='same' is not supported for strided convolutions "
+                        f"(stride={stride}); PyTorch refuses it too — give the padding as a "
+                        "number, e.g. padding=k//2")
+    top, bottom = same_padding(kernel[0], dilation[0])
+    left, right = same_padding(kernel[1], dilation[1])
+    return (top, bottom, left, right)
+
+
+def convolution(kind: str, shape: Shape, out_channels: Any, args: Mapping[str, Any],
+                groups: Any) -> Cost:
+    """The shared arithmetic of conv2d and depthwise (a conv2d with groups = C_in)."""
+    channels, height, width = spatial(kind, shape)
+    check_groups(kind, channels, out_channels, groups)
+    kernel, stride, dilation = args["kernel_size"], args["stride"], args["dilation"]
+    pads = _pads(kind, args["padding"], kernel, stride, dilation)
+    outs, steps, warnings, maps = [], [], [], []
+    for axis, size in enumerate((height, width)):
+        window = Window(size, kernel[axis], stride[axis], pads[2 * axis], pads[2 * axis + 1],
+                        dilation[axis])
+        out, axis_steps, axis_warnings, axis_map = window_output(kind, axis, window)
+        outs.append(out)
+        steps += axis_steps
+        warnings += axis_warnings
+        maps.append(axis_map)
+    per_filter = normalize(divide(channels, groups) * kernel[0] * kernel[1])  # C_in/g·K_h·K_w
+    weights = normalize(out_channels * per_filter)
+    bias = out_channels if args["bias"] else 0
+    params = normalize(weights + bias)
+    positions = normalize(out_channels * outs[0] * outs[1])
+    macs = normalize(positions * per_filter)
+    values = {"C_out": out_channels, "C_in": channels, "g": groups,
+              "K_h": kernel[0], "K_w": kernel[1]}
+    bias_text = " + {C_out}" if args["bias"] else ""
+    steps.append(step("params", "parameters", "params",
+                      "{C_out}·({C_in}/{g})·{K_h}·{K_w}" + bias_text, values, params))
+    steps.append(step("macs", "multiply-accumulates", "MACs",
+                      "{C_out}·{H_out}·{W_out}·({C_in}/{g})·{K_h}·{K_w}",
+                      {**values, "H_out": outs[0], "W_out": outs[1]}, macs))
+    return Cost(
+        output_shape=(out_channels, outs[0], outs[1]),
+        params=params,
+        macs=macs,
+        bias_flops=positions if args["bias"] else 0,
+        connections=normalize(macs + (positions if args["bias"] else 0)),
+        rf=(maps[0], maps[1]),
+        saves=(Saved("input"),),  # ConvolutionBackward keeps its input whenever it runs
+        warnings=tuple(warnings),
+        steps=tuple(steps),
+        args={**args, "padding": pads, "groups": groups, "out_channels": out_channels},
+    )
+
+
+@register_rule("conv2d", CONV2D, "2-D convolution (nn.Conv2d)", has_weights=True)
+def conv2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
+    return convolution("conv2d", inputs[0], args["out_channels"], args, args["groups"])
+
+
+@register_rule("depthwise", DEPTHWISE, "depthwise convolution: one filter per input channel "
+               "(nn.Conv2d with groups = in_channels)", has_weights=True)
+def depthwise(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
+    channels = spatial("depthwise", inputs[0])[0]
+    return convolution("depthwise", inputs[0], normalize(channels * args["multiplier"]), args,
+                       channels)
+
+
+CONV_TRANSPOSE2D = Schema((
+    Arg("out_channels", "int", positional=True, help="number of output channels"),
+    Arg("kernel_size", "pair", 2, positional=True, help="filter height and width"),
+    Arg("stride", "pair", 1, help="upsampling factor"),
+    Arg("padding", "pair", 0, minimum=0, help="rows/columns cropped from each side"),
+    Arg("output_padding", "pair", 0, minimum=0, help="extra rows/columns on one side"),
+    Arg("dilation", "pair", 1, help="spacing between kernel taps"),
+    Arg("groups", "int", 1, help="channel groups"),
+    Arg("bias", "bool", True, help="add a learned bias per output channel"),
+))
+
+
+def _transposed_map(k: Any, s: Any, p: Any, d: Any) -> AxisMap:
+    """Output o receives input i when o = i·S − P + j·D for a tap j in [0, K)."""
+
+    def inputs_of(o: Any) -> list[int]:
+        if not all(is_numeric(v) for v in (o, k, s, p, d)):
+            raise ValueError("receptive field of a transposed convolution needs numeric sizes")
+        return [(o + p - j * d) // s for j in range(k) if (o + p - j * d) % s == 0]
+
+    def lo(o: Any) -> Any:
+        found = inputs_of(o)
+        return min(found) if found else None
+
+    def hi(o: Any) -> Any:
+        found = inputs_of(o)
+        return max(found) if found else None
+
+    return AxisMap(lo=lo, hi=hi, jump=divide(1, s),
+                   formula=f"output o reads inputs i with o = i·{s} − {p} + j·{d}, 0 ≤ j < {k}")
+
+
+@register_rule("conv_transpose2d", CONV_TRANSPOSE2D,
+               "transposed convolution (nn.ConvTranspose2d)", has_weights=True)
+def conv_transpose2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
+    kind = "conv_transpose2d"
+    channels, height, width = spatial(kind, inputs[0])
+    out_channels, groups = args["out_channels"], args["groups"]
+    check_groups(kind, channels, out_channels, groups)
+    kernel, stride, pad = args["kernel_size"], args["stride"], args["padding"]
+    out_pad, dilation = args["output_padding"], args["dilation"]
+    outs, steps, maps = [], [], []
+    for axis, size in enumerate((height, width)):
+        name, sym = AXES[axis], AXIS_SYMBOL[axis]
+        if is_numeric(out_pad[axis]) and out_pad[axis] >= max(stride[axis], dilation[axis]):
+            raise RuleError(
+                f"output_padding {out_pad[axis]} along the {name} must be smaller than the "
+                f"stride ({stride[axis]}) or the dilation ({dilation[axis]})")
+        out = normalize((size - 1) * stride[axis] - 2 * pad[axis]
+                        + dilation[axis] * (kernel[axis] - 1) + out_pad[axis] + 1)
+        if is_numeric(out) and out < 1:
+            raise RuleError(f"output {name} would be {out}: padding {pad[axis]} crops more "
+                            f"than the transposed convolution produces")
+        steps.append(step("shape", f"output {name}", f"{sym}_out",
+                          "({I} − 1)·{S} − 2·{P} + {D}·({K} − 1) + {OP} + 1",
+                          {"I": size, "S": stride[axis], "P": pad[axis], "D": dilation[axis],
+                           "K": kernel[axis], "OP": out_pad[axis]}, out))
+        outs.append(out)
+        maps.append(_transposed_map(kernel[axis], stride[axis], pad[axis], dilation[axis]))
+    per_input = normalize(divide(out_channels, groups) * kernel[0] * kernel[1])
+    params = normalize(channels * per_input + (out_channels if args["bias"] else 0))
+    # Every input element scatters one scaled copy of its filter: C_in·H·W·(C_out/g)·K_h·K_w.
+    macs = normalize(channels * height * width * per_input)
+    values = {"C_in": channels, "C_out": out_channels, "g": groups,
+              "K_h": kernel[0], "K_w": kernel[1]}
+    bias_text = " + {C_out}" if args["bias"] else ""
+    steps.append(step("params", "parameters", "params",
+                      "{C_in}·({C_out}/{g})·{K_h}·{K_w}" + bias_text, values, params))
+    steps.append(step("macs", "multiply-accumulates", "MACs",
+                      "{C_in}·{H}·{W}·({C_out}/{g})·{K_h}·{K_w}",
+                      {**values, "H": height, "W": width}, macs,
+                      note="each input element scatters one scaled copy of its filter"))
+    positions = normalize(out_channels * outs[0] * outs[1])
+    return Cost(
+        output_shape=(out_channels, outs[0], outs[1]),
+        params=params,
+        macs=macs,
+        bias_flops=positions if args["bias"] else 0,
+        connections=normalize(macs + (positions if args["bias"] else 0)),
+        rf=(maps[0], maps[1]),
+        saves=(Saved("input"),),
+        steps=tuple(steps),
+        args=dict(args),
+    )
+
+

@@ -1,0 +1,143 @@
+"""Layers that change the layout: flatten, linear, upsample, crop."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from fractions import Fraction
+from typing import Any
+
+from convlens.core.args import Arg, Schema
+from convlens.core.numbers import divide, floordiv, known_positive, normalize
+from convlens.core.registry import AxisMap, Cost, RuleError, Saved, Shape, register_rule
+from convlens.core.rules.common import elements, fmt_shape, spatial
+from convlens.core.steps import step
+
+
+@register_rule("flatten", Schema(), "flatten each sample to a vector (a view, no copy)")
+def flatten(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
+    n = elements(inputs[0])
+    return Cost(output_shape=(n,), alias=True, rf_global=True,
+                steps=(step("shape", "features", "N",
+                            " · ".join(f"{{D{i}}}" for i in range(len(inputs[0]))),
+                            {f"D{i}": d for i, d in enumerate(inputs[0])}, n),))
+
+
+LINEAR = Schema((
+    Arg("out_features", "int", positional=True, help="number of outputs"),
+    Arg("bias", "bool", True, help="add a learned bias per output"),
+))
+
+
+@register_rule("linear", LINEAR, "fully connected layer (nn.Linear) on the last axis",
+               has_weights=True)
+def linear(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
+    shape = tuple(inputs[0])
+    features, out = shape[-1], args["out_features"]
+    rows = elements(shape[:-1])  # nn.Linear applies to the last axis of every row
+    params = normalize(out * features + (out if args["bias"] else 0))
+    macs = normalize(rows * out * features)
+    warnings = ()
+    if len(shape) > 1:
+        warnings = (f"linear applies to the last axis (size {features}) of a "
+                    f"{fmt_shape(shape)} input, as nn.Linear does; add 'flatten' first to "
+                    "use every feature",)
+    bias_text = " + {F_out}" if args["bias"] else ""
+    return Cost(
+        output_shape=(*shape[:-1], out),
+        params=params,
+        macs=macs,
+        bias_flops=normalize(rows * out) if args["bias"] else 0,
+        connections=normalize(macs + (rows * out if args["bias"] else 0)),
+        rf_global=True,
+        saves=(Saved("input", needs="weight"),),  # only ∂L/∂W needs the input
+        warnings=warnings,
+        steps=(step("params", "parameters", "params", "{F_out}·{F_in}" + bias_text,
+                    {"F_out": out, "F_in": features}, params),
+               step("macs", "multiply-accumulates", "MACs", "{R}·{F_out}·{F_in}",
+                    {"R": rows, "F_out": out, "F_in": features}, macs)),
+        args=dict(args),
+    )
+
+
+UPSAMPLE = Schema((
+    Arg("scale_factor", "float", positional=True, help="size multiplier"),
+    Arg("mode", "choice", "nearest", choices=("nearest", "bilinear"), help="interpolation"),
+    Arg("align_corners", "bool", False, help="bilinear only: align the corner pixels"),
+))
+
+
+def _upsample_map(size: Any, out: Any, scale: Fraction, mode: str, align: bool) -> AxisMap:
+    """Input positions read by output o, as PyTorch's interpolate computes them."""
+    if mode == "nearest":
+        return AxisMap(lo=lambda o: floordiv(o, scale), hi=lambda o: floordiv(o, scale),
+                       jump=divide(1, scale), formula=f"output o reads input ⌊o/{scale}⌋")
+    if align:
+        ratio = divide(size - 1, out - 1) if out != 1 else 0
+
+        def source(o: Any) -> Any:
+            return o * ratio
+    else:
+        ratio = divide(1, scale)
+
+        def source(o: Any) -> Any:  # (o + ½)/s − ½, on an unbounded input
+            return (o + Fraction(1, 2)) * ratio - Fraction(1, 2)
+
+    def hi(o: Any) -> Any:
+        x = source(o)
+        base = floordiv(x, 1)
+        return base if x == base else base + 1  # a zero weight reads nothing
+
+    return AxisMap(lo=lambda o: floordiv(source(o), 1), hi=hi, jump=ratio,
+                   formula="output o reads the two inputs around its source position")
+
+
+@register_rule("upsample", UPSAMPLE, "upsampling by a scale factor (nn.Upsample)")
+def upsample(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
+    c, h, w = spatial("upsample", inputs[0])
+    raw = args["scale_factor"]
+    scale = Fraction(raw).limit_denominator(1000) if isinstance(raw, float) else Fraction(raw)
+    if scale <= 0:
+        raise RuleError(f"scale_factor must be positive, got {raw}")
+    if args["align_corners"] and args["mode"] != "bilinear":
+        raise RuleError("align_corners applies only to mode=bilinear")
+    oh, ow = floordiv(h * scale, 1), floordiv(w * scale, 1)
+    n = normalize(c * oh * ow)
+    work = normalize(7 * n) if args["mode"] == "bilinear" else 0  # 4 products, 3 sums
+    steps = [step("shape", "output height", "H_out", "⌊{H}·{s}⌋", {"H": h, "s": scale}, oh),
+             step("shape", "output width", "W_out", "⌊{W}·{s}⌋", {"W": w, "s": scale}, ow)]
+    if work:
+        steps.append(step("flops", "interpolation FLOPs", "FLOPs", "7·{N}", {"N": n}, work,
+                          note="4 weighted neighbours: 4 multiplies and 3 adds"))
+    maps = tuple(_upsample_map(size, out, scale, args["mode"], args["align_corners"])
+                 for size, out in ((h, oh), (w, ow)))
+    return Cost(output_shape=(c, oh, ow), other_flops=work, rf=maps,  # type: ignore[arg-type]
+                steps=tuple(steps), args={**args, "scale_factor": scale})
+
+
+CROP = Schema((
+    Arg("size", "size", None, positional=True, help="output height and width"),
+    Arg("like", "name", None, help="crop to the spatial size of this named output"),
+))
+
+
+@register_rule("crop", CROP, "centre crop (U-Net's skip path); a view, no copy")
+def crop(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
+    c, h, w = spatial("crop", inputs[0])
+    if args["size"] is None:
+        raise RuleError("crop needs a size (crop 64 or crop 64x64) or like=NAME")
+    oh, ow = args["size"]
+    offsets = []
+    for name, size, out in (("height", h, oh), ("width", w, ow)):
+        if known_positive(size - out + 1) is False:
+            raise RuleError(f"cannot crop the {name} {size} to a larger {out}")
+        offsets.append(floordiv(size - out, 2))
+    maps = tuple(AxisMap(lo=lambda o, t=t: o + t, hi=lambda o, t=t: o + t, jump=1,
+                         formula=f"output o is input o + {t}") for t in offsets)
+    steps = tuple(step("shape", f"{name} offset", "offset", "⌊({I} − {O})/2⌋",
+                       {"I": size, "O": out}, t)
+                  for name, size, out, t in (("top", h, oh, offsets[0]),
+                                             ("left", w, ow, offsets[1])))
+    return Cost(output_shape=(c, oh, ow), alias=True, rf=maps,  # type: ignore[arg-type]
+                steps=steps, args={**args, "offsets": tuple(offsets)})
+
+

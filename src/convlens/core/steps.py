@@ -1,0 +1,61 @@
+"""Worked derivations: each step is a formula, the same formula with numbers, and a result.
+
+A rule builds its steps from the very values it computes with, and a test
+evaluates every ``substituted`` text back to a number, so the working shown can
+never drift from the figure reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from convlens.core.numbers import Dim, fmt, is_numeric
+
+
+@dataclass(frozen=True)
+class Step:
+    topic: str  # "shape", "params", "macs", "flops", "rf" or "memory" (for --what)
+    quantity: str  # what is computed, e.g. "output height"
+    symbol: str  # its name in the formula, e.g. "H_out"
+    formula: str  # e.g. "⌊(H + 2·P − D·(K − 1) − 1)/S⌋ + 1"
+    substituted: str  # the formula with numbers, e.g. "⌊(128 + 2·2 − 1·(5 − 1) − 1)/2⌋ + 1"
+    result: Dim
+    note: str = ""
+
+    @property
+    def text(self) -> str:
+        """``H_out = ⌊(H + 2P − K)/S⌋ + 1 = ⌊(128 + 4 − 5)/2⌋ + 1 = 64``."""
+        parts = [self.symbol, self.formula]
+        if self.substituted != self.formula:
+            parts.append(self.substituted)
+        shown = fmt(self.result, grouping=False)
+        if shown != self.substituted:
+            parts.append(shown)
+        return " = ".join(parts)
+
+
+def _operand(value: Any) -> str:
+    """A value as it appears inside a formula: compound expressions get brackets."""
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_operand(v) for v in value) + ")"
+    text = fmt(value, grouping=False)
+    if is_numeric(value) and not str(text).startswith("-") and "/" not in text:
+        return text
+    if text.isidentifier():
+        return text
+    return f"({text})"
+
+
+def step(topic: str, quantity: str, symbol: str, template: str, values: dict[str, Any],
+         result: Dim, note: str = "") -> Step:
+    """Fill ``template`` (placeholders ``{H}``) once with names and once with numbers."""
+    formula = template.format(**{name: name for name in values})
+    substituted = template.format(**{name: _operand(v) for name, v in values.items()})
+    return Step(topic, quantity, symbol, formula, substituted, result, note)
+
+
+def given(topic: str, quantity: str, symbol: str, value: Dim, note: str = "") -> Step:
+    """A step that states a value without arithmetic (e.g. the kernel of a global pool)."""
+    text = _operand(value)
+    return Step(topic, quantity, symbol, text, text, value, note)

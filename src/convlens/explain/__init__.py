@@ -1,0 +1,1 @@
+"""Worked derivations of a report's numbers, as text, Markdown or LaTeX."""

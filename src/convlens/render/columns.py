@@ -1,0 +1,121 @@
+"""The column vocabulary shared by every renderer, and the cell text of each column."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from convlens.core.analyze import Report
+from convlens.core.numbers import fmt
+from convlens.core.records import LayerRecord, Totals
+
+
+class Column(StrEnum):
+    INDEX = "#"
+    NAME = "layer"
+    KIND = "kind"
+    OUTPUT = "output (C, H, W)"
+    PARAMS = "params"
+    MACS = "MACs"
+    FLOPS = "FLOPs"
+    RF = "RF"
+    JUMP = "jump"
+    ACTIVATIONS = "activation bytes"
+
+
+COLUMNS: tuple[Column, ...] = tuple(Column)
+NUMERIC = {Column.PARAMS, Column.MACS, Column.FLOPS, Column.ACTIVATIONS}
+
+
+def shape_text(shape: Any) -> str:
+    return "×".join(fmt(d, grouping=False) for d in shape) if shape else ""
+
+
+def pair_text(pair: Any) -> str:
+    if pair is None:
+        return ""
+    a, b = pair
+    if a == b:
+        return fmt(a, grouping=False)
+    return f"{fmt(a, grouping=False)}×{fmt(b, grouping=False)}"
+
+
+def rf_text(record: LayerRecord | Totals) -> str:
+    if record.rf_status.startswith("unavailable"):
+        return "n/a"
+    text = pair_text(record.rf)
+    return f"{text} (all)" if record.rf_status == "whole input" else text
+
+
+def layer_cells(record: LayerRecord) -> dict[Column, str]:
+    return {
+        Column.INDEX: str(record.index),
+        Column.NAME: record.name,
+        Column.KIND: record.kind,
+        Column.OUTPUT: shape_text(record.output_shape),
+        Column.PARAMS: fmt(record.params),
+        Column.MACS: fmt(record.macs),
+        Column.FLOPS: fmt(record.flops),
+        Column.RF: rf_text(record),
+        Column.JUMP: pair_text(record.jump),
+        Column.ACTIVATIONS: fmt(record.activation_bytes),
+    }
+
+
+def total_cells(report: Report) -> dict[Column, str]:
+    t = report.totals
+    last = report.layers[-1] if report.layers else None
+    return {
+        Column.INDEX: "",
+        Column.NAME: "total",
+        Column.KIND: "",
+        Column.OUTPUT: shape_text(last.output_shape) if last else "",
+        Column.PARAMS: fmt(t.params),
+        Column.MACS: fmt(t.macs),
+        Column.FLOPS: fmt(t.flops),
+        Column.RF: rf_text(t),
+        Column.JUMP: pair_text(t.jump),
+        Column.ACTIVATIONS: fmt(t.activation_bytes),
+    }
+
+
+def summary_lines(report: Report) -> list[tuple[str, str]]:
+    """The totals below the table, as (label, value) pairs."""
+    t, o = report.totals, report.options
+    lines = [
+        ("input", f"{shape_text(report.network.input_shape)} × batch {fmt(o.batch)}, {o.dtype}"),
+        ("parameters", f"{fmt(t.params)} ({fmt(t.trainable_params)} trainable, "
+                       f"{fmt(t.frozen_params)} frozen) + {fmt(t.buffers)} buffer values"),
+        ("MACs", fmt(t.macs)),
+        ("FLOPs", fmt(t.flops)),
+        ("receptive field", _rf_summary(t)),
+        ("peak activations (inference)", bytes_text(t.peak_activation_bytes)),
+        (f"training memory ({o.optimizer})",
+         f"{bytes_text(t.training_bytes)} = params {bytes_text(t.param_bytes)} + buffers "
+         f"{bytes_text(t.buffer_bytes)} + grads {bytes_text(t.grad_bytes)} + optimizer "
+         f"{bytes_text(t.optimizer_bytes)} + saved activations "
+         f"{bytes_text(t.saved_activation_bytes)}"),
+    ]
+    if t.connections is not None:
+        lines.append(("connections", fmt(t.connections)))
+    lines.append(("convention", report.convention))
+    return lines
+
+
+def _rf_summary(t: Totals) -> str:
+    if t.rf_status == "whole input":
+        h, w = t.rf
+        return f"the whole input ({h}×{w}) after global pooling, flatten or linear"
+    if t.rf_status.startswith("unavailable"):
+        return t.rf_status
+    return f"{pair_text(t.rf)}, jump {pair_text(t.jump)}, start {pair_text(t.start)}"
+
+
+def bytes_text(value: Any) -> str:
+    """Exact bytes plus a readable unit: ``1,048,576 B (1.00 MiB)``."""
+    if not isinstance(value, int):
+        return f"{fmt(value)} B"
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if value >= size:
+            return f"{value:,} B ({value / size:.2f} {unit})"
+    return f"{value:,} B"

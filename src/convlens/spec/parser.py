@@ -1,0 +1,464 @@
+"""Parser and expander of ``.cnn`` network descriptions.
+
+One statement per line, ``#`` comments, indentation for block bodies::
+
+    input 3x32x32
+    block basic(planes, stride=1):
+        conv2d planes k=3 s=stride p=1 bias=false
+        batchnorm2d
+        relu
+        conv2d planes k=3 p=1 bias=false
+        batchnorm2d
+        add in
+        relu
+    repeat 2: basic 64
+
+Statements: ``input CxHxW``; a layer kind with positional and ``key=value``
+arguments; a block call; ``as NAME`` labels an output; ``add NAME…`` and
+``concat NAME…`` join the current output with named ones (if the current output
+is itself named in the list, the list gives the full order); ``from NAME``
+continues from an earlier output; ``freeze`` freezes every layer so far;
+``repeat N:`` repeats its body. Inside a block, ``in`` is the block's input.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from convlens.core.args import ALIASES, ArgValueError, coerce_args, coerce_one, suggest
+from convlens.core.numbers import is_numeric, known_positive, symbol
+from convlens.core.records import LayerSpec, Network
+from convlens.core.registry import all_rules
+from convlens.errors import SourcePosition, SpecError
+from convlens.spec.expressions import Evaluator, ExpressionError
+from convlens.spec.prelude import PRELUDE
+
+_KEY_VALUE = re.compile(r"^([A-Za-z_]\w*)=(.+)$")
+_HEADER = re.compile(r"^([A-Za-z_]\w*)\s*\((.*)\)\s*$")
+STATEMENTS = ("input", "block", "repeat", "from", "add", "concat", "freeze")
+MAX_DEPTH = 50
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str
+    column: int
+
+
+@dataclass
+class Statement:
+    line: int
+    indent: int
+    tokens: list[Token]
+    body: list[Statement] = field(default_factory=list)
+    source: str = ""
+
+    @property
+    def head(self) -> str:
+        return self.tokens[0].text
+
+
+def tokenize(text: str) -> list[Token]:
+    """Split at spaces outside brackets, keeping 1-based columns."""
+    tokens: list[Token] = []
+    depth, start = 0, None
+    for i, ch in enumerate(text + " "):
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        if ch.isspace() and depth <= 0:
+            if start is not None:
+                tokens.append(Token(text[start:i], start + 1))
+                start = None
+        elif start is None:
+            start = i
+    return tokens
+
+
+def read_statements(text: str, source: str) -> list[Statement]:
+    """Lines → statements nested by indentation (a header ends with ``:``)."""
+    root: list[Statement] = []
+    stack: list[tuple[int, list[Statement]]] = [(-1, root)]
+    for number, raw in enumerate(text.splitlines(), start=1):
+        content = raw.split("#", 1)[0].rstrip()
+        if not content.strip():
+            continue
+        expanded = content.expandtabs(4)
+        indent = len(expanded) - len(expanded.lstrip())
+        tokens = [Token(t.text, t.column + indent) for t in tokenize(expanded.strip())]
+        while indent <= stack[-1][0]:
+            stack.pop()
+        statement = Statement(number, indent, tokens, source=source)
+        stack[-1][1].append(statement)
+        if tokens[-1].text.endswith(":"):
+            stack.append((indent, statement.body))
+        elif tokens[0].text == "repeat":
+            _split_inline_repeat(statement)
+    return root
+
+
+def _split_inline_repeat(statement: Statement) -> None:
+    """``repeat 3: conv2d 64`` → a header ``repeat 3:`` with a one-line body."""
+    for i, token in enumerate(statement.tokens):
+        if ":" in token.text:
+            count, _, first = token.text.partition(":")
+            rest = ([Token(first, token.column + len(count) + 1)] if first else [])
+            rest += statement.tokens[i + 1:]
+            statement.tokens = [*statement.tokens[:i], Token(count + ":", token.column)]
+            if rest:
+                statement.body.append(Statement(statement.line, statement.indent + 1, rest,
+                                                source=statement.source))
+            return
+
+
+@dataclass
+class BlockDef:
+    name: str
+    params: list[tuple[str, str | None]]  # (name, default text)
+    body: list[Statement]
+    line: int
+    source: str
+
+
+@dataclass
+class Scope:
+    prefix: str
+    env: dict[str, Any]
+    labels: dict[str, str]
+    current: str
+    counters: Counter[str] = field(default_factory=Counter)
+    call_chain: tuple[str, ...] = ()
+
+
+class Expander:
+    """Walks statements, expanding blocks and repeats into a flat list of layers."""
+
+    def __init__(self, source: str, bindings: Mapping[str, Any]):
+        self.source = source
+        self.bindings = dict(bindings)
+        self.used_bindings: set[str] = set()
+        self.symbols: set[str] = set()
+        self.blocks: dict[str, BlockDef] = {}
+        self.layers: list[LayerSpec] = []
+        self.taken: set[str] = {"input"}
+        self.input_shape: tuple[Any, ...] | None = None
+        self.frozen_until = 0
+        self.rules = all_rules()
+
+    # -- errors -------------------------------------------------------------------------
+    def error(self, statement: Statement, message: str, column: int | None = None,
+              layer: str = "", scope: Scope | None = None) -> SpecError:
+        chain = scope.call_chain if scope else ()
+        if chain:
+            message += " (in " + ", ".join(reversed(chain)) + ")"
+        position = SourcePosition(statement.source or self.source, statement.line,
+                                  column or statement.tokens[0].column)
+        return SpecError(message, position, layer)
+
+    def lookup(self, name: str) -> Any:
+        if name in self.bindings:
+            self.used_bindings.add(name)
+            return self.bindings[name]
+        self.symbols.add(name)
+        return symbol(name)
+
+    def evaluate(self, statement: Statement, token: Token, text: str, scope: Scope) -> Any:
+        try:
+            return Evaluator(scope.env, self.lookup)(text)
+        except (ExpressionError, ZeroDivisionError, TypeError) as err:
+            raise self.error(statement, str(err), token.column, scope=scope) from None
+
+    # -- statements ---------------------------------------------------------------------
+    def run(self, statements: list[Statement], scope: Scope, depth: int = 0) -> None:
+        if depth > MAX_DEPTH:
+            raise self.error(statements[0], "blocks nest too deeply (a block calls itself?)",
+                             scope=scope)
+        for statement in statements:
+            self.statement(statement, scope, depth)
+
+    def statement(self, st: Statement, scope: Scope, depth: int) -> None:
+        head = st.head
+        if head == "block":
+            self.define_block(st, scope)
+            return
+        if head == "input":
+            self.input_statement(st, scope)
+            return
+        if self.input_shape is None:
+            raise self.error(st, "the description must start with 'input CxHxW' "
+                             "(e.g. 'input 3x224x224')", scope=scope)
+        if head == "repeat":
+            self.repeat(st, scope, depth)
+        elif head == "from":
+            if len(st.tokens) != 2:
+                raise self.error(st, "'from' takes one name: from NAME", scope=scope)
+            scope.current = self.resolve(st, st.tokens[1], scope)
+        elif head == "freeze":
+            if len(st.tokens) != 1:
+                raise self.error(st, "'freeze' takes no arguments", st.tokens[1].column,
+                                 scope=scope)
+            self.frozen_until = len(self.layers)
+        elif head in ("add", "concat"):
+            self.merge(st, scope)
+        elif head in self.blocks:
+            self.call_block(st, scope, depth)
+        elif head in self.rules:
+            self.layer(st, scope)
+        else:
+            known = [*self.rules, *self.blocks, *STATEMENTS]
+            raise self.error(st, f"unknown layer kind '{head}'{suggest(head, known)}",
+                             scope=scope)
+
+    def input_statement(self, st: Statement, scope: Scope) -> None:
+        if scope.prefix or self.input_shape is not None or self.layers:
+            raise self.error(st, "'input' must come once, before the first layer", scope=scope)
+        parts = list(st.tokens[1:])
+        texts = parts[0].text.split("x") if len(parts) == 1 else [t.text for t in parts]
+        dims = [self.evaluate(st, parts[0] if parts else st.tokens[0], t, scope) for t in texts]
+        if len(dims) != 3 or any(isinstance(d, tuple | str | float | bool) for d in dims):
+            raise self.error(st, "input must be channels x height x width, e.g. "
+                             "'input 3x224x224'", st.tokens[-1].column, scope=scope)
+        for d in dims:
+            if known_positive(d) is False:
+                raise self.error(st, f"input sizes must be positive, got {d}",
+                                 st.tokens[1].column, scope=scope)
+        self.input_shape = tuple(dims)
+
+    def define_block(self, st: Statement, scope: Scope) -> None:
+        header = " ".join(t.text for t in st.tokens[1:]).rstrip(":").strip()
+        match = _HEADER.match(header) or re.match(r"^([A-Za-z_]\w*)$", header)
+        if not match or not st.tokens[-1].text.endswith(":"):
+            raise self.error(st, "a block is defined as 'block NAME(param, param=default):' "
+                             "followed by indented lines", scope=scope)
+        name = match.group(1)
+        if name in self.rules or name in STATEMENTS:
+            raise self.error(st, f"block name '{name}' is already a layer kind or statement",
+                             st.tokens[1].column, scope=scope)
+        params: list[tuple[str, str | None]] = []
+        inner = match.group(2) if match.lastindex and match.lastindex >= 2 else ""
+        for part in _split_commas(inner or ""):
+            key, eq, default = part.partition("=")
+            key = key.strip()
+            if not key.isidentifier():
+                raise self.error(st, f"bad block parameter '{part}'", st.tokens[1].column,
+                                 scope=scope)
+            params.append((key, default.strip() if eq else None))
+        if not st.body:
+            raise self.error(st, f"block '{name}' has no indented body", scope=scope)
+        self.blocks[name] = BlockDef(name, params, st.body, st.line, st.source)
+
+    def repeat(self, st: Statement, scope: Scope, depth: int) -> None:
+        if len(st.tokens) != 2 or not st.tokens[1].text.endswith(":"):
+            raise self.error(st, "write 'repeat N:' followed by indented lines, or "
+                             "'repeat N: LAYER …' on one line", scope=scope)
+        count = self.evaluate(st, st.tokens[1], st.tokens[1].text[:-1], scope)
+        if not is_numeric(count) or isinstance(count, bool) or int(count) != count or count < 0:
+            raise self.error(st, f"repeat count must be a whole number, got {count}",
+                             st.tokens[1].column, scope=scope)
+        if not st.body:
+            raise self.error(st, "repeat has nothing to repeat", scope=scope)
+        for _ in range(int(count)):
+            self.run(st.body, scope, depth + 1)
+
+    # -- names --------------------------------------------------------------------------
+    def resolve(self, st: Statement, token: Token, scope: Scope) -> str:
+        name = token.text
+        if name in scope.labels:
+            return scope.labels[name]
+        raise self.error(st, f"undefined name '{name}'{suggest(name, scope.labels)}; "
+                         "label an output with 'as NAME' first", token.column, scope=scope)
+
+    def node_name(self, scope: Scope, base: str) -> str:
+        name = scope.prefix + base
+        candidate, n = name, 1
+        while candidate in self.taken:
+            n += 1
+            candidate = f"{name}_{n}"
+        self.taken.add(candidate)
+        return candidate
+
+    def split_label(self, st: Statement, scope: Scope) -> tuple[list[Token], str | None]:
+        tokens = st.tokens[1:]
+        if len(tokens) >= 2 and tokens[-2].text == "as":
+            label = tokens[-1].text
+            if not label.isidentifier() or label in ("in", "input"):
+                raise self.error(st, f"'{label}' cannot be used as a name",
+                                 tokens[-1].column, scope=scope)
+            return tokens[:-2], label
+        if tokens and tokens[-1].text == "as":
+            raise self.error(st, "'as' needs a name after it", tokens[-1].column, scope=scope)
+        return tokens, None
+
+    def add_layer(self, st: Statement, scope: Scope, kind: str, args: dict[str, Any],
+                  inputs: tuple[str, ...], label: str | None, frozen: bool = False) -> str:
+        scope.counters[kind] += 1
+        name = self.node_name(scope, label or f"{kind}_{scope.counters[kind]}")
+        self.layers.append(LayerSpec(name=name, kind=kind, args=args, inputs=inputs,
+                                     frozen=frozen, line=st.line, column=st.tokens[0].column,
+                                     origin=f"{st.source or self.source}:{st.line}"))
+        scope.current = name
+        if label:
+            scope.labels[label] = name
+        return name
+
+    # -- layers, merges and calls -------------------------------------------------------
+    def layer(self, st: Statement, scope: Scope) -> None:
+        kind = st.head
+        rule = self.rules[kind]
+        tokens, label = self.split_label(st, scope)
+        positional = list(rule.schema.positional)
+        args: dict[str, Any] = {}
+        frozen = False
+        for token in tokens:
+            match = _KEY_VALUE.match(token.text)
+            if match:
+                key, text = match.group(1), match.group(2)
+                if key == "frozen":
+                    frozen = bool(self.evaluate(st, token, text, scope))
+                    continue
+            else:
+                if not positional:
+                    raise self.error(st, f"too many values for {kind}: '{token.text}' "
+                                     f"(it takes {_positional_text(rule.schema)})",
+                                     token.column, layer=kind, scope=scope)
+                key, text = positional.pop(0).name, token.text
+                if key in args:
+                    raise self.error(st, f"argument '{key}' of {kind} is given twice",
+                                     token.column, scope=scope)
+            try:
+                canonical = ALIASES.get(key, key) if key not in rule.schema.names else key
+                if canonical in rule.schema.names and rule.schema[canonical].kind == "name":
+                    value: Any = self.resolve(st, Token(text, token.column + len(key) + 1),
+                                              scope)
+                else:
+                    value = self.evaluate(st, token, text, scope)
+                name, checked = coerce_one(kind, rule.schema, key, value)
+            except ArgValueError as err:
+                raise self.error(st, str(err), token.column, scope=scope) from None
+            if name in args:
+                raise self.error(st, f"argument '{name}' of {kind} is given twice",
+                                 token.column, scope=scope)
+            args[name] = checked
+            if positional and positional[0].name == name:
+                positional.pop(0)
+        try:
+            args = coerce_args(kind, rule.schema, args)
+        except ArgValueError as err:
+            raise self.error(st, str(err), scope=scope) from None
+        self.add_layer(st, scope, kind, args, (scope.current,), label, frozen)
+
+    def merge(self, st: Statement, scope: Scope) -> None:
+        tokens, label = self.split_label(st, scope)
+        if not tokens:
+            raise self.error(st, f"'{st.head}' needs the names of the outputs to join, e.g. "
+                             f"'{st.head} skip'", scope=scope)
+        names = [self.resolve(st, t, scope) for t in tokens]
+        inputs = tuple(names) if scope.current in names else (scope.current, *names)
+        self.add_layer(st, scope, st.head, {}, inputs, label)
+
+    def call_block(self, st: Statement, scope: Scope, depth: int) -> None:
+        block = self.blocks[st.head]
+        tokens, label = self.split_label(st, scope)
+        names = [p for p, _ in block.params]
+        values: dict[str, Any] = {}
+        positional = list(names)
+        for token in tokens:
+            match = _KEY_VALUE.match(token.text)
+            if match:
+                key = match.group(1)
+                key = key if key in names else ALIASES.get(key, key)
+                if key not in names:
+                    raise self.error(st, f"block '{block.name}' has no parameter '{match.group(1)}'"
+                                     f"{suggest(match.group(1), names)}; it takes: "
+                                     f"{', '.join(names) or 'nothing'}", token.column, scope=scope)
+                text = match.group(2)
+            else:
+                remaining = [p for p in positional if p not in values]
+                if not remaining:
+                    raise self.error(st, f"too many values for block '{block.name}'",
+                                     token.column, scope=scope)
+                key, text = remaining[0], token.text
+            if key in values:
+                raise self.error(st, f"parameter '{key}' of block '{block.name}' is given twice",
+                                 token.column, scope=scope)
+            values[key] = self.evaluate(st, token, text, scope)
+        env: dict[str, Any] = {}
+        for name, default in block.params:
+            if name in values:
+                env[name] = values[name]
+            elif default is not None:
+                env[name] = self.evaluate(st, st.tokens[0], default,
+                                          Scope("", env, {}, "", call_chain=scope.call_chain))
+            else:
+                raise self.error(st, f"block '{block.name}' needs parameter '{name}'",
+                                 scope=scope)
+        scope.counters[block.name] += 1
+        instance = label or f"{block.name}_{scope.counters[block.name]}"
+        inner = Scope(prefix=f"{scope.prefix}{instance}.", env=env,
+                      labels={"in": scope.current}, current=scope.current,
+                      call_chain=(*scope.call_chain,
+                                  f"block '{block.name}' called at line {st.line}"))
+        self.run(block.body, inner, depth + 1)
+        scope.current = inner.current
+        if label:
+            scope.labels[label] = inner.current
+
+    # -- result -------------------------------------------------------------------------
+    def network(self, name: str) -> Network:
+        if self.input_shape is None:
+            raise SpecError("the description is empty: it needs at least 'input CxHxW'",
+                            SourcePosition(self.source, 1, 1))
+        unused = sorted(set(self.bindings) - self.used_bindings)
+        if unused:
+            known = ", ".join(sorted(self.symbols | self.used_bindings)) or "none"
+            raise SpecError(f"--set names symbol(s) the description does not use: "
+                            f"{', '.join(unused)} (its symbols: {known})")
+        layers = [LayerSpec(**{**spec.__dict__, "frozen": True}) if i < self.frozen_until
+                  else spec for i, spec in enumerate(self.layers)]
+        return Network(input_shape=self.input_shape, layers=tuple(layers), name=name,
+                       source=self.source)
+
+
+def _split_commas(text: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += ch in "(["
+        depth -= ch in ")]"
+        if ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    if text[start:].strip():
+        parts.append(text[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _positional_text(schema: Any) -> str:
+    names = [a.name for a in schema.positional]
+    return "positional " + ", ".join(names) if names else "no positional values"
+
+
+def parse_text(text: str, source: str = "<text>", name: str = "network",
+               bindings: Mapping[str, Any] | None = None) -> Network:
+    """Description text → ``Network``; ``bindings`` put numbers for symbols (``--set``)."""
+    expander = Expander(source, bindings or {})
+    root = Scope(prefix="", env={}, labels={"input": "input"}, current="input")
+    expander.run(read_statements(PRELUDE, "<prelude>"), root)
+    expander.run(read_statements(text, source), root)
+    return expander.network(name)
+
+
+def parse_file(path: str | Path, bindings: Mapping[str, Any] | None = None) -> Network:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"no such description file: {path}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpecError(f"cannot read {path}: {err}") from None
+    return parse_text(text, str(path), path.stem, bindings)
