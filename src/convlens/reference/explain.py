@@ -1,0 +1,343 @@
+"""Worked steps: the numbers behind every output element of a small problem.
+
+Steps only hold numbers (windows, products, sums, where things land); ``render.py``
+turns them into text, Markdown or LaTeX. Each step adds up to the element it explains,
+and the tests check that it does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from convlens.reference.conv import Conv2dCache
+from convlens.reference.conv_transpose import ConvTranspose2dCache
+from convlens.reference.pool import AvgPool2dCache, MaxPool2dCache, PoolGeometry
+
+# Show the working element by element while an output plane has at most this many
+# elements and the whole output at most EXPLAIN_TOTAL; beyond that, a summary.
+EXPLAIN_PER_PLANE = 64
+EXPLAIN_TOTAL = 512
+
+
+def is_small(output_shape: tuple[int, ...]) -> bool:
+    plane = int(np.prod(output_shape[-2:]))
+    return plane <= EXPLAIN_PER_PLANE and int(np.prod(output_shape)) <= EXPLAIN_TOTAL
+
+
+@dataclass(frozen=True)
+class ChannelWork:
+    """One input channel's share of a convolution output element."""
+
+    channel: int
+    rows: tuple[int, ...]  # input rows of the kernel taps (outside 0..H−1: padding)
+    cols: tuple[int, ...]
+    window: np.ndarray  # (K_h, K_w): the input values the taps meet (0 in the padding)
+    weight: np.ndarray  # (K_h, K_w): the filter slice for this channel
+    total: float  # Σ window ⊙ weight
+
+    @property
+    def products(self) -> np.ndarray:
+        return self.window * self.weight
+
+
+@dataclass(frozen=True)
+class ConvStep:
+    """y[n, o, row, col] = Σ over channels of Σ(window ⊙ filter) + bias."""
+
+    batch: int
+    out_channel: int
+    row: int
+    col: int
+    channels: tuple[ChannelWork, ...]
+    bias: float | None
+    value: float
+
+
+@dataclass(frozen=True)
+class ScatterStep:
+    """A value times a filter, added to a block of the target at ``rows`` × ``cols``.
+
+    Used for the transposed convolution (input pixel → output block) and for the input
+    gradient of a convolution (output gradient → input window). Entries whose row or
+    column falls outside the target (cropped padding) are dropped.
+    """
+
+    batch: int
+    source_channel: int
+    target_channel: int
+    row: int  # where the value comes from
+    col: int
+    value: float
+    weight: np.ndarray  # (K_h, K_w)
+    rows: tuple[int, ...]  # target rows of the filter's rows
+    cols: tuple[int, ...]
+
+    @property
+    def copy(self) -> np.ndarray:
+        return self.value * self.weight
+
+
+@dataclass(frozen=True)
+class PoolStep:
+    """One pooling window: its values, and its maximum or its mean."""
+
+    kind: str  # "max" or "avg"
+    batch: int
+    channel: int
+    row: int
+    col: int
+    rows: tuple[int, ...]  # input rows of the window taps (outside 0..H−1: padding)
+    cols: tuple[int, ...]
+    window: np.ndarray  # (K_h, K_w); padding shown as −∞ (max) or 0 (avg)
+    value: float
+    arg: tuple[int, int] | None = None  # (row, col) in the input of the maximum
+    total: float | None = None  # avg: the window sum
+    divisor: int | None = None  # avg: the cells it is divided by
+
+
+@dataclass(frozen=True)
+class RouteStep:
+    """Backward through pooling: where one output gradient goes."""
+
+    batch: int
+    channel: int
+    row: int
+    col: int
+    grad: float
+    targets: tuple[tuple[int, int, float], ...]  # (input row, input col, amount)
+
+
+@dataclass(frozen=True)
+class WeightGradTerm:
+    """One output position's share of a weight gradient: grad · window."""
+
+    row: int
+    col: int
+    grad: float
+    window: np.ndarray
+
+
+@dataclass(frozen=True)
+class WeightGradStep:
+    """∂L/∂w[o, c] = Σ over output positions of ∂L/∂y[o, row, col] · window(row, col)."""
+
+    batch: int
+    out_channel: int
+    in_channel: int
+    terms: tuple[WeightGradTerm, ...]
+    total: np.ndarray  # (K_h, K_w)
+
+
+Step = ConvStep | ScatterStep | PoolStep | RouteStep | WeightGradStep
+
+
+@dataclass(frozen=True)
+class Worked:
+    """The result of an operator and, for a small problem, its working."""
+
+    operator: str
+    output: np.ndarray
+    steps: tuple[Step, ...]
+    complete: bool  # True when ``steps`` explain every output element
+    inputs: dict[str, np.ndarray] = field(default_factory=dict)
+    params: dict[str, object] = field(default_factory=dict)
+    per_channel: tuple[np.ndarray, ...] = ()
+    channel_names: tuple[str, ...] = ()
+    grads: dict[str, np.ndarray] = field(default_factory=dict)  # filled for backward
+    grad_output: np.ndarray | None = None
+    backward_steps: tuple[Step, ...] = ()  # where each output gradient goes (small problems)
+
+
+def _taps(origin: int, count: int, dilation: int) -> tuple[int, ...]:
+    return tuple(origin + t * dilation for t in range(count))
+
+
+def conv2d_steps(
+    out: np.ndarray, cache: Conv2dCache, bias: np.ndarray | None
+) -> tuple[ConvStep, ...]:
+    """Every output element's windows, products and sums, from the forward cache."""
+    n, o, ho, wo = cache.output_shape
+    _, c_g, kh, kw = cache.weight.shape
+    (sh, sw), (dh, dw), (top, _, left, _) = cache.stride, cache.dilation, cache.padding
+    steps = []
+    for b, oc, r, c in np.ndindex(n, o, ho, wo):
+        group = oc // (o // cache.groups)
+        rows_p = _taps(r * sh, kh, dh)  # rows in the padded input
+        cols_p = _taps(c * sw, kw, dw)
+        channels = []
+        for local in range(c_g):
+            ch = group * c_g + local
+            window = cache.x_padded[b, ch][np.ix_(rows_p, cols_p)]
+            weight = cache.weight[oc, local]
+            channels.append(
+                ChannelWork(
+                    channel=ch,
+                    rows=tuple(x - top for x in rows_p),
+                    cols=tuple(x - left for x in cols_p),
+                    window=window,
+                    weight=weight,
+                    total=float((window * weight).sum()),
+                )
+            )
+        steps.append(
+            ConvStep(
+                b,
+                oc,
+                r,
+                c,
+                tuple(channels),
+                None if bias is None else float(bias[oc]),
+                float(out[b, oc, r, c]),
+            )
+        )
+    return tuple(steps)
+
+
+def conv_transpose2d_steps(cache: ConvTranspose2dCache) -> tuple[ScatterStep, ...]:
+    """Every input pixel's scaled filter copy, and the output rows/cols it lands on."""
+    n, c, h, w = cache.x.shape
+    _, o_g, kh, kw = cache.weight.shape
+    (sh, sw), (dh, dw), (ph, pw) = cache.stride, cache.dilation, cache.padding
+    steps = []
+    for b, ch, r, col in np.ndindex(n, c, h, w):
+        group = ch // (c // cache.groups)
+        for local in range(o_g):
+            steps.append(
+                ScatterStep(
+                    batch=b,
+                    source_channel=ch,
+                    target_channel=group * o_g + local,
+                    row=r,
+                    col=col,
+                    value=float(cache.x[b, ch, r, col]),
+                    weight=cache.weight[ch, local],
+                    rows=_taps(r * sh - ph, kh, dh),
+                    cols=_taps(col * sw - pw, kw, dw),
+                )
+            )
+    return tuple(steps)
+
+
+def conv2d_backward_steps(
+    grad: np.ndarray, cache: Conv2dCache
+) -> tuple[tuple[ScatterStep, ...], tuple[WeightGradStep, ...]]:
+    """Input gradient: each ∂L/∂y element scatters ∂L/∂y · w onto its window.
+    Weight gradient: Σ over output positions of ∂L/∂y · window."""
+    forward = conv2d_steps(np.zeros(cache.output_shape), cache, None)
+    scatter, weight_terms = [], {}
+    for step in forward:
+        g = float(grad[step.batch, step.out_channel, step.row, step.col])
+        for work in step.channels:
+            scatter.append(
+                ScatterStep(
+                    batch=step.batch,
+                    source_channel=step.out_channel,
+                    target_channel=work.channel,
+                    row=step.row,
+                    col=step.col,
+                    value=g,
+                    weight=work.weight,
+                    rows=work.rows,
+                    cols=work.cols,
+                )
+            )
+            key = (step.batch, step.out_channel, work.channel)
+            weight_terms.setdefault(key, []).append(
+                WeightGradTerm(step.row, step.col, g, work.window)
+            )
+    weight_steps = tuple(
+        WeightGradStep(b, oc, ch, tuple(terms), sum(t.grad * t.window for t in terms))
+        for (b, oc, ch), terms in weight_terms.items()
+    )
+    return tuple(scatter), weight_steps
+
+
+def _pool_window(
+    x: np.ndarray, b: int, ch: int, rows: tuple[int, ...], cols: tuple[int, ...], fill: float
+) -> np.ndarray:
+    h, w = x.shape[2:]
+    window = np.full((len(rows), len(cols)), fill)
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            if 0 <= r < h and 0 <= c < w:
+                window[i, j] = x[b, ch, r, c]
+    return window
+
+
+def _pool_taps(geo: PoolGeometry, r: int, c: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = geo.kernel_size, geo.stride, geo.padding, geo.dilation
+    return _taps(r * sh - ph, kh, dh), _taps(c * sw - pw, kw, dw)
+
+
+def max_pool2d_steps(x: np.ndarray, out: np.ndarray, cache: MaxPool2dCache) -> tuple[PoolStep, ...]:
+    geo, w = cache.geometry, x.shape[3]
+    steps = []
+    for b, ch, r, c in np.ndindex(*geo.output_shape):
+        rows, cols = _pool_taps(geo, r, c)
+        index = int(cache.indices[b, ch, r, c])
+        steps.append(
+            PoolStep(
+                "max",
+                b,
+                ch,
+                r,
+                c,
+                rows,
+                cols,
+                _pool_window(x, b, ch, rows, cols, -np.inf),
+                float(out[b, ch, r, c]),
+                arg=(index // w, index % w) if index >= 0 else None,
+            )
+        )
+    return tuple(steps)
+
+
+def avg_pool2d_steps(x: np.ndarray, out: np.ndarray, cache: AvgPool2dCache) -> tuple[PoolStep, ...]:
+    geo = cache.geometry
+    steps = []
+    for b, ch, r, c in np.ndindex(*geo.output_shape):
+        rows, cols = _pool_taps(geo, r, c)
+        window = _pool_window(x, b, ch, rows, cols, 0.0)
+        steps.append(
+            PoolStep(
+                "avg",
+                b,
+                ch,
+                r,
+                c,
+                rows,
+                cols,
+                window,
+                float(out[b, ch, r, c]),
+                total=float(window.sum()),
+                divisor=int(cache.divisor[r, c]),
+            )
+        )
+    return tuple(steps)
+
+
+def max_pool2d_backward_steps(grad: np.ndarray, cache: MaxPool2dCache) -> tuple[RouteStep, ...]:
+    """Each output gradient goes whole to its window's arg-max."""
+    w = cache.geometry.input_shape[3]
+    steps = []
+    for b, ch, r, c in np.ndindex(*cache.geometry.output_shape):
+        index, g = int(cache.indices[b, ch, r, c]), float(grad[b, ch, r, c])
+        targets = ((index // w, index % w, g),) if index >= 0 else ()
+        steps.append(RouteStep(b, ch, r, c, g, targets))
+    return tuple(steps)
+
+
+def avg_pool2d_backward_steps(grad: np.ndarray, cache: AvgPool2dCache) -> tuple[RouteStep, ...]:
+    """Each output gradient is split equally, ÷ divisor, over its window's input cells."""
+    geo = cache.geometry
+    _, _, h, w = geo.input_shape
+    steps = []
+    for b, ch, r, c in np.ndindex(*geo.output_shape):
+        rows, cols = _pool_taps(geo, r, c)
+        g = float(grad[b, ch, r, c])
+        share = g / float(cache.divisor[r, c])
+        targets = tuple((i, j, share) for i in rows for j in cols if 0 <= i < h and 0 <= j < w)
+        steps.append(RouteStep(b, ch, r, c, g, targets))
+    return tuple(steps)

@@ -1,0 +1,470 @@
+"""Render a ``Worked`` result as text, Markdown or LaTeX (matrices as ``bmatrix``).
+
+Only reads the numbers that ``explain.py`` collected; computes nothing new except
+regrouping the transposed convolution's scattered copies by the element they land on.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from convlens.reference import explain as ex
+
+FORMATS = ("text", "markdown", "latex")
+# Matrices with more entries than this are printed summarised (NumPy's "…" style).
+FULL_MATRIX_LIMIT = 400
+
+_LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "∂": r"$\partial$",
+    "→": r"$\to$",
+    "⊙": r"$\odot$",
+    "Σ": r"$\Sigma$",
+    "×": r"$\times$",
+    "…": r"\ldots{}",
+    "·": r"$\cdot$",
+    "ᵀ": r"$^T$",
+    "−": "-",
+    "∞": r"$\infty$",
+}
+
+
+def num(value: float, fmt: str = "text") -> str:
+    """12.0 → '12', 0.5 → '0.5', −∞ → '−∞'; six significant digits otherwise."""
+    value = float(value)
+    if np.isinf(value):
+        sign = "-" if value < 0 else ""
+        return f"{sign}\\infty" if fmt == "latex" else f"{sign}∞"
+    if np.isnan(value):
+        return "NaN"
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.6g}"
+
+
+@dataclass
+class Writer:
+    """Collects lines in one format; each method knows how that format spells a thing."""
+
+    fmt: str
+    lines: list[str] = field(default_factory=list)
+    in_list: bool = False
+
+    def m(self, math: str) -> str:
+        """Wrap a math fragment (already in this format's spelling)."""
+        return f"${math}$" if self.fmt == "latex" else math
+
+    def text(self, words: str) -> str:
+        if self.fmt != "latex":
+            return words
+        return "".join(_LATEX_SPECIALS.get(ch, ch) for ch in words)
+
+    def num(self, value: float) -> str:
+        return num(value, self.fmt)
+
+    def factor(self, value: float) -> str:
+        s = self.num(value)
+        return f"({s})" if s.startswith("-") else s
+
+    @property
+    def times(self) -> str:
+        return r" \cdot " if self.fmt == "latex" else "·"
+
+    @property
+    def odot(self) -> str:
+        return r" \odot " if self.fmt == "latex" else " ⊙ "
+
+    def sym(self, name: str, index: tuple[int, ...]) -> str:
+        """y[0, 1] / y_{0,1}."""
+        if self.fmt == "latex":
+            name = name.replace("∂L/∂", r"\partial L/\partial ")
+            return f"{name}_{{{','.join(map(str, index))}}}"
+        return f"{name}[{', '.join(map(str, index))}]"
+
+    def inline(self, a: np.ndarray) -> str:
+        """A small matrix on one line: [1 2; 3 4] or a bmatrix."""
+        a = np.atleast_2d(a)
+        if self.fmt == "latex":
+            body = r" \\ ".join(" & ".join(self.num(v) for v in row) for row in a)
+            return rf"\begin{{bmatrix}} {body} \end{{bmatrix}}"
+        inner = "; ".join(" ".join(self.num(v) for v in row) for row in a)
+        return f"`[{inner}]`" if self.fmt == "markdown" else f"[{inner}]"
+
+    def heading(self, title: str) -> None:
+        self.end_list()
+        if self.fmt == "markdown":
+            self.lines += [f"### {title}", ""]
+        elif self.fmt == "latex":
+            self.lines += [rf"\paragraph{{{self.text(title)}}}", ""]
+        else:
+            self.lines += ["", title, "-" * len(title)]
+
+    def para(self, line: str) -> None:
+        self.end_list()
+        self.lines += [line, ""] if self.fmt != "text" else [line]
+
+    def item(self, line: str, depth: int = 0) -> None:
+        if self.fmt == "latex":
+            if not self.in_list:
+                self.lines.append(r"\begin{itemize}")
+                self.in_list = True
+            self.lines.append(rf"  \item {line}")
+        elif self.fmt == "markdown":
+            self.in_list = True
+            self.lines.append("  " * depth + f"- {line}")
+        else:
+            self.lines.append("  " * (depth + 1) + line)
+
+    def end_list(self) -> None:
+        if self.in_list:
+            if self.fmt == "latex":
+                self.lines.append(r"\end{itemize}")
+            self.lines.append("")
+            self.in_list = False
+
+    def matrix(self, label: str, a: np.ndarray) -> None:
+        self.end_list()
+        a = np.atleast_2d(np.asarray(a, dtype=float))
+        if a.size > FULL_MATRIX_LIMIT:
+            body = np.array2string(a, precision=4, threshold=FULL_MATRIX_LIMIT, edgeitems=3)
+            if self.fmt == "latex":
+                self.lines += [
+                    rf"{self.text(label)}:",
+                    r"\begin{verbatim}",
+                    body,
+                    r"\end{verbatim}",
+                    "",
+                ]
+            elif self.fmt == "markdown":
+                self.lines += [f"**{label}**", "", "```text", body, "```", ""]
+            else:
+                self.lines += [f"{label}:", *("  " + ln for ln in body.splitlines())]
+            return
+        if self.fmt == "latex":
+            self.lines += [rf"\[ \text{{{self.text(label)}}} = {self.inline(a)} \]", ""]
+            return
+        cells = [[self.num(v) for v in row] for row in a]
+        width = max(len(c) for row in cells for c in row)
+        grid = ["[ " + "  ".join(c.rjust(width) for c in row) + " ]" for row in cells]
+        if self.fmt == "markdown":
+            self.lines += [f"**{label}**", "", "```text", *grid, "```", ""]
+        else:
+            self.lines += [f"{label}:", *("  " + ln for ln in grid)]
+
+    def render(self) -> str:
+        self.end_list()
+        while self.lines and not self.lines[-1]:
+            self.lines.pop()
+        return "\n".join(self.lines) + "\n"
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "×".join(map(str, shape))
+
+
+def _planes(a: np.ndarray) -> list[tuple[tuple[int, int], np.ndarray]]:
+    """(n, c) and the (H, W) plane, for every plane of an (N, C, H, W) array."""
+    return [((n, c), a[n, c]) for n in range(a.shape[0]) for c in range(a.shape[1])]
+
+
+def _plane_label(name: str, n: int, c: int, shape: tuple[int, ...]) -> str:
+    parts = ([f"sample {n}"] if shape[0] > 1 else []) + ([f"channel {c}"] if shape[1] > 1 else [])
+    return f"{name} ({', '.join(parts)})" if parts else name
+
+
+class _Labels:
+    """Index labels that drop the batch (and channel) when there is only one."""
+
+    def __init__(self, w: Writer, shape: tuple[int, ...], name: str) -> None:
+        self.w, self.shape, self.name = w, shape, name
+
+    def __call__(self, n: int, c: int, r: int, col: int) -> str:
+        index = ((n,) if self.shape[0] > 1 else ()) + ((c,) if self.shape[1] > 1 else ()) + (r, col)
+        return self.w.sym(self.name, index)
+
+
+def _span(ix: tuple[int, ...]) -> str:
+    return f"{ix[0]}…{ix[-1]}" if len(ix) > 1 else str(ix[0])
+
+
+def _products(w: Writer, window: np.ndarray, weight: np.ndarray) -> str:
+    return " + ".join(
+        f"{w.factor(a)}{w.times}{w.factor(b)}"
+        for a, b in zip(window.ravel(), weight.ravel(), strict=True)
+    )
+
+
+def _describe(worked: ex.Worked) -> str:
+    params = ", ".join(f"{k}={v}" for k, v in worked.params.items())
+    call = f"{worked.operator}({params})" if params else worked.operator
+    shapes = ", ".join(
+        f"{k} {_shape(v.shape)}" for k, v in worked.inputs.items() if k in ("input", "weight")
+    )
+    return f"{call} — {shapes} → output {_shape(worked.output.shape)}"
+
+
+def _conv_steps(w: Writer, worked: ex.Worked) -> None:
+    y = _Labels(w, worked.output.shape, "y")
+    names = worked.channel_names
+    w.heading("Working: y = Σ over channels of Σ(window ⊙ filter) (+ bias)")
+    for step in worked.steps:
+        assert isinstance(step, ex.ConvStep)
+        first = step.channels[0]
+        w.item(
+            w.m(y(step.batch, step.out_channel, step.row, step.col))
+            + w.text(f": window rows {_span(first.rows)}, cols {_span(first.cols)}")
+        )
+        for work in step.channels:
+            name = names[work.channel] if work.channel < len(names) else f"channel {work.channel}"
+            w.item(
+                w.text(f"{name}: ")
+                + w.m(
+                    f"{w.inline(work.window)}{w.odot}{w.inline(work.weight)} = "
+                    f"{_products(w, work.window, work.weight)} = {w.num(work.total)}"
+                ),
+                depth=1,
+            )
+        if len(step.channels) > 1 or step.bias is not None:
+            terms = [w.num(work.total) for work in step.channels]
+            if step.bias is not None:
+                terms.append(w.factor(step.bias))
+            label = "sum over channels" if len(step.channels) > 1 else "sum"
+            extra = " (+ bias)" if step.bias is not None else ""
+            w.item(
+                w.text(f"{label}{extra}: ") + w.m(f"{' + '.join(terms)} = {w.num(step.value)}"),
+                depth=1,
+            )
+
+
+def _scatter_lines(
+    w: Writer,
+    steps: tuple[ex.ScatterStep, ...],
+    source: _Labels,
+    target: str,
+    limits: tuple[int, int],
+) -> None:
+    for step in steps:
+        h, wd = limits
+        kept_r = [r for r in step.rows if 0 <= r < h]
+        kept_c = [c for c in step.cols if 0 <= c < wd]
+        where = (
+            f"rows {_span(tuple(kept_r))}, cols {_span(tuple(kept_c))}"
+            if kept_r and kept_c
+            else "nowhere (all cropped)"
+        )
+        cropped = (
+            ""
+            if len(kept_r) == len(step.rows) and len(kept_c) == len(step.cols)
+            else (" (the rest falls in the cropped padding)")
+        )
+        w.item(
+            w.m(f"{source(step.batch, step.source_channel, step.row, step.col)} = ")
+            + w.m(w.num(step.value))
+            + w.text(" → ")
+            + w.m(f"{w.factor(step.value)}{w.times}{w.inline(step.weight)} = {w.inline(step.copy)}")
+            + w.text(f" lands on {target} channel {step.target_channel}, {where}{cropped}")
+        )
+
+
+def _conv_transpose_steps(w: Writer, worked: ex.Worked) -> None:
+    out = worked.output
+    steps = tuple(s for s in worked.steps if isinstance(s, ex.ScatterStep))
+    w.heading("Working: each input value scales a copy of the filter, placed at stride steps")
+    _scatter_lines(w, steps, _Labels(w, worked.inputs["input"].shape, "x"), "output", out.shape[2:])
+    terms: dict[tuple[int, int, int, int], list[str]] = defaultdict(list)
+    for step in steps:
+        for i, r in enumerate(step.rows):
+            for j, c in enumerate(step.cols):
+                if 0 <= r < out.shape[2] and 0 <= c < out.shape[3]:
+                    key = (step.batch, step.target_channel, r, c)
+                    terms[key].append(
+                        f"{w.factor(step.value)}{w.times}{w.factor(step.weight[i, j])}"
+                    )
+    y = _Labels(w, out.shape, "y")
+    bias = worked.inputs.get("bias")
+    w.heading("Each output element is the sum of the copies that land on it")
+    for n, o, r, c in np.ndindex(*out.shape):
+        parts = list(terms.get((n, o, r, c), [])) or ["0"]
+        if bias is not None:
+            parts.append(w.factor(bias[o]))
+        w.item(w.m(f"{y(n, o, r, c)} = {' + '.join(parts)} = {w.num(out[n, o, r, c])}"))
+
+
+def _pool_steps(w: Writer, worked: ex.Worked) -> None:
+    y = _Labels(w, worked.output.shape, "y")
+    x = _Labels(w, worked.inputs["input"].shape, "x")
+    kind = worked.steps[0].kind  # type: ignore[union-attr]
+    title = (
+        "Working: the maximum of each window (ties: the first in row-major order)"
+        if kind == "max"
+        else "Working: the sum of each window divided by its cell count"
+    )
+    w.heading(title)
+    for step in worked.steps:
+        assert isinstance(step, ex.PoolStep)
+        head = (
+            w.m(y(step.batch, step.channel, step.row, step.col))
+            + w.text(f": window rows {_span(step.rows)}, cols {_span(step.cols)} ")
+            + w.m(w.inline(step.window))
+        )
+        if kind == "max":
+            where = w.m(x(step.batch, step.channel, *step.arg)) if step.arg else "padding only"
+            w.item(head + w.text(" → max ") + w.m(w.num(step.value)) + w.text(" at ") + where)
+        else:
+            total = " + ".join(w.factor(v) for v in step.window.ravel())
+            w.item(
+                head
+                + w.text(" → ")
+                + w.m(
+                    f"({total}) / {step.divisor} = {w.num(step.total or 0)} / {step.divisor} "
+                    f"= {w.num(step.value)}"
+                )
+            )
+
+
+def _route_steps(w: Writer, worked: ex.Worked) -> None:
+    g = _Labels(w, worked.output.shape, "∂L/∂y")
+    x = _Labels(w, worked.inputs["input"].shape, "∂L/∂x")
+    w.heading("Backward: where each output gradient goes")
+    for step in worked.backward_steps:
+        assert isinstance(step, ex.RouteStep)
+        src = w.m(f"{g(step.batch, step.channel, step.row, step.col)} = {w.num(step.grad)}")
+        if not step.targets:
+            w.item(src + w.text(" → nowhere (the window holds only padding)"))
+        elif worked.operator == "max_pool2d":
+            r, c, _ = step.targets[0]
+            w.item(
+                src
+                + w.text(" → all of it to the window's arg-max ")
+                + w.m(x(step.batch, step.channel, r, c))
+            )
+        else:
+            share = step.targets[0][2]
+            cells = ", ".join(f"({r}, {c})" for r, c, _ in step.targets)
+            w.item(src + w.text(" → ") + w.m(w.num(share)) + w.text(f" to each input cell {cells}"))
+    totals: dict[tuple[int, int, int, int], list[float]] = defaultdict(list)
+    for step in worked.backward_steps:
+        for r, c, amount in step.targets:  # type: ignore[union-attr]
+            totals[(step.batch, step.channel, r, c)].append(amount)  # type: ignore[union-attr]
+    shared = {k: v for k, v in totals.items() if len(v) > 1}
+    if shared:
+        w.heading("Inputs that receive from several windows add the amounts")
+        for (n, c, r, col), amounts in sorted(shared.items()):
+            w.item(
+                w.m(
+                    f"{x(n, c, r, col)} = {' + '.join(w.factor(a) for a in amounts)} "
+                    f"= {w.num(sum(amounts))}"
+                )
+            )
+
+
+def _conv_backward_steps(w: Writer, worked: ex.Worked) -> None:
+    g = _Labels(w, worked.output.shape, "∂L/∂y")
+    scatter = tuple(s for s in worked.backward_steps if isinstance(s, ex.ScatterStep))
+    weights = tuple(s for s in worked.backward_steps if isinstance(s, ex.WeightGradStep))
+    h, wd = worked.inputs["input"].shape[2:]
+    w.heading("Backward, input: each output gradient scatters gradient × filter onto its window")
+    _scatter_lines(w, scatter, g, "∂L/∂x", (h, wd))
+    w.heading("Backward, weight: Σ over output positions of gradient × window")
+    for step in weights:
+        terms = " + ".join(f"{w.factor(t.grad)}{w.times}{w.inline(t.window)}" for t in step.terms)
+        label = w.sym("∂L/∂w", (step.out_channel, step.in_channel))
+        w.item(w.m(f"{label} = {terms} = {w.inline(step.total)}"))
+
+
+def _summary(w: Writer, worked: ex.Worked) -> None:
+    out = worked.output
+    plane = out.shape[2] * out.shape[3]
+    w.heading("Summary")
+    w.item(w.text(f"output shape {_shape(out.shape)} (N×C×H×W), {out.size} elements"))
+    w.item(w.text(f"min {num(out.min())}, max {num(out.max())}, mean {num(out.mean())}"))
+    if worked.operator in ("conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d"):
+        w.item(
+            w.text(
+                f"working not shown: {plane} elements per output plane (shown up to "
+                f"{ex.EXPLAIN_PER_PLANE} per plane and {ex.EXPLAIN_TOTAL} in all)"
+            )
+        )
+    elif worked.operator == "upsample":
+        w.item(w.text("y = R · x · Cᵀ per plane, R and C the row and column interpolation weights"))
+    elif worked.operator == "global_avg_pool":
+        w.item(w.text("y[n, c] = Σ x[n, c] / (H·W)"))
+    elif worked.operator == "relu":
+        w.item(w.text("y = max(x, 0); the gradient passes where x > 0"))
+
+
+def render(
+    worked: ex.Worked, fmt: str = "text", explain: bool = True, check: str | None = None
+) -> str:
+    """The result matrix; with ``explain``, the inputs, the working (or a summary) and grads."""
+    w = Writer(fmt)
+    w.para(w.text(_describe(worked)))
+    small = ex.is_small(worked.output.shape) and worked.inputs["input"].size <= FULL_MATRIX_LIMIT
+    if explain and small:
+        w.heading("Inputs")
+        x = worked.inputs["input"]
+        for (n, c), plane in _planes(x):
+            name = (
+                worked.channel_names[c] if x.shape[0] == 1 and c < len(worked.channel_names) else ""
+            )
+            label = f"input {name}" if name else _plane_label("input", n, c, x.shape)
+            w.matrix(label, plane)
+        if "weight" in worked.inputs:
+            weight = worked.inputs["weight"]
+            if np.all(weight == weight.reshape(-1, *weight.shape[-2:])[0]) and weight[0, 0].size:
+                w.matrix("filter (every channel)", weight[0, 0])
+            else:
+                for (o, c), plane in _planes(weight):
+                    w.matrix(f"filter [{o}, {c}]", plane)
+        if "bias" in worked.inputs:
+            w.para(w.text("bias: ") + w.m(w.inline(worked.inputs["bias"][None])))
+        if worked.operator == "upsample":
+            w.matrix("row weights R", worked.inputs["rows"])
+            w.matrix("column weights C", worked.inputs["cols"])
+    if explain and worked.steps:
+        {
+            "conv2d": _conv_steps,
+            "conv_transpose2d": _conv_transpose_steps,
+            "max_pool2d": _pool_steps,
+            "avg_pool2d": _pool_steps,
+        }[worked.operator](w, worked)
+    elif explain:
+        _summary(w, worked)
+    if explain and worked.backward_steps:
+        (_conv_backward_steps if worked.operator == "conv2d" else _route_steps)(w, worked)
+    if (
+        explain
+        and worked.operator in ("conv2d", "conv_transpose2d")
+        and worked.inputs["input"].shape[1] > 1
+    ):
+        w.heading("Per input channel (before the channel sum)")
+        for c, part in enumerate(worked.per_channel):
+            for (n, o), plane in _planes(part):
+                label = _plane_label(f"from {worked.channel_names[c]}", n, o, part.shape)
+                w.matrix(label, plane)
+    w.heading("Result")
+    for (n, c), plane in _planes(worked.output):
+        w.matrix(_plane_label("output", n, c, worked.output.shape), plane)
+    if worked.grad_output is not None:
+        w.heading("Gradients")
+        for (n, c), plane in _planes(worked.grad_output):
+            w.matrix(_plane_label("∂L/∂output (given)", n, c, worked.grad_output.shape), plane)
+        for name, grad in worked.grads.items():
+            grad4 = grad.reshape(1, 1, 1, -1) if grad.ndim == 1 else grad
+            for (n, c), plane in _planes(grad4):
+                w.matrix(_plane_label(f"∂L/∂{name}", n, c, grad4.shape), plane)
+    if check:
+        w.para(w.text(check))
+    return w.render()
