@@ -1,3 +1,13 @@
 """Imports every module that registers models (the registry loads this lazily)."""
 
-from convlens.zoo import colour  # noqa: F401
+from convlens.zoo import (  # noqa: F401
+    classic,
+    colour,
+    deeplab,
+    densenet,
+    googlenet,
+    mobilenet,
+    resnet,
+    unet,
+    yolo,
+)

@@ -14,6 +14,7 @@ import fnmatch
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -53,17 +54,34 @@ class Argument:
     help: str = ""
 
 
+class Quantity(StrEnum):
+    """What a published figure measures, so a test and ``zoo show`` can measure the rebuild."""
+
+    PARAMS = "params"  # sum(p.numel() for p in model.parameters())
+    MODULE_PARAMS = "module_params"  # the same, of the submodule named ``module``
+    MACS = "macs"  # conv + linear multiply-accumulates at the default input
+    FLOPS = "flops"  # 2 × MACS (the convention of Darknet and FlopCounterMode)
+    OUTPUT_SIZE = "output_size"  # elements of the first output, batch excluded
+    OUTPUT_DIM = "output_dim"  # dimension ``dim`` of the first output, batch excluded
+
+
 @dataclass(frozen=True)
 class PublishedFigure:
-    """A figure from the paper and how closely the rebuild must match it.
+    """A figure from the paper (or torchvision) and how closely the rebuild must match it.
 
-    ``rel_tolerance`` is 0 for an exact match; papers that round ("4.2 M")
-    get the tolerance their rounding implies, and ``note`` says why.
+    ``rel_tolerance`` is 0 for an exact match; papers that round ("4.2 M") get
+    the tolerance their rounding implies, and ``note`` says why. ``arguments``
+    are the factory arguments under which the figure holds (e.g. auxiliary
+    heads on); ``module`` and ``dim`` qualify ``MODULE_PARAMS`` and ``OUTPUT_DIM``.
     """
 
     value: float
+    quantity: Quantity = Quantity.PARAMS
     rel_tolerance: float = 0.0
     note: str = ""
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+    module: str = ""
+    dim: int = 0
 
     def matches(self, measured: float) -> bool:
         if self.rel_tolerance == 0:
@@ -91,7 +109,7 @@ class ModelEntry:
     published: Mapping[str, PublishedFigure] = field(default_factory=dict)
     notes: str = ""
     arguments: tuple[Argument, ...] = ()
-    small_input: Shape | None = None
+    small_input: Shape = ()
     description: str | None = None
 
     @property
@@ -138,8 +156,7 @@ def register_model(
     """Register a factory under ``name``; refuses a name already taken.
 
     ``small_input`` is a cheap input for real-forward tests where the default
-    is expensive (``None``: the default input is cheap enough or only the
-    meta device is used).
+    is expensive (``None``: the default input is cheap enough).
     """
 
     def decorator(factory: F) -> F:
@@ -155,7 +172,7 @@ def register_model(
             published=MappingProxyType(dict(published or {})),
             notes=" ".join(notes.split()),
             arguments=_arguments_from_signature(factory, argument_help or {}),
-            small_input=tuple(small_input) if small_input else None,
+            small_input=tuple(small_input or default_input),
             description=description,
         )
         return factory
