@@ -31,10 +31,11 @@ from torch import nn
 from convlens.zoo.registry import Citation, PublishedFigure, register_model
 
 COURSE = Citation(
-    authors="Roger Grosse and the CSC321 teaching team",
-    title="Programming Assignment: Image Colourization (PoolUpsampleNet / UNet)",
-    venue="CSC321/CSC421 Neural Networks and Deep Learning, University of Toronto",
+    authors="CSC321 course staff, University of Toronto",
+    title="Programming Assignment: Image Colourization (PoolUpsampleNet and UNet)",
+    venue="CSC321 Introduction to Neural Networks and Machine Learning",
     year=2018,
+    label="course (CSC321)",
 )
 
 ARGUMENT_HELP = {

@@ -124,8 +124,8 @@ class MobileNetV1(nn.Module):
     notes="The paper's Table 1 body at width multiplier α = 1: a 3×3 stride-2 stem and 13 "
     "depthwise-separable blocks, each conv without bias followed by BatchNorm and ReLU, global "
     "average pooling and a 1000-way linear layer. Exact: 4,231,976 parameters (the paper: 4.2 M; "
-    "the difference is rounding plus BatchNorm's scale and shift, 2 per channel, 21,888 in all, "
-    "which the paper may or may not count) and 568,740,352 conv + linear multiply-adds at 224² "
+    "with or without BatchNorm's scale and shift, 2 per channel, 21,888 in all, the count "
+    "rounds to 4.2 M) and 568,740,352 conv + linear multiply-adds at 224² "
     "(the paper: 569 M). Channels at α ≠ 1 are int(c·α), without rounding to multiples of 8.",
     argument_help={
         "num_classes": "outputs of the classifier",

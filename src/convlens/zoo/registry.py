@@ -33,13 +33,19 @@ class Citation:
     title: str
     venue: str
     year: int
+    label: str = ""  # how tables name the authors when surnames do not fit (a course)
 
     def short(self) -> str:
-        """``Lastname et al. (2016)`` style, for tables."""
-        first = self.authors.split(",")[0].split(" and ")[0].strip()
-        surname = first.split()[-1] if first else "?"
-        many = "," in self.authors or " and " in self.authors
-        return f"{surname}{' et al.' if many else ''} {self.year}"
+        """ "He et al.", "Simonyan & Zisserman", "LeCun et al." — for tables."""
+        if self.label:
+            return self.label
+        names = [n.strip() for part in self.authors.split(",") for n in part.split(" and ")]
+        surnames = [n.split()[-1] for n in names if n]
+        if len(surnames) == 1:
+            return surnames[0]
+        if len(surnames) == 2:
+            return f"{surnames[0]} & {surnames[1]}"
+        return f"{surnames[0]} et al."
 
     def __str__(self) -> str:
         return f"{self.authors}. {self.title}. {self.venue}, {self.year}."
