@@ -10,7 +10,7 @@ import importlib
 
 import typer
 
-COMMAND_MODULES = ("analyze",)
+COMMAND_MODULES = ("analyze", "zoo")
 
 app = typer.Typer(
     name="convlens",
