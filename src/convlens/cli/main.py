@@ -10,7 +10,7 @@ import importlib
 
 import typer
 
-COMMAND_MODULES = ("analyze", "zoo")
+COMMAND_MODULES = ("analyze", "lab", "zoo")
 
 app = typer.Typer(
     name="convlens",
