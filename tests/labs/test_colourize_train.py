@@ -157,3 +157,15 @@ def test_resume_may_add_epochs(tiny_data: Path, tmp_path: Path) -> None:
     train(two, progress_bar=False)
     longer = train(dataclasses.replace(two, epochs=3), resume=True, progress_bar=False)
     assert [m["val_loss"] for m in longer.metrics] == [m["val_loss"] for m in reference.metrics]
+
+
+def test_global_batch_must_split_evenly(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from convlens.errors import ArgumentError
+
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "3")  # as torchrun --nproc_per_node=3 would set
+    with pytest.raises(ArgumentError, match=r"--batch-size 8 must be divisible by .* \(3\)"):
+        train(small(tiny_data, tmp_path / "run"), progress_bar=False)
+    assert not (tmp_path / "run").exists()
