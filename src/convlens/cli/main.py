@@ -10,7 +10,7 @@ import importlib
 
 import typer
 
-COMMAND_MODULES = ("analyze", "lab", "zoo")
+COMMAND_MODULES = ("analyze", "lab", "zoo", "op")
 
 app = typer.Typer(
     name="convlens",

@@ -114,10 +114,11 @@ def conv2d_forward(
     wo = conv_output_size(w, pad[2], pad[3], kw, stride_[1], dilation_[1])
     if ho < 1 or wo < 1:
         span = (dilation_[0] * (kh - 1) + 1, dilation_[1] * (kw - 1) + 1)
+        min_h, min_w = max(span[0] - pad[0] - pad[1], 1), max(span[1] - pad[2] - pad[3], 1)
         raise ArgumentError(
             f"weight: the kernel spans {span[0]}×{span[1]} (K = {kh}×{kw}, dilation {dilation_}) "
-            f"but the padded input is only {h + pad[0] + pad[1]}×{w + pad[2] + pad[3]}; the kernel "
-            "must fit inside the padded input."
+            f"but the padded input is only {h + pad[0] + pad[1]}×{w + pad[2] + pad[3]}; "
+            f"expected an input of at least {min_h}×{min_w} with this padding."
         )
     dtype = result_dtype(x, weight, bias)
     xp = pad_hw(x.astype(dtype, copy=False), pad)

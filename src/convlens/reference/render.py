@@ -219,6 +219,7 @@ def _conv_steps(w: Writer, worked: ex.Worked) -> None:
     y = _Labels(w, worked.output.shape, "y")
     names = worked.channel_names
     w.heading("Working: y = Σ over channels of Σ(window ⊙ filter) (+ bias)")
+    w.para(w.text("Rows and columns outside the input are zero padding."))
     for step in worked.steps:
         assert isinstance(step, ex.ConvStep)
         first = step.channels[0]
