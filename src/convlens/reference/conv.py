@@ -127,7 +127,10 @@ def conv2d_forward(
     for i in range(kh):
         for j in range(kw):
             tap = tap_view(xp, i, j, (ho, wo), stride_, dilation_).reshape(n, groups, c_g, ho * wo)
-            out += wg[:, :, :, i, j] @ tap  # (g, O_g, C_g) @ (N, g, C_g, HW) → (N, g, O_g, HW)
+            if c_g == 1:  # depthwise: a broadcast multiply beats many 1×1 matrix products
+                out += wg[None, :, :, 0, i, j, None] * tap  # (1, g, O_g, 1) · (N, g, 1, HW)
+            else:
+                out += wg[:, :, :, i, j] @ tap  # (g, O_g, C_g) @ (N, g, C_g, HW) → (N, g, O_g, HW)
     out = out.reshape(n, o, ho, wo)
     if bias is not None:
         out += bias.astype(dtype, copy=False)[None, :, None, None]
@@ -167,8 +170,12 @@ def conv2d_backward(grad_output: np.ndarray, cache: Conv2dCache) -> Conv2dGrads:
         for j in range(kw):
             tap = tap_view(xp, i, j, (ho, wo), cache.stride, cache.dilation)
             tap = tap.reshape(n, g, c_g, ho * wo).transpose(1, 0, 3, 2).reshape(g, n * ho * wo, c_g)
-            grad_w[:, :, :, i, j] = gg @ tap  # (g, O_g, N·HW) @ (g, N·HW, C_g)
-            back = wg[:, :, :, i, j].transpose(0, 2, 1) @ gg  # (g, C_g, O_g) @ (g, O_g, N·HW)
+            if c_g == 1:  # depthwise: broadcast and sum instead of 1-wide matrix products
+                grad_w[:, :, 0, i, j] = (gg * tap[:, None, :, 0]).sum(axis=-1)  # (g, O_g)
+                back = (wg[:, :, 0, i, j, None] * gg).sum(axis=1, keepdims=True)  # (g, 1, N·HW)
+            else:
+                grad_w[:, :, :, i, j] = gg @ tap  # (g, O_g, N·HW) @ (g, N·HW, C_g)
+                back = wg[:, :, :, i, j].transpose(0, 2, 1) @ gg  # (g, C_g, O_g) @ (g, O_g, N·HW)
             back = (
                 back.reshape(g, c_g, n, ho, wo).transpose(2, 0, 1, 3, 4).reshape(n, g * c_g, ho, wo)
             )
