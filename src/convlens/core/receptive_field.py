@@ -101,8 +101,15 @@ def compose(previous: AxisRF, layer: AxisMap) -> AxisRF:
         period, step = 1, jump
     if period > MAX_PERIOD:
         raise ValueError(f"the pattern repeats only every {period} positions")
-    lo = tuple(previous.at(previous.lo, layer.lo(o)) for o in range(period))
-    hi = tuple(previous.at(previous.hi, layer.hi(o)) for o in range(period))
+    if any(v is None for v in previous.lo) and layer.taps is not None:
+        # Some upstream positions read nothing: look at every tap, not just the ends.
+        lo = tuple(_pick(minimum, [previous.at(previous.lo, x) for x in layer.taps(o)])
+                   for o in range(period))
+        hi = tuple(_pick(maximum, [previous.at(previous.hi, x) for x in layer.taps(o)])
+                   for o in range(period))
+    else:
+        lo = tuple(previous.at(previous.lo, layer.lo(o)) for o in range(period))
+        hi = tuple(previous.at(previous.hi, layer.hi(o)) for o in range(period))
     return AxisRF(period, step, lo, hi)
 
 

@@ -57,7 +57,8 @@ def window_output(kind: str, axis: int, w: Window) -> tuple[Dim, list[Step], lis
     name, sym = AXES[axis], AXIS_SYMBOL[axis]
     extent = normalize(w.dilation * (w.kernel - 1) + 1)  # K_eff
     padded = normalize(w.size + w.pad_lo + w.pad_hi)
-    if known_positive(padded - extent + 1) is False:
+    # With ceil_mode a window may hang over the end, so only an empty output is an error.
+    if not w.ceil_mode and known_positive(padded - extent + 1) is False:
         raise RuleError(
             f"kernel {name} {_kernel_text(w)} is larger than the padded input {name} "
             f"{padded} (input {w.size} + padding {w.pad_lo + w.pad_hi})"
@@ -79,6 +80,8 @@ def window_output(kind: str, axis: int, w: Window) -> tuple[Dim, list[Step], lis
         steps.append(step("shape", f"output {name}", f"{sym}_out",
                           "{O} − 1", {"O": out + 1}, out,
                           note="the last window would start in the padding, so it is dropped"))
+    if known_positive(out) is False:
+        raise RuleError(f"output {name} would be {out}: the window does not fit the input")
     warnings = []
     if is_numeric(padded) and is_numeric(extent) and is_numeric(w.stride) and is_numeric(out):
         unread = padded - ((out - 1) * w.stride + extent)
@@ -92,6 +95,7 @@ def window_output(kind: str, axis: int, w: Window) -> tuple[Dim, list[Step], lis
         lo=lambda o: o * w.stride - w.pad_lo,
         hi=lambda o: o * w.stride - w.pad_lo + extent - 1,
         jump=w.stride,
+        taps=lambda o: [o * w.stride - w.pad_lo + j * w.dilation for j in range(w.kernel)],
         formula=f"output o reads input rows o·{w.stride} − {w.pad_lo} … o·{w.stride} − "
         f"{w.pad_lo} + {extent} − 1",
     )

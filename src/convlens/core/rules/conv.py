@@ -139,7 +139,7 @@ def _transposed_map(k: Any, s: Any, p: Any, d: Any) -> AxisMap:
         found = inputs_of(o)
         return max(found) if found else None
 
-    return AxisMap(lo=lo, hi=hi, jump=divide(1, s),
+    return AxisMap(lo=lo, hi=hi, jump=divide(1, s), taps=inputs_of,
                    formula=f"output o reads inputs i with o = i·{s} − {p} + j·{d}, 0 ≤ j < {k}")
 
 

@@ -95,6 +95,8 @@ def _adaptive_map(size: Any, out: Any) -> AxisMap:
     return AxisMap(lo=lambda o: floordiv(o * size, out),
                    hi=lambda o: ceildiv((o + 1) * size, out) - 1,
                    jump=divide(size, out),
+                   taps=lambda o: list(range(floordiv(o * size, out),
+                                             ceildiv((o + 1) * size, out))),
                    formula=f"bin o covers ⌊o·{size}/{out}⌋ … ⌈(o+1)·{size}/{out}⌉ − 1")
 
 

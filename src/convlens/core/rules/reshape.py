@@ -70,7 +70,8 @@ def _upsample_map(size: Any, out: Any, scale: Fraction, mode: str, align: bool) 
     """Input positions read by output o, as PyTorch's interpolate computes them."""
     if mode == "nearest":
         return AxisMap(lo=lambda o: floordiv(o, scale), hi=lambda o: floordiv(o, scale),
-                       jump=divide(1, scale), formula=f"output o reads input ⌊o/{scale}⌋")
+                       jump=divide(1, scale), formula=f"output o reads input ⌊o/{scale}⌋",
+                       taps=lambda o: [floordiv(o, scale)])
     if align:
         ratio = divide(size - 1, out - 1) if out != 1 else 0
 
@@ -88,6 +89,7 @@ def _upsample_map(size: Any, out: Any, scale: Fraction, mode: str, align: bool) 
         return base if x == base else base + 1  # a zero weight reads nothing
 
     return AxisMap(lo=lambda o: floordiv(source(o), 1), hi=hi, jump=ratio,
+                   taps=lambda o: sorted({floordiv(source(o), 1), hi(o)}),
                    formula="output o reads the two inputs around its source position")
 
 
@@ -132,6 +134,7 @@ def crop(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
             raise RuleError(f"cannot crop the {name} {size} to a larger {out}")
         offsets.append(floordiv(size - out, 2))
     maps = tuple(AxisMap(lo=lambda o, t=t: o + t, hi=lambda o, t=t: o + t, jump=1,
+                         taps=lambda o, t=t: [o + t],
                          formula=f"output o is input o + {t}") for t in offsets)
     steps = tuple(step("shape", f"{name} offset", "offset", "⌊({I} − {O})/2⌋",
                        {"I": size, "O": out}, t)

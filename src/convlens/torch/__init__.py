@@ -1,0 +1,1 @@
+"""The PyTorch side of convlens: building modules from descriptions (and, later, tracing)."""

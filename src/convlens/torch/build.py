@@ -1,0 +1,208 @@
+"""Build a runnable ``nn.Module`` from a described ``Network``.
+
+This is how tests hold the engine to PyTorch itself (shapes from a real forward,
+parameters from ``numel``, MACs from ``FlopCounterMode``, receptive fields from
+gradients, saved activations from ``saved_tensors_hooks``), and how a user turns
+a sketch into code. Each kind maps to the module PyTorch users would write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from convlens.core.args import coerce_args
+from convlens.core.numbers import is_numeric
+from convlens.core.records import LayerSpec, Network
+from convlens.core.registry import get_rule
+from convlens.errors import ConvlensError
+
+
+def _int(value: Any) -> int:
+    if not is_numeric(value):
+        raise ConvlensError(f"cannot build a module with symbolic size {value}: use --set")
+    return int(value)
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    return (_int(value[0]), _int(value[1]))
+
+
+def _padded(module: nn.Module, pads: tuple) -> nn.Module:
+    """Symmetric padding goes to the layer; asymmetric ('same', even kernel) to ZeroPad2d."""
+    top, bottom, left, right = (_int(p) for p in pads)
+    if top == bottom and left == right:
+        return module
+    return nn.Sequential(nn.ZeroPad2d((left, right, top, bottom)), module)
+
+
+def _conv(args: Mapping[str, Any], channels: int) -> nn.Module:
+    if args["padding"] == "same":  # PyTorch's own 'same' (it refuses strided ones itself)
+        return nn.Conv2d(channels, _int(args["out_channels"]), _pair(args["kernel_size"]),
+                         _pair(args["stride"]), "same", _pair(args["dilation"]),
+                         _int(args["groups"]), bias=args["bias"])
+    top, bottom, left, right = args["padding"]
+    symmetric = top == bottom and left == right
+    conv = nn.Conv2d(channels, _int(args["out_channels"]), _pair(args["kernel_size"]),
+                     _pair(args["stride"]), (_int(top), _int(left)) if symmetric else 0,
+                     _pair(args["dilation"]), _int(args["groups"]), bias=args["bias"])
+    return _padded(conv, args["padding"])
+
+
+class SqueezeExcitation(nn.Module):
+    """torchvision's SqueezeExcitation: pool → 1×1 conv → ReLU → 1×1 conv → sigmoid → scale."""
+
+    def __init__(self, channels: int, squeezed: int):
+        super().__init__()
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(channels, squeezed, 1)
+        self.fc2 = nn.Conv2d(squeezed, channels, 1)
+        self.activation = nn.ReLU()
+        self.scale_activation = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = self.scale_activation(self.fc2(self.activation(self.fc1(self.avgpool(x)))))
+        return scale * x
+
+
+class CentreCrop(nn.Module):
+    def __init__(self, top: int, left: int, height: int, width: int):
+        super().__init__()
+        self.box = (top, left, height, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        top, left, height, width = self.box
+        return x[..., top:top + height, left:left + width]
+
+
+class Merge(nn.Module):
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        if self.kind == "concat":
+            return torch.cat(xs, dim=1)
+        out = xs[0]
+        for x in xs[1:]:
+            out = out + x
+        return out
+
+
+class Flatten(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(x, 1)
+
+
+class Upsample(nn.Module):
+    def __init__(self, scale: float, mode: str, align_corners: bool):
+        super().__init__()
+        self.scale, self.mode = scale, mode
+        self.align_corners = align_corners if mode == "bilinear" else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, scale_factor=self.scale, mode=self.mode,
+                             align_corners=self.align_corners)
+
+
+def _stride(args: Mapping[str, Any]) -> tuple[int, int]:
+    return _pair(args["stride"] if args["stride"] is not None else args["kernel_size"])
+
+
+_Factory = Callable[[Mapping[str, Any], tuple], nn.Module]
+
+FACTORIES: dict[str, _Factory] = {
+    "conv2d": lambda a, s: _conv(a, _int(s[0])),
+    "depthwise": lambda a, s: _conv({**a, "out_channels": _int(s[0]) * _int(a["multiplier"]),
+                                     "groups": _int(s[0])}, _int(s[0])),
+    "conv_transpose2d": lambda a, s: nn.ConvTranspose2d(
+        _int(s[0]), _int(a["out_channels"]), _pair(a["kernel_size"]), _pair(a["stride"]),
+        _pair(a["padding"]), _pair(a["output_padding"]), _int(a["groups"]), a["bias"],
+        _pair(a["dilation"])),
+    "maxpool2d": lambda a, s: nn.MaxPool2d(_pair(a["kernel_size"]), _stride(a),
+                                           _pair(a["padding"]), _pair(a["dilation"]),
+                                           ceil_mode=a["ceil_mode"]),
+    "avgpool2d": lambda a, s: nn.AvgPool2d(_pair(a["kernel_size"]), _stride(a),
+                                           _pair(a["padding"]), ceil_mode=a["ceil_mode"],
+                                           count_include_pad=a["count_include_pad"]),
+    "global_avgpool": lambda a, s: nn.AdaptiveAvgPool2d(1),
+    "adaptive_avgpool2d": lambda a, s: nn.AdaptiveAvgPool2d(_pair(a["output_size"])),
+    "batchnorm2d": lambda a, s: nn.BatchNorm2d(_int(s[0]), a["eps"], a["momentum"],
+                                               a["affine"], a["track_running_stats"]),
+    "relu": lambda a, s: nn.ReLU(),
+    "relu6": lambda a, s: nn.ReLU6(),
+    "leaky_relu": lambda a, s: nn.LeakyReLU(float(a["negative_slope"])),
+    "elu": lambda a, s: nn.ELU(float(a["alpha"])),
+    "sigmoid": lambda a, s: nn.Sigmoid(),
+    "tanh": lambda a, s: nn.Tanh(),
+    "gelu": lambda a, s: nn.GELU(),
+    "silu": lambda a, s: nn.SiLU(),
+    "hardswish": lambda a, s: nn.Hardswish(),
+    "hardsigmoid": lambda a, s: nn.Hardsigmoid(),
+    "softmax": lambda a, s: nn.Softmax(dim=_int(a["dim"])),
+    "identity": lambda a, s: nn.Identity(),
+    "dropout": lambda a, s: nn.Dropout(float(a["p"])),
+    "flatten": lambda a, s: Flatten(),
+    "linear": lambda a, s: nn.Linear(_int(s[-1]), _int(a["out_features"]), a["bias"]),
+    "upsample": lambda a, s: Upsample(float(a["scale_factor"]), a["mode"], a["align_corners"]),
+    "se": lambda a, s: SqueezeExcitation(_int(s[0]), _int(s[0]) // _int(a["r"])),
+    "add": lambda a, s: Merge("add"),
+    "concat": lambda a, s: Merge("concat"),
+}
+
+
+class DescribedNetwork(nn.Module):
+    """Runs the layers of a ``Network`` in order; ``layers[name]`` is each module.
+
+    Shapes between layers come from PyTorch itself (a forward on the meta device),
+    never from convlens's rules, so the module can serve as an independent oracle.
+    """
+
+    def __init__(self, network: Network):
+        super().__init__()
+        self.network = network
+        self.layers = nn.ModuleDict()
+        meta = {network.input_name: torch.empty(1, *map(_int, network.input_shape),
+                                                device="meta")}
+        for spec in network.layers:
+            args = coerce_args(spec.kind, get_rule(spec.kind).schema, spec.args)
+            if args.get("like"):
+                args = {**args, "size": tuple(meta[args["like"]].shape[2:4])}
+            module = self._module(spec, args, tuple(meta[spec.inputs[0]].shape[1:]))
+            self.layers[_key(spec.name)] = module
+            meta[spec.name] = module.to("meta")(*(meta[i] for i in spec.inputs))
+            self.layers[_key(spec.name)] = self._module(
+                spec, args, tuple(meta[spec.inputs[0]].shape[1:]))
+            if spec.frozen:
+                self.layers[_key(spec.name)].requires_grad_(False)
+
+    @staticmethod
+    def _module(spec: LayerSpec, args: Mapping[str, Any], shape: tuple) -> nn.Module:
+        if spec.kind == "crop":
+            c, h, w = shape
+            oh, ow = (_int(v) for v in args["size"])
+            return CentreCrop((h - oh) // 2, (w - ow) // 2, oh, ow)
+        factory = FACTORIES.get(spec.kind)
+        if factory is None:
+            raise ConvlensError(f"no PyTorch module for layer kind '{spec.kind}'")
+        return factory(args, shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs = {self.network.input_name: x}
+        name = self.network.input_name
+        for spec in self.network.layers:
+            name = spec.name
+            outputs[name] = self.layers[_key(name)](*(outputs[i] for i in spec.inputs))
+        return outputs[name]
+
+
+def _key(name: str) -> str:
+    return name.replace(".", "__")
+
+
+def build_module(network: Network) -> DescribedNetwork:
+    return DescribedNetwork(network)

@@ -1,0 +1,204 @@
+"""Every layer kind against PyTorch itself, on hundreds of random configurations.
+
+For each kind: the analysed shape equals a real forward, parameters and buffers
+equal ``numel``, MACs equal ``FlopCounterMode`` / 2, and convlens refuses exactly
+the configurations PyTorch refuses.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import convlens
+from convlens.errors import SpecError
+from tests.core.oracle import BATCH, measure, network
+
+sizes = st.integers(1, 12)
+
+
+def pair_text(draw, low: int, high: int) -> tuple[str, tuple[int, int]]:
+    a = draw(st.integers(low, high))
+    if draw(st.booleans()):
+        return str(a), (a, a)
+    b = draw(st.integers(low, high))
+    return f"({a},{b})", (a, b)
+
+
+@st.composite
+def conv2d_layers(draw):
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    c_in = groups * draw(st.integers(1, 3))
+    c_out = groups * draw(st.integers(1, 3))
+    k, _ = pair_text(draw, 1, 5)
+    s, stride = pair_text(draw, 1, 3)
+    d, _ = pair_text(draw, 1, 3)
+    if stride == (1, 1) and draw(st.integers(0, 4)) == 0:
+        p = draw(st.sampled_from(["same", "valid"]))
+    else:
+        p, _ = pair_text(draw, 0, 3)
+    bias = draw(st.booleans())
+    line = f"conv2d {c_out} k={k} s={s} p={p} d={d} g={groups} bias={str(bias).lower()}"
+    return f"input {c_in}x{draw(sizes)}x{draw(sizes)}\n{line}"
+
+
+@st.composite
+def depthwise_layers(draw):
+    k, _ = pair_text(draw, 1, 4)
+    s, _ = pair_text(draw, 1, 2)
+    m = draw(st.integers(1, 2))
+    return (f"input {draw(st.integers(1, 4))}x{draw(sizes)}x{draw(sizes)}\n"
+            f"depthwise {k} s={s} p=1 multiplier={m}")
+
+
+@st.composite
+def conv_transpose_layers(draw):
+    groups = draw(st.sampled_from([1, 1, 2]))
+    c_in, c_out = groups * draw(st.integers(1, 3)), groups * draw(st.integers(1, 3))
+    k, kernel = pair_text(draw, 1, 4)
+    s, stride = pair_text(draw, 1, 3)
+    d, dilation = pair_text(draw, 1, 2)
+    p, _ = pair_text(draw, 0, 2)
+    op = tuple(draw(st.integers(0, max(stride[i], dilation[i]) - 1)) for i in range(2))
+    bias = str(draw(st.booleans())).lower()
+    return (f"input {c_in}x{draw(st.integers(1, 6))}x{draw(st.integers(1, 6))}\n"
+            f"conv_transpose2d {c_out} k={k} s={s} p={p} d={d} "
+            f"output_padding=({op[0]},{op[1]}) g={groups} bias={bias}")
+
+
+@st.composite
+def pool_layers(draw):
+    kind = draw(st.sampled_from(["maxpool2d", "avgpool2d"]))
+    k, kernel = pair_text(draw, 1, 4)
+    s = draw(st.one_of(st.none(), st.integers(1, 3)))
+    p = draw(st.integers(0, 2))
+    ceil = str(draw(st.booleans())).lower()
+    extra = f" d={draw(st.integers(1, 2))}" if kind == "maxpool2d" else ""
+    stride = f" s={s}" if s is not None else ""
+    return (f"input 2x{draw(sizes)}x{draw(sizes)}\n"
+            f"{kind} {k}{stride} p={p} ceil_mode={ceil}{extra}")
+
+
+@st.composite
+def misc_layers(draw):
+    c, h, w = draw(st.integers(1, 6)), draw(sizes), draw(sizes)
+    line = draw(st.sampled_from([
+        f"adaptive_avgpool2d ({draw(st.integers(1, 5))},{draw(st.integers(1, 5))})",
+        "global_avgpool", "batchnorm2d", f"batchnorm2d affine={draw(st.booleans())}",
+        "relu", "relu6", "leaky_relu 0.2", "elu", "sigmoid", "tanh", "gelu", "silu",
+        "hardswish", "hardsigmoid", "softmax", "dropout 0.3", "identity",
+        f"upsample {draw(st.integers(1, 3))}",
+        f"upsample {draw(st.integers(1, 3))} mode=bilinear align_corners="
+        f"{str(draw(st.booleans())).lower()}",
+        f"linear {draw(st.integers(1, 7))} bias={str(draw(st.booleans())).lower()}",
+        f"se {draw(st.integers(1, 2))}",
+        f"crop ({draw(st.integers(1, h))},{draw(st.integers(1, w))})",
+    ]))
+    return f"input {c}x{h}x{w}\n{line}"
+
+
+def check_against_torch(text: str) -> None:
+    net = network(text)
+    try:
+        truth = measure(net)
+    except RuntimeError as err:  # PyTorch refuses: so must convlens
+        with pytest.raises(SpecError):
+            convlens.analyze(text, batch=BATCH)
+        assert str(err)
+        return
+    report = convlens.analyze(text, batch=BATCH)
+    last = report.layers[-1]
+    assert tuple(last.output_shape) == truth["shape"], text
+    assert report.totals.params == truth["params"], text
+    assert report.totals.buffers == truth["buffers"], text
+    assert report.totals.macs == truth["macs"], text
+
+
+def check_or_refused(text: str) -> None:
+    """Configurations convlens refuses (e.g. padding larger than half a pooling window)
+    must be refused by PyTorch too — or give an empty tensor, which convlens calls an
+    error on purpose — and the others must agree with it."""
+    net = network(text)
+    try:
+        convlens.analyze(text)
+    except SpecError:
+        try:
+            truth = measure(net)
+        except (RuntimeError, ValueError):
+            return
+        assert 0 in truth["shape"], f"convlens refused what PyTorch accepts: {text}"
+        return
+    check_against_torch(text)
+
+
+@given(conv2d_layers())
+def test_conv2d_matches_torch(text: str) -> None:
+    check_or_refused(text)
+
+
+@given(depthwise_layers())
+@settings(max_examples=60)
+def test_depthwise_matches_torch(text: str) -> None:
+    check_or_refused(text)
+
+
+@given(conv_transpose_layers())
+def test_conv_transpose2d_matches_torch(text: str) -> None:
+    check_or_refused(text)
+
+
+@given(pool_layers())
+def test_pooling_matches_torch(text: str) -> None:
+    check_or_refused(text)
+
+
+@given(misc_layers())
+def test_other_layers_match_torch(text: str) -> None:
+    check_or_refused(text)
+
+
+@st.composite
+def chains(draw):
+    """Short random networks mixing every family, with residual and concat joins."""
+    c = draw(st.integers(1, 4))
+    lines = [f"input {c}x{draw(st.integers(8, 20))}x{draw(st.integers(8, 20))}"]
+    for i in range(draw(st.integers(1, 5))):
+        choice = draw(st.integers(0, 6))
+        if choice == 0:
+            lines.append(f"conv2d {draw(st.integers(1, 5))} k=3 p=1 s={draw(st.integers(1, 2))}")
+        elif choice == 1:
+            lines += [f"conv2d 4 k=3 p=1 as a{i}", "relu", "from a" + str(i),
+                      f"conv2d 4 k=1 as b{i}", f"add a{i}"]
+        elif choice == 2:
+            lines += [f"conv2d 2 k=1 as c{i}", "conv2d 3 k=3 p=1", f"concat c{i}"]
+        elif choice == 3:
+            lines.append(draw(st.sampled_from(["batchnorm2d", "relu", "sigmoid", "tanh"])))
+        elif choice == 4:
+            lines.append(f"upsample 2 mode={draw(st.sampled_from(['nearest', 'bilinear']))}")
+        elif choice == 5:
+            lines.append("maxpool2d 2 ceil_mode=true")
+        else:
+            lines.append("conv_transpose2d 3 k=2 s=2")
+    return "\n".join(lines)
+
+
+@given(chains())
+@settings(max_examples=80)
+def test_random_graphs_match_torch(text: str) -> None:
+    check_against_torch(text)
+
+
+def test_torch_is_not_imported_by_the_core() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, convlens; r = convlens.analyze('input 3x32x32\\nconv2d 8 k=3\\nrelu');"
+            "r.to_json(); r.to_markdown();"
+            "assert 'torch' not in sys.modules, 'the analysis core imported torch'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_torch_module_is_used_only_here() -> None:
+    assert torch.__version__
