@@ -828,7 +828,7 @@ def train(
     steps = n_train // cfg.batch_size
     stop = StopFlag()
     grid_index = torch.arange(min(cfg.grid_images, len(val_x)), device=device)
-    progress = _progress(console, enabled=progress_bar and dist.is_main)
+    progress = make_progress(console, enabled=progress_bar and dist.is_main)
     with stop.installed(enabled=not dist.enabled), progress or contextlib.nullcontext():
         while position.epoch < cfg.epochs:
             epoch = position.epoch
@@ -929,7 +929,7 @@ def _title(cfg: ColourizeConfig) -> str:
     )
 
 
-def _progress(console: Any, enabled: bool) -> Any:
+def make_progress(console: Any, enabled: bool) -> Any:
     if not enabled:
         return None
     from rich.progress import (
