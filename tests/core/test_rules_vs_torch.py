@@ -57,7 +57,7 @@ def depthwise_layers(draw):
 def conv_transpose_layers(draw):
     groups = draw(st.sampled_from([1, 1, 2]))
     c_in, c_out = groups * draw(st.integers(1, 3)), groups * draw(st.integers(1, 3))
-    k, kernel = pair_text(draw, 1, 4)
+    k, _kernel = pair_text(draw, 1, 4)
     s, stride = pair_text(draw, 1, 3)
     d, dilation = pair_text(draw, 1, 2)
     p, _ = pair_text(draw, 0, 2)
@@ -71,7 +71,7 @@ def conv_transpose_layers(draw):
 @st.composite
 def pool_layers(draw):
     kind = draw(st.sampled_from(["maxpool2d", "avgpool2d"]))
-    k, kernel = pair_text(draw, 1, 4)
+    k, _kernel = pair_text(draw, 1, 4)
     s = draw(st.one_of(st.none(), st.integers(1, 3)))
     p = draw(st.integers(0, 2))
     ceil = str(draw(st.booleans())).lower()
