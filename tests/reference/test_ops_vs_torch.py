@@ -6,13 +6,16 @@ and every gradient must agree with torch autograd for a random upstream gradient
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from convlens.reference import conv
 from convlens.reference.conv import conv2d_backward, conv2d_forward
 from convlens.reference.conv_transpose import conv_transpose2d_backward, conv_transpose2d_forward
 from convlens.reference.misc import (
@@ -105,6 +108,40 @@ def conv_cases(draw: st.DrawFn) -> dict:
 @pytest.mark.filterwarnings("ignore:Using padding='same'")
 @given(conv_cases())
 def test_conv2d_matches_torch(case: dict) -> None:
+    check_conv2d(case)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+@settings(max_examples=100)
+@given(conv_cases())
+def test_conv2d_tap_by_tap_path_matches_torch(case: dict) -> None:
+    """Few channels take the im2col path; force the per-tap path (used from 16 channels)."""
+    with mock.patch.object(conv, "THIN_CHANNELS", 0):
+        check_conv2d(case)
+
+
+def test_conv2d_wide_channels_matches_torch() -> None:
+    for seed, (c, groups, stride, padding, dilation) in enumerate(
+        [(32, 1, 1, 1, 1), (32, 2, 2, ((0, 1), (2, 0)), 1), (48, 3, (1, 2), 2, 2)]
+    ):
+        case = dict(
+            n=2,
+            c=c,
+            o=6,
+            h=9,
+            w=8,
+            kernel=(3, 2),
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            bias=True,
+            seed=seed,
+        )
+        check_conv2d(case)
+
+
+def check_conv2d(case: dict) -> None:
     rng = np.random.default_rng(case["seed"])
     x, tx = leaf(rng, (case["n"], case["c"], case["h"], case["w"]))
     w, tw = leaf(rng, (case["o"], case["c"] // case["groups"], *case["kernel"]))
