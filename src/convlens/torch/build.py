@@ -183,7 +183,7 @@ class DescribedNetwork(nn.Module):
     @staticmethod
     def _module(spec: LayerSpec, args: Mapping[str, Any], shape: tuple) -> nn.Module:
         if spec.kind == "crop":
-            c, h, w = shape
+            _c, h, w = shape
             oh, ow = (_int(v) for v in args["size"])
             return CentreCrop((h - oh) // 2, (w - ow) // 2, oh, ow)
         factory = FACTORIES.get(spec.kind)
