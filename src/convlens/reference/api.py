@@ -51,14 +51,6 @@ def batched(x: Any, name: str = "input") -> np.ndarray:
     return array.reshape((1,) * (4 - array.ndim) + array.shape)
 
 
-def unbatched(out: np.ndarray, input_ndim: int) -> np.ndarray:
-    """Give the result back in the caller's layout: drop the batch (and a lone channel for 2-D)."""
-    if input_ndim == 4:
-        return out
-    out = out[0]
-    return out[0] if input_ndim == 2 and out.shape[0] == 1 else out
-
-
 def conv_weight(weight: Any, in_channels: int, groups: int, transposed: bool) -> np.ndarray:
     """Textbook filters to a full weight.
 
@@ -228,11 +220,12 @@ def run(
         grads=grads,
         grad_output=grad4,
         backward_steps=backward_steps,
+        input_ndim=np.ndim(x),
     )
 
 
-def _finish(worked: ex.Worked, ndim: int, explain: bool) -> Any:
-    return worked if explain else unbatched(worked.output, ndim)
+def _finish(worked: ex.Worked, explain: bool) -> Any:
+    return worked if explain else worked.result
 
 
 def conv2d(
@@ -249,7 +242,7 @@ def conv2d(
     """conv2d on textbook shapes; with ``explain=True`` a ``Worked`` (``.output``, ``.steps``)."""
     params = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
     worked = run("conv2d", x, weight, bias, explain=explain, **params)
-    return _finish(worked, np.ndim(x), explain)
+    return _finish(worked, explain)
 
 
 def conv_transpose2d(
@@ -273,7 +266,7 @@ def conv_transpose2d(
         dilation=dilation,
     )
     worked = run("conv_transpose2d", x, weight, bias, explain=explain, **params)
-    return _finish(worked, np.ndim(x), explain)
+    return _finish(worked, explain)
 
 
 def max_pool2d(
@@ -294,7 +287,7 @@ def max_pool2d(
         dilation=dilation,
         ceil_mode=ceil_mode,
     )
-    return _finish(run("max_pool2d", x, explain=explain, **params), np.ndim(x), explain)
+    return _finish(run("max_pool2d", x, explain=explain, **params), explain)
 
 
 def avg_pool2d(
@@ -315,4 +308,4 @@ def avg_pool2d(
         ceil_mode=ceil_mode,
         count_include_pad=count_include_pad,
     )
-    return _finish(run("avg_pool2d", x, explain=explain, **params), np.ndim(x), explain)
+    return _finish(run("avg_pool2d", x, explain=explain, **params), explain)

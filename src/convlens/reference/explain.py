@@ -148,6 +148,20 @@ class Worked:
     grads: dict[str, np.ndarray] = field(default_factory=dict)  # filled for backward
     grad_output: np.ndarray | None = None
     backward_steps: tuple[Step, ...] = ()  # where each output gradient goes (small problems)
+    input_ndim: int = 4  # the caller's layout: 2 for (H, W), 3 for (C, H, W)
+
+    @property
+    def result(self) -> np.ndarray:
+        """The output in the caller's layout (``output`` itself is always (N, C, H, W))."""
+        if self.input_ndim == 4:
+            return self.output
+        out = self.output[0]
+        return out[0] if self.input_ndim == 2 and out.shape[0] == 1 else out
+
+    def __str__(self) -> str:
+        from convlens.reference.render import render
+
+        return render(self)
 
 
 def _taps(origin: int, count: int, dilation: int) -> tuple[int, ...]:

@@ -453,7 +453,9 @@ def render(
         w.heading("Per input channel (before the channel sum)")
         for c, part in enumerate(worked.per_channel):
             for (n, o), plane in _planes(part):
-                label = _plane_label(f"from {worked.channel_names[c]}", n, o, part.shape)
+                label = f"from {worked.channel_names[c]}"
+                label += f", sample {n}" if part.shape[0] > 1 else ""
+                label += f" → output channel {o}" if part.shape[1] > 1 else ""
                 w.matrix(label, plane)
     w.heading("Result")
     for (n, c), plane in _planes(worked.output):
