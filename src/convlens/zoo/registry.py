@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import inspect
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -191,10 +192,16 @@ def _ensure_loaded() -> None:
     import convlens.zoo.models  # noqa: F401
 
 
+def _natural_key(name: str) -> list[str | int]:
+    # resnet18 < resnet34 < resnet101: digit runs compare as numbers.
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
 def list_models(pattern: str = "*") -> list[str]:
-    """Registered names matching a shell-style ``pattern``, sorted."""
+    """Registered names matching a shell-style ``pattern``, in natural order."""
     _ensure_loaded()
-    return sorted(name for name in _REGISTRY if fnmatch.fnmatchcase(name, pattern))
+    names = [name for name in _REGISTRY if fnmatch.fnmatchcase(name, pattern)]
+    return sorted(names, key=_natural_key)
 
 
 def _unknown(name: str) -> ArgumentError:
