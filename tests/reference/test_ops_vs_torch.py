@@ -106,13 +106,14 @@ def conv_cases(draw: st.DrawFn) -> dict:
 
 
 @pytest.mark.filterwarnings("ignore:Using padding='same'")
+@settings(max_examples=150)
 @given(conv_cases())
 def test_conv2d_matches_torch(case: dict) -> None:
     check_conv2d(case)
 
 
 @pytest.mark.filterwarnings("ignore:Using padding='same'")
-@settings(max_examples=100)
+@settings(max_examples=60)
 @given(conv_cases())
 def test_conv2d_tap_by_tap_path_matches_torch(case: dict) -> None:
     """Few channels take the im2col path; force the per-tap path (used from 16 channels)."""
@@ -195,6 +196,7 @@ def conv_transpose_cases(draw: st.DrawFn) -> dict:
     )
 
 
+@settings(max_examples=150)
 @given(conv_transpose_cases())
 def test_conv_transpose2d_matches_torch(case: dict) -> None:
     rng = np.random.default_rng(case["seed"])
