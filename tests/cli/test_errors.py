@@ -128,8 +128,8 @@ DESCRIPTION_ERRORS = {
         "input 3x32x32\nconcat\n", (2, 1),
         ["'concat' needs the names of the outputs to join"]),
     "block header without parenthesis": (
-        "input 3x32x32\nblock foo(a:\n    conv2d a\nfoo 3\n", (2, 1),
-        ["a block is defined as 'block NAME(param, param=default):'"]),
+        "input 3x32x32\nblock foo(a:\n    conv2d a\nfoo 3\n", (2, 10),
+        ["a bracket opened here is never closed"]),
     "block header without colon": (
         "input 3x32x32\nblock foo(a)\n    conv2d a\nfoo 3\n", (2, 1),
         ["a block is defined as 'block NAME(param, param=default):'"]),
@@ -410,19 +410,14 @@ def test_stride_warning_in_json(tmp_path: Path) -> None:
     assert data["warnings"][0].startswith("conv2d_1: stride 2 does not divide evenly")
 
 
-# -- bugs found while writing these tests (see the report to the lead) --------------------
+# -- bugs found while writing these tests, now fixed ----------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="tokenize() drops a token whose bracket is never "
-                   "closed, so the rest of the line is silently ignored")
 def test_unclosed_bracket_is_an_error(tmp_path: Path) -> None:
     path = write(tmp_path, "input 3x32x32\nconv2d 64 k=(3, 5\n")
     message = fails("analyze", path)
     assert at(path, 2, 11) in message
 
 
-@pytest.mark.xfail(strict=True, reason="analyser errors in layers of the built-in "
-                   "'separable' block report the prelude's line number as a line of the "
-                   "user's file")
 def test_error_in_separable_points_at_the_call(tmp_path: Path) -> None:
     path = write(tmp_path, "input 3x32x32\n\n\n\n\n\nseparable 64 s=2 p=same\n")
     message = fails("analyze", path)

@@ -42,6 +42,7 @@ _KEY_VALUE = re.compile(r"^([A-Za-z_]\w*)=(.+)$")
 _HEADER = re.compile(r"^([A-Za-z_]\w*)\s*\((.*)\)\s*$")
 STATEMENTS = ("input", "block", "repeat", "from", "add", "concat", "freeze")
 MAX_DEPTH = 50
+PRELUDE_SOURCE = "<prelude>"
 
 
 @dataclass(frozen=True)
@@ -63,21 +64,34 @@ class Statement:
         return self.tokens[0].text
 
 
+class BracketError(ValueError):
+    def __init__(self, message: str, column: int):
+        super().__init__(message)
+        self.column = column
+
+
 def tokenize(text: str) -> list[Token]:
     """Split at spaces outside brackets, keeping 1-based columns."""
     tokens: list[Token] = []
     depth, start = 0, None
+    opened: list[int] = []
     for i, ch in enumerate(text + " "):
         if ch in "([":
             depth += 1
+            opened.append(i)
         elif ch in ")]":
             depth -= 1
+            if depth < 0:
+                raise BracketError(f"'{ch}' closes a bracket that was never opened", i + 1)
+            opened.pop()
         if ch.isspace() and depth <= 0:
             if start is not None:
                 tokens.append(Token(text[start:i], start + 1))
                 start = None
         elif start is None:
             start = i
+    if depth > 0:
+        raise BracketError("a bracket opened here is never closed", opened[-1] + 1)
     return tokens
 
 
@@ -91,7 +105,11 @@ def read_statements(text: str, source: str) -> list[Statement]:
             continue
         expanded = content.expandtabs(4)
         indent = len(expanded) - len(expanded.lstrip())
-        tokens = [Token(t.text, t.column + indent) for t in tokenize(expanded.strip())]
+        try:
+            tokens = [Token(t.text, t.column + indent) for t in tokenize(expanded.strip())]
+        except BracketError as err:
+            raise SpecError(str(err), SourcePosition(source, number, err.column + indent)) \
+                from None
         while indent <= stack[-1][0]:
             stack.pop()
         statement = Statement(number, indent, tokens, source=source)
@@ -134,6 +152,7 @@ class Scope:
     current: str
     counters: Counter[str] = field(default_factory=Counter)
     call_chain: tuple[str, ...] = ()
+    call_site: Statement | None = None  # the user's line that called a built-in block
 
 
 class Expander:
@@ -299,9 +318,11 @@ class Expander:
                   inputs: tuple[str, ...], label: str | None, frozen: bool = False) -> str:
         scope.counters[kind] += 1
         name = self.node_name(scope, label or f"{kind}_{scope.counters[kind]}")
+        where = scope.call_site if st.source == PRELUDE_SOURCE and scope.call_site else st
         self.layers.append(LayerSpec(name=name, kind=kind, args=args, inputs=inputs,
-                                     frozen=frozen, line=st.line, column=st.tokens[0].column,
-                                     origin=f"{st.source or self.source}:{st.line}"))
+                                     frozen=frozen, line=where.line,
+                                     column=where.tokens[0].column,
+                                     origin=f"{where.source or self.source}:{where.line}"))
         scope.current = name
         if label:
             scope.labels[label] = name
@@ -403,7 +424,8 @@ class Expander:
         inner = Scope(prefix=f"{scope.prefix}{instance}.", env=env,
                       labels={"in": scope.current}, current=scope.current,
                       call_chain=(*scope.call_chain,
-                                  f"block '{block.name}' called at line {st.line}"))
+                                  f"block '{block.name}' called at line {st.line}"),
+                      call_site=scope.call_site or (st if st.source != PRELUDE_SOURCE else None))
         self.run(block.body, inner, depth + 1)
         scope.current = inner.current
         if label:
@@ -448,7 +470,7 @@ def parse_text(text: str, source: str = "<text>", name: str = "network",
     """Description text → ``Network``; ``bindings`` put numbers for symbols (``--set``)."""
     expander = Expander(source, bindings or {})
     root = Scope(prefix="", env={}, labels={"input": "input"}, current="input")
-    expander.run(read_statements(PRELUDE, "<prelude>"), root)
+    expander.run(read_statements(PRELUDE, PRELUDE_SOURCE), root)
     expander.run(read_statements(text, source), root)
     return expander.network(name)
 
