@@ -415,7 +415,7 @@ def test_stride_warning_in_json(tmp_path: Path) -> None:
 def test_unclosed_bracket_is_an_error(tmp_path: Path) -> None:
     path = write(tmp_path, "input 3x32x32\nconv2d 64 k=(3, 5\n")
     message = fails("analyze", path)
-    assert at(path, 2, 11) in message
+    assert at(path, 2, 13) in message  # the column of the unclosed "("
 
 
 def test_error_in_separable_points_at_the_call(tmp_path: Path) -> None:
