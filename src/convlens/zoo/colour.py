@@ -137,7 +137,7 @@ _NOTES = (
     default_input=(1, 32, 32),
     exact_params=86_784,
     output_shapes=((24, 32, 32),),
-    published={"params": PublishedFigure(86_784)},
+    published={"params": PublishedFigure(86_784, note="the course's figure (issue 3)")},
     notes=_NOTES,
     argument_help=ARGUMENT_HELP,
 )
@@ -154,7 +154,7 @@ def colour_cnn(
     default_input=(1, 32, 32),
     exact_params=112_344,
     output_shapes=((24, 32, 32),),
-    published={"params": PublishedFigure(112_344)},
+    published={"params": PublishedFigure(112_344, note="the course's figure (issue 3)")},
     notes=_NOTES + " Skips concatenate along channels: block 4 reads cat([out3, out2]), block 5 "
     "cat([out4, out1]), the final conv cat([out5, input]).",
     argument_help=ARGUMENT_HELP,

@@ -266,7 +266,7 @@ _resnet_entry("resnet152", (3, 8, 36, 3), 60_192_808, 152)
     output_shapes=((1000,),),
     published={
         "params": PublishedFigure(
-            28_100_000, rel_tolerance=0.002, note="Table 2 gives 28.1 M, rounded to 0.1 M"
+            28_100_000, rel_tolerance=0.002, note="the paper: 28.1 M, rounded to 0.1 M"
         )
     },
     notes="ResNet-50 (torchvision layout) with a squeeze-and-excitation block on every "
