@@ -169,3 +169,30 @@ def test_global_batch_must_split_evenly(
     with pytest.raises(ArgumentError, match=r"--batch-size 8 must be divisible by .* \(3\)"):
         train(small(tiny_data, tmp_path / "run"), progress_bar=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_hard_stop_keeps_the_last_whole_checkpoint(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second Ctrl-C (or Ctrl-C under torchrun) raises KeyboardInterrupt mid-epoch: the
+    checkpoint of the last finished epoch stays, and resuming from it is still exact."""
+    reference = train(small(tiny_data, tmp_path / "whole", epochs=2), progress_bar=False)
+    steps = []
+
+    def hard_stop(position: Position) -> None:
+        steps.append(position)
+        if len(steps) == 8:  # epoch 2, step 3
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(colourize, "_after_step", hard_stop)
+    cfg = small(tiny_data, tmp_path / "cut", epochs=2)
+    first = train(cfg, progress_bar=False)
+    assert first.interrupted and (first.position.epoch, first.position.step) == (1, 0)
+    assert len(read_metrics_csv(tmp_path / "cut" / "metrics.csv")) == 1
+    monkeypatch.setattr(colourize, "_after_step", lambda position: None)
+    resumed = train(cfg, resume=True, progress_bar=False)
+    assert reference.model is not None and resumed.model is not None
+    for p, q in zip(
+        reference.model.state_dict().values(), resumed.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(p, q)

@@ -350,8 +350,8 @@ class Position:
 class StopFlag:
     """Ctrl-C asks to stop at the next consistent point (after a whole optimizer step).
 
-    A second Ctrl-C restores Python's handler, so a third interrupts at once (the last
-    checkpoint on disk is still whole: checkpoints are written atomically).
+    The first Ctrl-C restores Python's handler, so a second one interrupts at once; the
+    last checkpoint on disk is then still whole (checkpoints are written atomically).
     """
 
     def __init__(self) -> None:
@@ -829,72 +829,92 @@ def train(
     stop = StopFlag()
     grid_index = torch.arange(min(cfg.grid_images, len(val_x)), device=device)
     progress = make_progress(console, enabled=progress_bar and dist.is_main)
-    with stop.installed(enabled=not dist.enabled), progress or contextlib.nullcontext():
-        while position.epoch < cfg.epochs:
-            epoch = position.epoch
-            task = None
-            if progress is not None:
-                task = progress.add_task(
-                    f"epoch {epoch + 1}/{cfg.epochs}",
-                    total=steps,
-                    completed=position.step,
-                    loss=float("nan"),
-                    speed=0.0,
+    saved: Position | None = position if checkpoint is not None else None  # last on disk
+    killed = False
+    try:
+        with stop.installed(enabled=not dist.enabled), progress or contextlib.nullcontext():
+            while position.epoch < cfg.epochs:
+                epoch = position.epoch
+                task = None
+                if progress is not None:
+                    task = progress.add_task(
+                        f"epoch {epoch + 1}/{cfg.epochs}",
+                        total=steps,
+                        completed=position.step,
+                        loss=float("nan"),
+                        speed=0.0,
+                    )
+                order = epoch_permutation(cfg.seed, epoch, n_train)
+                position = train_epoch(
+                    net,
+                    optimizer,
+                    train_x,
+                    train_y,
+                    order,
+                    cfg.batch_size,
+                    position,
+                    dist,
+                    stop,
+                    progress,
+                    task,
                 )
-            order = epoch_permutation(cfg.seed, epoch, n_train)
-            position = train_epoch(
-                net,
-                optimizer,
-                train_x,
-                train_y,
-                order,
-                cfg.batch_size,
-                position,
-                dist,
-                stop,
-                progress,
-                task,
-            )
-            if position.step < steps:  # stopped by Ctrl-C in the middle of the epoch
-                break
-            broadcast_buffers(model, dist)
-            train_loss = all_reduce_sum([position.loss_sum], dist, device)[0] / (
-                steps * dist.world_size
-            )
-            val_loss, val_acc = evaluate(model, val_x, val_y, dist)
-            row = {
-                "epoch": epoch + 1,
-                "train_loss": train_loss,
-                "val_loss": val_loss,
-                "val_accuracy": val_acc,
-                "baseline_accuracy": baseline,
-                "epoch_seconds": position.seconds,
-                "images_per_second": steps * cfg.batch_size / max(position.seconds, 1e-9),
-            }
-            metrics.append(row)
-            position = Position(epoch + 1, 0, 0.0, 0.0)
-            if progress is not None:
-                progress.remove_task(task)
-            log(
-                f"epoch {epoch + 1:>3}/{cfg.epochs}  train loss {train_loss:.4f}  "
-                f"val loss {val_loss:.4f}  val acc {100 * val_acc:5.2f}%  "
-                f"baseline {100 * baseline:5.2f}%  {row['epoch_seconds']:.1f} s "
-                f"({row['images_per_second']:.0f} img/s)"
-            )
-            if dist.is_main:
-                save_checkpoint(out / CHECKPOINT, model, optimizer, position, metrics, cfg)
-                write_metrics_csv(out / METRICS, metrics)
-                tensorboard.log(row)
-                plot_curves(out / CURVES, {cfg.model: metrics}, _title(cfg))
-                last = epoch + 1 == cfg.epochs
-                if (epoch + 1) % cfg.grid_every == 0 or last:
-                    _write_grid(out, model, val_x, val_y, grid_index, palette, data, epoch + 1, cfg)
-            if stop.requested:
-                break
+                if position.step < steps:  # stopped by Ctrl-C in the middle of the epoch
+                    break
+                broadcast_buffers(model, dist)
+                train_loss = all_reduce_sum([position.loss_sum], dist, device)[0] / (
+                    steps * dist.world_size
+                )
+                val_loss, val_acc = evaluate(model, val_x, val_y, dist)
+                row = {
+                    "epoch": epoch + 1,
+                    "train_loss": train_loss,
+                    "val_loss": val_loss,
+                    "val_accuracy": val_acc,
+                    "baseline_accuracy": baseline,
+                    "epoch_seconds": position.seconds,
+                    "images_per_second": steps * cfg.batch_size / max(position.seconds, 1e-9),
+                }
+                metrics.append(row)
+                position = Position(epoch + 1, 0, 0.0, 0.0)
+                if progress is not None:
+                    progress.remove_task(task)
+                log(
+                    f"epoch {epoch + 1:>3}/{cfg.epochs}  train loss {train_loss:.4f}  "
+                    f"val loss {val_loss:.4f}  val acc {100 * val_acc:5.2f}%  "
+                    f"baseline {100 * baseline:5.2f}%  {row['epoch_seconds']:.1f} s "
+                    f"({row['images_per_second']:.0f} img/s)"
+                )
+                if dist.is_main:
+                    save_checkpoint(out / CHECKPOINT, model, optimizer, position, metrics, cfg)
+                    saved = position
+                    write_metrics_csv(out / METRICS, metrics)
+                    tensorboard.log(row)
+                    plot_curves(out / CURVES, {cfg.model: metrics}, _title(cfg))
+                    last = epoch + 1 == cfg.epochs
+                    if (epoch + 1) % cfg.grid_every == 0 or last:
+                        _write_grid(
+                            out, model, val_x, val_y, grid_index, palette, data, epoch + 1, cfg
+                        )
+                if stop.requested:
+                    break
+    except KeyboardInterrupt:  # a second Ctrl-C, or Ctrl-C under torchrun: stop at once
+        killed = True
     tensorboard.close()
 
-    interrupted = position.epoch < cfg.epochs
-    if interrupted and dist.is_main:
+    interrupted = killed or position.epoch < cfg.epochs
+    if killed:
+        # The model may be half-way through a step: keep the last whole checkpoint.
+        if saved is None:
+            where = "no checkpoint was written yet (the run will start again)"
+        else:
+            where = (
+                f"the checkpoint at epoch {saved.epoch + 1}, step {saved.step} in "
+                f"{out / CHECKPOINT} is whole"
+            )
+        log(f"stopped at once; {where}. Resume with: convlens lab colourize train --resume {out}")
+        position = saved or Position()
+        metrics = metrics[: position.epoch]
+    elif interrupted and dist.is_main:
         # a consistent point: after a whole optimizer step (or at an epoch's end)
         save_checkpoint(out / CHECKPOINT, model, optimizer, position, metrics, cfg)
         log(
@@ -918,7 +938,8 @@ def train(
             "majority_colour": majority,
         }
         atomic_text(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
-    barrier(dist)
+    if not killed:  # after a hard stop the other processes may be gone
+        barrier(dist)
     return result
 
 
