@@ -201,9 +201,6 @@ def test_text_formats_print_the_convention(fmt: str, monkeypatch: pytest.MonkeyP
 
 # -- bugs found while writing these tests (see the report to the lead) --------------------
 
-@pytest.mark.xfail(strict=True, reason="render/table.py: with long symbolic totals the "
-                   "no_wrap columns are squeezed to nothing, so the terminal table loses the "
-                   "#, layer, kind and output columns")
 def test_symbolic_table_keeps_layer_names(monkeypatch: pytest.MonkeyPatch) -> None:
     report = report_for("colour_cnn_symbolic", monkeypatch)
     text = renderer("table")(report)
@@ -216,8 +213,6 @@ def _unescaped_stars(cell: str) -> bool:
     return "*" in plain
 
 
-@pytest.mark.xfail(strict=True, reason="render/markdown.py: '*' in SymPy text (NF*k**2) is "
-                   "not escaped, so Markdown renders it as emphasis")
 def test_markdown_escapes_symbolic_stars(monkeypatch: pytest.MonkeyPatch) -> None:
     text = renderer("markdown")(report_for("colour_cnn_symbolic", monkeypatch))
     rows = [line for line in text.splitlines() if line.startswith("| ") and "**total**"

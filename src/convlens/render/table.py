@@ -6,18 +6,31 @@ from rich.console import Console
 from rich.table import Table
 
 from convlens.core.analyze import Report
-from convlens.render.columns import COLUMNS, NUMERIC, layer_cells, summary_lines, total_cells
+from convlens.render.columns import (
+    COLUMNS,
+    NUMERIC,
+    Column,
+    layer_cells,
+    summary_lines,
+    total_cells,
+)
+
+IDENTITY = (Column.INDEX, Column.NAME, Column.KIND, Column.OUTPUT)
 
 
 def build_table(report: Report) -> Table:
     table = Table(title=f"{report.network.name}", title_justify="left", show_lines=False)
-    for column in COLUMNS:
-        table.add_column(column.value, justify="right" if column in NUMERIC else "left",
-                         no_wrap=True)
-    for record in report.layers:
-        cells = layer_cells(record)
-        table.add_row(*(cells[c] for c in COLUMNS))
+    rows = [layer_cells(record) for record in report.layers]
     totals = total_cells(report)
+    for column in COLUMNS:
+        if column in IDENTITY:  # never squeezed: the reader must see which layer it is
+            width = max(len(cells[column]) for cells in [*rows, totals, {column: column.value}])
+            table.add_column(column.value, no_wrap=True, min_width=width)
+        else:  # long closed forms fold onto several lines instead
+            table.add_column(column.value, justify="right" if column in NUMERIC else "left",
+                             overflow="fold")
+    for cells in rows:
+        table.add_row(*(cells[c] for c in COLUMNS))
     table.add_section()
     table.add_row(*(totals[c] for c in COLUMNS), style="bold")
     return table
