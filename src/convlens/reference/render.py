@@ -38,6 +38,8 @@ _LATEX_SPECIALS = {
     "ᵀ": r"$^T$",
     "−": "-",
     "∞": r"$\infty$",
+    "≤": r"$\le$",
+    "|": r"\textbar{}",
 }
 
 
@@ -61,6 +63,7 @@ class Writer:
     fmt: str
     lines: list[str] = field(default_factory=list)
     in_list: bool = False
+    open_lists: int = 0  # LaTeX: itemize environments open (nested items open another)
 
     def m(self, math: str) -> str:
         """Wrap a math fragment (already in this format's spelling)."""
@@ -117,10 +120,14 @@ class Writer:
 
     def item(self, line: str, depth: int = 0) -> None:
         if self.fmt == "latex":
-            if not self.in_list:
-                self.lines.append(r"\begin{itemize}")
-                self.in_list = True
-            self.lines.append(rf"  \item {line}")
+            self.in_list = True
+            while self.open_lists < depth + 1:
+                self.lines.append("  " * self.open_lists + r"\begin{itemize}")
+                self.open_lists += 1
+            while self.open_lists > depth + 1:
+                self.open_lists -= 1
+                self.lines.append("  " * self.open_lists + r"\end{itemize}")
+            self.lines.append("  " * self.open_lists + rf"\item {line}")
         elif self.fmt == "markdown":
             self.in_list = True
             self.lines.append("  " * depth + f"- {line}")
@@ -129,8 +136,9 @@ class Writer:
 
     def end_list(self) -> None:
         if self.in_list:
-            if self.fmt == "latex":
-                self.lines.append(r"\end{itemize}")
+            while self.open_lists:
+                self.open_lists -= 1
+                self.lines.append("  " * self.open_lists + r"\end{itemize}")
             self.lines.append("")
             self.in_list = False
 
