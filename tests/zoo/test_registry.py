@@ -110,3 +110,17 @@ def test_building_never_touches_the_network(monkeypatch: pytest.MonkeyPatch) -> 
     for name in list_models():
         with torch.device("meta"):
             create_model(name)
+
+
+def test_coerce_arguments_from_text() -> None:
+    from convlens.zoo import coerce_arguments
+
+    typed = coerce_arguments(
+        "deeplabv3_resnet50", {"num_classes": "5", "aux_loss": "true", "atrous_rates": "6,12,18"}
+    )
+    assert typed == {"num_classes": 5, "aux_loss": True, "atrous_rates": (6, 12, 18)}
+    assert coerce_arguments("mobilenet_v2", {"width_mult": "0.5"}) == {"width_mult": 0.5}
+    with pytest.raises(ArgumentError, match=r"takes an integer \(default 1000\), got 'ten'"):
+        coerce_arguments("resnet50", {"num_classes": "ten"})
+    with pytest.raises(ArgumentError, match="Did you mean 'growth_rate'"):
+        coerce_arguments("densenet121", {"growth": "12"})

@@ -101,17 +101,18 @@ class EuclideanRBF(nn.Module):
 
     The paper drew the 84 = 7×12 prototype components from stylised bitmaps of
     the characters; those bitmaps are not published in usable form, so the
-    rebuild uses a fixed deterministic ±1 code (a buffer, not a parameter).
+    rebuild uses a fixed ±1 Walsh code (a buffer, not a parameter).
     Lower output = more likely class; use ``-output`` as logits.
     """
 
     def __init__(self, in_features: int, num_classes: int) -> None:
         super().__init__()
+        # Walsh functions: w_ij = (−1)^popcount((i + 1) AND j), rows 1…classes of the
+        # 128-point Walsh–Hadamard basis cut to the first 84 components (about half differ).
         codes = [
-            [1.0 if ((i * 2654435761 + j * 40503 + (i ^ j)) >> 5) & 1 else -1.0
-             for j in range(in_features)]
+            [-1.0 if bin((i + 1) & j).count("1") % 2 else 1.0 for j in range(in_features)]
             for i in range(num_classes)
-        ]  # fmt: skip
+        ]
         self.register_buffer("prototypes", torch.tensor(codes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -169,7 +170,7 @@ class LeNet5(nn.Module):
     "C3 with Table I's partial connections (1,516 parameters; connection_table=False gives a "
     "full 6→16 convolution with 2,416), scaled tanh 1.7159·tanh(2a/3), and a Euclidean RBF "
     "output with fixed ±1 prototypes (a buffer, so the 60,000 trainable parameters are "
-    "156 + 12 + 1,516 + 32 + 48,120 + 10,164). The prototypes are a deterministic code, not the "
+    "156 + 12 + 1,516 + 32 + 48,120 + 10,164). The prototypes are a ±1 Walsh code, not the "
     "paper's character bitmaps; rbf_output=False uses a learned Linear(84, classes) (+850).",
     argument_help={
         "num_classes": "output units (10 digits in the paper)",

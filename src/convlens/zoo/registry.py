@@ -221,6 +221,19 @@ def get_entry(name: str) -> ModelEntry:
         raise _unknown(name) from None
 
 
+def _check_names(entry: ModelEntry, kwargs: Mapping[str, Any]) -> None:
+    known = [arg.name for arg in entry.arguments]
+    for key in kwargs:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            accepted = ", ".join(known) if known else "none"
+            raise ArgumentError(
+                f"model '{entry.name}' has no argument '{key}'.{hint} "
+                f"Its arguments are: {accepted}."
+            )
+
+
 def create_model(name: str, **kwargs: Any) -> Any:
     """Build the ``nn.Module`` registered as ``name`` with keyword arguments.
 
@@ -229,16 +242,53 @@ def create_model(name: str, **kwargs: Any) -> Any:
     Building never downloads anything: there are no pretrained weights here.
     """
     entry = get_entry(name)
-    known = [arg.name for arg in entry.arguments]
-    for key in kwargs:
-        if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            accepted = ", ".join(known) if known else "none"
-            raise ArgumentError(
-                f"model '{name}' has no argument '{key}'.{hint} Its arguments are: {accepted}."
-            )
+    _check_names(entry, kwargs)
     try:
         return entry.factory(**kwargs)
     except (ValueError, TypeError) as err:
         raise ArgumentError(f"cannot build model '{name}' with {kwargs}: {err}") from err
+
+
+_KINDS = {bool: "true or false", int: "an integer", float: "a number", tuple: "integers a,b,c"}
+
+
+def _coerce(text: str, default: Any) -> Any:
+    """One textual value converted to the type of the argument's default."""
+    if isinstance(default, bool):
+        lowered = text.strip().lower()
+        if lowered in {"true", "1", "yes", "on"}:
+            return True
+        if lowered in {"false", "0", "no", "off"}:
+            return False
+        raise ValueError("expected true or false")
+    if isinstance(default, int):
+        return int(text)
+    if isinstance(default, float):
+        return float(text)
+    if isinstance(default, tuple):
+        return tuple(int(part) for part in text.replace("x", ",").split(",") if part.strip())
+    return text
+
+
+def coerce_arguments(name: str, raw: Mapping[str, str]) -> dict[str, Any]:
+    """Text arguments (``zoo:NAME?num_classes=10``, ``--width_mult 0.5``) → typed kwargs.
+
+    Each value takes the type of the factory argument's default: bool (true/false),
+    int, float, or a tuple of ints written ``12,24,36``. Unknown names and bad
+    values raise ``ArgumentError`` naming the argument.
+    """
+    entry = get_entry(name)
+    defaults = entry.argument_defaults()
+    typed: dict[str, Any] = {}
+    for key, text in raw.items():
+        _check_names(entry, {key: text})
+        default = defaults[key]
+        try:
+            typed[key] = _coerce(text, default)
+        except ValueError:
+            kind = _KINDS.get(type(default), "a value")
+            raise ArgumentError(
+                f"argument '{key}' of model '{name}' takes {kind} (default {default!r}), "
+                f"got {text!r}."
+            ) from None
+    return typed
