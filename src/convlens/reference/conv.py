@@ -196,11 +196,17 @@ def conv2d_backward(grad_output: np.ndarray, cache: Conv2dCache) -> Conv2dGrads:
     gg = grad.reshape(n, g, o // g, ho * wo).transpose(1, 2, 0, 3).reshape(g, o // g, n * ho * wo)
     grad_w = np.zeros_like(wg)
     grad_xp = np.zeros_like(xp)
+    depthwise = c_g == 1 and o == g  # one filter per channel: stay in (N, C, H, W), no products
     for i in range(kh):
         for j in range(kw):
             tap = tap_view(xp, i, j, (ho, wo), cache.stride, cache.dilation)
+            if depthwise:
+                grad_w[:, 0, 0, i, j] = np.einsum("nchw,nchw->c", grad, tap)
+                w_ij = cache.weight[None, :, 0, i, j, None, None]  # (1, C, 1, 1)
+                tap_view(grad_xp, i, j, (ho, wo), cache.stride, cache.dilation)[...] += grad * w_ij
+                continue
             tap = tap.reshape(n, g, c_g, ho * wo).transpose(1, 0, 3, 2).reshape(g, n * ho * wo, c_g)
-            if c_g == 1:  # depthwise: broadcast and sum instead of 1-wide matrix products
+            if c_g == 1:  # a channel multiplier: broadcast and sum, not 1-wide matrix products
                 grad_w[:, :, 0, i, j] = (gg * tap[:, None, :, 0]).sum(axis=-1)  # (g, O_g)
                 back = (wg[:, :, 0, i, j, None] * gg).sum(axis=1, keepdims=True)  # (g, 1, N·HW)
             else:
