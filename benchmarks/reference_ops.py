@@ -4,10 +4,12 @@
     python benchmarks/reference_ops.py --threads 2  # both libraries on two threads
     python benchmarks/reference_ops.py --quick      # fewer repeats, for a smoke test
 
-Each figure is the median of ``repeats`` timed calls after one warm-up call. Both
-libraries get the same number of threads (default 1: OpenBLAS's spinning threads make
-multi-threaded NumPy timings meaningless on a loaded machine). The ratio is reference
-time / torch time (lower is better; the target is ≤ 3 for forward).
+Each time is the median of ``repeats`` calls after one warm-up call. The reference and
+torch calls alternate, and the ratio is the median of the per-pair ratios reference /
+torch (lower is better; the target is ≤ 3 for forward), so a burst of load from other
+processes hits both sides of a pair. Both libraries get the same number of threads
+(default 1: OpenBLAS's spinning threads make multi-threaded timings meaningless on a
+loaded machine).
 """
 
 from __future__ import annotations
@@ -61,14 +63,23 @@ CASES = (
 )
 
 
-def median_ms(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+def _seconds(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def paired_ms(
+    ours: Callable[[], object], theirs: Callable[[], object], repeats: int
+) -> tuple[float, float, float]:
+    """Median ms of each, and the median of the per-pair ratios ours / theirs."""
+    ours(), theirs()  # warm-up
+    pairs = [(_seconds(ours), _seconds(theirs)) for _ in range(repeats)]
+    return (
+        statistics.median(a for a, _ in pairs) * 1e3,
+        statistics.median(b for _, b in pairs) * 1e3,
+        statistics.median(a / b for a, b in pairs),
+    )
 
 
 def measure(case: Case, dtype: Any, repeats: int) -> dict[str, float]:
@@ -80,20 +91,30 @@ def measure(case: Case, dtype: Any, repeats: int) -> dict[str, float]:
 
     out, cache = conv2d_forward(x, w, b, *args)
     grad = rng.standard_normal(out.shape).astype(dtype)
-    ours_fwd = median_ms(lambda: conv2d_forward(x, w, b, *args), repeats)
-    ours_bwd = median_ms(lambda: conv2d_backward(grad, cache), repeats)
-
     tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
-    with torch.no_grad():
-        torch_fwd = median_ms(lambda: F.conv2d(tx, tw, tb, *args), repeats)
     ty = F.conv2d(tx, tw, tb, *args)
     tg = torch.tensor(grad)
-    torch_bwd = median_ms(
-        lambda: torch.autograd.grad(ty, (tx, tw, tb), tg, retain_graph=True), repeats
-    )
     # the two agree (float32 accumulates differently, hence the loose tolerance)
     np.testing.assert_allclose(out, ty.detach().numpy(), rtol=1e-3, atol=1e-3)
-    return {"fwd": ours_fwd, "torch_fwd": torch_fwd, "bwd": ours_bwd, "torch_bwd": torch_bwd}
+
+    def torch_forward() -> object:
+        with torch.no_grad():
+            return F.conv2d(tx, tw, tb, *args)
+
+    fwd = paired_ms(lambda: conv2d_forward(x, w, b, *args), torch_forward, repeats)
+    bwd = paired_ms(
+        lambda: conv2d_backward(grad, cache),
+        lambda: torch.autograd.grad(ty, (tx, tw, tb), tg, retain_graph=True),
+        repeats,
+    )
+    return {
+        "fwd": fwd[0],
+        "torch_fwd": fwd[1],
+        "fwd_ratio": fwd[2],
+        "bwd": bwd[0],
+        "torch_bwd": bwd[1],
+        "bwd_ratio": bwd[2],
+    }
 
 
 def main() -> None:
@@ -120,8 +141,8 @@ def main() -> None:
             t = measure(case, np.dtype(dtype), repeats)
             print(
                 f"| {case.name} | {dtype} | {t['fwd']:.2f} | {t['torch_fwd']:.2f} | "
-                f"{t['fwd'] / t['torch_fwd']:.2f}× | {t['bwd']:.2f} | {t['torch_bwd']:.2f} | "
-                f"{t['bwd'] / t['torch_bwd']:.2f}× |",
+                f"{t['fwd_ratio']:.2f}× | {t['bwd']:.2f} | {t['torch_bwd']:.2f} | "
+                f"{t['bwd_ratio']:.2f}× |",
                 flush=True,
             )
 
