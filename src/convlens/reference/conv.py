@@ -149,7 +149,15 @@ def conv2d_forward(
     dtype = result_dtype(x, weight, bias)
     xp = pad_hw(x.astype(dtype, copy=False), pad)
     wg = weight.astype(dtype, copy=False).reshape(groups, o // groups, c_g, kh, kw)
-    if c_g < THIN_CHANNELS and not (c_g == 1 and o == groups):
+    if c_g == 1 and o == groups:  # depthwise: one filter per channel, a broadcast multiply
+        out = np.zeros((n, o, ho, wo), dtype=dtype)
+        w_dw = weight.astype(dtype, copy=False)[
+            None, :, 0, :, :, None, None
+        ]  # (1, C, K_h, K_w, 1, 1)
+        for i in range(kh):
+            for j in range(kw):
+                out += tap_view(xp, i, j, (ho, wo), stride_, dilation_) * w_dw[:, :, i, j]
+    elif c_g < THIN_CHANNELS:
         out = _im2col_product(xp, wg, (ho, wo), stride_, dilation_)
     else:
         out = np.zeros((n, groups, o // groups, ho * wo), dtype=dtype)  # (N, g, O_g, H_out·W_out)
@@ -157,10 +165,7 @@ def conv2d_forward(
             for j in range(kw):
                 tap = tap_view(xp, i, j, (ho, wo), stride_, dilation_)
                 tap = tap.reshape(n, groups, c_g, ho * wo)
-                if c_g == 1:  # depthwise: a broadcast multiply beats many 1×1 matrix products
-                    out += wg[None, :, :, 0, i, j, None] * tap  # (1, g, 1, 1) · (N, g, 1, HW)
-                else:
-                    out += wg[:, :, :, i, j] @ tap  # (g, O_g, C_g) @ (N, g, C_g, HW)
+                out += wg[:, :, :, i, j] @ tap  # (g, O_g, C_g) @ (N, g, C_g, HW)
     out = out.reshape(n, o, ho, wo)
     if bias is not None:
         out += bias.astype(dtype, copy=False)[None, :, None, None]

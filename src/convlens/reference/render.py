@@ -477,5 +477,7 @@ def render(
             for (n, c), plane in _planes(grad4):
                 w.matrix(_plane_label(f"∂L/∂{name}", n, c, grad4.shape), plane)
     if check:
+        if w.fmt == "text":
+            w.lines.append("")
         w.para(w.text(check))
     return w.render()
