@@ -145,11 +145,14 @@ def run(
     grad_output: Any = None,
     explain: bool = True,
     channel_names: tuple[str, ...] = (),
+    per_channel: bool = True,
     **params: Any,
 ) -> ex.Worked:
     """Forward (and backward when ``grad_output`` is given), with the working when small.
 
-    Arrays in ``Worked`` are batched (N, C, H, W); the wrappers below unbatch the output.
+    Arrays in ``Worked`` are batched (N, C, H, W); ``Worked.result`` is in the caller's
+    layout. ``per_channel`` adds each input channel's contribution (one extra forward per
+    input channel for conv2d / conv_transpose2d).
     """
     if name not in OPERATORS:
         raise ArgumentError(f"unknown operator {name!r}; expected one of {', '.join(OPERATORS)}.")
@@ -215,7 +218,7 @@ def run(
         complete=bool(steps),
         inputs=inputs,
         params=params,
-        per_channel=_per_channel(name, x4, w4, params, out),
+        per_channel=_per_channel(name, x4, w4, params, out) if per_channel else (),
         channel_names=names,
         grads=grads,
         grad_output=grad4,
@@ -241,7 +244,7 @@ def conv2d(
 ) -> Any:
     """conv2d on textbook shapes; with ``explain=True`` a ``Worked`` (``.output``, ``.steps``)."""
     params = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
-    worked = run("conv2d", x, weight, bias, explain=explain, **params)
+    worked = run("conv2d", x, weight, bias, explain=explain, per_channel=explain, **params)
     return _finish(worked, explain)
 
 
@@ -265,7 +268,9 @@ def conv_transpose2d(
         groups=groups,
         dilation=dilation,
     )
-    worked = run("conv_transpose2d", x, weight, bias, explain=explain, **params)
+    worked = run(
+        "conv_transpose2d", x, weight, bias, explain=explain, per_channel=explain, **params
+    )
     return _finish(worked, explain)
 
 
