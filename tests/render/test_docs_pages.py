@@ -1,0 +1,79 @@
+"""The hand-written docs stay true: generated sections are current, pasted output is
+what the code prints today, and every example they name exists."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from convlens.api import analyze
+from convlens.render import renderer
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+
+
+def _layer_kinds_module():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("layer_kinds", DOCS / "layer_kinds.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_language_kind_table_is_current() -> None:
+    module = _layer_kinds_module()
+    page = (DOCS / "language.md").read_text(encoding="utf-8")
+    assert module.updated(page) == page, "run python docs/layer_kinds.py"
+
+
+def test_language_lists_every_kind() -> None:
+    from convlens.core.registry import all_rules
+
+    page = (DOCS / "language.md").read_text(encoding="utf-8")
+    for kind in all_rules():
+        assert f"\n### {kind}\n" in page
+
+
+def test_json_page_example_is_real_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    page = (DOCS / "json.md").read_text(encoding="utf-8")
+    block = re.search(r"<!-- example:start -->\n```json\n(.*?)```\n<!-- example:end -->", page,
+                      re.S)
+    assert block
+    monkeypatch.chdir(ROOT)
+    text = renderer("json")(analyze("examples/separable_vs_standard/separable.cnn"))
+    assert block.group(1) == text
+    assert json.loads(block.group(1))["totals"]["params"] == 128 * 3 * 3 + 256 * 128
+
+
+@pytest.mark.parametrize("page", ["language.md", "conventions.md", "json.md"])
+def test_examples_named_in_docs_exist(page: str) -> None:
+    text = (DOCS / page).read_text(encoding="utf-8")
+    names = set(re.findall(r"examples/[\w/]+(?:\.cnn|/)", text))
+    assert names
+    for name in names:
+        assert (ROOT / name).exists(), name
+
+
+def test_conventions_page_numbers_are_real(monkeypatch: pytest.MonkeyPatch) -> None:
+    page = (DOCS / "conventions.md").read_text(encoding="utf-8")
+    monkeypatch.chdir(ROOT)
+    flops = {c: analyze("examples/three_conv.cnn", convention=c).totals.flops
+             for c in ("full", "2mac", "mac")}
+    assert flops == {"full": 905_314_504, "2mac": 904_396_800, "mac": 452_198_400}
+    for value in flops.values():
+        assert f"{value:,}" in page
+    c1 = analyze("input 1x32x32\nconv2d 6 k=5\n")
+    assert (c1.totals.params, c1.totals.connections) == (156, 28 * 28 * 6 * (25 + 1))
+    bn = analyze("input 8x16x16\nbatchnorm2d\nrelu\nmaxpool2d 2\n")
+    assert bn.totals.saved_activation_bytes == (8 * 16 * 16 * 4 + 2 * 8 * 4) + 8 * 16 * 16 * 4 \
+        + 8 * 8 * 8 * 8 == 20_544
+    assert bn.totals.training_bytes == 20_868
+    assert "20,868 B" in page and "20,544" in page
+    separable = analyze("examples/separable_vs_standard/separable.cnn")
+    assert separable.totals.peak_activation_bytes == 4_816_896
+    assert "4,816,896" in page
