@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convlens
+from convlens.core.numbers import symbol
 from tests.core.oracle import gradient_extents, network
 
 
@@ -106,4 +107,4 @@ def test_symbolic_receptive_field_matches_numeric() -> None:
     symbolic = convlens.analyze(text).totals.rf[0]
     for k in (1, 3, 5, 7):
         numeric = convlens.analyze(text, k=k).totals.rf[0]
-        assert symbolic.subs("k", k) == numeric
+        assert symbolic.subs(symbol("k"), k) == numeric
