@@ -423,3 +423,27 @@ def test_error_in_separable_points_at_the_call(tmp_path: Path) -> None:
     message = fails("analyze", path)
     assert "padding='same' is not supported for strided convolutions" in message
     assert f"{path}:7:" in message
+
+
+@pytest.mark.xfail(strict=True, reason="cli/analyze.py _only_used drops a --set name that "
+                   "neither design uses, so compare ignores the typo silently (analyze "
+                   "refuses it)")
+def test_compare_refuses_a_set_name_neither_design_uses(tmp_path: Path) -> None:
+    first = write(tmp_path, "input 3x32x32\nconv2d NF k=3\n", "first.cnn")
+    second = write(tmp_path, "input 3x32x32\nconv2d 8 k=k\n", "second.cnn")
+    code, output = run("compare", first, second, "--set", "NF=8,k=3,NFF=3")
+    assert code == 2, output
+    assert "NFF" in output
+
+
+def test_compare_shares_one_set_between_two_designs(tmp_path: Path) -> None:
+    first = write(tmp_path, "input 3x32x32\nconv2d NF k=3\n", "first.cnn")
+    second = write(tmp_path, "input 3x32x32\nconv2d 8 k=k\n", "second.cnn")
+    code, output = run("compare", first, second, "--set", "NF=8,k=3", "-f", "json")
+    assert code == 0, output
+    import json
+
+    data = json.loads(output)
+    assert data["left"]["totals"]["params"] == 8 * (3 * 3 * 3) + 8
+    assert data["right"]["totals"]["params"] == 8 * (3 * 3 * 3) + 8
+    assert data["ratios"]["params"] == 1.0
