@@ -17,6 +17,7 @@ CASES = [
         "conv_transpose2d",
         dict(x=[[1.0, 2.0], [3.0, 4.0]], weight=[[1.0, 2.0], [3.0, 4.0]], stride=2, padding=1),
     ),
+    ("conv_transpose2d", dict(x=[[1.0, 2.0]], weight=[[1.0, 2.0]], grad_output=[[1.0, 2.0, 3.0]])),
     (
         "max_pool2d",
         dict(x=np.arange(16.0).reshape(4, 4), kernel_size=2, grad_output=[[1.0, 2.0], [3.0, 4.0]]),

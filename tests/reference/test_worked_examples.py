@@ -260,3 +260,37 @@ def test_upsample_shows_interpolation_weights() -> None:
     np.testing.assert_allclose(
         rows @ np.array([[1.0, 2.0], [3.0, 4.0]]) @ cols.T, worked.output[0, 0]
     )
+
+
+def test_conv_transpose_backward_steps_add_up_to_the_gradients() -> None:
+    x = np.array([[[1.0, 2.0], [3.0, 4.0]], [[0.0, -1.0], [2.0, 1.0]]])  # 2 input channels
+    w = np.array([[1.0, 2.0], [3.0, 4.0]])
+    worked = reference.run(
+        "conv_transpose2d",
+        x,
+        w,
+        grad_output=np.arange(9.0).reshape(3, 3) - 4,
+        stride=2,
+        padding=1,
+        output_padding=1,
+    )
+    inputs = [s for s in worked.backward_steps if isinstance(s, ex.ConvStep)]
+    weights = [s for s in worked.backward_steps if isinstance(s, ex.WeightGradStep)]
+    assert len(inputs) == x.size
+    for step in inputs:
+        for work in step.channels:
+            assert work.total == pytest.approx(float(work.products.sum()), abs=1e-12)
+        assert step.value == pytest.approx(
+            worked.grads["input"][step.batch, step.out_channel, step.row, step.col], abs=1e-12
+        )
+    for step in weights:  # WeightGradStep(out_channel=o, in_channel=c) ↔ weight[c, o]
+        np.testing.assert_allclose(
+            step.total, worked.grads["weight"][step.in_channel, step.out_channel]
+        )
+    tx = t(x)[None].requires_grad_()
+    tw = t(np.broadcast_to(w, (2, 1, 2, 2))).requires_grad_()
+    F.conv_transpose2d(tx, tw, stride=2, padding=1, output_padding=1).backward(
+        t(np.arange(9.0).reshape(3, 3) - 4)[None, None]
+    )
+    np.testing.assert_allclose(worked.grads["input"], tx.grad.numpy(), atol=1e-12)
+    np.testing.assert_allclose(worked.grads["weight"], tw.grad.numpy(), atol=1e-12)

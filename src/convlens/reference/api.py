@@ -199,6 +199,9 @@ def run(
         if small and name == "conv2d":
             scatter, weight_steps = ex.conv2d_backward_steps(grad4, cache)
             backward_steps: tuple[ex.Step, ...] = scatter + weight_steps
+        elif small and name == "conv_transpose2d":
+            input_steps, weight_steps = ex.conv_transpose2d_backward_steps(grad4, cache)
+            backward_steps = input_steps + weight_steps
         elif small and name == "max_pool2d":
             backward_steps = ex.max_pool2d_backward_steps(grad4, cache)
         elif small and name == "avg_pool2d":

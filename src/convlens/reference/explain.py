@@ -355,3 +355,34 @@ def avg_pool2d_backward_steps(grad: np.ndarray, cache: AvgPool2dCache) -> tuple[
         targets = tuple((i, j, share) for i in rows for j in cols if 0 <= i < h and 0 <= j < w)
         steps.append(RouteStep(b, ch, r, c, g, targets))
     return tuple(steps)
+
+
+def conv_transpose2d_backward_steps(
+    grad: np.ndarray, cache: ConvTranspose2dCache
+) -> tuple[tuple[ConvStep, ...], tuple[WeightGradStep, ...]]:
+    """Input gradient: each input pixel collects ∂L/∂y over the block its filter copy landed
+    on, ⊙ the filter (a ConvStep whose "channels" are the output channels).
+    Weight gradient: Σ over input pixels of x · (that ∂L/∂y block)."""
+    n, c, h, w = cache.x.shape
+    _, o_g, kh, kw = cache.weight.shape
+    (sh, sw), (dh, dw), (ph, pw) = cache.stride, cache.dilation, cache.padding
+    input_steps, weight_terms = [], {}
+    for b, ch, r, col in np.ndindex(n, c, h, w):
+        group = ch // (c // cache.groups)
+        rows, cols = _taps(r * sh - ph, kh, dh), _taps(col * sw - pw, kw, dw)
+        works = []
+        for local in range(o_g):
+            oc = group * o_g + local
+            block = _pool_window(grad, b, oc, rows, cols, 0.0)  # cropped cells: no gradient
+            weight = cache.weight[ch, local]
+            works.append(ChannelWork(oc, rows, cols, block, weight, float((block * weight).sum())))
+            weight_terms.setdefault((b, oc, ch), []).append(
+                WeightGradTerm(r, col, float(cache.x[b, ch, r, col]), block)
+            )
+        value = sum(work.total for work in works)
+        input_steps.append(ConvStep(b, ch, r, col, tuple(works), None, value))
+    weight_steps = tuple(
+        WeightGradStep(b, oc, ch, tuple(terms), sum(t.grad * t.window for t in terms))
+        for (b, oc, ch), terms in weight_terms.items()
+    )
+    return tuple(input_steps), weight_steps

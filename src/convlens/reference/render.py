@@ -387,10 +387,50 @@ def _conv_backward_steps(w: Writer, worked: ex.Worked) -> None:
     w.heading("Backward, input: each output gradient scatters gradient × filter onto its window")
     _scatter_lines(w, scatter, g, "∂L/∂x", (h, wd))
     w.heading("Backward, weight: Σ over output positions of gradient × window")
-    for step in weights:
+    _weight_grad_lines(w, weights, "g")
+
+
+def _weight_grad_lines(w: Writer, steps: tuple[ex.WeightGradStep, ...], factor: str) -> None:
+    for step in steps:
         terms = " + ".join(f"{w.factor(t.grad)}{w.times}{w.inline(t.window)}" for t in step.terms)
-        label = w.sym("∂L/∂w", (step.out_channel, step.in_channel))
+        label = w.sym(
+            "∂L/∂w",
+            (step.in_channel, step.out_channel)
+            if factor == "x"
+            else (step.out_channel, step.in_channel),
+        )
         w.item(w.m(f"{label} = {terms} = {w.inline(step.total)}"))
+
+
+def _conv_transpose_backward_steps(w: Writer, worked: ex.Worked) -> None:
+    g = _Labels(w, worked.inputs["input"].shape, "∂L/∂x")
+    inputs = tuple(s for s in worked.backward_steps if isinstance(s, ex.ConvStep))
+    weights = tuple(s for s in worked.backward_steps if isinstance(s, ex.WeightGradStep))
+    w.heading("Backward, input: each input collects ∂L/∂y where its filter copy landed, ⊙ filter")
+    w.para(w.text("Cells of the block outside the output (cropped) contribute 0."))
+    for step in inputs:
+        first = step.channels[0]
+        w.item(
+            w.m(g(step.batch, step.out_channel, step.row, step.col))
+            + w.text(f": its copy landed on rows {_span(first.rows)}, cols {_span(first.cols)}")
+        )
+        for work in step.channels:
+            w.item(
+                w.text(f"output channel {work.channel}: ")
+                + w.m(
+                    f"{w.inline(work.window)}{w.odot}{w.inline(work.weight)} = "
+                    f"{_products(w, work.window, work.weight)} = {w.num(work.total)}"
+                ),
+                depth=1,
+            )
+        if len(step.channels) > 1:
+            terms = " + ".join(w.num(work.total) for work in step.channels)
+            w.item(
+                w.text("sum over output channels: ") + w.m(f"{terms} = {w.num(step.value)}"),
+                depth=1,
+            )
+    w.heading("Backward, weight: Σ over input pixels of x × the ∂L/∂y block its copy landed on")
+    _weight_grad_lines(w, weights, "x")
 
 
 def _summary(w: Writer, worked: ex.Worked) -> None:
@@ -452,7 +492,9 @@ def render(
     elif explain:
         _summary(w, worked)
     if explain and worked.backward_steps:
-        (_conv_backward_steps if worked.operator == "conv2d" else _route_steps)(w, worked)
+        {"conv2d": _conv_backward_steps, "conv_transpose2d": _conv_transpose_backward_steps}.get(
+            worked.operator, _route_steps
+        )(w, worked)
     if (
         explain
         and worked.operator in ("conv2d", "conv_transpose2d")
