@@ -367,6 +367,6 @@ def register(app: typer.Typer) -> None:
                 payload["gradients"] = {k: _plain(v) for k, v in worked.grads.items()}
             if line:
                 payload["check"] = line
-            print_text(json.dumps(payload))
+            print_text(json.dumps(payload, ensure_ascii=False))
             return
         print_text(render(worked, fmt.value, explain=explain, check=line))
