@@ -93,6 +93,20 @@ def test_example_matches_pytorch_on_meta(path: Path) -> None:
     assert_matches_torch(report, "meta")
 
 
+@pytest.mark.parametrize("path", ALL, ids=example_id)
+def test_example_macs_match_flop_counter(path: Path) -> None:
+    """torch.utils.flop_counter counts 2 FLOPs per multiply-accumulate of convolutions
+    and matrix products: exactly convlens's '2mac' convention."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    report = analyze(path, convention="2mac", **SYMBOLS.get(path.name, {}))
+    with torch.device("meta"):
+        module = build_module(report.network)
+        with FlopCounterMode(display=False) as counter:
+            module(torch.zeros(1, *report.network.input_shape))
+    assert counter.get_total_flops() == 2 * report.totals.macs == report.totals.flops
+
+
 # -- U-Net (Ronneberger et al. 2015, Fig. 1) ----------------------------------------------
 
 def unet_sides(report: Report) -> list[int]:
