@@ -275,6 +275,12 @@ def test_check_is_skipped_without_torch(monkeypatch: pytest.MonkeyPatch) -> None
         ),
         (("conv2d", "-i", "missing.txt", "-w", "ones2x2"), "no such file"),
         (("upsample", "-i", "ones2x2"), "exactly one of --size"),
+        (("conv2d", "-i", "ones4x4", "-w", "ones2x2", "--stride", "0"), "stride must be ≥ 1"),
+        (
+            ("conv2d", "-i", "ones4x4", "-w", "ones2x2", "--groups", "0"),
+            "groups must be an int ≥ 1",
+        ),
+        (("max_pool2d", "-i", "ones4x4", "--kernel", "0"), "kernel_size must be ≥ 1"),
     ],
 )
 def test_bad_input_exits_2_with_a_message(args: tuple[str, ...], fragment: str) -> None:

@@ -126,6 +126,11 @@ def padding_arg(text: str | None) -> Any:
     return value
 
 
+def _given(value: Any, default: Any) -> Any:
+    """The value when the option was given (0 included, so the operator can refuse it)."""
+    return default if value is None else value
+
+
 def hyper_parameters(name: str, given: dict[str, Any]) -> dict[str, Any]:
     """Keyword arguments for ``reference.run``; refuses options the operator does not take."""
     for option, value in given.items():
@@ -134,16 +139,16 @@ def hyper_parameters(name: str, given: dict[str, Any]) -> dict[str, Any]:
             raise ArgumentError(f"{flag} does not apply to {name}.")
     params: dict[str, Any] = {}
     if name in ("conv2d", "conv_transpose2d"):
-        params["stride"] = ints(given["stride"], "--stride") or 1
-        params["padding"] = padding_arg(given["padding"]) or 0
-        params["dilation"] = ints(given["dilation"], "--dilation") or 1
-        params["groups"] = given["groups"] or 1
+        params["stride"] = _given(ints(given["stride"], "--stride"), 1)
+        params["padding"] = _given(padding_arg(given["padding"]), 0)
+        params["dilation"] = _given(ints(given["dilation"], "--dilation"), 1)
+        params["groups"] = _given(given["groups"], 1)
         if name == "conv_transpose2d":
             if isinstance(params["padding"], str) or (
                 isinstance(params["padding"], tuple) and isinstance(params["padding"][0], tuple)
             ):
                 raise ArgumentError("--padding for conv_transpose2d takes 1 or 2 integers.")
-            params["output_padding"] = ints(given["output_padding"], "--output-padding") or 0
+            params["output_padding"] = _given(ints(given["output_padding"], "--output-padding"), 0)
     elif name in ("max_pool2d", "avg_pool2d"):
         if given["kernel"] is None:
             raise ArgumentError(f"{name} needs --kernel, the window size (like 2 or 2,3).")
@@ -154,10 +159,10 @@ def hyper_parameters(name: str, given: dict[str, Any]) -> dict[str, Any]:
             isinstance(padding, tuple) and isinstance(padding[0], tuple)
         ):
             raise ArgumentError(f"--padding for {name} takes 1 or 2 integers.")
-        params["padding"] = padding or 0
+        params["padding"] = _given(padding, 0)
         params["ceil_mode"] = bool(given["ceil_mode"])
         if name == "max_pool2d":
-            params["dilation"] = ints(given["dilation"], "--dilation") or 1
+            params["dilation"] = _given(ints(given["dilation"], "--dilation"), 1)
         else:
             params["count_include_pad"] = given["count_include_pad"] is not False
     elif name == "upsample":
