@@ -16,18 +16,19 @@ from convlens.core.records import Network
 from convlens.errors import ArgumentError
 
 
-def load_network(source: Any, bindings: dict[str, Any] | None = None) -> Network:
+def load_network(source: Any, bindings: dict[str, Any] | None = None,
+                 strict: bool = True) -> Network:
     """A ``Network`` from a path, description text, or a ``Network`` itself."""
     from convlens.spec import parse_file, parse_text
 
     if isinstance(source, Network):
         return source
     if isinstance(source, Path):
-        return parse_file(source, bindings)
+        return parse_file(source, bindings, strict)
     if isinstance(source, str):
         if "\n" in source or source.lstrip().startswith("input "):
-            return parse_text(source, "<text>", "network", bindings)
-        return parse_file(source, bindings)
+            return parse_text(source, "<text>", "network", bindings, strict)
+        return parse_file(source, bindings, strict)
     raise ArgumentError(f"cannot analyse a {type(source).__name__}: give a .cnn path, "
                         "description text or a Network")
 

@@ -425,9 +425,6 @@ def test_error_in_separable_points_at_the_call(tmp_path: Path) -> None:
     assert f"{path}:7:" in message
 
 
-@pytest.mark.xfail(strict=True, reason="cli/analyze.py _only_used drops a --set name that "
-                   "neither design uses, so compare ignores the typo silently (analyze "
-                   "refuses it)")
 def test_compare_refuses_a_set_name_neither_design_uses(tmp_path: Path) -> None:
     first = write(tmp_path, "input 3x32x32\nconv2d NF k=3\n", "first.cnn")
     second = write(tmp_path, "input 3x32x32\nconv2d 8 k=k\n", "second.cnn")

@@ -129,43 +129,21 @@ def register(app: typer.Typer) -> None:
                      "json": render_comparison_json}
         if format not in renderers:
             raise ArgumentError(f"--format must be one of {', '.join(renderers)}")
+        from dataclasses import replace
+
+        from convlens.api import load_network, make_options, parse_shape
+        from convlens.core.analyze import analyze_network
+        from convlens.errors import SpecError
+
         bindings = parse_set(set_)
-        reports = []
-        for source in (first, second):
-            # A symbol set for one design need not exist in the other.
-            from convlens.api import load_network, make_options
-            from convlens.core.analyze import analyze_network
-
-            network = load_network(source, _only_used(source, bindings))
-            if input is not None:
-                from dataclasses import replace
-
-                from convlens.api import parse_shape
-
-                network = replace(network, input_shape=parse_shape(input))
-            reports.append(analyze_network(network, make_options(batch, dtype, optimizer,
-                                                                 convention)))
+        # One --set serves both designs: each uses what it needs; a name neither uses
+        # is a typo and is refused, as analyze refuses it.
+        networks = [load_network(source, bindings, strict=False) for source in (first, second)]
+        unused = sorted(set(bindings) - networks[0].used_bindings - networks[1].used_bindings)
+        if unused:
+            raise SpecError(f"--set names symbol(s) neither design uses: {', '.join(unused)}")
+        if input is not None:
+            networks = [replace(n, input_shape=parse_shape(input)) for n in networks]
+        options = make_options(batch, dtype, optimizer, convention)
+        reports = [analyze_network(network, options) for network in networks]
         print_text(renderers[format](compare_reports(reports[0], reports[1])))
-
-
-def _only_used(source: str, bindings: dict[str, Any]) -> dict[str, Any]:
-    """The --set values a design uses (compare shares one --set between two files)."""
-    if not bindings:
-        return bindings
-    from convlens.api import load_network
-    from convlens.errors import SpecError
-
-    try:
-        load_network(source, bindings)
-        return bindings
-    except SpecError as err:
-        if "--set names symbol" not in str(err):
-            raise
-    used = {}
-    for name, value in bindings.items():
-        try:
-            load_network(source, {name: value})
-            used[name] = value
-        except SpecError:
-            continue
-    return used

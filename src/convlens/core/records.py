@@ -38,6 +38,7 @@ class Network:
     name: str = "network"
     source: str = ""  # file path or "zoo:NAME"
     input_name: str = "input"
+    used_bindings: frozenset[str] = frozenset()  # which given symbol values were used
 
 
 @dataclass(frozen=True)

@@ -432,19 +432,19 @@ class Expander:
             scope.labels[label] = inner.current
 
     # -- result -------------------------------------------------------------------------
-    def network(self, name: str) -> Network:
+    def network(self, name: str, strict: bool = True) -> Network:
         if self.input_shape is None:
             raise SpecError("the description is empty: it needs at least 'input CxHxW'",
                             SourcePosition(self.source, 1, 1))
         unused = sorted(set(self.bindings) - self.used_bindings)
-        if unused:
+        if unused and strict:
             known = ", ".join(sorted(self.symbols | self.used_bindings)) or "none"
             raise SpecError(f"--set names symbol(s) the description does not use: "
                             f"{', '.join(unused)} (its symbols: {known})")
         layers = [LayerSpec(**{**spec.__dict__, "frozen": True}) if i < self.frozen_until
                   else spec for i, spec in enumerate(self.layers)]
         return Network(input_shape=self.input_shape, layers=tuple(layers), name=name,
-                       source=self.source)
+                       source=self.source, used_bindings=frozenset(self.used_bindings))
 
 
 def _split_commas(text: str) -> list[str]:
@@ -466,16 +466,20 @@ def _positional_text(schema: Any) -> str:
 
 
 def parse_text(text: str, source: str = "<text>", name: str = "network",
-               bindings: Mapping[str, Any] | None = None) -> Network:
-    """Description text → ``Network``; ``bindings`` put numbers for symbols (``--set``)."""
+               bindings: Mapping[str, Any] | None = None, strict: bool = True) -> Network:
+    """Description text → ``Network``; ``bindings`` put numbers for symbols (``--set``).
+
+    ``strict`` refuses bindings the description does not use (a typo'd ``--set``).
+    """
     expander = Expander(source, bindings or {})
     root = Scope(prefix="", env={}, labels={"input": "input"}, current="input")
     expander.run(read_statements(PRELUDE, PRELUDE_SOURCE), root)
     expander.run(read_statements(text, source), root)
-    return expander.network(name)
+    return expander.network(name, strict)
 
 
-def parse_file(path: str | Path, bindings: Mapping[str, Any] | None = None) -> Network:
+def parse_file(path: str | Path, bindings: Mapping[str, Any] | None = None,
+               strict: bool = True) -> Network:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -483,4 +487,4 @@ def parse_file(path: str | Path, bindings: Mapping[str, Any] | None = None) -> N
         raise SpecError(f"no such description file: {path}") from None
     except (OSError, UnicodeDecodeError) as err:
         raise SpecError(f"cannot read {path}: {err}") from None
-    return parse_text(text, str(path), path.stem, bindings)
+    return parse_text(text, str(path), path.stem, bindings, strict)
