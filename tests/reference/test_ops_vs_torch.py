@@ -266,6 +266,21 @@ def test_max_pool2d_matches_torch_with_ties(case: dict) -> None:
     close(max_pool2d_backward(backprop(ty, rng), cache), tx.grad)
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_max_pool2d_nan_like_torch(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 3, (2, 2, 6, 6)).astype(np.float64)
+    x[rng.random(x.shape) < 0.2] = np.nan  # windows with zero, one and several NaNs
+    out, cache = max_pool2d_forward(x, 3, 1, 1)
+    tx = torch.tensor(x, requires_grad=True)
+    ty, indices = F.max_pool2d(tx, 3, 1, 1, return_indices=True)
+    np.testing.assert_array_equal(np.isnan(out), torch.isnan(ty).numpy())
+    np.testing.assert_array_equal(cache.indices, indices.numpy())
+    grad = rng.standard_normal(out.shape)
+    ty.backward(torch.tensor(grad))
+    np.testing.assert_allclose(max_pool2d_backward(grad, cache), tx.grad.numpy(), atol=ATOL)
+
+
 @given(pool_cases(dilated=False))
 def test_avg_pool2d_matches_torch(case: dict) -> None:
     rng = np.random.default_rng(case["seed"])

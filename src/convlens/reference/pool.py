@@ -112,14 +112,18 @@ def max_pool2d_forward(
 ) -> tuple[np.ndarray, MaxPool2dCache]:
     """y = max over each window; ties go to the first maximum in row-major window order.
 
-    Padding is −∞, so it never wins. A NaN wins over numbers (np.argmax takes the first NaN;
-    PyTorch takes the last one when a window holds several NaNs).
+    Padding is −∞, so it never wins. A NaN wins over numbers and, as in PyTorch's CPU
+    kernel, the last NaN of a window is its arg-max.
     """
     x = as_array(x, "input", 4, "(N, C, H, W)")
     geo = pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode)
     xp = pad_hw(x, geo.padding4, value=-np.inf)
     taps = window_taps(xp, geo)  # (N, C, H_out, W_out, K_h·K_w)
     best = taps.argmax(axis=-1)  # first maximum, as torch's strict `val > maxval`
+    nan = np.isnan(taps)
+    if nan.any():  # torch's `|| isnan(val)` moves the arg-max to every NaN: the last one wins
+        last_nan = taps.shape[-1] - 1 - nan[..., ::-1].argmax(axis=-1)
+        best = np.where(nan.any(axis=-1), last_nan, best)
     out = np.take_along_axis(taps, best[..., None], axis=-1)[..., 0]
     rows, cols = window_origin(geo)
     kw, (dh, dw), w = geo.kernel_size[1], geo.dilation, x.shape[3]
