@@ -943,10 +943,10 @@ def train(
     return result
 
 
-def _title(cfg: ColourizeConfig) -> str:
+def _title(cfg: ColourizeConfig, model: bool = True) -> str:
     return (
-        f"{cfg.model}, {cfg.classes}, {cfg.num_colours} colours, batch {cfg.batch_size}, "
-        f"lr {cfg.lr}, seed {cfg.seed}"
+        f"{f'{cfg.model}, ' if model else ''}{cfg.classes}, {cfg.num_colours} colours, "
+        f"batch {cfg.batch_size}, {cfg.epochs} epochs, lr {cfg.lr}, seed {cfg.seed}"
     )
 
 
@@ -1094,7 +1094,15 @@ def sweep(
             "train_seconds",
             "run",
         ]
-        _write_tables(out / "sweep", rows, columns, f"Batch-size sweep: {_title(base)}")
+        _write_tables(
+            out / "sweep",
+            rows,
+            columns,
+            (
+                f"Batch-size sweep: {base.model}, {base.classes}, {base.num_colours} colours, "
+                f"{base.epochs} epochs, lr {base.lr}, seed {base.seed}"
+            ),
+        )
         plot_sweep(out / "sweep.png", rows, base)
     return rows
 
@@ -1224,9 +1232,11 @@ def compare(
         "train_seconds",
         "run",
     ]
-    _write_tables(out / "compare", rows, columns, f"CNN vs U-Net: {_title(base)}")
+    _write_tables(out / "compare", rows, columns, f"CNN vs U-Net: {_title(base, model=False)}")
     plot_curves(
-        out / "compare_curves.png", {r.config.model: r.metrics for r in results}, _title(base)
+        out / "compare_curves.png",
+        {r.config.model: r.metrics for r in results},
+        _title(base, model=False),
     )
     _compare_grid(out / "compare_grid.png", results, base)
     return rows
