@@ -179,7 +179,7 @@ def run(
         steps = ex.avg_pool2d_steps(x4, out, cache)
     grads: dict[str, np.ndarray] = {}
     grad4 = None
-    backward_steps = ()
+    backward_steps: tuple[ex.Step, ...] = ()
     if grad_output is not None:
         grad4 = as_array(grad_output, "grad_output", (2, 3, 4), "the output's shape")
         if grad4.ndim < 4 and grad4.size == out.size:  # textbook (H, W) or (C, H, W) gradient
@@ -198,7 +198,7 @@ def run(
             grads = {k: v for k, v in vars(result).items() if v is not None}
         if small and name == "conv2d":
             scatter, weight_steps = ex.conv2d_backward_steps(grad4, cache)
-            backward_steps: tuple[ex.Step, ...] = scatter + weight_steps
+            backward_steps = scatter + weight_steps
         elif small and name == "conv_transpose2d":
             input_steps, weight_steps = ex.conv_transpose2d_backward_steps(grad4, cache)
             backward_steps = input_steps + weight_steps
