@@ -22,8 +22,7 @@ START, END = "<!-- kinds:start -->", "<!-- kinds:end -->"
 FORMS = {"int": "integer", "pair": "integer or pair `HxW`",
          "padding": "integer, `PHxPW`, `(top, bottom, left, right)`, `same` or `valid`",
          "float": "number", "bool": "`true` / `false`", "choice": "one of",
-         "size": "integer or pair `HxW`", "name": "a label (`as NAME`)",
-         "names": "labels"}
+         "size": "integer or pair `HxW`", "name": "a name", "names": "a list"}
 
 
 def _default(arg: Arg) -> str:

@@ -77,3 +77,15 @@ def test_conventions_page_numbers_are_real(monkeypatch: pytest.MonkeyPatch) -> N
     separable = analyze("examples/separable_vs_standard/separable.cnn")
     assert separable.totals.peak_activation_bytes == 4_816_896
     assert "4,816,896" in page
+
+
+def test_conventions_page_covers_every_kind() -> None:
+    """A new rule needs a line in the FLOPs table and the saved-for-backward table."""
+    from convlens.core.registry import all_rules
+
+    page = (DOCS / "conventions.md").read_text(encoding="utf-8")
+    flops = page.split("Under `full`, each kind adds", 1)[1].split("## Parameters", 1)[0]
+    saved = page.split("What each kind keeps for backward", 1)[1].split("A layer takes", 1)[0]
+    for table, text in (("FLOPs", flops), ("saved-for-backward", saved)):
+        missing = sorted(kind for kind in all_rules() if f"`{kind}`" not in text)
+        assert not missing, f"missing from the {table} table: {missing}"
