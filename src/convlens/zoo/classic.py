@@ -225,6 +225,7 @@ class AlexNet(nn.Module):
 
 @register_model(
     "alexnet",
+    description="alexnet.cnn",
     citation=KRIZHEVSKY_2012,
     default_input=(3, 224, 224),
     exact_params=61_100_840,
@@ -298,6 +299,7 @@ class VGG(nn.Module):
 def _vgg_entry(name: str, config: str, params: int, paper_millions: int, depth: int) -> None:
     @register_model(
         name,
+        description=f"{name}.cnn",
         citation=SIMONYAN_2015,
         default_input=(3, 224, 224),
         exact_params=params,

@@ -133,6 +133,7 @@ _NOTES = (
 
 @register_model(
     "colour_cnn",
+    description="colour_cnn.cnn",
     citation=COURSE,
     default_input=(1, 32, 32),
     exact_params=86_784,
@@ -150,6 +151,7 @@ def colour_cnn(
 
 @register_model(
     "colour_unet",
+    description="colour_unet.cnn",
     citation=COURSE,
     default_input=(1, 32, 32),
     exact_params=112_344,

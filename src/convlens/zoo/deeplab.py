@@ -200,6 +200,7 @@ def _notes(depth: int, without: int, with_aux: int) -> str:
 
 @register_model(
     "deeplabv3_resnet50",
+    description="deeplabv3_resnet50.cnn",
     citation=CHEN_2017,
     default_input=(3, 513, 513),
     exact_params=39_638_869,
@@ -222,6 +223,7 @@ def deeplabv3_resnet50(
 
 @register_model(
     "deeplabv3_resnet101",
+    description="deeplabv3_resnet101.cnn",
     citation=CHEN_2017,
     default_input=(3, 513, 513),
     exact_params=58_630_997,

@@ -151,6 +151,7 @@ def _densenet_entry(name: str, blocks: tuple[int, int, int, int], params: int) -
 
     @register_model(
         name,
+        description=f"{name}.cnn",
         citation=HUANG_2017,
         default_input=(3, 224, 224),
         exact_params=params,

@@ -155,6 +155,7 @@ class GoogLeNet(nn.Module):
 
 @register_model(
     "googlenet",
+    description="googlenet.cnn",
     citation=SZEGEDY_2015,
     default_input=(3, 224, 224),
     exact_params=6_624_904,

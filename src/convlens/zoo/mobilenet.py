@@ -106,6 +106,7 @@ class MobileNetV1(nn.Module):
 
 @register_model(
     "mobilenet_v1",
+    description="mobilenet_v1.cnn",
     citation=HOWARD_2017,
     default_input=(3, 224, 224),
     exact_params=4_231_976,
@@ -217,6 +218,7 @@ class MobileNetV2(nn.Module):
 
 @register_model(
     "mobilenet_v2",
+    description="mobilenet_v2.cnn",
     citation=SANDLER_2018,
     default_input=(3, 224, 224),
     exact_params=3_504_872,

@@ -234,6 +234,7 @@ def _resnet_entry(name: str, layers: tuple[int, int, int, int], params: int, dep
 
     @register_model(
         name,
+        description=f"{name}.cnn",
         citation=HE_2016,
         default_input=(3, 224, 224),
         exact_params=params,
@@ -260,6 +261,7 @@ _resnet_entry("resnet152", (3, 8, 36, 3), 60_192_808, 152)
 
 @register_model(
     "se_resnet50",
+    description="se_resnet50.cnn",
     citation=HU_2018,
     default_input=(3, 224, 224),
     exact_params=28_088_024,

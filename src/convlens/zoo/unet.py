@@ -87,6 +87,7 @@ class UNet(nn.Module):
 
 @register_model(
     "unet",
+    description="unet.cnn",
     citation=RONNEBERGER_2015,
     default_input=(1, 572, 572),
     exact_params=31_030_658,
@@ -173,6 +174,7 @@ class UNetSame(nn.Module):
 
 @register_model(
     "unet_same",
+    description="unet_same.cnn",
     citation=RONNEBERGER_2015,
     default_input=(3, 256, 256),
     exact_params=31_037_698,

@@ -186,6 +186,7 @@ class Darknet53(nn.Module):
 
 @register_model(
     "darknet53",
+    description="darknet53.cnn",
     citation=REDMON_2018,
     default_input=(3, 256, 256),
     exact_params=41_609_928,
