@@ -46,7 +46,10 @@ def test_json_page_example_is_real_output(monkeypatch: pytest.MonkeyPatch) -> No
     assert block
     monkeypatch.chdir(ROOT)
     text = renderer("json")(analyze("examples/separable_vs_standard/separable.cnn"))
-    assert block.group(1) == text
+    assert block.group(1) == text, (
+        "docs/json.md is stale: paste the output of `convlens analyze "
+        "examples/separable_vs_standard/separable.cnn -f json` (run from the repository "
+        "root) between the example markers, and describe any new key in the tables")
     assert json.loads(block.group(1))["totals"]["params"] == 128 * 3 * 3 + 256 * 128
 
 
