@@ -16,13 +16,83 @@ from convlens.core.records import Network
 from convlens.errors import ArgumentError
 
 
+def is_module(source: Any) -> bool:
+    """An ``nn.Module`` (checked without importing torch)."""
+    return hasattr(source, "named_modules") and hasattr(source, "forward")
+
+
+def model_from_reference(reference: str) -> tuple[Any, tuple[int, ...] | None]:
+    """``zoo:NAME?arg=value`` or ``package.module:attr`` → (module, default input or None)."""
+    if reference.startswith("zoo:"):
+        from convlens.zoo import create_model, get_entry
+        from convlens.zoo.registry import coerce_arguments
+
+        name, _, query = reference[4:].partition("?")
+        raw = dict(part.split("=", 1) if "=" in part else (part, "true")
+                   for part in query.split("&") if part)
+        entry = get_entry(name)
+        kwargs = coerce_arguments(name, raw)
+        import torch
+
+        with torch.device("meta"):  # no weights are needed to count
+            return create_model(name, **kwargs), tuple(entry.default_input)
+    module_name, _, attr = reference.partition(":")
+    import importlib
+
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as err:
+        raise ArgumentError(f"cannot import module '{module_name}' (from '{reference}'): "
+                            f"{type(err).__name__}: {err}") from None
+    try:
+        obj = getattr(module, attr)
+    except AttributeError:
+        raise ArgumentError(f"module '{module_name}' has no attribute '{attr}' "
+                            f"(from '{reference}')") from None
+    if not is_module(obj):
+        try:
+            obj = obj()
+        except Exception as err:
+            raise ArgumentError(f"calling '{reference}' failed: {type(err).__name__}: "
+                                f"{err}") from None
+    if not is_module(obj):
+        raise ArgumentError(f"'{reference}' is neither an nn.Module nor a factory returning one")
+    return obj, None
+
+
+def trace_network(model: Any, input_size: Any) -> Network:
+    from dataclasses import replace as _replace
+
+    from convlens.torch.trace import trace
+
+    shape = tuple(getattr(input_size, "shape", input_size))
+    if len(shape) == 3:
+        shape = (1, *shape)
+    result = trace(model, shape)
+    return _replace(result.network, name=type(model).__name__)
+
+
 def load_network(source: Any, bindings: dict[str, Any] | None = None,
-                 strict: bool = True) -> Network:
-    """A ``Network`` from a path, description text, or a ``Network`` itself."""
+                 strict: bool = True, input_size: Any = None) -> Network:
+    """A ``Network`` from a path, description text, an ``nn.Module``, ``zoo:NAME`` or
+    ``package.module:factory``, or a ``Network`` itself."""
     from convlens.spec import parse_file, parse_text
 
     if isinstance(source, Network):
         return source
+    if isinstance(source, str) and (source.startswith("zoo:") or (
+            ":" in source and not source.endswith(".cnn") and "\n" not in source
+            and not Path(source).exists())):
+        model, default = model_from_reference(source)
+        if input_size is None and default is None:
+            raise ArgumentError(f"'{source}' needs an input size, e.g. --input 3x224x224")
+        network = trace_network(model, input_size if input_size is not None else default)
+        return replace(network, name=source, source=source)
+    if is_module(source):
+        if input_size is None:
+            raise ArgumentError("analysing an nn.Module needs input_size=(N, C, H, W) "
+                                "or input=a tensor")
+        return trace_network(source, input_size)
     if isinstance(source, Path):
         return parse_file(source, bindings, strict)
     if isinstance(source, str):
@@ -63,10 +133,29 @@ def make_options(batch: Any = 1, dtype: str = "float32", optimizer: str = "adam"
                    frozen=tuple(frozen))
 
 
-def analyze(source: Any, input: tuple[int, ...] | str | None = None, batch: int = 1,
+def analyze(source: Any, input: Any = None, batch: int = 1,
             dtype: str = "float32", optimizer: str = "adam", convention: str = "full",
-            frozen: tuple[str, ...] | list[str] = (), **symbols: Any) -> Report:
-    """Analyse a description: per-layer shapes, parameters, MACs/FLOPs, RF and memory."""
+            frozen: tuple[str, ...] | list[str] = (), input_size: Any = None,
+            **symbols: Any) -> Report:
+    """Analyse a description or a model: per-layer shapes, parameters, MACs/FLOPs,
+    receptive field and memory.
+
+    ``source``: a ``.cnn`` path or text, an ``nn.Module`` (with ``input_size=(N, C, H, W)``
+    or ``input=`` a tensor), ``"zoo:NAME?arg=value"`` or ``"package.module:factory"``.
+    """
+    if is_module(source) or (isinstance(source, str) and (
+            source.startswith("zoo:") or (":" in source and not source.endswith(".cnn")
+                                          and "\n" not in source
+                                          and not Path(source).exists()))):
+        size = input_size if input_size is not None else input
+        if isinstance(size, str):
+            size = (batch, *parse_shape(size))
+        elif size is not None and len(tuple(getattr(size, "shape", size))) == 3:
+            size = (batch, *tuple(getattr(size, "shape", size)))
+        network = load_network(source, input_size=size)
+        first = next(iter(getattr(size, "shape", size))) if size is not None else batch
+        return analyze_network(network, make_options(first, dtype, optimizer, convention,
+                                                     frozen))
     network = load_network(source, symbols)
     if input is not None:
         shape = parse_shape(input) if isinstance(input, str) else tuple(input)

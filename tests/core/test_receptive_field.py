@@ -67,7 +67,7 @@ def check_rf(text: str) -> None:
             continue
         measured = max(hi - lo + 1 for _, lo, hi in interior)
         assert last.rf[axis] >= measured, text
-        period = Fraction(last.jump[axis]).denominator
+        period = last.rf_period[axis]
         if len(interior) >= period + 1:
             assert last.rf[axis] == measured, text
         if period == 1:  # centres move by exactly one jump per output
@@ -108,3 +108,14 @@ def test_symbolic_receptive_field_matches_numeric() -> None:
     for k in (1, 3, 5, 7):
         numeric = convlens.analyze(text, k=k).totals.rf[0]
         assert symbolic.subs(symbol("k"), k) == numeric
+
+
+def test_downsample_then_upsample_is_periodic() -> None:
+    # Jump 2·½ = 1, but outputs alternate between two patterns (measured by gradients:
+    # outputs read rows 0–1, 0–3, 2–3, 2–5, …): the widest sees 4, output 0 centres at ½.
+    for up in ("conv_transpose2d 1 k=2 s=2", "upsample 2"):
+        r = convlens.analyze(f"input 1x32x32\nconv2d 1 k=2 s=2\n{up}\nconv2d 1 k=2")
+        assert r.totals.rf == (4, 4) and r.totals.jump == (1, 1)
+        assert r.totals.start == (Fraction(0 + 1, 2), Fraction(0 + 1, 2))
+        assert r.layers[-1].rf_period == (2, 2)
+        check_rf(f"input 1x32x32\nconv2d 1 k=2 s=2\n{up}\nconv2d 1 k=2")

@@ -9,9 +9,9 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
+import torch
 from convlens.api import analyze, load_network
 from convlens.cli.main import app
 from convlens.core.analyze import Report
@@ -372,9 +372,6 @@ def test_rf_of_a_strided_chain_matches_gradients() -> None:
     assert_rf_matches_gradients(report, rows=4)
 
 
-@pytest.mark.xfail(strict=True, reason="core/receptive_field.py compose(): the period of a "
-                   "composed map is taken from the reduced jump (16·½ = 8/1 → period 1), so "
-                   "the map after down- then up-sampling is treated as affine and is wrong")
 def test_rf_after_down_then_up_sampling_matches_gradients() -> None:
     # conv s=2 then transposed conv s=2: output rows 0 and 1 both come from conv row 0
     # (input rows 0 … 1); a 2-tap conv after it reads rows 0 … 3 at odd outputs.
@@ -405,9 +402,6 @@ def test_one_channel_unet_has_the_unets_geometry() -> None:
         original.totals.rf, original.totals.jump, original.totals.start)
 
 
-@pytest.mark.xfail(strict=True, reason="core/receptive_field.py compose() (see above): "
-                   "at 572×572 the U-Net's reported RF is 200 with output 0 centred at 99.5; "
-                   "gradients give 204 and output 0 reading rows 0 … 187 (centre 93.5)")
 def test_unet_rf_matches_gradients() -> None:
     # 204 = 188 + 16: a valid side whose 20 output rows cover every phase of the
     # 16-row pattern the four poolings make
@@ -416,9 +410,6 @@ def test_unet_rf_matches_gradients() -> None:
     assert_rf_matches_gradients(report, rows=16)
 
 
-@pytest.mark.xfail(strict=True, reason="core/analyze.py _with_totals: buffer_bytes = buffers "
-                   "× dtype bytes, but BatchNorm's num_batches_tracked is int64 (8 bytes), so "
-                   "float32 undercounts 4 bytes per batch norm")
 def test_buffer_bytes_match_pytorch() -> None:
     report = analyze(EXAMPLES / "resnet_block.cnn")
     with torch.device("meta"):

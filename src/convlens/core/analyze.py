@@ -107,7 +107,7 @@ def run_rule(spec: LayerSpec, network: Network, shapes: Mapping[str, Shape]) -> 
         if target is None:
             raise _error(spec, network, f"crop like={args['like']}: no output of that name")
         args = {**args, "size": tuple(target[1:3])}
-    if rule.inputs > 0 and len(spec.inputs) != rule.inputs:
+    if rule.inputs >= 0 and len(spec.inputs) != rule.inputs:
         raise _error(spec, network, f"{spec.kind} takes {rule.inputs} input(s), "
                      f"got {len(spec.inputs)}")
     try:
@@ -126,13 +126,18 @@ def analyze_network(network: Network, options: Options = Options()) -> Report:
     storage_bytes: dict[str, Dim] = {
         network.input_name: normalize(product(network.input_shape) * batch * itemsize)}
     saved_storages: set[str] = set()
+    buffer_bytes: Dim = 0  # float buffers in the dtype, integer counters 8 bytes each
     records: list[LayerRecord] = []
     for index, spec in enumerate(network.layers, start=1):
         cost = run_rule(spec, network, shapes)
+        if spec.reuses_params:  # a shared module: its parameters were counted at first use
+            cost = replace(cost, params=0, buffers=0, int64_buffers=0)
+        buffer_bytes = buffer_bytes + (cost.buffers - cost.int64_buffers) * itemsize \
+            + 8 * cost.int64_buffers
         frozen = spec.frozen or any(fnmatch.fnmatchcase(spec.name, p) for p in options.frozen)
         trainable = 0 if frozen else cost.params
-        in_graph = any(needs_grad[name] for name in spec.inputs) or (
-            not frozen and cost.params != 0)
+        in_graph = spec.kind != "params_only" and (any(needs_grad[name] for name in spec.inputs)
+                                               or (not frozen and cost.params != 0))
         # What training keeps for backward: unique storages, so a tensor saved by two
         # layers (ReLU keeps its output, the next conv keeps it as input) counts once.
         new_saved: Dim = 0
@@ -147,14 +152,15 @@ def analyze_network(network: Network, options: Options = Options()) -> Report:
                     continue
                 node = spec.inputs[saved.index] if saved.what == "input" else spec.name
                 owner = storage[node] if saved.what == "input" else (
-                    storage[spec.inputs[0]] if cost.alias else spec.name)
+                    storage[spec.inputs[0]] if cost.alias or spec.inplace else spec.name)
                 if owner not in saved_storages:
                     saved_storages.add(owner)
                     new_saved = new_saved + (storage_bytes[owner] if owner in storage_bytes
                                              else product(cost.output_shape) * batch * itemsize)
         out_bytes = normalize(product(cost.output_shape) * batch * itemsize)
-        storage[spec.name] = storage[spec.inputs[0]] if cost.alias else spec.name
-        if not cost.alias:
+        shares = (cost.alias or spec.inplace) and bool(spec.inputs)
+        storage[spec.name] = storage[spec.inputs[0]] if shares else spec.name
+        if not shares:
             storage_bytes[spec.name] = out_bytes
         shapes[spec.name] = tuple(cost.output_shape)
         needs_grad[spec.name] = in_graph
@@ -175,20 +181,22 @@ def analyze_network(network: Network, options: Options = Options()) -> Report:
             warnings=cost.warnings,
             steps=cost.steps + _rf_steps(rf, [rfs[n] for n in spec.inputs]) + _batch_steps(
                 cost, batch),
-            args=cost.args, origin=spec.origin,
+            args=cost.args, origin=spec.origin, unsupported=cost.unsupported,
         ))
-    return _with_totals(network, options, records, storage, storage_bytes, itemsize)
+    return _with_totals(network, options, records, storage, storage_bytes, itemsize,
+                        normalize(buffer_bytes))
 
 
 def _rf_fields(rf: NodeRF, input_shape: Shape) -> dict[str, Any]:
     if rf.whole_input:
         return {"rf": (input_shape[1], input_shape[2]), "jump": None, "start": None,
-                "rf_status": rf.status}
+                "rf_status": rf.status, "rf_period": None}
     if rf.axes is None:
-        return {"rf": None, "jump": None, "start": None, "rf_status": rf.status}
+        return {"rf": None, "jump": None, "start": None, "rf_status": rf.status,
+                "rf_period": None}
     h, w = rf.axes
     return {"rf": (h.size, w.size), "jump": (h.jump, w.jump), "start": (h.start, w.start),
-            "rf_status": rf.status}
+            "rf_status": rf.status, "rf_period": (h.period, w.period)}
 
 
 def _rf_steps(rf: NodeRF, inputs: list[NodeRF]) -> tuple[Step, ...]:
@@ -232,6 +240,7 @@ def peak_activation_bytes(records: Iterable[LayerRecord], input_name: str,
     (flatten, crop) share their source's storage and add nothing.
     """
     records = list(records)
+    records = [r for r in records if r.kind != "params_only"]
     last_use: dict[str, int] = {input_name: 0}
     for record in records:
         for name in record.inputs:
@@ -242,7 +251,7 @@ def peak_activation_bytes(records: Iterable[LayerRecord], input_name: str,
     peak_candidates: list[Dim] = [storage_bytes[input_name]]
     for record in records:
         owner = storage[record.name]
-        if owner == record.name:
+        if owner == record.name and owner in storage_bytes:
             live[owner] = storage_bytes[owner]
         peak_candidates.append(total(live.values()))
         for name in [n for n in live if last_use.get(n, 0) <= record.index]:
@@ -252,21 +261,21 @@ def peak_activation_bytes(records: Iterable[LayerRecord], input_name: str,
 
 def _with_totals(network: Network, options: Options, records: list[LayerRecord],
                  storage: Mapping[str, str], storage_bytes: Mapping[str, Dim],
-                 itemsize: int) -> Report:
+                 itemsize: int, buffer_bytes: Dim) -> Report:
     def sum_of(attr: str) -> Dim:
         return total(getattr(r, attr) for r in records)
 
     params, trainable = sum_of("params"), sum_of("trainable_params")
-    connections = (None if any(r.connections is None and r.params for r in records)
-                   else total(r.connections or 0 for r in records))
+    # Connections in LeNet-5's sense: the weighted edges of convolutions and linear layers.
+    connections = total(r.connections for r in records if r.connections is not None)
     param_bytes = normalize(params * itemsize)
-    buffer_bytes = normalize(sum_of("buffers") * itemsize)
     grad_bytes = normalize(trainable * itemsize)
     states = OPTIMIZER_STATES[options.optimizer]
     optimizer_bytes = normalize(states * grad_bytes)
     saved = sum_of("saved_bytes")
     training = normalize(param_bytes + buffer_bytes + grad_bytes + optimizer_bytes + saved)
-    last = records[-1] if records else None
+    ran = [r for r in records if r.kind != "params_only"]
+    last = ran[-1] if ran else None
     totals = Totals(
         params=params, trainable_params=trainable, frozen_params=sum_of("frozen_params"),
         buffers=sum_of("buffers"), macs=sum_of("macs"), flops=sum_of("flops"),
@@ -278,6 +287,7 @@ def _with_totals(network: Network, options: Options, records: list[LayerRecord],
                                                     storage_bytes),
         param_bytes=param_bytes, buffer_bytes=buffer_bytes, grad_bytes=grad_bytes,
         optimizer_bytes=optimizer_bytes, saved_activation_bytes=saved, training_bytes=training,
+        unsupported=tuple(dict.fromkeys(r.unsupported for r in records if r.unsupported)),
     )
     values = {"P": param_bytes, "B": buffer_bytes, "G": grad_bytes, "O": optimizer_bytes,
               "A": saved}
@@ -292,6 +302,9 @@ def _with_totals(network: Network, options: Options, records: list[LayerRecord],
              note="parameters + buffers + gradients + optimizer state + saved activations"),
     )
     warnings = tuple(f"{r.name}: {w}" for r in records for w in r.warnings)
+    if totals.unsupported:
+        warnings += (f"partial figures: no rule for {', '.join(totals.unsupported)} — their "
+                     "MACs, FLOPs and saved activations are not counted",)
     return Report(network, options, tuple(records), totals, memory_steps, warnings)
 
 

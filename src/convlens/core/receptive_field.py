@@ -17,12 +17,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from math import gcd
 from typing import Any
 
 from convlens.core.numbers import (
     Dim,
     divide,
     is_numeric,
+    known_equal,
     maximum,
     minimum,
     normalize,
@@ -48,7 +50,8 @@ class AxisRF:
             base = table[0]
             return None if base is None else normalize(base + self.step * x)
         if not is_numeric(x):
-            raise ValueError("a symbolic position cannot index a periodic receptive-field map")
+            raise ValueError("after upsampling, the receptive field depends on the exact "
+                             "(symbolic) padding: give the sizes with --set")
         q, r = divmod(x, self.period)
         base = table[r]
         return None if base is None else base + self.step * q
@@ -92,13 +95,28 @@ INPUT_RF = NodeRF(axes=(IDENTITY, IDENTITY))
 
 
 def compose(previous: AxisRF, layer: AxisMap) -> AxisRF:
-    """The node map o ↦ previous(layer(o)) for one axis."""
-    jump = normalize(previous.jump * layer.jump)
-    if is_numeric(jump):
-        jump = Fraction(jump)
-        period, step = jump.denominator, jump.numerator
+    """The node map o ↦ previous(layer(o)) for one axis.
+
+    The layer advances a input positions every b outputs (jump a/b, lowest terms); the
+    previous map repeats every P positions, advancing N. The composition repeats once
+    the layer has moved a whole number of previous periods: every b·P/gcd(a, P)
+    outputs, advancing N·a/gcd(a, P). (Reducing the overall jump instead would call
+    a downsample-then-upsample pair, jump 2·½ = 1, affine — it is not.)
+    """
+    ratio = layer.jump
+    if is_numeric(ratio):
+        ratio = Fraction(ratio)
+        a, b = ratio.numerator, ratio.denominator
     else:
-        period, step = 1, jump
+        a, b = ratio, 1
+    if previous.period == 1:
+        repeats = 1
+    elif is_numeric(a):
+        repeats = previous.period // gcd(a, previous.period)
+    else:
+        raise ValueError("a symbolic stride after upsampling: give the sizes with --set")
+    period = b * repeats
+    step = normalize(divide(previous.step * a * repeats, previous.period))
     if period > MAX_PERIOD:
         raise ValueError(f"the pattern repeats only every {period} positions")
     if any(v is None for v in previous.lo) and layer.taps is not None:
@@ -113,12 +131,25 @@ def compose(previous: AxisRF, layer: AxisMap) -> AxisRF:
     return AxisRF(period, step, lo, hi)
 
 
+def with_period(rf: AxisRF, period: int) -> AxisRF:
+    """The same map tabulated over a multiple of its period."""
+    if period == rf.period:
+        return rf
+    lo = tuple(rf.at(rf.lo, o) for o in range(period))
+    hi = tuple(rf.at(rf.hi, o) for o in range(period))
+    return AxisRF(period, normalize(rf.step * (period // rf.period)), lo, hi)
+
+
 def union(branches: Sequence[AxisRF]) -> AxisRF:
     """Positions read by any branch (the branches' outputs line up element by element)."""
+    jump = branches[0].jump
+    if any(known_equal(b.jump, jump) is False for b in branches[1:]):
+        raise ValueError("branches with different jumps are joined")
+    period = 1
+    for b in branches:
+        period = period * b.period // gcd(period, b.period)
+    branches = [with_period(b, period) for b in branches]
     first = branches[0]
-    for other in branches[1:]:
-        if (other.period, other.step) != (first.period, first.step):
-            raise ValueError("branches with different jumps are joined")
     lo = tuple(_pick(minimum, values) for values in zip(*(b.lo for b in branches), strict=True))
     hi = tuple(_pick(maximum, values) for values in zip(*(b.hi for b in branches), strict=True))
     return AxisRF(first.period, first.step, lo, hi)

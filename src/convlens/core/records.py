@@ -29,6 +29,8 @@ class LayerSpec:
     line: int | None = None
     column: int | None = None
     origin: str = ""  # "file:line" for descriptions, module type for traced models
+    reuses_params: bool = False  # a module called again: its parameters are counted once
+    inplace: bool = False  # writes into its input's storage (ReLU(inplace=True), +=)
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ class LayerRecord:
     steps: tuple[Step, ...]
     args: Mapping[str, Any] = field(default_factory=dict)
     origin: str = ""
+    unsupported: str = ""  # non-empty: an operation without a rule (not counted)
+    rf_period: tuple[int, int] | None = None  # outputs after which the RF pattern repeats
 
 
 @dataclass(frozen=True)
@@ -92,3 +96,4 @@ class Totals:
     optimizer_bytes: Dim
     saved_activation_bytes: Dim
     training_bytes: Dim
+    unsupported: tuple[str, ...] = ()  # operations without a rule: figures are partial

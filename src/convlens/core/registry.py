@@ -56,6 +56,7 @@ class Cost:
     output_shape: Shape
     params: Dim = 0
     buffers: Dim = 0
+    int64_buffers: Dim = 0  # of the buffers, how many are 8-byte integers (BN's counter)
     macs: Dim = 0
     bias_flops: Dim = 0  # additions of bias terms (not in MACs)
     other_flops: Dim = 0  # normalisation, activation, pooling, element-wise work
@@ -67,6 +68,7 @@ class Cost:
     warnings: tuple[str, ...] = ()
     steps: tuple[Step, ...] = ()
     args: Mapping[str, Any] = field(default_factory=dict)  # resolved hyper-parameters
+    unsupported: str = ""  # an operation with no rule: its figures are not counted
 
 
 RuleFn = Callable[[Sequence[Shape], Mapping[str, Any]], Cost]

@@ -64,7 +64,8 @@ def layer_cells(record: LayerRecord) -> dict[Column, str]:
 
 def total_cells(report: Report) -> dict[Column, str]:
     t = report.totals
-    last = report.layers[-1] if report.layers else None
+    ran = [r for r in report.layers if r.kind != "params_only"]
+    last = ran[-1] if ran else None
     return {
         Column.INDEX: "",
         Column.NAME: "total",

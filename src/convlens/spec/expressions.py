@@ -43,6 +43,10 @@ def _binary(op: ast.operator, a: Any, b: Any) -> Any:
     fn = table.get(type(op))
     if fn is None:
         raise ExpressionError(f"operator {type(op).__name__} is not allowed")
+    if isinstance(op, ast.Pow) and (not is_numeric(b) or abs(b) > 64 or (
+            is_numeric(a) and abs(a) > 2**64)):
+        raise ExpressionError(f"the power {a}**{b} is too large for a size (exponents up to "
+                              "64 on numbers)")
     result = fn(a, b)
     return result if isinstance(result, float) else normalize(result)
 

@@ -15,7 +15,8 @@ One statement per line, ``#`` comments, indentation for block bodies::
 
 Statements: ``input CxHxW``; a layer kind with positional and ``key=value``
 arguments; a block call; ``as NAME`` labels an output; ``add NAME…`` and
-``concat NAME…`` join the current output with named ones (if the current output
+``concat NAME…`` (and ``mul NAME…``, a broadcasting product such as a
+channel gate) join the current output with named ones (if the current output
 is itself named in the list, the list gives the full order); ``from NAME``
 continues from an earlier output; ``freeze`` freezes every layer so far;
 ``repeat N:`` repeats its body. Inside a block, ``in`` is the block's input.
@@ -40,7 +41,7 @@ from convlens.spec.prelude import PRELUDE
 
 _KEY_VALUE = re.compile(r"^([A-Za-z_]\w*)=(.+)$")
 _HEADER = re.compile(r"^([A-Za-z_]\w*)\s*\((.*)\)\s*$")
-STATEMENTS = ("input", "block", "repeat", "from", "add", "concat", "freeze")
+STATEMENTS = ("input", "block", "repeat", "from", "add", "concat", "mul", "freeze")
 MAX_DEPTH = 50
 PRELUDE_SOURCE = "<prelude>"
 
@@ -223,7 +224,7 @@ class Expander:
                 raise self.error(st, "'freeze' takes no arguments", st.tokens[1].column,
                                  scope=scope)
             self.frozen_until = len(self.layers)
-        elif head in ("add", "concat"):
+        elif head in ("add", "concat", "mul"):
             self.merge(st, scope)
         elif head in self.blocks:
             self.call_block(st, scope, depth)

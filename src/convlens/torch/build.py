@@ -148,7 +148,9 @@ FACTORIES: dict[str, _Factory] = {
     "dropout": lambda a, s: nn.Dropout(float(a["p"])),
     "flatten": lambda a, s: Flatten(),
     "linear": lambda a, s: nn.Linear(_int(s[-1]), _int(a["out_features"]), a["bias"]),
-    "upsample": lambda a, s: Upsample(float(a["scale_factor"]), a["mode"], a["align_corners"]),
+    "upsample": lambda a, s: Upsample(float(a["scale_factor"]), a["mode"], a["align_corners"])
+    if a["size"] is None else nn.Upsample(size=_pair(a["size"]), mode=a["mode"],
+                                          align_corners=a["align_corners"] or None),
     "se": lambda a, s: SqueezeExcitation(_int(s[0]), _int(s[0]) // _int(a["r"])),
     "add": lambda a, s: Merge("add"),
     "concat": lambda a, s: Merge("concat"),

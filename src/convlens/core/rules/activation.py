@@ -53,6 +53,7 @@ elementwise("hardsigmoid", "relu6(x + 3)/6", 1, "input")
 elementwise("softmax", "softmax over the channels (dim 1)", 3, "output",
             Schema((Arg("dim", "int", 1, minimum=1, help="axis, counted with the batch"),)))
 elementwise("identity", "no-op, useful as a named point in a graph", 0, "")
+elementwise("scalar_op", "arithmetic with a constant (x·a, x + a, x − a, x / a)", 1, "")
 
 DROPOUT = Schema((Arg("p", "float", 0.5, positional=True, help="probability of zeroing"),))
 

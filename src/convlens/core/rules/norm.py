@@ -39,6 +39,7 @@ def batchnorm2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         output_shape=tuple(inputs[0]),
         params=params,
         buffers=buffers,
+        int64_buffers=1 if args["track_running_stats"] else 0,
         other_flops=work,
         # Training-mode backward keeps the input and the batch mean and 1/std (float32).
         saves=(Saved("input"), Saved("extra", elements=normalize(2 * c), itemsize=4,

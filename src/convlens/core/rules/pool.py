@@ -71,13 +71,16 @@ def avgpool2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     return _replace(cost, other_flops=work, saves=(Saved("input"),), steps=steps)
 
 
-@register_rule("global_avgpool", Schema(), "global average pooling to (C, 1, 1) "
-               "(nn.AdaptiveAvgPool2d(1))")
+GLOBAL = Schema((Arg("keepdim", "bool", True, help="keep the 1×1 spatial axes"),))
+
+
+@register_rule("global_avgpool", GLOBAL, "global average pooling to (C, 1, 1) "
+               "(nn.AdaptiveAvgPool2d(1)), or to (C,) with keepdim=false (x.mean((2, 3)))")
 def global_avgpool(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     c, h, w = spatial("global_avgpool", inputs[0])
     work = normalize(c * h * w)  # H·W − 1 additions and one division per channel
     return Cost(
-        output_shape=(c, 1, 1),
+        output_shape=(c, 1, 1) if args["keepdim"] else (c,),
         other_flops=work,
         rf_global=True,
         saves=(),  # computed as a mean, whose backward needs only the sizes

@@ -7,7 +7,14 @@ from fractions import Fraction
 from typing import Any
 
 from convlens.core.args import Arg, Schema
-from convlens.core.numbers import divide, floordiv, known_positive, normalize
+from convlens.core.numbers import (
+    divide,
+    floordiv,
+    known_equal,
+    known_positive,
+    normalize,
+    product,
+)
 from convlens.core.registry import AxisMap, Cost, RuleError, Saved, Shape, register_rule
 from convlens.core.rules.common import elements, fmt_shape, spatial
 from convlens.core.steps import step
@@ -60,14 +67,16 @@ def linear(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
 
 
 UPSAMPLE = Schema((
-    Arg("scale_factor", "float", positional=True, help="size multiplier"),
+    Arg("scale_factor", "float", None, positional=True, help="size multiplier"),
+    Arg("size", "size", None, help="output height and width instead of a scale factor"),
     Arg("mode", "choice", "nearest", choices=("nearest", "bilinear"), help="interpolation"),
     Arg("align_corners", "bool", False, help="bilinear only: align the corner pixels"),
 ))
 
 
 def _upsample_map(size: Any, out: Any, scale: Fraction, mode: str, align: bool) -> AxisMap:
-    """Input positions read by output o, as PyTorch's interpolate computes them."""
+    """Input positions read by output o, as PyTorch's interpolate computes them
+    (``scale`` is out/in: the given factor, or the ratio of sizes when a size is given)."""
     if mode == "nearest":
         return AxisMap(lo=lambda o: floordiv(o, scale), hi=lambda o: floordiv(o, scale),
                        jump=divide(1, scale), formula=f"output o reads input ⌊o/{scale}⌋",
@@ -97,12 +106,20 @@ def _upsample_map(size: Any, out: Any, scale: Fraction, mode: str, align: bool) 
 def upsample(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     c, h, w = spatial("upsample", inputs[0])
     raw = args["scale_factor"]
-    scale = Fraction(raw).limit_denominator(1000) if isinstance(raw, float) else Fraction(raw)
-    if scale <= 0:
-        raise RuleError(f"scale_factor must be positive, got {raw}")
     if args["align_corners"] and args["mode"] != "bilinear":
         raise RuleError("align_corners applies only to mode=bilinear")
-    oh, ow = floordiv(h * scale, 1), floordiv(w * scale, 1)
+    if (raw is None) == (args["size"] is None):
+        raise RuleError("upsample needs either a scale factor or size=HxW (not both)")
+    if args["size"] is not None:
+        oh, ow = args["size"]
+        if h == 0 or w == 0 or divide(oh, h) != divide(ow, w):
+            raise RuleError(f"size {oh}x{ow} is not one scale of the input {h}x{w}")
+        scale = Fraction(divide(oh, h))
+    else:
+        scale = Fraction(raw).limit_denominator(1000) if isinstance(raw, float) else Fraction(raw)
+        if scale <= 0:
+            raise RuleError(f"scale_factor must be positive, got {raw}")
+        oh, ow = floordiv(h * scale, 1), floordiv(w * scale, 1)
     n = normalize(c * oh * ow)
     work = normalize(7 * n) if args["mode"] == "bilinear" else 0  # 4 products, 3 sums
     steps = [step("shape", "output height", "H_out", "⌊{H}·{s}⌋", {"H": h, "s": scale}, oh),
@@ -119,6 +136,7 @@ def upsample(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
 CROP = Schema((
     Arg("size", "size", None, positional=True, help="output height and width"),
     Arg("like", "name", None, help="crop to the spatial size of this named output"),
+    Arg("offset", "size", None, help="top and left offsets (default: centred)"),
 ))
 
 
@@ -129,10 +147,11 @@ def crop(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         raise RuleError("crop needs a size (crop 64 or crop 64x64) or like=NAME")
     oh, ow = args["size"]
     offsets = []
-    for name, size, out in (("height", h, oh), ("width", w, ow)):
+    for axis, (name, size, out) in enumerate((("height", h, oh), ("width", w, ow))):
         if known_positive(size - out + 1) is False:
             raise RuleError(f"cannot crop the {name} {size} to a larger {out}")
-        offsets.append(floordiv(size - out, 2))
+        given = args.get("offset")
+        offsets.append(given[axis] if given is not None else floordiv(size - out, 2))
     maps = tuple(AxisMap(lo=lambda o, t=t: o + t, hi=lambda o, t=t: o + t, jump=1,
                          taps=lambda o, t=t: [o + t],
                          formula=f"output o is input o + {t}") for t in offsets)
@@ -144,3 +163,40 @@ def crop(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
                 steps=steps, args={**args, "offsets": tuple(offsets)})
 
 
+VIEW = Schema((Arg("shape", "names", positional=True, help="per-sample output shape"),))
+
+
+@register_rule("view", VIEW, "a reshape that keeps the data (view, reshape, permute …)")
+def view(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
+    shape = tuple(args["shape"])
+    if known_equal(product(shape), elements(inputs[0])) is False:
+        raise RuleError(f"cannot view {fmt_shape(inputs[0])} as {fmt_shape(shape)}")
+    same_grid = len(shape) == 3 and len(inputs[0]) == 3 and tuple(shape[1:]) == tuple(
+        inputs[0][1:])
+    return Cost(output_shape=shape, alias=True, rf_global=not same_grid,
+                args=dict(args))
+
+
+OPAQUE = Schema((Arg("op", "name", positional=True, help="the operation"),
+                 Arg("shape", "names", help="per-sample output shape (from a meta kernel)")))
+
+
+@register_rule("opaque", OPAQUE, "an operation without a rule: shape from PyTorch's meta "
+               "kernel, nothing counted (the report says so)", inputs=-1)
+def opaque(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
+    return Cost(output_shape=tuple(args["shape"]), rf_global=True, args=dict(args),
+                unsupported=str(args["op"]))
+
+
+
+
+PARAMS_ONLY = Schema((Arg("params", "int", positional=True, minimum=0, help="its parameters"),
+                      Arg("buffers", "int", 0, minimum=0, help="its buffer values")))
+
+
+@register_rule("params_only", PARAMS_ONLY, "parameters no rule consumed: a module that did not "
+               "run, or one whose operations have no rule (listed so the totals are complete)",
+               inputs=0)
+def params_only(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
+    return Cost(output_shape=(0,), params=args["params"], buffers=args["buffers"],
+                rf_global=True, args=dict(args))

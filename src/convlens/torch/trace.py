@@ -1,0 +1,538 @@
+"""Shape-only tracing of ``nn.Module``s into the same layer records as descriptions.
+
+The input is a ``ShapeTensor``: a tensor on the meta device (no data, free to
+create) whose ``__torch_function__`` sees every operation the model performs. For
+operations with a convlens rule the output shape comes from that rule and the
+operation becomes a ``LayerSpec`` — so a module and its description are analysed
+by the very same code. Only operations without a rule run PyTorch's meta kernel
+(which costs a one-off import); they are recorded as ``opaque`` and the report says
+its figures are partial. The user's model is not changed: no kernel touches its
+weights, and its train/eval flags are restored afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from convlens.core.analyze import run_rule
+from convlens.core.records import LayerSpec, Network
+from convlens.errors import ArgumentError, ConvlensError
+
+
+class ShapeTensor(torch.Tensor):
+    """A meta tensor that reports every operation on it to the active tracer."""
+
+    @classmethod
+    def __torch_function__(cls, func: Any, types: Any, args: Sequence[Any] = (),
+                           kwargs: Mapping[str, Any] | None = None) -> Any:
+        tracer = Tracer.active
+        if tracer is None:
+            with torch._C.DisableTorchFunctionSubclass():
+                return func(*args, **(kwargs or {}))
+        return tracer.on_call(func, tuple(args), dict(kwargs or {}))
+
+
+def _meta(shape: Sequence[int], dtype: torch.dtype) -> ShapeTensor:
+    return torch.empty(tuple(int(d) for d in shape), dtype=dtype,
+                       device="meta").as_subclass(ShapeTensor)  # type: ignore[return-value]
+
+
+Handler = Callable[["Tracer", tuple, dict], Any]
+HANDLERS: dict[Any, Handler] = {}
+
+
+def handles(*funcs: Any) -> Callable[[Handler], Handler]:
+    def decorator(fn: Handler) -> Handler:
+        for func in dict.fromkeys(funcs):  # F.conv2d is torch.conv2d: name it once
+            if func in HANDLERS:
+                raise RuntimeError(f"two trace handlers for {func}")
+            HANDLERS[func] = fn
+        return fn
+
+    return decorator
+
+
+# Operations that only read metadata or do nothing to data: run as they are.
+PASSTHROUGH = {torch.Tensor.size, torch.Tensor.dim, torch.Tensor.numel, torch.Tensor.__len__,
+               torch.Tensor.shape.__get__, torch.Tensor.dtype.__get__,  # type: ignore[attr-defined]
+               torch.Tensor.device.__get__, torch.Tensor.ndim.__get__,  # type: ignore[attr-defined]
+               torch.Tensor.requires_grad.__get__, torch.Tensor.is_cuda.__get__,  # type: ignore[attr-defined]
+               torch.Tensor.get_device, torch.Tensor.__repr__, torch.Tensor.__format__,
+               torch.Tensor.contiguous, torch.Tensor.is_contiguous, torch.Tensor.dim_order,
+               torch.Tensor.__hash__, torch.Tensor.data_ptr, torch.Tensor.is_floating_point,
+               torch.Tensor.type, torch.Tensor.layout.__get__}  # type: ignore[attr-defined]
+
+
+@dataclass
+class Tracer:
+    """Collects one ``LayerSpec`` per operation, attributed to the innermost module."""
+
+    active: Any = None  # class-level: the tracer of the running trace (set in ``trace``)
+
+    model: nn.Module = field(default_factory=nn.Module)
+    names: dict[int, str] = field(default_factory=dict)  # id(module) → qualified name
+    stack: list[nn.Module] = field(default_factory=list)
+    layers: list[LayerSpec] = field(default_factory=list)
+    shapes: dict[str, tuple] = field(default_factory=dict)  # node → per-sample shape
+    node_of: dict[int, str] = field(default_factory=dict)  # id(tensor) → node
+    keep_alive: list[Any] = field(default_factory=list)
+    seen_params: set[int] = field(default_factory=set)
+    owned: set[int] = field(default_factory=set)  # ids of the model's parameters and buffers
+    called: set[int] = field(default_factory=set)  # id(module) of modules that ran
+    counters: dict[str, itertools.count] = field(default_factory=dict)
+    batch: int = 1
+    dtype: torch.dtype = torch.float32
+
+    # -- nodes --------------------------------------------------------------------------
+    def register(self, tensor: torch.Tensor, node: str) -> None:
+        self.node_of[id(tensor)] = node
+        self.keep_alive.append(tensor)
+
+    def node(self, value: Any) -> str:
+        if isinstance(value, ShapeTensor) and id(value) in self.node_of:
+            return self.node_of[id(value)]
+        if isinstance(value, torch.Tensor):
+            raise ConvlensError(f"{self.where()}: a tensor that is not derived from the input "
+                                f"(shape {tuple(value.shape)}) takes part in the computation")
+        raise ConvlensError(f"{self.where()}: expected a tensor, got {type(value).__name__}")
+
+    def where(self) -> str:
+        if not self.stack:
+            return "model"
+        module = self.stack[-1]
+        return f"module '{self.names.get(id(module), '?')}' ({type(module).__name__})"
+
+    def layer_name(self, kind: str) -> tuple[str, str]:
+        """(unique layer name, module type) from the innermost module."""
+        module = self.stack[-1] if self.stack else None
+        prefix = self.names.get(id(module), "") if module is not None else ""
+        origin = type(module).__name__ if module is not None else "functional"
+        leaf = module is not None and not any(True for _ in module.children())
+        base = prefix if leaf and prefix and prefix not in self.shapes else (
+            f"{prefix}.{kind}" if prefix else kind)
+        counter = self.counters.setdefault(base, itertools.count(1))
+        name = base
+        while name in self.shapes or name == "input":
+            name = f"{base}_{next(counter)}"
+        return name, origin
+
+    # -- recording ----------------------------------------------------------------------
+    def record(self, kind: str, args: dict[str, Any], inputs: Sequence[Any],
+               weights: Sequence[Any] = (), inplace: bool = False) -> ShapeTensor:
+        names = tuple(self.node(t) for t in inputs)
+        name, origin = self.layer_name(kind)
+        params = [w for w in weights if isinstance(w, torch.Tensor)]
+        # A weight computed from parameters (LeNet-5's partial C3 table) is not itself a
+        # parameter: the real ones are counted where they live (a params_only record).
+        derived = any(id(w) not in self.owned for w in params)
+        reuses = bool(params) and (derived or all(id(w) in self.seen_params for w in params))
+        if not derived:
+            self.seen_params.update(id(w) for w in params)
+            if params and self.stack:  # its rule also counts the module's own buffers
+                self.seen_params.update(id(b) for b in self.stack[-1].buffers(recurse=False))
+        frozen = bool(params) and not any(w.requires_grad for w in params)
+        spec = LayerSpec(name=name, kind=kind, args=args, inputs=names, frozen=frozen,
+                         origin=origin, reuses_params=reuses, inplace=inplace)
+        network = Network(input_shape=self.shapes["input"], layers=(), name="model")
+        try:
+            cost = run_rule(spec, network, self.shapes)
+        except ConvlensError as err:
+            raise ConvlensError(f"{self.where()}: {kind} on input shape(s) "
+                                f"{[self.shapes[n] for n in names]}: {err}") from None
+        self.layers.append(spec)
+        self.shapes[name] = tuple(cost.output_shape)
+        out = _meta((self.batch, *cost.output_shape), self.dtype)
+        self.register(out, name)
+        return out
+
+    def on_call(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        if func in PASSTHROUGH:
+            with torch._C.DisableTorchFunctionSubclass():
+                return func(*args, **kwargs)
+        handler = HANDLERS.get(func)
+        if handler is not None:
+            result = handler(self, args, kwargs)
+            if result is not NotImplemented:
+                return result
+        return self.fallback(func, args, kwargs)
+
+    def fallback(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        """No rule: PyTorch's meta kernel gives the shape; nothing is counted."""
+        with torch._C.DisableTorchFunctionSubclass():
+            result = func(*args, **kwargs)
+        tensors = [t for t in _flatten(args, kwargs) if isinstance(t, ShapeTensor)]
+        outputs = [t for t in _flatten((result,), {}) if isinstance(t, torch.Tensor)]
+        if not outputs or not tensors:
+            return result
+        name = getattr(func, "__name__", str(func))
+        if len(outputs) != 1 or outputs[0].dim() == 0 or outputs[0].shape[0] != self.batch:
+            return result  # e.g. a loss or a statistic: not part of the layer graph
+        out = self.record("opaque", {"op": name, "shape": tuple(outputs[0].shape[1:])},
+                          tensors)
+        return out
+
+
+def _flatten(args: Any, kwargs: Mapping[str, Any]) -> Iterator[Any]:
+    for value in itertools.chain(args, kwargs.values()):
+        if isinstance(value, list | tuple):
+            yield from _flatten(value, {})
+        elif isinstance(value, dict):
+            yield from _flatten((), value)
+        else:
+            yield value
+
+
+def _arg(args: tuple, kwargs: dict, index: int, name: str, default: Any = None) -> Any:
+    if name in kwargs:
+        return kwargs[name]
+    return args[index] if len(args) > index else default
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    if isinstance(value, int):
+        return (value, value)
+    values = tuple(int(v) for v in value)
+    return (values[0], values[0]) if len(values) == 1 else (values[0], values[1])
+
+
+# -- handlers: PyTorch functions → convlens rules ------------------------------------------
+@handles(F.conv2d, torch.conv2d)
+def _conv2d(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    x, weight, bias = args[0], _arg(args, kwargs, 1, "weight"), _arg(args, kwargs, 2, "bias")
+    padding = _arg(args, kwargs, 4, "padding", 0)
+    spec = {"out_channels": int(weight.shape[0]), "kernel_size": _pair(weight.shape[2:]),
+            "stride": _pair(_arg(args, kwargs, 3, "stride", 1)),
+            "padding": padding if isinstance(padding, str) else _pair(padding),
+            "dilation": _pair(_arg(args, kwargs, 5, "dilation", 1)),
+            "groups": int(_arg(args, kwargs, 6, "groups", 1)), "bias": bias is not None}
+    return t.record("conv2d", spec, [x], [weight, bias])
+
+
+@handles(F.conv_transpose2d, torch.conv_transpose2d)
+def _conv_transpose2d(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    x, weight, bias = args[0], _arg(args, kwargs, 1, "weight"), _arg(args, kwargs, 2, "bias")
+    groups = int(_arg(args, kwargs, 6, "groups", 1))
+    spec = {"out_channels": int(weight.shape[1]) * groups,
+            "kernel_size": _pair(weight.shape[2:]),
+            "stride": _pair(_arg(args, kwargs, 3, "stride", 1)),
+            "padding": _pair(_arg(args, kwargs, 4, "padding", 0)),
+            "output_padding": _pair(_arg(args, kwargs, 5, "output_padding", 0)),
+            "groups": groups, "dilation": _pair(_arg(args, kwargs, 7, "dilation", 1)),
+            "bias": bias is not None}
+    return t.record("conv_transpose2d", spec, [x], [weight, bias])
+
+
+@handles(F.linear, torch._C._nn.linear)
+def _linear(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    x, weight, bias = args[0], _arg(args, kwargs, 1, "weight"), _arg(args, kwargs, 2, "bias")
+    return t.record("linear", {"out_features": int(weight.shape[0]), "bias": bias is not None},
+                    [x], [weight, bias])
+
+
+@handles(F.batch_norm)
+def _batch_norm(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    x = args[0]
+    mean, var = _arg(args, kwargs, 1, "running_mean"), _arg(args, kwargs, 2, "running_var")
+    weight, bias = _arg(args, kwargs, 3, "weight"), _arg(args, kwargs, 4, "bias")
+    if x.dim() != 4:
+        return NotImplemented
+    spec = {"affine": weight is not None, "track_running_stats": mean is not None,
+            "eps": float(_arg(args, kwargs, 7, "eps", 1e-5))}
+    return t.record("batchnorm2d", spec, [x], [weight, bias, mean, var])
+
+
+def _activation(kind: str, extra: Callable[[tuple, dict], dict] | None = None) -> Handler:
+    def handler(t: Tracer, args: tuple, kwargs: dict) -> Any:
+        inplace = bool(kwargs.get("inplace", False))
+        return t.record(kind, extra(args, kwargs) if extra else {}, [args[0]],
+                        inplace=inplace)
+
+    return handler
+
+
+handles(F.relu, torch.relu)(_activation("relu"))
+handles(torch.sigmoid, torch.Tensor.sigmoid, F.sigmoid)(_activation("sigmoid"))
+handles(torch.tanh, torch.Tensor.tanh, F.tanh)(_activation("tanh"))
+handles(F.gelu)(_activation("gelu"))
+handles(F.silu)(_activation("silu"))
+handles(F.hardswish)(_activation("hardswish"))
+handles(F.hardsigmoid)(_activation("hardsigmoid"))
+handles(F.elu)(_activation("elu", lambda a, k: {"alpha": float(_arg(a, k, 1, "alpha", 1.0))}))
+handles(F.leaky_relu)(_activation(
+    "leaky_relu", lambda a, k: {"negative_slope": float(_arg(a, k, 1, "negative_slope", 0.01))}))
+
+
+@handles(F.relu_, torch.relu_, torch.Tensor.relu_)
+def _relu_inplace(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    return t.record("relu", {}, [args[0]], inplace=True)
+
+
+@handles(F.hardtanh)
+def _hardtanh(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    low, high = _arg(args, kwargs, 1, "min_val", -1.0), _arg(args, kwargs, 2, "max_val", 1.0)
+    if (low, high) != (0.0, 6.0):
+        return NotImplemented
+    return t.record("relu6", {}, [args[0]], inplace=bool(_arg(args, kwargs, 3, "inplace")))
+
+
+@handles(F.softmax, torch.softmax, torch.Tensor.softmax)
+def _softmax(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    dim = _arg(args, kwargs, 1, "dim")
+    if dim is None or dim < 0:
+        dim = args[0].dim() + (dim if dim is not None else -1)
+    if dim == 0:
+        return NotImplemented
+    return t.record("softmax", {"dim": int(dim)}, [args[0]])
+
+
+@handles(F.dropout, F.dropout2d)
+def _dropout(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    return t.record("dropout", {"p": float(_arg(args, kwargs, 1, "p", 0.5))}, [args[0]],
+                    inplace=bool(_arg(args, kwargs, 3, "inplace", False)))
+
+
+@handles(F.max_pool2d, torch.max_pool2d)
+def _max_pool2d(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    if _arg(args, kwargs, 6, "return_indices", False):
+        return NotImplemented
+    kernel = _pair(_arg(args, kwargs, 1, "kernel_size"))
+    stride = _arg(args, kwargs, 2, "stride")
+    spec = {"kernel_size": kernel, "stride": _pair(stride) if stride else kernel,
+            "padding": _pair(_arg(args, kwargs, 3, "padding", 0)),
+            "dilation": _pair(_arg(args, kwargs, 4, "dilation", 1)),
+            "ceil_mode": bool(_arg(args, kwargs, 5, "ceil_mode", False))}
+    return t.record("maxpool2d", spec, [args[0]])
+
+
+@handles(F.avg_pool2d)
+def _avg_pool2d(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    kernel = _pair(_arg(args, kwargs, 1, "kernel_size"))
+    stride = _arg(args, kwargs, 2, "stride")
+    spec = {"kernel_size": kernel, "stride": _pair(stride) if stride else kernel,
+            "padding": _pair(_arg(args, kwargs, 3, "padding", 0)),
+            "ceil_mode": bool(_arg(args, kwargs, 4, "ceil_mode", False)),
+            "count_include_pad": bool(_arg(args, kwargs, 5, "count_include_pad", True))}
+    return t.record("avgpool2d", spec, [args[0]])
+
+
+@handles(F.adaptive_avg_pool2d)
+def _adaptive_avg_pool2d(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    x = args[0]
+    size = _arg(args, kwargs, 1, "output_size")
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    size = tuple(int(x.shape[2 + i]) if s is None else int(s) for i, s in enumerate(size))
+    if size == (1, 1):
+        return t.record("global_avgpool", {}, [x])
+    return t.record("adaptive_avgpool2d", {"output_size": size}, [x])
+
+
+@handles(torch.mean, torch.Tensor.mean)
+def _mean(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    x, dims = args[0], _arg(args, kwargs, 1, "dim")
+    if x.dim() != 4 or dims is None:
+        return NotImplemented
+    dims = {d % 4 for d in ((dims,) if isinstance(dims, int) else dims)}
+    if dims != {2, 3}:
+        return NotImplemented
+    return t.record("global_avgpool", {"keepdim": bool(_arg(args, kwargs, 2, "keepdim", False))},
+                    [x])
+
+
+@handles(F.interpolate)
+def _interpolate(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    x = args[0]
+    size, scale = _arg(args, kwargs, 1, "size"), _arg(args, kwargs, 2, "scale_factor")
+    mode = _arg(args, kwargs, 3, "mode", "nearest")
+    align = bool(_arg(args, kwargs, 4, "align_corners", False) or False)
+    if mode not in ("nearest", "bilinear") or x.dim() != 4:
+        return NotImplemented
+    if scale is None:
+        h, w = (size, size) if isinstance(size, int) else tuple(size)
+        return t.record("upsample", {"size": (int(h), int(w)), "mode": mode,
+                                     "align_corners": align}, [x])
+    if isinstance(scale, tuple | list):
+        if len(set(scale)) != 1:
+            return NotImplemented
+        scale = scale[0]
+    return t.record("upsample", {"scale_factor": scale, "mode": mode, "align_corners": align},
+                    [x])
+
+
+@handles(torch.cat, torch.concat)
+def _cat(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    tensors = list(_arg(args, kwargs, 0, "tensors"))
+    dim = _arg(args, kwargs, 1, "dim", 0)
+    if dim % tensors[0].dim() != 1 or not all(isinstance(x, ShapeTensor) for x in tensors):
+        return NotImplemented
+    return t.record("concat", {}, tensors)
+
+
+def _binary(kind: str, inplace: bool = False) -> Handler:
+    def handler(t: Tracer, args: tuple, kwargs: dict) -> Any:
+        a, b = args[0], args[1] if len(args) > 1 else kwargs.get("other")
+        tensors = [v for v in (a, b) if isinstance(v, ShapeTensor)]
+        if len(tensors) == 1 and isinstance(b if tensors[0] is a else a, int | float):
+            return t.record("scalar_op", {}, tensors, inplace=inplace)  # x·0.5, x + 1
+        if not (isinstance(a, ShapeTensor) and isinstance(b, ShapeTensor)):
+            return NotImplemented
+        if "alpha" in kwargs and kwargs["alpha"] != 1:
+            return NotImplemented
+        if kind == "scalar_only" or (kind == "add" and tuple(a.shape) != tuple(b.shape)):
+            return NotImplemented
+        return t.record(kind, {}, [a, b], inplace=inplace)
+
+    return handler
+
+
+handles(torch.add, torch.Tensor.add, torch.Tensor.__add__, torch.Tensor.__radd__)(
+    _binary("add"))
+handles(torch.Tensor.add_, torch.Tensor.__iadd__)(_binary("add", inplace=True))
+handles(torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__)(
+    _binary("mul"))
+handles(torch.Tensor.mul_, torch.Tensor.__imul__)(_binary("mul", inplace=True))
+handles(torch.sub, torch.Tensor.sub, torch.Tensor.__sub__, torch.Tensor.__rsub__,
+        torch.div, torch.Tensor.div, torch.Tensor.__truediv__)(_binary("scalar_only"))
+
+
+@handles(torch.flatten, torch.Tensor.flatten)
+def _flatten_op(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    x = args[0]
+    start = _arg(args, kwargs, 1, "start_dim", 0)
+    end = _arg(args, kwargs, 2, "end_dim", -1)
+    if start % x.dim() != 1 or end % x.dim() != x.dim() - 1:
+        return NotImplemented
+    return t.record("flatten", {}, [x])
+
+
+@handles(torch.Tensor.view, torch.Tensor.reshape, torch.reshape)
+def _view(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    x = args[0]
+    shape = args[1:] if len(args) > 2 or (len(args) == 2 and isinstance(args[1], int)) \
+        else (args[1] if len(args) > 1 else kwargs.get("shape"))
+    shape = list(shape)
+    if shape and shape[0] in (x.shape[0], -1) and shape.count(-1) <= 1:
+        known = 1
+        for d in shape[1:]:
+            known *= d if d != -1 else 1
+        rest = [d if d != -1 else x[0].numel() // known for d in shape[1:]]
+        if len(rest) == 1:
+            return t.record("flatten", {}, [x])
+        return t.record("view", {"shape": tuple(int(d) for d in rest)}, [x])
+    return NotImplemented
+
+
+@handles(torch.Tensor.__getitem__)
+def _getitem(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    """x[:, :, a:b, c:d] is a crop (a view); other indexing falls back to meta kernels."""
+    x, key = args
+    if not isinstance(key, tuple) or x.dim() != 4:
+        return NotImplemented
+    key = key + (slice(None),) * (4 - len(key)) if Ellipsis not in key else (
+        (slice(None),) * (4 - len(key) + 1) + tuple(k for k in key if k is not Ellipsis)
+        if key[0] is Ellipsis else NotImplemented)
+    if key is NotImplemented or len(key) != 4 or not all(isinstance(k, slice) for k in key):
+        return NotImplemented
+    if any(k != slice(None) for k in key[:2]) or any(k.step not in (None, 1) for k in key[2:]):
+        return NotImplemented
+    bounds = [k.indices(int(x.shape[2 + i])) for i, k in enumerate(key[2:])]
+    size = tuple(stop - start for start, stop, _ in bounds)
+    offset = tuple(start for start, _, _ in bounds)
+    return t.record("crop", {"size": size, "offset": offset}, [x])
+
+
+@contextlib.contextmanager
+def _module_hooks(tracer: Tracer) -> Iterator[None]:
+    def pre(module: nn.Module, _: Any) -> None:
+        tracer.stack.append(module)
+        tracer.called.add(id(module))
+
+    def post(module: nn.Module, _: Any, __: Any) -> None:
+        if tracer.stack and tracer.stack[-1] is module:
+            tracer.stack.pop()
+
+    handles_ = [nn.modules.module.register_module_forward_pre_hook(pre),
+                nn.modules.module.register_module_forward_hook(post, always_call=True)]
+    try:
+        yield
+    finally:
+        for h in handles_:
+            h.remove()
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Trace in eval mode (BatchNorm would count batches) and restore every flag."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in flags:
+            module.training = training
+
+
+@dataclass(frozen=True)
+class Trace:
+    network: Network
+    output: Any
+    unused_modules: tuple[tuple[str, str, int], ...]  # (name, type, parameters) never run
+    unattributed_params: int  # parameters of modules that ran but no rule consumed
+
+
+def trace(model: nn.Module, input_size: Sequence[int], dtype: torch.dtype = torch.float32,
+          kwargs: Mapping[str, Any] | None = None) -> Trace:
+    """Trace ``model`` on an input of ``input_size`` = (N, C, H, W) without computing."""
+    if len(input_size) != 4:
+        raise ArgumentError(f"input size must be (N, C, H, W); got {tuple(input_size)}")
+    tracer = Tracer(model=model, batch=int(input_size[0]), dtype=dtype)
+    tracer.names = {id(m): name for name, m in model.named_modules(remove_duplicate=False)}
+    tracer.names[id(model)] = ""
+    tracer.owned = {id(t) for t in itertools.chain(model.parameters(), model.buffers())}
+    tracer.shapes["input"] = tuple(int(d) for d in input_size[1:])
+    x = _meta(input_size, dtype)
+    tracer.register(x, "input")
+    Tracer.active = tracer
+    try:
+        with _module_hooks(tracer), _eval_mode(model), torch.no_grad():
+            output = model(x, **(kwargs or {}))
+    except ConvlensError:
+        raise
+    except Exception as err:  # the user's forward failed: say where and on what shapes
+        raise ConvlensError(f"the forward pass failed in {tracer.where()}: "
+                            f"{type(err).__name__}: {err}") from None
+    finally:
+        Tracer.active = None
+    unused, not_run = [], []
+    seen_modules: set[int] = set()
+    for name, module in model.named_modules():
+        if id(module) in seen_modules:
+            continue
+        seen_modules.add(id(module))
+        status = (" (ran; its operations have no rule)" if id(module) in tracer.called
+                  else " (did not run)")
+        params = [p for p in module.parameters(recurse=False) if id(p) not in tracer.seen_params]
+        extra = [b for b in module.buffers(recurse=False) if id(b) not in tracer.seen_params]
+        if params or extra:
+            tracer.seen_params.update(id(t) for t in [*params, *extra])
+            own = sum(p.numel() for p in params)
+            buffers = sum(b.numel() for b in extra)
+            if id(module) not in tracer.called and own:
+                unused.append((name, type(module).__name__, own))
+            not_run.append(LayerSpec(name=name or "(model)", kind="params_only",
+                                     args={"params": own, "buffers": buffers}, inputs=(),
+                                     frozen=not any(p.requires_grad for p in params),
+                                     origin=type(module).__name__ + status))
+    network = Network(input_shape=tracer.shapes["input"],
+                      layers=(*tracer.layers, *not_run),
+                      name=type(model).__name__, source=type(model).__name__)
+    total = sum(p.numel() for p in model.parameters())
+    counted = sum(p.numel() for p in model.parameters() if id(p) in tracer.seen_params)
+    return Trace(network, output, tuple(unused), total - counted)
