@@ -216,6 +216,127 @@ def test_other_operators_run_and_agree_with_torch() -> None:
         assert out.strip().splitlines()[-1].startswith("check: agrees"), (args, out)
 
 
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_matches_torch_with_backward(training: bool) -> None:
+    x = np.array([[[1.0, 2.0], [3.0, 5.0]], [[0.0, 1.0], [1.0, -2.0]]])  # (C, H, W)
+    grad = np.array([[[1.0, 2.0], [3.0, 4.0]], [[1.0, 0.0], [0.0, -1.0]]])
+    mode = ["--training"] if training else []
+    args = (
+        "batch_norm",
+        "-i",
+        json.dumps(x.tolist()),
+        "--weight",
+        "2",
+        "0.5",
+        "--bias",
+        "0,1",
+        "--running-mean",
+        "0.5,-1",
+        "--running-var",
+        "2,0.25",
+        *mode,
+        "--backward",
+        json.dumps(grad.tolist()),
+    )
+    code, out, err = op(*args, "--format", "json")
+    assert code == 0, err
+    payload = json.loads(out)
+    tx = torch.tensor(x[None], requires_grad=True)
+    gamma = torch.tensor([2.0, 0.5], dtype=torch.float64, requires_grad=True)
+    beta = torch.tensor([0.0, 1.0], dtype=torch.float64, requires_grad=True)
+    rm = torch.tensor([0.5, -1.0], dtype=torch.float64)
+    rv = torch.tensor([2.0, 0.25], dtype=torch.float64)
+    y = F.batch_norm(tx, rm, rv, gamma, beta, training=training)
+    y.backward(torch.tensor(grad[None]))
+    np.testing.assert_allclose(payload["output"], y[0].detach().numpy(), atol=1e-12)
+    np.testing.assert_allclose(payload["gradients"]["input"], tx.grad[0].numpy(), atol=1e-12)
+    np.testing.assert_allclose(payload["gradients"]["weight"], gamma.grad.numpy(), atol=1e-12)
+    np.testing.assert_allclose(payload["gradients"]["bias"], beta.grad.numpy(), atol=1e-12)
+    if training:  # F.batch_norm updated rm and rv in place
+        np.testing.assert_allclose(payload["running_mean"], rm.numpy(), atol=1e-12)
+        np.testing.assert_allclose(payload["running_var"], rv.numpy(), atol=1e-12)
+    else:
+        assert "running_mean" not in payload
+    assert payload["check"].startswith("check: agrees with torch.nn.functional.batch_norm")
+    code, out, _ = op(*args, "--explain")
+    assert code == 0
+    assert (
+        "batch mean μ = (1 + 2 + 3 + 5) / 4 = 2.75" in out
+        if training
+        else ("running statistics μ = 0.5, σ² = 2" in out)
+    )
+    assert out.strip().splitlines()[-1].startswith("check: agrees")
+
+
+def test_batch_norm_one_running_statistic_serves_every_channel() -> None:
+    code, out, _ = op(
+        "batch_norm", "-i", "[[1,2],[3,4]]", "ones2x2", "--running-mean", "2", "--running-var", "4"
+    )
+    assert code == 0
+    assert out.strip().splitlines()[-1].startswith("check: agrees")
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "latex", "json"])
+def test_linear_matches_torch_with_backward(fmt: str) -> None:
+    x, w, b = [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], [[1.0, 0.0, -1.0], [0.5, 1.0, 2.0]], [0.5, -1.0]
+    g = [[1.0, 2.0], [3.0, -1.0]]
+    code, out, err = op(
+        "linear",
+        "-i",
+        json.dumps(x),
+        "-w",
+        json.dumps(w),
+        "--bias",
+        "0.5,-1",
+        "--backward",
+        json.dumps(g),
+        "--explain",
+        "--format",
+        fmt,
+    )
+    assert code == 0, err
+    tx, tw, tb = (torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in (x, w, b))
+    y = F.linear(tx, tw, tb)
+    y.backward(torch.tensor(g, dtype=torch.float64))
+    if fmt == "json":
+        payload = json.loads(out)
+        assert payload["output"] == y.tolist()
+        assert "per_channel" not in payload
+        assert payload["gradients"] == {
+            "input": tx.grad.tolist(),
+            "weight": tw.grad.tolist(),
+            "bias": tb.grad.tolist(),
+        }
+        assert payload["check"].startswith("check: agrees with torch.nn.functional.linear")
+    elif fmt == "text":
+        assert "y[1, 1] = [4 5 6]·[0.5 1 2] + (-1) = 4·0.5 + 5·1 + 6·2 + (-1) = 18" in out
+        assert out.strip().splitlines()[-1].startswith("check: agrees")
+    elif fmt == "latex":
+        assert r"\begin{bmatrix} 4 & 5 & 6 \end{bmatrix}" in out and r"\cdot" in out
+    else:
+        assert "### Working" in out and "- y[0, 0] = `[1 2 3]`" in out
+
+
+def test_channelwise_operators_explain_every_element() -> None:
+    code, out, _ = op("relu", "-i", "[[-1,2],[0,3]]", "--backward", "[[1,2],[3,4]]", "--explain")
+    assert code == 0
+    assert "y[0, 0] = max(-1, 0) = 0" in out and "y[1, 1] = max(3, 0) = 3" in out
+    assert "∂L/∂y[0, 1] = 2 → all of it to ∂L/∂x[0, 1] (x > 0)" in out
+    assert "∂L/∂y[1, 0] = 3 → stops: 0 to ∂L/∂x[1, 0] (x ≤ 0)" in out
+    code, out, _ = op(
+        "upsample", "-i", "[[1,2],[3,4]]", "--scale", "2", "--mode", "bilinear", "--explain"
+    )
+    assert code == 0
+    assert "y[1, 1] = 0.5625·x[0, 0] + 0.1875·x[0, 1] + 0.1875·x[1, 0] + 0.0625·x[1, 1]" in out
+    code, out, _ = op("upsample", "-i", "[[1,2],[3,4]]", "--size", "3", "--explain")
+    assert code == 0 and "y[2, 2] = 1·x[1, 1] = 1·4 = 4" in out
+    code, out, _ = op("global_avg_pool", "-i", "arange2x2", "--backward", "[[8]]", "--explain")
+    assert code == 0
+    assert "cols 0…1 [0 1; 2 3] → (0 + 1 + 2 + 3) / 4 = 6 / 4 = 1.5" in out
+    assert "∂L/∂y[0, 0] = 8 → 2 to each input cell (0, 0), (0, 1), (1, 0), (1, 1)" in out
+    assert out.strip().splitlines()[-1].startswith("check: agrees")
+
+
 def test_check_is_skipped_without_torch(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
     code, out, _ = op("relu", "-i", "[[-1,2]]")
@@ -281,6 +402,38 @@ def test_check_is_skipped_without_torch(monkeypatch: pytest.MonkeyPatch) -> None
             "groups must be an int ≥ 1",
         ),
         (("max_pool2d", "-i", "ones4x4", "--kernel", "0"), "kernel_size must be ≥ 1"),
+        (("batch_norm", "-i", "ones2x2"), "batch_norm needs --running-mean and --running-var"),
+        (
+            ("batch_norm", "-i", "ones2x2", "ones2x2", "--training", "--weight", "1,2,3"),
+            "weight must have shape (2,), one per channel",
+        ),
+        (
+            ("batch_norm", "-i", "ones2x2", "--running-mean", "0,0", "--running-var", "1"),
+            "running_mean must have shape (1,)",
+        ),
+        (("batch_norm", "-i", "[[3]]", "--training"), "more than one value per channel"),
+        (("batch_norm", "-i", "ones2x2", "--training", "--kernel", "2"), "--kernel does not apply"),
+        (
+            ("batch_norm", "-i", "ones2x2", "--training", "--weight", "a"),
+            "--weight must be numbers",
+        ),
+        (("linear", "-i", "ones2x3"), "linear needs --weight"),
+        (
+            ("linear", "-i", "ones2x3", "-w", "ones2x2"),
+            "weight must have shape (out_features, 3) to match the input's last axis",
+        ),
+        (
+            ("linear", "-i", "ones2x3", "-w", "ones1x3", "--bias", "1,2"),
+            "bias must have shape (1,)",
+        ),
+        (
+            ("linear", "-i", "ones2x3", "-w", "ones4x3", "--backward", "ones2x3"),
+            "grad_output (--backward) must have the shape of the output, (2, 4)",
+        ),
+        (
+            ("linear", "-i", "ones2x3", "-w", "ones4x3", "--padding", "1"),
+            "--padding does not apply",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_a_message(args: tuple[str, ...], fragment: str) -> None:

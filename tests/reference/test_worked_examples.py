@@ -382,3 +382,126 @@ def test_pool_steps_add_up_for_random_problems(
             for r, c, amount in route.targets:  # type: ignore[union-attr]
                 routed[route.channel, r, c] += amount  # type: ignore[union-attr]
         np.testing.assert_allclose(routed, worked.grads["input"][0], atol=1e-12)
+
+
+def routed_gradient(worked: reference.Worked) -> np.ndarray:
+    """Σ of the amounts the backward steps send to each input cell, (N, C, H, W)."""
+    routed = np.zeros(worked.inputs["input"].shape)
+    for route in worked.backward_steps:
+        assert isinstance(route, ex.RouteStep)
+        for r, c, amount in route.targets:
+            routed[route.batch, route.channel, r, c] += amount
+    return routed
+
+
+@settings(max_examples=60)
+@given(
+    st.integers(1, 4),
+    st.integers(1, 4),
+    st.integers(1, 7),
+    st.integers(1, 7),
+    st.sampled_from(["nearest", "bilinear", "bilinear-align"]),
+    st.integers(0, 999),
+)
+def test_upsample_steps_add_up_for_random_problems(
+    h: int, w: int, ho: int, wo: int, mode: str, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-3, 4, (2, h, w)).astype(float)
+    grad = rng.integers(-3, 4, (2, ho, wo)).astype(float)
+    align = mode == "bilinear-align"
+    worked = reference.run(
+        "upsample",
+        x,
+        grad_output=grad,
+        size=(ho, wo),
+        mode=mode.split("-")[0],
+        align_corners=align,
+    )
+    assert worked.complete and len(worked.steps) == worked.output.size
+    for step in worked.steps:
+        assert isinstance(step, ex.InterpStep)
+        if mode == "nearest":
+            assert len(step.terms) == 1 and step.terms[0][2] == 1.0
+        assert sum(weight for _, _, weight, _ in step.terms) == pytest.approx(1.0)
+        for i, j, _, value in step.terms:
+            assert value == x[step.channel, i, j]
+        total = sum(weight * value for _, _, weight, value in step.terms)
+        assert total == pytest.approx(step.value, abs=1e-12)
+        assert step.value == worked.output[step.batch, step.channel, step.row, step.col]
+    for route, step in zip(worked.backward_steps, worked.steps, strict=True):
+        assert isinstance(route, ex.RouteStep)
+        g = grad[route.channel, route.row, route.col]
+        assert [a for _, _, a in route.targets] == [g * wt for _, _, wt, _ in step.terms]
+    np.testing.assert_allclose(routed_gradient(worked), worked.grads["input"], atol=1e-12)
+
+
+def test_global_avg_pool_steps_add_up() -> None:
+    x = np.arange(18.0).reshape(2, 3, 3)
+    worked = reference.run("global_avg_pool", x, grad_output=[[[3.0]], [[-9.0]]])
+    assert worked.complete and len(worked.steps) == 2
+    for step in worked.steps:
+        assert isinstance(step, ex.PoolStep)
+        np.testing.assert_array_equal(step.window, x[step.channel])
+        assert (step.total, step.divisor) == (x[step.channel].sum(), 3 * 3)
+        assert step.value == step.total / step.divisor == worked.output[0, step.channel, 0, 0]
+    assert worked.backward_steps[1].targets[0] == (0, 0, -9.0 / 9)  # type: ignore[union-attr]
+    np.testing.assert_allclose(routed_gradient(worked), worked.grads["input"], atol=1e-12)
+
+
+def test_relu_steps_and_where_the_gradient_goes() -> None:
+    x = np.array([[[-1.0, 0.0, 2.0], [3.0, -0.5, 0.0]]])
+    grad = np.array([[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]])
+    worked = reference.run("relu", x, grad_output=grad)
+    assert worked.complete and len(worked.steps) == x.size
+    for step in worked.steps:
+        assert isinstance(step, ex.ReluStep)
+        assert step.value == max(step.x, 0.0) == worked.output[0, 0, step.row, step.col]
+    for route in worked.backward_steps:
+        assert isinstance(route, ex.RouteStep)
+        passes = x[0, route.row, route.col] > 0  # nothing at x = 0
+        assert route.targets == (((route.row, route.col, route.grad),) if passes else ())
+    np.testing.assert_allclose(routed_gradient(worked), [[[[0, 0, 3], [4, 0, 0]]]])
+    np.testing.assert_allclose(worked.grads["input"], [[[[0, 0, 3], [4, 0, 0]]]])
+
+
+def test_linear_steps_add_up() -> None:
+    rng = np.random.default_rng(3)
+    x, w, b = rng.normal(size=(3, 4)), rng.normal(size=(2, 4)), rng.normal(size=2)
+    worked = reference.run("linear", x, w, b)
+    assert worked.complete and len(worked.steps) == 3 * 2
+    for step in worked.steps:
+        assert isinstance(step, ex.DotStep)
+        np.testing.assert_array_equal(step.x, x[step.row])
+        np.testing.assert_array_equal(step.weight, w[step.out_feature])
+        total = step.products.sum() + (step.bias or 0.0)
+        assert total == pytest.approx(step.value, abs=1e-12)
+        assert step.value == worked.result[step.row, step.out_feature]
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_steps_add_up(training: bool) -> None:
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(2, 3, 3))  # (C, H, W)
+    stats = {"running_mean": [0.5, -1.0], "running_var": [2.0, 0.5]}
+    worked = reference.run("batch_norm", x, [2.0, 0.5], [0.0, 1.0], training=training, **stats)  # type: ignore[arg-type]
+    assert worked.complete and len(worked.steps) == 2
+    for step in worked.steps:
+        assert isinstance(step, ex.NormStep)
+        np.testing.assert_array_equal(step.values, x[step.channel].ravel())
+        if training:
+            assert step.mean == pytest.approx(step.values.mean())
+            assert step.var == pytest.approx(((step.values - step.mean) ** 2).mean())
+        else:
+            assert (step.mean, step.var) == (
+                stats["running_mean"][step.channel],
+                stats["running_var"][step.channel],
+            )
+        np.testing.assert_allclose(step.scale * step.values + step.shift, step.outputs)
+        np.testing.assert_allclose(step.outputs, worked.output[0, step.channel].ravel())
+
+
+def test_large_channelwise_problems_give_a_summary() -> None:
+    worked = reference.run("relu", np.ones((10, 10)))
+    assert worked.steps == () and not worked.complete
+    assert "working not shown: 100 outputs" in reference.render(worked)

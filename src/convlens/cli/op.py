@@ -44,6 +44,8 @@ class Operator(StrEnum):
     global_avg_pool = "global_avg_pool"
     upsample = "upsample"
     relu = "relu"
+    batch_norm = "batch_norm"
+    linear = "linear"
 
 
 # Which hyper-parameter options each operator accepts (anything else given is an error).
@@ -63,6 +65,8 @@ ACCEPTS: dict[str, set[str]] = {
     "global_avg_pool": set(),
     "upsample": {"size", "scale", "mode", "align_corners"},
     "relu": set(),
+    "batch_norm": {"weight", "bias", "running_mean", "running_var", "training", "momentum", "eps"},
+    "linear": {"weight", "bias"},
 }
 
 
@@ -174,7 +178,29 @@ def hyper_parameters(name: str, given: dict[str, Any]) -> dict[str, Any]:
         params["scale_factor"] = floats(given["scale"], "--scale")
         params["mode"] = given["mode"] or "nearest"
         params["align_corners"] = bool(given["align_corners"])
+    elif name == "batch_norm":
+        params["running_mean"] = floats(given["running_mean"], "--running-mean")
+        params["running_var"] = floats(given["running_var"], "--running-var")
+        params["training"] = bool(given["training"])
+        if not params["training"] and (
+            params["running_mean"] is None or params["running_var"] is None
+        ):
+            raise ArgumentError(
+                "batch_norm needs --running-mean and --running-var (inference: normalise with "
+                "the running statistics, one number per channel), or --training (normalise with "
+                "the batch's own mean and variance)."
+            )
+        params["momentum"] = _given(floats(given["momentum"], "--momentum"), 0.1)
+        params["eps"] = _given(floats(given["eps"], "--eps"), 1e-5)
+        for key in ("momentum", "eps"):
+            if isinstance(params[key], tuple):
+                raise ArgumentError(f"--{key} takes one number; got {params[key]}.")
     return params
+
+
+def numbers(values: list[str] | None, option: str) -> Any:
+    """``--weight 1 2`` or ``--weight 1,2`` → (1.0, 2.0); one value → a number."""
+    return floats(",".join(values), option) if values else None
 
 
 def _plain(a: np.ndarray) -> Any:
@@ -235,9 +261,31 @@ def torch_check(worked: Any) -> str:
             x, size=p["size"], scale_factor=p["scale_factor"], mode=p["mode"], **extra
         )
         fn = "interpolate"
+    elif name == "batch_norm":
+        running = {
+            key: torch.tensor(worked.inputs[key], dtype=torch.float64)  # updated in place
+            if key in worked.inputs
+            else None
+            for key in ("running_mean", "running_var")
+        }
+        y = F.batch_norm(
+            x,
+            running["running_mean"],
+            running["running_var"],
+            w,
+            b,
+            training=p["training"],
+            momentum=p["momentum"],
+            eps=p["eps"],
+        )
+        fn = "batch_norm"
+    elif name == "linear":
+        y, fn = F.linear(x, w, b), "linear"
     else:
         y, fn = F.relu(x), "relu"
     diff = float(np.max(np.abs(y.detach().numpy() - worked.output)))
+    for key, value in worked.updated.items():  # batch norm's updated running statistics
+        diff = max(diff, float(np.max(np.abs(running[key].numpy() - value))))
     what = f"torch.nn.functional.{fn}"
     if worked.grad_output is not None:
         y.backward(torch.tensor(worked.grad_output, dtype=torch.float64))
@@ -305,6 +353,22 @@ def register(app: typer.Typer) -> None:
         align_corners: Annotated[
             bool, typer.Option(help="upsample: bilinear align_corners.")
         ] = False,
+        running_mean: Annotated[
+            str | None,
+            typer.Option(help="batch_norm: running mean, one number per channel (1,2,…)."),
+        ] = None,
+        running_var: Annotated[
+            str | None,
+            typer.Option(help="batch_norm: running variance, one number per channel."),
+        ] = None,
+        training: Annotated[
+            bool,
+            typer.Option(help="batch_norm: normalise with the batch's statistics."),
+        ] = False,
+        momentum: Annotated[
+            str | None, typer.Option(help="batch_norm: running-statistics momentum (0.1).")
+        ] = None,
+        eps: Annotated[str | None, typer.Option(help="batch_norm: ε added to σ² (1e-5).")] = None,
         backward: Annotated[
             list[str] | None,
             typer.Option(
@@ -342,13 +406,26 @@ def register(app: typer.Typer) -> None:
             scale=scale,
             mode=mode,
             align_corners=align_corners,
+            running_mean=running_mean,
+            running_var=running_var,
+            training=training,
+            momentum=momentum,
+            eps=eps,
         )
         params = hyper_parameters(name, given)
         x, names = parse_channels(input or [], "--input")
-        w = parse_channels(weight, "--weight")[0] if weight else None
+        if name == "batch_norm":  # γ: one number per channel, not a matrix
+            w = numbers(weight, "--weight")
+        else:
+            w = parse_channels(weight, "--weight")[0] if weight else None
         if name in ("conv2d", "conv_transpose2d") and w is None:
             raise ArgumentError(
                 f"{name} needs --weight, the filter (like ones3x3 or [[1,0],[0,1]])."
+            )
+        if name == "linear" and w is None:
+            raise ArgumentError(
+                "linear needs --weight, the matrix W of shape (out_features, in_features), "
+                "like [[1,0,1],[0,1,0]]."
             )
         grad = parse_channels(backward, "--backward")[0] if backward else None
         worked = run(
@@ -363,11 +440,11 @@ def register(app: typer.Typer) -> None:
         )
         line = torch_check(worked) if check else None
         if fmt is OutputFormat.json:
-            payload: dict[str, Any] = {
-                "operator": name,
-                "output": _plain(worked.output),
-                "per_channel": [_plain(part) for part in worked.per_channel],
-            }
+            payload: dict[str, Any] = {"operator": name, "output": _plain(worked.output)}
+            if worked.per_channel:
+                payload["per_channel"] = [_plain(part) for part in worked.per_channel]
+            for key, value in worked.updated.items():
+                payload[key] = value.tolist()
             if worked.grads:
                 payload["gradients"] = {k: _plain(v) for k, v in worked.grads.items()}
             if line:

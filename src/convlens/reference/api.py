@@ -19,8 +19,12 @@ from convlens.reference._args import as_array
 from convlens.reference.conv import conv2d_backward, conv2d_forward
 from convlens.reference.conv_transpose import conv_transpose2d_backward, conv_transpose2d_forward
 from convlens.reference.misc import (
+    batch_norm_backward,
+    batch_norm_forward,
     global_avg_pool_backward,
     global_avg_pool_forward,
+    linear_backward,
+    linear_forward,
     relu_backward,
     relu_forward,
     upsample_backward,
@@ -41,8 +45,12 @@ OPERATORS = (
     "global_avg_pool",
     "upsample",
     "relu",
+    "batch_norm",
+    "linear",
 )
 WEIGHTED = ("conv2d", "conv_transpose2d")
+# Batch norm's weight and bias are γ and β, one per channel; linear's weight is a matrix.
+AFFINE = ("batch_norm", "linear")
 
 
 def batched(x: Any, name: str = "input") -> np.ndarray:
@@ -83,10 +91,11 @@ def conv_weight(weight: Any, in_channels: int, groups: int, transposed: bool) ->
     return np.ascontiguousarray(per_channel[None])  # conv2d_forward reports the groups error
 
 
-def as_bias(bias: Any, out_channels: int) -> np.ndarray | None:
+def as_bias(bias: Any, out_channels: int, name: str = "bias") -> np.ndarray | None:
+    """A number (for every channel) or one per channel → (out_channels,)."""
     if bias is None:
         return None
-    b = as_array(bias, "bias", (0, 1), f"a number or ({out_channels},)")
+    b = as_array(bias, name, (0, 1), f"a number or ({out_channels},)")
     if b.ndim == 0:
         return np.full(out_channels, float(b))
     return b
@@ -109,6 +118,19 @@ def _forward(
         return upsample_forward(x, **params)
     if name == "relu":
         return relu_forward(x)
+    if name == "batch_norm":
+        return batch_norm_forward(
+            x,
+            params.get("running_mean"),
+            params.get("running_var"),
+            w,
+            b,
+            training=bool(params.get("training", False)),
+            momentum=params.get("momentum", 0.1),
+            eps=params.get("eps", 1e-5),
+        )
+    if name == "linear":
+        return linear_forward(x, w, b)  # type: ignore[arg-type]
     raise ArgumentError(f"unknown operator {name!r}; expected one of {', '.join(OPERATORS)}.")
 
 
@@ -120,6 +142,8 @@ _BACKWARD = {
     "global_avg_pool": global_avg_pool_backward,
     "upsample": upsample_backward,
     "relu": relu_backward,
+    "batch_norm": batch_norm_backward,
+    "linear": linear_backward,
 }
 
 
@@ -127,6 +151,8 @@ def _per_channel(
     name: str, x: np.ndarray, w: np.ndarray | None, params: dict[str, Any], out: np.ndarray
 ) -> tuple[np.ndarray, ...]:
     """What each input channel contributes to the output (bias left out)."""
+    if name == "linear":
+        return ()  # no channels: the output is a matrix product
     if name not in WEIGHTED:
         return tuple(out[:, c] for c in range(out.shape[1]))  # channel-wise operators
     parts = []
@@ -156,12 +182,28 @@ def run(
     """
     if name not in OPERATORS:
         raise ArgumentError(f"unknown operator {name!r}; expected one of {', '.join(OPERATORS)}.")
-    if name not in WEIGHTED and (weight is not None or bias is not None):
+    if name not in WEIGHTED + AFFINE and (weight is not None or bias is not None):
         raise ArgumentError(f"{name} takes no weight or bias.")
     if name in WEIGHTED and weight is None:
         raise ArgumentError(f"{name} needs a weight (a filter matrix).")
-    x4 = batched(x)
+    if name == "linear" and weight is None:
+        raise ArgumentError("linear needs a weight, shape (out_features, in_features).")
     w4 = b1 = None
+    if name == "linear":
+        # (in_features,) is one sample; anything else is (…, in_features)
+        x4 = as_array(x, "input", tuple(range(1, 9)), "(…, in_features)")
+        x4 = x4[None] if x4.ndim == 1 else x4
+        w4 = as_array(weight, "weight", (1, 2), "(out_features, in_features)")
+        w4 = w4[None] if w4.ndim == 1 else w4
+        b1 = as_bias(bias, w4.shape[0])
+    else:
+        x4 = batched(x)
+    if name == "batch_norm":
+        w4 = as_bias(weight, x4.shape[1], "weight (γ)")
+        b1 = as_bias(bias, x4.shape[1], "bias (β)")
+        params = dict(params)  # a single running statistic stands for every channel
+        for key in ("running_mean", "running_var"):
+            params[key] = as_bias(params.get(key), x4.shape[1], key)
     if name in WEIGHTED:
         w4 = conv_weight(weight, x4.shape[1], params.get("groups", 1), name == "conv_transpose2d")
         out_channels = w4.shape[0] if name == "conv2d" else w4.shape[1] * params.get("groups", 1)
@@ -169,6 +211,12 @@ def run(
     out, cache = _forward(name, x4, w4, b1, params)
     small = explain and ex.is_small(out.shape)
     steps: tuple[ex.Step, ...] = ()
+    if small and name in CHANNELWISE_STEPS:
+        steps = CHANNELWISE_STEPS[name](x4, out, cache)
+    elif small and name == "linear":
+        steps = ex.linear_steps(cache.x, cache.weight, b1, out)
+    elif small and name == "batch_norm":
+        steps = _batch_norm_steps(x4, out, w4, b1, params)
     if small and name == "conv2d":
         steps = ex.conv2d_steps(out, cache, b1)
     elif small and name == "conv_transpose2d":
@@ -185,6 +233,11 @@ def run(
         if grad4.ndim < 4 and grad4.size == out.size:  # textbook (H, W) or (C, H, W) gradient
             grad4 = grad4.reshape(out.shape)
         if grad4.shape != out.shape:
+            if out.ndim != 4:  # linear: the output as it is
+                raise ArgumentError(
+                    f"grad_output (--backward) must have the shape of the output, {out.shape}; "
+                    f"got shape {tuple(np.shape(grad_output))}."
+                )
             expected = out.shape[1:] if out.shape[0] == 1 else out.shape
             expected = expected[1:] if expected[0] == 1 and len(expected) == 3 else expected
             raise ArgumentError(
@@ -194,8 +247,11 @@ def run(
         result = _BACKWARD[name](grad4, cache)
         if isinstance(result, np.ndarray):
             grads["input"] = result
-        else:
-            grads = {k: v for k, v in vars(result).items() if v is not None}
+        else:  # only for what was given (batch norm's backward pairs γ and β)
+            given = {"input": x4, "weight": w4, "bias": b1}
+            grads = {
+                k: v for k, v in vars(result).items() if v is not None and given[k] is not None
+            }
         if small and name == "conv2d":
             scatter, weight_steps = ex.conv2d_backward_steps(grad4, cache)
             backward_steps = scatter + weight_steps
@@ -206,6 +262,13 @@ def run(
             backward_steps = ex.max_pool2d_backward_steps(grad4, cache)
         elif small and name == "avg_pool2d":
             backward_steps = ex.avg_pool2d_backward_steps(grad4, cache)
+        elif small and name == "global_avg_pool":
+            backward_steps = ex.global_avg_pool_backward_steps(grad4, x4.shape)
+        elif small and name == "upsample":
+            interp = tuple(s for s in steps if isinstance(s, ex.InterpStep))
+            backward_steps = ex.upsample_backward_steps(grad4, interp)
+        elif small and name == "relu":
+            backward_steps = ex.relu_backward_steps(grad4, cache)
     inputs = {"input": x4}
     if w4 is not None:
         inputs["weight"] = w4
@@ -213,6 +276,20 @@ def run(
         inputs["bias"] = b1
     if name == "upsample":
         inputs["rows"], inputs["cols"] = cache.rows, cache.cols
+    if name == "batch_norm":
+        for key in ("running_mean", "running_var"):
+            if params.get(key) is not None:
+                inputs[key] = np.asarray(params[key], dtype=float)
+    updated = {}
+    if name == "batch_norm" and params.get("training"):
+        updated = {
+            key: value
+            for key, value in (
+                ("running_mean", cache.running_mean),
+                ("running_var", cache.running_var),
+            )
+            if value is not None
+        }
     names = channel_names or tuple(f"channel {c}" for c in range(x4.shape[1]))
     return ex.Worked(
         operator=name,
@@ -227,7 +304,33 @@ def run(
         grad_output=grad4,
         backward_steps=backward_steps,
         input_ndim=np.ndim(x),
+        updated=updated,
     )
+
+
+CHANNELWISE_STEPS = {
+    "global_avg_pool": lambda x, out, cache: ex.global_avg_pool_steps(x, out),
+    "upsample": lambda x, out, cache: ex.upsample_steps(x, out, cache.rows, cache.cols),
+    "relu": lambda x, out, cache: ex.relu_steps(x, out),
+}
+
+
+def _batch_norm_steps(
+    x: np.ndarray,
+    out: np.ndarray,
+    gamma: np.ndarray | None,
+    beta: np.ndarray | None,
+    params: dict[str, Any],
+) -> tuple[ex.Step, ...]:
+    """The statistics batch_norm_forward normalised with: the batch's, or the running ones."""
+    training = bool(params.get("training", False))
+    if training:
+        mean, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3))  # biased, as the forward
+    else:
+        mean = np.asarray(params["running_mean"], dtype=float)
+        var = np.asarray(params["running_var"], dtype=float)
+    eps = float(params.get("eps", 1e-5))
+    return ex.batch_norm_steps(x, out, mean, var, gamma, beta, training, eps)
 
 
 def _finish(worked: ex.Worked, explain: bool) -> Any:

@@ -99,7 +99,11 @@ class PoolStep:
 
 @dataclass(frozen=True)
 class RouteStep:
-    """Backward through pooling: where one output gradient goes."""
+    """Backward through pooling, upsampling or ReLU: where one output gradient goes.
+
+    Each target gets ``amount`` = grad · its weight (1 for a max-pool arg-max or a ReLU that
+    passes, 1/divisor for average pooling, the interpolation weight for upsampling).
+    """
 
     batch: int
     channel: int
@@ -107,6 +111,82 @@ class RouteStep:
     col: int
     grad: float
     targets: tuple[tuple[int, int, float], ...]  # (input row, input col, amount)
+    weights: tuple[float, ...] = ()  # upsample: the weight behind each target's amount
+
+
+@dataclass(frozen=True)
+class InterpStep:
+    """Upsampling: y[n, c, row, col] = Σ weight · x[n, c, i, j] over its source pixels.
+
+    The weight of source (i, j) is R[row, i] · C[col, j] (row and column interpolation
+    weights); nearest has one source of weight 1, bilinear up to four.
+    """
+
+    batch: int
+    channel: int
+    row: int
+    col: int
+    terms: tuple[tuple[int, int, float, float], ...]  # (input row, input col, weight, x)
+    value: float
+
+
+@dataclass(frozen=True)
+class ReluStep:
+    """y[n, c, row, col] = max(x, 0)."""
+
+    batch: int
+    channel: int
+    row: int
+    col: int
+    x: float
+    value: float
+
+
+@dataclass(frozen=True)
+class DotStep:
+    """Linear: y[row, out_feature] = Σ_i x[row, i] · W[out_feature, i] (+ b[out_feature])."""
+
+    row: int  # the sample (leading axes flattened)
+    out_feature: int
+    x: np.ndarray  # (in_features,)
+    weight: np.ndarray  # (in_features,)
+    bias: float | None
+    value: float
+
+    @property
+    def products(self) -> np.ndarray:
+        return self.x * self.weight
+
+
+@dataclass(frozen=True)
+class NormStep:
+    """Batch norm, one channel: y = γ · (x − μ) / √(σ² + ε) + β = scale · x + shift.
+
+    Training: μ and σ² (biased) are the channel's batch statistics over ``values``;
+    inference: the running statistics. scale = γ / √(σ² + ε), shift = β − scale · μ.
+    """
+
+    channel: int
+    values: np.ndarray  # the channel's inputs over (N, H, W), flattened
+    training: bool
+    mean: float
+    var: float
+    eps: float
+    gamma: float
+    beta: float
+    outputs: np.ndarray  # the channel's outputs, in the order of ``values``
+
+    @property
+    def inv_std(self) -> float:
+        return float(1.0 / np.sqrt(self.var + self.eps))
+
+    @property
+    def scale(self) -> float:
+        return self.gamma * self.inv_std
+
+    @property
+    def shift(self) -> float:
+        return self.beta - self.scale * self.mean
 
 
 @dataclass(frozen=True)
@@ -130,7 +210,17 @@ class WeightGradStep:
     total: np.ndarray  # (K_h, K_w)
 
 
-Step = ConvStep | ScatterStep | PoolStep | RouteStep | WeightGradStep
+Step = (
+    ConvStep
+    | ScatterStep
+    | PoolStep
+    | RouteStep
+    | WeightGradStep
+    | InterpStep
+    | ReluStep
+    | DotStep
+    | NormStep
+)
 
 
 @dataclass(frozen=True)
@@ -149,11 +239,13 @@ class Worked:
     grad_output: np.ndarray | None = None
     backward_steps: tuple[Step, ...] = ()  # where each output gradient goes (small problems)
     input_ndim: int = 4  # the caller's layout: 2 for (H, W), 3 for (C, H, W)
+    updated: dict[str, np.ndarray] = field(default_factory=dict)  # batch norm: running stats
 
     @property
     def result(self) -> np.ndarray:
-        """The output in the caller's layout (``output`` itself is always (N, C, H, W))."""
-        if self.input_ndim == 4:
+        """The output in the caller's layout (``output`` is (N, C, H, W), except for linear,
+        whose output keeps the input's leading axes: (…, out_features))."""
+        if self.input_ndim == 4 or self.output.ndim != 4:
             return self.output
         out = self.output[0]
         return out[0] if self.input_ndim == 2 and out.shape[0] == 1 else out
@@ -386,3 +478,138 @@ def conv_transpose2d_backward_steps(
         for (b, oc, ch), terms in weight_terms.items()
     )
     return tuple(input_steps), weight_steps
+
+
+# ---------------------------------------------------------------- the channel-wise operators
+
+
+def global_avg_pool_steps(x: np.ndarray, out: np.ndarray) -> tuple[PoolStep, ...]:
+    """y[n, c] = Σ x[n, c] / (H·W): one window covering the whole plane."""
+    _, _, h, w = x.shape
+    return tuple(
+        PoolStep(
+            "avg",
+            b,
+            ch,
+            0,
+            0,
+            tuple(range(h)),
+            tuple(range(w)),
+            x[b, ch].copy(),
+            float(out[b, ch, 0, 0]),
+            total=float(x[b, ch].sum()),
+            divisor=h * w,
+        )
+        for b, ch in np.ndindex(*x.shape[:2])
+    )
+
+
+def global_avg_pool_backward_steps(
+    grad: np.ndarray, input_shape: tuple[int, ...]
+) -> tuple[RouteStep, ...]:
+    """Each ∂L/∂y[n, c] is shared equally, ÷ (H·W), over every cell of the plane."""
+    _, _, h, w = input_shape
+    steps = []
+    for b, ch in np.ndindex(*grad.shape[:2]):
+        g = float(grad[b, ch, 0, 0])
+        targets = tuple((i, j, g / (h * w)) for i in range(h) for j in range(w))
+        steps.append(RouteStep(b, ch, 0, 0, g, targets))
+    return tuple(steps)
+
+
+def upsample_steps(
+    x: np.ndarray, out: np.ndarray, rows: np.ndarray, cols: np.ndarray
+) -> tuple[InterpStep, ...]:
+    """Each output pixel as Σ R[row, i] · C[col, j] · x[i, j] over the sources it mixes."""
+    steps = []
+    for b, ch, r, c in np.ndindex(*out.shape):
+        terms = tuple(
+            (int(i), int(j), float(rows[r, i] * cols[c, j]), float(x[b, ch, i, j]))
+            for i in np.flatnonzero(rows[r])
+            for j in np.flatnonzero(cols[c])
+        )
+        steps.append(InterpStep(b, ch, r, c, terms, float(out[b, ch, r, c])))
+    return tuple(steps)
+
+
+def upsample_backward_steps(
+    grad: np.ndarray, steps: tuple[InterpStep, ...]
+) -> tuple[RouteStep, ...]:
+    """∂L/∂y[row, col] goes to each source pixel, times that source's weight."""
+    routes = []
+    for step in steps:
+        g = float(grad[step.batch, step.channel, step.row, step.col])
+        routes.append(
+            RouteStep(
+                step.batch,
+                step.channel,
+                step.row,
+                step.col,
+                g,
+                tuple((i, j, g * weight) for i, j, weight, _ in step.terms),
+                tuple(weight for _, _, weight, _ in step.terms),
+            )
+        )
+    return tuple(routes)
+
+
+def relu_steps(x: np.ndarray, out: np.ndarray) -> tuple[ReluStep, ...]:
+    return tuple(
+        ReluStep(b, ch, r, c, float(x[b, ch, r, c]), float(out[b, ch, r, c]))
+        for b, ch, r, c in np.ndindex(*out.shape)
+    )
+
+
+def relu_backward_steps(grad: np.ndarray, mask: np.ndarray) -> tuple[RouteStep, ...]:
+    """∂L/∂y passes whole to ∂L/∂x where x > 0, and nowhere else (0 at x = 0)."""
+    steps = []
+    for b, ch, r, c in np.ndindex(*grad.shape):
+        g = float(grad[b, ch, r, c])
+        targets = ((r, c, g),) if mask[b, ch, r, c] else ()
+        steps.append(RouteStep(b, ch, r, c, g, targets))
+    return tuple(steps)
+
+
+def linear_steps(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, out: np.ndarray
+) -> tuple[DotStep, ...]:
+    """Every output as a dot product of an input row with a weight row (+ bias)."""
+    rows, flat_out = x.reshape(-1, x.shape[-1]), out.reshape(-1, out.shape[-1])
+    return tuple(
+        DotStep(
+            n,
+            o,
+            rows[n],
+            weight[o],
+            None if bias is None else float(bias[o]),
+            float(flat_out[n, o]),
+        )
+        for n, o in np.ndindex(*flat_out.shape)
+    )
+
+
+def batch_norm_steps(
+    x: np.ndarray,
+    out: np.ndarray,
+    mean: np.ndarray,
+    var: np.ndarray,
+    gamma: np.ndarray | None,
+    beta: np.ndarray | None,
+    training: bool,
+    eps: float,
+) -> tuple[NormStep, ...]:
+    """One step per channel: its statistics, scale and shift, and its values."""
+    return tuple(
+        NormStep(
+            channel=ch,
+            values=x[:, ch].ravel().copy(),
+            training=training,
+            mean=float(mean[ch]),
+            var=float(var[ch]),
+            eps=float(eps),
+            gamma=1.0 if gamma is None else float(gamma[ch]),
+            beta=0.0 if beta is None else float(beta[ch]),
+            outputs=out[:, ch].ravel().copy(),
+        )
+        for ch in range(x.shape[1])
+    )

@@ -38,6 +38,13 @@ _LATEX_SPECIALS = {
     "ᵀ": r"$^T$",
     "−": "-",
     "∞": r"$\infty$",
+    "μ": r"$\mu$",
+    "σ": r"$\sigma$",
+    "²": r"$^2$",
+    "γ": r"$\gamma$",
+    "β": r"$\beta$",
+    "ε": r"$\varepsilon$",
+    "√": r"$\surd$",
     "≤": r"$\le$",
     "|": r"\textbar{}",
 }
@@ -182,8 +189,17 @@ def _shape(shape: tuple[int, ...]) -> str:
     return "×".join(map(str, shape))
 
 
+def _as4(a: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) as is; a vector or a matrix (linear's (…, features)) as one plane."""
+    a = np.asarray(a)
+    if a.ndim == 4:
+        return a
+    return a.reshape(1, 1, -1, a.shape[-1]) if a.ndim else a.reshape(1, 1, 1, 1)
+
+
 def _planes(a: np.ndarray) -> list[tuple[tuple[int, int], np.ndarray]]:
     """(n, c) and the (H, W) plane, for every plane of an (N, C, H, W) array."""
+    a = _as4(a)
     return [((n, c), a[n, c]) for n in range(a.shape[0]) for c in range(a.shape[1])]
 
 
@@ -343,6 +359,114 @@ def _pool_steps(w: Writer, worked: ex.Worked) -> None:
             )
 
 
+def _interp_steps(w: Writer, worked: ex.Worked) -> None:
+    y = _Labels(w, worked.output.shape, "y")
+    x = _Labels(w, worked.inputs["input"].shape, "x")
+    w.heading("Working: each output pixel mixes input pixels with weights R[row, i] · C[col, j]")
+    for step in worked.steps:
+        assert isinstance(step, ex.InterpStep)
+        terms = " + ".join(
+            f"{w.num(weight)}{w.times}{x(step.batch, step.channel, i, j)}"
+            for i, j, weight, _ in step.terms
+        )
+        values = " + ".join(
+            f"{w.num(weight)}{w.times}{w.factor(value)}" for _, _, weight, value in step.terms
+        )
+        w.item(
+            w.m(f"{y(step.batch, step.channel, step.row, step.col)} = {terms} = {values}")
+            + w.m(f" = {w.num(step.value)}")
+        )
+
+
+def _relu_steps(w: Writer, worked: ex.Worked) -> None:
+    y = _Labels(w, worked.output.shape, "y")
+    w.heading("Working: y = max(x, 0) element by element")
+    maximum = r"\max" if w.fmt == "latex" else "max"
+    for step in worked.steps:
+        assert isinstance(step, ex.ReluStep)
+        label = y(step.batch, step.channel, step.row, step.col)
+        w.item(w.m(f"{label} = {maximum}({w.num(step.x)}, 0) = {w.num(step.value)}"))
+
+
+def _dot_steps(w: Writer, worked: ex.Worked) -> None:
+    w.heading("Working: y[n, o] = x[n] · W[o] (+ b[o]), a row of x times a row of W")
+    for step in worked.steps:
+        assert isinstance(step, ex.DotStep)
+        products = _products(w, step.x, step.weight)
+        bias = "" if step.bias is None else f" + {w.factor(step.bias)}"
+        w.item(
+            w.m(
+                f"{w.sym('y', (step.row, step.out_feature))} = "
+                f"{w.inline(step.x[None])}{w.times}{w.inline(step.weight[None])}{bias} = "
+                f"{products}{bias} = {w.num(step.value)}"
+            )
+        )
+
+
+_GREEK_LATEX = {"μ": r"\mu", "σ²": r"\sigma^2", "γ": r"\gamma", "β": r"\beta", "ε": r"\varepsilon"}
+
+
+def _greek(w: Writer, math: str) -> str:
+    """Math with μ, σ², γ, β, ε in this format's spelling."""
+    if w.fmt == "latex":
+        for letter, command in _GREEK_LATEX.items():
+            math = math.replace(letter, command + " ")
+    return w.m(math)
+
+
+def _norm_steps(w: Writer, worked: ex.Worked) -> None:
+    w.heading("Working: per channel, y = γ · (x − μ) / √(σ² + ε) + β = scale · x + shift")
+    names = worked.channel_names
+    t = w.times
+    for step in worked.steps:
+        assert isinstance(step, ex.NormStep)
+        name = names[step.channel] if step.channel < len(names) else f"channel {step.channel}"
+        w.item(w.text(f"{name}:"))
+        count = step.values.size
+        if step.training:
+            total = " + ".join(w.factor(v) for v in step.values)
+            w.item(
+                w.text("batch mean ") + _greek(w, f"μ = ({total}) / {count} = {w.num(step.mean)}"),
+                depth=1,
+            )
+            squares = " + ".join(f"({w.num(v)} - {w.factor(step.mean)})^2" for v in step.values)
+            if w.fmt != "latex":
+                squares = squares.replace("^2", "²").replace(" - ", " − ")
+            w.item(
+                w.text("batch variance (biased) ")
+                + _greek(w, f"σ² = ({squares}) / {count} = {w.num(step.var)}"),
+                depth=1,
+            )
+        else:
+            w.item(
+                w.text("running statistics ")
+                + _greek(w, f"μ = {w.num(step.mean)}, σ² = {w.num(step.var)}"),
+                depth=1,
+            )
+        root = (
+            rf"\sqrt{{{w.num(step.var)} + {step.eps:g}}}"
+            if w.fmt == "latex"
+            else f"√({w.num(step.var)} + {step.eps:g})"
+        )
+        formula = r"\sqrt{σ² + ε}" if w.fmt == "latex" else "√(σ² + ε)"
+        w.item(
+            w.text("scale ")
+            + _greek(w, f"= γ / {formula} = {w.num(step.gamma)} / {root} = {w.num(step.scale)}")
+            + w.text(", shift ")
+            + _greek(
+                w,
+                f"= β - scale{t}μ = {w.num(step.beta)} - {w.factor(step.scale)}{t}"
+                f"{w.factor(step.mean)} = {w.num(step.shift)}",
+            ),
+            depth=1,
+        )
+        pairs = ", ".join(
+            w.m(f"{w.num(v)} \\to {w.num(o)}" if w.fmt == "latex" else f"{w.num(v)} → {w.num(o)}")
+            for v, o in zip(step.values, step.outputs, strict=True)
+        )
+        w.item(w.text("x → y = scale · x + shift: ") + pairs, depth=1)
+
+
 def _route_steps(w: Writer, worked: ex.Worked) -> None:
     g = _Labels(w, worked.output.shape, "∂L/∂y")
     x = _Labels(w, worked.inputs["input"].shape, "∂L/∂x")
@@ -350,8 +474,22 @@ def _route_steps(w: Writer, worked: ex.Worked) -> None:
     for step in worked.backward_steps:
         assert isinstance(step, ex.RouteStep)
         src = w.m(f"{g(step.batch, step.channel, step.row, step.col)} = {w.num(step.grad)}")
-        if not step.targets:
+        if worked.operator == "relu":
+            target = w.m(x(step.batch, step.channel, step.row, step.col))
+            if step.targets:
+                w.item(src + w.text(" → all of it to ") + target + w.text(" (x > 0)"))
+            else:
+                w.item(src + w.text(" → stops: 0 to ") + target + w.text(" (x ≤ 0)"))
+        elif not step.targets:
             w.item(src + w.text(" → nowhere (the window holds only padding)"))
+        elif worked.operator == "upsample":
+            parts = ", ".join(
+                w.m(f"{w.num(weight)}{w.times}{w.factor(step.grad)} = {w.num(amount)}")
+                + w.text(" to ")
+                + w.m(x(step.batch, step.channel, r, c))
+                for (r, c, amount), weight in zip(step.targets, step.weights, strict=True)
+            )
+            w.item(src + w.text(" → weight × gradient to each source: ") + parts)
         elif worked.operator == "max_pool2d":
             r, c, _ = step.targets[0]
             w.item(
@@ -435,7 +573,7 @@ def _conv_transpose_backward_steps(w: Writer, worked: ex.Worked) -> None:
 
 def _summary(w: Writer, worked: ex.Worked) -> None:
     out = worked.output
-    plane = out.shape[2] * out.shape[3]
+    plane = out.shape[-2] * out.shape[-1]
     w.heading("Summary")
     w.item(w.text(f"output shape {_shape(out.shape)} (N×C×H×W), {out.size} elements"))
     w.item(w.text(f"min {num(out.min())}, max {num(out.max())}, mean {num(out.mean())}"))
@@ -452,6 +590,17 @@ def _summary(w: Writer, worked: ex.Worked) -> None:
         w.item(w.text("y[n, c] = Σ x[n, c] / (H·W)"))
     elif worked.operator == "relu":
         w.item(w.text("y = max(x, 0); the gradient passes where x > 0"))
+    elif worked.operator == "linear":
+        w.item(w.text("y = x · Wᵀ + b; ∂L/∂x = g · W, ∂L/∂W = gᵀ · x, ∂L/∂b = Σ g"))
+    elif worked.operator == "batch_norm":
+        w.item(w.text("y = γ · (x − μ) / √(σ² + ε) + β per channel"))
+    if worked.operator not in ("conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d"):
+        w.item(
+            w.text(
+                f"working not shown: {out.size} outputs (shown up to {ex.EXPLAIN_PER_PLANE} per "
+                f"plane and {ex.EXPLAIN_TOTAL} in all)"
+            )
+        )
 
 
 def render(
@@ -463,22 +612,32 @@ def render(
     small = ex.is_small(worked.output.shape) and worked.inputs["input"].size <= FULL_MATRIX_LIMIT
     if explain and small:
         w.heading("Inputs")
-        x = worked.inputs["input"]
+        x = _as4(worked.inputs["input"])
         for (n, c), plane in _planes(x):
             name = (
                 worked.channel_names[c] if x.shape[0] == 1 and c < len(worked.channel_names) else ""
             )
             label = f"input {name}" if name else _plane_label("input", n, c, x.shape)
+            if worked.operator == "linear":
+                label = "input x (one sample per row)"
             w.matrix(label, plane)
-        if "weight" in worked.inputs:
-            weight = worked.inputs["weight"]
+        weight = worked.inputs.get("weight")
+        if weight is not None and worked.operator == "linear":
+            w.matrix("weight W (out_features × in_features)", weight)
+        elif weight is not None and worked.operator == "batch_norm":
+            w.para(w.text("weight γ: ") + w.m(w.inline(weight[None])))
+        elif weight is not None:
             if np.all(weight == weight.reshape(-1, *weight.shape[-2:])[0]) and weight[0, 0].size:
                 w.matrix("filter (every channel)", weight[0, 0])
             else:
                 for (o, c), plane in _planes(weight):
                     w.matrix(f"filter [{o}, {c}]", plane)
         if "bias" in worked.inputs:
-            w.para(w.text("bias: ") + w.m(w.inline(worked.inputs["bias"][None])))
+            label = "bias β: " if worked.operator == "batch_norm" else "bias: "
+            w.para(w.text(label) + w.m(w.inline(worked.inputs["bias"][None])))
+        for key in ("running_mean", "running_var"):
+            if key in worked.inputs:
+                w.para(w.text(f"{key}: ") + w.m(w.inline(worked.inputs[key][None])))
         if worked.operator == "upsample":
             w.matrix("row weights R", worked.inputs["rows"])
             w.matrix("column weights C", worked.inputs["cols"])
@@ -488,6 +647,11 @@ def render(
             "conv_transpose2d": _conv_transpose_steps,
             "max_pool2d": _pool_steps,
             "avg_pool2d": _pool_steps,
+            "global_avg_pool": _pool_steps,
+            "upsample": _interp_steps,
+            "relu": _relu_steps,
+            "linear": _dot_steps,
+            "batch_norm": _norm_steps,
         }[worked.operator](w, worked)
     elif explain:
         _summary(w, worked)
@@ -509,13 +673,16 @@ def render(
                 w.matrix(label, plane)
     w.heading("Result")
     for (n, c), plane in _planes(worked.output):
-        w.matrix(_plane_label("output", n, c, worked.output.shape), plane)
+        w.matrix(_plane_label("output", n, c, _as4(worked.output).shape), plane)
+    for key, value in worked.updated.items():
+        w.para(w.text(f"updated {key}: ") + w.m(w.inline(value[None])))
     if worked.grad_output is not None:
         w.heading("Gradients")
-        for (n, c), plane in _planes(worked.grad_output):
-            w.matrix(_plane_label("∂L/∂output (given)", n, c, worked.grad_output.shape), plane)
+        given = _as4(worked.grad_output)
+        for (n, c), plane in _planes(given):
+            w.matrix(_plane_label("∂L/∂output (given)", n, c, given.shape), plane)
         for name, grad in worked.grads.items():
-            grad4 = grad.reshape(1, 1, 1, -1) if grad.ndim == 1 else grad
+            grad4 = _as4(grad)
             for (n, c), plane in _planes(grad4):
                 w.matrix(_plane_label(f"∂L/∂{name}", n, c, grad4.shape), plane)
     if check:
