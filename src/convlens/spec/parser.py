@@ -18,7 +18,9 @@ arguments; a block call; ``as NAME`` labels an output; ``add NAME…`` and
 ``concat NAME…`` (and ``mul NAME…``, a broadcasting product such as a
 channel gate) join the current output with named ones (if the current output
 is itself named in the list, the list gives the full order); ``from NAME``
-continues from an earlier output; ``freeze`` freezes every layer so far;
+continues from an earlier output; ``freeze`` freezes every layer so far
+(``frozen=true`` one layer); ``inplace=true`` on an activation overwrites its input,
+as ``ReLU(inplace=True)`` does;
 ``repeat N:`` repeats its body. Inside a block, ``in`` is the block's input.
 """
 
@@ -43,6 +45,9 @@ _KEY_VALUE = re.compile(r"^([A-Za-z_]\w*)=(.+)$")
 _HEADER = re.compile(r"^([A-Za-z_]\w*)\s*\((.*)\)\s*$")
 STATEMENTS = ("input", "block", "repeat", "from", "add", "concat", "mul", "freeze")
 MAX_DEPTH = 50
+# Element-wise kinds that may overwrite their input (ReLU(inplace=True)): saves memory.
+IN_PLACE_KINDS = ("relu", "relu6", "leaky_relu", "elu", "hardswish", "hardsigmoid", "silu",
+                  "dropout", "identity")
 PRELUDE_SOURCE = "<prelude>"
 
 
@@ -316,12 +321,13 @@ class Expander:
         return tokens, None
 
     def add_layer(self, st: Statement, scope: Scope, kind: str, args: dict[str, Any],
-                  inputs: tuple[str, ...], label: str | None, frozen: bool = False) -> str:
+                  inputs: tuple[str, ...], label: str | None, frozen: bool = False,
+                  inplace: bool = False) -> str:
         scope.counters[kind] += 1
         name = self.node_name(scope, label or f"{kind}_{scope.counters[kind]}")
         where = scope.call_site if st.source == PRELUDE_SOURCE and scope.call_site else st
         self.layers.append(LayerSpec(name=name, kind=kind, args=args, inputs=inputs,
-                                     frozen=frozen, line=where.line,
+                                     frozen=frozen, inplace=inplace, line=where.line,
                                      column=where.tokens[0].column,
                                      origin=f"{where.source or self.source}:{where.line}"))
         scope.current = name
@@ -336,13 +342,16 @@ class Expander:
         tokens, label = self.split_label(st, scope)
         positional = list(rule.schema.positional)
         args: dict[str, Any] = {}
-        frozen = False
+        frozen = inplace = False
         for token in tokens:
             match = _KEY_VALUE.match(token.text)
             if match:
                 key, text = match.group(1), match.group(2)
                 if key == "frozen":
                     frozen = bool(self.evaluate(st, token, text, scope))
+                    continue
+                if key == "inplace" and kind in IN_PLACE_KINDS:
+                    inplace = bool(self.evaluate(st, token, text, scope))
                     continue
             else:
                 if not positional:
@@ -373,7 +382,7 @@ class Expander:
             args = coerce_args(kind, rule.schema, args)
         except ArgValueError as err:
             raise self.error(st, str(err), scope=scope) from None
-        self.add_layer(st, scope, kind, args, (scope.current,), label, frozen)
+        self.add_layer(st, scope, kind, args, (scope.current,), label, frozen, inplace)
 
     def merge(self, st: Statement, scope: Scope) -> None:
         tokens, label = self.split_label(st, scope)

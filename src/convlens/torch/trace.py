@@ -18,13 +18,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-from torch import nn
 from torch.nn import functional as F
 
+import torch
 from convlens.core.analyze import run_rule
 from convlens.core.records import LayerSpec, Network
 from convlens.errors import ArgumentError, ConvlensError
+from torch import nn
 
 
 class ShapeTensor(torch.Tensor):
@@ -166,8 +166,17 @@ class Tracer:
 
     def fallback(self, func: Any, args: tuple, kwargs: dict) -> Any:
         """No rule: PyTorch's meta kernel gives the shape; nothing is counted."""
+
+        def to_meta(value: Any) -> Any:  # the model's own tensors join the meta world
+            if isinstance(value, torch.Tensor) and not isinstance(value, ShapeTensor) \
+                    and value.device.type != "meta":
+                return torch.empty_like(value, device="meta")
+            if isinstance(value, list | tuple):
+                return type(value)(to_meta(v) for v in value)
+            return value
+
         with torch._C.DisableTorchFunctionSubclass():
-            result = func(*args, **kwargs)
+            result = func(*to_meta(args), **{k: to_meta(v) for k, v in kwargs.items()})
         tensors = [t for t in _flatten(args, kwargs) if isinstance(t, ShapeTensor)]
         outputs = [t for t in _flatten((result,), {}) if isinstance(t, torch.Tensor)]
         if not outputs or not tensors:

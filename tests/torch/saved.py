@@ -1,0 +1,21 @@
+"""What autograd really keeps: unique activation storages seen by saved_tensors_hooks."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def saved_bytes(model: nn.Module, x: torch.Tensor) -> int:
+    owned = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in owned and storage.nbytes() > 0:
+            storages[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(x)
+    return sum(storages.values())

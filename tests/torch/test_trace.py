@@ -1,0 +1,162 @@
+"""Shape-only tracing of nn.Modules against PyTorch: every zoo model, and the hard cases."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from torch.nn import functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+import convlens
+import torch
+from convlens.zoo import create_model, get_entry, list_models
+from tests.torch.saved import saved_bytes
+from torch import nn
+
+
+def meta_truth(model: nn.Module, shape: tuple) -> tuple[int, int, int, tuple]:
+    """(params, buffers, MACs, output shape) as PyTorch measures them on the meta device."""
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        out = model.eval()(torch.empty(1, *shape, device="meta"))
+    outs = list(out.values()) if isinstance(out, dict) else list(out) \
+        if isinstance(out, tuple | list) else [out]
+    params = sum(p.numel() for p in model.parameters())
+    buffers = sum(b.numel() for b in model.buffers())
+    shapes = tuple(tuple(o.shape[1:]) for o in outs)
+    return params, buffers, counter.get_total_flops() // 2, shapes
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_zoo_model_matches_pytorch(name: str) -> None:
+    with torch.device("meta"):
+        model = create_model(name)
+    shape = tuple(get_entry(name).default_input)
+    report = convlens.analyze(model, input_size=(1, *shape))
+    params, buffers, macs, out_shape = meta_truth(model, shape)
+    assert report.totals.params == params
+    assert report.totals.buffers == buffers
+    assert report.totals.macs == macs
+    produced = {tuple(r.output_shape) for r in report.layers}
+    assert all(shape in produced for shape in out_shape)  # every returned map
+
+
+SAVED_CASES = {"colour_cnn": (1, 32, 32), "colour_unet": (1, 32, 32), "alexnet": (3, 64, 64),
+               "vgg11": (3, 32, 32), "resnet18": (3, 32, 32), "resnet50": (3, 32, 32),
+               "densenet121": (3, 32, 32), "googlenet": (3, 64, 64),
+               "se_resnet50": (3, 32, 32), "unet_same": (3, 32, 32),
+               "darknet53": (3, 32, 32), "yolov3": (3, 64, 64)}
+
+
+@pytest.mark.parametrize("name", sorted(SAVED_CASES))
+def test_saved_activations_equal_autograd(name: str) -> None:
+    torch.manual_seed(0)
+    model = create_model(name).train()
+    x = torch.rand(2, *SAVED_CASES[name])
+    report = convlens.analyze(model, input_size=tuple(x.shape))
+    assert report.totals.saved_activation_bytes == saved_bytes(model, x)
+
+
+def test_partly_frozen_model_saves_what_autograd_saves() -> None:
+    torch.manual_seed(0)
+    model = create_model("resnet18", num_classes=10).train()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.fc.requires_grad_(True)  # fine-tuning the last layer only
+    x = torch.rand(2, 3, 32, 32)
+    report = convlens.analyze(model, input_size=tuple(x.shape))
+    assert report.totals.saved_activation_bytes == saved_bytes(model, x) == 2 * 512 * 4
+    assert report.totals.trainable_params == 512 * 10 + 10
+
+
+def test_model_is_left_untouched() -> None:
+    model = create_model("resnet18").train()
+    before = copy.deepcopy(model.state_dict())
+    convlens.analyze(model, input_size=(1, 3, 64, 64))
+    assert model.training and all(m.training for m in model.modules())
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert next(model.parameters()).device.type == "cpu"
+
+
+class Shared(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+        self.unused = nn.Linear(10, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.conv(x))  # one module, called twice
+
+
+def test_shared_module_counted_once_and_unused_module_listed() -> None:
+    model = Shared()
+    report = convlens.analyze(model, input_size=(1, 4, 8, 8))
+    assert report.totals.params == sum(p.numel() for p in model.parameters())
+    assert report.totals.macs == 2 * (4 * 8 * 8 * 4 * 9)  # both calls cost
+    not_run = [r for r in report.layers if r.kind == "params_only"]
+    assert [r.name for r in not_run] == ["unused"] and not_run[0].params == 10 * 10 + 10
+
+
+class Functional(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(8, 3, 3, 3))
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        y = F.relu(F.conv2d(x, self.w, padding=1))
+        z = F.interpolate(F.max_pool2d(y, 2), scale_factor=2) + y
+        return {"out": torch.cat([z, y], dim=1)}
+
+
+def test_functional_model_returning_a_dict() -> None:
+    report = convlens.analyze(Functional(), input_size=(2, 3, 16, 16))
+    kinds = [r.kind for r in report.layers]
+    assert kinds == ["conv2d", "relu", "maxpool2d", "upsample", "add", "concat"]
+    assert report.totals.params == 8 * 3 * 9
+    assert report.layers[-1].output_shape == (16, 16, 16)
+    assert report.totals.macs == 2 * 8 * 16 * 16 * 27
+
+
+def test_transposed_and_depthwise_transposed_convolutions() -> None:
+    for groups in (1, 4):
+        model = nn.Sequential(nn.ConvTranspose2d(4, 8, 3, stride=2, padding=1,
+                                                 output_padding=1, groups=groups))
+        report = convlens.analyze(model, input_size=(1, 4, 5, 5))
+        params, _, macs, shape = meta_truth(model, (4, 5, 5))
+        assert (report.totals.params, report.totals.macs) == (params, macs)
+        assert (report.layers[-1].output_shape,) == shape == ((8, 10, 10),)
+
+
+def test_input_without_batch_dimension_and_tensor_input() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+    a = convlens.analyze(model, input_size=(3, 8, 8))
+    b = convlens.analyze(model, input=torch.zeros(1, 3, 8, 8))
+    assert a.totals.macs == b.totals.macs == 4 * 6 * 6 * 27
+
+
+def test_operations_without_a_rule_make_the_report_partial() -> None:
+    class Odd(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.cumsum(x, dim=1)
+
+    report = convlens.analyze(Odd(), input_size=(1, 3, 4, 4))
+    assert report.totals.unsupported == ("cumsum",)
+    assert any("partial" in w for w in report.warnings)
+
+
+def test_cli_analyses_a_zoo_model_and_a_factory(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from convlens.cli.main import app
+
+    result = CliRunner().invoke(app, ["analyze", "zoo:resnet18?num_classes=10",
+                                      "--input", "3x64x64", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    data = json.loads(result.output)
+    assert data["totals"]["params"] == 11_181_642
+    bad = CliRunner().invoke(app, ["analyze", "no_such_module:factory", "--input", "3x8x8"])
+    assert bad.exit_code == 2 and "cannot import module 'no_such_module'" in bad.output
+    assert "Traceback" not in bad.output
