@@ -142,6 +142,33 @@ def test_conv2d_wide_channels_matches_torch() -> None:
         check_conv2d(case)
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+@settings(max_examples=80)
+@given(conv_cases(), st.integers(1, 5), st.booleans())
+def test_depthwise_conv2d_matches_torch(case: dict, channels: int, unit_stride: bool) -> None:
+    """One filter per channel (groups = C = O): stride 1 takes the flattened-shift path."""
+    case = dict(case, c=channels, o=channels, groups=channels)
+    if unit_stride or case["padding"] == "same":
+        case["stride"] = (1, 1)
+    check_conv2d(case)
+
+
+@pytest.mark.parametrize("padding", [0, 1, ((2, 0), (1, 3))])
+def test_depthwise_conv2d_float32_keeps_dtype(padding: object) -> None:
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 5, 9, 7)).astype(np.float32)
+    w = rng.standard_normal((5, 1, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32)
+    out, _ = conv2d_forward(x, w, b, 1, padding, (2, 1), 5)
+    tx = torch.tensor(x)
+    if isinstance(padding, tuple):
+        (top, bottom), (left, right) = padding
+        tx, padding = F.pad(tx, (left, right, top, bottom)), 0
+    expected = F.conv2d(tx, torch.tensor(w), torch.tensor(b), 1, padding, (2, 1), 5)
+    assert out.dtype == np.float32 and out.flags.c_contiguous
+    np.testing.assert_allclose(out, expected.numpy(), rtol=1e-5, atol=1e-5)
+
+
 def check_conv2d(case: dict) -> None:
     rng = np.random.default_rng(case["seed"])
     x, tx = leaf(rng, (case["n"], case["c"], case["h"], case["w"]))

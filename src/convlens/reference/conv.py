@@ -96,6 +96,48 @@ def _im2col_product(
     return product.transpose(0, 1, 3, 2)
 
 
+def _depthwise_stride1(
+    xp: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    out_hw: tuple[int, int],
+    dilation: tuple[int, int],
+) -> np.ndarray:
+    """Depthwise convolution at stride 1 as K_h·K_w shifted copies of the flattened planes.
+
+    With the padded plane flattened row by row (row length W_p), kernel tap (i, j) meets
+    the run of pixels starting at i·D_h·W_p + j·D_w: one contiguous shift per tap. Summing
+    the shifts over (H_out − 1)·W_p + W_out positions computes every output pixel, plus
+    W_p − W_out wrapped columns per row that are dropped at the end. Long contiguous runs
+    (a whole plane, not 56-pixel rows) keep NumPy's SIMD loops busy; one preallocated
+    scratch buffer avoids a temporary per tap. Returns (N, C, H_out, W_out), bias added.
+    """
+    n, c, hp, wp = xp.shape
+    (ho, wo), (dh, dw) = out_hw, dilation
+    _, _, kh, kw = weight.shape
+    length = (ho - 1) * wp + wo  # the last tap's run ends exactly at the plane's end
+    flat = xp.reshape(n, c, hp * wp)  # (N, C, H_p·W_p)
+    taps = weight.reshape(c, kh * kw)  # (C, K_h·K_w)
+    acc = np.empty((n, c, ho * wp), dtype=xp.dtype)  # (N, C, H_out·W_p): rows of width W_p
+    head, scratch = acc[:, :, :length], np.empty((n, c, length), dtype=xp.dtype)
+    for k in range(kh * kw):
+        i, j = divmod(k, kw)
+        start = i * dh * wp + j * dw
+        run = flat[:, :, start : start + length]
+        if k == 0:
+            np.multiply(run, taps[:, k, None], out=head)
+        else:
+            np.multiply(run, taps[:, k, None], out=scratch)
+            head += scratch
+    out = np.empty((n, c, ho, wo), dtype=xp.dtype)
+    rows = acc.reshape(n, c, ho, wp)[:, :, :, :wo]  # drop the wrapped columns
+    if bias is None:
+        out[...] = rows
+    else:
+        np.add(rows, bias[None, :, None, None], out=out)
+    return out
+
+
 def check_groups(in_channels: int, out_channels: int, groups: int, weight_shape: str) -> None:
     if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
         raise ArgumentError(f"groups must be an int ≥ 1; got {groups!r}.")
@@ -147,9 +189,14 @@ def conv2d_forward(
             f"expected an input of at least {min_h}×{min_w} with this padding."
         )
     dtype = result_dtype(x, weight, bias)
+    has_bias = bias is not None
     xp = pad_hw(x.astype(dtype, copy=False), pad)
     wg = weight.astype(dtype, copy=False).reshape(groups, o // groups, c_g, kh, kw)
-    if c_g == 1 and o == groups:  # depthwise: one filter per channel, a broadcast multiply
+    if c_g == 1 and o == groups and stride_ == (1, 1):  # depthwise: one filter per channel
+        b = None if bias is None else bias.astype(dtype, copy=False)
+        out = _depthwise_stride1(xp, wg.reshape(o, 1, kh, kw), b, (ho, wo), dilation_)
+        bias = None  # added above
+    elif c_g == 1 and o == groups:  # depthwise, strided: broadcast multiplies per tap
         out = np.zeros((n, o, ho, wo), dtype=dtype)
         w_dw = weight.astype(dtype, copy=False)[
             None, :, 0, :, :, None, None
@@ -172,7 +219,7 @@ def conv2d_forward(
     cache = Conv2dCache(
         x_padded=xp,
         weight=weight.astype(dtype, copy=False),
-        has_bias=bias is not None,
+        has_bias=has_bias,
         input_shape=(n, c, h, w),
         output_shape=(n, o, ho, wo),
         stride=stride_,
