@@ -302,6 +302,9 @@ def _with_totals(network: Network, options: Options, records: list[LayerRecord],
              note="parameters + buffers + gradients + optimizer state + saved activations"),
     )
     warnings = tuple(f"{r.name}: {w}" for r in records for w in r.warnings)
+    for pattern in options.frozen:
+        if not any(fnmatch.fnmatchcase(r.name, pattern) for r in records):
+            warnings += (f"--frozen '{pattern}' matches no layer",)
     if totals.unsupported:
         warnings += (f"partial figures: no rule for {', '.join(totals.unsupported)} — their "
                      "MACs, FLOPs and saved activations are not counted",)

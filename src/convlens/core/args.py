@@ -159,6 +159,8 @@ def _coerce(kind: str, arg: Arg, value: Any) -> Any:
             return bool(value)
         raise ArgValueError(f"{kind} argument '{arg.name}' must be true or false, got {value!r}")
     if arg.kind == "choice":
+        if hasattr(value, "name") and hasattr(value, "free_symbols"):  # a bare word
+            value = str(value)
         if not isinstance(value, str) or value not in arg.choices:
             raise ArgValueError(f"{kind} argument '{arg.name}' must be one of "
                                 f"{', '.join(arg.choices)}; got {value!r}"

@@ -391,6 +391,10 @@ class Expander:
                              f"'{st.head} skip'", scope=scope)
         names = [self.resolve(st, t, scope) for t in tokens]
         inputs = tuple(names) if scope.current in names else (scope.current, *names)
+        if len(inputs) < 2:
+            raise self.error(st, f"'{st.head} {tokens[0].text}' names the current output "
+                             "itself: it needs another output to join", tokens[0].column,
+                             scope=scope)
         self.add_layer(st, scope, st.head, {}, inputs, label)
 
     def call_block(self, st: Statement, scope: Scope, depth: int) -> None:

@@ -1,0 +1,35 @@
+"""Errors found in review: a join with only itself, misspelled choices, unmatched --frozen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from convlens.cli.main import app
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_add_of_the_current_output_alone_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "net.cnn"
+    path.write_text("input 3x8x8\nconv2d 8 k=3 as x\nadd x\n")
+    code, output = run("analyze", str(path))
+    assert code == 2 and f"{path}:3:5" in output and "needs another output" in output
+
+
+def test_misspelled_choice_gets_a_suggestion(tmp_path: Path) -> None:
+    path = tmp_path / "net.cnn"
+    path.write_text("input 3x8x8\nupsample 2 mode=bilnear\n")
+    code, output = run("analyze", str(path))
+    assert code == 2 and "did you mean 'bilinear'" in output and "Traceback" not in output
+
+
+def test_frozen_pattern_matching_nothing_warns(tmp_path: Path) -> None:
+    path = tmp_path / "net.cnn"
+    path.write_text("input 3x8x8\nconv2d 8 k=3\n")
+    code, output = run("analyze", str(path), "--frozen", "nothing*")
+    assert code == 0 and "--frozen 'nothing*' matches no layer" in output
