@@ -108,7 +108,7 @@ DESCRIPTION_ERRORS = {
         ["'kernel_size' must be an integer, got 1.5"]),
     "bad choice": (
         "input 3x32x32\nupsample 2 mode=bilnear\n", (2, 12),
-        ["'mode' must be one of nearest, bilinear; got bilnear"]),
+        ["'mode' must be one of nearest, bilinear; got 'bilnear' (did you mean 'bilinear'?)"]),
     "bad boolean": (
         "input 3x32x32\nconv2d 8 bias=maybe\n", (2, 10),
         ["'bias' must be true or false"]),
