@@ -33,3 +33,12 @@ def test_frozen_pattern_matching_nothing_warns(tmp_path: Path) -> None:
     path.write_text("input 3x8x8\nconv2d 8 k=3\n")
     code, output = run("analyze", str(path), "--frozen", "nothing*")
     assert code == 0 and "--frozen 'nothing*' matches no layer" in output
+
+
+def test_stride_larger_than_kernel_warns_about_skipped_rows(tmp_path: Path) -> None:
+    path = tmp_path / "net.cnn"
+    path.write_text("input 8x56x56\nconv2d 16 k=1 s=2\n")  # ResNet's downsample shortcut
+    code, output = run("analyze", str(path))
+    assert code == 0
+    assert "1 of every 2 input rows are skipped" in output
+    assert "the last 1 input rows are never read" in output  # (56 − 1) mod 2

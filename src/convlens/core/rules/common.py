@@ -86,6 +86,11 @@ def window_output(kind: str, axis: int, w: Window) -> tuple[Dim, list[Step], lis
     if is_numeric(padded) and is_numeric(extent) and is_numeric(w.stride) and is_numeric(out):
         unread = padded - ((out - 1) * w.stride + extent)
         real_unread = unread - w.pad_hi if is_numeric(w.pad_hi) else 0
+        if w.stride > extent:
+            rows = "rows" if axis == 0 else "columns"
+            warnings.append(
+                f"stride {w.stride} is larger than the kernel extent {extent} along the "
+                f"{name}: {w.stride - extent} of every {w.stride} input {rows} are skipped")
         if not w.ceil_mode and real_unread > 0:
             warnings.append(
                 f"stride {w.stride} does not divide evenly along the {name}: the last "
