@@ -417,7 +417,7 @@ def _greek(w: Writer, math: str) -> str:
 def _norm_steps(w: Writer, worked: ex.Worked) -> None:
     w.heading("Working: per channel, y = γ · (x − μ) / √(σ² + ε) + β = scale · x + shift")
     names = worked.channel_names
-    t = w.times
+    t, minus = w.times, "-" if w.fmt == "latex" else "−"
     for step in worked.steps:
         assert isinstance(step, ex.NormStep)
         name = names[step.channel] if step.channel < len(names) else f"channel {step.channel}"
@@ -455,7 +455,7 @@ def _norm_steps(w: Writer, worked: ex.Worked) -> None:
             + w.text(", shift ")
             + _greek(
                 w,
-                f"= β - scale{t}μ = {w.num(step.beta)} - {w.factor(step.scale)}{t}"
+                f"= β {minus} scale{t}μ = {w.num(step.beta)} {minus} {w.factor(step.scale)}{t}"
                 f"{w.factor(step.mean)} = {w.num(step.shift)}",
             ),
             depth=1,
