@@ -4,9 +4,9 @@
     python benchmarks/zoo_table.py --check    # exit 1 if docs/zoo.md is out of date
 
 Every number is measured here on the meta device: no weights, no download,
-no memory. MACs are ``torch.utils.flop_counter.FlopCounterMode``'s total / 2
-(convolutions and matrix products only) until convlens's own analysis takes
-over that column.
+no memory. MACs and receptive fields come from convlens's own analysis of the
+traced module (``tests/torch/test_trace.py`` checks the MACs against
+``torch.utils.flop_counter.FlopCounterMode`` / 2 for every entry).
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from convlens.zoo import get_entry, list_models
+import convlens
+import torch
+from convlens.zoo import create_model, get_entry, list_models
 from convlens.zoo.measure import measure, measure_figure
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "zoo.md"
@@ -52,14 +54,15 @@ def render() -> str:
         "model.parameters())` at the default arguments (BatchNorm's running statistics are "
         "buffers and not counted). *MACs*: multiply-accumulates of convolutions (transposed "
         "included) and linear layers for one image at the default input — "
-        "`torch.utils.flop_counter.FlopCounterMode` total / 2 on the meta device; bias, "
+        "convlens's analysis of the traced module (equal to "
+        "`torch.utils.flop_counter.FlopCounterMode` total / 2, which the tests check); bias, "
         "BatchNorm, activations and pooling are not counted (1 MAC = 2 FLOPs in this "
-        "convention). This column will switch to convlens's own analysis, and a receptive-field "
-        "column will be added, when the analysis engine can trace every entry. *Output*: "
-        "shape(s) without the batch dimension at the default input.",
+        "convention). *Receptive field*: of the last feature map before global pooling or "
+        "the classifier (height × width, on an unbounded input; see docs/conventions.md). "
+        "*Output*: shape(s) without the batch dimension at the default input.",
         "",
-        "| model | paper | input | parameters | MACs | output |",
-        "|---|---|---|---:|---:|---|",
+        "| model | paper | input | parameters | MACs | receptive field | output |",
+        "|---|---|---|---:|---:|---:|---|",
     ]
     measured = {}
     for name in names:
@@ -71,9 +74,14 @@ def render() -> str:
             f"{entry.year}"
         )
         outputs = ", ".join(shape(s) for s in m.output_shapes)
+        with torch.device("meta"):
+            model = create_model(name)
+        report = convlens.analyze(model, input_size=(1, *m.input_shape))
+        spatial = [r for r in report.layers if r.rf_status == "ok"]
+        rf = "×".join(str(v) for v in spatial[-1].rf) if spatial else "—"
         lines.append(
             f"| `{name}` | {cell(paper)} | {shape(m.input_shape)} | {m.params:,} | "
-            f"{m.macs:,} | {outputs} |"
+            f"{report.totals.macs:,} | {rf} | {outputs} |"
         )
     lines += [
         "",
