@@ -160,3 +160,22 @@ def test_cli_analyses_a_zoo_model_and_a_factory(tmp_path) -> None:
     bad = CliRunner().invoke(app, ["analyze", "no_such_module:factory", "--input", "3x8x8"])
     assert bad.exit_code == 2 and "cannot import module 'no_such_module'" in bad.output
     assert "Traceback" not in bad.output
+
+
+def test_cli_model_arguments_and_explain_of_a_zoo_layer() -> None:
+    from typer.testing import CliRunner
+
+    from convlens.cli.main import app
+
+    runner = CliRunner()
+    a = runner.invoke(app, ["analyze", "zoo:resnet18", "--arg", "num_classes=10",
+                            "--input", "3x64x64", "-f", "json"])
+    b = runner.invoke(app, ["analyze", "zoo:resnet18?num_classes=10", "--input", "3x64x64",
+                            "-f", "json"])
+    assert a.exit_code == b.exit_code == 0 and a.output == b.output
+    explained = runner.invoke(app, ["explain", "zoo:resnet18", "--layer", "conv1",
+                                    "--what", "shape"])
+    assert explained.exit_code == 0
+    assert "⌊(224 + 2·3 − 1·(7 − 1) − 1)/2⌋ + 1 = 112" in explained.output
+    bad = runner.invoke(app, ["analyze", "zoo:resnet18", "--arg", "num_clases=10"])
+    assert bad.exit_code == 2 and "num_classes" in bad.output

@@ -41,14 +41,31 @@ DtypeOpt = Annotated[str, typer.Option("--dtype", help="float32, float16, bfloat
 OptimizerOpt = Annotated[str, typer.Option("--optimizer", help="sgd, momentum, adam or adamw")]
 ConventionOpt = Annotated[str, typer.Option("--convention", help="FLOP convention: full, 2mac "
                                             "(torch.utils.flop_counter) or mac (fvcore)")]
+ModelArgOpt = Annotated[list[str] | None, typer.Option(
+    "--arg", help="an argument of a zoo model, e.g. --arg num_classes=10 (repeatable)")]
 FrozenOpt = Annotated[list[str] | None, typer.Option("--frozen", help="freeze layers whose "
                                                      "name matches this pattern (repeatable)")]
 
 
+def with_model_args(source: str, args: list[str] | None) -> str:
+    """``zoo:NAME`` plus ``--arg k=v`` → ``zoo:NAME?k=v`` (the one place zoo args are read)."""
+    if not args:
+        return source
+    if not source.startswith("zoo:"):
+        raise ArgumentError("--arg applies to zoo:NAME models only")
+    for arg in args:
+        if "=" not in arg:
+            raise ArgumentError(f"--arg takes NAME=VALUE, got {arg!r}")
+    joiner = "&" if "?" in source else "?"
+    return source + joiner + "&".join(args)
+
+
 def build_report(source: str, input: str | None, batch: int, set_: str | None, dtype: str,
-                 optimizer: str, convention: str, frozen: list[str] | None) -> Any:
+                 optimizer: str, convention: str, frozen: list[str] | None,
+                 model_args: list[str] | None = None) -> Any:
     from convlens.api import analyze
 
+    source = with_model_args(source, model_args)
     return analyze(source, input=input, batch=batch, dtype=dtype, optimizer=optimizer,
                    convention=convention, frozen=tuple(frozen or ()), **parse_set(set_))
 
@@ -57,7 +74,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @handle_errors
     def analyze(
-        source: Annotated[str, typer.Argument(help="a .cnn description file")],
+        source: Annotated[str, typer.Argument(help="a .cnn file, zoo:NAME or module:factory")],
         input: InputOpt = None,
         batch: BatchOpt = 1,
         set_: SetOpt = None,
@@ -66,13 +83,17 @@ def register(app: typer.Typer) -> None:
         optimizer: OptimizerOpt = "adam",
         convention: ConventionOpt = "full",
         frozen: FrozenOpt = None,
+        model_args: ModelArgOpt = None,
     ) -> None:
-        """Per-layer shapes, parameters, MACs/FLOPs, receptive field and memory."""
+        """Per-layer shapes, parameters, MACs/FLOPs, receptive field and memory.
+
+        SOURCE is a .cnn file, zoo:NAME[?arg=value] or package.module:factory."""
         from convlens.render import FORMATS, renderer
 
         if format not in FORMATS:
             raise ArgumentError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
-        report = build_report(source, input, batch, set_, dtype, optimizer, convention, frozen)
+        report = build_report(source, input, batch, set_, dtype, optimizer, convention, frozen,
+                              model_args)
         if format == "table":
             from convlens.render.table import print_report
 
@@ -96,11 +117,13 @@ def register(app: typer.Typer) -> None:
         dtype: DtypeOpt = "float32",
         optimizer: OptimizerOpt = "adam",
         frozen: FrozenOpt = None,
+        model_args: ModelArgOpt = None,
     ) -> None:
         """The derivation of each number, step by step: formula, numbers, result."""
         from convlens.explain.derivation import derivation, render_sections
 
-        report = build_report(source, input, batch, set_, dtype, optimizer, "full", frozen)
+        report = build_report(source, input, batch, set_, dtype, optimizer, "full", frozen,
+                              model_args)
         print_text(render_sections(derivation(report, layer, what), format))
 
     @app.command()
