@@ -1,6 +1,7 @@
 """``convlens op`` driven through the real Typer app."""
 
-from __future__ import annotations
+# (I001 is silenced: with tests/torch/ in ruff's `src`, ruff takes `import torch` as first-party.)
+from __future__ import annotations  # noqa: I001
 
 import json
 import subprocess
