@@ -21,7 +21,8 @@ def is_module(source: Any) -> bool:
     return hasattr(source, "named_modules") and hasattr(source, "forward")
 
 
-def model_from_reference(reference: str) -> tuple[Any, tuple[int, ...] | None]:
+def model_from_reference(reference: str, real: bool = False
+                         ) -> tuple[Any, tuple[int, ...] | None]:
     """``zoo:NAME?arg=value`` or ``package.module:attr`` → (module, default input or None)."""
     if reference.startswith("zoo:"):
         from convlens.zoo import create_model, get_entry
@@ -34,6 +35,8 @@ def model_from_reference(reference: str) -> tuple[Any, tuple[int, ...] | None]:
         kwargs = coerce_arguments(name, raw)
         import torch
 
+        if real:  # a real forward needs real weights
+            return create_model(name, **kwargs), tuple(entry.default_input)
         with torch.device("meta"):  # no weights are needed to count
             return create_model(name, **kwargs), tuple(entry.default_input)
     module_name, _, attr = reference.partition(":")
@@ -60,7 +63,7 @@ def model_from_reference(reference: str) -> tuple[Any, tuple[int, ...] | None]:
     return obj, None
 
 
-def trace_network(model: Any, input_size: Any) -> Network:
+def trace_network(model: Any, input_size: Any, device: str = "meta") -> Network:
     from dataclasses import replace as _replace
 
     from convlens.torch.trace import trace
@@ -68,12 +71,12 @@ def trace_network(model: Any, input_size: Any) -> Network:
     shape = tuple(getattr(input_size, "shape", input_size))
     if len(shape) == 3:
         shape = (1, *shape)
-    result = trace(model, shape)
+    result = trace(model, shape, device=device)
     return _replace(result.network, name=type(model).__name__)
 
 
 def load_network(source: Any, bindings: dict[str, Any] | None = None,
-                 strict: bool = True, input_size: Any = None) -> Network:
+                 strict: bool = True, input_size: Any = None, device: str = "meta") -> Network:
     """A ``Network`` from a path, description text, an ``nn.Module``, ``zoo:NAME`` or
     ``package.module:factory``, or a ``Network`` itself."""
     from convlens.spec import parse_file, parse_text
@@ -83,16 +86,19 @@ def load_network(source: Any, bindings: dict[str, Any] | None = None,
     if isinstance(source, str) and (source.startswith("zoo:") or (
             ":" in source and not source.endswith(".cnn") and "\n" not in source
             and not Path(source).exists())):
-        model, default = model_from_reference(source)
+        model, default = model_from_reference(source, real=device != "meta")
         if input_size is None and default is None:
             raise ArgumentError(f"'{source}' needs an input size, e.g. --input 3x224x224")
-        network = trace_network(model, input_size if input_size is not None else default)
+        if device == "cuda":
+            model = model.to("cuda")
+        network = trace_network(model, input_size if input_size is not None else default,
+                                device)
         return replace(network, name=source, source=source)
     if is_module(source):
         if input_size is None:
             raise ArgumentError("analysing an nn.Module needs input_size=(N, C, H, W) "
                                 "or input=a tensor")
-        return trace_network(source, input_size)
+        return trace_network(source, input_size, device)
     if isinstance(source, Path):
         return parse_file(source, bindings, strict)
     if isinstance(source, str):
@@ -136,12 +142,14 @@ def make_options(batch: Any = 1, dtype: str = "float32", optimizer: str = "adam"
 def analyze(source: Any, input: Any = None, batch: int = 1,
             dtype: str = "float32", optimizer: str = "adam", convention: str = "full",
             frozen: tuple[str, ...] | list[str] = (), input_size: Any = None,
-            **symbols: Any) -> Report:
+            device: str = "meta", **symbols: Any) -> Report:
     """Analyse a description or a model: per-layer shapes, parameters, MACs/FLOPs,
     receptive field and memory.
 
     ``source``: a ``.cnn`` path or text, an ``nn.Module`` (with ``input_size=(N, C, H, W)``
     or ``input=`` a tensor), ``"zoo:NAME?arg=value"`` or ``"package.module:factory"``.
+    Modules are traced by shape alone; ``device="cpu"`` or ``"cuda"`` runs a real forward
+    instead (same records, each rule's shape checked against the result).
     """
     if is_module(source) or (isinstance(source, str) and (
             source.startswith("zoo:") or (":" in source and not source.endswith(".cnn")
@@ -152,7 +160,7 @@ def analyze(source: Any, input: Any = None, batch: int = 1,
             size = (batch, *parse_shape(size))
         elif size is not None and len(tuple(getattr(size, "shape", size))) == 3:
             size = (batch, *tuple(getattr(size, "shape", size)))
-        network = load_network(source, input_size=size)
+        network = load_network(source, input_size=size, device=device)
         first = next(iter(getattr(size, "shape", size))) if size is not None else batch
         return analyze_network(network, make_options(first, dtype, optimizer, convention,
                                                      frozen))

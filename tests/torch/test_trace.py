@@ -179,3 +179,17 @@ def test_cli_model_arguments_and_explain_of_a_zoo_layer() -> None:
     assert "⌊(224 + 2·3 − 1·(7 − 1) − 1)/2⌋ + 1 = 112" in explained.output
     bad = runner.invoke(app, ["analyze", "zoo:resnet18", "--arg", "num_clases=10"])
     assert bad.exit_code == 2 and "num_classes" in bad.output
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "colour_unet", "googlenet",
+                                  "unet_same", "lenet5"])
+def test_real_forward_gives_the_same_report(name: str) -> None:
+    torch.manual_seed(0)
+    model = create_model(name)
+    entry = get_entry(name)
+    shape = (1, *entry.default_input) if name in ("colour_unet", "lenet5") else (
+        1, entry.default_input[0], 64, 64)
+    traced = convlens.analyze(model, input_size=shape)
+    real = convlens.analyze(model, input_size=shape, device="cpu")
+    assert traced.to_dict()["totals"] == real.to_dict()["totals"]
+    assert [r.output_shape for r in traced.layers] == [r.output_shape for r in real.layers]

@@ -62,12 +62,14 @@ def with_model_args(source: str, args: list[str] | None) -> str:
 
 def build_report(source: str, input: str | None, batch: int, set_: str | None, dtype: str,
                  optimizer: str, convention: str, frozen: list[str] | None,
-                 model_args: list[str] | None = None) -> Any:
+                 model_args: list[str] | None = None, device: str = "meta") -> Any:
     from convlens.api import analyze
 
     source = with_model_args(source, model_args)
+    extra = {"device": device} if device != "meta" else {}
     return analyze(source, input=input, batch=batch, dtype=dtype, optimizer=optimizer,
-                   convention=convention, frozen=tuple(frozen or ()), **parse_set(set_))
+                   convention=convention, frozen=tuple(frozen or ()), **extra,
+                   **parse_set(set_))
 
 
 def register(app: typer.Typer) -> None:
@@ -84,6 +86,9 @@ def register(app: typer.Typer) -> None:
         convention: ConventionOpt = "full",
         frozen: FrozenOpt = None,
         model_args: ModelArgOpt = None,
+        device: Annotated[str, typer.Option("--device", help="models only: meta (trace by "
+                                            "shape, default), or cpu / cuda to run a real "
+                                            "forward")] = "meta",
     ) -> None:
         """Per-layer shapes, parameters, MACs/FLOPs, receptive field and memory.
 
@@ -93,7 +98,7 @@ def register(app: typer.Typer) -> None:
         if format not in FORMATS:
             raise ArgumentError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
         report = build_report(source, input, batch, set_, dtype, optimizer, convention, frozen,
-                              model_args)
+                              model_args, device)
         if format == "table":
             from convlens.render.table import print_report
 

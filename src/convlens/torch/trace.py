@@ -90,6 +90,8 @@ class Tracer:
     counters: dict[str, itertools.count] = field(default_factory=dict)
     batch: int = 1
     dtype: torch.dtype = torch.float32
+    device: str = "meta"  # "meta": shapes only; "cpu"/"cuda": every operation also runs
+    pending: tuple[Any, tuple, dict] | None = None  # the call being recorded (real mode)
 
     # -- nodes --------------------------------------------------------------------------
     def register(self, tensor: torch.Tensor, node: str) -> None:
@@ -149,7 +151,16 @@ class Tracer:
                                 f"{[self.shapes[n] for n in names]}: {err}") from None
         self.layers.append(spec)
         self.shapes[name] = tuple(cost.output_shape)
-        out = _meta((self.batch, *cost.output_shape), self.dtype)
+        if self.device == "meta":
+            out = _meta((self.batch, *cost.output_shape), self.dtype)
+        else:  # run it for real and hold the rule to what PyTorch computed
+            func, args, kwargs = self.pending  # type: ignore[misc]
+            with torch._C.DisableTorchFunctionSubclass():
+                real = func(*args, **kwargs)
+            if tuple(real.shape[1:]) != tuple(cost.output_shape):
+                raise ConvlensError(f"{self.where()}: {kind} gave {tuple(real.shape[1:])} in a "
+                                    f"real forward but the rule says {cost.output_shape}")
+            out = real.as_subclass(ShapeTensor)
         self.register(out, name)
         return out
 
@@ -159,6 +170,7 @@ class Tracer:
                 return func(*args, **kwargs)
         handler = HANDLERS.get(func)
         if handler is not None:
+            self.pending = (func, args, kwargs)
             result = handler(self, args, kwargs)
             if result is not NotImplemented:
                 return result
@@ -168,6 +180,8 @@ class Tracer:
         """No rule: PyTorch's meta kernel gives the shape; nothing is counted."""
 
         def to_meta(value: Any) -> Any:  # the model's own tensors join the meta world
+            if self.device != "meta":
+                return value
             if isinstance(value, torch.Tensor) and not isinstance(value, ShapeTensor) \
                     and value.device.type != "meta":
                 return torch.empty_like(value, device="meta")
@@ -184,9 +198,8 @@ class Tracer:
         name = getattr(func, "__name__", str(func))
         if len(outputs) != 1 or outputs[0].dim() == 0 or outputs[0].shape[0] != self.batch:
             return result  # e.g. a loss or a statistic: not part of the layer graph
-        out = self.record("opaque", {"op": name, "shape": tuple(outputs[0].shape[1:])},
-                          tensors)
-        return out
+        self.pending = (func, args, kwargs)
+        return self.record("opaque", {"op": name, "shape": tuple(outputs[0].shape[1:])}, tensors)
 
 
 def _flatten(args: Any, kwargs: Mapping[str, Any]) -> Iterator[Any]:
@@ -497,16 +510,31 @@ class Trace:
 
 
 def trace(model: nn.Module, input_size: Sequence[int], dtype: torch.dtype = torch.float32,
-          kwargs: Mapping[str, Any] | None = None) -> Trace:
-    """Trace ``model`` on an input of ``input_size`` = (N, C, H, W) without computing."""
+          kwargs: Mapping[str, Any] | None = None, device: str = "meta") -> Trace:
+    """Trace ``model`` on an input of ``input_size`` = (N, C, H, W).
+
+    ``device="meta"`` (default) computes nothing; ``"cpu"`` or ``"cuda"`` runs a real
+    forward (random input, ``no_grad``) for models that cannot be traced by shape alone,
+    records the same layers and checks every rule's shape against the real result.
+    """
     if len(input_size) != 4:
         raise ArgumentError(f"input size must be (N, C, H, W); got {tuple(input_size)}")
-    tracer = Tracer(model=model, batch=int(input_size[0]), dtype=dtype)
+    if device not in ("meta", "cpu", "cuda"):
+        raise ArgumentError(f"device must be meta, cpu or cuda; got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ArgumentError("--device cuda: no CUDA device is available here")
+    tracer = Tracer(model=model, batch=int(input_size[0]), dtype=dtype, device=device)
     tracer.names = {id(m): name for name, m in model.named_modules(remove_duplicate=False)}
     tracer.names[id(model)] = ""
     tracer.owned = {id(t) for t in itertools.chain(model.parameters(), model.buffers())}
     tracer.shapes["input"] = tuple(int(d) for d in input_size[1:])
-    x = _meta(input_size, dtype)
+    if device == "meta":
+        x = _meta(input_size, dtype)
+    else:
+        model_device = next((p.device for p in model.parameters()), torch.device(device))
+        if model_device.type != device:
+            raise ArgumentError(f"the model's parameters are on {model_device}, not {device}")
+        x = torch.randn(tuple(input_size), dtype=dtype, device=device).as_subclass(ShapeTensor)
     tracer.register(x, "input")
     Tracer.active = tracer
     try:
