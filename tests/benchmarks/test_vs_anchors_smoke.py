@@ -1,0 +1,55 @@
+"""benchmarks/vs_anchors.py runs without the anchor tools installed (convlens only)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "vs_anchors.py"
+
+
+def load() -> object:
+    spec = importlib.util.spec_from_file_location("vs_anchors", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_anchor_has_a_whole_process_command() -> None:
+    bench = load()
+    assert set(bench.ANCHORS) == set(bench.PROCESS)
+    assert set(bench.BIG_TOOLS) <= set(bench.ANCHORS)
+
+
+def test_convlens_worker_times_two_calls() -> None:
+    result = load().worker("convlens", "mobilenet_v2", 32, 2)
+    assert result["cold"] > 0 and result["warm"] > 0 and result["peak"] > 0
+
+
+def test_compare_cases_have_the_hand_counted_figures() -> None:
+    bench = load()
+    cases = {title: (model, shape) for title, model, shape in bench.compare_cases()}
+    counts = {}
+    for title, (model, shape) in cases.items():
+        if "ResNet" in title or "MobileNet" in title:
+            continue
+        counts[title.split(" ")[0]] = bench._convlens(model, shape, None, "2mac")
+    # ConvTranspose2d(64, 32, 4, s=2, p=1) on 32²: every input pixel meets 32·4·4 weights
+    # per input channel, 64·32·4·4·32·32 MACs; output 64², FLOPs = 2 × MACs.
+    assert counts["ConvTranspose2d(64,"] == (64 * 32 * 16 + 32, 64 * 32 * 16 * 32 * 32,
+                                             2 * 64 * 32 * 16 * 32 * 32)
+    # depthwise: one 3×3 filter per channel, 64 · 9 · 56 · 56 MACs
+    assert counts["depthwise"][:2] == (64 * 9 + 64, 64 * 9 * 56 * 56)
+    # one Conv2d called twice: parameters once, MACs twice
+    assert counts["one"][:2] == (16 * 16 * 9 + 16, 2 * 16 * 16 * 9 * 32 * 32)
+
+
+def test_table_names_the_fastest_tool() -> None:
+    bench = load()
+    result = {"convlens": {"cold": 0.1, "peak": 2**20, "error": None},
+              "thop": {"cold": 0.3, "peak": 2**21, "error": None},
+              "fvcore": {"cold": None, "peak": None, "error": "boom"}}
+    text = bench.table("t", result, ["cold"])
+    assert "faster than the fastest tool (thop 0.300 s, 3.0×)" in text
+    assert "| fvcore | failed: boom |" in text
