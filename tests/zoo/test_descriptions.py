@@ -38,7 +38,6 @@ DESCRIBED = [name for name in list_models() if get_entry(name).description]
 NOT_DESCRIBED = {
     "lenet5": "trainable subsampling (2x2 sum x a coefficient + a bias per map), C3's partial "
     "connection table, the scaled tanh 1.7159·tanh(2a/3) and the Euclidean RBF output layer",
-    "yolov1": "the final reshape of the S·S·(B·5+C) vector to (S, S, B·5+C)",
     "yolov3": "more than one output (three detection maps)",
 }
 
@@ -94,7 +93,7 @@ def test_the_expressible_entries_have_descriptions() -> None:
         "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "se_resnet50",
         "densenet121", "densenet169", "densenet201", "mobilenet_v1", "mobilenet_v2",
         "googlenet", "darknet53", "unet", "unet_same",
-        "deeplabv3_resnet50", "deeplabv3_resnet101",
+        "deeplabv3_resnet50", "deeplabv3_resnet101", "yolov1",
     }  # fmt: skip
     assert expected <= set(DESCRIBED)
     for name in NOT_DESCRIBED:
@@ -145,8 +144,13 @@ BN_AFTER_POOL = pytest.mark.xfail(strict=True, raises=ValueError,
                                   reason="build_module: batchnorm2d on a 1x1 map fails to build")
 
 
+NO_VIEW_MODULE = pytest.mark.xfail(strict=True, reason="build_module has no module for 'view'")
+BUILD_BUGS = {"deeplabv3_resnet50": BN_AFTER_POOL, "deeplabv3_resnet101": BN_AFTER_POOL,
+              "yolov1": NO_VIEW_MODULE}
+
+
 @pytest.mark.parametrize("name", [
-    pytest.param(name, marks=BN_AFTER_POOL) if name.startswith("deeplabv3") else name
+    pytest.param(name, marks=BUILD_BUGS[name]) if name in BUILD_BUGS else name
     for name in DESCRIBED
 ])
 def test_same_tensors_as_the_module(name: str) -> None:
@@ -173,6 +177,13 @@ def test_build_module_accepts_batchnorm_after_global_pool() -> None:
     with torch.device("meta"):
         module = build_module(load_network("input 4x8x8\nglobal_avgpool\nbatchnorm2d\n"))
     assert sum(p.numel() for p in module.parameters()) == 8
+
+
+@NO_VIEW_MODULE
+def test_build_module_builds_view() -> None:
+    with torch.device("meta"):
+        module = build_module(load_network("input 4x2x2\nflatten\nview (2, 2, 4)\n"))
+        assert module(torch.empty(1, 4, 2, 2)).shape == (1, 2, 2, 4)
 
 
 @pytest.mark.xfail(strict=True, reason="upsample computes ⌊H·s⌋ with the exact fraction, "

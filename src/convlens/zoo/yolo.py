@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import nn
-
 from convlens.zoo.registry import Citation, PublishedFigure, Quantity, register_model
+from torch import nn
 
 REDMON_2016 = Citation(
     authors="Joseph Redmon, Santosh Divvala, Ross Girshick and Ali Farhadi",
@@ -83,6 +82,7 @@ class YOLOv1(nn.Module):
 
 @register_model(
     "yolov1",
+    description="yolov1.cnn",
     citation=REDMON_2016,
     default_input=(3, 448, 448),
     exact_params=271_703_550,
