@@ -144,7 +144,7 @@ def test_conv2d_wide_channels_matches_torch() -> None:
 
 
 @pytest.mark.filterwarnings("ignore:Using padding='same'")
-@settings(max_examples=80)
+@settings(max_examples=30)
 @given(conv_cases(), st.integers(1, 5), st.booleans())
 def test_depthwise_conv2d_matches_torch(case: dict, channels: int, unit_stride: bool) -> None:
     """One filter per channel (groups = C = O): stride 1 takes the flattened-shift path."""
