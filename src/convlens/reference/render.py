@@ -231,7 +231,10 @@ def _products(w: Writer, window: np.ndarray, weight: np.ndarray) -> str:
 
 
 def _describe(worked: ex.Worked) -> str:
-    params = ", ".join(f"{k}={v}" for k, v in worked.params.items())
+    params = ", ".join(
+        f"{k}=[{' '.join(num(x) for x in v.ravel())}]" if isinstance(v, np.ndarray) else f"{k}={v}"
+        for k, v in worked.params.items()
+    )
     call = f"{worked.operator}({params})" if params else worked.operator
     shapes = ", ".join(
         f"{k} {_shape(v.shape)}" for k, v in worked.inputs.items() if k in ("input", "weight")
