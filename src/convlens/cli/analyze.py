@@ -89,6 +89,8 @@ def register(app: typer.Typer) -> None:
         device: Annotated[str, typer.Option("--device", help="models only: meta (trace by "
                                             "shape, default), or cpu / cuda to run a real "
                                             "forward")] = "meta",
+        depth: Annotated[int | None, typer.Option("--depth", min=1, help="table of modules "
+                                                  "(or blocks) this many levels deep")] = None,
     ) -> None:
         """Per-layer shapes, parameters, MACs/FLOPs, receptive field and memory.
 
@@ -102,7 +104,7 @@ def register(app: typer.Typer) -> None:
         if format == "table":
             from convlens.render.table import print_report
 
-            print_report(report, stdout)
+            print_report(report, stdout, depth)
         else:
             print_text(renderer(format)(report))
 

@@ -41,6 +41,7 @@ class Network:
     source: str = ""  # file path or "zoo:NAME"
     input_name: str = "input"
     used_bindings: frozenset[str] = frozenset()  # which given symbol values were used
+    module_types: tuple[tuple[str, str], ...] = ()  # traced models: module path → class
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,8 @@ def render_table_text(report: Report, width: int = 160) -> str:
     return console.export_text()
 
 
-def print_report(report: Report, console: Console) -> None:
-    console.print(build_table(report))
+def print_report(report: Report, console: Console, depth: int | None = None) -> None:
+    console.print(build_table(report) if depth is None else build_module_table(report, depth))
     for label, value in summary_lines(report):
         console.print(f"[bold]{label}:[/bold] {value}", highlight=False, markup=True,
                       soft_wrap=True)
@@ -57,3 +57,26 @@ class _Null:
 
     def flush(self) -> None:
         pass
+
+
+def build_module_table(report: Report, depth: int) -> Table:
+    """One row per module at ``depth`` (``--depth``), summing its layers."""
+    from convlens.core.hierarchy import module_rows
+    from convlens.core.numbers import fmt
+    from convlens.render.columns import shape_text
+
+    table = Table(title=f"{report.network.name} (depth {depth})", title_justify="left")
+    for title, right in (("#", False), ("module", False), ("type", False), ("layers", True),
+                         ("output (C, H, W)", False), ("params", True), ("MACs", True),
+                         ("FLOPs", True), ("activation bytes", True)):
+        table.add_column(title, justify="right" if right else "left", overflow="fold")
+    rows = module_rows(report, depth)
+    for i, row in enumerate(rows, start=1):
+        table.add_row(str(i), row.name, row.module_type, str(row.layers),
+                      shape_text(row.output_shape), fmt(row.params), fmt(row.macs),
+                      fmt(row.flops), fmt(row.activation_bytes))
+    t = report.totals
+    table.add_section()
+    table.add_row("", "total", "", str(len(report.layers)), "", fmt(t.params), fmt(t.macs),
+                  fmt(t.flops), fmt(t.activation_bytes), style="bold")
+    return table

@@ -569,7 +569,9 @@ def trace(model: nn.Module, input_size: Sequence[int], dtype: torch.dtype = torc
                                      origin=type(module).__name__ + status))
     network = Network(input_shape=tracer.shapes["input"],
                       layers=(*tracer.layers, *not_run),
-                      name=type(model).__name__, source=type(model).__name__)
+                      name=type(model).__name__, source=type(model).__name__,
+                      module_types=tuple((name, type(m).__name__)
+                                         for name, m in model.named_modules() if name))
     total = sum(p.numel() for p in model.parameters())
     counted = sum(p.numel() for p in model.parameters() if id(p) in tracer.seen_params)
     return Trace(network, output, tuple(unused), total - counted)
