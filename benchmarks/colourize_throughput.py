@@ -15,7 +15,7 @@ atomic checkpoint, metrics CSV, learning-curve PNG), which ``train`` adds once p
 """
 
 # (I001 is silenced: with tests/torch/ in ruff's `src`, ruff takes `import torch` as first-party.)
-from __future__ import annotations  # noqa: I001
+from __future__ import annotations
 
 import argparse
 import platform

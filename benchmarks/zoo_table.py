@@ -15,8 +15,9 @@ import argparse
 import sys
 from pathlib import Path
 
-import convlens
 import torch
+
+import convlens
 from convlens.zoo import create_model, get_entry, list_models
 from convlens.zoo.measure import measure, measure_figure
 

@@ -9,9 +9,9 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
-import torch
 from convlens.api import analyze, load_network
 from convlens.cli.main import app
 from convlens.core.analyze import Report

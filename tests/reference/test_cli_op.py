@@ -1,7 +1,7 @@
 """``convlens op`` driven through the real Typer app."""
 
 # (I001 is silenced: with tests/torch/ in ruff's `src`, ruff takes `import torch` as first-party.)
-from __future__ import annotations  # noqa: I001
+from __future__ import annotations
 
 import json
 import subprocess

@@ -5,7 +5,7 @@ and every gradient must agree with torch autograd for a random upstream gradient
 """
 
 # (I001 is silenced: with tests/torch/ in ruff's `src`, ruff takes `import torch` as first-party.)
-from __future__ import annotations  # noqa: I001
+from __future__ import annotations
 
 from unittest import mock
 

@@ -5,7 +5,7 @@ the windows they show are the right slices of the (independently) padded input.
 """
 
 # (I001 is silenced: with tests/torch/ in ruff's `src`, ruff takes `import torch` as first-party.)
-from __future__ import annotations  # noqa: I001
+from __future__ import annotations
 
 import numpy as np
 import pytest

@@ -5,14 +5,14 @@ from __future__ import annotations
 import copy
 
 import pytest
+import torch
+from torch import nn
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 import convlens
-import torch
 from convlens.zoo import create_model, get_entry, list_models
 from tests.torch.saved import saved_bytes
-from torch import nn
 
 
 def meta_truth(model: nn.Module, shape: tuple) -> tuple[int, int, int, tuple]:

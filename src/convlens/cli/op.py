@@ -216,7 +216,7 @@ def _plain(a: np.ndarray) -> Any:
 def torch_check(worked: Any) -> str:
     """One line: does torch.nn.functional (and autograd) give the same numbers?"""
     try:  # (I001 silenced: ruff's `src` includes tests/, so it takes torch as first-party)
-        import torch  # noqa: I001
+        import torch
         import torch.nn.functional as F
     except ImportError:
         return "check against PyTorch skipped: torch is not installed."

@@ -18,13 +18,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+from torch import nn
 from torch.nn import functional as F
 
-import torch
 from convlens.core.analyze import run_rule
 from convlens.core.records import LayerSpec, Network
 from convlens.errors import ArgumentError, ConvlensError
-from torch import nn
 
 
 class ShapeTensor(torch.Tensor):

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from convlens.zoo.registry import Citation, PublishedFigure, Quantity, register_model
 from torch import nn
+
+from convlens.zoo.registry import Citation, PublishedFigure, Quantity, register_model
 
 REDMON_2016 = Citation(
     authors="Joseph Redmon, Santosh Divvala, Ross Girshick and Ali Farhadi",
