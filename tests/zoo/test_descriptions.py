@@ -27,7 +27,6 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from convlens.api import analyze, load_network
 from convlens.core.analyze import Report
-from convlens.errors import ConvlensError
 from convlens.torch.build import build_module
 from convlens.zoo import get_entry, list_models
 from convlens.zoo.measure import build, flatten_output_shapes
@@ -139,21 +138,7 @@ def test_macs_match_the_flop_counter(name: str) -> None:
     assert described(name).totals.macs == zoo_module(name).macs
 
 
-# build_module runs every layer once on meta while it builds, in training mode with batch 1,
-# so a BatchNorm after a global pool (DeepLab's ASPP image pooling) is refused by PyTorch.
-BN_AFTER_POOL = pytest.mark.xfail(strict=True, raises=ValueError,
-                                  reason="build_module: batchnorm2d on a 1x1 map fails to build")
-# and it has no PyTorch module for the 'view' kind (YOLOv1's final reshape).
-NO_VIEW_MODULE = pytest.mark.xfail(strict=True, raises=ConvlensError,
-                                   reason="build_module has no module for 'view'")
-BUILD_BUGS = {"deeplabv3_resnet50": BN_AFTER_POOL, "deeplabv3_resnet101": BN_AFTER_POOL,
-              "yolov1": NO_VIEW_MODULE}
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=BUILD_BUGS[name]) if name in BUILD_BUGS else name
-    for name in DESCRIBED
-])
+@pytest.mark.parametrize("name", DESCRIBED)
 def test_same_tensors_as_the_module(name: str) -> None:
     """Layer for layer: the same weight, bias, BatchNorm and buffer shapes, as multisets."""
     with torch.device("meta"):
@@ -163,32 +148,26 @@ def test_same_tensors_as_the_module(name: str) -> None:
     assert buffers == zoo_module(name).buffer_shapes
 
 
-# -- suspected engine bugs, found while writing the descriptions ---------------------------
+# -- engine bugs found while writing the descriptions (fixed) -------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="an identifier with a digit before 'x' (ch1x1) is read "
-                   "as the pair (ch1, 1); the docs promise the split only after a number")
 def test_identifier_with_digit_x_digit_is_one_name() -> None:
     text = "input 3x8x8\nblock b(ch1x1):\n    conv2d ch1x1 k=1\nb 16\n"
     assert analyze(text).layers[-1].output_shape == (16, 8, 8)
 
 
-@BN_AFTER_POOL
 def test_build_module_accepts_batchnorm_after_global_pool() -> None:
     with torch.device("meta"):
         module = build_module(load_network("input 4x8x8\nglobal_avgpool\nbatchnorm2d\n"))
     assert sum(p.numel() for p in module.parameters()) == 8
 
 
-@NO_VIEW_MODULE
 def test_build_module_builds_view() -> None:
     with torch.device("meta"):
         module = build_module(load_network("input 4x2x2\nflatten\nview (2, 2, 4)\n"))
         assert module(torch.empty(1, 4, 2, 2)).shape == (1, 2, 2, 4)
 
 
-@pytest.mark.xfail(strict=True, reason="upsample computes ⌊H·s⌋ with the exact fraction, "
-                   "PyTorch with the float scale: 11·float(15/11) = 14.999… → 14, not 15")
 def test_fractional_upsample_matches_pytorch() -> None:
     text = "input 1x11x11\nupsample 15/11\n"
     report = analyze(text)

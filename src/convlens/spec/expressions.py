@@ -64,7 +64,8 @@ class Evaluator:
 
     def __call__(self, text: str, pairs: bool = True) -> Any:
         text = text.strip()
-        if pairs and _PAIR_SPLIT.search(text) and not text.startswith("("):
+        if pairs and _PAIR_SPLIT.search(text) and not text.startswith("(") \
+                and not text.isidentifier():  # ch1x1 is a name, 3x5 a pair
             parts = _PAIR_SPLIT.split(text)
             return tuple(self(part, pairs=False) for part in parts)
         try:

@@ -89,13 +89,22 @@ class Merge(nn.Module):
             return torch.cat(xs, dim=1)
         out = xs[0]
         for x in xs[1:]:
-            out = out + x
+            out = out * x if self.kind == "mul" else out + x
         return out
 
 
 class Flatten(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(x, 1)
+
+
+class View(nn.Module):
+    def __init__(self, shape: tuple[int, ...]):
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], *self.shape)
 
 
 class Upsample(nn.Module):
@@ -152,6 +161,9 @@ FACTORIES: dict[str, _Factory] = {
     if a["size"] is None else nn.Upsample(size=_pair(a["size"]), mode=a["mode"],
                                           align_corners=a["align_corners"] or None),
     "se": lambda a, s: SqueezeExcitation(_int(s[0]), _int(s[0]) // _int(a["r"])),
+    "view": lambda a, s: View(tuple(_int(d) for d in a["shape"])),
+    "mul": lambda a, s: Merge("mul"),
+    "scalar_op": lambda a, s: nn.Identity(),
     "add": lambda a, s: Merge("add"),
     "concat": lambda a, s: Merge("concat"),
 }
@@ -176,7 +188,8 @@ class DescribedNetwork(nn.Module):
                 args = {**args, "size": tuple(meta[args["like"]].shape[2:4])}
             module = self._module(spec, args, tuple(meta[spec.inputs[0]].shape[1:]))
             self.layers[_key(spec.name)] = module
-            meta[spec.name] = module.to("meta")(*(meta[i] for i in spec.inputs))
+            # eval: a BatchNorm on a 1×1 map with batch 1 is fine for a shape pass
+            meta[spec.name] = module.to("meta").eval()(*(meta[i] for i in spec.inputs))
             self.layers[_key(spec.name)] = self._module(
                 spec, args, tuple(meta[spec.inputs[0]].shape[1:]))
             if spec.frozen:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import Any
@@ -10,6 +11,7 @@ from convlens.core.args import Arg, Schema
 from convlens.core.numbers import (
     divide,
     floordiv,
+    is_numeric,
     known_equal,
     known_positive,
     normalize,
@@ -119,7 +121,9 @@ def upsample(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         scale = Fraction(raw).limit_denominator(1000) if isinstance(raw, float) else Fraction(raw)
         if scale <= 0:
             raise RuleError(f"scale_factor must be positive, got {raw}")
-        oh, ow = floordiv(h * scale, 1), floordiv(w * scale, 1)
+        # PyTorch computes ⌊I·s⌋ in floating point (11·(15/11) gives 14): so do we.
+        oh, ow = (math.floor(float(size) * float(raw)) if is_numeric(size)
+                  else floordiv(size * scale, 1) for size in (h, w))
     n = normalize(c * oh * ow)
     work = normalize(7 * n) if args["mode"] == "bilinear" else 0  # 4 products, 3 sums
     steps = [step("shape", "output height", "H_out", "⌊{H}·{s}⌋", {"H": h, "s": scale}, oh),
