@@ -99,9 +99,8 @@ def _calflops(model: Any, shape: tuple[int, ...], x: Any) -> tuple:
 
 
 def _flop_counter(model: Any, shape: tuple[int, ...], x: Any) -> tuple:
-    from torch.utils.flop_counter import FlopCounterMode
-
     import torch
+    from torch.utils.flop_counter import FlopCounterMode
 
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(x)
@@ -125,6 +124,7 @@ ANCHORS = [name for name in TOOLS if name != "convlens"]
 MODELS = [("resnet50", 224), ("vgg16", 224), ("mobilenet_v2", 224), ("densenet121", 224),
           ("unet_same", 256)]
 BIG = ("resnet50", 2048)
+THREADS = 1  # torch intra-op threads in every child (--threads)
 BIG_TOOLS = ["thop", "torchinfo", "FlopCounterMode"]  # the fastest at 224²; a real
 # forward at 2048² costs ≈ 10–25 s a call, so the slow ones are left to ANCHORS.md.
 
@@ -159,6 +159,7 @@ def worker(tool: str, model_name: str, size: int, calls: int) -> dict[str, Any]:
     module_name, call = TOOLS[tool]
     importlib.import_module(module_name)
     import torch
+
     from convlens.zoo import create_model
 
     torch.manual_seed(0)
@@ -174,9 +175,17 @@ def worker(tool: str, model_name: str, size: int, calls: int) -> dict[str, Any]:
     return {"cold": times[0], "warm": times[1] if calls > 1 else None, "peak": peak}
 
 
+def child_env() -> dict[str, str]:
+    """The thread count for every child (``--threads``): on a shared 2-core machine a
+    second intra-op thread spins against other jobs and makes real forwards 10–40× slower,
+    which would flatter convlens (it computes nothing)."""
+    return {**os.environ, "OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS)}
+
+
 def run_worker(tool: str, model_name: str, size: int, calls: int) -> dict[str, Any]:
     command = [sys.executable, __file__, "--worker", tool, model_name, str(size), str(calls)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, check=False,
+                          env=child_env())
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["?"])[-1]
         return {"error": tail[:120]}
@@ -186,7 +195,8 @@ def run_worker(tool: str, model_name: str, size: int, calls: int) -> dict[str, A
 def run_process(command: list[str]) -> dict[str, Any]:
     """Wall time and peak resident memory of one whole child process."""
     start = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env=child_env())
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - start
     if status != 0:
@@ -278,7 +288,8 @@ def speed(args: argparse.Namespace) -> None:
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"{platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, load {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}, "
-          f"python {platform.python_version()}, {repeats} fresh processes per figure\n")
+          f"python {platform.python_version()}, {repeats} fresh processes per figure, "
+          f"{THREADS} torch thread(s)\n")
     for name, size in models:
         result = measure_case(tools, name, size, repeats, calls=2)
         print(table(f"{name} 1×3×{size}×{size}: analysis call", result, ["cold", "warm"]),
@@ -301,8 +312,9 @@ def speed(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------------------
 def compare_cases() -> list[tuple[str, Any, tuple[int, ...]]]:
     import torch
-    from convlens.zoo import create_model
     from torch import nn
+
+    from convlens.zoo import create_model
 
     class SharedConv(nn.Module):
         """One Conv2d called twice: 2,320 parameters, 2 × 2,359,296 MACs."""
@@ -356,7 +368,8 @@ def compare() -> None:
                 continue
             if tool == "convlens":
                 reference = macs
-            delta = "—" if macs is None else f"{(macs - reference) / reference:+.2%}"
+            delta = "—" if macs is None else (
+                f"{macs - reference:+,} ({(macs - reference) / reference:+.2%})")
             rows.append(f"| {tool} | {number(params)} | {number(macs)} | {delta} | "
                         f"{number(flops)} |")
         print(f"### {title}\n")
@@ -369,10 +382,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="ResNet-50 only, 2 repeats")
     parser.add_argument("--repeats", type=int, default=0, help="fresh processes per figure")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch/OpenMP threads in each measured process (default 1)")
     parser.add_argument("--compare", action="store_true", help="print each tool's numbers")
     parser.add_argument("--worker", nargs=4, metavar=("TOOL", "MODEL", "SIZE", "CALLS"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global THREADS
+    THREADS = args.threads
     if args.worker:
         tool, model_name, size, calls = args.worker
         print(json.dumps(worker(tool, model_name, int(size), int(calls))))
