@@ -15,7 +15,10 @@ LAYERS = ["conv2d 4 k=3 p=1", "conv2d 4 k=3 p=1 bias=false", "batchnorm2d", "rel
           "sigmoid", "tanh", "gelu", "leaky_relu 0.1", "silu", "elu", "hardswish",
           "maxpool2d 2", "avgpool2d 2", "dropout 0.5", "upsample 2",
           "upsample 2 mode=bilinear", "se 2", "conv_transpose2d 4 k=2 s=2",
-          "depthwise 3 p=1", "adaptive_avgpool2d 3", "identity"]
+          "depthwise 3 p=1", "adaptive_avgpool2d 3", "identity", "dropout 0",
+          "relu inplace=true", "relu6 inplace=true", "leaky_relu 0.1 inplace=true",
+          "elu inplace=true", "silu inplace=true", "hardswish inplace=true",
+          "hardsigmoid inplace=true", "dropout 0.2 inplace=true"]
 
 
 @st.composite

@@ -45,7 +45,11 @@ SAVED_CASES = {"colour_cnn": (1, 32, 32), "colour_unet": (1, 32, 32), "alexnet":
                "vgg11": (3, 32, 32), "resnet18": (3, 32, 32), "resnet50": (3, 32, 32),
                "densenet121": (3, 32, 32), "googlenet": (3, 64, 64),
                "se_resnet50": (3, 32, 32), "unet_same": (3, 32, 32),
-               "darknet53": (3, 32, 32), "yolov3": (3, 64, 64)}
+               "darknet53": (3, 32, 32), "yolov3": (3, 64, 64),
+               "mobilenet_v1": (3, 64, 64), "mobilenet_v2": (3, 64, 64),
+               "unet": (1, 188, 188), "vgg16": (3, 32, 32),
+               "deeplabv3_resnet50": (3, 64, 64), "densenet169": (3, 32, 32),
+               "resnet101": (3, 32, 32), "yolov1": (3, 448, 448)}
 
 
 @pytest.mark.parametrize("name", sorted(SAVED_CASES))
@@ -263,3 +267,13 @@ def test_receptive_fields_through_skips_equal_the_gradient_method(name, kwargs, 
         inner = [(o, lo, hi) for o, lo, hi in rows if lo >= 8 and hi <= shape[1 + axis] - 9]
         assert len(inner) > last.rf_period[axis]
         assert max(hi - lo + 1 for _, lo, hi in inner) == last.rf[axis]
+
+
+def test_lenet5_is_partial_and_says_which_operations_have_no_rule() -> None:
+    # Its trainable subsampling and Euclidean RBF output are arithmetic on tensors that
+    # no rule describes: the totals are complete for parameters, partial for the rest.
+    model = create_model("lenet5")
+    report = convlens.analyze(model, input_size=(2, 1, 32, 32))
+    assert report.totals.params == sum(p.numel() for p in model.parameters()) == 60_000
+    assert "sub" in report.totals.unsupported
+    assert any("partial figures" in w for w in report.warnings)

@@ -145,9 +145,11 @@ def analyze_network(network: Network, options: Options = Options()) -> Report:
             for saved in cost.saves:
                 if saved.needs == "weight" and (frozen or cost.params == 0):
                     continue
-                if saved.what == "extra":
+                if saved.what == "extra" or (saved.copied_in_place and spec.inplace):
                     size = saved.itemsize or itemsize
                     count = saved.elements if saved.per_batch else saved.elements * batch
+                    if saved.what == "input":  # the copy autograd makes before overwriting
+                        count = product(shapes[spec.inputs[saved.index]]) * batch
                     new_saved = new_saved + count * size
                     continue
                 node = spec.inputs[saved.index] if saved.what == "input" else spec.name

@@ -187,11 +187,15 @@ class DescribedNetwork(nn.Module):
             if args.get("like"):
                 args = {**args, "size": tuple(meta[args["like"]].shape[2:4])}
             module = self._module(spec, args, tuple(meta[spec.inputs[0]].shape[1:]))
+            if spec.inplace and hasattr(module, "inplace"):
+                module.inplace = True
             self.layers[_key(spec.name)] = module
             # eval: a BatchNorm on a 1×1 map with batch 1 is fine for a shape pass
             meta[spec.name] = module.to("meta").eval()(*(meta[i] for i in spec.inputs))
             self.layers[_key(spec.name)] = self._module(
                 spec, args, tuple(meta[spec.inputs[0]].shape[1:]))
+            if spec.inplace and hasattr(self.layers[_key(spec.name)], "inplace"):
+                self.layers[_key(spec.name)].inplace = True
             if spec.frozen:
                 self.layers[_key(spec.name)].requires_grad_(False)
 

@@ -3,7 +3,9 @@
 FLOPs: one per element for every activation (a documented simplification:
 transcendental functions are not expanded), three for softmax (exp, sum, divide).
 ``saves`` follows what PyTorch's autograd keeps: the output for relu, sigmoid,
-tanh, elu and softmax; the input for the others.
+tanh, elu and softmax; the input for the others. Run in place, relu, leaky_relu and elu
+keep the (shared) result, while relu6, silu, hardswish and hardsigmoid make autograd
+keep a copy of the input they overwrite — measured on torch 2.13.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from convlens.core.steps import step
 
 
 def elementwise(kind: str, summary: str, flops_per_element: int, saves: str,
-                schema: Schema | None = None) -> None:
+                schema: Schema | None = None, copied_in_place: bool = False) -> None:
     """Register an activation: shape unchanged, ``flops_per_element`` FLOPs per element."""
 
     def rule(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
@@ -28,7 +30,7 @@ def elementwise(kind: str, summary: str, flops_per_element: int, saves: str,
         return Cost(
             output_shape=tuple(inputs[0]),
             other_flops=work,
-            saves=(Saved(saves),) if saves else (),
+            saves=(Saved(saves, copied_in_place=copied_in_place),) if saves else (),
             steps=(step("flops", f"{kind} FLOPs", "FLOPs", f"{flops_per_element}·{{N}}",
                         {"N": n}, work),),
             args=dict(args),
@@ -38,7 +40,7 @@ def elementwise(kind: str, summary: str, flops_per_element: int, saves: str,
 
 
 elementwise("relu", "rectified linear unit max(0, x)", 1, "output")
-elementwise("relu6", "min(max(0, x), 6) (MobileNetV2)", 1, "input")
+elementwise("relu6", "min(max(0, x), 6) (MobileNetV2)", 1, "input", copied_in_place=True)
 elementwise("leaky_relu", "max(x, a·x)", 1, "input",
             Schema((Arg("negative_slope", "float", 0.01, positional=True,
                         help="slope a for x < 0"),)))
@@ -47,9 +49,9 @@ elementwise("elu", "exponential linear unit", 1, "output",
 elementwise("sigmoid", "logistic sigmoid", 1, "output")
 elementwise("tanh", "hyperbolic tangent", 1, "output")
 elementwise("gelu", "Gaussian error linear unit", 1, "input")
-elementwise("silu", "x·sigmoid(x) (swish)", 1, "input")
-elementwise("hardswish", "x·relu6(x + 3)/6 (MobileNetV3)", 1, "input")
-elementwise("hardsigmoid", "relu6(x + 3)/6", 1, "input")
+elementwise("silu", "x·sigmoid(x) (swish)", 1, "input", copied_in_place=True)
+elementwise("hardswish", "x·relu6(x + 3)/6 (MobileNetV3)", 1, "input", copied_in_place=True)
+elementwise("hardsigmoid", "relu6(x + 3)/6", 1, "input", copied_in_place=True)
 elementwise("softmax", "softmax over the channels (dim 1)", 3, "output",
             Schema((Arg("dim", "int", 1, minimum=1, help="axis, counted with the batch"),)))
 elementwise("identity", "no-op, useful as a named point in a graph", 0, "")
@@ -60,6 +62,8 @@ DROPOUT = Schema((Arg("p", "float", 0.5, positional=True, help="probability of z
 
 @register_rule("dropout", DROPOUT, "dropout (identity at inference)")
 def dropout(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
+    if args["p"] == 0:  # PyTorch returns the input itself: nothing kept, nothing new
+        return Cost(output_shape=tuple(inputs[0]), alias=True, args=dict(args))
     # Training keeps the scaled random mask (same dtype as the activations).
     return Cost(output_shape=tuple(inputs[0]),
                 saves=(Saved("extra", elements=elements(inputs[0])),),
