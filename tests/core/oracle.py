@@ -34,51 +34,46 @@ def measure(net: Network, batch: int = BATCH) -> dict:
 
 def saved_activation_bytes(net: Network, batch: int = 2) -> int:
     """Unique storages (not parameters or buffers) autograd keeps in a training forward."""
+    from tests.torch.saved import saved_bytes
+
     torch.manual_seed(0)
     module = build_module(net).train()
-    owned = {t.untyped_storage().data_ptr() for t in [*module.parameters(), *module.buffers()]}
-    storages: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        if storage.data_ptr() not in owned and storage.nbytes() > 0:
-            storages[storage.data_ptr()] = storage.nbytes()
-        return t
-
-    x = torch.rand(batch, *[int(d) for d in net.input_shape])
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        module(x)
-    return sum(storages.values())
+    return saved_bytes(module, torch.rand(batch, *[int(d) for d in net.input_shape]))
 
 
 def gradient_extents(net: Network, axis: int) -> list[tuple[int, int, int]]:
-    """(output position, first, last input position it depends on) along ``axis``.
+    """(output position, first, last input position it depends on) along ``axis``,
+    for the outputs on the middle line of the described network."""
+    shape = tuple(int(d) for d in net.input_shape)
+    return impulse_extents(build_module(net), shape, axis)  # type: ignore[arg-type]
 
-    The test networks are linear (convolutions, average pooling, upsampling, crops,
-    joins) with positive weights and zero biases, so the gradient of an output with
-    respect to the input equals the network's response to input impulses: one batched
-    forward, each sample lighting one whole input line across ``axis``, gives the
-    gradient of every output on the middle line at once.
-    """
-    module = build_module(net).double().eval()
+
+def impulse_extents(model: torch.nn.Module, shape: tuple[int, int, int],
+                    axis: int) -> list[tuple[int, int, int]]:
+    """The gradient method, batched: with positive weights, zero biases and BatchNorm as
+    a positive scale, the gradient of an output with respect to the input is non-zero
+    exactly where the response to an impulse is, so one forward over a batch of impulse
+    lines (one per input line across ``axis``) finds every output's dependencies."""
+    import copy
+
+    model = copy.deepcopy(model).double().eval()
     with torch.no_grad():
-        for name, p in module.named_parameters():
+        for name, p in model.named_parameters():
             p.fill_(0.0 if name.endswith("bias") else 1.0)
-        c, h, w = (int(d) for d in net.input_shape)
+        c, h, w = shape
         size = (h, w)[axis]
-        impulses = torch.zeros(size, c, h, w, dtype=torch.float64)
+        lines = torch.zeros(size, c, h, w, dtype=torch.float64)
         for i in range(size):
             if axis == 0:
-                impulses[i, :, i, :] = 1.0
+                lines[i, :, i, :] = 1.0
             else:
-                impulses[i, :, :, i] = 1.0
-        out = module(impulses)  # (size, C_out, H_out, W_out)
-    lines = out[:, 0, :, out.shape[3] // 2] if axis == 0 else out[:, 0, out.shape[2] // 2, :]
+                lines[i, :, :, i] = 1.0
+        out = model(lines) - model(torch.zeros(1, c, h, w, dtype=torch.float64))
+    middle = out[:, 0, :, out.shape[3] // 2] if axis == 0 else out[:, 0, out.shape[2] // 2, :]
     rows = []
-    for o in range(lines.shape[1]):
-        response = lines[:, o]
-        nonzero = (response > 1e-9 * response.max()).nonzero().flatten()
-        if response.max() <= 0 or len(nonzero) == 0:
-            continue  # e.g. a stride-3, 1×1 transposed conv leaves outputs with no input
-        rows.append((o, int(nonzero.min()), int(nonzero.max())))
+    for o in range(middle.shape[1]):
+        response = middle[:, o].abs()
+        hit = (response > 1e-9 * response.max()).nonzero().flatten()
+        if len(hit):  # e.g. a stride-3, 1×1 transposed conv leaves outputs with no input
+            rows.append((o, int(hit.min()), int(hit.max())))
     return rows

@@ -12,6 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import convlens
 from convlens.zoo import create_model, get_entry, list_models
+from tests.core.oracle import impulse_extents
 from tests.torch.saved import saved_bytes
 
 
@@ -224,33 +225,6 @@ def test_description_and_module_give_identical_reports(name: str) -> None:
         fields += ["peak_activation_bytes", "training_bytes"]
     for field in fields:
         assert getattr(described.totals, field) == getattr(traced.totals, field), field
-
-
-def impulse_extents(model: nn.Module, shape: tuple[int, int, int], axis: int) -> list:
-    """(output position, first, last input line it depends on) along ``axis`` for the
-    outputs on the middle line: positive weights, BatchNorm as a positive scale, so every
-    dependency shows as a positive response to an impulse line (the gradient method)."""
-    model = copy.deepcopy(model).double().eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.fill_(0.0 if name.endswith("bias") else 1.0)
-        c, h, w = shape
-        size = (h, w)[axis]
-        lines = torch.zeros(size, c, h, w, dtype=torch.float64)
-        for i in range(size):
-            if axis == 0:
-                lines[i, :, i, :] = 1.0
-            else:
-                lines[i, :, :, i] = 1.0
-        out = model(lines) - model(torch.zeros(1, c, h, w, dtype=torch.float64))
-    middle = out[:, 0, :, out.shape[3] // 2] if axis == 0 else out[:, 0, out.shape[2] // 2, :]
-    rows = []
-    for o in range(middle.shape[1]):
-        response = middle[:, o].abs()
-        hit = (response > 1e-9 * response.max()).nonzero().flatten()
-        if len(hit):
-            rows.append((o, int(hit.min()), int(hit.max())))
-    return rows
 
 
 @pytest.mark.parametrize(("name", "kwargs", "shape"), [
