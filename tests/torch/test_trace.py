@@ -251,3 +251,12 @@ def test_lenet5_is_partial_and_says_which_operations_have_no_rule() -> None:
     assert report.totals.params == sum(p.numel() for p in model.parameters()) == 60_000
     assert "sub" in report.totals.unsupported
     assert any("partial figures" in w for w in report.warnings)
+
+
+def test_lenet5_standard_layers_match_the_paper() -> None:
+    """LeCun et al. 1998: trainable parameters and connections of C1, C5 and F6."""
+    report = convlens.analyze(create_model("lenet5"), input_size=(1, 1, 32, 32))
+    layers = {r.name: r for r in report.layers}
+    assert (layers["c1"].params, layers["c1"].connections) == (156, 28 * 28 * 6 * (25 + 1))
+    assert layers["c5"].params == layers["c5"].connections == 120 * (16 * 25 + 1) == 48_120
+    assert layers["f6"].params == layers["f6"].connections == 84 * (120 + 1) == 10_164
