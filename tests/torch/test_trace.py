@@ -267,3 +267,17 @@ def test_lenet5_standard_layers_match_the_paper() -> None:
     assert (layers["c1"].params, layers["c1"].connections) == (156, 28 * 28 * 6 * (25 + 1))
     assert layers["c5"].params == layers["c5"].connections == 120 * (16 * 25 + 1) == 48_120
     assert layers["f6"].params == layers["f6"].connections == 84 * (120 + 1) == 10_164
+
+
+def test_analysis_restores_the_garbage_collector() -> None:
+    import gc
+
+    assert gc.isenabled()
+    convlens.analyze(nn.Sequential(nn.Conv2d(1, 1, 3)), input_size=(1, 1, 8, 8))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        convlens.analyze(nn.Sequential(nn.Conv2d(1, 1, 3)), input_size=(1, 1, 8, 8))
+        assert not gc.isenabled()  # left as the caller had it
+    finally:
+        gc.enable()

@@ -86,6 +86,7 @@ class Tracer:
     keep_alive: list[Any] = field(default_factory=list)
     seen_params: set[int] = field(default_factory=set)
     owned: set[int] = field(default_factory=set)  # ids of the model's parameters and buffers
+    leaves: set[int] = field(default_factory=set)  # ids of modules without children
     called: set[int] = field(default_factory=set)  # id(module) of modules that ran
     counters: dict[str, itertools.count] = field(default_factory=dict)
     batch: int = 1
@@ -117,7 +118,7 @@ class Tracer:
         module = self.stack[-1] if self.stack else None
         prefix = self.names.get(id(module), "") if module is not None else ""
         origin = type(module).__name__ if module is not None else "functional"
-        leaf = module is not None and not any(True for _ in module.children())
+        leaf = module is not None and id(module) in self.leaves
         base = prefix if leaf and prefix and prefix not in self.shapes else (
             f"{prefix}.{kind}" if prefix else kind)
         counter = self.counters.setdefault(base, itertools.count(1))
@@ -524,7 +525,9 @@ def trace(model: nn.Module, input_size: Sequence[int], dtype: torch.dtype = torc
     if device == "cuda" and not torch.cuda.is_available():
         raise ArgumentError("--device cuda: no CUDA device is available here")
     tracer = Tracer(model=model, batch=int(input_size[0]), dtype=dtype, device=device)
-    tracer.names = {id(m): name for name, m in model.named_modules(remove_duplicate=False)}
+    modules = list(model.named_modules(remove_duplicate=False))
+    tracer.names = {id(m): name for name, m in modules}
+    tracer.leaves = {id(m) for _, m in modules if not m._modules}
     tracer.names[id(model)] = ""
     tracer.owned = {id(t) for t in itertools.chain(model.parameters(), model.buffers())}
     tracer.shapes["input"] = tuple(int(d) for d in input_size[1:])
