@@ -66,16 +66,50 @@ def model_from_reference(reference: str, real: bool = False
     return obj, None
 
 
+def _shapes(value: Any) -> tuple[Any, dict[str, Any]]:
+    """``input=``/``input_size=`` → (size or list of sizes, keyword inputs).
+
+    A tensor or a shape is one input; a list or tuple of tensors or shapes is several
+    positional inputs; a dict is keyword inputs (tensors are traced, other values pass).
+    """
+    if isinstance(value, dict):
+        items = list(value.items())
+        first_key, first = items[0]
+        shape = tuple(getattr(first, "shape", first))
+        return shape, {"__first__": first_key, **dict(items[1:])}
+    if hasattr(value, "shape"):
+        return tuple(value.shape), {}
+    if isinstance(value, list | tuple) and value and not isinstance(value[0], int):
+        return [tuple(getattr(v, "shape", v)) for v in value], {}
+    return tuple(value), {}
+
+
 def trace_network(model: Any, input_size: Any, device: str = "meta") -> Network:
     from dataclasses import replace as _replace
 
     from convlens.torch.trace import trace
 
-    shape = tuple(getattr(input_size, "shape", input_size))
-    if len(shape) == 3:
+    shape, keywords = _shapes(input_size)
+    if isinstance(shape, tuple) and len(shape) == 3:
         shape = (1, *shape)
-    result = trace(model, shape, device=device)
+    first_key = keywords.pop("__first__", None)
+    if first_key is not None:  # the first dict entry is the main input, passed by name
+        model = _FirstByName(model, first_key)
+    result = trace(model, shape, device=device, kwargs=keywords)
     return _replace(result.network, name=type(model).__name__)
+
+
+class _FirstByName:
+    """Calls ``model(**{key: x}, **rest)`` when the inputs were given as a dict."""
+
+    def __init__(self, model: Any, key: str):
+        self.model, self.key = model, key
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.model, name)
+
+    def __call__(self, x: Any, **kwargs: Any) -> Any:
+        return self.model(**{self.key: x}, **kwargs)
 
 
 def load_network(source: Any, bindings: dict[str, Any] | None = None,
@@ -183,10 +217,14 @@ def _analyze(source: Any, input: Any, batch: int, dtype: str, optimizer: str,
         size = input_size if input_size is not None else input
         if isinstance(size, str):
             size = (batch, *parse_shape(size))
-        elif size is not None and len(tuple(getattr(size, "shape", size))) == 3:
-            size = (batch, *tuple(getattr(size, "shape", size)))
+        elif hasattr(size, "shape") and len(size.shape) == 3:
+            size = (batch, *tuple(size.shape))
+        elif isinstance(size, tuple) and len(size) == 3 and all(isinstance(d, int) for d in size):
+            size = (batch, *size)
         network = load_network(source, input_size=size, device=device)
-        first = next(iter(getattr(size, "shape", size))) if size is not None else batch
+        first_shape, _ = _shapes(size) if size is not None else ((batch,), {})
+        first = (first_shape[0] if isinstance(first_shape, tuple) else first_shape[0][0]) \
+            if size is not None else batch
         return analyze_network(network, make_options(first, dtype, optimizer, convention,
                                                      frozen))
     network = load_network(source, symbols)

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 
-def saved_bytes(model: nn.Module, x: torch.Tensor) -> int:
+def saved_bytes(model: nn.Module, *inputs: torch.Tensor) -> int:
     owned = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
     storages: dict[int, int] = {}
 
@@ -17,5 +17,5 @@ def saved_bytes(model: nn.Module, x: torch.Tensor) -> int:
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model(x)
+        model(*inputs)
     return sum(storages.values())

@@ -281,3 +281,32 @@ def test_analysis_restores_the_garbage_collector() -> None:
         assert not gc.isenabled()  # left as the caller had it
     finally:
         gc.enable()
+
+
+class TwoInputs(nn.Module):
+    """An image and a mask, joined after a branch each; a non-tensor keyword too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.image = nn.Conv2d(3, 4, 3, padding=1)
+        self.mask = nn.Conv2d(1, 4, 1)
+        self.head = nn.Conv2d(4, 2, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        return self.head(torch.relu(self.image(x) + self.mask(mask) * scale))
+
+
+def test_several_inputs_positional_and_by_name() -> None:
+    model = TwoInputs()
+    x, mask = torch.rand(2, 3, 16, 16), torch.rand(2, 1, 16, 16)
+    by_position = convlens.analyze(model, input=[x, mask])
+    by_name = convlens.analyze(model, input={"x": x, "mask": mask, "scale": 0.5})
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x, mask)
+    for report in (by_position, by_name):
+        assert report.totals.params == sum(p.numel() for p in model.parameters())
+        assert report.totals.macs == counter.get_total_flops() // 2
+        assert report.layers[-1].output_shape == (2, 16, 16)
+        # the field is measured on the first input: the image branch and the head
+        assert report.totals.rf == (3 + 2, 3 + 2)
+    assert by_position.totals.saved_activation_bytes == saved_bytes(model, x, mask)

@@ -23,7 +23,7 @@ from convlens.core.conventions import (
     flops,
 )
 from convlens.core.numbers import Dim, maximum, normalize, product, total
-from convlens.core.receptive_field import INPUT_RF, NodeRF, node_rf
+from convlens.core.receptive_field import INPUT_RF, OTHER_INPUT_RF, NodeRF, node_rf
 from convlens.core.records import LayerRecord, LayerSpec, Network, Shape, Totals
 from convlens.core.registry import Cost, RuleError, get_rule
 from convlens.core.steps import Step, step
@@ -125,6 +125,10 @@ def analyze_network(network: Network, options: Options = Options()) -> Report:
     storage: dict[str, str] = {network.input_name: network.input_name}  # node → storage owner
     storage_bytes: dict[str, Dim] = {
         network.input_name: normalize(product(network.input_shape) * batch * itemsize)}
+    for name, shape in network.extra_inputs:
+        shapes[name], rfs[name], needs_grad[name], storage[name] = (
+            tuple(shape), OTHER_INPUT_RF, False, name)
+        storage_bytes[name] = normalize(product(shape) * batch * itemsize)
     saved_storages: set[str] = set()
     buffer_bytes: Dim = 0  # float buffers in the dtype, integer counters 8 bytes each
     records: list[LayerRecord] = []
@@ -189,7 +193,14 @@ def analyze_network(network: Network, options: Options = Options()) -> Report:
                         normalize(buffer_bytes))
 
 
+def _input_names(network: Network) -> tuple[str, ...]:
+    return (network.input_name, *(name for name, _ in network.extra_inputs))
+
+
 def _rf_fields(rf: NodeRF, input_shape: Shape) -> dict[str, Any]:
+    if rf.independent:
+        return {"rf": None, "jump": None, "start": None, "rf_status": rf.status,
+                "rf_period": None}
     if rf.whole_input:
         return {"rf": (input_shape[1], input_shape[2]), "jump": None, "start": None,
                 "rf_status": rf.status, "rf_period": None}
@@ -234,7 +245,7 @@ def _batch_steps(cost: Cost, batch: Dim) -> tuple[Step, ...]:
                  {"N": batch, "M": cost.macs}, normalize(batch * cost.macs)),)
 
 
-def peak_activation_bytes(records: Iterable[LayerRecord], input_name: str,
+def peak_activation_bytes(records: Iterable[LayerRecord], input_names: tuple[str, ...],
                           storage: Mapping[str, str], storage_bytes: Mapping[str, Dim]) -> Dim:
     """Largest sum of live tensors during an inference pass in layer order.
 
@@ -243,14 +254,14 @@ def peak_activation_bytes(records: Iterable[LayerRecord], input_name: str,
     """
     records = list(records)
     records = [r for r in records if r.kind != "params_only"]
-    last_use: dict[str, int] = {input_name: 0}
+    last_use: dict[str, int] = dict.fromkeys(input_names, 0)
     for record in records:
         for name in record.inputs:
             last_use[storage[name]] = record.index
-    final = storage[records[-1].name] if records else input_name
+    final = storage[records[-1].name] if records else input_names[0]
     last_use[final] = len(records) + 1
-    live: dict[str, Dim] = {input_name: storage_bytes[input_name]}
-    peak_candidates: list[Dim] = [storage_bytes[input_name]]
+    live: dict[str, Dim] = {name: storage_bytes[name] for name in input_names}
+    peak_candidates: list[Dim] = [total(live.values())]
     for record in records:
         owner = storage[record.name]
         if owner == record.name and owner in storage_bytes:
@@ -285,7 +296,7 @@ def _with_totals(network: Network, options: Options, records: list[LayerRecord],
         rf=last.rf if last else None, jump=last.jump if last else None,
         start=last.start if last else None, rf_status=last.rf_status if last else "ok",
         activation_bytes=sum_of("activation_bytes"),
-        peak_activation_bytes=peak_activation_bytes(records, network.input_name, storage,
+        peak_activation_bytes=peak_activation_bytes(records, _input_names(network), storage,
                                                     storage_bytes),
         param_bytes=param_bytes, buffer_bytes=buffer_bytes, grad_bytes=grad_bytes,
         optimizer_bytes=optimizer_bytes, saved_activation_bytes=saved, training_bytes=training,

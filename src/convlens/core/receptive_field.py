@@ -83,15 +83,19 @@ class NodeRF:
     axes: tuple[AxisRF, AxisRF] | None = None
     whole_input: bool = False
     unavailable: str = ""
+    independent: bool = False  # does not depend on the first input at all
 
     @property
     def status(self) -> str:
+        if self.independent:
+            return "independent of the first input"
         if self.unavailable:
             return f"unavailable: {self.unavailable}"
         return "whole input" if self.whole_input else "ok"
 
 
 INPUT_RF = NodeRF(axes=(IDENTITY, IDENTITY))
+OTHER_INPUT_RF = NodeRF(independent=True)
 
 
 def compose(previous: AxisRF, layer: AxisMap) -> AxisRF:
@@ -163,6 +167,9 @@ def _pick(fn: Any, values: Sequence[Any]) -> Any:
 def node_rf(inputs: Sequence[NodeRF], maps: tuple[AxisMap, AxisMap] | None,
             whole_input: bool) -> NodeRF:
     """Receptive field of a layer's output from its inputs' and its own index maps."""
+    if inputs and all(rf.independent for rf in inputs):
+        return OTHER_INPUT_RF
+    inputs = [rf for rf in inputs if not rf.independent]
     for rf in inputs:
         if rf.unavailable:
             return rf

@@ -42,6 +42,9 @@ class Network:
     input_name: str = "input"
     used_bindings: frozenset[str] = frozenset()  # which given symbol values were used
     module_types: tuple[tuple[str, str], ...] = ()  # traced models: module path → class
+    # Further inputs of a traced model (a second tensor, keyword tensors): name → shape.
+    # Receptive fields are measured on the first input; the others count for memory.
+    extra_inputs: tuple[tuple[str, Shape], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -123,7 +123,7 @@ class Tracer:
             f"{prefix}.{kind}" if prefix else kind)
         counter = self.counters.setdefault(base, itertools.count(1))
         name = base
-        while name in self.shapes or name == "input":
+        while name in self.shapes or name.startswith("input"):
             name = f"{base}_{next(counter)}"
         return name, origin
 
@@ -518,6 +518,9 @@ def trace(model: nn.Module, input_size: Sequence[int], dtype: torch.dtype = torc
     forward (random input, ``no_grad``) for models that cannot be traced by shape alone,
     records the same layers and checks every rule's shape against the real result.
     """
+    sizes = ([tuple(input_size)] if all(isinstance(d, int) for d in input_size)
+             else [tuple(s) for s in input_size])  # several positional inputs
+    input_size = sizes[0]
     if len(input_size) != 4:
         raise ArgumentError(f"input size must be (N, C, H, W); got {tuple(input_size)}")
     if device not in ("meta", "cpu", "cuda"):
@@ -531,6 +534,11 @@ def trace(model: nn.Module, input_size: Sequence[int], dtype: torch.dtype = torc
     tracer.names[id(model)] = ""
     tracer.owned = {id(t) for t in itertools.chain(model.parameters(), model.buffers())}
     tracer.shapes["input"] = tuple(int(d) for d in input_size[1:])
+    def make(shape: Sequence[int]) -> ShapeTensor:
+        if device == "meta":
+            return _meta(shape, dtype)
+        return torch.randn(tuple(shape), dtype=dtype, device=device).as_subclass(ShapeTensor)
+
     if device == "meta":
         x = _meta(input_size, dtype)
     else:
@@ -539,10 +547,26 @@ def trace(model: nn.Module, input_size: Sequence[int], dtype: torch.dtype = torc
             raise ArgumentError(f"the model's parameters are on {model_device}, not {device}")
         x = torch.randn(tuple(input_size), dtype=dtype, device=device).as_subclass(ShapeTensor)
     tracer.register(x, "input")
+    more_inputs: list[tuple[str, tuple[int, ...]]] = []
+    positional = [x]
+    keywords = dict(kwargs or {})
+    for i, shape in enumerate(sizes[1:], start=1):  # more positional inputs
+        t = make(shape)
+        tracer.register(t, f"input_{i}")
+        positional.append(t)
+        more_inputs.append((f"input_{i}", tuple(shape[1:])))
+    for key, value in list(keywords.items()):  # keyword tensors: traced too, by name
+        if isinstance(value, torch.Tensor):
+            t = make(tuple(value.shape))
+            tracer.register(t, key)
+            keywords[key] = t
+            more_inputs.append((key, tuple(value.shape[1:])))
+    for name, shape in more_inputs:
+        tracer.shapes[name] = shape
     Tracer.active = tracer
     try:
         with _module_hooks(tracer), _eval_mode(model), torch.no_grad():
-            output = model(x, **(kwargs or {}))
+            output = model(*positional, **keywords)
     except ConvlensError:
         raise
     except Exception as err:  # the user's forward failed: say where and on what shapes
@@ -574,7 +598,8 @@ def trace(model: nn.Module, input_size: Sequence[int], dtype: torch.dtype = torc
                       layers=(*tracer.layers, *not_run),
                       name=type(model).__name__, source=type(model).__name__,
                       module_types=tuple((name, type(m).__name__)
-                                         for name, m in model.named_modules() if name))
+                                         for name, m in model.named_modules() if name),
+                      extra_inputs=tuple(more_inputs))
     total = sum(p.numel() for p in model.parameters())
     counted = sum(p.numel() for p in model.parameters() if id(p) in tracer.seen_params)
     return Trace(network, output, tuple(unused), total - counted)
