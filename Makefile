@@ -22,6 +22,7 @@ demo: $(STAMP)
 	$(BIN)/convlens analyze examples/three_conv.cnn
 	$(BIN)/convlens analyze examples/colour_cnn.cnn
 	$(BIN)/convlens explain examples/three_conv.cnn --layer 1 --what shape
+	$(BIN)/convlens analyze zoo:resnet18 --depth 1
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -1,7 +1,8 @@
 """The public Python API: ``analyze``, ``explain`` and ``compare``.
 
-``source`` may be a path to a ``.cnn`` file, description text, or a ``Network``.
-Symbols are given as keyword arguments: ``analyze("colour.cnn", k=3, NF=32)``.
+``source`` may be a path to a ``.cnn`` file, description text, a ``Network``, an
+``nn.Module``, ``"zoo:NAME?arg=value"`` or ``"package.module:factory"``. Symbols are
+given as keyword arguments: ``analyze("colour.cnn", k=3, NF=32)``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,14 @@ from convlens.errors import ArgumentError
 def is_module(source: Any) -> bool:
     """An ``nn.Module`` (checked without importing torch)."""
     return hasattr(source, "named_modules") and hasattr(source, "forward")
+
+
+def is_model_reference(source: Any) -> bool:
+    """``zoo:NAME…`` or ``package.module:attr`` (not a description file or text)."""
+    if not isinstance(source, str) or "\n" in source:
+        return False
+    return source.startswith("zoo:") or (":" in source and not source.endswith(".cnn")
+                                         and not Path(source).exists())
 
 
 def model_from_reference(reference: str, real: bool = False
@@ -120,9 +129,7 @@ def load_network(source: Any, bindings: dict[str, Any] | None = None,
 
     if isinstance(source, Network):
         return source
-    if isinstance(source, str) and (source.startswith("zoo:") or (
-            ":" in source and not source.endswith(".cnn") and "\n" not in source
-            and not Path(source).exists())):
+    if is_model_reference(source):
         model, default = model_from_reference(source, real=device != "meta")
         if input_size is None and default is None:
             raise ArgumentError(f"'{source}' needs an input size, e.g. --input 3x224x224")
@@ -210,10 +217,7 @@ def analyze(source: Any, input: Any = None, batch: int = 1,
 def _analyze(source: Any, input: Any, batch: int, dtype: str, optimizer: str,
              convention: str, frozen: Any, input_size: Any, device: str,
              symbols: dict[str, Any]) -> Report:
-    if is_module(source) or (isinstance(source, str) and (
-            source.startswith("zoo:") or (":" in source and not source.endswith(".cnn")
-                                          and "\n" not in source
-                                          and not Path(source).exists()))):
+    if is_module(source) or is_model_reference(source):
         size = input_size if input_size is not None else input
         if isinstance(size, str):
             size = (batch, *parse_shape(size))
