@@ -14,7 +14,6 @@ atomic checkpoint, metrics CSV, learning-curve PNG), which ``train`` adds once p
         --model colour_unet --batch-size 100 --rounds 3 --threads 1
 """
 
-# (I001 is silenced: with tests/torch/ in ruff's `src`, ruff takes `import torch` as first-party.)
 from __future__ import annotations
 
 import argparse
