@@ -310,3 +310,17 @@ def test_several_inputs_positional_and_by_name() -> None:
         # the field is measured on the first input: the image branch and the head
         assert report.totals.rf == (3 + 2, 3 + 2)
     assert by_position.totals.saved_activation_bytes == saved_bytes(model, x, mask)
+
+
+def test_zoo_models_for_counting_skip_initialisation_and_restore_it() -> None:
+    from torch.nn import init
+
+    from convlens.api import uninitialised_weights
+
+    before = init.kaiming_uniform_
+    with uninitialised_weights():
+        assert init.kaiming_uniform_ is not before
+        model = create_model("resnet18")
+    assert init.kaiming_uniform_ is before
+    assert sum(p.numel() for p in model.parameters()) == 11_689_512
+    assert next(model.parameters()).device.type == "cpu"
