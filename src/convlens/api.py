@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -117,7 +117,9 @@ def _shapes(value: Any) -> tuple[Any, dict[str, Any]]:
     return tuple(value), {}
 
 
-def trace_network(model: Any, input_size: Any, device: str = "meta") -> Network:
+def trace_network(model: Any, input_size: Any, device: str = "meta"
+                  ) -> tuple[Network, Mapping[str, Any]]:
+    """The traced ``Network`` and the rule results the tracer already computed."""
     from dataclasses import replace as _replace
 
     from convlens.torch.trace import trace
@@ -129,7 +131,8 @@ def trace_network(model: Any, input_size: Any, device: str = "meta") -> Network:
     if first_key is not None:  # the first dict entry is the main input, passed by name
         model = _FirstByName(model, first_key)
     result = trace(model, shape, device=device, kwargs=keywords)
-    return _replace(result.network, name=type(model).__name__)
+    network = _replace(result.network, name=type(getattr(model, "model", model)).__name__)
+    return network, result.costs
 
 
 class _FirstByName:
@@ -145,6 +148,24 @@ class _FirstByName:
         return self.model(**{self.key: x}, **kwargs)
 
 
+def load_model(source: Any, input_size: Any = None, device: str = "meta"
+               ) -> tuple[Network, Mapping[str, Any]]:
+    """A traced model (``nn.Module``, ``zoo:NAME``, ``module:factory``) and its costs."""
+    if is_model_reference(source):
+        model, default = model_from_reference(source, real=device != "meta")
+        if input_size is None and default is None:
+            raise ArgumentError(f"'{source}' needs an input size, e.g. --input 3x224x224")
+        if device == "cuda":
+            model = model.to("cuda")
+        network, costs = trace_network(model, input_size if input_size is not None
+                                       else default, device)
+        return replace(network, name=source, source=source), costs
+    if input_size is None:
+        raise ArgumentError("analysing an nn.Module needs input_size=(N, C, H, W) "
+                            "or input=a tensor")
+    return trace_network(source, input_size, device)
+
+
 def load_network(source: Any, bindings: dict[str, Any] | None = None,
                  strict: bool = True, input_size: Any = None, device: str = "meta") -> Network:
     """A ``Network`` from a path, description text, an ``nn.Module``, ``zoo:NAME`` or
@@ -153,20 +174,8 @@ def load_network(source: Any, bindings: dict[str, Any] | None = None,
 
     if isinstance(source, Network):
         return source
-    if is_model_reference(source):
-        model, default = model_from_reference(source, real=device != "meta")
-        if input_size is None and default is None:
-            raise ArgumentError(f"'{source}' needs an input size, e.g. --input 3x224x224")
-        if device == "cuda":
-            model = model.to("cuda")
-        network = trace_network(model, input_size if input_size is not None else default,
-                                device)
-        return replace(network, name=source, source=source)
-    if is_module(source):
-        if input_size is None:
-            raise ArgumentError("analysing an nn.Module needs input_size=(N, C, H, W) "
-                                "or input=a tensor")
-        return trace_network(source, input_size, device)
+    if is_model_reference(source) or is_module(source):
+        return load_model(source, input_size, device)[0]
     if isinstance(source, Path):
         return parse_file(source, bindings, strict)
     if isinstance(source, str):
@@ -249,12 +258,12 @@ def _analyze(source: Any, input: Any, batch: int, dtype: str, optimizer: str,
             size = (batch, *tuple(size.shape))
         elif isinstance(size, tuple) and len(size) == 3 and all(isinstance(d, int) for d in size):
             size = (batch, *size)
-        network = load_network(source, input_size=size, device=device)
+        network, costs = load_model(source, input_size=size, device=device)
         first_shape, _ = _shapes(size) if size is not None else ((batch,), {})
         first = (first_shape[0] if isinstance(first_shape, tuple) else first_shape[0][0]) \
             if size is not None else batch
         return analyze_network(network, make_options(first, dtype, optimizer, convention,
-                                                     frozen))
+                                                     frozen), costs)
     network = load_network(source, symbols)
     if input is not None:
         shape = parse_shape(input) if isinstance(input, str) else tuple(input)

@@ -324,3 +324,12 @@ def test_zoo_models_for_counting_skip_initialisation_and_restore_it() -> None:
     assert init.kaiming_uniform_ is before
     assert sum(p.numel() for p in model.parameters()) == 11_689_512
     assert next(model.parameters()).device.type == "cpu"
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_layer_names_are_unique(name: str) -> None:
+    with torch.device("meta"):
+        model = create_model(name)
+    report = convlens.analyze(model, input_size=(1, *get_entry(name).default_input))
+    names = [r.name for r in report.layers]
+    assert len(names) == len(set(names))

@@ -116,7 +116,10 @@ def run_rule(spec: LayerSpec, network: Network, shapes: Mapping[str, Shape]) -> 
         raise _error(spec, network, str(err)) from None
 
 
-def analyze_network(network: Network, options: Options = Options()) -> Report:
+def analyze_network(network: Network, options: Options = Options(),
+                    costs: Mapping[str, Cost] | None = None) -> Report:
+    """``costs``: rule results a front-end already computed for these very layers (the
+    tracer runs each rule to learn shapes), so they are not computed twice."""
     itemsize = DTYPE_BYTES[options.dtype]
     batch = options.batch
     shapes: dict[str, Shape] = {network.input_name: tuple(network.input_shape)}
@@ -133,7 +136,8 @@ def analyze_network(network: Network, options: Options = Options()) -> Report:
     buffer_bytes: Dim = 0  # float buffers in the dtype, integer counters 8 bytes each
     records: list[LayerRecord] = []
     for index, spec in enumerate(network.layers, start=1):
-        cost = run_rule(spec, network, shapes)
+        known = costs.get(spec.name) if costs is not None else None
+        cost = known if known is not None else run_rule(spec, network, shapes)
         if spec.reuses_params:  # a shared module: its parameters were counted at first use
             cost = replace(cost, params=0, buffers=0, int64_buffers=0)
         buffer_bytes = buffer_bytes + (cost.buffers - cost.int64_buffers) * itemsize \

@@ -89,6 +89,7 @@ class Tracer:
     leaves: set[int] = field(default_factory=set)  # ids of modules without children
     called: set[int] = field(default_factory=set)  # id(module) of modules that ran
     counters: dict[str, itertools.count] = field(default_factory=dict)
+    costs: dict[str, Any] = field(default_factory=dict)  # layer → its rule's Cost
     batch: int = 1
     dtype: torch.dtype = torch.float32
     device: str = "meta"  # "meta": shapes only; "cpu"/"cuda": every operation also runs
@@ -151,6 +152,7 @@ class Tracer:
             raise ConvlensError(f"{self.where()}: {kind} on input shape(s) "
                                 f"{[self.shapes[n] for n in names]}: {err}") from None
         self.layers.append(spec)
+        self.costs[name] = cost
         self.shapes[name] = tuple(cost.output_shape)
         if self.device == "meta":
             out = _meta((self.batch, *cost.output_shape), self.dtype)
@@ -508,6 +510,7 @@ class Trace:
     output: Any
     unused_modules: tuple[tuple[str, str, int], ...]  # (name, type, parameters) never run
     unattributed_params: int  # parameters of modules that ran but no rule consumed
+    costs: Mapping[str, Any] = field(default_factory=dict)  # layer → Cost, for the analyser
 
 
 def trace(model: nn.Module, input_size: Sequence[int], dtype: torch.dtype = torch.float32,
@@ -590,7 +593,11 @@ def trace(model: nn.Module, input_size: Sequence[int], dtype: torch.dtype = torc
             buffers = sum(b.numel() for b in extra)
             if id(module) not in tracer.called and own:
                 unused.append((name, type(module).__name__, own))
-            not_run.append(LayerSpec(name=name or "(model)", kind="params_only",
+            label = name or "(model)"
+            if label in tracer.shapes:  # the module also ran layers under this name
+                label = f"{label} (parameters)"
+            tracer.shapes[label] = (0,)
+            not_run.append(LayerSpec(name=label, kind="params_only",
                                      args={"params": own, "buffers": buffers}, inputs=(),
                                      frozen=not any(p.requires_grad for p in params),
                                      origin=type(module).__name__ + status))
@@ -602,4 +609,4 @@ def trace(model: nn.Module, input_size: Sequence[int], dtype: torch.dtype = torc
                       extra_inputs=tuple(more_inputs))
     total = sum(p.numel() for p in model.parameters())
     counted = sum(p.numel() for p in model.parameters() if id(p) in tracer.seen_params)
-    return Trace(network, output, tuple(unused), total - counted)
+    return Trace(network, output, tuple(unused), total - counted, tracer.costs)
