@@ -51,3 +51,35 @@ def test_cli_depth_table() -> None:
     assert result.exit_code == 0, result.output
     assert "layer4" in result.output and "Sequential" in result.output
     assert "11,689,512" in result.output
+
+
+def test_depth_rows_show_tuple_and_dict_outputs_of_modules() -> None:
+    import torch
+    from torch import nn
+
+    from convlens.zoo import create_model
+
+    report = convlens.analyze(create_model("yolov3"), input_size=(1, 3, 416, 416))
+    rows = module_rows(report, 0)  # depth 0: the whole model as one row
+    assert rows[0].output_text == "(255×13×13, 255×26×26, 255×52×52)"
+
+    class Heads(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+            y = self.body(x)
+            return {"out": y, "pooled": y.mean((2, 3))}
+
+    class Wrap(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.heads = Heads()
+
+        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+            return self.heads(x)
+
+    report = convlens.analyze(Wrap(), input_size=(2, 3, 8, 8))
+    heads = next(r for r in module_rows(report, 1) if r.name == "heads")
+    assert heads.output_text == "{out: 4×6×6, pooled: 4}"

@@ -7,7 +7,7 @@ into their enclosing module. The rows' sums equal the report's totals.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from convlens.core.analyze import Report
 from convlens.core.numbers import Dim, normalize
@@ -23,13 +23,15 @@ class ModuleRow:
     macs: Dim
     flops: Dim
     activation_bytes: Dim
+    output_text: str = ""  # a traced module's own output (tuples and dicts too), if known
 
 
 def module_rows(report: Report, depth: int) -> list[ModuleRow]:
     types = dict(report.network.module_types)
+    outputs = dict(report.network.module_outputs)
     rows: list[ModuleRow] = []
     for record in report.layers:
-        key = ".".join(record.name.split(".")[:depth])
+        key = ".".join(record.name.split(".")[:depth]) if depth else ""
         if rows and rows[-1].name == key:
             last = rows[-1]
             rows[-1] = ModuleRow(
@@ -44,4 +46,4 @@ def module_rows(report: Report, depth: int) -> list[ModuleRow]:
                 kind = record.kind if key == record.name else "block"
             rows.append(ModuleRow(key, kind, 1, record.output_shape, record.params,
                                   record.macs, record.flops, record.activation_bytes))
-    return rows
+    return [replace(r, output_text=outputs[r.name]) if r.name in outputs else r for r in rows]

@@ -42,6 +42,9 @@ class Network:
     input_name: str = "input"
     used_bindings: frozenset[str] = frozenset()  # which given symbol values were used
     module_types: tuple[tuple[str, str], ...] = ()  # traced models: module path → class
+    # Traced models: module path → its output as text, tuples and dicts included,
+    # e.g. "(255×13×13, 255×26×26, 255×52×52)" (per sample, for --depth rows).
+    module_outputs: tuple[tuple[str, str], ...] = ()
     # Further inputs of a traced model (a second tensor, keyword tensors): name → shape.
     # Receptive fields are measured on the first input; the others count for memory.
     extra_inputs: tuple[tuple[str, Shape], ...] = ()

@@ -73,7 +73,8 @@ def build_module_table(report: Report, depth: int) -> Table:
     rows = module_rows(report, depth)
     for i, row in enumerate(rows, start=1):
         table.add_row(str(i), row.name, row.module_type, str(row.layers),
-                      shape_text(row.output_shape), fmt(row.params), fmt(row.macs),
+                      row.output_text or shape_text(row.output_shape), fmt(row.params),
+                      fmt(row.macs),
                       fmt(row.flops), fmt(row.activation_bytes))
     t = report.totals
     table.add_section()

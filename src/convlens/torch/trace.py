@@ -90,6 +90,7 @@ class Tracer:
     called: set[int] = field(default_factory=set)  # id(module) of modules that ran
     counters: dict[str, itertools.count] = field(default_factory=dict)
     costs: dict[str, Any] = field(default_factory=dict)  # layer → its rule's Cost
+    outputs: dict[str, str] = field(default_factory=dict)  # module path → output text
     batch: int = 1
     dtype: torch.dtype = torch.float32
     device: str = "meta"  # "meta": shapes only; "cpu"/"cuda": every operation also runs
@@ -473,15 +474,29 @@ def _getitem(t: Tracer, args: tuple, kwargs: dict) -> Any:
     return t.record("crop", {"size": size, "offset": offset}, [x])
 
 
+def describe_output(value: Any) -> str:
+    """Per-sample shapes of a module's output, tuples, lists and dicts included."""
+    if isinstance(value, torch.Tensor):
+        return "×".join(str(d) for d in value.shape[1:]) or "scalar"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {describe_output(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "(" + ", ".join(describe_output(v) for v in value) + ")"
+    return type(value).__name__
+
+
 @contextlib.contextmanager
 def _module_hooks(tracer: Tracer) -> Iterator[None]:
     def pre(module: nn.Module, _: Any) -> None:
         tracer.stack.append(module)
         tracer.called.add(id(module))
 
-    def post(module: nn.Module, _: Any, __: Any) -> None:
+    def post(module: nn.Module, _: Any, output: Any) -> None:
         if tracer.stack and tracer.stack[-1] is module:
             tracer.stack.pop()
+        name = tracer.names.get(id(module))
+        if name is not None:  # "" is the model itself (--depth 0)
+            tracer.outputs[name] = describe_output(output)
 
     handles_ = [nn.modules.module.register_module_forward_pre_hook(pre),
                 nn.modules.module.register_module_forward_hook(post, always_call=True)]
@@ -606,6 +621,7 @@ def trace(model: nn.Module, input_size: Sequence[int], dtype: torch.dtype = torc
                       name=type(model).__name__, source=type(model).__name__,
                       module_types=tuple((name, type(m).__name__)
                                          for name, m in model.named_modules() if name),
+                      module_outputs=tuple(tracer.outputs.items()),
                       extra_inputs=tuple(more_inputs))
     total = sum(p.numel() for p in model.parameters())
     counted = sum(p.numel() for p in model.parameters() if id(p) in tracer.seen_params)
