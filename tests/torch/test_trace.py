@@ -333,3 +333,20 @@ def test_layer_names_are_unique(name: str) -> None:
     report = convlens.analyze(model, input_size=(1, *get_entry(name).default_input))
     names = [r.name for r in report.layers]
     assert len(names) == len(set(names))
+
+
+def test_a_wrong_input_channel_count_is_an_error_naming_the_module() -> None:
+    from typer.testing import CliRunner
+
+    from convlens.cli.main import app
+    from convlens.errors import ConvlensError
+
+    with pytest.raises(ConvlensError, match=r"module 'conv1' \(Conv2d\) expects 3 input "
+                                            r"channels but its input has shape \(1, 1, 64, 64\)"):
+        convlens.analyze(create_model("resnet18"), input_size=(1, 1, 64, 64))
+    with pytest.raises(ConvlensError, match="expects 10 input features"):
+        convlens.analyze(nn.Sequential(nn.Flatten(), nn.Linear(10, 2)),
+                         input_size=(1, 3, 2, 2))
+    result = CliRunner().invoke(app, ["analyze", "zoo:resnet18", "--input", "1x64x64"])
+    assert result.exit_code == 2 and "expects 3 input channels" in result.output
+    assert "Traceback" not in result.output

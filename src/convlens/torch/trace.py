@@ -230,10 +230,21 @@ def _pair(value: Any) -> tuple[int, int]:
 
 
 # -- handlers: PyTorch functions → convlens rules ------------------------------------------
+def _expect_channels(t: Tracer, x: Any, expected: int, what: str, axis: int = 1) -> None:
+    """A layer's weights fix its input size: say so rather than count a wrong input."""
+    got = int(x.shape[axis]) if x.dim() > axis else None
+    if got != expected:
+        raise ConvlensError(f"{t.where()} expects {expected} {what} but its input has shape "
+                            f"{tuple(x.shape)} (check --input or the layer before it)")
+
+
+
 @handles(F.conv2d, torch.conv2d)
 def _conv2d(t: Tracer, args: tuple, kwargs: dict) -> Any:
     x, weight, bias = args[0], _arg(args, kwargs, 1, "weight"), _arg(args, kwargs, 2, "bias")
     padding = _arg(args, kwargs, 4, "padding", 0)
+    groups = int(_arg(args, kwargs, 6, "groups", 1))
+    _expect_channels(t, x, int(weight.shape[1]) * groups, "input channels")
     spec = {"out_channels": int(weight.shape[0]), "kernel_size": _pair(weight.shape[2:]),
             "stride": _pair(_arg(args, kwargs, 3, "stride", 1)),
             "padding": padding if isinstance(padding, str) else _pair(padding),
@@ -246,6 +257,7 @@ def _conv2d(t: Tracer, args: tuple, kwargs: dict) -> Any:
 def _conv_transpose2d(t: Tracer, args: tuple, kwargs: dict) -> Any:
     x, weight, bias = args[0], _arg(args, kwargs, 1, "weight"), _arg(args, kwargs, 2, "bias")
     groups = int(_arg(args, kwargs, 6, "groups", 1))
+    _expect_channels(t, x, int(weight.shape[0]), "input channels")
     spec = {"out_channels": int(weight.shape[1]) * groups,
             "kernel_size": _pair(weight.shape[2:]),
             "stride": _pair(_arg(args, kwargs, 3, "stride", 1)),
@@ -259,6 +271,7 @@ def _conv_transpose2d(t: Tracer, args: tuple, kwargs: dict) -> Any:
 @handles(F.linear, torch._C._nn.linear)
 def _linear(t: Tracer, args: tuple, kwargs: dict) -> Any:
     x, weight, bias = args[0], _arg(args, kwargs, 1, "weight"), _arg(args, kwargs, 2, "bias")
+    _expect_channels(t, x, int(weight.shape[1]), "input features", axis=x.dim() - 1)
     return t.record("linear", {"out_features": int(weight.shape[0]), "bias": bias is not None},
                     [x], [weight, bias])
 
@@ -270,6 +283,9 @@ def _batch_norm(t: Tracer, args: tuple, kwargs: dict) -> Any:
     weight, bias = _arg(args, kwargs, 3, "weight"), _arg(args, kwargs, 4, "bias")
     if x.dim() != 4:
         return NotImplemented
+    stats = weight if weight is not None else mean
+    if stats is not None:
+        _expect_channels(t, x, int(stats.shape[0]), "channels")
     spec = {"affine": weight is not None, "track_running_stats": mean is not None,
             "eps": float(_arg(args, kwargs, 7, "eps", 1e-5))}
     return t.record("batchnorm2d", spec, [x], [weight, bias, mean, var])
