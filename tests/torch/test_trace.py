@@ -350,3 +350,61 @@ def test_a_wrong_input_channel_count_is_an_error_naming_the_module() -> None:
     result = CliRunner().invoke(app, ["analyze", "zoo:resnet18", "--input", "1x64x64"])
     assert result.exit_code == 2 and "expects 3 input channels" in result.output
     assert "Traceback" not in result.output
+
+
+class AttentionBlock(nn.Module):
+    """GroupNorm, LayerNorm, a qkv projection, attention and a matrix product."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gn = nn.GroupNorm(2, 8)
+        self.ln = nn.LayerNorm(8)
+        self.q, self.k, self.v = nn.Linear(8, 8), nn.Linear(8, 8), nn.Linear(8, 4)
+        self.proj = nn.Linear(4, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.ln(self.gn(x).flatten(2).transpose(1, 2))  # (N, L=16, C=8)
+        q, k, v = (f(t).unsqueeze(1) for f in (self.q, self.k, self.v))  # one head
+        a = F.scaled_dot_product_attention(q, k, v).squeeze(1)  # (N, 16, 4)
+        return self.proj(a) + torch.matmul(t, t.transpose(1, 2)).mean(-1, keepdim=True)
+
+
+def test_normalisation_matmul_and_attention_match_pytorch() -> None:
+    torch.manual_seed(0)
+    model = AttentionBlock().train()
+    x = torch.rand(2, 8, 4, 4)
+    report = convlens.analyze(model, input_size=tuple(x.shape))
+    kinds = [r.kind for r in report.layers]
+    for kind in ("group_norm", "layer_norm", "attention", "matmul"):
+        assert kind in kinds
+    assert report.totals.params == sum(p.numel() for p in model.parameters())
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    assert report.totals.macs == counter.get_total_flops() // 2
+    row = next(r for r in report.layers if r.kind == "attention")
+    assert row.macs == 2 * 1 * 16 * 16 * (8 + 4)  # N·H·L·S·(E + Ev): QKᵀ, then weights · V
+    assert report.totals.saved_activation_bytes == saved_bytes(model, x)
+
+
+class EqualHeads(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.q, self.k, self.v = nn.Linear(8, 8), nn.Linear(8, 8), nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = x.flatten(2).transpose(1, 2)
+        q, k, v = (f(t).unsqueeze(1) for f in (self.q, self.k, self.v))
+        return F.scaled_dot_product_attention(q, k, v)
+
+
+def test_attention_saved_bytes_carry_a_warning_about_the_kernel() -> None:
+    # Here PyTorch keeps more than its math path (it also keeps the output and the
+    # log-sum-exp): the attention row says its saved bytes assume the math path.
+    torch.manual_seed(0)
+    model = EqualHeads().train()
+    x = torch.rand(2, 8, 4, 4)
+    report = convlens.analyze(model, input_size=tuple(x.shape))
+    assert any("math attention path" in w for w in report.warnings)
+    row = next(r for r in report.layers if r.kind == "attention")
+    assert row.macs == 2 * 1 * 16 * 16 * (8 + 8)
+    assert report.totals.saved_activation_bytes <= saved_bytes(model, x)

@@ -43,7 +43,8 @@ from convlens.spec.prelude import PRELUDE
 
 _KEY_VALUE = re.compile(r"^([A-Za-z_]\w*)=(.+)$")
 _HEADER = re.compile(r"^([A-Za-z_]\w*)\s*\((.*)\)\s*$")
-STATEMENTS = ("input", "block", "repeat", "from", "add", "concat", "mul", "freeze")
+STATEMENTS = ("input", "block", "repeat", "from", "add", "concat", "mul", "matmul",
+              "attention", "freeze")
 MAX_DEPTH = 50
 # Element-wise kinds that may overwrite their input (ReLU(inplace=True)): saves memory.
 IN_PLACE_KINDS = ("relu", "relu6", "leaky_relu", "elu", "hardswish", "hardsigmoid", "silu",
@@ -229,7 +230,7 @@ class Expander:
                 raise self.error(st, "'freeze' takes no arguments", st.tokens[1].column,
                                  scope=scope)
             self.frozen_until = len(self.layers)
-        elif head in ("add", "concat", "mul"):
+        elif head in ("add", "concat", "mul", "matmul", "attention"):
             self.merge(st, scope)
         elif head in self.blocks:
             self.call_block(st, scope, depth)

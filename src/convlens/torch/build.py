@@ -87,6 +87,10 @@ class Merge(nn.Module):
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
         if self.kind == "concat":
             return torch.cat(xs, dim=1)
+        if self.kind == "matmul":
+            return torch.matmul(xs[0], xs[1])
+        if self.kind == "attention":
+            return F.scaled_dot_product_attention(*xs)
         out = xs[0]
         for x in xs[1:]:
             out = out * x if self.kind == "mul" else out + x
@@ -162,6 +166,12 @@ FACTORIES: dict[str, _Factory] = {
                                           align_corners=a["align_corners"] or None),
     "se": lambda a, s: SqueezeExcitation(_int(s[0]), _int(s[0]) // _int(a["r"])),
     "view": lambda a, s: View(tuple(_int(d) for d in a["shape"])),
+    "layer_norm": lambda a, s: nn.LayerNorm(tuple(_int(d) for d in a["normalized_shape"]),
+                                            a["eps"], a["elementwise_affine"], a["bias"]),
+    "group_norm": lambda a, s: nn.GroupNorm(_int(a["num_groups"]), _int(s[0]), a["eps"],
+                                            a["affine"]),
+    "matmul": lambda a, s: Merge("matmul"),
+    "attention": lambda a, s: Merge("attention"),
     "mul": lambda a, s: Merge("mul"),
     "scalar_op": lambda a, s: nn.Identity(),
     "add": lambda a, s: Merge("add"),

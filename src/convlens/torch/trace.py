@@ -45,6 +45,10 @@ def _meta(shape: Sequence[int], dtype: torch.dtype) -> ShapeTensor:
                        device="meta").as_subclass(ShapeTensor)  # type: ignore[return-value]
 
 
+# Operations that only re-index the same data: recorded as zero-cost views.
+RESHAPES = {"transpose", "permute", "unsqueeze", "squeeze", "flatten", "reshape", "view",
+            "swapaxes", "movedim", "contiguous", "unflatten"}
+
 Handler = Callable[["Tracer", tuple, dict], Any]
 HANDLERS: dict[Any, Handler] = {}
 
@@ -200,10 +204,27 @@ class Tracer:
         if not outputs or not tensors:
             return result
         name = getattr(func, "__name__", str(func))
-        if len(outputs) != 1 or outputs[0].dim() == 0 or outputs[0].shape[0] != self.batch:
+        batched = [o for o in outputs if o.dim() > 0 and o.shape[0] == self.batch]
+        if not batched:
             return result  # e.g. a loss or a statistic: not part of the layer graph
-        self.pending = (func, args, kwargs)
-        return self.record("opaque", {"op": name, "shape": tuple(outputs[0].shape[1:])}, tensors)
+        if len(outputs) == 1:
+            self.pending = (func, args, kwargs)
+            shape = tuple(outputs[0].shape[1:])
+            if name in RESHAPES and len(tensors) == 1 and outputs[0].numel() == tensors[0].numel():
+                return self.record("view", {"shape": shape}, tensors)  # same data, new axes
+            return self.record("opaque", {"op": name, "shape": shape}, tensors)
+        # Several outputs (chunk, split, unbind): one row each, all from the same inputs.
+        def traced(value: Any) -> Any:
+            if isinstance(value, torch.Tensor) and value.dim() > 0 \
+                    and value.shape[0] == self.batch:
+                self.pending = (lambda *a, **k: value, (), {})
+                return self.record("opaque", {"op": name, "shape": tuple(value.shape[1:])},
+                                   tensors)
+            if isinstance(value, list | tuple):
+                return type(value)(traced(v) for v in value)
+            return value
+
+        return traced(result)
 
 
 def _flatten(args: Any, kwargs: Mapping[str, Any]) -> Iterator[Any]:
@@ -469,6 +490,47 @@ def _view(t: Tracer, args: tuple, kwargs: dict) -> Any:
             return t.record("flatten", {}, [x])
         return t.record("view", {"shape": tuple(int(d) for d in rest)}, [x])
     return NotImplemented
+
+
+@handles(F.layer_norm)
+def _layer_norm(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    x, shape = args[0], tuple(int(d) for d in _arg(args, kwargs, 1, "normalized_shape"))
+    weight, bias = _arg(args, kwargs, 2, "weight"), _arg(args, kwargs, 3, "bias")
+    return t.record("layer_norm", {"normalized_shape": shape,
+                                   "elementwise_affine": weight is not None,
+                                   "bias": bias is not None,
+                                   "eps": float(_arg(args, kwargs, 4, "eps", 1e-5))},
+                    [x], [weight, bias])
+
+
+@handles(F.group_norm)
+def _group_norm(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    x, groups = args[0], int(_arg(args, kwargs, 1, "num_groups"))
+    weight, bias = _arg(args, kwargs, 2, "weight"), _arg(args, kwargs, 3, "bias")
+    if weight is not None:
+        _expect_channels(t, x, int(weight.shape[0]), "channels")
+    return t.record("group_norm", {"num_groups": groups, "affine": weight is not None,
+                                   "eps": float(_arg(args, kwargs, 4, "eps", 1e-5))},
+                    [x], [weight, bias])
+
+
+@handles(torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bmm)
+def _matmul(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    a, b = args[0], args[1] if len(args) > 1 else kwargs.get("other", kwargs.get("mat2"))
+    if not (isinstance(a, ShapeTensor) and isinstance(b, ShapeTensor)) \
+            or a.dim() < 3 or b.dim() < 3:
+        return NotImplemented  # a product with a weight or a 1-D operand: no rule yet
+    return t.record("matmul", {}, [a, b])
+
+
+@handles(F.scaled_dot_product_attention)
+def _attention(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    q, k, v = (_arg(args, kwargs, i, name) for i, name in enumerate(("query", "key", "value")))
+    if (_arg(args, kwargs, 3, "attn_mask") is not None or _arg(args, kwargs, 4, "dropout_p", 0)
+            or _arg(args, kwargs, 5, "is_causal", False)
+            or not all(isinstance(z, ShapeTensor) for z in (q, k, v))):
+        return NotImplemented  # masks, dropout and causal attention: no rule yet
+    return t.record("attention", {}, [q, k, v])
 
 
 @handles(torch.Tensor.__getitem__)

@@ -4,6 +4,7 @@ from convlens.core.rules import (  # noqa: F401
     activation,
     conv,
     excitation,
+    linalg,
     merge,
     norm,
     pool,
