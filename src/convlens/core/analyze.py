@@ -146,6 +146,11 @@ def analyze_network(network: Network, options: Options = Options(),
         trainable = 0 if frozen else cost.params
         in_graph = spec.kind != "params_only" and (any(needs_grad[name] for name in spec.inputs)
                                                or (not frozen and cost.params != 0))
+        out_bytes = normalize(product(cost.output_shape) * batch * itemsize)
+        shares = (cost.alias or spec.inplace) and bool(spec.inputs)
+        storage[spec.name] = storage[spec.inputs[0]] if shares else spec.name
+        if not shares:
+            storage_bytes[spec.name] = out_bytes
         # What training keeps for backward: unique storages, so a tensor saved by two
         # layers (ReLU keeps its output, the next conv keeps it as input) counts once.
         new_saved: Dim = 0
@@ -153,25 +158,18 @@ def analyze_network(network: Network, options: Options = Options(),
             for saved in cost.saves:
                 if saved.needs == "weight" and (frozen or cost.params == 0):
                     continue
-                if saved.what == "extra" or (saved.copied_in_place and spec.inplace):
-                    size = saved.itemsize or itemsize
+                if saved.what == "extra":
                     count = saved.elements if saved.per_batch else saved.elements * batch
-                    if saved.what == "input":  # the copy autograd makes before overwriting
-                        count = product(shapes[spec.inputs[saved.index]]) * batch
-                    new_saved = new_saved + count * size
-                    continue
-                node = spec.inputs[saved.index] if saved.what == "input" else spec.name
-                owner = storage[node] if saved.what == "input" else (
-                    storage[spec.inputs[0]] if cost.alias or spec.inplace else spec.name)
-                if owner not in saved_storages:
-                    saved_storages.add(owner)
-                    new_saved = new_saved + (storage_bytes[owner] if owner in storage_bytes
-                                             else product(cost.output_shape) * batch * itemsize)
-        out_bytes = normalize(product(cost.output_shape) * batch * itemsize)
-        shares = (cost.alias or spec.inplace) and bool(spec.inputs)
-        storage[spec.name] = storage[spec.inputs[0]] if shares else spec.name
-        if not shares:
-            storage_bytes[spec.name] = out_bytes
+                    new_saved = new_saved + count * (saved.itemsize or itemsize)
+                elif saved.copied_in_place and spec.inplace:  # copied before overwriting
+                    copied = product(shapes[spec.inputs[saved.index]]) * batch
+                    new_saved = new_saved + copied * (saved.itemsize or itemsize)
+                else:
+                    node = spec.inputs[saved.index] if saved.what == "input" else spec.name
+                    owner = storage[node]
+                    if owner not in saved_storages:
+                        saved_storages.add(owner)
+                        new_saved = new_saved + storage_bytes[owner]
         shapes[spec.name] = tuple(cost.output_shape)
         needs_grad[spec.name] = in_graph
         rf = node_rf([rfs[name] for name in spec.inputs], cost.rf, cost.rf_global)
@@ -189,8 +187,7 @@ def analyze_network(network: Network, options: Options = Options(),
             connections=cost.connections, **_rf_fields(rf, network.input_shape),
             activation_bytes=out_bytes, saved_bytes=normalize(new_saved),
             warnings=cost.warnings,
-            steps=cost.steps + _rf_steps(rf, [rfs[n] for n in spec.inputs]) + _batch_steps(
-                cost, batch),
+            steps=cost.steps + _rf_steps(rf) + _batch_steps(cost, batch),
             args=cost.args, origin=spec.origin, unsupported=cost.unsupported,
         ))
     return _with_totals(network, options, records, storage, storage_bytes, itemsize,
@@ -216,7 +213,7 @@ def _rf_fields(rf: NodeRF, input_shape: Shape) -> dict[str, Any]:
             "rf_status": rf.status, "rf_period": (h.period, w.period)}
 
 
-def _rf_steps(rf: NodeRF, inputs: list[NodeRF]) -> tuple[Step, ...]:
+def _rf_steps(rf: NodeRF) -> tuple[Step, ...]:
     """RF = hi − lo + 1 at the widest output position; jump; start = centre of output 0."""
     if rf.axes is None:
         return ()
@@ -231,9 +228,7 @@ def _rf_steps(rf: NodeRF, inputs: list[NodeRF]) -> tuple[Step, ...]:
                 else 0)
         lo, hi = a.lo[spans[o][1]], a.hi[spans[o][1]]
         if a.period == 1:
-            previous = inputs[0].axes[axis] if inputs and inputs[0].axes else None
-            note = ("output 0 sees input positions lo … hi" if previous is None
-                    else f"output 0 sees input positions {lo} … {hi}")
+            note = f"output 0 sees input positions {lo} … {hi}"
         else:
             note = (f"the pattern repeats every {a.period} outputs; output {spans[o][1]} sees "
                     f"the most: positions {lo} … {hi}")
@@ -256,7 +251,6 @@ def peak_activation_bytes(records: Iterable[LayerRecord], input_names: tuple[str
     A tensor lives from the layer that makes it until its last reader has run; views
     (flatten, crop) share their source's storage and add nothing.
     """
-    records = list(records)
     records = [r for r in records if r.kind != "params_only"]
     last_use: dict[str, int] = dict.fromkeys(input_names, 0)
     for record in records:
@@ -326,7 +320,3 @@ def _with_totals(network: Network, options: Options, records: list[LayerRecord],
         warnings += (f"partial figures: no rule for {', '.join(totals.unsupported)} — their "
                      "MACs, FLOPs and saved activations are not counted",)
     return Report(network, options, tuple(records), totals, memory_steps, warnings)
-
-
-def with_options(report: Report, **changes: Any) -> Report:
-    return analyze_network(report.network, replace(report.options, **changes))

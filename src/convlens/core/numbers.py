@@ -131,14 +131,6 @@ def known_divides(divisor: Dim, value: Dim) -> bool | None:
     return None if result is None else bool(result)
 
 
-def substitute(value: Dim, bindings: dict[str, int]) -> Dim:
-    """Put numbers for symbols (used to check closed forms against numeric runs)."""
-    if is_numeric(value) or isinstance(value, bool | float | str):
-        return value
-    sp = _sympy()
-    return normalize(sp.sympify(value).subs({symbol(k): v for k, v in bindings.items()}))
-
-
 def to_json(value: Dim) -> Any:
     """Integers stay integers; dyadic fractions become floats; the rest are strings.
 

@@ -45,7 +45,6 @@ class AxisMap:
     lo: Callable[[Any], Any]
     hi: Callable[[Any], Any]
     jump: Dim
-    formula: str  # how lo/hi are computed, for the worked steps
     # Every input position output o reads (numeric sizes only); needed when some
     # positions upstream depend on nothing, e.g. after a stride-3, 1×1 transposed conv.
     taps: Callable[[Any], list[Any]] | None = None

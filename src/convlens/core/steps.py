@@ -53,9 +53,3 @@ def step(topic: str, quantity: str, symbol: str, template: str, values: dict[str
     formula = template.format(**{name: name for name in values})
     substituted = template.format(**{name: _operand(v) for name, v in values.items()})
     return Step(topic, quantity, symbol, formula, substituted, result, note)
-
-
-def given(topic: str, quantity: str, symbol: str, value: Dim, note: str = "") -> Step:
-    """A step that states a value without arithmetic (e.g. the kernel of a global pool)."""
-    text = _operand(value)
-    return Step(topic, quantity, symbol, text, text, value, note)

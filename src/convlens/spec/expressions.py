@@ -12,7 +12,6 @@ import ast
 import operator
 import re
 from collections.abc import Callable, Mapping
-from fractions import Fraction
 from typing import Any
 
 from convlens.core.numbers import ceildiv, divide, floordiv, is_numeric, normalize, symbol
@@ -107,14 +106,3 @@ class Evaluator:
         if self.lookup is not None:
             return self.lookup(name)
         return symbol(name)
-
-
-def as_int(value: Any) -> Any:
-    """Fractions with denominator 1 to int (``6/2`` is 3)."""
-    if isinstance(value, Fraction) and value.denominator == 1:
-        return int(value)
-    return value
-
-
-def is_plain_int(value: Any) -> bool:
-    return is_numeric(value) and not isinstance(value, Fraction)

@@ -99,6 +99,7 @@ class Tracer:
     dtype: torch.dtype = torch.float32
     device: str = "meta"  # "meta": shapes only; "cpu"/"cuda": every operation also runs
     pending: tuple[Any, tuple, dict] | None = None  # the call being recorded (real mode)
+    context: Network | None = None  # what rule errors are reported against
 
     # -- nodes --------------------------------------------------------------------------
     def register(self, tensor: torch.Tensor, node: str) -> None:
@@ -150,9 +151,8 @@ class Tracer:
         frozen = bool(params) and not any(w.requires_grad for w in params)
         spec = LayerSpec(name=name, kind=kind, args=args, inputs=names, frozen=frozen,
                          origin=origin, reuses_params=reuses, inplace=inplace)
-        network = Network(input_shape=self.shapes["input"], layers=(), name="model")
         try:
-            cost = run_rule(spec, network, self.shapes)
+            cost = run_rule(spec, self.context, self.shapes)
         except ConvlensError as err:
             raise ConvlensError(f"{self.where()}: {kind} on input shape(s) "
                                 f"{[self.shapes[n] for n in names]}: {err}") from None
@@ -601,8 +601,6 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
 class Trace:
     network: Network
     output: Any
-    unused_modules: tuple[tuple[str, str, int], ...]  # (name, type, parameters) never run
-    unattributed_params: int  # parameters of modules that ran but no rule consumed
     costs: Mapping[str, Any] = field(default_factory=dict)  # layer → Cost, for the analyser
 
 
@@ -630,6 +628,7 @@ def trace(model: nn.Module, input_size: Sequence[int], dtype: torch.dtype = torc
     tracer.names[id(model)] = ""
     tracer.owned = {id(t) for t in itertools.chain(model.parameters(), model.buffers())}
     tracer.shapes["input"] = tuple(int(d) for d in input_size[1:])
+    tracer.context = Network(input_shape=tracer.shapes["input"], layers=(), name="model")
     def make(shape: Sequence[int]) -> ShapeTensor:
         if device == "meta":
             return _meta(shape, dtype)
@@ -670,7 +669,7 @@ def trace(model: nn.Module, input_size: Sequence[int], dtype: torch.dtype = torc
                             f"{type(err).__name__}: {err}") from None
     finally:
         Tracer.active = None
-    unused, not_run = [], []
+    not_run = []
     seen_modules: set[int] = set()
     for name, module in model.named_modules():
         if id(module) in seen_modules:
@@ -684,8 +683,6 @@ def trace(model: nn.Module, input_size: Sequence[int], dtype: torch.dtype = torc
             tracer.seen_params.update(id(t) for t in [*params, *extra])
             own = sum(p.numel() for p in params)
             buffers = sum(b.numel() for b in extra)
-            if id(module) not in tracer.called and own:
-                unused.append((name, type(module).__name__, own))
             label = name or "(model)"
             if label in tracer.shapes:  # the module also ran layers under this name
                 label = f"{label} (parameters)"
@@ -701,6 +698,4 @@ def trace(model: nn.Module, input_size: Sequence[int], dtype: torch.dtype = torc
                                          for name, m in model.named_modules() if name),
                       module_outputs=tuple(tracer.outputs.items()),
                       extra_inputs=tuple(more_inputs))
-    total = sum(p.numel() for p in model.parameters())
-    counted = sum(p.numel() for p in model.parameters() if id(p) in tracer.seen_params)
-    return Trace(network, output, tuple(unused), total - counted, tracer.costs)
+    return Trace(network, output, tracer.costs)

@@ -101,8 +101,6 @@ def window_output(kind: str, axis: int, w: Window) -> tuple[Dim, list[Step], lis
         hi=lambda o: o * w.stride - w.pad_lo + extent - 1,
         jump=w.stride,
         taps=lambda o: [o * w.stride - w.pad_lo + j * w.dilation for j in range(w.kernel)],
-        formula=f"output o reads input rows o·{w.stride} − {w.pad_lo} … o·{w.stride} − "
-        f"{w.pad_lo} + {extent} − 1",
     )
     return out, steps, warnings, axis_map
 

@@ -139,8 +139,7 @@ def _transposed_map(k: Any, s: Any, p: Any, d: Any) -> AxisMap:
         found = inputs_of(o)
         return max(found) if found else None
 
-    return AxisMap(lo=lo, hi=hi, jump=divide(1, s), taps=inputs_of,
-                   formula=f"output o reads inputs i with o = i·{s} − {p} + j·{d}, 0 ≤ j < {k}")
+    return AxisMap(lo=lo, hi=hi, jump=divide(1, s), taps=inputs_of)
 
 
 @register_rule("conv_transpose2d", CONV_TRANSPOSE2D,

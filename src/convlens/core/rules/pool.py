@@ -99,8 +99,7 @@ def _adaptive_map(size: Any, out: Any) -> AxisMap:
                    hi=lambda o: ceildiv((o + 1) * size, out) - 1,
                    jump=divide(size, out),
                    taps=lambda o: list(range(floordiv(o * size, out),
-                                             ceildiv((o + 1) * size, out))),
-                   formula=f"bin o covers ⌊o·{size}/{out}⌋ … ⌈(o+1)·{size}/{out}⌉ − 1")
+                                             ceildiv((o + 1) * size, out))))
 
 
 def _bin_total(size: Any, out: Any) -> Any:

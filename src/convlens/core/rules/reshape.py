@@ -81,8 +81,7 @@ def _upsample_map(size: Any, out: Any, scale: Fraction, mode: str, align: bool) 
     (``scale`` is out/in: the given factor, or the ratio of sizes when a size is given)."""
     if mode == "nearest":
         return AxisMap(lo=lambda o: floordiv(o, scale), hi=lambda o: floordiv(o, scale),
-                       jump=divide(1, scale), formula=f"output o reads input ⌊o/{scale}⌋",
-                       taps=lambda o: [floordiv(o, scale)])
+                       jump=divide(1, scale), taps=lambda o: [floordiv(o, scale)])
     if align:
         ratio = divide(size - 1, out - 1) if out != 1 else 0
 
@@ -100,8 +99,7 @@ def _upsample_map(size: Any, out: Any, scale: Fraction, mode: str, align: bool) 
         return base if x == base else base + 1  # a zero weight reads nothing
 
     return AxisMap(lo=lambda o: floordiv(source(o), 1), hi=hi, jump=ratio,
-                   taps=lambda o: sorted({floordiv(source(o), 1), hi(o)}),
-                   formula="output o reads the two inputs around its source position")
+                   taps=lambda o: sorted({floordiv(source(o), 1), hi(o)}))
 
 
 @register_rule("upsample", UPSAMPLE, "upsampling by a scale factor (nn.Upsample)")
@@ -157,8 +155,7 @@ def crop(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         given = args.get("offset")
         offsets.append(given[axis] if given is not None else floordiv(size - out, 2))
     maps = tuple(AxisMap(lo=lambda o, t=t: o + t, hi=lambda o, t=t: o + t, jump=1,
-                         taps=lambda o, t=t: [o + t],
-                         formula=f"output o is input o + {t}") for t in offsets)
+                         taps=lambda o, t=t: [o + t]) for t in offsets)
     steps = tuple(step("shape", f"{name} offset", "offset", "⌊({I} − {O})/2⌋",
                        {"I": size, "O": out}, t)
                   for name, size, out, t in (("top", h, oh, offsets[0]),
