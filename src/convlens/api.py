@@ -99,39 +99,35 @@ def _keep(tensor: Any, *args: Any, **kwargs: Any) -> Any:
     return tensor
 
 
-def _shapes(value: Any) -> tuple[Any, dict[str, Any]]:
-    """``input=``/``input_size=`` → (size or list of sizes, keyword inputs).
+def _shapes(value: Any) -> tuple[Any, str | None, dict[str, Any]]:
+    """``input=``/``input_size=`` → (size or list of sizes, name of the first input when
+    passed by name, further keyword inputs).
 
     A tensor or a shape is one input; a list or tuple of tensors or shapes is several
     positional inputs; a dict is keyword inputs (tensors are traced, other values pass).
     """
     if isinstance(value, dict):
-        items = list(value.items())
-        first_key, first = items[0]
-        shape = tuple(getattr(first, "shape", first))
-        return shape, {"__first__": first_key, **dict(items[1:])}
+        (first_key, first), *rest = value.items()
+        return tuple(getattr(first, "shape", first)), first_key, dict(rest)
     if hasattr(value, "shape"):
-        return tuple(value.shape), {}
+        return tuple(value.shape), None, {}
     if isinstance(value, list | tuple) and value and not isinstance(value[0], int):
-        return [tuple(getattr(v, "shape", v)) for v in value], {}
-    return tuple(value), {}
+        return [tuple(getattr(v, "shape", v)) for v in value], None, {}
+    return tuple(value), None, {}
 
 
 def trace_network(model: Any, input_size: Any, device: str = "meta"
                   ) -> tuple[Network, Mapping[str, Any]]:
     """The traced ``Network`` and the rule results the tracer already computed."""
-    from dataclasses import replace as _replace
-
     from convlens.torch.trace import trace
 
-    shape, keywords = _shapes(input_size)
+    shape, first_key, keywords = _shapes(input_size)
     if isinstance(shape, tuple) and len(shape) == 3:
         shape = (1, *shape)
-    first_key = keywords.pop("__first__", None)
     if first_key is not None:  # the first dict entry is the main input, passed by name
         model = _FirstByName(model, first_key)
     result = trace(model, shape, device=device, kwargs=keywords)
-    network = _replace(result.network, name=type(getattr(model, "model", model)).__name__)
+    network = replace(result.network, name=type(getattr(model, "model", model)).__name__)
     return network, result.costs
 
 
@@ -259,7 +255,7 @@ def _analyze(source: Any, input: Any, batch: int, dtype: str, optimizer: str,
         elif isinstance(size, tuple) and len(size) == 3 and all(isinstance(d, int) for d in size):
             size = (batch, *size)
         network, costs = load_model(source, input_size=size, device=device)
-        first_shape, _ = _shapes(size) if size is not None else ((batch,), {})
+        first_shape = _shapes(size)[0] if size is not None else (batch,)
         first = (first_shape[0] if isinstance(first_shape, tuple) else first_shape[0][0]) \
             if size is not None else batch
         return analyze_network(network, make_options(first, dtype, optimizer, convention,
