@@ -9,6 +9,7 @@ left, right)`` or ``"same"``, booleans as ``bool``.
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -59,12 +60,14 @@ class Schema:
     args: tuple[Arg, ...] = field(default_factory=tuple)
 
     def __getitem__(self, name: str) -> Arg:
-        for arg in self.args:
-            if arg.name == name:
-                return arg
-        raise KeyError(name)
+        return self._by_name[name]
 
-    @property
+    # Cached: every traced layer looks its arguments up here.
+    @functools.cached_property
+    def _by_name(self) -> dict[str, Arg]:
+        return {a.name: a for a in self.args}
+
+    @functools.cached_property
     def names(self) -> tuple[str, ...]:
         return tuple(a.name for a in self.args)
 

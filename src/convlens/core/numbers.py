@@ -16,6 +16,9 @@ Dim: TypeAlias = Any
 
 
 def is_numeric(value: Dim) -> bool:
+    kind = type(value)
+    if kind is int or kind is Fraction:  # the common case, without isinstance's MRO walk
+        return True
     return isinstance(value, int | Fraction) and not isinstance(value, bool)
 
 
@@ -53,6 +56,8 @@ def normalize(value: Dim) -> Dim:
 
 def floordiv(a: Dim, b: Dim) -> Dim:
     """⌊a / b⌋, exact for ints, fractions and symbols."""
+    if type(a) is int and type(b) is int:
+        return a // b
     if is_numeric(a) and is_numeric(b):
         return int(Fraction(a) // Fraction(b))
     sp = _sympy()
@@ -61,6 +66,8 @@ def floordiv(a: Dim, b: Dim) -> Dim:
 
 def ceildiv(a: Dim, b: Dim) -> Dim:
     """⌈a / b⌉."""
+    if type(a) is int and type(b) is int:
+        return -(-a // b)
     if is_numeric(a) and is_numeric(b):
         return -int(Fraction(-a) // Fraction(b))
     sp = _sympy()
@@ -68,7 +75,9 @@ def ceildiv(a: Dim, b: Dim) -> Dim:
 
 
 def divide(a: Dim, b: Dim) -> Dim:
-    """a / b exactly (a Fraction when numeric)."""
+    """a / b exactly (a Fraction when numeric, an int when it divides)."""
+    if type(a) is int and type(b) is int and b and a % b == 0:
+        return a // b
     if is_numeric(a) and is_numeric(b):
         return normalize(Fraction(a) / Fraction(b))
     sp = _sympy()

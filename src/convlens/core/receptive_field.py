@@ -14,6 +14,7 @@ output positions; ``start`` is the centre of output 0's interval.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -56,17 +57,17 @@ class AxisRF:
         base = table[r]
         return None if base is None else base + self.step * q
 
-    @property
+    @functools.cached_property
     def jump(self) -> Dim:
         return divide(self.step, self.period)
 
-    @property
+    @functools.cached_property
     def size(self) -> Dim:
         spans = [normalize(h - lo + 1) for lo, h in zip(self.lo, self.hi, strict=True)
                  if lo is not None]
         return maximum(*spans) if spans else 0
 
-    @property
+    @functools.cached_property
     def start(self) -> Dim:
         if self.lo[0] is None:
             return None

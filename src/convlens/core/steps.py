@@ -7,7 +7,8 @@ never drift from the figure reported.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 from typing import Any
 
 from convlens.core.numbers import Dim, fmt, is_numeric
@@ -15,13 +16,25 @@ from convlens.core.numbers import Dim, fmt, is_numeric
 
 @dataclass(frozen=True)
 class Step:
+    """One step; its texts are built when first read, since most analyses never show them."""
+
     topic: str  # "shape", "params", "macs", "flops", "rf" or "memory" (for --what)
     quantity: str  # what is computed, e.g. "output height"
     symbol: str  # its name in the formula, e.g. "H_out"
-    formula: str  # e.g. "⌊(H + 2·P − D·(K − 1) − 1)/S⌋ + 1"
-    substituted: str  # the formula with numbers, e.g. "⌊(128 + 2·2 − 1·(5 − 1) − 1)/2⌋ + 1"
-    result: Dim
+    template: str  # e.g. "⌊({H} + 2·{P} − {K})/{S}⌋ + 1"
+    values: dict[str, Any] = field(hash=False)  # the template's placeholders → their values
+    result: Dim = None
     note: str = ""
+
+    @functools.cached_property
+    def formula(self) -> str:
+        """The template with names, e.g. ``⌊(H + 2·P − K)/S⌋ + 1``."""
+        return self.template.format(**{name: name for name in self.values})
+
+    @functools.cached_property
+    def substituted(self) -> str:
+        """The template with numbers, e.g. ``⌊(128 + 2·2 − 5)/2⌋ + 1``."""
+        return self.template.format(**{name: _operand(v) for name, v in self.values.items()})
 
     @property
     def text(self) -> str:
@@ -49,7 +62,5 @@ def _operand(value: Any) -> str:
 
 def step(topic: str, quantity: str, symbol: str, template: str, values: dict[str, Any],
          result: Dim, note: str = "") -> Step:
-    """Fill ``template`` (placeholders ``{H}``) once with names and once with numbers."""
-    formula = template.format(**{name: name for name in values})
-    substituted = template.format(**{name: _operand(v) for name, v in values.items()})
-    return Step(topic, quantity, symbol, formula, substituted, result, note)
+    """A step whose ``template`` (placeholders ``{H}``) is filled with names and with numbers."""
+    return Step(topic, quantity, symbol, template, values, result, note)
