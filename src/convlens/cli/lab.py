@@ -46,6 +46,23 @@ Threads = Annotated[
 GridEvery = Annotated[
     int | None, typer.Option(help="Write an image grid every N epochs. (default: 5)")
 ]
+KmeansOver = Annotated[
+    str | None,
+    typer.Option(
+        help="k-means over every training pixel ('pixels') or every distinct colour once "
+        "('colours', as the course handout describes). (default: pixels)"
+    ),
+]
+Flip = Annotated[
+    bool | None,
+    typer.Option(
+        "--flip/--no-flip", help="Mirror training images left-right at random. (default: off)"
+    ),
+]
+LrSchedule = Annotated[
+    str | None,
+    typer.Option(help="constant, or cosine decay to 0 over all steps. (default: constant)"),
+]
 NoProgress = Annotated[bool, typer.Option("--no-progress", help="Hide the progress bar.")]
 
 
@@ -105,6 +122,9 @@ def register(app: typer.Typer) -> None:
         device: Device = None,
         threads: Threads = None,
         grid_every: GridEvery = None,
+        kmeans_over: KmeansOver = None,
+        flip: Flip = None,
+        lr_schedule: LrSchedule = None,
         resume: Annotated[
             str | None,
             typer.Option(help="Continue the interrupted run in this folder (same settings)."),
@@ -129,6 +149,9 @@ def register(app: typer.Typer) -> None:
             device=device,
             threads=threads,
             grid_every=grid_every,
+            kmeans_over=kmeans_over,
+            flip=flip,
+            lr_schedule=lr_schedule,
         )
         if resume is not None:
             if out is not None and Path(out) != Path(resume):
@@ -162,6 +185,9 @@ def register(app: typer.Typer) -> None:
         device: Device = None,
         threads: Threads = None,
         grid_every: GridEvery = None,
+        kmeans_over: KmeansOver = None,
+        flip: Flip = None,
+        lr_schedule: LrSchedule = None,
         no_progress: NoProgress = False,
     ) -> None:
         """One training per batch size; a table (Markdown, CSV) and a plot of the results."""
@@ -181,6 +207,9 @@ def register(app: typer.Typer) -> None:
             device=device,
             threads=threads,
             grid_every=grid_every,
+            kmeans_over=kmeans_over,
+            flip=flip,
+            lr_schedule=lr_schedule,
         )
         cfg = _config(given, out)
         rows = sweep(cfg, sizes, out, console=stderr, progress_bar=not no_progress)
@@ -214,6 +243,9 @@ def register(app: typer.Typer) -> None:
         device: Device = None,
         threads: Threads = None,
         grid_every: GridEvery = None,
+        kmeans_over: KmeansOver = None,
+        flip: Flip = None,
+        lr_schedule: LrSchedule = None,
         no_progress: NoProgress = False,
     ) -> None:
         """Train (or read finished runs of) the CNN and the U-Net with identical settings."""
@@ -233,6 +265,9 @@ def register(app: typer.Typer) -> None:
             device=device,
             threads=threads,
             grid_every=grid_every,
+            kmeans_over=kmeans_over,
+            flip=flip,
+            lr_schedule=lr_schedule,
         )
         cfg = _config(given, out)
         rows = compare(cfg, out, console=stderr, progress_bar=not no_progress)

@@ -24,10 +24,11 @@ import contextlib
 import csv
 import dataclasses
 import json
+import math
 import os
 import signal
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,8 @@ from convlens.labs.cifar import load_cifar10
 
 MODELS = ("colour_cnn", "colour_unet")
 DEVICES = ("auto", "cpu", "cuda")
+KMEANS_OVER = ("pixels", "colours")
+LR_SCHEDULES = ("constant", "cosine")
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
 METRICS = "metrics.csv"
@@ -71,8 +74,14 @@ class ColourizeConfig:
     out: str = ""  # run folder; "" → runs/<model>-b<batch_size>-s<seed>
     palette: str | None = None  # a saved palette.npy to reuse instead of k-means
     device: str = "auto"  # auto | cpu | cuda
+    # k-means weighting: every training pixel (the default), or every distinct colour once
+    # (the course handout's "k-means clustering over colours": rare colours weigh as much
+    # as common ones, so the palette spreads over the colour space)
+    kmeans_over: str = "pixels"
     kmeans_pixels: int = 200_000  # seeded subsample of training pixels for k-means
     kmeans_iters: int = 25  # Lloyd iterations (fixed, no tolerance test: reproducible)
+    flip: bool = False  # mirror each training image left-right with probability ½ (augmentation)
+    lr_schedule: str = "constant"  # constant | cosine (per step, from lr down to 0)
     grid_every: int = 5  # write an image grid every this many epochs (and at the end)
     grid_images: int = 8  # the first this-many validation images, always the same
     threads: int = 0  # torch.set_num_threads; 0 leaves torch's default
@@ -96,6 +105,14 @@ def check_config(cfg: ColourizeConfig) -> None:
         raise ArgumentError(f"--model: unknown model '{cfg.model}'; choose {' or '.join(MODELS)}.")
     if cfg.device not in DEVICES:
         raise ArgumentError(f"--device: '{cfg.device}' is not one of {', '.join(DEVICES)}.")
+    if cfg.kmeans_over not in KMEANS_OVER:
+        raise ArgumentError(
+            f"--kmeans-over: '{cfg.kmeans_over}' is not one of {', '.join(KMEANS_OVER)}."
+        )
+    if cfg.lr_schedule not in LR_SCHEDULES:
+        raise ArgumentError(
+            f"--lr-schedule: '{cfg.lr_schedule}' is not one of {', '.join(LR_SCHEDULES)}."
+        )
     for name in ("epochs", "batch_size", "num_colours", "num_filters", "kernel", "grid_every"):
         if getattr(cfg, name) < 1:
             flag = name.replace("_", "-")
@@ -244,6 +261,19 @@ def kmeans_palette(
     return centres[order].astype(np.float32)
 
 
+def distinct_colours(rgb: np.ndarray) -> np.ndarray:
+    """Every distinct 8-bit colour among the pixels of ``rgb`` (…, 3) in [0, 1], once each."""
+    levels = np.rint(np.asarray(rgb).reshape(-1, 3) * 255).astype(np.int64)  # (P, 3)
+    codes = np.unique((levels[:, 0] << 16) | (levels[:, 1] << 8) | levels[:, 2])  # (U,)
+    return np.stack([codes >> 16, (codes >> 8) & 255, codes & 255], axis=1) / 255.0
+
+
+def make_palette(train_rgb: np.ndarray, cfg: ColourizeConfig) -> np.ndarray:
+    """k-means palette over the training pixels or over their distinct colours."""
+    points = train_rgb if cfg.kmeans_over == "pixels" else distinct_colours(train_rgb)
+    return kmeans_palette(points, cfg.num_colours, cfg.seed, cfg.kmeans_pixels, cfg.kmeans_iters)
+
+
 def _nearest(
     pixels: np.ndarray, centres: np.ndarray, chunk: int = 262_144
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -337,6 +367,22 @@ def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(state))
 
 
+def epoch_flips(seed: int, epoch: int, n: int) -> torch.Tensor:
+    """Which training images are mirrored in ``epoch`` (bool (n,)): a function of (seed, epoch)."""
+    state = int(np.random.SeedSequence([seed, epoch, 1]).generate_state(1, np.uint64)[0] >> 1)
+    return torch.rand(n, generator=torch.Generator().manual_seed(state)) < 0.5
+
+
+def learning_rate(cfg: ColourizeConfig, step: int, total_steps: int) -> float:
+    """The learning rate for optimizer step ``step`` (0-based) of ``total_steps``.
+
+    A pure function of the step, so a resumed run sets exactly the rate it would have had.
+    """
+    if cfg.lr_schedule == "cosine":
+        return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
+    return cfg.lr
+
+
 @dataclass
 class Position:
     """Where training stands: ``step`` steps of ``epoch`` (0-based) are done."""
@@ -391,6 +437,8 @@ def train_epoch(
     stop: StopFlag | None = None,
     progress: Any = None,
     task: Any = None,
+    flips: torch.Tensor | None = None,  # (N,) bool on the device: mirror these images
+    lr_at: Callable[[int], float] | None = None,  # step of this epoch → learning rate
 ) -> Position:
     """Train from ``position`` to the end of the epoch (or until ``stop`` is requested).
 
@@ -408,8 +456,16 @@ def train_epoch(
     while step < steps and not (stop and stop.requested):
         start = step * batch_size + dist.rank * local
         index = order[start : start + local].to(inputs.device, non_blocking=True)  # (B/W,)
-        logits = model(inputs[index])  # (B/W, C, 32, 32)
-        loss = F.cross_entropy(logits, targets[index])  # mean over B/W × 32 × 32 pixels
+        x, y = inputs[index], targets[index]  # (B/W, 1, 32, 32), (B/W, 32, 32)
+        if flips is not None:
+            mirror = flips[index]  # (B/W,)
+            x = torch.where(mirror[:, None, None, None], x.flip(-1), x)
+            y = torch.where(mirror[:, None, None], y.flip(-1), y)
+        if lr_at is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step)
+        logits = model(x)  # (B/W, C, 32, 32)
+        loss = F.cross_entropy(logits, y)  # mean over B/W × 32 × 32 pixels
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -537,11 +593,18 @@ def read_saved_config(folder: Path) -> dict[str, Any]:
 
 
 def config_differences(saved: dict[str, Any], cfg: ColourizeConfig) -> list[str]:
+    """What differs between a run's saved configuration and ``cfg``, besides what may.
+
+    A key the run did not save (an option added since) counts as its default. Under a
+    learning-rate schedule the number of epochs fixes the schedule, so it may not change.
+    """
     current = cfg.to_dict()
+    defaults = {f.name: f.default for f in dataclasses.fields(ColourizeConfig)}
+    may_change = RESUMABLE_CHANGES - ({"epochs"} if cfg.lr_schedule != "constant" else set())
     return [
-        f"{key}: run has {saved.get(key)!r}, asked for {current[key]!r}"
+        f"{key}: run has {saved.get(key, defaults[key])!r}, asked for {current[key]!r}"
         for key in current
-        if key not in RESUMABLE_CHANGES and saved.get(key) != current[key]
+        if key not in may_change and saved.get(key, defaults[key]) != current[key]
     ]
 
 
@@ -750,9 +813,11 @@ def train(
         saved = read_saved_config(out)
         wrong = config_differences(saved, cfg)
         if wrong:
+            scheduled = cfg.lr_schedule != "constant"
             raise ArgumentError(
                 f"--resume: {out} was made with a different configuration ({'; '.join(wrong)}). "
-                f"Only {', '.join(sorted(RESUMABLE_CHANGES - {'out'}))} may change on resume; "
+                f"Only {', '.join(sorted(RESUMABLE_CHANGES - {'out'}))} may change on resume"
+                f"{' (not epochs, which fix the cosine schedule)' if scheduled else ''}; "
                 "start a new run in another --out folder instead."
             )
         if (out / CHECKPOINT).exists():
@@ -776,9 +841,7 @@ def train(
     elif cfg.palette:
         palette = load_palette(cfg.palette, cfg.num_colours)
     else:
-        palette = kmeans_palette(
-            data.train_rgb, cfg.num_colours, cfg.seed, cfg.kmeans_pixels, cfg.kmeans_iters
-        )
+        palette = make_palette(data.train_rgb, cfg)
     train_x = grayscale(data.train_rgb).to(device)  # (N, 1, 32, 32)
     train_y = nearest_colour(data.train_rgb, palette).to(device)  # (N, 32, 32)
     val_x = grayscale(data.val_rgb).to(device)  # (M, 1, 32, 32)
@@ -826,6 +889,7 @@ def train(
 
     # --- epochs
     steps = n_train // cfg.batch_size
+    total_steps = steps * cfg.epochs
     stop = StopFlag()
     grid_index = torch.arange(min(cfg.grid_images, len(val_x)), device=device)
     progress = make_progress(console, enabled=progress_bar and dist.is_main)
@@ -845,6 +909,7 @@ def train(
                         speed=0.0,
                     )
                 order = epoch_permutation(cfg.seed, epoch, n_train)
+                flips = epoch_flips(cfg.seed, epoch, n_train).to(device) if cfg.flip else None
                 position = train_epoch(
                     net,
                     optimizer,
@@ -857,6 +922,8 @@ def train(
                     stop,
                     progress,
                     task,
+                    flips,
+                    lambda step, first=epoch * steps: learning_rate(cfg, first + step, total_steps),
                 )
                 if position.step < steps:  # stopped by Ctrl-C in the middle of the epoch
                     break
