@@ -220,16 +220,19 @@ def _rf_steps(rf: NodeRF) -> tuple[Step, ...]:
     out: list[Step] = []
     for axis, name in enumerate(("height", "width")):
         a = rf.axes[axis]
-        spans = [(h - lo + 1, o) for o, (lo, h) in enumerate(zip(a.lo, a.hi, strict=True))
-                 if lo is not None]
-        if not spans:
-            continue
-        o = max(range(len(spans)), key=lambda i: spans[i][0] if isinstance(spans[i][0], int)
-                else 0)
-        lo, hi = a.lo[spans[o][1]], a.hi[spans[o][1]]
-        if a.period == 1:
+        if a.period == 1:  # the common case: every output sees the same span
+            lo, hi = a.lo[0], a.hi[0]
+            if lo is None:
+                continue
             note = f"output 0 sees input positions {lo} … {hi}"
         else:
+            spans = [(h - lo + 1, o) for o, (lo, h) in enumerate(zip(a.lo, a.hi, strict=True))
+                     if lo is not None]
+            if not spans:
+                continue
+            o = max(range(len(spans)), key=lambda i: spans[i][0]
+                    if isinstance(spans[i][0], int) else 0)
+            lo, hi = a.lo[spans[o][1]], a.hi[spans[o][1]]
             note = (f"the pattern repeats every {a.period} outputs; output {spans[o][1]} sees "
                     f"the most: positions {lo} … {hi}")
         out.append(step("rf", f"receptive field {name}", "RF", "{hi} − {lo} + 1",
