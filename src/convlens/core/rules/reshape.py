@@ -1,4 +1,4 @@
-"""Layers that change the layout: flatten, linear, upsample, crop."""
+"""Layers that change the layout: flatten, linear, upsample, crop, narrow."""
 
 from __future__ import annotations
 
@@ -162,6 +162,51 @@ def crop(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
                                              ("left", w, ow, offsets[1])))
     return Cost(output_shape=(c, oh, ow), alias=True, rf=maps,  # type: ignore[arg-type]
                 steps=steps, args={**args, "offsets": tuple(offsets)})
+
+
+NARROW = Schema((
+    Arg("dim", "int", positional=True, help="axis, counted with the batch (1: channels)"),
+    Arg("start", "int", positional=True, minimum=0, help="first index kept"),
+    Arg("length", "int", positional=True, minimum=0, help="how many indices are kept"),
+    Arg("keepdim", "bool", True, help="false: keep one index and drop the axis (x[:, i], "
+        "unbind)"),
+))
+
+
+@register_rule("narrow", NARROW, "a contiguous part of one axis (torch.narrow, chunk, split, "
+               "unbind, x[:, a:b]); a view, no copy")
+def narrow(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
+    shape, dim = tuple(inputs[0]), args["dim"]
+    start, length = args["start"], args["length"]
+    if not is_numeric(dim) or dim > len(shape):
+        raise RuleError(f"narrow dim={dim} does not exist: the input {fmt_shape(shape)} has "
+                        f"axes 1 … {len(shape)} (dim 0 is the batch)")
+    size = shape[dim - 1]
+    if known_positive(size - start - length + 1) is False:
+        raise RuleError(f"narrow of dim {dim} (size {size}) from {start} with length {length} "
+                        f"runs past its end")
+    if not args["keepdim"] and known_equal(length, 1) is False:
+        raise RuleError(f"keepdim=false drops the axis, so it keeps one index; got length "
+                        f"{length}")
+    out = (*shape[:dim - 1], length, *shape[dim:]) if args["keepdim"] else (
+        *shape[:dim - 1], *shape[dim:])
+    # (C, H, W): a part of H or W shifts the positions read, like crop; a part of the
+    # channels reads the same positions (rf=None: the identity). Dropping a spatial axis
+    # leaves no (H, W) grid to map.
+    rf: tuple[AxisMap, AxisMap] | None = None
+    spatial_axis = len(shape) == 3 and dim in (2, 3)
+    if spatial_axis and args["keepdim"]:
+        shift = AxisMap(lo=lambda o: o + start, hi=lambda o: o + start, jump=1,
+                        taps=lambda o: [o + start])
+        keep = AxisMap(lo=lambda o: o, hi=lambda o: o, jump=1, taps=lambda o: [o])
+        rf = (shift, keep) if dim == 2 else (keep, shift)
+    return Cost(output_shape=out, alias=True, rf=rf,
+                rf_global=spatial_axis and not args["keepdim"],
+                steps=(step("shape", f"size of dim {dim}", "length", "{L}", {"L": length},
+                            length, note=f"indices {start} … {start} + {length} − 1 of "
+                            f"{size}" + ("" if args["keepdim"] else ", then the axis is "
+                                         "dropped")),),
+                args=dict(args))
 
 
 VIEW = Schema((Arg("shape", "names", positional=True, help="per-sample output shape"),))
