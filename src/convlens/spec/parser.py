@@ -387,6 +387,23 @@ class Expander:
 
     def merge(self, st: Statement, scope: Scope) -> None:
         tokens, label = self.split_label(st, scope)
+        schema = self.rules[st.head].schema
+        args: dict[str, Any] = {}  # key=value options (matmul weight=…, attention is_causal=…)
+        for token in [t for t in tokens if _KEY_VALUE.match(t.text)]:
+            key, text = _KEY_VALUE.match(token.text).groups()  # type: ignore[union-attr]
+            try:
+                name, checked = coerce_one(st.head, schema, key,
+                                           self.evaluate(st, token, text, scope))
+            except ArgValueError as err:
+                raise self.error(st, str(err), token.column, scope=scope) from None
+            if name in args:
+                raise self.error(st, f"argument '{name}' of {st.head} is given twice",
+                                 token.column, scope=scope)
+            args[name] = checked
+        tokens = [t for t in tokens if not _KEY_VALUE.match(t.text)]
+        if st.head == "matmul" and args.get("weight") is not None and not tokens:
+            self.add_layer(st, scope, st.head, args, (scope.current,), label)  # x @ weight
+            return
         if not tokens:
             raise self.error(st, f"'{st.head}' needs the names of the outputs to join, e.g. "
                              f"'{st.head} skip'", scope=scope)
@@ -396,7 +413,7 @@ class Expander:
             raise self.error(st, f"'{st.head} {tokens[0].text}' names the current output "
                              "itself: it needs another output to join", tokens[0].column,
                              scope=scope)
-        self.add_layer(st, scope, st.head, {}, inputs, label)
+        self.add_layer(st, scope, st.head, args, inputs, label)
 
     def call_block(self, st: Statement, scope: Scope, depth: int) -> None:
         block = self.blocks[st.head]

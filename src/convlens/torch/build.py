@@ -97,6 +97,65 @@ class Merge(nn.Module):
         return out
 
 
+class Narrow(nn.Module):
+    """x.narrow(dim, start, length), or x.select(dim, start) when the axis is dropped."""
+
+    def __init__(self, dim: int, start: int, length: int, keepdim: bool):
+        super().__init__()
+        self.dim, self.start, self.length, self.keepdim = dim, start, length, keepdim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.keepdim:
+            return x.narrow(self.dim, self.start, self.length)
+        return x.select(self.dim, self.start)
+
+
+class WeightMatmul(nn.Module):
+    """x @ weight (or weight @ x) with a parameter, a buffer or a plain constant."""
+
+    def __init__(self, shape: tuple[int, ...], first: bool, kind: str):
+        super().__init__()
+        self.first, value = first, torch.randn(shape) / max(shape[-1], 1) ** 0.5
+        if kind == "parameter":
+            self.weight = nn.Parameter(value)
+        elif kind == "buffer":
+            self.register_buffer("weight", value)
+        else:
+            self.constant = value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.weight if hasattr(self, "weight") else self.constant
+        return torch.matmul(weight, x) if self.first else torch.matmul(x, weight)
+
+
+class Attention(nn.Module):
+    """F.scaled_dot_product_attention with a fixed mask (a buffer or a plain tensor)."""
+
+    def __init__(self, args: Mapping[str, Any]):
+        super().__init__()
+        self.causal, self.dropout_p, self.flash = (args["is_causal"], float(args["dropout_p"]),
+                                                   args["flash"])
+        mask = None
+        if args["attn_mask"] is not None:
+            shape = tuple(_int(d) for d in args["attn_mask"])
+            mask = torch.rand(shape) > 0.3 if args["mask_dtype"] == "bool" else torch.randn(shape)
+            if mask.dtype == torch.bool:  # a row of False only would give NaN
+                mask[..., 0] = True
+        if args["mask_is_buffer"]:
+            self.register_buffer("mask", mask)
+        else:
+            self.mask = mask
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        backends = [SDPBackend.MATH] + ([SDPBackend.FLASH_ATTENTION] if self.flash else [])
+        with sdpa_kernel(backends):
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=self.mask,
+                                                  dropout_p=self.dropout_p,
+                                                  is_causal=self.causal)
+
+
 class Flatten(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(x, 1)
@@ -170,8 +229,11 @@ FACTORIES: dict[str, _Factory] = {
                                             a["eps"], a["elementwise_affine"], a["bias"]),
     "group_norm": lambda a, s: nn.GroupNorm(_int(a["num_groups"]), _int(s[0]), a["eps"],
                                             a["affine"]),
-    "matmul": lambda a, s: Merge("matmul"),
-    "attention": lambda a, s: Merge("attention"),
+    "matmul": lambda a, s: Merge("matmul") if a["weight"] is None else WeightMatmul(
+        tuple(_int(d) for d in a["weight"]), a["weight_first"], a["weight_kind"]),
+    "attention": lambda a, s: Attention(a),
+    "narrow": lambda a, s: Narrow(_int(a["dim"]), _int(a["start"]), _int(a["length"]),
+                                  a["keepdim"]),
     "mul": lambda a, s: Merge("mul"),
     "scalar_op": lambda a, s: nn.Identity(),
     "add": lambda a, s: Merge("add"),
