@@ -70,7 +70,7 @@ PASSTHROUGH = {torch.Tensor.size, torch.Tensor.dim, torch.Tensor.numel, torch.Te
                torch.Tensor.device.__get__, torch.Tensor.ndim.__get__,  # type: ignore[attr-defined]
                torch.Tensor.requires_grad.__get__, torch.Tensor.is_cuda.__get__,  # type: ignore[attr-defined]
                torch.Tensor.get_device, torch.Tensor.__repr__, torch.Tensor.__format__,
-               torch.Tensor.contiguous, torch.Tensor.is_contiguous, torch.Tensor.dim_order,
+               torch.Tensor.is_contiguous, torch.Tensor.dim_order,
                torch.Tensor.__hash__, torch.Tensor.data_ptr, torch.Tensor.is_floating_point,
                torch.Tensor.type, torch.Tensor.layout.__get__}  # type: ignore[attr-defined]
 
@@ -136,7 +136,8 @@ class Tracer:
 
     # -- recording ----------------------------------------------------------------------
     def record(self, kind: str, args: dict[str, Any], inputs: Sequence[Any],
-               weights: Sequence[Any] = (), inplace: bool = False) -> ShapeTensor:
+               weights: Sequence[Any] = (), inplace: bool = False,
+               own_buffers: bool = True) -> ShapeTensor:
         names = tuple(self.node(t) for t in inputs)
         name, origin = self.layer_name(kind)
         params = [w for w in weights if isinstance(w, torch.Tensor)]
@@ -146,7 +147,7 @@ class Tracer:
         reuses = bool(params) and (derived or all(id(w) in self.seen_params for w in params))
         if not derived:
             self.seen_params.update(id(w) for w in params)
-            if params and self.stack:  # its rule also counts the module's own buffers
+            if params and self.stack and own_buffers:  # its rule counts the module's buffers
                 self.seen_params.update(id(b) for b in self.stack[-1].buffers(recurse=False))
         frozen = bool(params) and not any(w.requires_grad for w in params)
         spec = LayerSpec(name=name, kind=kind, args=args, inputs=names, frozen=frozen,
@@ -161,6 +162,8 @@ class Tracer:
         self.shapes[name] = tuple(cost.output_shape)
         if self.device == "meta":
             out = _meta((self.batch, *cost.output_shape), self.dtype)
+            if cost.alias:  # a view keeps its source's strides (whether a later reshape
+                out = self.view_like(out)  # copies depends on them, and autograd keeps it)
         else:  # run it for real and hold the rule to what PyTorch computed
             func, args, kwargs = self.pending  # type: ignore[misc]
             with torch._C.DisableTorchFunctionSubclass():
@@ -171,6 +174,19 @@ class Tracer:
             out = real.as_subclass(ShapeTensor)
         self.register(out, name)
         return out
+
+    def view_like(self, out: ShapeTensor) -> ShapeTensor:
+        """``out`` with the strides the pending view really has (run on meta tensors)."""
+        try:
+            func, args, kwargs = self.pending  # type: ignore[misc]
+            with torch._C.DisableTorchFunctionSubclass():
+                real = func(*args, **kwargs)
+        except Exception:  # strides are a refinement: the shape is already known
+            return out
+        if not isinstance(real, torch.Tensor) or real.shape != out.shape:
+            return out
+        return torch.empty_strided(tuple(real.shape), real.stride(), dtype=self.dtype,
+                                   device="meta").as_subclass(ShapeTensor)  # type: ignore
 
     def on_call(self, func: Any, args: tuple, kwargs: dict) -> Any:
         if func in PASSTHROUGH:
@@ -475,6 +491,16 @@ def _flatten_op(t: Tracer, args: tuple, kwargs: dict) -> Any:
     return t.record("flatten", {}, [x])
 
 
+@handles(torch.Tensor.contiguous)
+def _contiguous(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    """A no-op on a contiguous tensor; a copy (an identity row) of a strided view."""
+    x = args[0]
+    with torch._C.DisableTorchFunctionSubclass():
+        if x.is_contiguous(memory_format=kwargs.get("memory_format", torch.contiguous_format)):
+            return x
+    return t.record("identity", {}, [x])
+
+
 @handles(torch.Tensor.view, torch.Tensor.reshape, torch.reshape)
 def _view(t: Tracer, args: tuple, kwargs: dict) -> Any:
     x = args[0]
@@ -514,42 +540,197 @@ def _group_norm(t: Tracer, args: tuple, kwargs: dict) -> Any:
                     [x], [weight, bias])
 
 
-@handles(torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bmm)
+def _owned(t: Tracer, tensor: torch.Tensor) -> torch.Tensor | None:
+    """The model's parameter or buffer that ``tensor`` is (or is a whole view of, like
+    ``self.weight.t()``), or None."""
+    if id(tensor) in t.owned:
+        return tensor
+    base = tensor._base
+    if base is not None and id(base) in t.owned and base.numel() == tensor.numel():
+        return base
+    return None
+
+
+@handles(torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bmm, torch.mm,
+         torch.Tensor.mm, torch.mv, torch.Tensor.mv)
 def _matmul(t: Tracer, args: tuple, kwargs: dict) -> Any:
-    a, b = args[0], args[1] if len(args) > 1 else kwargs.get("other", kwargs.get("mat2"))
-    if not (isinstance(a, ShapeTensor) and isinstance(b, ShapeTensor)) \
-            or a.dim() < 3 or b.dim() < 3:
-        return NotImplemented  # a product with a weight or a 1-D operand: no rule yet
-    return t.record("matmul", {}, [a, b])
+    a = args[0] if args else kwargs.get("input")
+    b = args[1] if len(args) > 1 else kwargs.get("other", kwargs.get("mat2", kwargs.get("vec")))
+    if isinstance(a, ShapeTensor) and isinstance(b, ShapeTensor):
+        if a.dim() < 3 or b.dim() < 3 or a.dim() != b.dim():
+            return NotImplemented  # the product would reach the batch axis
+        return t.record("matmul", {}, [a, b])
+    x, weight = (a, b) if isinstance(a, ShapeTensor) else (b, a)
+    if not isinstance(weight, torch.Tensor) or isinstance(weight, ShapeTensor) \
+            or weight.dim() > 2:
+        return NotImplemented  # a batched weight is expanded and copied: no rule yet
+    first, rank = x is b, x.dim() - 1  # per-sample rank of the traced operand
+    if (rank < 2 or weight.dim() > rank) if first else (rank < 1 or weight.dim() > max(rank, 2)):
+        return NotImplemented  # the product would reach the batch axis: not per sample
+    owner = _owned(t, weight)
+    kind = "constant" if owner is None else (
+        "parameter" if isinstance(owner, nn.Parameter) else "buffer")
+    return t.record("matmul", {"weight": tuple(int(d) for d in weight.shape),
+                               "weight_first": first, "weight_kind": kind,
+                               "copies_input": _copies_input(x, weight, first)}, [x],
+                    [owner] if owner is not None else [], own_buffers=False)
+
+
+def _copies_input(x: torch.Tensor, weight: torch.Tensor, first: bool) -> bool:
+    """Whether autograd keeps a copy of ``x`` rather than ``x`` (torch.matmul folds a
+    non-contiguous operand into a matrix with a copy): asked of PyTorch itself, on meta
+    tensors with ``x``'s strides and a weight that needs a gradient."""
+    with torch._C.DisableTorchFunctionSubclass():
+        probe = torch.empty_strided(tuple(x.shape), x.stride(), device="meta",
+                                    requires_grad=True)
+        w = torch.empty(tuple(weight.shape), device="meta", requires_grad=True)
+        kept: list[torch.Tensor] = []
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(
+                lambda s: kept.append(s) or s, lambda s: s):
+            torch.matmul(w, probe) if first else torch.matmul(probe, w)
+        own = probe.untyped_storage()._cdata
+        return not any(s.untyped_storage()._cdata == own for s in kept)
 
 
 @handles(F.scaled_dot_product_attention)
 def _attention(t: Tracer, args: tuple, kwargs: dict) -> Any:
     q, k, v = (_arg(args, kwargs, i, name) for i, name in enumerate(("query", "key", "value")))
-    if (_arg(args, kwargs, 3, "attn_mask") is not None or _arg(args, kwargs, 4, "dropout_p", 0)
-            or _arg(args, kwargs, 5, "is_causal", False)
-            or not all(isinstance(z, ShapeTensor) for z in (q, k, v))):
-        return NotImplemented  # masks, dropout and causal attention: no rule yet
-    return t.record("attention", {}, [q, k, v])
+    mask = _arg(args, kwargs, 3, "attn_mask")
+    if not all(isinstance(z, ShapeTensor) for z in (q, k, v)) or kwargs.get("enable_gqa"):
+        return NotImplemented
+    spec: dict[str, Any] = {
+        "is_causal": bool(_arg(args, kwargs, 5, "is_causal", False)),
+        "dropout_p": float(_arg(args, kwargs, 4, "dropout_p", 0.0)),
+        # sdpa_kernel(...) and enable_flash_sdp(False) switch the CPU flash kernel off too
+        "flash": torch.backends.cuda.flash_sdp_enabled()}
+    if mask is not None:
+        if isinstance(mask, ShapeTensor) or not isinstance(mask, torch.Tensor) \
+                or mask.dtype not in (torch.bool, q.dtype):
+            return NotImplemented  # a mask computed from the input: no rule yet
+        if mask.dim() > q.dim() or (mask.dim() == q.dim() and mask.shape[0] != 1):
+            return NotImplemented  # a mask per sample: not a fixed operand
+        spec.update(attn_mask=tuple(int(d) for d in mask.shape),
+                    mask_dtype="bool" if mask.dtype == torch.bool else "float",
+                    mask_is_buffer=id(mask) in t.owned or (
+                        mask._base is not None and id(mask._base) in t.owned))
+    return t.record("attention", spec, [q, k, v])
+
+
+def _part(t: Tracer, x: Any, dim: int, start: int, length: int,
+          keepdim: bool = True) -> ShapeTensor:
+    """One contiguous part of axis ``dim`` (counted with the batch) as a ``narrow`` row."""
+    t.pending = ((torch.narrow, (x, dim, start, length), {}) if keepdim
+                 else (torch.select, (x, dim, start), {}))
+    return t.record("narrow", {"dim": dim, "start": start, "length": length,
+                               "keepdim": keepdim}, [x])
+
+
+def _dim(x: Any, dim: Any) -> int | None:
+    """``dim`` as a non-negative axis, or None for the batch axis or a non-integer."""
+    if not isinstance(dim, int) or isinstance(dim, bool) or not -x.dim() <= dim < x.dim():
+        return None
+    return dim % x.dim() or None
+
+
+@handles(torch.narrow, torch.Tensor.narrow)
+def _narrow(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    x = args[0] if args else kwargs["input"]
+    dim = _dim(x, _arg(args, kwargs, 1, "dim"))
+    start, length = _arg(args, kwargs, 2, "start"), _arg(args, kwargs, 3, "length")
+    if dim is None or not isinstance(start, int) or not isinstance(length, int):
+        return NotImplemented
+    begin = start + int(x.shape[dim]) if start < 0 else start
+    if begin < 0 or length < 0 or begin + length > int(x.shape[dim]):
+        return NotImplemented  # PyTorch's own error, from its meta kernel
+    return _part(t, x, dim, begin, length)
+
+
+def _sections(t: Tracer, func: Any, args: tuple, kwargs: dict, dim: Any,
+              keepdim: bool = True) -> Any:
+    """chunk, split, unbind: PyTorch's own kernel on a bare meta tensor gives the parts'
+    sizes (so its rules, and errors, hold); each part becomes a ``narrow`` row."""
+    x = args[0] if args else kwargs.get("input", kwargs.get("tensor", kwargs.get("self")))
+    axis = _dim(x, dim)
+    if axis is None or not isinstance(x, ShapeTensor):
+        return NotImplemented
+    with torch._C.DisableTorchFunctionSubclass():
+        probe = torch.empty(tuple(x.shape), device="meta")
+        rest = {k: v for k, v in kwargs.items() if k not in ("input", "tensor", "self")}
+        pieces = func(probe, *args[1:], **rest)
+    parts, start = [], 0
+    for piece in pieces:
+        length = int(piece.shape[axis]) if keepdim else 1
+        parts.append(_part(t, x, axis, start, length, keepdim))
+        start += length
+    return tuple(parts)
+
+
+@handles(torch.chunk, torch.Tensor.chunk)
+def _chunk(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    return _sections(t, torch.chunk, args, kwargs, _arg(args, kwargs, 2, "dim", 0))
+
+
+@handles(torch.split, torch.Tensor.split)
+def _split(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    return _sections(t, torch.split, args, kwargs, _arg(args, kwargs, 2, "dim", 0))
+
+
+@handles(torch.unbind, torch.Tensor.unbind)
+def _unbind(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    return _sections(t, torch.unbind, args, kwargs, _arg(args, kwargs, 1, "dim", 0),
+                     keepdim=False)
+
+
+def _index_parts(x: Any, key: Any) -> list[tuple[int, int, int, bool]] | None:
+    """``x[key]`` as (dim, start, length, keepdim) parts, for keys of unit-step slices and
+    integers that leave the batch axis whole; None for anything else."""
+    key = key if isinstance(key, tuple) else (key,)
+    if sum(k is Ellipsis for k in key) > 1:
+        return None
+    if Ellipsis in key:
+        at = key.index(Ellipsis)
+        key = key[:at] + (slice(None),) * (x.dim() - len(key) + 1) + key[at + 1:]
+    if len(key) > x.dim() or not key:
+        return None
+    key = key + (slice(None),) * (x.dim() - len(key))
+    parts = []
+    for dim, k in enumerate(key):
+        size = int(x.shape[dim])
+        if isinstance(k, slice) and k.step in (None, 1) and all(
+                isinstance(v, int | None) for v in (k.start, k.stop)):
+            start, stop, _ = k.indices(size)
+            length = max(stop - start, 0)
+            if (start, length) != (0, size) or (dim == 0 and size == 0):
+                parts.append((dim, min(start, size), length, True))
+        elif isinstance(k, int) and not isinstance(k, bool) and -size <= k < size:
+            parts.append((dim, k % size, 1, False))
+        else:
+            return None
+    if any(dim == 0 for dim, *_ in parts):
+        return None  # the batch axis: not a per-sample operation
+    return parts
 
 
 @handles(torch.Tensor.__getitem__)
 def _getitem(t: Tracer, args: tuple, kwargs: dict) -> Any:
-    """x[:, :, a:b, c:d] is a crop (a view); other indexing falls back to meta kernels."""
+    """x[:, :, a:b, c:d] is a crop; other unit-step slices and integer indices (x[:, a:b],
+    x[:, i]) are ``narrow`` rows, one per axis; other indexing falls back to meta kernels."""
     x, key = args
-    if not isinstance(key, tuple) or x.dim() != 4:
+    parts = _index_parts(x, key)
+    if parts is None:
         return NotImplemented
-    key = key + (slice(None),) * (4 - len(key)) if Ellipsis not in key else (
-        (slice(None),) * (4 - len(key) + 1) + tuple(k for k in key if k is not Ellipsis)
-        if key[0] is Ellipsis else NotImplemented)
-    if key is NotImplemented or len(key) != 4 or not all(isinstance(k, slice) for k in key):
-        return NotImplemented
-    if any(k != slice(None) for k in key[:2]) or any(k.step not in (None, 1) for k in key[2:]):
-        return NotImplemented
-    bounds = [k.indices(int(x.shape[2 + i])) for i, k in enumerate(key[2:])]
-    size = tuple(stop - start for start, stop, _ in bounds)
-    offset = tuple(start for start, _, _ in bounds)
-    return t.record("crop", {"size": size, "offset": offset}, [x])
+    if x.dim() == 4 and parts and all(dim >= 2 and keep and length > 0
+                                      for dim, _, length, keep in parts):
+        box = {dim: (start, length) for dim, start, length, _ in parts}
+        offset = tuple(box.get(d, (0, 0))[0] for d in (2, 3))
+        size = tuple(box.get(d, (0, int(x.shape[d])))[1] for d in (2, 3))
+        return t.record("crop", {"size": size, "offset": offset}, [x])
+    if not parts:  # x[:] or x[...]: the same tensor
+        return _part(t, x, 1, 0, int(x.shape[1])) if x.dim() > 1 else NotImplemented
+    out = x
+    for dim, start, length, keepdim in sorted(parts, reverse=True):  # later axes first:
+        out = _part(t, out, dim, start, length, keepdim)  # the earlier ones keep their place
+    return out
 
 
 def describe_output(value: Any) -> str:
