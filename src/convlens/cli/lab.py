@@ -286,6 +286,36 @@ def register(app: typer.Typer) -> None:
             markup=False,
         )
 
+    @colourize.command("evaluate")
+    @handle_errors
+    def evaluate_command(
+        runs: Annotated[list[str], typer.Argument(help="Finished run folders.")],
+        data: Annotated[
+            str | None,
+            typer.Option("--data", help="Where the data set is now, if it has moved."),
+        ] = None,
+    ) -> None:
+        """Validation accuracy of finished runs with its spread over the validation images
+        (standard error, 95 % bootstrap interval): how far another draw could move it."""
+        from convlens.labs.colourize import spread
+
+        spreads = [spread(run, data) for run in runs]
+        stdout.print(_spread_table(spreads), markup=False, highlight=False)
+
+
+def _spread_table(spreads: list[Any]) -> str:
+    rows = [
+        "| run | model | epochs | validation images | val accuracy | standard error "
+        "| 95 % bootstrap interval |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for s in spreads:
+        rows.append(
+            f"| {s.out} | {s.model} | {s.epochs} | {s.images} | {100 * s.accuracy:.2f} % "
+            f"| {100 * s.standard_error:.2f} | {100 * s.low:.2f} – {100 * s.high:.2f} % |"
+        )
+    return "\n".join(rows)
+
 
 def _print_final(result: Any) -> None:
     from convlens.labs.colourize import detect_distributed

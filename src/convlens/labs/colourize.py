@@ -1112,6 +1112,82 @@ def run_or_reuse(cfg: ColourizeConfig, console: Any = None, progress_bar: bool =
     return train(cfg, resume=True, console=console, progress_bar=progress_bar)
 
 
+# -----------------------------------------------------------------------------
+# spread: how much a validation accuracy could move with other validation images
+
+
+@dataclass(frozen=True)
+class Spread:
+    """A run's validation accuracy with its spread over the validation images."""
+
+    out: Path
+    model: str
+    epochs: int
+    images: int
+    accuracy: float  # per-pixel accuracy over all validation images
+    standard_error: float  # of the mean of the per-image accuracies
+    low: float  # 95 % bootstrap percentile interval (images resampled)
+    high: float
+
+
+@torch.no_grad()
+def per_image_accuracy(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
+                       chunk: int = 500) -> torch.Tensor:
+    """(M,) float64: the fraction of each validation image's pixels coloured right."""
+    model.eval()
+    parts = [
+        (model(inputs[i : i + chunk]).argmax(1) == targets[i : i + chunk])
+        .flatten(1).double().mean(1)
+        for i in range(0, len(inputs), chunk)
+    ]
+    return torch.cat(parts)
+
+
+def bootstrap_interval(values: np.ndarray, seed: int = 0, resamples: int = 10_000,
+                       level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of the mean of ``values`` when they are drawn again with
+    replacement (seeded, so the same run always prints the same interval)."""
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(1)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def spread(folder: str | Path, data: str | None = None) -> Spread:
+    """Validation accuracy of a finished run's final weights, with its standard error
+    and a bootstrap interval over the validation images.
+
+    Every image has the same number of pixels, so the mean of the per-image accuracies
+    is the per-pixel accuracy ``train`` reports; their spread says how far another draw
+    of as many validation images could move it (with 102 images, about ±2 points).
+    """
+    out = Path(folder)
+    saved = read_saved_config(out)
+    known = {f.name for f in dataclasses.fields(ColourizeConfig)}
+    cfg = ColourizeConfig(**{k: v for k, v in saved.items() if k in known})
+    if data is not None:
+        cfg = dataclasses.replace(cfg, data=data)
+    checkpoint = load_checkpoint(out / CHECKPOINT)
+    epochs = Position(**checkpoint["position"]).epoch
+    if epochs < cfg.epochs:
+        raise ArgumentError(
+            f"{out}: the run stopped after {epochs} of {cfg.epochs} epochs; finish it with "
+            f"convlens lab colourize train --resume {out}"
+        )
+    palette = load_palette(out / PALETTE, cfg.num_colours)
+    model = build_model(cfg)
+    model.load_state_dict(checkpoint["model"])
+    val_rgb = load_data(cfg).val_rgb
+    accuracy = per_image_accuracy(model, grayscale(val_rgb), nearest_colour(val_rgb, palette))
+    values = accuracy.numpy()
+    standard_error = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 \
+        else float("nan")
+    low, high = bootstrap_interval(values)
+    return Spread(out, cfg.model, epochs, len(values), float(values.mean()), standard_error,
+                  low, high)
+
+
 def _require_finished(result: RunResult) -> None:
     if result.interrupted:
         raise KeyboardInterrupt
@@ -1328,9 +1404,11 @@ def _compare_grid(path: Path, results: list[RunResult], base: ColourizeConfig) -
 __all__ = [
     "ColourizeConfig",
     "RunResult",
+    "Spread",
     "compare",
     "kmeans_palette",
     "nearest_colour",
+    "spread",
     "sweep",
     "train",
 ]
