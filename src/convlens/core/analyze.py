@@ -138,6 +138,7 @@ def analyze_network(network: Network, options: Options = Options(),
     for index, spec in enumerate(network.layers, start=1):
         known = costs.get(spec.name) if costs is not None else None
         cost = known if known is not None else run_rule(spec, network, shapes)
+        has_weights = cost.params != 0  # even when reused: autograd needs them again
         if spec.reuses_params:  # a shared module: its parameters were counted at first use
             cost = replace(cost, params=0, buffers=0, int64_buffers=0)
         buffer_bytes = buffer_bytes + (cost.buffers - cost.int64_buffers) * itemsize \
@@ -145,7 +146,7 @@ def analyze_network(network: Network, options: Options = Options(),
         frozen = spec.frozen or any(fnmatch.fnmatchcase(spec.name, p) for p in options.frozen)
         trainable = 0 if frozen else cost.params
         in_graph = spec.kind != "params_only" and (any(needs_grad[name] for name in spec.inputs)
-                                               or (not frozen and cost.params != 0))
+                                               or (not frozen and has_weights))
         out_bytes = normalize(product(cost.output_shape) * batch * itemsize)
         shares = (cost.alias or spec.inplace) and bool(spec.inputs)
         storage[spec.name] = storage[spec.inputs[0]] if shares else spec.name
@@ -156,7 +157,7 @@ def analyze_network(network: Network, options: Options = Options(),
         new_saved: Dim = 0
         if in_graph:
             for saved in cost.saves:
-                if saved.needs == "weight" and (frozen or cost.params == 0):
+                if saved.needs == "weight" and (frozen or not has_weights):
                     continue
                 if saved.what == "extra":
                     count = saved.elements if saved.per_batch else saved.elements * batch
