@@ -41,6 +41,8 @@ def symbol(name: str) -> Any:
 
 def normalize(value: Dim) -> Dim:
     """SymPy numbers back to int/Fraction; symbolic expressions expanded."""
+    if type(value) is int:
+        return value
     if is_numeric(value) or isinstance(value, bool | float | str):
         if isinstance(value, Fraction) and value.denominator == 1:
             return int(value)
