@@ -287,7 +287,7 @@ def test_matmul_in_a_description_and_its_errors() -> None:
 
 # -- attention with a mask, causal, with dropout ---------------------------------------
 class MaskedAttention(nn.Module):
-    """conv → tokens → q, k, v (contiguous, heads split or not) → sdpa → a projection."""
+    """conv → tokens → q, k, v (heads split and made contiguous, or not) → sdpa."""
 
     def __init__(self, heads: int, e: int, ev: int, mask: str, on_buffer: bool, causal: bool,
                  dropout: float, flash: bool, length: int) -> None:
@@ -317,7 +317,7 @@ class MaskedAttention(nn.Module):
         return t.view(n, length, self.heads, size).transpose(1, 2).contiguous()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        t = self.conv(x).flatten(2).transpose(1, 2).contiguous()  # (N, L, 4)
+        t = self.conv(x).flatten(2).transpose(1, 2)  # (N, L, 4): each linear copies it
         q, k = self.split(self.q(t), self.e), self.split(self.k(t), self.e)
         v = self.split(self.v(t), self.ev)
         flash = self.flash and not self.math_only

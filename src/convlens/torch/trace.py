@@ -309,8 +309,13 @@ def _conv_transpose2d(t: Tracer, args: tuple, kwargs: dict) -> Any:
 def _linear(t: Tracer, args: tuple, kwargs: dict) -> Any:
     x, weight, bias = args[0], _arg(args, kwargs, 1, "weight"), _arg(args, kwargs, 2, "bias")
     _expect_channels(t, x, int(weight.shape[1]), "input features", axis=x.dim() - 1)
-    return t.record("linear", {"out_features": int(weight.shape[0]), "bias": bias is not None},
-                    [x], [weight, bias])
+    # F.linear folds a ≥ 3-D input into rows with reshape: a strided one (after a
+    # transpose) is copied, and backward keeps that copy instead of the input.
+    copies = _keeps_copy(x, lambda probe: F.linear(
+        probe, torch.empty(tuple(weight.shape), device="meta", requires_grad=True),
+        None if bias is None else torch.empty(tuple(bias.shape), device="meta")))
+    return t.record("linear", {"out_features": int(weight.shape[0]), "bias": bias is not None,
+                               "copies_input": copies}, [x], [weight, bias])
 
 
 @handles(F.batch_norm)
@@ -577,17 +582,26 @@ def _matmul(t: Tracer, args: tuple, kwargs: dict) -> Any:
 
 
 def _copies_input(x: torch.Tensor, weight: torch.Tensor, first: bool) -> bool:
-    """Whether autograd keeps a copy of ``x`` rather than ``x`` (torch.matmul folds a
-    non-contiguous operand into a matrix with a copy): asked of PyTorch itself, on meta
-    tensors with ``x``'s strides and a weight that needs a gradient."""
+    """Whether autograd keeps a copy of ``x`` rather than ``x`` in ``weight @ x`` or
+    ``x @ weight`` (torch.matmul folds a non-contiguous operand into a matrix with a copy)."""
+    def product(probe: torch.Tensor) -> Any:
+        w = torch.empty(tuple(weight.shape), device="meta", requires_grad=True)
+        return torch.matmul(w, probe) if first else torch.matmul(probe, w)
+
+    return _keeps_copy(x, product)
+
+
+def _keeps_copy(x: torch.Tensor, op: Callable[[torch.Tensor], Any]) -> bool:
+    """Whether autograd keeps a copy of ``x`` rather than ``x`` (or a view of it) when
+    ``op`` runs on it with a weight that needs a gradient: asked of PyTorch itself, on a
+    meta tensor with ``x``'s strides."""
     with torch._C.DisableTorchFunctionSubclass():
         probe = torch.empty_strided(tuple(x.shape), x.stride(), device="meta",
                                     requires_grad=True)
-        w = torch.empty(tuple(weight.shape), device="meta", requires_grad=True)
         kept: list[torch.Tensor] = []
         with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(
                 lambda s: kept.append(s) or s, lambda s: s):
-            torch.matmul(w, probe) if first else torch.matmul(probe, w)
+            op(probe)
         own = probe.untyped_storage()._cdata
         return not any(s.untyped_storage()._cdata == own for s in kept)
 

@@ -34,6 +34,8 @@ def flatten(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
 LINEAR = Schema((
     Arg("out_features", "int", positional=True, help="number of outputs"),
     Arg("bias", "bool", True, help="add a learned bias per output"),
+    Arg("copies_input", "bool", False, help="PyTorch folds the input into rows with a copy "
+        "(a strided view of 3 or more axes), which backward keeps instead of the input"),
 ))
 
 
@@ -58,7 +60,10 @@ def linear(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         bias_flops=normalize(rows * out) if args["bias"] else 0,
         connections=normalize(macs + (rows * out if args["bias"] else 0)),
         rf_global=True,
-        saves=(Saved("input", needs="weight"),),  # only ∂L/∂W needs the input
+        # only ∂L/∂W needs the input: the input itself, or the contiguous copy of it
+        # that F.linear made to fold a strided input into (rows, F_in)
+        saves=(Saved("extra", elements=elements(shape), needs="weight") if args["copies_input"]
+               else Saved("input", needs="weight"),),
         warnings=warnings,
         steps=(step("params", "parameters", "params", "{F_out}·{F_in}" + bias_text,
                     {"F_out": out, "F_in": features}, params),
