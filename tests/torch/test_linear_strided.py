@@ -28,6 +28,7 @@ LAYOUTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "permute": lambda y: y.permute(0, 2, 3, 1),  # channels last: copied
     "movedim": lambda y: y.movedim(1, -1),
     "transpose(1, 2)": lambda y: y.transpose(1, 2),  # (N, H, C, W): copied
+    "map[..., 1:]": lambda y: y[..., 1:],
 }
 
 

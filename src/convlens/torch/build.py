@@ -69,7 +69,9 @@ class SqueezeExcitation(nn.Module):
         return scale * x
 
 
-class CentreCrop(nn.Module):
+class Crop(nn.Module):
+    """x[..., top:top + height, left:left + width] (centred unless an offset is given)."""
+
     def __init__(self, top: int, left: int, height: int, width: int):
         super().__init__()
         self.box = (top, left, height, width)
@@ -273,10 +275,12 @@ class DescribedNetwork(nn.Module):
 
     @staticmethod
     def _module(spec: LayerSpec, args: Mapping[str, Any], shape: tuple) -> nn.Module:
-        if spec.kind == "crop":
+        if spec.kind == "crop":  # the rule's offsets: the given ones, or ⌊(I − O)/2⌋
             _c, h, w = shape
             oh, ow = (_int(v) for v in args["size"])
-            return CentreCrop((h - oh) // 2, (w - ow) // 2, oh, ow)
+            top, left = ((h - oh) // 2, (w - ow) // 2) if args["offset"] is None else (
+                _pair(args["offset"]))
+            return Crop(top, left, oh, ow)
         factory = FACTORIES.get(spec.kind)
         if factory is None:
             raise ConvlensError(f"no PyTorch module for layer kind '{spec.kind}'")

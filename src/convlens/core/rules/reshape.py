@@ -143,30 +143,37 @@ def upsample(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
 CROP = Schema((
     Arg("size", "size", None, positional=True, help="output height and width"),
     Arg("like", "name", None, help="crop to the spatial size of this named output"),
-    Arg("offset", "size", None, help="top and left offsets (default: centred)"),
+    Arg("offset", "size", None, minimum=0, help="top and left offsets (default: centred)"),
 ))
 
 
-@register_rule("crop", CROP, "centre crop (U-Net's skip path); a view, no copy")
+@register_rule("crop", CROP, "crop, centred (U-Net's skip path) or at an offset; a view, no copy")
 def crop(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     c, h, w = spatial("crop", inputs[0])
     if args["size"] is None:
         raise RuleError("crop needs a size (crop 64 or crop 64x64) or like=NAME")
     oh, ow = args["size"]
-    offsets = []
-    for axis, (name, size, out) in enumerate((("height", h, oh), ("width", w, ow))):
+    given = args.get("offset")
+    offsets, steps = [], []
+    for axis, (name, side, size, out) in enumerate((("height", "top", h, oh),
+                                                    ("width", "left", w, ow))):
         if known_positive(size - out + 1) is False:
             raise RuleError(f"cannot crop the {name} {size} to a larger {out}")
-        given = args.get("offset")
-        offsets.append(given[axis] if given is not None else floordiv(size - out, 2))
+        if given is None:  # centred: t = ⌊(I − O)/2⌋
+            offsets.append(floordiv(size - out, 2))
+            steps.append(step("shape", f"{side} offset", "offset", "⌊({I} − {O})/2⌋",
+                              {"I": size, "O": out}, offsets[-1]))
+            continue
+        offsets.append(given[axis])
+        if known_positive(size - given[axis] - out + 1) is False:  # t + O ≤ I
+            raise RuleError(f"a crop of {out} at {side} offset {given[axis]} runs past the "
+                            f"{name} {size}")
+        steps.append(step("shape", f"{side} offset", "offset", "{t}", {"t": given[axis]},
+                          given[axis], note="given"))
     maps = tuple(AxisMap(lo=lambda o, t=t: o + t, hi=lambda o, t=t: o + t, jump=1,
                          taps=lambda o, t=t: [o + t]) for t in offsets)
-    steps = tuple(step("shape", f"{name} offset", "offset", "⌊({I} − {O})/2⌋",
-                       {"I": size, "O": out}, t)
-                  for name, size, out, t in (("top", h, oh, offsets[0]),
-                                             ("left", w, ow, offsets[1])))
     return Cost(output_shape=(c, oh, ow), alias=True, rf=maps,  # type: ignore[arg-type]
-                steps=steps, args={**args, "offsets": tuple(offsets)})
+                steps=tuple(steps), args={**args, "offsets": tuple(offsets)})
 
 
 NARROW = Schema((
