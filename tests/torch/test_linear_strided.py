@@ -23,6 +23,7 @@ LAYOUTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "select": lambda y: y.flatten(2)[:, :, 0],  # (N, C): strided, 2-D: kept as it is
     "tokens": lambda y: y.flatten(2),  # (N, C, HW)
     "tokens.T": lambda y: y.flatten(2).transpose(1, 2),  # (N, HW, C): copied
+    "tokens.mT": lambda y: y.flatten(2).mT,
     "tokens[..., 1:]": lambda y: y.flatten(2)[..., 1:],  # strided, but rows are views
     "map": lambda y: y,  # (N, C, H, W), on W
     "permute": lambda y: y.permute(0, 2, 3, 1),  # channels last: copied

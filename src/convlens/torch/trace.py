@@ -49,6 +49,22 @@ def _meta(shape: Sequence[int], dtype: torch.dtype) -> ShapeTensor:
 RESHAPES = {"transpose", "permute", "unsqueeze", "squeeze", "flatten", "reshape", "view",
             "swapaxes", "movedim", "contiguous", "unflatten"}
 
+# Operations that only move axes (and unsqueeze, which adds one): where the batch axis
+# goes is asked of PyTorch (``_follow_batch``), so one that leaves axis 0 is never taken
+# for a per-sample reshape.
+AXIS_MOVES = {torch.transpose, torch.Tensor.transpose, torch.permute, torch.Tensor.permute,
+              torch.swapaxes, torch.Tensor.swapaxes, torch.swapdims, torch.Tensor.swapdims,
+              torch.movedim, torch.Tensor.movedim, torch.moveaxis, torch.Tensor.moveaxis,
+              torch.t, torch.Tensor.t, torch.adjoint, torch.Tensor.adjoint,
+              torch.unsqueeze, torch.Tensor.unsqueeze,
+              torch.Tensor.T.__get__, torch.Tensor.mT.__get__,  # type: ignore[attr-defined]
+              torch.Tensor.H.__get__, torch.Tensor.mH.__get__}  # type: ignore[attr-defined]
+
+# Tensor methods that make a new tensor from sizes alone (x only names dtype and device):
+# without a batch axis in front, the result is a constant, like a model's own tensors.
+CONSTANT_MAKERS = {torch.Tensor.new_zeros, torch.Tensor.new_ones, torch.Tensor.new_empty,
+                   torch.Tensor.new_full, torch.Tensor.new_tensor}
+
 Handler = Callable[["Tracer", tuple, dict], Any]
 HANDLERS: dict[Any, Handler] = {}
 
@@ -100,6 +116,9 @@ class Tracer:
     device: str = "meta"  # "meta": shapes only; "cpu"/"cuda": every operation also runs
     pending: tuple[Any, tuple, dict] | None = None  # the call being recorded (real mode)
     context: Network | None = None  # what rule errors are reported against
+    # Tensors whose axis 0 is not the batch: id → (where the batch axis is, if an axis
+    # move put it there, else None; why). Every operation on one is an uncounted row.
+    unbatched: dict[int, tuple[int | None, str]] = field(default_factory=dict)
 
     # -- nodes --------------------------------------------------------------------------
     def register(self, tensor: torch.Tensor, node: str) -> None:
@@ -137,7 +156,9 @@ class Tracer:
     # -- recording ----------------------------------------------------------------------
     def record(self, kind: str, args: dict[str, Any], inputs: Sequence[Any],
                weights: Sequence[Any] = (), inplace: bool = False,
-               own_buffers: bool = True) -> ShapeTensor:
+               own_buffers: bool = True, value: torch.Tensor | None = None) -> ShapeTensor:
+        """One row; its output is a tensor of the rule's shape (a view keeps its source's
+        strides), or ``value``, PyTorch's own result, when axis 0 is not the batch."""
         names = tuple(self.node(t) for t in inputs)
         name, origin = self.layer_name(kind)
         params = [w for w in weights if isinstance(w, torch.Tensor)]
@@ -160,7 +181,9 @@ class Tracer:
         self.layers.append(spec)
         self.costs[name] = cost
         self.shapes[name] = tuple(cost.output_shape)
-        if self.device == "meta":
+        if value is not None:
+            out = value.as_subclass(ShapeTensor)  # type: ignore[assignment]
+        elif self.device == "meta":
             out = _meta((self.batch, *cost.output_shape), self.dtype)
             if cost.alias:  # a view keeps its source's strides (whether a later reshape
                 out = self.view_like(out)  # copies depends on them, and autograd keeps it)
@@ -193,6 +216,9 @@ class Tracer:
             with torch._C.DisableTorchFunctionSubclass():
                 return func(*args, **kwargs)
         handler = HANDLERS.get(func)
+        if self.unbatched and any(id(v) in self.unbatched for v in _flatten(args, kwargs)
+                                  if isinstance(v, ShapeTensor)):
+            handler = None  # rules count per sample along axis 0: not this tensor's
         if handler is not None:
             self.pending = (func, args, kwargs)
             result = handler(self, args, kwargs)
@@ -219,28 +245,132 @@ class Tracer:
         outputs = [t for t in _flatten((result,), {}) if isinstance(t, torch.Tensor)]
         if not outputs or not tensors:
             return result
-        name = getattr(func, "__name__", str(func))
-        batched = [o for o in outputs if o.dim() > 0 and o.shape[0] == self.batch]
-        if not batched:
-            return result  # e.g. a loss or a statistic: not part of the layer graph
-        if len(outputs) == 1:
+        name = _op_name(func)
+        axes = [self.batch_axis(t) for t in tensors]  # 0: batched; k or None: not
+        if func in AXIS_MOVES and len(tensors) == 1 and len(outputs) == 1:
+            axis = None if axes[0] is None else _follow_batch(func, args, kwargs, tensors[0],
+                                                               axes[0])
+            if axis != 0:  # the batch axis left axis 0 (or was not there)
+                moved = f"'{name}' in {self.where()} moved the batch axis to axis {axis}"
+                return self.record_unbatched(name, tensors, outputs[0], axis,
+                                             moved if axis is not None else None)
             self.pending = (func, args, kwargs)
-            shape = tuple(outputs[0].shape[1:])
-            if name in RESHAPES and len(tensors) == 1 and outputs[0].numel() == tensors[0].numel():
-                return self.record("view", {"shape": shape}, tensors)  # same data, new axes
-            return self.record("opaque", {"op": name, "shape": shape}, tensors)
-        # Several outputs (chunk, split, unbind): one row each, all from the same inputs.
+            return self.record("view", {"shape": tuple(outputs[0].shape[1:])}, tensors)
+
+        def batched(value: torch.Tensor) -> bool:
+            """Axis 0 of ``value`` is the batch: its size is N, a batched input has it, and
+            no input whose axis 0 is something else lines up with it."""
+            if value.dim() == 0 or value.shape[0] != self.batch or 0 not in axes \
+                    or (func is torch.Tensor.__getitem__ and _indexes_batch(args[1])) \
+                    or _joins_batch(func, args, kwargs):
+                return False
+            return all(a == 0 or t.dim() < value.dim() or t.shape[0] == 1
+                       for t, a in zip(tensors, axes, strict=True))
+
         def traced(value: Any) -> Any:
-            if isinstance(value, torch.Tensor) and value.dim() > 0 \
-                    and value.shape[0] == self.batch:
-                self.pending = (lambda *a, **k: value, (), {})
-                return self.record("opaque", {"op": name, "shape": tuple(value.shape[1:])},
-                                   tensors)
-            if isinstance(value, list | tuple):
-                return type(value)(traced(v) for v in value)
+            if isinstance(value, torch.Tensor) and not batched(value):
+                if func in CONSTANT_MAKERS:  # x.new_ones(1): a constant, no activation
+                    return value
+                return self.record_unbatched(name, tensors, value, None)
+            if isinstance(value, torch.Tensor):
+                if len(outputs) == 1:
+                    self.pending = (func, args, kwargs)
+                else:
+                    self.pending = (lambda *a, **k: value, (), {})
+                shape = tuple(value.shape[1:])
+                if len(outputs) == 1 and name in RESHAPES and len(tensors) == 1 \
+                        and value.numel() == tensors[0].numel():
+                    return self.record("view", {"shape": shape}, tensors)  # same data
+                return self.record("opaque", {"op": name, "shape": shape}, tensors)
+            if isinstance(value, list | tuple):  # several outputs (chunk, split, unbind):
+                return type(value)(traced(v) for v in value)  # one row each
             return value
 
         return traced(result)
+
+    def batch_axis(self, tensor: torch.Tensor) -> int | None:
+        """0 for a traced tensor whose axis 0 is the batch, else where its batch axis is
+        (known after an axis move), or None."""
+        return self.unbatched[id(tensor)][0] if id(tensor) in self.unbatched else 0
+
+    def record_unbatched(self, op: str, inputs: Sequence[Any], value: torch.Tensor,
+                         axis: int | None, origin: str | None = None) -> ShapeTensor:
+        """A result whose axis 0 is not the batch. Rules count per sample along axis 0, so
+        it is an ``opaque`` row that counts nothing (not even its bytes) and says why, and
+        so is every operation computed from it — except a pure axis move whose batch axis
+        is known, a ``view`` row (no cost, no new storage)."""
+        full = tuple(int(d) for d in value.shape)
+        # where the batch axis was lost: an input's origin, else here
+        cause = next((self.unbatched[id(t)][1] for t in inputs if id(t) in self.unbatched),
+                     None)
+        if axis is not None:  # an axis move: its input's batch axis is known too
+            args: dict[str, Any] = {"shape": full[:axis] + full[axis + 1:]}
+            out = self.record("view", args, inputs, value=value)
+        else:
+            args = {"op": op, "shape": full, "batched": False, "note": cause}
+            out = self.record("opaque", args, inputs, value=value)
+        here = origin or (f"'{op}' in {self.where()} gave "
+                          f"{'×'.join(map(str, full)) or 'a scalar'}")
+        self.unbatched[id(out)] = (axis, cause or here)
+        return out
+
+    def describe(self, value: Any) -> str:
+        """Per-sample shapes of a module's output, tuples, lists and dicts included; a
+        tensor whose axis 0 is not the batch shows its whole shape (N where the batch is)."""
+        if isinstance(value, torch.Tensor) and id(value) in self.unbatched:
+            axis = self.unbatched[id(value)][0]
+            dims = [str(d) for d in value.shape]
+            if axis is None:
+                return "×".join(dims) + " (no batch axis)" if dims else "scalar (no batch axis)"
+            return "×".join([*dims[:axis], "N", *dims[axis + 1:]])
+        if isinstance(value, dict):
+            return "{" + ", ".join(f"{k}: {self.describe(v)}" for k, v in value.items()) + "}"
+        if isinstance(value, list | tuple):
+            return "(" + ", ".join(self.describe(v) for v in value) + ")"
+        return describe_output(value)
+
+
+def _op_name(func: Any) -> str:
+    name = getattr(func, "__name__", str(func))
+    if name == "__get__" and hasattr(getattr(func, "__self__", None), "__name__"):
+        return func.__self__.__name__  # a property: x.T, x.mT
+    return name
+
+
+def _follow_batch(func: Any, args: tuple, kwargs: dict, x: torch.Tensor,
+                  axis: int) -> int | None:
+    """Where an axis move sends axis ``axis`` of ``x``: the same call on a meta tensor
+    whose axes all have different sizes (≥ 2), the marked one found again in the result."""
+    sizes = [2 + i for i in range(x.dim())]
+    with torch._C.DisableTorchFunctionSubclass():
+        probe = torch.empty(sizes, device="meta")
+        try:
+            out = func(*(probe if a is x else a for a in args),
+                       **{k: probe if v is x else v for k, v in kwargs.items()})
+        except Exception:
+            return None
+    found = [i for i, d in enumerate(out.shape) if d == sizes[axis]]
+    return found[0] if len(found) == 1 else None
+
+
+def _joins_batch(func: Any, args: tuple, kwargs: dict) -> bool:
+    """torch.stack along axis 0 (a new axis in front of the batch), or torch.cat of
+    several tensors along it: axis 0 is not the batch even where its size says so."""
+    if func not in (torch.stack, torch.cat, torch.concat, torch.concatenate):
+        return False
+    tensors = _arg(args, kwargs, 0, "tensors")
+    dim = _arg(args, kwargs, 1, "dim", 0)
+    if not isinstance(tensors, list | tuple) or not tensors or not isinstance(dim, int):
+        return False
+    rank = tensors[0].dim() + (func is torch.stack)
+    return dim % max(rank, 1) == 0 and (func is torch.stack or len(tensors) > 1)
+
+
+def _indexes_batch(key: Any) -> bool:
+    """``x[key]`` picks, slices or adds an axis in front (x[0], x[:1], x[None], x[idx]):
+    the result's axis 0 is not the whole batch even where its size says so."""
+    first = key[0] if isinstance(key, tuple) and key else key
+    return not (first is Ellipsis or (isinstance(first, slice) and first == slice(None)))
 
 
 def _flatten(args: Any, kwargs: Mapping[str, Any]) -> Iterator[Any]:
@@ -517,6 +647,8 @@ def _view(t: Tracer, args: tuple, kwargs: dict) -> Any:
         for d in shape[1:]:
             known *= d if d != -1 else 1
         rest = [d if d != -1 else x[0].numel() // known for d in shape[1:]]
+        if shape[0] == -1 and x.numel() != x.shape[0] * known:
+            return NotImplemented  # -1 is not the batch (x.reshape(-1, W)): PyTorch's shape
         if len(rest) == 1:
             return t.record("flatten", {}, [x])
         return t.record("view", {"shape": tuple(int(d) for d in rest)}, [x])
@@ -769,7 +901,7 @@ def _module_hooks(tracer: Tracer) -> Iterator[None]:
             tracer.stack.pop()
         name = tracer.names.get(id(module))
         if name is not None:  # "" is the model itself (--depth 0)
-            tracer.outputs[name] = describe_output(output)
+            tracer.outputs[name] = tracer.describe(output)
 
     handles_ = [nn.modules.module.register_module_forward_pre_hook(pre),
                 nn.modules.module.register_module_forward_hook(post, always_call=True)]

@@ -236,14 +236,30 @@ def view(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
 
 
 OPAQUE = Schema((Arg("op", "name", positional=True, help="the operation"),
-                 Arg("shape", "names", help="per-sample output shape (from a meta kernel)")))
+                 Arg("shape", "names", help="per-sample output shape (from a meta kernel); "
+                     "with batched=false the whole shape"),
+                 Arg("batched", "bool", True, help="false: axis 0 of the result is not the "
+                     "batch (a statistic, a moved or split batch axis), so not even its bytes "
+                     "are counted"),
+                 Arg("note", "name", None, help="why the result has no batch axis")))
 
 
 @register_rule("opaque", OPAQUE, "an operation without a rule: shape from PyTorch's meta "
                "kernel, nothing counted (the report says so)", inputs=-1)
 def opaque(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
-    return Cost(output_shape=tuple(args["shape"]), rf_global=True, args=dict(args),
-                unsupported=str(args["op"]))
+    if args["batched"]:
+        return Cost(output_shape=tuple(args["shape"]), rf_global=True, args=dict(args),
+                    unsupported=str(args["op"]))
+    # Figures are per sample along axis 0; this result has no such axis, so its size
+    # (shown as 0) is not a per-sample one either: say so instead of a wrong number.
+    shape = "×".join(str(d) for d in args["shape"]) or "a scalar"
+    why = (f"it is computed from a tensor whose axis 0 is not the batch ({args['note']})"
+           if args["note"] else "it has no batch axis at axis 0")
+    return Cost(output_shape=(0,), rf_global=True, args=dict(args),
+                unsupported=f"{args['op']} (no batch axis)",
+                warnings=(f"'{args['op']}' gives {shape}, but {why}: convlens counts per "
+                          "sample, so this row counts nothing, not even its activation bytes, "
+                          "and neither does any later result without a batch axis",))
 
 
 

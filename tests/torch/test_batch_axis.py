@@ -1,0 +1,196 @@
+"""Results whose axis 0 is not the batch: a statistic (x.mean()), a split, merged or
+indexed batch axis, a 3-D attention broadcast against a 4-D mask, or an axis move that
+takes the batch away from axis 0. None may vanish or be counted as if it were per
+sample: each is a row that counts nothing and says why, the report is partial and names
+it — and an axis move that brings the batch back is counted exactly again."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+import convlens
+from tests.torch.saved import saved_bytes
+
+
+def conv_macs(model: nn.Module, x: torch.Tensor) -> int:
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model.eval()(x)
+    return counter.get_total_flops() // 2
+
+
+class QueryWithHeads(nn.Module):
+    """3-D q (N, L, E) with a 4-D mask (1, N, L, L), or with 4-D k and v (1, N, L, E):
+    PyTorch broadcasts the attention to (1, N, L, E), whose axis 0 is not the batch; a
+    projection follows. (The CPU kernel refuses the 4-D mask; its meta kernel does not.)"""
+
+    def __init__(self, batch: int, four_d: str) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 1)
+        self.q = nn.Linear(4, 4)
+        self.proj = nn.Linear(4, 3)
+        self.four_d = four_d
+        self.register_buffer("mask", torch.ones(1, batch, 4, 4, dtype=torch.bool))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.conv(x).flatten(2).transpose(1, 2)  # (N, L=4, 4)
+        if self.four_d == "mask":
+            a = F.scaled_dot_product_attention(self.q(t), t, t, attn_mask=self.mask)
+        else:
+            kv = t.unsqueeze(0)  # (1, N, L, 4): the batch axis is axis 1
+            a = F.scaled_dot_product_attention(self.q(t), kv, kv)
+        return self.proj(a)
+
+
+@pytest.mark.parametrize("four_d, device", [("mask", "meta"), ("kv", "meta"), ("kv", "cpu")])
+def test_attention_that_loses_the_batch_axis_is_named_not_dropped(four_d: str,
+                                                                   device: str) -> None:
+    model = QueryWithHeads(2, four_d)
+    report = convlens.analyze(model, input_size=(2, 1, 2, 2), device=device)
+    assert report.totals.unsupported == ("scaled_dot_product_attention (no batch axis)",
+                                         "linear (no batch axis)")
+    proj = next(r for r in report.layers if r.name == "proj")  # it ran: it has its row
+    assert (proj.kind, proj.macs, proj.activation_bytes) == ("opaque", 0, 0)
+    assert any("'scaled_dot_product_attention' gives 1×2×4×4" in w for w in report.warnings)
+    assert any(w.startswith("proj: ") and ("in module '' (QueryWithHeads) gave 1×2×4×4" in w
+                                           or "moved the batch axis to axis 1" in w)
+               for w in report.warnings)
+    assert report.totals.params == sum(p.numel() for p in model.parameters())
+    assert report.totals.macs == 2 * 4 * 4 + 2 * 4 * 4 * 4  # conv and q: counted exactly
+    assert dict(report.network.module_outputs)["proj"] == "1×2×4×3 (no batch axis)"
+
+
+class Statistic(nn.Module):
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.how = how
+        self.conv1, self.conv2 = nn.Conv2d(2, 3, 3, padding=1), nn.Conv2d(3, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> object:
+        y = self.conv1(x)
+        if self.how == "side output":  # e.g. a regulariser the training loop adds
+            return self.conv2(y), y.pow(2).mean()
+        if self.how == "normalised":
+            return self.conv2(y / y.amax())
+        return self.conv2(y), y.std()  # a statistic of the whole batch
+
+
+@pytest.mark.parametrize("how, ops", [("side output", ("mean",)),
+                                      ("normalised", ("amax", "div")),
+                                      ("std", ("std",))])
+def test_a_statistic_of_the_batch_makes_the_report_partial(how: str, ops: tuple) -> None:
+    model = Statistic(how)
+    x = torch.rand(2, 2, 5, 5)
+    report = convlens.analyze(model, input_size=tuple(x.shape))
+    assert report.totals.unsupported  # never silently complete
+    for op in ops:
+        assert any(u.startswith(op) for u in report.totals.unsupported)
+    stat = next(r for r in report.layers if r.args.get("op") == ops[0])
+    assert stat.unsupported == f"{ops[0]} (no batch axis)" and stat.activation_bytes == 0
+    assert report.totals.macs == conv_macs(model, x)  # both convolutions still count
+
+
+LOSES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "__getitem__": lambda y: y[0],  # one sample
+    "__getitem__ ": lambda y: y[:1],
+    "reshape": lambda y: y.reshape(-1, y.shape[-1]),  # -1 is not the batch here
+    "flatten": lambda y: y.flatten(0, 1),
+    "cat": lambda y: torch.cat([y, y]),
+    "stack": lambda y: torch.stack([y, y, y]),  # (3, N, …): axis 0 of size N = 3
+}
+
+
+@pytest.mark.parametrize("op", sorted(LOSES))
+def test_an_operation_that_takes_the_batch_apart_is_partial(op: str) -> None:
+    # batch 3 = channels 3: sizes alone cannot tell the batch axis from another one
+    class Model(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.relu(LOSES[op](self.conv(x)))
+
+    report = convlens.analyze(Model(), input_size=(3, 3, 4, 4))
+    assert report.totals.unsupported[0] == f"{op.strip()} (no batch axis)"
+    assert report.layers[-1].unsupported == "relu (no batch axis)"  # computed from it
+
+
+class Moves(nn.Module):
+    """conv → an axis move → (the move undone, or not) → conv or ReLU."""
+
+    def __init__(self, channels: int, perm: tuple[int, ...], undo: str) -> None:
+        super().__init__()
+        self.perm, self.undo = perm, undo
+        self.conv1, self.conv2 = nn.Conv2d(1, channels, 1), nn.Conv2d(channels, 2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv1(x)
+        moved = y.permute(*self.perm)
+        if self.undo == "permute":  # axis i of moved is axis perm[i] of y
+            back = moved.permute(*sorted(range(4), key=lambda i: self.perm[i]))
+        elif self.undo == "movedim":
+            back = moved.movedim(tuple(range(4)), self.perm)
+        else:
+            return F.relu(moved)
+        return self.conv2(back)
+
+
+@settings(max_examples=50)
+@given(st.integers(1, 3), st.integers(1, 3), st.permutations(range(4)),
+       st.sampled_from(["permute", "movedim", "none"]))
+def test_axis_moves_follow_the_batch_axis(batch: int, channels: int, perm: list[int],
+                                          undo: str) -> None:
+    model = Moves(channels, tuple(perm), undo)
+    x = torch.rand(batch, 1, 3, 3)
+    report = convlens.analyze(model, input_size=tuple(x.shape))
+    if undo == "none" and perm[0] != 0:  # ReLU on a tensor whose batch axis moved
+        assert report.totals.unsupported == ("relu (no batch axis)",)
+        assert any(f"moved the batch axis to axis {perm.index(0)}" in w
+                   for w in report.warnings)
+        return
+    # the batch never left axis 0, or came back to it: counted exactly
+    assert report.totals.unsupported == ()
+    assert report.totals.macs == conv_macs(model, x)
+    torch.manual_seed(0)
+    assert report.totals.saved_activation_bytes == saved_bytes(model.train(), x)
+    with torch.no_grad():
+        last = [r for r in report.layers if r.kind != "params_only"][-1]
+        assert last.output_shape == tuple(model(x).shape[1:])
+
+
+def test_a_transposed_batch_is_never_taken_for_a_sample() -> None:
+    # (N, C, H, W) with N = C = 3: transpose(0, 1) has axis 0 of size N, but it holds
+    # the channels; a conv on it counts nothing rather than a wrong per-sample figure
+    class Swap(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.conv(x.transpose(0, 1))
+
+    report = convlens.analyze(Swap(), input_size=(3, 3, 4, 4))
+    view, conv = report.layers[0], report.layers[1]
+    assert (view.kind, view.output_shape) == ("view", (3, 4, 4))  # per sample: C·H·W
+    assert (conv.kind, conv.macs) == ("opaque", 0)
+    assert report.totals.unsupported == ("conv2d (no batch axis)",)
+    assert "transpose' in module '' (Swap) moved the batch axis to axis 1" in conv.warnings[0]
+    assert dict(report.network.module_outputs)[""] == "3×3×4×4 (no batch axis)"
+
+
+def test_a_constant_made_with_new_ones_is_no_activation() -> None:
+    # x.new_ones(3) only borrows x's dtype and device: a constant, as a buffer would be
+    class Scale(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * x.new_ones(3).view(1, 3, 1, 1)
+
+    report = convlens.analyze(Scale(), input_size=(2, 3, 4, 4))
+    assert "(no batch axis)" not in " ".join(report.totals.unsupported)
