@@ -321,6 +321,9 @@ def _with_totals(network: Network, options: Options, records: list[LayerRecord],
         if not any(fnmatch.fnmatchcase(r.name, pattern) for r in records):
             warnings += (f"--frozen '{pattern}' matches no layer",)
     if totals.unsupported:
+        unbatched = any(r.kind == "opaque" and not r.args.get("batched", True) for r in records)
         warnings += (f"partial figures: no rule for {', '.join(totals.unsupported)} — their "
-                     "MACs, FLOPs and saved activations are not counted",)
+                     "MACs, FLOPs and saved activations are not counted"
+                     + (", nor the activation bytes of results without a batch axis"
+                        if unbatched else ""),)
     return Report(network, options, tuple(records), totals, memory_steps, warnings)

@@ -1,0 +1,34 @@
+"""The report-wide warning of a partial report says which figures leave what out."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+import convlens
+
+
+class Statistic(nn.Module):
+    def __init__(self, use_mean: bool) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.use_mean = use_mean
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return y * y.mean() if self.use_mean else torch.erf(y)
+
+
+def test_a_result_without_batch_axis_is_named_in_the_warning() -> None:
+    report = convlens.analyze(Statistic(use_mean=True), input_size=(2, 3, 8, 8))
+    assert report.totals.unsupported
+    assert report.warnings[-1].startswith("partial figures: no rule for mean (no batch axis)")
+    assert report.warnings[-1].endswith("nor the activation bytes of results without a batch axis")
+
+
+def test_a_batched_op_without_rule_keeps_its_activation_bytes() -> None:
+    report = convlens.analyze(Statistic(use_mean=False), input_size=(2, 3, 8, 8))
+    assert report.warnings[-1].startswith("partial figures: no rule for erf")
+    assert "batch axis" not in report.warnings[-1]
+    erf = [r for r in report.layers if r.kind == "opaque"]
+    assert len(erf) == 1 and erf[0].activation_bytes == 2 * 4 * 6 * 6 * 4
