@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -912,6 +912,24 @@ def _module_hooks(tracer: Tracer) -> Iterator[None]:
             h.remove()
 
 
+def _first_names(modules: Iterable[tuple[str, nn.Module]]) -> list[tuple[str, nn.Module]]:
+    """Each module once, under the first name the walk gives it (as named_modules() does)."""
+    first: dict[int, tuple[str, nn.Module]] = {}
+    for name, module in modules:
+        first.setdefault(id(module), (name, module))
+    return list(first.values())
+
+
+def _unique(tensors: Iterable[torch.Tensor | None]) -> list[torch.Tensor]:
+    """Tensors in order, each once (a module may hold one under two names), no Nones."""
+    return list({id(t): t for t in tensors if t is not None}.values())
+
+
+def _own_tensors(module: nn.Module) -> list[torch.Tensor]:
+    """The parameters and buffers a module holds itself (not its children's)."""
+    return _unique(itertools.chain(module._parameters.values(), module._buffers.values()))
+
+
 @contextlib.contextmanager
 def _eval_mode(model: nn.Module) -> Iterator[None]:
     """Trace in eval mode (BatchNorm would count batches) and restore every flag."""
@@ -920,8 +938,8 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
     try:
         yield
     finally:
-        for module, training in flags:
-            module.training = training
+        for module, training in flags:  # a plain attribute: no need for Module.__setattr__
+            module.__dict__["training"] = training
 
 
 @dataclass(frozen=True)
@@ -949,11 +967,12 @@ def trace(model: nn.Module, input_size: Sequence[int], dtype: torch.dtype = torc
     if device == "cuda" and not torch.cuda.is_available():
         raise ArgumentError("--device cuda: no CUDA device is available here")
     tracer = Tracer(model=model, batch=int(input_size[0]), dtype=dtype, device=device)
+    # One walk over the modules serves names, leaves, owned tensors and the report.
     modules = list(model.named_modules(remove_duplicate=False))
     tracer.names = {id(m): name for name, m in modules}
     tracer.leaves = {id(m) for _, m in modules if not m._modules}
     tracer.names[id(model)] = ""
-    tracer.owned = {id(t) for t in itertools.chain(model.parameters(), model.buffers())}
+    tracer.owned = {id(t) for _, m in modules for t in _own_tensors(m)}
     tracer.shapes["input"] = tuple(int(d) for d in input_size[1:])
     tracer.context = Network(input_shape=tracer.shapes["input"], layers=(), name="model")
     def make(shape: Sequence[int]) -> ShapeTensor:
@@ -997,15 +1016,13 @@ def trace(model: nn.Module, input_size: Sequence[int], dtype: torch.dtype = torc
     finally:
         Tracer.active = None
     not_run = []
-    seen_modules: set[int] = set()
-    for name, module in model.named_modules():
-        if id(module) in seen_modules:
-            continue
-        seen_modules.add(id(module))
+    unique = _first_names(modules)
+    for name, module in unique:
         status = (" (ran; its operations have no rule)" if id(module) in tracer.called
                   else " (did not run)")
-        params = [p for p in module.parameters(recurse=False) if id(p) not in tracer.seen_params]
-        extra = [b for b in module.buffers(recurse=False) if id(b) not in tracer.seen_params]
+        params = [p for p in _unique(module._parameters.values())
+                  if id(p) not in tracer.seen_params]
+        extra = [b for b in _unique(module._buffers.values()) if id(b) not in tracer.seen_params]
         if params or extra:
             tracer.seen_params.update(id(t) for t in [*params, *extra])
             own = sum(p.numel() for p in params)
@@ -1021,8 +1038,7 @@ def trace(model: nn.Module, input_size: Sequence[int], dtype: torch.dtype = torc
     network = Network(input_shape=tracer.shapes["input"],
                       layers=(*tracer.layers, *not_run),
                       name=type(model).__name__, source=type(model).__name__,
-                      module_types=tuple((name, type(m).__name__)
-                                         for name, m in model.named_modules() if name),
+                      module_types=tuple((name, type(m).__name__) for name, m in unique if name),
                       module_outputs=tuple(tracer.outputs.items()),
                       extra_inputs=tuple(more_inputs))
     return Trace(network, output, tracer.costs)
