@@ -169,7 +169,8 @@ class Tracer:
         if not derived:
             self.seen_params.update(id(w) for w in params)
             if params and self.stack and own_buffers:  # its rule counts the module's buffers
-                self.seen_params.update(id(b) for b in self.stack[-1].buffers(recurse=False))
+                self.seen_params.update(id(b) for b in self.stack[-1]._buffers.values()
+                                        if b is not None)
         frozen = bool(params) and not any(w.requires_grad for w in params)
         spec = LayerSpec(name=name, kind=kind, args=args, inputs=names, frozen=frozen,
                          origin=origin, reuses_params=reuses, inplace=inplace)
