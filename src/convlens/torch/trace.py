@@ -441,8 +441,10 @@ def _linear(t: Tracer, args: tuple, kwargs: dict) -> Any:
     x, weight, bias = args[0], _arg(args, kwargs, 1, "weight"), _arg(args, kwargs, 2, "bias")
     _expect_channels(t, x, int(weight.shape[1]), "input features", axis=x.dim() - 1)
     # F.linear folds a ≥ 3-D input into rows with reshape: a strided one (after a
-    # transpose) is copied, and backward keeps that copy instead of the input.
-    copies = _keeps_copy(x, lambda probe: F.linear(
+    # transpose) is copied, and backward keeps that copy instead of the input. A
+    # contiguous or 2-D input is kept as it is: no need to ask PyTorch (which would load
+    # its meta decompositions, ~0.8 s on first use).
+    copies = x.dim() >= 3 and not _contiguous(x) and _keeps_copy(x, lambda probe: F.linear(
         probe, torch.empty(tuple(weight.shape), device="meta", requires_grad=True),
         None if bias is None else torch.empty(tuple(bias.shape), device="meta")))
     return t.record("linear", {"out_features": int(weight.shape[0]), "bias": bias is not None,
@@ -721,7 +723,14 @@ def _copies_input(x: torch.Tensor, weight: torch.Tensor, first: bool) -> bool:
         w = torch.empty(tuple(weight.shape), device="meta", requires_grad=True)
         return torch.matmul(w, probe) if first else torch.matmul(probe, w)
 
+    if not first and _contiguous(x):  # folded by a view: x itself is kept
+        return False
     return _keeps_copy(x, product)
+
+
+def _contiguous(x: torch.Tensor) -> bool:
+    with torch._C.DisableTorchFunctionSubclass():
+        return x.is_contiguous()
 
 
 def _keeps_copy(x: torch.Tensor, op: Callable[[torch.Tensor], Any]) -> bool:
