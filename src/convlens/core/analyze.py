@@ -159,6 +159,8 @@ def analyze_network(network: Network, options: Options = Options(),
             for saved in cost.saves:
                 if saved.needs == "weight" and (frozen or not has_weights):
                     continue
+                if saved.needs == "input" and not needs_grad[spec.inputs[saved.index]]:
+                    continue
                 if saved.what == "extra":
                     count = saved.elements if saved.per_batch else saved.elements * batch
                     new_saved = new_saved + count * (saved.itemsize or itemsize)

@@ -28,7 +28,8 @@ class Saved:
     itemsize: int | None = None  # bytes per element; None → the activation dtype
     per_batch: bool = False  # extras like BatchNorm's saved mean do not scale with N
     needs: str = "any"  # "any": saved if the op takes part in backward; "weight": only
-    # if its own parameters are trainable (e.g. a conv's input serves ∂L/∂W)
+    # if its own parameters are trainable (e.g. a conv's input serves ∂L/∂W); "input":
+    # only if input ``index`` needs a gradient (a linear's computed weight serves ∂L/∂x)
     copied_in_place: bool = False  # run in place, autograd keeps a copy of the input
     # (relu6, silu, hardswish: their backward needs the input the op overwrites)
 

@@ -3,6 +3,7 @@
 from convlens.core.rules import (  # noqa: F401
     activation,
     conv,
+    elementwise,
     excitation,
     linalg,
     merge,

@@ -25,12 +25,18 @@ _GEOMETRY = (
     Arg("dilation", "pair", 1, help="spacing between kernel taps"),
 )
 
+# A kernel the forward computes (from parameters, like LeNet-5's partial C3) or a constant
+# tensor is no parameter: ConvolutionBackward keeps it, so it is a saved activation.
+DERIVED_WEIGHT = Arg("derived_weight", "bool", False, help="the weight is a tensor computed "
+                     "in the forward or a constant, not a parameter: backward keeps it")
+
 CONV2D = Schema((
     Arg("out_channels", "int", positional=True, help="number of filters"),
     Arg("kernel_size", "pair", 3, positional=True, help="filter height and width"),
     *_GEOMETRY,
     Arg("groups", "int", 1, help="channel groups (groups = in_channels is depthwise)"),
     Arg("bias", "bool", True, help="add a learned bias per output channel"),
+    DERIVED_WEIGHT,
 ))
 
 DEPTHWISE = Schema((
@@ -52,6 +58,12 @@ def _pads(kind: str, padding: Any, kernel: tuple, stride: tuple, dilation: tuple
     top, bottom = same_padding(kernel[0], dilation[0])
     left, right = same_padding(kernel[1], dilation[1])
     return (top, bottom, left, right)
+
+
+def _derived_weight(args: Mapping[str, Any], elements: Any) -> tuple[Saved, ...]:
+    """The computed kernel ConvolutionBackward keeps (a parameter is no activation)."""
+    return (Saved("extra", elements=elements, per_batch=True),) \
+        if args.get("derived_weight") else ()
 
 
 def convolution(kind: str, shape: Shape, out_channels: Any, args: Mapping[str, Any],
@@ -91,7 +103,8 @@ def convolution(kind: str, shape: Shape, out_channels: Any, args: Mapping[str, A
         bias_flops=positions if args["bias"] else 0,
         connections=normalize(macs + (positions if args["bias"] else 0)),
         rf=(maps[0], maps[1]),
-        saves=(Saved("input"),),  # ConvolutionBackward keeps its input whenever it runs
+        # ConvolutionBackward keeps its input, and its weight, whenever it runs
+        saves=(Saved("input"), *_derived_weight(args, weights)),
         warnings=tuple(warnings),
         steps=tuple(steps),
         args={**args, "padding": pads, "groups": groups, "out_channels": out_channels},
@@ -120,6 +133,7 @@ CONV_TRANSPOSE2D = Schema((
     Arg("dilation", "pair", 1, help="spacing between kernel taps"),
     Arg("groups", "int", 1, help="channel groups"),
     Arg("bias", "bool", True, help="add a learned bias per output channel"),
+    DERIVED_WEIGHT,
 ))
 
 
@@ -170,7 +184,8 @@ def conv_transpose2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         outs.append(out)
         maps.append(_transposed_map(kernel[axis], stride[axis], pad[axis], dilation[axis]))
     per_input = normalize(divide(out_channels, groups) * kernel[0] * kernel[1])
-    params = normalize(channels * per_input + (out_channels if args["bias"] else 0))
+    weights = normalize(channels * per_input)
+    params = normalize(weights + (out_channels if args["bias"] else 0))
     # Every input element scatters one scaled copy of its filter: C_in·H·W·(C_out/g)·K_h·K_w.
     macs = normalize(channels * height * width * per_input)
     values = {"C_in": channels, "C_out": out_channels, "g": groups,
@@ -190,7 +205,7 @@ def conv_transpose2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         bias_flops=positions if args["bias"] else 0,
         connections=normalize(macs + (positions if args["bias"] else 0)),
         rf=(maps[0], maps[1]),
-        saves=(Saved("input"),),
+        saves=(Saved("input"), *_derived_weight(args, weights)),
         steps=tuple(steps),
         args=dict(args),
     )

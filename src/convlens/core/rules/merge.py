@@ -44,7 +44,7 @@ def concat(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
                             {f"C{i}": s[0] for i, s in enumerate(inputs)}, channels),))
 
 
-def _broadcast(kind: str, shapes: Sequence[Shape]) -> Shape:
+def broadcast_shapes(kind: str, shapes: Sequence[Shape]) -> Shape:
     """NumPy/PyTorch broadcasting of per-sample shapes (aligned on the right)."""
     rank = max(len(s) for s in shapes)
     padded = [(1,) * (rank - len(s)) + tuple(s) for s in shapes]
@@ -61,7 +61,7 @@ def _broadcast(kind: str, shapes: Sequence[Shape]) -> Shape:
 @register_rule("mul", Schema(), "element-wise product with broadcasting (e.g. a channel "
                "gate)", inputs=-1)
 def mul(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
-    shape = _broadcast("mul", inputs)
+    shape = broadcast_shapes("mul", inputs)
     n = elements(shape)
     work = normalize((len(inputs) - 1) * n)
     # Each factor's gradient needs the other factors: every input is kept.

@@ -36,6 +36,9 @@ LINEAR = Schema((
     Arg("bias", "bool", True, help="add a learned bias per output"),
     Arg("copies_input", "bool", False, help="PyTorch folds the input into rows with a copy "
         "(a strided view of 3 or more axes), which backward keeps instead of the input"),
+    Arg("derived_weight", "bool", False, help="the weight is a tensor computed in the "
+        "forward or a constant, not a parameter: backward keeps it if the input needs a "
+        "gradient"),
 ))
 
 
@@ -63,7 +66,10 @@ def linear(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         # only ∂L/∂W needs the input: the input itself, or the contiguous copy of it
         # that F.linear made to fold a strided input into (rows, F_in)
         saves=(Saved("extra", elements=elements(shape), needs="weight") if args["copies_input"]
-               else Saved("input", needs="weight"),),
+               else Saved("input", needs="weight"),
+               # a computed weight (not a parameter) serves ∂L/∂x: kept, once, if x needs it
+               *((Saved("extra", elements=normalize(out * features), per_batch=True,
+                        needs="input"),) if args["derived_weight"] else ())),
         warnings=warnings,
         steps=(step("params", "parameters", "params", "{F_out}·{F_in}" + bias_text,
                     {"F_out": out, "F_in": features}, params),
