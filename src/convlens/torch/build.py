@@ -130,6 +130,37 @@ class WeightMatmul(nn.Module):
         return torch.matmul(weight, x) if self.first else torch.matmul(x, weight)
 
 
+class WeightOp(nn.Module):
+    """x ∘ weight (or weight ∘ x) for ∘ in + − · / with a parameter, a buffer or a constant."""
+
+    def __init__(self, op: str, shape: tuple[int, ...], first: bool, kind: str):
+        super().__init__()
+        self.op, self.first = op, first
+        value = torch.rand(shape) + 0.5  # away from 0: a divisor
+        if kind == "parameter":
+            self.weight = nn.Parameter(value)
+        elif kind == "buffer":
+            self.register_buffer("weight", value)
+        else:
+            self.constant = value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.weight if hasattr(self, "weight") else self.constant.to(x.device)
+        a, b = (weight, x) if self.first else (x, weight)
+        return {"add": torch.add, "sub": torch.sub, "mul": torch.mul,
+                "div": torch.div}[self.op](a, b)
+
+
+class Reduce(nn.Module):
+    def __init__(self, op: str, dim: tuple[int, ...], keepdim: bool):
+        super().__init__()
+        self.op, self.dim, self.keepdim = op, dim, keepdim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        reduce = torch.sum if self.op == "sum" else torch.mean
+        return reduce(x, dim=self.dim, keepdim=self.keepdim)
+
+
 class Attention(nn.Module):
     """F.scaled_dot_product_attention with a fixed mask (a buffer or a plain tensor)."""
 
@@ -237,6 +268,10 @@ FACTORIES: dict[str, _Factory] = {
     "narrow": lambda a, s: Narrow(_int(a["dim"]), _int(a["start"]), _int(a["length"]),
                                   a["keepdim"]),
     "mul": lambda a, s: Merge("mul"),
+    "tensor_op": lambda a, s: WeightOp(a["op"], tuple(_int(d) for d in a["weight"]),
+                                       a["weight_first"], a["weight_kind"]),
+    "reduce": lambda a, s: Reduce(a["op"], tuple(_int(d) for d in (
+        a["dim"] if isinstance(a["dim"], tuple | list) else (a["dim"],))), a["keepdim"]),
     "scalar_op": lambda a, s: nn.Identity(),
     "add": lambda a, s: Merge("add"),
     "concat": lambda a, s: Merge("concat"),

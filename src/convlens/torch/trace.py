@@ -171,7 +171,11 @@ class Tracer:
             if params and self.stack and own_buffers:  # its rule counts the module's buffers
                 self.seen_params.update(id(b) for b in self.stack[-1]._buffers.values()
                                         if b is not None)
-        frozen = bool(params) and not any(w.requires_grad for w in params)
+        trainable = any(w.requires_grad for w in params)
+        if derived and not trainable and self.stack:  # computed under no_grad: taken to come
+            trainable = any(p is not None and p.requires_grad  # from the running module's
+                            for p in self.stack[-1]._parameters.values())  # parameters
+        frozen = bool(params) and not trainable
         spec = LayerSpec(name=name, kind=kind, args=args, inputs=names, frozen=frozen,
                          origin=origin, reuses_params=reuses, inplace=inplace)
         try:
@@ -407,6 +411,14 @@ def _expect_channels(t: Tracer, x: Any, expected: int, what: str, axis: int = 1)
 
 
 
+def _computed(t: Tracer, weight: torch.Tensor) -> bool:
+    """A weight that is no storage of the model's (computed in the forward, like LeNet-5's
+    dense C3 kernel, or a constant): backward keeps it, so it counts as an activation. A
+    view of a parameter (``self.weight.view(…)``) shares the parameter's storage: not one."""
+    base = weight._base
+    return id(weight) not in t.owned and (base is None or id(base) not in t.owned)
+
+
 @handles(F.conv2d, torch.conv2d)
 def _conv2d(t: Tracer, args: tuple, kwargs: dict) -> Any:
     x, weight, bias = args[0], _arg(args, kwargs, 1, "weight"), _arg(args, kwargs, 2, "bias")
@@ -417,7 +429,8 @@ def _conv2d(t: Tracer, args: tuple, kwargs: dict) -> Any:
             "stride": _pair(_arg(args, kwargs, 3, "stride", 1)),
             "padding": padding if isinstance(padding, str) else _pair(padding),
             "dilation": _pair(_arg(args, kwargs, 5, "dilation", 1)),
-            "groups": int(_arg(args, kwargs, 6, "groups", 1)), "bias": bias is not None}
+            "groups": int(_arg(args, kwargs, 6, "groups", 1)), "bias": bias is not None,
+            "derived_weight": _computed(t, weight)}
     return t.record("conv2d", spec, [x], [weight, bias])
 
 
@@ -432,7 +445,7 @@ def _conv_transpose2d(t: Tracer, args: tuple, kwargs: dict) -> Any:
             "padding": _pair(_arg(args, kwargs, 4, "padding", 0)),
             "output_padding": _pair(_arg(args, kwargs, 5, "output_padding", 0)),
             "groups": groups, "dilation": _pair(_arg(args, kwargs, 7, "dilation", 1)),
-            "bias": bias is not None}
+            "bias": bias is not None, "derived_weight": _computed(t, weight)}
     return t.record("conv_transpose2d", spec, [x], [weight, bias])
 
 
@@ -448,7 +461,8 @@ def _linear(t: Tracer, args: tuple, kwargs: dict) -> Any:
         probe, torch.empty(tuple(weight.shape), device="meta", requires_grad=True),
         None if bias is None else torch.empty(tuple(bias.shape), device="meta")))
     return t.record("linear", {"out_features": int(weight.shape[0]), "bias": bias is not None,
-                               "copies_input": copies}, [x], [weight, bias])
+                               "copies_input": copies,
+                               "derived_weight": _computed(t, weight)}, [x], [weight, bias])
 
 
 @handles(F.batch_norm)
@@ -551,16 +565,30 @@ def _adaptive_avg_pool2d(t: Tracer, args: tuple, kwargs: dict) -> Any:
     return t.record("adaptive_avgpool2d", {"output_size": size}, [x])
 
 
-@handles(torch.mean, torch.Tensor.mean)
-def _mean(t: Tracer, args: tuple, kwargs: dict) -> Any:
-    x, dims = args[0], _arg(args, kwargs, 1, "dim")
-    if x.dim() != 4 or dims is None:
-        return NotImplemented
-    dims = {d % 4 for d in ((dims,) if isinstance(dims, int) else dims)}
-    if dims != {2, 3}:
-        return NotImplemented
-    return t.record("global_avgpool", {"keepdim": bool(_arg(args, kwargs, 2, "keepdim", False))},
-                    [x])
+def _reduce(op: str) -> Handler:
+    """x.sum(dim) or x.mean(dim) over axes other than the batch; a mean over H and W of a
+    (N, C, H, W) map is global average pooling."""
+
+    def handler(t: Tracer, args: tuple, kwargs: dict) -> Any:
+        x = args[0] if args else kwargs.get("input")
+        dims, keepdim = _arg(args, kwargs, 1, "dim"), bool(_arg(args, kwargs, 2, "keepdim",
+                                                                  False))
+        if not isinstance(x, ShapeTensor) or dims is None or kwargs.get("dtype") is not None:
+            return NotImplemented  # no dim: the batch is reduced too
+        dims = (dims,) if isinstance(dims, int) else tuple(dims)
+        axes = [_dim(x, d) for d in dims]
+        if not axes or None in axes or len(set(axes)) != len(axes):
+            return NotImplemented  # the batch axis, or PyTorch's own error
+        if op == "mean" and x.dim() == 4 and set(axes) == {2, 3}:
+            return t.record("global_avgpool", {"keepdim": keepdim}, [x])
+        return t.record("reduce", {"op": op, "dim": tuple(sorted(axes)), "keepdim": keepdim},
+                        [x])
+
+    return handler
+
+
+handles(torch.mean, torch.Tensor.mean)(_reduce("mean"))
+handles(torch.sum, torch.Tensor.sum)(_reduce("sum"))
 
 
 @handles(F.interpolate)
@@ -592,31 +620,63 @@ def _cat(t: Tracer, args: tuple, kwargs: dict) -> Any:
     return t.record("concat", {}, tensors)
 
 
-def _binary(kind: str, inplace: bool = False) -> Handler:
+def _binary(op: str, inplace: bool = False, reflected: bool = False) -> Handler:
+    """x ∘ y for ∘ in + − · /: with a number (``scalar_op``), with a tensor the model holds
+    or a constant (``tensor_op``), or of two outputs (``add``, ``mul``). ``reflected``:
+    ``x.__rsub__(y)`` is y − x."""
+
     def handler(t: Tracer, args: tuple, kwargs: dict) -> Any:
         a, b = args[0], args[1] if len(args) > 1 else kwargs.get("other")
+        if reflected:
+            a, b = b, a
         tensors = [v for v in (a, b) if isinstance(v, ShapeTensor)]
         if len(tensors) == 1 and isinstance(b if tensors[0] is a else a, int | float):
+            if op == "div" and tensors[0] is b:
+                return NotImplemented  # c / x is a reciprocal, which keeps its result
             return t.record("scalar_op", {}, tensors, inplace=inplace)  # x·0.5, x + 1
-        if not (isinstance(a, ShapeTensor) and isinstance(b, ShapeTensor)):
+        if kwargs.get("alpha", 1) != 1 or kwargs.get("rounding_mode"):
             return NotImplemented
-        if "alpha" in kwargs and kwargs["alpha"] != 1:
+        if len(tensors) == 1 and isinstance(b if tensors[0] is a else a, torch.Tensor):
+            x = tensors[0]
+            return _tensor_op(t, op, x, b if x is a else a, x is b, inplace)
+        if len(tensors) != 2 or op in ("sub", "div") or (
+                op == "add" and tuple(a.shape) != tuple(b.shape)):
             return NotImplemented
-        if kind == "scalar_only" or (kind == "add" and tuple(a.shape) != tuple(b.shape)):
-            return NotImplemented
-        return t.record(kind, {}, [a, b], inplace=inplace)
+        return t.record(op, {}, [a, b], inplace=inplace)
 
     return handler
 
 
-handles(torch.add, torch.Tensor.add, torch.Tensor.__add__, torch.Tensor.__radd__)(
-    _binary("add"))
+def _tensor_op(t: Tracer, op: str, x: ShapeTensor, w: torch.Tensor, first: bool,
+               inplace: bool) -> Any:
+    """x ∘ w (w ∘ x if ``first``) with w a parameter, a buffer, a whole view of one
+    (``self.weight.view(1, -1, 1, 1)``) or a constant, broadcast so that the batch stays on
+    axis 0; its parameters are counted here, once."""
+    if w.dtype != x.dtype or w.dim() > x.dim() or (w.dim() == x.dim() and w.shape[0] != 1) \
+            or (inplace and first):
+        return NotImplemented  # promoted, broadcast over the batch, or w overwritten
+    owner = _owned(t, w)
+    if owner is None and w._base is not None and id(w._base) in t.owned:
+        return NotImplemented  # a part of a model tensor: its parameters live elsewhere
+    kind = "constant" if owner is None else (
+        "parameter" if isinstance(owner, nn.Parameter) else "buffer")
+    return t.record("tensor_op", {"op": op, "weight": tuple(int(d) for d in w.shape),
+                                  "weight_first": first, "weight_kind": kind}, [x],
+                    [owner] if owner is not None else [], inplace=inplace, own_buffers=False)
+
+
+handles(torch.add, torch.Tensor.add, torch.Tensor.__add__)(_binary("add"))
+handles(torch.Tensor.__radd__)(_binary("add", reflected=True))
 handles(torch.Tensor.add_, torch.Tensor.__iadd__)(_binary("add", inplace=True))
-handles(torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__)(
-    _binary("mul"))
+handles(torch.mul, torch.Tensor.mul, torch.Tensor.__mul__)(_binary("mul"))
+handles(torch.Tensor.__rmul__)(_binary("mul", reflected=True))
 handles(torch.Tensor.mul_, torch.Tensor.__imul__)(_binary("mul", inplace=True))
-handles(torch.sub, torch.Tensor.sub, torch.Tensor.__sub__, torch.Tensor.__rsub__,
-        torch.div, torch.Tensor.div, torch.Tensor.__truediv__)(_binary("scalar_only"))
+handles(torch.sub, torch.Tensor.sub, torch.Tensor.__sub__)(_binary("sub"))
+handles(torch.Tensor.__rsub__)(_binary("sub", reflected=True))
+handles(torch.Tensor.sub_, torch.Tensor.__isub__)(_binary("sub", inplace=True))
+handles(torch.div, torch.Tensor.div, torch.Tensor.__truediv__)(_binary("div"))
+handles(torch.Tensor.__rtruediv__)(_binary("div", reflected=True))
+handles(torch.Tensor.div_, torch.Tensor.__itruediv__)(_binary("div", inplace=True))
 
 
 @handles(torch.flatten, torch.Tensor.flatten)
