@@ -42,8 +42,9 @@ def test_zoo_model_matches_pytorch(name: str) -> None:
     assert all(shape in produced for shape in out_shape)  # every returned map
 
 
-SAVED_CASES = {"colour_cnn": (1, 32, 32), "colour_unet": (1, 32, 32), "alexnet": (3, 64, 64),
-               "vgg11": (3, 32, 32), "resnet18": (3, 32, 32), "resnet50": (3, 32, 32),
+SAVED_CASES = {"lenet5": (1, 32, 32), "colour_cnn": (1, 32, 32), "colour_unet": (1, 32, 32),
+               "alexnet": (3, 64, 64), "vgg11": (3, 32, 32), "resnet18": (3, 32, 32),
+               "resnet50": (3, 32, 32),
                "densenet121": (3, 32, 32), "googlenet": (3, 64, 64),
                "se_resnet50": (3, 32, 32), "unet_same": (3, 32, 32),
                "darknet53": (3, 32, 32), "yolov3": (3, 64, 64),
@@ -56,8 +57,16 @@ SAVED_CASES = {"colour_cnn": (1, 32, 32), "colour_unet": (1, 32, 32), "alexnet":
 
 
 def test_every_zoo_model_is_checked_against_autograd() -> None:
-    """LeNet-5 is the one exception: its report is partial (see the test below)."""
-    assert set(SAVED_CASES) | {"lenet5"} == set(list_models())
+    assert set(SAVED_CASES) == set(list_models())
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_no_zoo_model_is_partial(name: str) -> None:
+    with torch.device("meta"):
+        model = create_model(name)
+    report = convlens.analyze(model, input_size=(2, *get_entry(name).default_input))
+    assert report.totals.unsupported == ()
+    assert not any("partial" in w for w in report.warnings)
 
 
 @pytest.mark.parametrize("name", sorted(SAVED_CASES))
@@ -250,14 +259,49 @@ def test_receptive_fields_through_skips_equal_the_gradient_method(name, kwargs, 
         assert max(hi - lo + 1 for _, lo, hi in inner) == last.rf[axis]
 
 
-def test_lenet5_is_partial_and_says_which_operations_have_no_rule() -> None:
-    # Its trainable subsampling and Euclidean RBF output are arithmetic on tensors that
-    # no rule describes: the totals are complete for parameters, partial for the rest.
-    model = create_model("lenet5")
-    report = convlens.analyze(model, input_size=(2, 1, 32, 32))
-    assert report.totals.params == sum(p.numel() for p in model.parameters()) == 60_000
-    assert "sub" in report.totals.unsupported
-    assert any("partial figures" in w for w in report.warnings)
+@pytest.mark.parametrize("kwargs", [{}, {"connection_table": False}, {"rbf_output": False}])
+def test_lenet5_is_exact_in_every_variant(kwargs: dict) -> None:
+    """Trainable subsampling (x·w + b per map), C3's kernel scattered from its parameters
+    (a computed weight that backward keeps) and the Euclidean RBF output ((x − w)², summed)
+    have rules: nothing partial, and every figure equals PyTorch's."""
+    torch.manual_seed(0)
+    model = create_model("lenet5", **kwargs).train()
+    x = torch.rand(3, 1, 32, 32)
+    report = convlens.analyze(model, input_size=tuple(x.shape))
+    assert report.totals.unsupported == ()
+    assert report.totals.params == sum(p.numel() for p in model.parameters())
+    assert report.totals.buffers == sum(b.numel() for b in model.buffers())
+    assert report.totals.saved_activation_bytes == saved_bytes(model, x)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        out = model.eval()(x)
+    assert report.totals.macs == counter.get_total_flops() // 2
+    assert tuple(out.shape[1:]) in {tuple(r.output_shape) for r in report.layers}
+
+
+def test_lenet5_subsampling_and_rbf_rows_as_arithmetic() -> None:
+    report = convlens.analyze(create_model("lenet5"), input_size=(2, 1, 32, 32))
+    rows = [r for r in report.layers if r.name.startswith(("s2", "output", "c3"))]
+    assert [(r.name, r.kind) for r in rows] == [
+        ("s2", "avgpool2d"), ("s2.scalar_op", "scalar_op"), ("s2.tensor_op", "tensor_op"),
+        ("s2.tensor_op_1", "tensor_op"), ("c3", "conv2d"), ("output", "view"),
+        ("output.tensor_op", "tensor_op"), ("output.mul", "mul"), ("output.reduce", "reduce"),
+        ("c3 (parameters)", "params_only")]
+    layers = {r.name: r for r in report.layers}
+    # S2: the 2×2 sum times a coefficient per map keeps that sum (for the coefficient's
+    # gradient); adding the bias keeps nothing. 6 + 6 parameters, one FLOP per element.
+    assert (layers["s2.tensor_op"].params, layers["s2.tensor_op_1"].params) == (6, 6)
+    assert layers["s2.tensor_op"].saved_bytes == 2 * 6 * 14 * 14 * 4
+    assert layers["s2.tensor_op_1"].saved_bytes == 0
+    assert layers["s2.tensor_op"].other_flops == 2 * 6 * 14 * 14
+    # C3: the input and the dense (16, 6, 5, 5) kernel scattered from 60·25 weights
+    assert layers["c3"].saved_bytes == 2 * 6 * 14 * 14 * 4 + 16 * 6 * 5 * 5 * 4
+    assert layers["c3 (parameters)"].params == 60 * 25 + 16
+    # RBF: x − w with the (10, 84) prototypes (a buffer), squared, summed over 84
+    assert layers["output.tensor_op"].buffers == 10 * 84
+    assert layers["output.tensor_op"].output_shape == (10, 84)
+    assert layers["output.reduce"].output_shape == (10,)
+    assert layers["output.reduce"].other_flops == 2 * 10 * (84 - 1)
+    assert layers["output.reduce"].saved_bytes == 0
 
 
 def test_lenet5_standard_layers_match_the_paper() -> None:
