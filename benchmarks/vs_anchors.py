@@ -14,8 +14,12 @@ tools interleaved round-robin so that load drifts hit all of them alike):
 - ``cold``: the first analysis call in a fresh process — torch, the tool and the model
   are imported and built (on the CPU, real weights) before the clock starts, the input
   tensor too; only the call is timed;
-- ``warm``: a second call in the same process;
-- ``peak``: ``ru_maxrss`` of the process after both calls (model weights included);
+- ``warm``: the median of the next five calls in the same process. Not the second call
+  alone: a fresh process that has just imported torch is due a full cyclic-GC pass over
+  torch's ~170,000 objects (~0.05–0.1 s), and which call it lands in depends on how many
+  objects each call allocates, not on how fast the tool is; the median of five leaves
+  that one-off out for every tool alike;
+- ``peak``: ``ru_maxrss`` of the process after all calls (model weights included);
 - ``process``: the whole command — ``convlens analyze zoo:resnet50 --input 3x224x224 -f
   json`` against ``python -c`` that imports the tool, builds the model and runs it —
   wall time and the child's ``ru_maxrss`` from ``os.wait4``.
@@ -153,6 +157,9 @@ PROCESS: dict[str, str] = {
 # ---------------------------------------------------------------------------------------
 # One measurement: runs in its own process.
 # ---------------------------------------------------------------------------------------
+WARM_CALLS = 5  # warm = their median
+
+
 def worker(tool: str, model_name: str, size: int, calls: int) -> dict[str, Any]:
     import importlib
 
@@ -174,7 +181,8 @@ def worker(tool: str, model_name: str, size: int, calls: int) -> dict[str, Any]:
         call(model, shape, x)
         times.append(time.perf_counter() - start)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-    return {"cold": times[0], "warm": times[1] if calls > 1 else None, "peak": peak}
+    warm = statistics.median(times[1:]) if calls > 1 else None
+    return {"cold": times[0], "warm": warm, "peak": peak}
 
 
 def child_env() -> dict[str, str]:
@@ -293,7 +301,7 @@ def speed(args: argparse.Namespace) -> None:
           f"python {platform.python_version()}, {repeats} fresh processes per figure, "
           f"{THREADS} torch thread(s)\n")
     for name, size in models:
-        result = measure_case(tools, name, size, repeats, calls=2)
+        result = measure_case(tools, name, size, repeats, calls=WARM_CALLS + 1)
         print(table(f"{name} 1×3×{size}×{size}: analysis call", result, ["cold", "warm"]),
               flush=True)
     result = measure_processes(tools, repeats)
@@ -301,7 +309,7 @@ def speed(args: argparse.Namespace) -> None:
                 "3x224x224 -f json` vs `python -c …`)", result, ["process"]), flush=True)
     if not args.quick:
         name, size = BIG
-        ours = measure_case(["convlens"], name, size, repeats, calls=2)
+        ours = measure_case(["convlens"], name, size, repeats, calls=WARM_CALLS + 1)
         theirs = measure_case(BIG_TOOLS, name, size, 1, calls=1)
         print(table(f"{name} 1×3×{size}×{size}: analysis call (tools: 1 process, cold only)",
                     {**ours, **theirs}, ["cold"]), flush=True)
