@@ -457,7 +457,7 @@ def _linear(t: Tracer, args: tuple, kwargs: dict) -> Any:
     # transpose) is copied, and backward keeps that copy instead of the input. A
     # contiguous or 2-D input is kept as it is: no need to ask PyTorch (which would load
     # its meta decompositions, ~0.8 s on first use).
-    copies = x.dim() >= 3 and not _contiguous(x) and _keeps_copy(x, lambda probe: F.linear(
+    copies = x.dim() >= 3 and not _is_contiguous(x) and _keeps_copy(x, lambda probe: F.linear(
         probe, torch.empty(tuple(weight.shape), device="meta", requires_grad=True),
         None if bias is None else torch.empty(tuple(bias.shape), device="meta")))
     return t.record("linear", {"out_features": int(weight.shape[0]), "bias": bias is not None,
@@ -783,12 +783,12 @@ def _copies_input(x: torch.Tensor, weight: torch.Tensor, first: bool) -> bool:
         w = torch.empty(tuple(weight.shape), device="meta", requires_grad=True)
         return torch.matmul(w, probe) if first else torch.matmul(probe, w)
 
-    if not first and _contiguous(x):  # folded by a view: x itself is kept
+    if not first and _is_contiguous(x):  # folded by a view: x itself is kept
         return False
     return _keeps_copy(x, product)
 
 
-def _contiguous(x: torch.Tensor) -> bool:
+def _is_contiguous(x: torch.Tensor) -> bool:
     with torch._C.DisableTorchFunctionSubclass():
         return x.is_contiguous()
 
