@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -84,13 +83,9 @@ def _config(given: dict[str, Any], out: str | None = None) -> Any:
 
 def _resumed_config(folder: Path, given: dict[str, Any]) -> Any:
     """The saved configuration with the typed options laid over it (checked by ``train``)."""
-    from convlens.labs.colourize import ColourizeConfig, read_saved_config
+    from convlens.labs.colourize import config_from_saved, read_saved_config
 
-    saved = read_saved_config(folder)
-    known = {f.name for f in dataclasses.fields(ColourizeConfig)}
-    return ColourizeConfig(
-        **{**{k: v for k, v in saved.items() if k in known}, **given, "out": str(folder)}
-    )
+    return config_from_saved(read_saved_config(folder), {**given, "out": str(folder)})
 
 
 def register(app: typer.Typer) -> None:

@@ -361,16 +361,21 @@ def wrap_model(model: nn.Module, dist: Dist, device: torch.device) -> nn.Module:
 # train loop
 
 
+def _epoch_generator(seed: int, epoch: int, *stream: int) -> torch.Generator:
+    """A generator seeded from (seed, epoch[, stream]) alone, so a resumed run draws the same."""
+    entropy = [seed, epoch, *stream]
+    state = int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> 1)
+    return torch.Generator().manual_seed(state)
+
+
 def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
     """The order of training images in ``epoch``: a function of (seed, epoch) only."""
-    state = int(np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0] >> 1)
-    return torch.randperm(n, generator=torch.Generator().manual_seed(state))
+    return torch.randperm(n, generator=_epoch_generator(seed, epoch))
 
 
 def epoch_flips(seed: int, epoch: int, n: int) -> torch.Tensor:
     """Which training images are mirrored in ``epoch`` (bool (n,)): a function of (seed, epoch)."""
-    state = int(np.random.SeedSequence([seed, epoch, 1]).generate_state(1, np.uint64)[0] >> 1)
-    return torch.rand(n, generator=torch.Generator().manual_seed(state)) < 0.5
+    return torch.rand(n, generator=_epoch_generator(seed, epoch, 1)) < 0.5
 
 
 def learning_rate(cfg: ColourizeConfig, step: int, total_steps: int) -> float:
@@ -590,6 +595,13 @@ def read_saved_config(folder: Path) -> dict[str, Any]:
         ) from None
     except json.JSONDecodeError as err:
         raise DataError(f"{folder / CONFIG} is not valid JSON ({err}).") from None
+
+
+def config_from_saved(saved: dict[str, Any], given: dict[str, Any]) -> ColourizeConfig:
+    """A run's saved configuration with ``given`` laid over it (keys a newer or older
+    version does not know are left out; missing ones take their defaults)."""
+    known = {f.name for f in dataclasses.fields(ColourizeConfig)}
+    return ColourizeConfig(**{**{k: v for k, v in saved.items() if k in known}, **given})
 
 
 def config_differences(saved: dict[str, Any], cfg: ColourizeConfig) -> list[str]:
@@ -1163,11 +1175,7 @@ def spread(folder: str | Path, data: str | None = None) -> Spread:
     of as many validation images could move it (with 102 images, about ±2 points).
     """
     out = Path(folder)
-    saved = read_saved_config(out)
-    known = {f.name for f in dataclasses.fields(ColourizeConfig)}
-    cfg = ColourizeConfig(**{k: v for k, v in saved.items() if k in known})
-    if data is not None:
-        cfg = dataclasses.replace(cfg, data=data)
+    cfg = config_from_saved(read_saved_config(out), {} if data is None else {"data": data})
     checkpoint = load_checkpoint(out / CHECKPOINT)
     epochs = Position(**checkpoint["position"]).epoch
     if epochs < cfg.epochs:
