@@ -112,40 +112,44 @@ class Narrow(nn.Module):
         return x.select(self.dim, self.start)
 
 
-class WeightMatmul(nn.Module):
+class _HeldTensor(nn.Module):
+    """A module holding one tensor the way ``kind`` says: a parameter, a buffer, or a plain
+    attribute (a constant, which the model does not own)."""
+
+    def __init__(self, value: torch.Tensor, kind: str):
+        super().__init__()
+        if kind == "parameter":
+            self.weight = nn.Parameter(value)
+        elif kind == "buffer":
+            self.register_buffer("weight", value)
+        else:
+            self.constant = value
+
+    def held(self, x: torch.Tensor) -> torch.Tensor:
+        return self.weight if hasattr(self, "weight") else self.constant.to(x.device)
+
+
+class WeightMatmul(_HeldTensor):
     """x @ weight (or weight @ x) with a parameter, a buffer or a plain constant."""
 
     def __init__(self, shape: tuple[int, ...], first: bool, kind: str):
-        super().__init__()
-        self.first, value = first, torch.randn(shape) / max(shape[-1], 1) ** 0.5
-        if kind == "parameter":
-            self.weight = nn.Parameter(value)
-        elif kind == "buffer":
-            self.register_buffer("weight", value)
-        else:
-            self.constant = value
+        super().__init__(torch.randn(shape) / max(shape[-1], 1) ** 0.5, kind)
+        self.first = first
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight = self.weight if hasattr(self, "weight") else self.constant
+        weight = self.held(x)
         return torch.matmul(weight, x) if self.first else torch.matmul(x, weight)
 
 
-class WeightOp(nn.Module):
+class WeightOp(_HeldTensor):
     """x ∘ weight (or weight ∘ x) for ∘ in + − · / with a parameter, a buffer or a constant."""
 
     def __init__(self, op: str, shape: tuple[int, ...], first: bool, kind: str):
-        super().__init__()
+        super().__init__(torch.rand(shape) + 0.5, kind)  # away from 0: a divisor
         self.op, self.first = op, first
-        value = torch.rand(shape) + 0.5  # away from 0: a divisor
-        if kind == "parameter":
-            self.weight = nn.Parameter(value)
-        elif kind == "buffer":
-            self.register_buffer("weight", value)
-        else:
-            self.constant = value
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight = self.weight if hasattr(self, "weight") else self.constant.to(x.device)
+        weight = self.held(x)
         a, b = (weight, x) if self.first else (x, weight)
         return {"add": torch.add, "sub": torch.sub, "mul": torch.mul,
                 "div": torch.div}[self.op](a, b)
