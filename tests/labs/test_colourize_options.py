@@ -7,14 +7,12 @@ import dataclasses
 import itertools
 import json
 import math
-import os
-import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from test_colourize_train import EXACT, small
+from test_colourize_train import assert_same_run, interrupted_at, small
 
 from convlens.errors import ArgumentError
 from convlens.labs import colourize
@@ -131,25 +129,9 @@ def test_resume_with_flips_and_schedule_is_bit_identical(
 ) -> None:
     reference = train(small(tiny_data, tmp_path / "whole", epochs=2, **changes),
                       progress_bar=False)
-    seen: list[Position] = []
-
-    def ctrl_c(position: Position) -> None:
-        seen.append(position)
-        if len(seen) == 7:  # epoch 2, step 2
-            os.kill(os.getpid(), signal.SIGINT)
-
-    monkeypatch.setattr(colourize, "_after_step", ctrl_c)
     cfg = small(tiny_data, tmp_path / "cut", epochs=2, **changes)
-    assert train(cfg, progress_bar=False).interrupted
-    monkeypatch.setattr(colourize, "_after_step", lambda position: None)
-    resumed = train(cfg, resume=True, progress_bar=False)
-    assert reference.model is not None and resumed.model is not None
-    for (name, p), q in zip(
-        reference.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
-    ):
-        assert torch.equal(p, q), name
-    for a, b in zip(reference.metrics, resumed.metrics, strict=True):
-        assert {k: a[k] for k in EXACT} == {k: b[k] for k in EXACT}
+    assert interrupted_at(cfg, monkeypatch, stop_at=7).interrupted  # epoch 2, step 2
+    assert_same_run(reference, train(cfg, resume=True, progress_bar=False))
 
 
 def test_flips_change_the_run(tiny_data: Path, tmp_path: Path) -> None:

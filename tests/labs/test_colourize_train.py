@@ -16,6 +16,7 @@ from convlens.labs import colourize
 from convlens.labs.colourize import (
     ColourizeConfig,
     Position,
+    RunResult,
     build_model,
     epoch_permutation,
     grayscale,
@@ -111,6 +112,35 @@ def test_same_seed_same_run(tiny_data: Path, tmp_path: Path) -> None:
         assert torch.equal(p, q), name
 
 
+def interrupted_at(cfg: ColourizeConfig, monkeypatch: pytest.MonkeyPatch,
+                   stop_at: int) -> RunResult:
+    """Train ``cfg`` with a real Ctrl-C (SIGINT through the real handler) after global
+    step ``stop_at``."""
+    seen = []
+
+    def ctrl_c(position: Position) -> None:
+        seen.append(position)
+        if len(seen) == stop_at:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(colourize, "_after_step", ctrl_c)
+    try:
+        return train(cfg, progress_bar=False)
+    finally:
+        monkeypatch.setattr(colourize, "_after_step", lambda position: None)
+
+
+def assert_same_run(a: RunResult, b: RunResult) -> None:
+    """Bit-identical final weights and identical metrics."""
+    assert a.model is not None and b.model is not None
+    for (name, p), q in zip(
+        a.model.state_dict().items(), b.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(p, q), name
+    for x, y in zip(a.metrics, b.metrics, strict=True):
+        assert {k: x[k] for k in EXACT} == {k: y[k] for k in EXACT}
+
+
 @pytest.mark.parametrize(
     "stop_at",
     [7, 5],  # global step 7 = epoch 2, step 2 (mid-epoch); 5 = the last step of epoch 1
@@ -121,31 +151,15 @@ def test_resume_after_ctrl_c_is_bit_identical(
     reference = train(
         small(tiny_data, tmp_path / "whole", model="colour_unet", epochs=2), progress_bar=False
     )
-
-    seen = []
-
-    def ctrl_c(position: Position) -> None:
-        seen.append(position)
-        if len(seen) == stop_at:
-            os.kill(os.getpid(), signal.SIGINT)  # the real signal, through the real handler
-
-    monkeypatch.setattr(colourize, "_after_step", ctrl_c)
     cfg = small(tiny_data, tmp_path / "cut", model="colour_unet", epochs=2)
-    first = train(cfg, progress_bar=False)
+    first = interrupted_at(cfg, monkeypatch, stop_at)
     assert first.interrupted and not first.finished
     expected = (1, 2) if stop_at == 7 else (1, 0)
     assert (first.position.epoch, first.position.step) == expected
-    monkeypatch.setattr(colourize, "_after_step", lambda position: None)
 
     resumed = train(cfg, resume=True, progress_bar=False)
     assert resumed.finished
-    assert reference.model is not None and resumed.model is not None
-    for (name, p), q in zip(
-        reference.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
-    ):
-        assert torch.equal(p, q), name
-    for a, b in zip(reference.metrics, resumed.metrics, strict=True):
-        assert {k: a[k] for k in EXACT} == {k: b[k] for k in EXACT}
+    assert_same_run(reference, resumed)
     whole = read_metrics_csv(tmp_path / "whole" / "metrics.csv")
     cut = read_metrics_csv(tmp_path / "cut" / "metrics.csv")
     assert [{k: r[k] for k in EXACT} for r in whole] == [{k: r[k] for k in EXACT} for r in cut]
