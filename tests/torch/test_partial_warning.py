@@ -32,3 +32,26 @@ def test_a_batched_op_without_rule_keeps_its_activation_bytes() -> None:
     assert "batch axis" not in report.warnings[-1]
     erf = [r for r in report.layers if r.kind == "opaque"]
     assert len(erf) == 1 and erf[0].activation_bytes == 2 * 4 * 6 * 6 * 4
+
+
+class ConstantWeightLinear(torch.nn.Module):
+    """A linear layer whose weight is a plain tensor, beside a trainable bias."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.constant = torch.rand(5, 12)
+        self.bias = nn.Parameter(torch.rand(5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.linear(x.flatten(1), self.constant, self.bias)
+
+
+def test_a_weight_that_is_no_parameter_says_what_its_saved_bytes_assume() -> None:
+    report = convlens.analyze(ConstantWeightLinear(), input_size=(2, 3, 2, 2))
+    (row,) = [r for r in report.layers if r.kind == "linear"]
+    assert row.args["derived_weight"]
+    assert any("a constant weight would not keep this layer's input" in w
+               for w in row.warnings)
+    plain = convlens.analyze(nn.Sequential(nn.Flatten(), nn.Linear(12, 5)),
+                             input_size=(2, 3, 2, 2))
+    assert not any("not a parameter" in w for r in plain.layers for w in r.warnings)

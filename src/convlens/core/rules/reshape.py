@@ -50,11 +50,15 @@ def linear(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     rows = elements(shape[:-1])  # nn.Linear applies to the last axis of every row
     params = normalize(out * features + (out if args["bias"] else 0))
     macs = normalize(rows * out * features)
-    warnings = ()
+    warnings: tuple[str, ...] = ()
     if len(shape) > 1:
         warnings = (f"linear applies to the last axis (size {features}) of a "
                     f"{fmt_shape(shape)} input, as nn.Linear does; add 'flatten' first to "
                     "use every feature",)
+    if args["derived_weight"]:  # the tracer cannot tell a computed weight from a constant
+        warnings = (*warnings, "its weight is not a parameter of the model (computed in the "
+                    "forward, or a constant): the saved bytes assume it is computed from "
+                    "trainable parameters; a constant weight would not keep this layer's input")
     bias_text = " + {F_out}" if args["bias"] else ""
     return Cost(
         output_shape=(*shape[:-1], out),
