@@ -96,7 +96,7 @@ def test_evaluate_command_prints_a_table(tiny_data: Path, tmp_path: Path) -> Non
     code, output = invoke("lab", "colourize", "evaluate", out)
     assert code == 0, output
     final = json.loads((out / "summary.json").read_text())["val_accuracy"]
-    assert f"| {out} | colour_cnn |" in output
+    assert f"| `{out}` | colour_cnn |" in output
     assert f"{100 * final:.2f} %" in output
 
 

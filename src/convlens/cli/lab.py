@@ -299,17 +299,13 @@ def register(app: typer.Typer) -> None:
 
 
 def _spread_table(spreads: list[Any]) -> str:
-    rows = [
-        "| run | model | epochs | validation images | val accuracy | standard error "
-        "| 95 % bootstrap interval |",
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
-    for s in spreads:
-        rows.append(
-            f"| {s.out} | {s.model} | {s.epochs} | {s.images} | {100 * s.accuracy:.2f} % "
-            f"| {100 * s.standard_error:.2f} | {100 * s.low:.2f} – {100 * s.high:.2f} % |"
-        )
-    return "\n".join(rows)
+    from convlens.labs.colourize import markdown_table
+
+    rows = [{"run": s.out, "model": s.model, "epochs": s.epochs, "images": s.images,
+             "val_accuracy": s.accuracy, "standard_error": s.standard_error,
+             "interval": f"{100 * s.low:.2f} – {100 * s.high:.2f} %"} for s in spreads]
+    columns = ["run", "model", "epochs", "images", "val_accuracy", "standard_error", "interval"]
+    return markdown_table(rows, columns)
 
 
 def _print_final(result: Any) -> None:

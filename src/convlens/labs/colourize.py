@@ -1297,6 +1297,9 @@ HEADERS = {
     "baseline_accuracy": "most-frequent-colour baseline",
     "train_seconds": "training time (s)",
     "run": "run folder",
+    "images": "validation images",
+    "standard_error": "standard error",
+    "interval": "95 % bootstrap interval",
 }
 
 
@@ -1310,6 +1313,8 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[str], title: str = 
             return f"{value:.0f}"
         if key == "params":
             return f"{value:,}"
+        if key == "standard_error":
+            return f"{100 * value:.2f}"
         return f"`{value}`" if key == "run" else str(value)
 
     lines = [f"{title}\n"] if title else []
