@@ -71,8 +71,9 @@ def _ptflops(backend: str) -> Callable[..., tuple]:
     def call(model: Any, shape: tuple[int, ...], x: Any) -> tuple:
         from ptflops import get_model_complexity_info
 
-        macs, params = get_model_complexity_info(model, tuple(shape[1:]), as_strings=False,
-                                                 print_per_layer_stat=False, backend=backend)
+        macs, params = get_model_complexity_info(
+            model, tuple(shape[1:]), as_strings=False, print_per_layer_stat=False, backend=backend
+        )
         return params, macs, None
 
     return call
@@ -89,16 +90,19 @@ def _torchscan(model: Any, shape: tuple[int, ...], x: Any) -> tuple:
     import torchscan
 
     totals = torchscan.crawl_module(model, tuple(shape[1:]))["totals"]
-    return (totals["parameters"]["value"], totals["macs"]["value"],
-            totals["module_flops"]["value"])
+    return (totals["parameters"]["value"], totals["macs"]["value"], totals["module_flops"]["value"])
 
 
 def _calflops(model: Any, shape: tuple[int, ...], x: Any) -> tuple:
     from calflops import calculate_flops
 
-    flops, macs, params = calculate_flops(model=model, input_shape=tuple(shape),
-                                          output_as_string=False, print_results=False,
-                                          print_detailed=False)
+    flops, macs, params = calculate_flops(
+        model=model,
+        input_shape=tuple(shape),
+        output_as_string=False,
+        print_results=False,
+        print_detailed=False,
+    )
     return params, macs, flops
 
 
@@ -125,8 +129,13 @@ TOOLS: dict[str, tuple[str, Callable[..., tuple]]] = {
 }
 ANCHORS = [name for name in TOOLS if name != "convlens"]
 
-MODELS = [("resnet50", 224), ("vgg16", 224), ("mobilenet_v2", 224), ("densenet121", 224),
-          ("unet_same", 256)]
+MODELS = [
+    ("resnet50", 224),
+    ("vgg16", 224),
+    ("mobilenet_v2", 224),
+    ("densenet121", 224),
+    ("unet_same", 256),
+]
 BIG = ("resnet50", 2048)
 THREADS = 1  # torch intra-op threads in every child (--threads)
 BIG_TOOLS = ["thop", "torchinfo", "FlopCounterMode"]  # the fastest at 224²; a real
@@ -135,22 +144,27 @@ BIG_TOOLS = ["thop", "torchinfo", "FlopCounterMode"]  # the fastest at 224²; a 
 # The whole-process command of each tool (ResNet-50, 224²).
 BUILD = "from convlens.zoo import create_model; m = create_model('resnet50'); "
 PROCESS: dict[str, str] = {
-    "torchinfo": "import torchinfo; " + BUILD
-                 + "torchinfo.summary(m, input_size=(1, 3, 224, 224))",
-    "fvcore": "import torch; from fvcore.nn import FlopCountAnalysis; " + BUILD
-              + "print(FlopCountAnalysis(m, torch.randn(1, 3, 224, 224)).total())",
-    "ptflops-pytorch": "from ptflops import get_model_complexity_info as g; " + BUILD
-                       + "print(g(m, (3, 224, 224), backend='pytorch'))",
-    "ptflops-aten": "from ptflops import get_model_complexity_info as g; " + BUILD
-                    + "print(g(m, (3, 224, 224), backend='aten'))",
-    "thop": "import torch, thop; " + BUILD
-            + "print(thop.profile(m, inputs=(torch.randn(1, 3, 224, 224),)))",
+    "torchinfo": "import torchinfo; " + BUILD + "torchinfo.summary(m, input_size=(1, 3, 224, 224))",
+    "fvcore": "import torch; from fvcore.nn import FlopCountAnalysis; "
+    + BUILD
+    + "print(FlopCountAnalysis(m, torch.randn(1, 3, 224, 224)).total())",
+    "ptflops-pytorch": "from ptflops import get_model_complexity_info as g; "
+    + BUILD
+    + "print(g(m, (3, 224, 224), backend='pytorch'))",
+    "ptflops-aten": "from ptflops import get_model_complexity_info as g; "
+    + BUILD
+    + "print(g(m, (3, 224, 224), backend='aten'))",
+    "thop": "import torch, thop; "
+    + BUILD
+    + "print(thop.profile(m, inputs=(torch.randn(1, 3, 224, 224),)))",
     "torchscan": "import torchscan; " + BUILD + "torchscan.summary(m, (3, 224, 224))",
-    "calflops": "from calflops import calculate_flops; " + BUILD
-                + "calculate_flops(model=m, input_shape=(1, 3, 224, 224))",
+    "calflops": "from calflops import calculate_flops; "
+    + BUILD
+    + "calculate_flops(model=m, input_shape=(1, 3, 224, 224))",
     "FlopCounterMode": "import torch; from torch.utils.flop_counter import FlopCounterMode; "
-                       + BUILD + "\nwith torch.no_grad(), FlopCounterMode(): m(torch.randn("
-                       "1, 3, 224, 224))",
+    + BUILD
+    + "\nwith torch.no_grad(), FlopCounterMode(): m(torch.randn("
+    "1, 3, 224, 224))",
 }
 
 
@@ -194,8 +208,7 @@ def child_env() -> dict[str, str]:
 
 def run_worker(tool: str, model_name: str, size: int, calls: int) -> dict[str, Any]:
     command = [sys.executable, __file__, "--worker", tool, model_name, str(size), str(calls)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False,
-                          env=child_env())
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=child_env())
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["?"])[-1]
         return {"error": tail[:120]}
@@ -205,8 +218,9 @@ def run_worker(tool: str, model_name: str, size: int, calls: int) -> dict[str, A
 def run_process(command: list[str]) -> dict[str, Any]:
     """Wall time and peak resident memory of one whole child process."""
     start = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             env=child_env())
+    child = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env()
+    )
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - start
     if status != 0:
@@ -216,8 +230,15 @@ def run_process(command: list[str]) -> dict[str, Any]:
 
 def process_command(tool: str) -> list[str]:
     if tool == "convlens":
-        return [os.path.join(os.path.dirname(sys.executable), "convlens"), "analyze",
-                "zoo:resnet50", "--input", "3x224x224", "-f", "json"]
+        return [
+            os.path.join(os.path.dirname(sys.executable), "convlens"),
+            "analyze",
+            "zoo:resnet50",
+            "--input",
+            "3x224x224",
+            "-f",
+            "json",
+        ]
     return [sys.executable, "-c", PROCESS[tool]]
 
 
@@ -238,8 +259,9 @@ def summarise(runs: dict[str, list[dict[str, Any]]], keys: list[str]) -> dict[st
     return out
 
 
-def measure_case(tools: list[str], model_name: str, size: int, repeats: int,
-                 calls: int) -> dict[str, dict]:
+def measure_case(
+    tools: list[str], model_name: str, size: int, repeats: int, calls: int
+) -> dict[str, dict]:
     runs: dict[str, list] = {tool: [] for tool in tools}
     for _ in range(repeats):
         for tool in tools:  # round-robin: a load spike hits one round of every tool
@@ -277,16 +299,25 @@ def table(title: str, result: dict[str, dict], keys: list[str]) -> str:
             lines.append(f"| {tool} | failed: {r['error']} |")
             continue
         cells = [f"{seconds(r[k])} | {ratio(r[k], ours[k])}" for k in keys]
-        lines.append(f"| {tool} | " + " | ".join(cells)
-                     + f" | {mib(r['peak'])} | {ratio(r['peak'], ours['peak'])} |")
-    fastest = {k: min(((r[k], t) for t, r in result.items()
-                       if t != "convlens" and r.get(k) is not None), default=None)
-               for k in keys}
+        lines.append(
+            f"| {tool} | "
+            + " | ".join(cells)
+            + f" | {mib(r['peak'])} | {ratio(r['peak'], ours['peak'])} |"
+        )
+    fastest = {
+        k: min(
+            ((r[k], t) for t, r in result.items() if t != "convlens" and r.get(k) is not None),
+            default=None,
+        )
+        for k in keys
+    }
     for k, best in fastest.items():
         if best is not None and ours[k] is not None:
             verdict = "faster" if ours[k] < best[0] else "NOT faster"
-            lines.append(f"\n{k}: convlens {ours[k]:.3f} s is {verdict} than the fastest "
-                         f"tool ({best[1]} {best[0]:.3f} s, {best[0] / ours[k]:.1f}×)")
+            lines.append(
+                f"\n{k}: convlens {ours[k]:.3f} s is {verdict} than the fastest "
+                f"tool ({best[1]} {best[0]:.3f} s, {best[0] / ours[k]:.1f}×)"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -295,24 +326,40 @@ def speed(args: argparse.Namespace) -> None:
     models = MODELS[:1] if args.quick else MODELS
     tools = ["convlens", *ANCHORS]
     load = os.getloadavg()
-    print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-          f"{platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs, load {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}, "
-          f"python {platform.python_version()}, {repeats} fresh processes per figure, "
-          f"{THREADS} torch thread(s)\n")
+    print(
+        f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"{platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs, load {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}, "
+        f"python {platform.python_version()}, {repeats} fresh processes per figure, "
+        f"{THREADS} torch thread(s)\n"
+    )
     for name, size in models:
         result = measure_case(tools, name, size, repeats, calls=WARM_CALLS + 1)
-        print(table(f"{name} 1×3×{size}×{size}: analysis call", result, ["cold", "warm"]),
-              flush=True)
+        print(
+            table(f"{name} 1×3×{size}×{size}: analysis call", result, ["cold", "warm"]), flush=True
+        )
     result = measure_processes(tools, repeats)
-    print(table("whole process, ResNet-50 224² (`convlens analyze zoo:resnet50 --input "
-                "3x224x224 -f json` vs `python -c …`)", result, ["process"]), flush=True)
+    print(
+        table(
+            "whole process, ResNet-50 224² (`convlens analyze zoo:resnet50 --input "
+            "3x224x224 -f json` vs `python -c …`)",
+            result,
+            ["process"],
+        ),
+        flush=True,
+    )
     if not args.quick:
         name, size = BIG
         ours = measure_case(["convlens"], name, size, repeats, calls=WARM_CALLS + 1)
         theirs = measure_case(BIG_TOOLS, name, size, 1, calls=1)
-        print(table(f"{name} 1×3×{size}×{size}: analysis call (tools: 1 process, cold only)",
-                    {**ours, **theirs}, ["cold"]), flush=True)
+        print(
+            table(
+                f"{name} 1×3×{size}×{size}: analysis call (tools: 1 process, cold only)",
+                {**ours, **theirs},
+                ["cold"],
+            ),
+            flush=True,
+        )
     load = os.getloadavg()
     print(f"load at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
 
@@ -340,12 +387,21 @@ def compare_cases() -> list[tuple[str, Any, tuple[int, ...]]]:
     return [
         ("ResNet-50 (1×3×224×224)", create_model("resnet50"), (1, 3, 224, 224)),
         ("MobileNetV2 (1×3×224×224)", create_model("mobilenet_v2"), (1, 3, 224, 224)),
-        ("ConvTranspose2d(64, 32, 4, stride=2, padding=1) on 1×64×32×32",
-         nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1), (1, 64, 32, 32)),
-        ("depthwise Conv2d(64, 64, 3, padding=1, groups=64) on 1×64×56×56",
-         nn.Conv2d(64, 64, 3, padding=1, groups=64), (1, 64, 56, 56)),
-        ("one Conv2d(16, 16, 3, padding=1) called twice on 1×16×32×32", SharedConv(),
-         (1, 16, 32, 32)),
+        (
+            "ConvTranspose2d(64, 32, 4, stride=2, padding=1) on 1×64×32×32",
+            nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1),
+            (1, 64, 32, 32),
+        ),
+        (
+            "depthwise Conv2d(64, 64, 3, padding=1, groups=64) on 1×64×56×56",
+            nn.Conv2d(64, 64, 3, padding=1, groups=64),
+            (1, 64, 56, 56),
+        ),
+        (
+            "one Conv2d(16, 16, 3, padding=1) called twice on 1×16×32×32",
+            SharedConv(),
+            (1, 16, 32, 32),
+        ),
     ]
 
 
@@ -367,21 +423,30 @@ def compare() -> None:
         x = torch.randn(shape)
         rows = []
         for tool in ["convlens", "convlens 2mac", *ANCHORS]:
-            call = (lambda m, s, t: _convlens(m, s, t, "2mac")) if tool == "convlens 2mac" \
+            call = (
+                (lambda m, s, t: _convlens(m, s, t, "2mac"))
+                if tool == "convlens 2mac"
                 else TOOLS[tool][1]
+            )
             try:
-                with contextlib.redirect_stdout(io.StringIO()), \
-                        contextlib.redirect_stderr(io.StringIO()):
+                with (
+                    contextlib.redirect_stdout(io.StringIO()),
+                    contextlib.redirect_stderr(io.StringIO()),
+                ):
                     params, macs, flops = call(model, shape, x)
             except Exception as err:  # a tool that fails on a case is a finding
                 rows.append(f"| {tool} | failed: {type(err).__name__}: {str(err)[:80]} | | | |")
                 continue
             if tool == "convlens":
                 reference = macs
-            delta = "—" if macs is None else (
-                f"{macs - reference:+,} ({(macs - reference) / reference:+.2%})")
-            rows.append(f"| {tool} | {number(params)} | {number(macs)} | {delta} | "
-                        f"{number(flops)} |")
+            delta = (
+                "—"
+                if macs is None
+                else (f"{macs - reference:+,} ({(macs - reference) / reference:+.2%})")
+            )
+            rows.append(
+                f"| {tool} | {number(params)} | {number(macs)} | {delta} | {number(flops)} |"
+            )
         print(f"### {title}\n")
         print("| tool | params | MACs reported | vs convlens MACs | FLOPs reported |")
         print("|---|---:|---:|---:|---:|")
@@ -392,11 +457,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="ResNet-50 only, 2 repeats")
     parser.add_argument("--repeats", type=int, default=0, help="fresh processes per figure")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch/OpenMP threads in each measured process (default 1)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch/OpenMP threads in each measured process (default 1)",
+    )
     parser.add_argument("--compare", action="store_true", help="print each tool's numbers")
-    parser.add_argument("--worker", nargs=4, metavar=("TOOL", "MODEL", "SIZE", "CALLS"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--worker", nargs=4, metavar=("TOOL", "MODEL", "SIZE", "CALLS"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     global THREADS
     THREADS = args.threads

@@ -29,20 +29,23 @@ def is_model_reference(source: Any) -> bool:
     """``zoo:NAME…`` or ``package.module:attr`` (not a description file or text)."""
     if not isinstance(source, str) or "\n" in source:
         return False
-    return source.startswith("zoo:") or (":" in source and not source.endswith(".cnn")
-                                         and not Path(source).exists())
+    return source.startswith("zoo:") or (
+        ":" in source and not source.endswith(".cnn") and not Path(source).exists()
+    )
 
 
-def model_from_reference(reference: str, real: bool = False
-                         ) -> tuple[Any, tuple[int, ...] | None]:
+def model_from_reference(reference: str, real: bool = False) -> tuple[Any, tuple[int, ...] | None]:
     """``zoo:NAME?arg=value`` or ``package.module:attr`` → (module, default input or None)."""
     if reference.startswith("zoo:"):
         from convlens.zoo import create_model, get_entry
         from convlens.zoo.registry import coerce_arguments
 
         name, _, query = reference[4:].partition("?")
-        raw = dict(part.split("=", 1) if "=" in part else (part, "true")
-                   for part in query.split("&") if part)
+        raw = dict(
+            part.split("=", 1) if "=" in part else (part, "true")
+            for part in query.split("&")
+            if part
+        )
         entry = get_entry(name)
         kwargs = coerce_arguments(name, raw)
 
@@ -56,19 +59,23 @@ def model_from_reference(reference: str, real: bool = False
     try:
         module = importlib.import_module(module_name)
     except Exception as err:
-        raise ArgumentError(f"cannot import module '{module_name}' (from '{reference}'): "
-                            f"{type(err).__name__}: {err}") from None
+        raise ArgumentError(
+            f"cannot import module '{module_name}' (from '{reference}'): "
+            f"{type(err).__name__}: {err}"
+        ) from None
     try:
         obj = getattr(module, attr)
     except AttributeError:
-        raise ArgumentError(f"module '{module_name}' has no attribute '{attr}' "
-                            f"(from '{reference}')") from None
+        raise ArgumentError(
+            f"module '{module_name}' has no attribute '{attr}' (from '{reference}')"
+        ) from None
     if not is_module(obj):
         try:
             obj = obj()
         except Exception as err:
-            raise ArgumentError(f"calling '{reference}' failed: {type(err).__name__}: "
-                                f"{err}") from None
+            raise ArgumentError(
+                f"calling '{reference}' failed: {type(err).__name__}: {err}"
+            ) from None
     if not is_module(obj):
         raise ArgumentError(f"'{reference}' is neither an nn.Module nor a factory returning one")
     return obj, None
@@ -116,8 +123,9 @@ def _shapes(value: Any) -> tuple[Any, str | None, dict[str, Any]]:
     return tuple(value), None, {}
 
 
-def trace_network(model: Any, input_size: Any, device: str = "meta"
-                  ) -> tuple[Network, Mapping[str, Any]]:
+def trace_network(
+    model: Any, input_size: Any, device: str = "meta"
+) -> tuple[Network, Mapping[str, Any]]:
     """The traced ``Network`` and the rule results the tracer already computed."""
     from convlens.torch.trace import trace
 
@@ -144,8 +152,9 @@ class _FirstByName:
         return self.model(**{self.key: x}, **kwargs)
 
 
-def load_model(source: Any, input_size: Any = None, device: str = "meta"
-               ) -> tuple[Network, Mapping[str, Any]]:
+def load_model(
+    source: Any, input_size: Any = None, device: str = "meta"
+) -> tuple[Network, Mapping[str, Any]]:
     """A traced model (``nn.Module``, ``zoo:NAME``, ``module:factory``) and its costs."""
     if is_model_reference(source):
         model, default = model_from_reference(source, real=device != "meta")
@@ -153,17 +162,24 @@ def load_model(source: Any, input_size: Any = None, device: str = "meta"
             raise ArgumentError(f"'{source}' needs an input size, e.g. --input 3x224x224")
         if device == "cuda":
             model = model.to("cuda")
-        network, costs = trace_network(model, input_size if input_size is not None
-                                       else default, device)
+        network, costs = trace_network(
+            model, input_size if input_size is not None else default, device
+        )
         return replace(network, name=source, source=source), costs
     if input_size is None:
-        raise ArgumentError("analysing an nn.Module needs input_size=(N, C, H, W) "
-                            "or input=a tensor")
+        raise ArgumentError(
+            "analysing an nn.Module needs input_size=(N, C, H, W) or input=a tensor"
+        )
     return trace_network(source, input_size, device)
 
 
-def load_network(source: Any, bindings: dict[str, Any] | None = None,
-                 strict: bool = True, input_size: Any = None, device: str = "meta") -> Network:
+def load_network(
+    source: Any,
+    bindings: dict[str, Any] | None = None,
+    strict: bool = True,
+    input_size: Any = None,
+    device: str = "meta",
+) -> Network:
     """A ``Network`` from a path, description text, an ``nn.Module``, ``zoo:NAME`` or
     ``package.module:factory``, or a ``Network`` itself."""
     from convlens.spec import parse_file, parse_text
@@ -178,8 +194,9 @@ def load_network(source: Any, bindings: dict[str, Any] | None = None,
         if "\n" in source or source.lstrip().startswith("input "):
             return parse_text(source, "<text>", "network", bindings, strict)
         return parse_file(source, bindings, strict)
-    raise ArgumentError(f"cannot analyse a {type(source).__name__}: give a .cnn path, "
-                        "description text or a Network")
+    raise ArgumentError(
+        f"cannot analyse a {type(source).__name__}: give a .cnn path, description text or a Network"
+    )
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -193,23 +210,31 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return dims
 
 
-def make_options(batch: Any = 1, dtype: str = "float32", optimizer: str = "adam",
-                 convention: str | Convention = Convention.FULL,
-                 frozen: tuple[str, ...] | list[str] = ()) -> Options:
+def make_options(
+    batch: Any = 1,
+    dtype: str = "float32",
+    optimizer: str = "adam",
+    convention: str | Convention = Convention.FULL,
+    frozen: tuple[str, ...] | list[str] = (),
+) -> Options:
     if dtype not in DTYPE_BYTES:
         raise ArgumentError(f"dtype must be one of {', '.join(DTYPE_BYTES)}, got {dtype!r}")
     if optimizer not in OPTIMIZER_STATES:
-        raise ArgumentError(f"optimizer must be one of {', '.join(OPTIMIZER_STATES)}, "
-                            f"got {optimizer!r}")
+        raise ArgumentError(
+            f"optimizer must be one of {', '.join(OPTIMIZER_STATES)}, got {optimizer!r}"
+        )
     try:
         convention = Convention(convention)
     except ValueError:
-        raise ArgumentError(f"convention must be one of {', '.join(c.value for c in Convention)}"
-                            f", got {convention!r}") from None
+        raise ArgumentError(
+            f"convention must be one of {', '.join(c.value for c in Convention)}"
+            f", got {convention!r}"
+        ) from None
     if isinstance(batch, int) and batch <= 0:
         raise ArgumentError(f"batch must be positive, got {batch}")
-    return Options(batch=batch, dtype=dtype, optimizer=optimizer, convention=convention,
-                   frozen=tuple(frozen))
+    return Options(
+        batch=batch, dtype=dtype, optimizer=optimizer, convention=convention, frozen=tuple(frozen)
+    )
 
 
 @contextlib.contextmanager
@@ -226,10 +251,18 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def analyze(source: Any, input: Any = None, batch: int = 1,
-            dtype: str = "float32", optimizer: str = "adam", convention: str = "full",
-            frozen: tuple[str, ...] | list[str] = (), input_size: Any = None,
-            device: str = "meta", **symbols: Any) -> Report:
+def analyze(
+    source: Any,
+    input: Any = None,
+    batch: int = 1,
+    dtype: str = "float32",
+    optimizer: str = "adam",
+    convention: str = "full",
+    frozen: tuple[str, ...] | list[str] = (),
+    input_size: Any = None,
+    device: str = "meta",
+    **symbols: Any,
+) -> Report:
     """Analyse a description or a model: per-layer shapes, parameters, MACs/FLOPs,
     receptive field and memory.
 
@@ -239,13 +272,23 @@ def analyze(source: Any, input: Any = None, batch: int = 1,
     instead (same records, each rule's shape checked against the result).
     """
     with _gc_paused():
-        return _analyze(source, input, batch, dtype, optimizer, convention, frozen,
-                        input_size, device, symbols)
+        return _analyze(
+            source, input, batch, dtype, optimizer, convention, frozen, input_size, device, symbols
+        )
 
 
-def _analyze(source: Any, input: Any, batch: int, dtype: str, optimizer: str,
-             convention: str, frozen: Any, input_size: Any, device: str,
-             symbols: dict[str, Any]) -> Report:
+def _analyze(
+    source: Any,
+    input: Any,
+    batch: int,
+    dtype: str,
+    optimizer: str,
+    convention: str,
+    frozen: Any,
+    input_size: Any,
+    device: str,
+    symbols: dict[str, Any],
+) -> Report:
     if is_module(source) or is_model_reference(source):
         size = input_size if input_size is not None else input
         if isinstance(size, str):
@@ -256,10 +299,14 @@ def _analyze(source: Any, input: Any, batch: int, dtype: str, optimizer: str,
             size = (batch, *size)
         network, costs = load_model(source, input_size=size, device=device)
         first_shape = _shapes(size)[0] if size is not None else (batch,)
-        first = (first_shape[0] if isinstance(first_shape, tuple) else first_shape[0][0]) \
-            if size is not None else batch
-        return analyze_network(network, make_options(first, dtype, optimizer, convention,
-                                                     frozen), costs)
+        first = (
+            (first_shape[0] if isinstance(first_shape, tuple) else first_shape[0][0])
+            if size is not None
+            else batch
+        )
+        return analyze_network(
+            network, make_options(first, dtype, optimizer, convention, frozen), costs
+        )
     network = load_network(source, symbols)
     if input is not None:
         shape = parse_shape(input) if isinstance(input, str) else tuple(input)
@@ -267,8 +314,9 @@ def _analyze(source: Any, input: Any, batch: int, dtype: str, optimizer: str,
     return analyze_network(network, make_options(batch, dtype, optimizer, convention, frozen))
 
 
-def explain(source: Any, layer: int | str | None = None, what: str = "all",
-            **kwargs: Any) -> list[Any]:
+def explain(
+    source: Any, layer: int | str | None = None, what: str = "all", **kwargs: Any
+) -> list[Any]:
     """The worked steps behind a layer's numbers (or the memory totals)."""
     from convlens.explain.derivation import derivation
 

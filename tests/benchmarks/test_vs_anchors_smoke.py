@@ -37,8 +37,11 @@ def test_compare_cases_have_the_hand_counted_figures() -> None:
         counts[title.split(" ")[0]] = bench._convlens(model, shape, None, "2mac")
     # ConvTranspose2d(64, 32, 4, s=2, p=1) on 32²: every input pixel meets 32·4·4 weights
     # per input channel, 64·32·4·4·32·32 MACs; output 64², FLOPs = 2 × MACs.
-    assert counts["ConvTranspose2d(64,"] == (64 * 32 * 16 + 32, 64 * 32 * 16 * 32 * 32,
-                                             2 * 64 * 32 * 16 * 32 * 32)
+    assert counts["ConvTranspose2d(64,"] == (
+        64 * 32 * 16 + 32,
+        64 * 32 * 16 * 32 * 32,
+        2 * 64 * 32 * 16 * 32 * 32,
+    )
     # depthwise: one 3×3 filter per channel, 64 · 9 · 56 · 56 MACs
     assert counts["depthwise"][:2] == (64 * 9 + 64, 64 * 9 * 56 * 56)
     # one Conv2d called twice: parameters once, MACs twice
@@ -47,9 +50,11 @@ def test_compare_cases_have_the_hand_counted_figures() -> None:
 
 def test_table_names_the_fastest_tool() -> None:
     bench = load()
-    result = {"convlens": {"cold": 0.1, "peak": 2**20, "error": None},
-              "thop": {"cold": 0.3, "peak": 2**21, "error": None},
-              "fvcore": {"cold": None, "peak": None, "error": "boom"}}
+    result = {
+        "convlens": {"cold": 0.1, "peak": 2**20, "error": None},
+        "thop": {"cold": 0.3, "peak": 2**21, "error": None},
+        "fvcore": {"cold": None, "peak": None, "error": "boom"},
+    }
     text = bench.table("t", result, ["cold"])
     assert "faster than the fastest tool (thop 0.300 s, 3.0×)" in text
     assert "| fvcore | failed: boom |" in text

@@ -47,110 +47,156 @@ def at(path: Path, line: int, column: int) -> str:
 # (description, expected position (line, column), fragments the message must contain)
 DESCRIPTION_ERRORS = {
     "unknown kind with suggestion": (
-        "input 3x32x32\nconv2 64\n", (2, 1),
-        ["unknown layer kind 'conv2'", "did you mean 'conv2d'"]),
+        "input 3x32x32\nconv2 64\n",
+        (2, 1),
+        ["unknown layer kind 'conv2'", "did you mean 'conv2d'"],
+    ),
     "unknown argument with suggestion": (
-        "input 3x32x32\nconv2d 64 k=3 strid=2\n", (2, 15),
-        ["unknown argument 'strid' for conv2d", "did you mean 'stride'", "conv2d takes:"]),
+        "input 3x32x32\nconv2d 64 k=3 strid=2\n",
+        (2, 15),
+        ["unknown argument 'strid' for conv2d", "did you mean 'stride'", "conv2d takes:"],
+    ),
     "typo in add": (
-        "input 3x32x32\nconv2d 3 k=3 p=1 as skip\nrelu\nadd skp\n", (4, 5),
-        ["undefined name 'skp'", "did you mean 'skip'"]),
+        "input 3x32x32\nconv2d 3 k=3 p=1 as skip\nrelu\nadd skp\n",
+        (4, 5),
+        ["undefined name 'skp'", "did you mean 'skip'"],
+    ),
     "typo in concat": (
-        "input 3x32x32\nconv2d 3 k=3 p=1 as shortcut\nrelu\nconcat shortcat\n", (4, 8),
-        ["undefined name 'shortcat'", "did you mean 'shortcut'"]),
+        "input 3x32x32\nconv2d 3 k=3 p=1 as shortcut\nrelu\nconcat shortcat\n",
+        (4, 8),
+        ["undefined name 'shortcat'", "did you mean 'shortcut'"],
+    ),
     "typo in from": (
-        "input 3x32x32\nconv2d 8 k=3 p=1 as stem\nrelu\nfrom stme\nrelu\n", (4, 6),
-        ["undefined name 'stme'", "did you mean 'stem'"]),
+        "input 3x32x32\nconv2d 8 k=3 p=1 as stem\nrelu\nfrom stme\nrelu\n",
+        (4, 6),
+        ["undefined name 'stme'", "did you mean 'stem'"],
+    ),
     "typo in crop like": (
-        "input 3x32x32\nconv2d 3 as small\nfrom input\ncrop like=smal\n", (4, 11),
-        ["undefined name 'smal'", "did you mean 'small'"]),
+        "input 3x32x32\nconv2d 3 as small\nfrom input\ncrop like=smal\n",
+        (4, 11),
+        ["undefined name 'smal'", "did you mean 'small'"],
+    ),
     "undefined name": (
-        "input 3x32x32\nconv2d 8\nfrom nowhere\n", (3, 6),
-        ["undefined name 'nowhere'", "label an output with 'as NAME' first"]),
+        "input 3x32x32\nconv2d 8\nfrom nowhere\n",
+        (3, 6),
+        ["undefined name 'nowhere'", "label an output with 'as NAME' first"],
+    ),
     "zero out_channels": (
-        "input 3x32x32\nconv2d 0\n", (2, 8),
-        ["conv2d argument 'out_channels' must be positive, got 0"]),
+        "input 3x32x32\nconv2d 0\n",
+        (2, 8),
+        ["conv2d argument 'out_channels' must be positive, got 0"],
+    ),
     "negative out_channels": (
-        "input 3x32x32\nconv2d -4\n", (2, 8),
-        ["conv2d argument 'out_channels' must be positive, got -4"]),
+        "input 3x32x32\nconv2d -4\n",
+        (2, 8),
+        ["conv2d argument 'out_channels' must be positive, got -4"],
+    ),
     "negative kernel": (
-        "input 3x32x32\nconv2d 8 k=-3\n", (2, 10),
-        ["conv2d argument 'kernel_size' must be positive, got -3"]),
+        "input 3x32x32\nconv2d 8 k=-3\n",
+        (2, 10),
+        ["conv2d argument 'kernel_size' must be positive, got -3"],
+    ),
     "zero stride": (
-        "input 3x32x32\nconv2d 8 s=0\n", (2, 10),
-        ["conv2d argument 'stride' must be positive, got 0"]),
+        "input 3x32x32\nconv2d 8 s=0\n",
+        (2, 10),
+        ["conv2d argument 'stride' must be positive, got 0"],
+    ),
     "negative padding": (
-        "input 3x32x32\nconv2d 8 p=-1\n", (2, 10),
-        ["conv2d argument 'padding' must be at least 0, got -1"]),
+        "input 3x32x32\nconv2d 8 p=-1\n",
+        (2, 10),
+        ["conv2d argument 'padding' must be at least 0, got -1"],
+    ),
     "zero input size": (
-        "input 0x32x32\nconv2d 4\n", (1, 7),
-        ["input sizes must be positive, got 0"]),
-    "input with two sizes": (
-        "input 3x32\n", (1, 7),
-        ["input must be channels x height x width"]),
-    "missing input line": (
-        "conv2d 8 k=3\n", (1, 1),
-        ["must start with 'input CxHxW'"]),
-    "input twice": (
-        "input 3x32x32\ninput 3x32x32\n", (2, 1),
-        ["'input' must come once"]),
-    "empty description": (
-        "# only a comment\n", (1, 1),
-        ["the description is empty"]),
+        "input 0x32x32\nconv2d 4\n",
+        (1, 7),
+        ["input sizes must be positive, got 0"],
+    ),
+    "input with two sizes": ("input 3x32\n", (1, 7), ["input must be channels x height x width"]),
+    "missing input line": ("conv2d 8 k=3\n", (1, 1), ["must start with 'input CxHxW'"]),
+    "input twice": ("input 3x32x32\ninput 3x32x32\n", (2, 1), ["'input' must come once"]),
+    "empty description": ("# only a comment\n", (1, 1), ["the description is empty"]),
     "argument given twice": (
-        "input 3x32x32\nconv2d 8 kernel_size=3 k=5\n", (2, 24),
-        ["argument 'kernel_size' of conv2d is given twice"]),
+        "input 3x32x32\nconv2d 8 kernel_size=3 k=5\n",
+        (2, 24),
+        ["argument 'kernel_size' of conv2d is given twice"],
+    ),
     "kernel pair of three": (
-        "input 3x32x32\nconv2d 8 k=3x3x3\n", (2, 10),
-        ["'kernel_size' takes one value or a pair, got 3 values"]),
+        "input 3x32x32\nconv2d 8 k=3x3x3\n",
+        (2, 10),
+        ["'kernel_size' takes one value or a pair, got 3 values"],
+    ),
     "non-integer kernel": (
-        "input 3x32x32\nconv2d 64 k=1.5\n", (2, 11),
-        ["'kernel_size' must be an integer, got 1.5"]),
+        "input 3x32x32\nconv2d 64 k=1.5\n",
+        (2, 11),
+        ["'kernel_size' must be an integer, got 1.5"],
+    ),
     "bad choice": (
-        "input 3x32x32\nupsample 2 mode=bilnear\n", (2, 12),
-        ["'mode' must be one of nearest, bilinear; got 'bilnear' (did you mean 'bilinear'?)"]),
+        "input 3x32x32\nupsample 2 mode=bilnear\n",
+        (2, 12),
+        ["'mode' must be one of nearest, bilinear; got 'bilnear' (did you mean 'bilinear'?)"],
+    ),
     "bad boolean": (
-        "input 3x32x32\nconv2d 8 bias=maybe\n", (2, 10),
-        ["'bias' must be true or false"]),
-    "division by zero": (
-        "input 3x32x32\nconv2d 8 k=3//0\n", (2, 10),
-        ["by zero"]),
+        "input 3x32x32\nconv2d 8 bias=maybe\n",
+        (2, 10),
+        ["'bias' must be true or false"],
+    ),
+    "division by zero": ("input 3x32x32\nconv2d 8 k=3//0\n", (2, 10), ["by zero"]),
     "negative repeat": (
-        "input 3x32x32\nrepeat -1: relu\n", (2, 8),
-        ["repeat count must be a whole number, got -1"]),
+        "input 3x32x32\nrepeat -1: relu\n",
+        (2, 8),
+        ["repeat count must be a whole number, got -1"],
+    ),
     "freeze with argument": (
-        "input 3x32x32\nfreeze now\n", (2, 8),
-        ["'freeze' takes no arguments"]),
-    "as without a name": (
-        "input 3x32x32\nconv2d 64 as\n", (2, 11),
-        ["'as' needs a name after it"]),
+        "input 3x32x32\nfreeze now\n",
+        (2, 8),
+        ["'freeze' takes no arguments"],
+    ),
+    "as without a name": ("input 3x32x32\nconv2d 64 as\n", (2, 11), ["'as' needs a name after it"]),
     "concat without names": (
-        "input 3x32x32\nconcat\n", (2, 1),
-        ["'concat' needs the names of the outputs to join"]),
+        "input 3x32x32\nconcat\n",
+        (2, 1),
+        ["'concat' needs the names of the outputs to join"],
+    ),
     "block header without parenthesis": (
-        "input 3x32x32\nblock foo(a:\n    conv2d a\nfoo 3\n", (2, 10),
-        ["a bracket opened here is never closed"]),
+        "input 3x32x32\nblock foo(a:\n    conv2d a\nfoo 3\n",
+        (2, 10),
+        ["a bracket opened here is never closed"],
+    ),
     "block header without colon": (
-        "input 3x32x32\nblock foo(a)\n    conv2d a\nfoo 3\n", (2, 1),
-        ["a block is defined as 'block NAME(param, param=default):'"]),
+        "input 3x32x32\nblock foo(a)\n    conv2d a\nfoo 3\n",
+        (2, 1),
+        ["a block is defined as 'block NAME(param, param=default):'"],
+    ),
     "block without body": (
-        "input 3x32x32\nblock foo(a):\nfoo 3\n", (2, 1),
-        ["block 'foo' has no indented body"]),
+        "input 3x32x32\nblock foo(a):\nfoo 3\n",
+        (2, 1),
+        ["block 'foo' has no indented body"],
+    ),
     "block named like a kind": (
-        "input 3x32x32\nblock relu(a):\n    conv2d a\n", (2, 7),
-        ["block name 'relu' is already a layer kind or statement"]),
+        "input 3x32x32\nblock relu(a):\n    conv2d a\n",
+        (2, 7),
+        ["block name 'relu' is already a layer kind or statement"],
+    ),
     "block bad parameter": (
-        "input 3x32x32\nblock foo(2a):\n    conv2d 3\n", (2, 7),
-        ["bad block parameter '2a'"]),
+        "input 3x32x32\nblock foo(2a):\n    conv2d 3\n",
+        (2, 7),
+        ["bad block parameter '2a'"],
+    ),
     "block call with unknown parameter": (
-        "input 3x32x32\nblock foo(width):\n    conv2d width\nfoo widht=3\n", (4, 5),
-        ["block 'foo' has no parameter 'widht'", "did you mean 'width'", "it takes: width"]),
+        "input 3x32x32\nblock foo(width):\n    conv2d width\nfoo widht=3\n",
+        (4, 5),
+        ["block 'foo' has no parameter 'widht'", "did you mean 'width'", "it takes: width"],
+    ),
     "block call missing parameter": (
-        "input 3x32x32\nblock foo(width):\n    conv2d width\nfoo\n", (4, 1),
-        ["block 'foo' needs parameter 'width'"]),
+        "input 3x32x32\nblock foo(width):\n    conv2d width\nfoo\n",
+        (4, 1),
+        ["block 'foo' needs parameter 'width'"],
+    ),
     "error inside a block names the call": (
-        "input 3x32x32\nblock foo(c):\n    conv2d c k=3 strid=2\nfoo 8\n", (3, 18),
-        ["unknown argument 'strid'", "in block 'foo' called at line 4"]),
+        "input 3x32x32\nblock foo(c):\n    conv2d c k=3 strid=2\nfoo 8\n",
+        (3, 18),
+        ["unknown argument 'strid'", "in block 'foo' called at line 4"],
+    ),
 }
 
 
@@ -168,61 +214,107 @@ def test_description_error(tmp_path: Path, case: str) -> None:
 # (description, position, layer name, fragments)
 LAYER_ERRORS = {
     "kernel larger than padded input": (
-        "input 3x4x4\nconv2d 8 k=7 p=1\n", (2, 1), "conv2d_1",
-        ["kernel height 7 is larger than the padded input height 6",
-         "(input 4 + padding 2)"]),
+        "input 3x4x4\nconv2d 8 k=7 p=1\n",
+        (2, 1),
+        "conv2d_1",
+        ["kernel height 7 is larger than the padded input height 6", "(input 4 + padding 2)"],
+    ),
     "dilated kernel larger than input": (
-        "input 3x8x8\nconv2d 8 k=3 d=4\n", (2, 1), "conv2d_1",
-        ["kernel height 3 (dilated to 9) is larger than the padded input height 8"]),
+        "input 3x8x8\nconv2d 8 k=3 d=4\n",
+        (2, 1),
+        "conv2d_1",
+        ["kernel height 3 (dilated to 9) is larger than the padded input height 8"],
+    ),
     "groups do not divide in_channels": (
-        "input 3x32x32\nconv2d 8 g=2\n", (2, 1), "conv2d_1",
-        ["groups=2 must divide the input channels (3)"]),
+        "input 3x32x32\nconv2d 8 g=2\n",
+        (2, 1),
+        "conv2d_1",
+        ["groups=2 must divide the input channels (3)"],
+    ),
     "groups do not divide out_channels": (
-        "input 4x32x32\nconv2d 6 groups=4\n", (2, 1), "conv2d_1",
-        ["groups=4 must divide the output channels (6)"]),
+        "input 4x32x32\nconv2d 6 groups=4\n",
+        (2, 1),
+        "conv2d_1",
+        ["groups=4 must divide the output channels (6)"],
+    ),
     "padding same with stride": (
-        "input 3x32x32\nrelu\nconv2d 8 k=3 s=2 p=same as down\n", (3, 1), "down",
-        ["padding='same' is not supported for strided convolutions", "PyTorch refuses it"]),
+        "input 3x32x32\nrelu\nconv2d 8 k=3 s=2 p=same as down\n",
+        (3, 1),
+        "down",
+        ["padding='same' is not supported for strided convolutions", "PyTorch refuses it"],
+    ),
     "concat of different spatial sizes": (
         "input 3x32x32\nconv2d 8 k=3 as a\nfrom input\nconv2d 8 k=3 p=1\nconcat a\n",
-        (5, 1), "concat_1",
-        ["concat needs the same spatial size", "(8, 32, 32) and (8, 30, 30)"]),
+        (5, 1),
+        "concat_1",
+        ["concat needs the same spatial size", "(8, 32, 32) and (8, 30, 30)"],
+    ),
     "add of different shapes": (
         "input 3x32x32\nconv2d 8 k=3 p=1 as a\nfrom input\nconv2d 4 k=3 p=1\nadd a\n",
-        (5, 1), "add_1",
-        ["add needs equal shapes", "(4, 32, 32) and (8, 32, 32)"]),
+        (5, 1),
+        "add_1",
+        ["add needs equal shapes", "(4, 32, 32) and (8, 32, 32)"],
+    ),
     "add of different symbolic shapes": (
         "input CxHxW\nconv2d 8 k=3 as a\nfrom input\nconv2d 8 k=5\nadd a\n",
-        (5, 1), "add_1",
-        ["add needs equal shapes", "(8, H - 4, W - 4) and (8, H - 2, W - 2)"]),
+        (5, 1),
+        "add_1",
+        ["add needs equal shapes", "(8, H - 4, W - 4) and (8, H - 2, W - 2)"],
+    ),
     "output_padding not below stride or dilation": (
-        "input 3x32x32\nconv_transpose2d 8 k=2 s=2 op=2\n", (2, 1), "conv_transpose2d_1",
-        ["output_padding 2 along the height must be smaller than the stride (2) "
-         "or the dilation (1)"]),
-    "output_padding equal to stride and dilation": (
-        "input 3x32x32\nconv_transpose2d 8 k=3 s=2 d=2 output_padding=2\n", (2, 1),
+        "input 3x32x32\nconv_transpose2d 8 k=2 s=2 op=2\n",
+        (2, 1),
         "conv_transpose2d_1",
-        ["output_padding 2 along the height must be smaller than the stride (2) "
-         "or the dilation (2)"]),
+        [
+            "output_padding 2 along the height must be smaller than the stride (2) "
+            "or the dilation (1)"
+        ],
+    ),
+    "output_padding equal to stride and dilation": (
+        "input 3x32x32\nconv_transpose2d 8 k=3 s=2 d=2 output_padding=2\n",
+        (2, 1),
+        "conv_transpose2d_1",
+        [
+            "output_padding 2 along the height must be smaller than the stride (2) "
+            "or the dilation (2)"
+        ],
+    ),
     "conv after flatten": (
-        "input 3x32x32\nflatten\nconv2d 8\n", (3, 1), "conv2d_1",
-        ["conv2d expects a (C, H, W) input, got (3072)", "flatten or linear come too early"]),
+        "input 3x32x32\nflatten\nconv2d 8\n",
+        (3, 1),
+        "conv2d_1",
+        ["conv2d expects a (C, H, W) input, got (3072)", "flatten or linear come too early"],
+    ),
     "crop to a larger size": (
-        "input 3x32x32\ncrop 40\n", (2, 1), "crop_1",
-        ["cannot crop the height 32 to a larger 40"]),
+        "input 3x32x32\ncrop 40\n",
+        (2, 1),
+        "crop_1",
+        ["cannot crop the height 32 to a larger 40"],
+    ),
     "pooling padding over half the window": (
-        "input 3x32x32\nmaxpool2d 2 p=2\n", (2, 1), "maxpool2d_1",
-        ["padding 2 must be at most half the window (2)", "PyTorch refuses"]),
+        "input 3x32x32\nmaxpool2d 2 p=2\n",
+        (2, 1),
+        "maxpool2d_1",
+        ["padding 2 must be at most half the window (2)", "PyTorch refuses"],
+    ),
     "se reduction too large": (
-        "input 3x32x32\nse 16\n", (2, 1), "se_1",
-        ["reduction r=16 leaves no channels from 3"]),
+        "input 3x32x32\nse 16\n",
+        (2, 1),
+        "se_1",
+        ["reduction r=16 leaves no channels from 3"],
+    ),
     "align_corners with nearest": (
-        "input 3x32x32\nupsample 2 align_corners=true\n", (2, 1), "upsample_1",
-        ["align_corners applies only to mode=bilinear"]),
+        "input 3x32x32\nupsample 2 align_corners=true\n",
+        (2, 1),
+        "upsample_1",
+        ["align_corners applies only to mode=bilinear"],
+    ),
     "shape error inside a block": (
-        "input 3x32x32\nblock res(c):\n    conv2d c k=3\n    add in\nres 8\n", (4, 5),
+        "input 3x32x32\nblock res(c):\n    conv2d c k=3\n    add in\nres 8\n",
+        (4, 5),
         "res_1.add_1",
-        ["add needs equal shapes", "(8, 30, 30) and (3, 32, 32)"]),
+        ["add needs equal shapes", "(8, 30, 30) and (3, 32, 32)"],
+    ),
 }
 
 
@@ -248,6 +340,7 @@ def test_explain_and_compare_report_the_same_errors(tmp_path: Path) -> None:
 
 # -- command-line errors ------------------------------------------------------------------
 
+
 def test_unused_set_symbol(tmp_path: Path) -> None:
     path = write(tmp_path, "input 3x32x32\nconv2d 8 k=k\n")
     message = fails("analyze", path, "--set", "k=3,NF=3")
@@ -262,11 +355,14 @@ def test_set_symbol_on_a_file_without_symbols(tmp_path: Path) -> None:
     assert "(its symbols: none)" in message
 
 
-@pytest.mark.parametrize(("value", "fragment"), [
-    ("NF=abc", "--set NF: the value must be an integer, got 'abc'"),
-    ("NF", "--set takes NAME=VALUE pairs separated by commas, got 'NF'"),
-    ("2x=3", "--set takes NAME=VALUE pairs"),
-])
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ("NF=abc", "--set NF: the value must be an integer, got 'abc'"),
+        ("NF", "--set takes NAME=VALUE pairs separated by commas, got 'NF'"),
+        ("2x=3", "--set takes NAME=VALUE pairs"),
+    ],
+)
 def test_malformed_set(tmp_path: Path, value: str, fragment: str) -> None:
     path = write(tmp_path, "input 3x32x32\nconv2d NF\n")
     assert fragment in fails("analyze", path, "--set", value)
@@ -289,12 +385,15 @@ def test_directory_instead_of_file(tmp_path: Path) -> None:
     assert f"cannot read {tmp_path}" in fails("analyze", tmp_path)
 
 
-@pytest.mark.parametrize(("value", "fragment"), [
-    ("abc", "--input must look like 3x224x224 (C x H x W), got 'abc'"),
-    ("3x32", "--input must be three positive sizes C x H x W, got '3x32'"),
-    ("3x0x32", "--input must be three positive sizes C x H x W, got '3x0x32'"),
-    ("3x-4x32", "--input must be three positive sizes"),
-])
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ("abc", "--input must look like 3x224x224 (C x H x W), got 'abc'"),
+        ("3x32", "--input must be three positive sizes C x H x W, got '3x32'"),
+        ("3x0x32", "--input must be three positive sizes C x H x W, got '3x0x32'"),
+        ("3x-4x32", "--input must be three positive sizes"),
+    ],
+)
 def test_bad_input_option(tmp_path: Path, value: str, fragment: str) -> None:
     path = write(tmp_path, "input 3x32x32\nconv2d 4\n")
     assert fragment in fails("analyze", path, "--input", value)
@@ -308,11 +407,17 @@ def test_input_option_too_small_for_the_network(tmp_path: Path) -> None:
     assert "kernel height 5 is larger than the padded input height 2" in message
 
 
-@pytest.mark.parametrize(("command", "value", "fragment"), [
-    ("analyze", "xml", "--format must be one of table, markdown, json, csv, latex, html, "
-                       "got 'xml'"),
-    ("explain", "json", "--format must be one of text, markdown, latex"),
-])
+@pytest.mark.parametrize(
+    ("command", "value", "fragment"),
+    [
+        (
+            "analyze",
+            "xml",
+            "--format must be one of table, markdown, json, csv, latex, html, got 'xml'",
+        ),
+        ("explain", "json", "--format must be one of text, markdown, latex"),
+    ],
+)
 def test_bad_format(tmp_path: Path, command: str, value: str, fragment: str) -> None:
     path = write(tmp_path, "input 3x32x32\nconv2d 4\n")
     assert fragment in fails(command, path, "--format", value)
@@ -321,24 +426,31 @@ def test_bad_format(tmp_path: Path, command: str, value: str, fragment: str) -> 
 def test_bad_compare_format(tmp_path: Path) -> None:
     path = write(tmp_path, "input 3x32x32\nconv2d 4\n")
     assert "--format must be one of table, markdown, json" in fails(
-        "compare", path, path, "-f", "csv")
+        "compare", path, path, "-f", "csv"
+    )
 
 
-@pytest.mark.parametrize(("option", "value", "fragment"), [
-    ("--dtype", "int8", "dtype must be one of float32, float16, bfloat16, float64, got 'int8'"),
-    ("--optimizer", "lion", "optimizer must be one of sgd, momentum, adam, adamw, got 'lion'"),
-    ("--convention", "flops", "convention must be one of full, 2mac, mac, got 'flops'"),
-])
+@pytest.mark.parametrize(
+    ("option", "value", "fragment"),
+    [
+        ("--dtype", "int8", "dtype must be one of float32, float16, bfloat16, float64, got 'int8'"),
+        ("--optimizer", "lion", "optimizer must be one of sgd, momentum, adam, adamw, got 'lion'"),
+        ("--convention", "flops", "convention must be one of full, 2mac, mac, got 'flops'"),
+    ],
+)
 def test_bad_option_values(tmp_path: Path, option: str, value: str, fragment: str) -> None:
     path = write(tmp_path, "input 3x32x32\nconv2d 4\n")
     assert fragment in fails("analyze", path, option, value)
 
 
-@pytest.mark.parametrize(("args", "fragment"), [
-    (("--layer", "99"), "--layer: no layer 99"),
-    (("--layer", "conv2d_9"), "did you mean 'conv2d_1'"),
-    (("--what", "speed"), "--what must be one of shape, params, macs, flops, rf, memory, all"),
-])
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("--layer", "99"), "--layer: no layer 99"),
+        (("--layer", "conv2d_9"), "did you mean 'conv2d_1'"),
+        (("--what", "speed"), "--what must be one of shape, params, macs, flops, rf, memory, all"),
+    ],
+)
 def test_bad_explain_options(tmp_path: Path, args: tuple[str, ...], fragment: str) -> None:
     path = write(tmp_path, "input 3x32x32\nconv2d 4\n")
     assert fragment in fails("explain", path, *args)
@@ -353,6 +465,7 @@ def test_batch_must_be_positive(tmp_path: Path) -> None:
 
 # -- the stride warning: exit 0 and the exact number of rows never read -----------------
 
+
 def never_read(size: int, kernel: int, stride: int, padding: int) -> int:
     """Input rows after the last window: I + P − ((O − 1)·S + K − P) with O from the
     output-size formula O = ⌊(I + 2P − K)/S⌋ + 1; padding rows do not count."""
@@ -361,15 +474,19 @@ def never_read(size: int, kernel: int, stride: int, padding: int) -> int:
     return max(0, size + 2 * padding - last_read - padding)
 
 
-@pytest.mark.parametrize(("size", "layer", "kernel", "stride", "padding"), [
-    (10, "conv2d 1 k=3 s=2", 3, 2, 0),
-    (12, "conv2d 1 k=5 s=4", 5, 4, 0),
-    (10, "conv2d 1 k=2 s=4 p=1", 2, 4, 1),
-    (7, "maxpool2d 2", 2, 2, 0),
-    (20, "avgpool2d 3 s=3", 3, 3, 0),
-])
-def test_stride_warning_counts_unread_rows(tmp_path: Path, size: int, layer: str, kernel: int,
-                                           stride: int, padding: int) -> None:
+@pytest.mark.parametrize(
+    ("size", "layer", "kernel", "stride", "padding"),
+    [
+        (10, "conv2d 1 k=3 s=2", 3, 2, 0),
+        (12, "conv2d 1 k=5 s=4", 5, 4, 0),
+        (10, "conv2d 1 k=2 s=4 p=1", 2, 4, 1),
+        (7, "maxpool2d 2", 2, 2, 0),
+        (20, "avgpool2d 3 s=3", 3, 3, 0),
+    ],
+)
+def test_stride_warning_counts_unread_rows(
+    tmp_path: Path, size: int, layer: str, kernel: int, stride: int, padding: int
+) -> None:
     expected = never_read(size, kernel, stride, padding)
     assert expected > 0  # each case is chosen to leave rows unread
     path = write(tmp_path, f"input 1x{size}x{size}\n{layer}\n")
@@ -378,8 +495,11 @@ def test_stride_warning_counts_unread_rows(tmp_path: Path, size: int, layer: str
     assert not output.startswith("error")
     name = layer.split()[0] + "_1"
     for axis, unit in (("height", "rows"), ("width", "columns")):
-        warning = re.search(rf"warning: {name}: stride {stride} does not divide evenly along "
-                            rf"the {axis}: the last (\d+) input {unit} are never read", output)
+        warning = re.search(
+            rf"warning: {name}: stride {stride} does not divide evenly along "
+            rf"the {axis}: the last (\d+) input {unit} are never read",
+            output,
+        )
         assert warning, output
         assert int(warning.group(1)) == expected
 
@@ -392,8 +512,9 @@ def test_first_stride_case_by_hand() -> None:
 
 @pytest.mark.parametrize("layer", ["conv2d 1 k=3 s=2 p=1", "conv2d 1 k=3 s=1", "maxpool2d 2"])
 def test_no_warning_when_every_row_is_read(tmp_path: Path, layer: str) -> None:
-    path = write(tmp_path, f"input 1x11x11\n{layer}\n" if "p=1" in layer
-                 else f"input 1x8x8\n{layer}\n")
+    path = write(
+        tmp_path, f"input 1x11x11\n{layer}\n" if "p=1" in layer else f"input 1x8x8\n{layer}\n"
+    )
     code, output = run("analyze", path)
     assert code == 0, output
     assert "never read" not in output
@@ -411,6 +532,7 @@ def test_stride_warning_in_json(tmp_path: Path) -> None:
 
 
 # -- bugs found while writing these tests, now fixed ----------------------------------------
+
 
 def test_unclosed_bracket_is_an_error(tmp_path: Path) -> None:
     path = write(tmp_path, "input 3x32x32\nconv2d 64 k=(3, 5\n")

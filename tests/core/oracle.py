@@ -48,8 +48,9 @@ def gradient_extents(net: Network, axis: int) -> list[tuple[int, int, int]]:
     return impulse_extents(build_module(net), shape, axis)  # type: ignore[arg-type]
 
 
-def impulse_extents(model: torch.nn.Module, shape: tuple[int, int, int],
-                    axis: int) -> list[tuple[int, int, int]]:
+def impulse_extents(
+    model: torch.nn.Module, shape: tuple[int, int, int], axis: int
+) -> list[tuple[int, int, int]]:
     """The gradient method, batched: with positive weights, zero biases and BatchNorm as
     a positive scale, the gradient of an output with respect to the input is non-zero
     exactly where the response to an impulse is, so one forward over a batch of impulse

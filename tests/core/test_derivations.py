@@ -30,10 +30,10 @@ _UNICODE = {"⌊": "floor(", "⌋": ")", "⌈": "ceiling(", "⌉": ")", "·": "*
 def evaluate(text: str) -> sympy.Expr:
     for old, new in _UNICODE.items():
         text = text.replace(old, new)
-    names = {n: symbol(n) for n in re.findall(r"[A-Za-z_]\w*", text)
-             if n not in ("floor", "ceiling")}
-    return sympy.sympify(text, locals={**names, "floor": sympy.floor,
-                                       "ceiling": sympy.ceiling})
+    names = {
+        n: symbol(n) for n in re.findall(r"[A-Za-z_]\w*", text) if n not in ("floor", "ceiling")
+    }
+    return sympy.sympify(text, locals={**names, "floor": sympy.floor, "ceiling": sympy.ceiling})
 
 
 def check_steps(text: str, **symbols: int) -> None:
@@ -71,25 +71,39 @@ def test_symbolic_steps_add_up() -> None:
 
 
 def test_explain_text_shows_formula_numbers_result() -> None:
-    text = render_sections(derivation(convlens.analyze(EXAMPLES / "three_conv.cnn"), 1,
-                                                "shape"))
+    text = render_sections(derivation(convlens.analyze(EXAMPLES / "three_conv.cnn"), 1, "shape"))
     assert "⌊(128 + 2·2 − 1·(5 − 1) − 1)/2⌋ + 1 = 64" in text
-    latex = render_sections(derivation(convlens.analyze(EXAMPLES / "three_conv.cnn"), 1,
-                                       "params"), "latex")
+    latex = render_sections(
+        derivation(convlens.analyze(EXAMPLES / "three_conv.cnn"), 1, "params"), "latex"
+    )
     assert r"\cdot" in latex and "4864" in latex
 
 
 COLOUR = (EXAMPLES / "colour_cnn.cnn").read_text()
 
 
-@pytest.mark.parametrize("values", [dict(k=3, NF=32, NC=24), dict(k=5, NF=8, NC=10),
-                                    dict(k=1, NF=3, NC=2), dict(k=7, NF=16, NC=32)])
+@pytest.mark.parametrize(
+    "values",
+    [
+        dict(k=3, NF=32, NC=24),
+        dict(k=5, NF=8, NC=10),
+        dict(k=1, NF=3, NC=2),
+        dict(k=7, NF=16, NC=32),
+    ],
+)
 def test_closed_forms_equal_numeric_analysis(values: dict[str, int]) -> None:
     symbolic = convlens.analyze(COLOUR)
     numeric = convlens.analyze(COLOUR, **values)
     subs = {symbol(k): v for k, v in values.items()}
-    for name in ("params", "macs", "flops", "buffers", "peak_activation_bytes",
-                 "saved_activation_bytes", "training_bytes"):
+    for name in (
+        "params",
+        "macs",
+        "flops",
+        "buffers",
+        "peak_activation_bytes",
+        "saved_activation_bytes",
+        "training_bytes",
+    ):
         closed = sympy.sympify(getattr(symbolic.totals, name)).subs(subs)
         assert closed == getattr(numeric.totals, name), name
     for a, b in zip(symbolic.layers, numeric.layers, strict=True):
@@ -110,16 +124,23 @@ def out(text: str) -> tuple:
 
 
 # Dumoulin & Visin, "A guide to convolution arithmetic for deep learning" (2016).
-@given(i=st.integers(1, 40), k=st.integers(1, 9), s=st.integers(1, 4), p=st.integers(0, 4),
-       d=st.integers(1, 3), a=st.integers(0, 3))
+@given(
+    i=st.integers(1, 40),
+    k=st.integers(1, 9),
+    s=st.integers(1, 4),
+    p=st.integers(0, 4),
+    d=st.integers(1, 3),
+    a=st.integers(0, 3),
+)
 @settings(max_examples=200)
 def test_dumoulin_visin_relationships(i: int, k: int, s: int, p: int, d: int, a: int) -> None:
     if i >= k:  # Relationship 1: no padding, unit stride
         assert out(f"input 1x{i}x{i}\nconv2d 1 k={k}") == (i - k + 1,) * 2
     if i + 2 * p >= k:  # Relationships 2 and 6
         assert out(f"input 1x{i}x{i}\nconv2d 1 k={k} p={p}") == ((i - k) + 2 * p + 1,) * 2
-        assert out(f"input 1x{i}x{i}\nconv2d 1 k={k} p={p} s={s}") == (
-            (i + 2 * p - k) // s + 1,) * 2
+        assert (
+            out(f"input 1x{i}x{i}\nconv2d 1 k={k} p={p} s={s}") == ((i + 2 * p - k) // s + 1,) * 2
+        )
     if k % 2 == 1:  # Relationship 3: half padding keeps the size
         assert out(f"input 1x{i}x{i}\nconv2d 1 k={k} p={k // 2}") == (i, i)
     # Relationship 4: full padding grows by k − 1
@@ -130,15 +151,21 @@ def test_dumoulin_visin_relationships(i: int, k: int, s: int, p: int, d: int, a:
     assert out(f"input 1x{i}x{i}\nconv_transpose2d 1 k={k}") == (i + k - 1,) * 2
     assert out(f"input 1x{i}x{i}\nconv_transpose2d 1 k={k} s={s}") == (s * (i - 1) + k,) * 2
     if s * (i - 1) + k - 2 * p >= 1:
-        assert out(f"input 1x{i}x{i}\nconv_transpose2d 1 k={k} s={s} p={p}") == (
-            s * (i - 1) + k - 2 * p,) * 2
+        assert (
+            out(f"input 1x{i}x{i}\nconv_transpose2d 1 k={k} s={s} p={p}")
+            == (s * (i - 1) + k - 2 * p,) * 2
+        )
     if a < s and s * (i - 1) + a + k - 2 * p >= 1:
-        assert out(f"input 1x{i}x{i}\nconv_transpose2d 1 k={k} s={s} p={p} "
-                   f"output_padding={a}") == (s * (i - 1) + a + k - 2 * p,) * 2
+        assert (
+            out(f"input 1x{i}x{i}\nconv_transpose2d 1 k={k} s={s} p={p} output_padding={a}")
+            == (s * (i - 1) + a + k - 2 * p,) * 2
+        )
     # Relationship 15: dilation
     if i + 2 * p >= k + (k - 1) * (d - 1):
-        assert out(f"input 1x{i}x{i}\nconv2d 1 k={k} p={p} s={s} d={d}") == (
-            (i + 2 * p - k - (k - 1) * (d - 1)) // s + 1,) * 2
+        assert (
+            out(f"input 1x{i}x{i}\nconv2d 1 k={k} p={p} s={s} d={d}")
+            == ((i + 2 * p - k - (k - 1) * (d - 1)) // s + 1,) * 2
+        )
     if i >= k:  # Relationship 7: pooling
         assert out(f"input 1x{i}x{i}\nmaxpool2d {k} s={s}") == ((i - k) // s + 1,) * 2
 

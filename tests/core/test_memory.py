@@ -11,14 +11,39 @@ import convlens
 from convlens.core.analyze import Options, analyze_network
 from tests.core.oracle import saved_activation_bytes
 
-LAYERS = ["conv2d 4 k=3 p=1", "conv2d 4 k=3 p=1 bias=false", "batchnorm2d", "relu", "relu6",
-          "sigmoid", "tanh", "gelu", "leaky_relu 0.1", "silu", "elu", "hardswish",
-          "maxpool2d 2", "avgpool2d 2", "dropout 0.5", "upsample 2",
-          "upsample 2 mode=bilinear", "se 2", "conv_transpose2d 4 k=2 s=2",
-          "depthwise 3 p=1", "adaptive_avgpool2d 3", "identity", "dropout 0",
-          "relu inplace=true", "relu6 inplace=true", "leaky_relu 0.1 inplace=true",
-          "elu inplace=true", "silu inplace=true", "hardswish inplace=true",
-          "hardsigmoid inplace=true", "dropout 0.2 inplace=true"]
+LAYERS = [
+    "conv2d 4 k=3 p=1",
+    "conv2d 4 k=3 p=1 bias=false",
+    "batchnorm2d",
+    "relu",
+    "relu6",
+    "sigmoid",
+    "tanh",
+    "gelu",
+    "leaky_relu 0.1",
+    "silu",
+    "elu",
+    "hardswish",
+    "maxpool2d 2",
+    "avgpool2d 2",
+    "dropout 0.5",
+    "upsample 2",
+    "upsample 2 mode=bilinear",
+    "se 2",
+    "conv_transpose2d 4 k=2 s=2",
+    "depthwise 3 p=1",
+    "adaptive_avgpool2d 3",
+    "identity",
+    "dropout 0",
+    "relu inplace=true",
+    "relu6 inplace=true",
+    "leaky_relu 0.1 inplace=true",
+    "elu inplace=true",
+    "silu inplace=true",
+    "hardswish inplace=true",
+    "hardsigmoid inplace=true",
+    "dropout 0.2 inplace=true",
+]
 
 
 @st.composite
@@ -49,16 +74,18 @@ def test_saved_activations_equal_autograd(case: tuple[str, int]) -> None:
 
 
 def test_training_memory_parts_add_up() -> None:
-    r = convlens.analyze("input 3x32x32\nconv2d 8 k=3\nbatchnorm2d\nrelu\nflatten\nlinear 10",
-                         optimizer="adam")
+    r = convlens.analyze(
+        "input 3x32x32\nconv2d 8 k=3\nbatchnorm2d\nrelu\nflatten\nlinear 10", optimizer="adam"
+    )
     t = r.totals
     params = 8 * 3 * 3 * 3 + 8 + 2 * 8 + 10 * (8 * 30 * 30) + 10
     assert t.params == params
     assert t.param_bytes == 4 * params and t.grad_bytes == 4 * params
     assert t.optimizer_bytes == 2 * 4 * params  # Adam: two moments per parameter
     assert t.buffer_bytes == 4 * (2 * 8) + 8  # running mean/var in float32, int64 counter
-    assert t.training_bytes == (t.param_bytes + t.buffer_bytes + t.grad_bytes
-                                + t.optimizer_bytes + t.saved_activation_bytes)
+    assert t.training_bytes == (
+        t.param_bytes + t.buffer_bytes + t.grad_bytes + t.optimizer_bytes + t.saved_activation_bytes
+    )
 
 
 def test_frozen_prefix_saves_nothing_before_first_trainable_layer() -> None:

@@ -36,13 +36,23 @@ def rf_networks(draw):
             lines.append(f"conv_transpose2d 1 k={k} s={s} d={draw(st.integers(1, 2))}")
         elif kind == 4:  # two branches that must be joined exactly
             a, b = draw(st.integers(0, 2)), draw(st.integers(0, 2))
-            lines += [f"conv2d 1 k={2 * a + 1} p={a} as x{i}", "from " + _prev(lines, i),
-                      f"conv2d 1 k={2 * b + 1} p={b} d={draw(st.integers(1, 2))} as y{i}"
-                      if b == 0 else f"conv2d 1 k={2 * b + 1} p={b} as y{i}",
-                      f"add x{i}"]
+            lines += [
+                f"conv2d 1 k={2 * a + 1} p={a} as x{i}",
+                "from " + _prev(lines, i),
+                f"conv2d 1 k={2 * b + 1} p={b} d={draw(st.integers(1, 2))} as y{i}"
+                if b == 0
+                else f"conv2d 1 k={2 * b + 1} p={b} as y{i}",
+                f"add x{i}",
+            ]
         else:
-            lines += [f"conv2d 1 k=3 as u{i}", "from " + _prev(lines, i),
-                      "conv2d 1 k=1", f"crop like=u{i}", f"concat u{i}", "conv2d 1 k=1"]
+            lines += [
+                f"conv2d 1 k=3 as u{i}",
+                "from " + _prev(lines, i),
+                "conv2d 1 k=1",
+                f"crop like=u{i}",
+                f"concat u{i}",
+                "conv2d 1 k=1",
+            ]
     return "\n".join(lines)
 
 
@@ -61,8 +71,9 @@ def check_rf(text: str) -> None:
         rows = gradient_extents(net, axis)
         # Far from the border, so that no dependency (even across a dilation gap) is cut.
         margin = 8
-        interior = [(o, lo, hi) for o, lo, hi in rows
-                    if lo >= margin and hi <= size_in[axis] - 1 - margin]
+        interior = [
+            (o, lo, hi) for o, lo, hi in rows if lo >= margin and hi <= size_in[axis] - 1 - margin
+        ]
         if not interior:
             continue
         measured = max(hi - lo + 1 for _, lo, hi in interior)

@@ -49,8 +49,10 @@ def depthwise_layers(draw):
     k, _ = pair_text(draw, 1, 4)
     s, _ = pair_text(draw, 1, 2)
     m = draw(st.integers(1, 2))
-    return (f"input {draw(st.integers(1, 4))}x{draw(sizes)}x{draw(sizes)}\n"
-            f"depthwise {k} s={s} p=1 multiplier={m}")
+    return (
+        f"input {draw(st.integers(1, 4))}x{draw(sizes)}x{draw(sizes)}\n"
+        f"depthwise {k} s={s} p=1 multiplier={m}"
+    )
 
 
 @st.composite
@@ -63,9 +65,11 @@ def conv_transpose_layers(draw):
     p, _ = pair_text(draw, 0, 2)
     op = tuple(draw(st.integers(0, max(stride[i], dilation[i]) - 1)) for i in range(2))
     bias = str(draw(st.booleans())).lower()
-    return (f"input {c_in}x{draw(st.integers(1, 6))}x{draw(st.integers(1, 6))}\n"
-            f"conv_transpose2d {c_out} k={k} s={s} p={p} d={d} "
-            f"output_padding=({op[0]},{op[1]}) g={groups} bias={bias}")
+    return (
+        f"input {c_in}x{draw(st.integers(1, 6))}x{draw(st.integers(1, 6))}\n"
+        f"conv_transpose2d {c_out} k={k} s={s} p={p} d={d} "
+        f"output_padding=({op[0]},{op[1]}) g={groups} bias={bias}"
+    )
 
 
 @st.composite
@@ -77,25 +81,41 @@ def pool_layers(draw):
     ceil = str(draw(st.booleans())).lower()
     extra = f" d={draw(st.integers(1, 2))}" if kind == "maxpool2d" else ""
     stride = f" s={s}" if s is not None else ""
-    return (f"input 2x{draw(sizes)}x{draw(sizes)}\n"
-            f"{kind} {k}{stride} p={p} ceil_mode={ceil}{extra}")
+    return f"input 2x{draw(sizes)}x{draw(sizes)}\n{kind} {k}{stride} p={p} ceil_mode={ceil}{extra}"
 
 
 @st.composite
 def misc_layers(draw):
     c, h, w = draw(st.integers(1, 6)), draw(sizes), draw(sizes)
-    line = draw(st.sampled_from([
-        f"adaptive_avgpool2d ({draw(st.integers(1, 5))},{draw(st.integers(1, 5))})",
-        "global_avgpool", "batchnorm2d", f"batchnorm2d affine={draw(st.booleans())}",
-        "relu", "relu6", "leaky_relu 0.2", "elu", "sigmoid", "tanh", "gelu", "silu",
-        "hardswish", "hardsigmoid", "softmax", "dropout 0.3", "identity",
-        f"upsample {draw(st.integers(1, 3))}",
-        f"upsample {draw(st.integers(1, 3))} mode=bilinear align_corners="
-        f"{str(draw(st.booleans())).lower()}",
-        f"linear {draw(st.integers(1, 7))} bias={str(draw(st.booleans())).lower()}",
-        f"se {draw(st.integers(1, 2))}",
-        f"crop ({draw(st.integers(1, h))},{draw(st.integers(1, w))})",
-    ]))
+    line = draw(
+        st.sampled_from(
+            [
+                f"adaptive_avgpool2d ({draw(st.integers(1, 5))},{draw(st.integers(1, 5))})",
+                "global_avgpool",
+                "batchnorm2d",
+                f"batchnorm2d affine={draw(st.booleans())}",
+                "relu",
+                "relu6",
+                "leaky_relu 0.2",
+                "elu",
+                "sigmoid",
+                "tanh",
+                "gelu",
+                "silu",
+                "hardswish",
+                "hardsigmoid",
+                "softmax",
+                "dropout 0.3",
+                "identity",
+                f"upsample {draw(st.integers(1, 3))}",
+                f"upsample {draw(st.integers(1, 3))} mode=bilinear align_corners="
+                f"{str(draw(st.booleans())).lower()}",
+                f"linear {draw(st.integers(1, 7))} bias={str(draw(st.booleans())).lower()}",
+                f"se {draw(st.integers(1, 2))}",
+                f"crop ({draw(st.integers(1, h))},{draw(st.integers(1, w))})",
+            ]
+        )
+    )
     return f"input {c}x{h}x{w}\n{line}"
 
 
@@ -169,8 +189,13 @@ def chains(draw):
         if choice == 0:
             lines.append(f"conv2d {draw(st.integers(1, 5))} k=3 p=1 s={draw(st.integers(1, 2))}")
         elif choice == 1:
-            lines += [f"conv2d 4 k=3 p=1 as a{i}", "relu", "from a" + str(i),
-                      f"conv2d 4 k=1 as b{i}", f"add a{i}"]
+            lines += [
+                f"conv2d 4 k=3 p=1 as a{i}",
+                "relu",
+                "from a" + str(i),
+                f"conv2d 4 k=1 as b{i}",
+                f"add a{i}",
+            ]
         elif choice == 2:
             lines += [f"conv2d 2 k=1 as c{i}", "conv2d 3 k=3 p=1", f"concat c{i}"]
         elif choice == 3:
@@ -194,9 +219,11 @@ def test_torch_is_not_imported_by_the_core() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, convlens; r = convlens.analyze('input 3x32x32\\nconv2d 8 k=3\\nrelu');"
-            "r.to_json(); r.to_markdown();"
-            "assert 'torch' not in sys.modules, 'the analysis core imported torch'")
+    code = (
+        "import sys, convlens; r = convlens.analyze('input 3x32x32\\nconv2d 8 k=3\\nrelu');"
+        "r.to_json(); r.to_markdown();"
+        "assert 'torch' not in sys.modules, 'the analysis core imported torch'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

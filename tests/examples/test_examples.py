@@ -37,8 +37,7 @@ def network(name: str, input_shape: tuple[int, int, int] | None = None) -> Netwo
     return dataclasses.replace(net, input_shape=input_shape) if input_shape else net
 
 
-def shapes_from_torch(net: Network, device: str) -> tuple[dict[str, tuple[int, ...]], int,
-                                                          int]:
+def shapes_from_torch(net: Network, device: str) -> tuple[dict[str, tuple[int, ...]], int, int]:
     """Run the built module on ``device``: per-layer output shapes (batch 1 dropped),
     parameter count and buffer count."""
     torch.manual_seed(0)
@@ -48,7 +47,8 @@ def shapes_from_torch(net: Network, device: str) -> tuple[dict[str, tuple[int, .
         for spec in net.layers:
             layer = module.layers[spec.name.replace(".", "__")]
             layer.register_forward_hook(
-                lambda _m, _i, out, name=spec.name: seen.__setitem__(name, tuple(out.shape[1:])))
+                lambda _m, _i, out, name=spec.name: seen.__setitem__(name, tuple(out.shape[1:]))
+            )
         with torch.no_grad():
             module(torch.zeros(1, *net.input_shape))
     params = sum(p.numel() for p in module.parameters())
@@ -66,10 +66,18 @@ def assert_matches_torch(report: Report, device: str) -> None:
 
 def test_examples_are_found() -> None:
     names = {example_id(p) for p in ALL}
-    assert {"three_conv.cnn", "colour_cnn.cnn", "unet.cnn", "resnet_block.cnn",
-            "dense_block.cnn", "mobilenet_block.cnn", "separable_vs_standard/standard.cnn",
-            "separable_vs_standard/separable.cnn", "flatten_vs_gap/flatten.cnn",
-            "flatten_vs_gap/gap.cnn"} <= names
+    assert {
+        "three_conv.cnn",
+        "colour_cnn.cnn",
+        "unet.cnn",
+        "resnet_block.cnn",
+        "dense_block.cnn",
+        "mobilenet_block.cnn",
+        "separable_vs_standard/standard.cnn",
+        "separable_vs_standard/separable.cnn",
+        "flatten_vs_gap/flatten.cnn",
+        "flatten_vs_gap/gap.cnn",
+    } <= names
 
 
 @pytest.mark.parametrize("path", ALL, ids=example_id)
@@ -112,10 +120,14 @@ def test_example_macs_match_flop_counter(path: Path) -> None:
 
 # -- U-Net (Ronneberger et al. 2015, Fig. 1) ----------------------------------------------
 
+
 def unet_sides(report: Report) -> list[int]:
     """The side length after every convolution, pooling and up-convolution, in order."""
-    return [r.output_shape[1] for r in report.layers
-            if r.kind in ("conv2d", "maxpool2d", "avgpool2d", "conv_transpose2d")]
+    return [
+        r.output_shape[1]
+        for r in report.layers
+        if r.kind in ("conv2d", "maxpool2d", "avgpool2d", "conv_transpose2d")
+    ]
 
 
 def test_unet_sizes_are_the_papers() -> None:
@@ -125,12 +137,15 @@ def test_unet_sizes_are_the_papers() -> None:
     assert unet_sides(report) == [*down, *up, 388]
     # the sizes Figure 1 names
     sides = set(unet_sides(report))
-    assert {568, 284, 280, 140, 136, 68, 64, 32, 28, 56, 52, 104, 100, 200, 196, 392,
-            388} <= sides
+    assert {568, 284, 280, 140, 136, 68, 64, 32, 28, 56, 52, 104, 100, 200, 196, 392, 388} <= sides
     by_name = {r.name: r for r in report.layers}
     assert by_name["classes"].output_shape == (2, 388, 388)
-    for skip, up_conv, side, channels in (("skip4", "up4", 56, 512), ("skip3", "up3", 104, 256),
-                                          ("skip2", "up2", 200, 128), ("skip1", "up1", 392, 64)):
+    for skip, up_conv, side, channels in (
+        ("skip4", "up4", 56, 512),
+        ("skip3", "up3", 104, 256),
+        ("skip2", "up2", 200, 128),
+        ("skip1", "up1", 392, 64),
+    ):
         assert by_name[skip].output_shape == (channels, side, side)
         assert by_name[up_conv].output_shape == (channels, side, side)
     channels = [r.output_shape[0] for r in report.layers if r.kind == "concat"]
@@ -145,15 +160,28 @@ def test_unet_parameters_as_arithmetic() -> None:
         return c_in * c_out * 2 * 2 + c_out  # ConvTranspose2d weight (C_in, C_out, 2, 2)
 
     expected = (
-        conv(1, 64) + conv(64, 64)
-        + conv(64, 128) + conv(128, 128)
-        + conv(128, 256) + conv(256, 256)
-        + conv(256, 512) + conv(512, 512)
-        + conv(512, 1024) + conv(1024, 1024)
-        + up(1024, 512) + conv(1024, 512) + conv(512, 512)
-        + up(512, 256) + conv(512, 256) + conv(256, 256)
-        + up(256, 128) + conv(256, 128) + conv(128, 128)
-        + up(128, 64) + conv(128, 64) + conv(64, 64)
+        conv(1, 64)
+        + conv(64, 64)
+        + conv(64, 128)
+        + conv(128, 128)
+        + conv(128, 256)
+        + conv(256, 256)
+        + conv(256, 512)
+        + conv(512, 512)
+        + conv(512, 1024)
+        + conv(1024, 1024)
+        + up(1024, 512)
+        + conv(1024, 512)
+        + conv(512, 512)
+        + up(512, 256)
+        + conv(512, 256)
+        + conv(256, 256)
+        + up(256, 128)
+        + conv(256, 128)
+        + conv(128, 128)
+        + up(128, 64)
+        + conv(128, 64)
+        + conv(64, 64)
         + conv(64, 2, k=1)
     )
     assert expected == 31_030_658
@@ -195,25 +223,31 @@ def test_unet_odd_pooled_size_warns() -> None:
         "maxpool2d_2: stride 2 does not divide evenly along the height: the last 1 input "
         "rows are never read",
         "maxpool2d_2: stride 2 does not divide evenly along the width: the last 1 input "
-        "columns are never read")
+        "columns are never read",
+    )
 
 
 def test_unet_too_small_input_is_an_error() -> None:
     from convlens.errors import SpecError
 
-    with pytest.raises(SpecError, match=r"in layer 'dec3\.conv2d_2': kernel height 3 is "
-                       r"larger than the padded input height 2"):
+    with pytest.raises(
+        SpecError,
+        match=r"in layer 'dec3\.conv2d_2': kernel height 3 is "
+        r"larger than the padded input height 2",
+    ):
         analyze(EXAMPLES / "unet.cnn", input=(1, 187, 187))
 
 
 # -- ResNet basic blocks -------------------------------------------------------------------
 
+
 def test_resnet_parameters_as_arithmetic() -> None:
     bn = lambda c: 2 * c  # noqa: E731  (γ and β per channel)
     stem = 64 * (3 * 7 * 7) + bn(64)
     basic64 = 2 * (64 * (64 * 3 * 3) + bn(64))
-    down128 = (128 * (64 * 3 * 3) + bn(128) + 128 * (128 * 3 * 3) + bn(128)
-               + 128 * (64 * 1 * 1) + bn(128))  # projection shortcut: 1×1, stride 2
+    down128 = (
+        128 * (64 * 3 * 3) + bn(128) + 128 * (128 * 3 * 3) + bn(128) + 128 * (64 * 1 * 1) + bn(128)
+    )  # projection shortcut: 1×1, stride 2
     basic128 = 2 * (128 * (128 * 3 * 3) + bn(128))
     head = 10 * 128 + 10
     report = analyze(EXAMPLES / "resnet_block.cnn")
@@ -243,6 +277,7 @@ def test_resnet_real_forward_on_a_small_input() -> None:
 
 # -- DenseNet dense block ------------------------------------------------------------------
 
+
 def test_dense_block_parameters_as_arithmetic() -> None:
     growth, layers, c0 = 32, 6, 64
     expected = 0
@@ -267,6 +302,7 @@ def test_dense_block_real_forward_on_a_small_input() -> None:
 
 # -- MobileNet blocks ----------------------------------------------------------------------
 
+
 def test_mobilenet_parameters_as_arithmetic() -> None:
     def block(c_in: int, c_out: int) -> int:  # depthwise 3×3 + BN + pointwise 1×1 + BN
         return c_in * 3 * 3 + 2 * c_in + c_out * c_in + 2 * c_out
@@ -274,10 +310,17 @@ def test_mobilenet_parameters_as_arithmetic() -> None:
     def separable(c_in: int, c_out: int) -> int:  # the shorthand has no BN in between
         return c_in * 3 * 3 + c_out * c_in + 2 * c_out
 
-    expected = (32 * (3 * 3 * 3) + 2 * 32
-                + block(32, 64) + block(64, 128) + block(128, 128)
-                + separable(128, 256) + separable(256, 256)
-                + 1000 * 256 + 1000)
+    expected = (
+        32 * (3 * 3 * 3)
+        + 2 * 32
+        + block(32, 64)
+        + block(64, 128)
+        + block(128, 128)
+        + separable(128, 256)
+        + separable(256, 256)
+        + 1000 * 256
+        + 1000
+    )
     report = analyze(EXAMPLES / "mobilenet_block.cnn")
     assert report.totals.params == expected
     kinds = [r.kind for r in report.layers]
@@ -293,6 +336,7 @@ def test_mobilenet_real_forward_on_a_small_input() -> None:
 
 # -- the two comparisons -------------------------------------------------------------------
 
+
 def test_separable_vs_standard() -> None:
     standard = analyze(EXAMPLES / "separable_vs_standard" / "standard.cnn")
     separable = analyze(EXAMPLES / "separable_vs_standard" / "separable.cnn")
@@ -303,8 +347,9 @@ def test_separable_vs_standard() -> None:
     # Howard et al.: the cost ratio is 1/N + 1/K² (N output channels, K the kernel side)
     from fractions import Fraction
 
-    assert Fraction(separable.totals.macs, standard.totals.macs) == Fraction(1, 256) + \
-        Fraction(1, 9)
+    assert Fraction(separable.totals.macs, standard.totals.macs) == Fraction(1, 256) + Fraction(
+        1, 9
+    )
     assert standard.layers[-1].output_shape == separable.layers[-1].output_shape
     for report in (standard, separable):
         assert_matches_torch(report, "cpu")
@@ -332,6 +377,7 @@ def test_compare_pairs_through_the_cli(folder: str, fmt: str) -> None:
 
 # -- receptive fields against gradients ------------------------------------------------------
 
+
 def gradient_rows(report: Report, rows: int) -> list[tuple[int, int]]:
     """For output rows 0 … rows−1, the first and last input row with a nonzero gradient
     (only meaningful without padding: a real input is bounded, the RF's is not).
@@ -344,8 +390,7 @@ def gradient_rows(report: Report, rows: int) -> list[tuple[int, int]]:
     with torch.no_grad():
         for p in module.parameters():
             p.fill_(1.0 if p.dim() > 1 else 0.0)
-    x = torch.zeros(rows, *report.network.input_shape, dtype=torch.double,
-                    requires_grad=True)
+    x = torch.zeros(rows, *report.network.input_shape, dtype=torch.double, requires_grad=True)
     y = module(x)
     torch.stack([y[b, :, b, :].sum() for b in range(rows)]).sum().backward()
     assert x.grad is not None
@@ -375,8 +420,7 @@ def test_rf_of_a_strided_chain_matches_gradients() -> None:
 def test_rf_after_down_then_up_sampling_matches_gradients() -> None:
     # conv s=2 then transposed conv s=2: output rows 0 and 1 both come from conv row 0
     # (input rows 0 … 1); a 2-tap conv after it reads rows 0 … 3 at odd outputs.
-    report = analyze("input 1x32x32\nconv2d 1 k=2 s=2\nconv_transpose2d 1 k=2 s=2\n"
-                     "conv2d 1 k=2\n")
+    report = analyze("input 1x32x32\nconv2d 1 k=2 s=2\nconv_transpose2d 1 k=2 s=2\nconv2d 1 k=2\n")
     assert gradient_rows(report, 4) == [(0, 1), (0, 3), (2, 3), (2, 5)]
     assert report.totals.rf == (4, 4)
     assert report.totals.start == (Fraction(1, 2), Fraction(1, 2))
@@ -399,7 +443,10 @@ def test_one_channel_unet_has_the_unets_geometry() -> None:
     variant = analyze(unet_one_channel())
     assert unet_sides(variant) == unet_sides(original)
     assert (variant.totals.rf, variant.totals.jump, variant.totals.start) == (
-        original.totals.rf, original.totals.jump, original.totals.start)
+        original.totals.rf,
+        original.totals.jump,
+        original.totals.start,
+    )
 
 
 def test_unet_rf_matches_gradients() -> None:
@@ -415,5 +462,4 @@ def test_buffer_bytes_match_pytorch() -> None:
     with torch.device("meta"):
         module = build_module(report.network)
     assert report.totals.buffers == sum(b.numel() for b in module.buffers())  # counts agree
-    assert report.totals.buffer_bytes == sum(b.numel() * b.element_size()
-                                             for b in module.buffers())
+    assert report.totals.buffer_bytes == sum(b.numel() * b.element_size() for b in module.buffers())

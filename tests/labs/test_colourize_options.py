@@ -99,15 +99,16 @@ def test_the_optimizer_gets_the_scheduled_rate(tiny_data: Path, tmp_path: Path) 
     assert result.finished
 
 
-def test_options_are_saved_and_an_older_run_still_resumes(
-    tiny_data: Path, tmp_path: Path
-) -> None:
+def test_options_are_saved_and_an_older_run_still_resumes(tiny_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     cfg = small(tiny_data, out, epochs=1)
     train(cfg, progress_bar=False)
     saved = json.loads((out / "config.json").read_text())
     assert (saved["kmeans_over"], saved["flip"], saved["lr_schedule"]) == (
-        "pixels", False, "constant")
+        "pixels",
+        False,
+        "constant",
+    )
     # a run written before these options existed has none of the keys: they mean the defaults
     for key in ("kmeans_over", "flip", "lr_schedule"):
         del saved[key]
@@ -127,8 +128,7 @@ def test_epochs_are_fixed_under_a_schedule(tiny_data: Path, tmp_path: Path) -> N
 def test_resume_with_flips_and_schedule_is_bit_identical(
     tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, changes: dict
 ) -> None:
-    reference = train(small(tiny_data, tmp_path / "whole", epochs=2, **changes),
-                      progress_bar=False)
+    reference = train(small(tiny_data, tmp_path / "whole", epochs=2, **changes), progress_bar=False)
     cfg = small(tiny_data, tmp_path / "cut", epochs=2, **changes)
     assert interrupted_at(cfg, monkeypatch, stop_at=7).interrupted  # epoch 2, step 2
     assert_same_run(reference, train(cfg, resume=True, progress_bar=False))

@@ -112,8 +112,9 @@ def test_same_seed_same_run(tiny_data: Path, tmp_path: Path) -> None:
         assert torch.equal(p, q), name
 
 
-def interrupted_at(cfg: ColourizeConfig, monkeypatch: pytest.MonkeyPatch,
-                   stop_at: int) -> RunResult:
+def interrupted_at(
+    cfg: ColourizeConfig, monkeypatch: pytest.MonkeyPatch, stop_at: int
+) -> RunResult:
     """Train ``cfg`` with a real Ctrl-C (SIGINT through the real handler) after global
     step ``stop_at``."""
     seen = []

@@ -41,15 +41,17 @@ def test_language_lists_every_kind() -> None:
 
 def test_json_page_example_is_real_output(monkeypatch: pytest.MonkeyPatch) -> None:
     page = (DOCS / "json.md").read_text(encoding="utf-8")
-    block = re.search(r"<!-- example:start -->\n```json\n(.*?)```\n<!-- example:end -->", page,
-                      re.S)
+    block = re.search(
+        r"<!-- example:start -->\n```json\n(.*?)```\n<!-- example:end -->", page, re.S
+    )
     assert block
     monkeypatch.chdir(ROOT)
     text = renderer("json")(analyze("examples/separable_vs_standard/separable.cnn"))
     assert block.group(1) == text, (
         "docs/json.md is stale: paste the output of `convlens analyze "
         "examples/separable_vs_standard/separable.cnn -f json` (run from the repository "
-        "root) between the example markers, and describe any new key in the tables")
+        "root) between the example markers, and describe any new key in the tables"
+    )
     assert json.loads(block.group(1))["totals"]["params"] == 128 * 3 * 3 + 256 * 128
 
 
@@ -65,16 +67,21 @@ def test_examples_named_in_docs_exist(page: str) -> None:
 def test_conventions_page_numbers_are_real(monkeypatch: pytest.MonkeyPatch) -> None:
     page = (DOCS / "conventions.md").read_text(encoding="utf-8")
     monkeypatch.chdir(ROOT)
-    flops = {c: analyze("examples/three_conv.cnn", convention=c).totals.flops
-             for c in ("full", "2mac", "mac")}
+    flops = {
+        c: analyze("examples/three_conv.cnn", convention=c).totals.flops
+        for c in ("full", "2mac", "mac")
+    }
     assert flops == {"full": 905_314_504, "2mac": 904_396_800, "mac": 452_198_400}
     for value in flops.values():
         assert f"{value:,}" in page
     c1 = analyze("input 1x32x32\nconv2d 6 k=5\n")
     assert (c1.totals.params, c1.totals.connections) == (156, 28 * 28 * 6 * (25 + 1))
     bn = analyze("input 8x16x16\nbatchnorm2d\nrelu\nmaxpool2d 2\n")
-    assert bn.totals.saved_activation_bytes == (8 * 16 * 16 * 4 + 2 * 8 * 4) + 8 * 16 * 16 * 4 \
-        + 8 * 8 * 8 * 8 == 20_544
+    assert (
+        bn.totals.saved_activation_bytes
+        == (8 * 16 * 16 * 4 + 2 * 8 * 4) + 8 * 16 * 16 * 4 + 8 * 8 * 8 * 8
+        == 20_544
+    )
     # params 2·8 and buffers 2·8 floats + one int64 counter; Adam keeps 2 copies
     assert bn.totals.training_bytes == 4 * 16 + (4 * 16 + 8) + 4 * 16 + 2 * 4 * 16 + 20_544
     assert "20,872 B" in page and "20,544" in page

@@ -22,8 +22,14 @@ from convlens.render import FORMATS, renderer
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden"
-EXTENSIONS = {"table": "txt", "markdown": "md", "json": "json", "csv": "csv", "latex": "tex",
-              "html": "html"}
+EXTENSIONS = {
+    "table": "txt",
+    "markdown": "md",
+    "json": "json",
+    "csv": "csv",
+    "latex": "tex",
+    "html": "html",
+}
 
 # name → (description path relative to the repository root, --set values)
 CASES: dict[str, tuple[str, dict[str, int]]] = {
@@ -46,8 +52,9 @@ def test_every_format_has_a_golden_extension() -> None:
 
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("case", list(CASES))
-def test_golden(case: str, fmt: str, request: pytest.FixtureRequest,
-                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_golden(
+    case: str, fmt: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
     text = renderer(fmt)(report_for(case, monkeypatch))
     golden = GOLDEN / f"{case}.{EXTENSIONS[fmt]}"
     if request.config.getoption("--update-golden"):
@@ -56,19 +63,52 @@ def test_golden(case: str, fmt: str, request: pytest.FixtureRequest,
         return
     assert golden.exists(), f"{golden} is missing: run pytest --update-golden"
     expected = golden.read_text(encoding="utf-8")
-    assert text == expected, f"{fmt} output of {case} differs from {golden.name}; if the " \
-                             "change is intended, run pytest --update-golden and review the diff"
+    assert text == expected, (
+        f"{fmt} output of {case} differs from {golden.name}; if the "
+        "change is intended, run pytest --update-golden and review the diff"
+    )
 
 
 # -- invariants ---------------------------------------------------------------------------
 
-SUMMED = ("params", "trainable_params", "frozen_params", "buffers", "macs", "flops",
-          "activation_bytes", "saved_activation_bytes")
-LAYER_KEYS = {"index", "name", "kind", "line", "output_shape", "params", "trainable_params",
-              "buffers", "macs", "flops", "rf", "jump", "start", "activation_bytes",
-              "warnings"}
-TOTAL_KEYS = {*SUMMED, "rf", "peak_activation_bytes", "param_bytes", "grad_bytes",
-              "optimizer_bytes", "saved_activation_bytes", "training_bytes", "convention"}
+SUMMED = (
+    "params",
+    "trainable_params",
+    "frozen_params",
+    "buffers",
+    "macs",
+    "flops",
+    "activation_bytes",
+    "saved_activation_bytes",
+)
+LAYER_KEYS = {
+    "index",
+    "name",
+    "kind",
+    "line",
+    "output_shape",
+    "params",
+    "trainable_params",
+    "buffers",
+    "macs",
+    "flops",
+    "rf",
+    "jump",
+    "start",
+    "activation_bytes",
+    "warnings",
+}
+TOTAL_KEYS = {
+    *SUMMED,
+    "rf",
+    "peak_activation_bytes",
+    "param_bytes",
+    "grad_bytes",
+    "optimizer_bytes",
+    "saved_activation_bytes",
+    "training_bytes",
+    "convention",
+}
 
 
 # Read symbols back as the engine makes them (positive integers), so that expressions
@@ -96,12 +136,15 @@ SYMBOLS = {"colour_cnn.cnn": {"k": 3, "NF": 32, "NC": 24}}
 
 @pytest.mark.parametrize("convention", ["full", "2mac", "mac"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_json_columns_sum_to_totals(case: str, convention: str,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_json_columns_sum_to_totals(
+    case: str, convention: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = json.loads(renderer("json")(report_for(case, monkeypatch, convention=convention)))
     for key in SUMMED:
-        assert_same(sum((value(layer[key]) for layer in data["layers"]), sympy.Integer(0)),
-                    data["totals"][key])
+        assert_same(
+            sum((value(layer[key]) for layer in data["layers"]), sympy.Integer(0)),
+            data["totals"][key],
+        )
     assert data["totals"]["flops_convention"] == convention
 
 
@@ -110,8 +153,10 @@ def test_every_example_sums_to_its_totals(path: Path) -> None:
     report = analyze(path, batch=2, **SYMBOLS.get(path.name, {}))
     data = report.to_dict()
     for key in SUMMED:
-        assert_same(sum((value(layer[key]) for layer in data["layers"]), sympy.Integer(0)),
-                    data["totals"][key])
+        assert_same(
+            sum((value(layer[key]) for layer in data["layers"]), sympy.Integer(0)),
+            data["totals"][key],
+        )
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -139,8 +184,18 @@ def test_csv_and_json_agree(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_json_has_the_documented_keys(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
     report = report_for(case, monkeypatch)
     data = json.loads(renderer("json")(report))
-    assert {"schema_version", "name", "source", "input", "batch", "dtype", "optimizer",
-            "layers", "totals", "warnings"} <= set(data)
+    assert {
+        "schema_version",
+        "name",
+        "source",
+        "input",
+        "batch",
+        "dtype",
+        "optimizer",
+        "layers",
+        "totals",
+        "warnings",
+    } <= set(data)
     assert data["schema_version"] == 1
     assert data["source"] == CASES[case][0]
     assert len(data["layers"]) == len(report.layers)
@@ -160,9 +215,12 @@ def test_symbolic_json_values_read_back(monkeypatch: pytest.MonkeyPatch) -> None
     data = json.loads(renderer("json")(report))
     strings = 0
     for record, layer in zip(report.layers, data["layers"], strict=True):
-        for key, exact in (("params", record.params), ("macs", record.macs),
-                           ("flops", record.flops),
-                           ("activation_bytes", record.activation_bytes)):
+        for key, exact in (
+            ("params", record.params),
+            ("macs", record.macs),
+            ("flops", record.flops),
+            ("activation_bytes", record.activation_bytes),
+        ):
             if isinstance(layer[key], str):
                 strings += 1
                 assert sympy.simplify(value(layer[key]) - exact) == 0
@@ -170,8 +228,7 @@ def test_symbolic_json_values_read_back(monkeypatch: pytest.MonkeyPatch) -> None
             assert sympy.simplify(value(got) - exact) == 0
     assert strings > 0  # the symbolic colour CNN must actually produce expressions
     assert isinstance(data["totals"]["params"], str)
-    assert set(map(str, value(data["totals"]["params"]).free_symbols)) == {
-        "k", "NF", "NC"}
+    assert set(map(str, value(data["totals"]["params"]).free_symbols)) == {"k", "NF", "NC"}
 
 
 def test_symbolic_totals_match_numeric_run(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -179,8 +236,14 @@ def test_symbolic_totals_match_numeric_run(monkeypatch: pytest.MonkeyPatch) -> N
     symbolic = json.loads(renderer("json")(report_for("colour_cnn_symbolic", monkeypatch)))
     numeric = json.loads(renderer("json")(report_for("colour_cnn_set", monkeypatch)))
     bindings = {symbol(k): v for k, v in CASES["colour_cnn_set"][1].items()}
-    for key in ("params", "macs", "flops", "activation_bytes", "peak_activation_bytes",
-                "training_bytes"):
+    for key in (
+        "params",
+        "macs",
+        "flops",
+        "activation_bytes",
+        "peak_activation_bytes",
+        "training_bytes",
+    ):
         assert value(symbolic["totals"][key]).subs(bindings) == numeric["totals"][key], key
 
 
@@ -201,6 +264,7 @@ def test_text_formats_print_the_convention(fmt: str, monkeypatch: pytest.MonkeyP
 
 # -- bugs found while writing these tests (see the report to the lead) --------------------
 
+
 def test_symbolic_table_keeps_layer_names(monkeypatch: pytest.MonkeyPatch) -> None:
     report = report_for("colour_cnn_symbolic", monkeypatch)
     text = renderer("table")(report)
@@ -215,8 +279,11 @@ def _unescaped_stars(cell: str) -> bool:
 
 def test_markdown_escapes_symbolic_stars(monkeypatch: pytest.MonkeyPatch) -> None:
     text = renderer("markdown")(report_for("colour_cnn_symbolic", monkeypatch))
-    rows = [line for line in text.splitlines() if line.startswith("| ") and "**total**"
-            not in line and "---" not in line][1:]  # layer rows, without the header
+    rows = [
+        line
+        for line in text.splitlines()
+        if line.startswith("| ") and "**total**" not in line and "---" not in line
+    ][1:]  # layer rows, without the header
     assert rows
     for row in rows:
         for cell in row.strip("|").split(" | "):

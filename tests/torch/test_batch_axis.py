@@ -50,18 +50,24 @@ class QueryWithHeads(nn.Module):
 
 
 @pytest.mark.parametrize("four_d, device", [("mask", "meta"), ("kv", "meta"), ("kv", "cpu")])
-def test_attention_that_loses_the_batch_axis_is_named_not_dropped(four_d: str,
-                                                                   device: str) -> None:
+def test_attention_that_loses_the_batch_axis_is_named_not_dropped(four_d: str, device: str) -> None:
     model = QueryWithHeads(2, four_d)
     report = convlens.analyze(model, input_size=(2, 1, 2, 2), device=device)
-    assert report.totals.unsupported == ("scaled_dot_product_attention (no batch axis)",
-                                         "linear (no batch axis)")
+    assert report.totals.unsupported == (
+        "scaled_dot_product_attention (no batch axis)",
+        "linear (no batch axis)",
+    )
     proj = next(r for r in report.layers if r.name == "proj")  # it ran: it has its row
     assert (proj.kind, proj.macs, proj.activation_bytes) == ("opaque", 0, 0)
     assert any("'scaled_dot_product_attention' gives 1×2×4×4" in w for w in report.warnings)
-    assert any(w.startswith("proj: ") and ("in module '' (QueryWithHeads) gave 1×2×4×4" in w
-                                           or "moved the batch axis to axis 1" in w)
-               for w in report.warnings)
+    assert any(
+        w.startswith("proj: ")
+        and (
+            "in module '' (QueryWithHeads) gave 1×2×4×4" in w
+            or "moved the batch axis to axis 1" in w
+        )
+        for w in report.warnings
+    )
     assert report.totals.params == sum(p.numel() for p in model.parameters())
     assert report.totals.macs == 2 * 4 * 4 + 2 * 4 * 4 * 4  # conv and q: counted exactly
     assert dict(report.network.module_outputs)["proj"] == "1×2×4×3 (no batch axis)"
@@ -82,9 +88,9 @@ class Statistic(nn.Module):
         return self.conv2(y), y.std()  # a statistic of the whole batch
 
 
-@pytest.mark.parametrize("how, ops", [("side output", ("mean",)),
-                                      ("normalised", ("amax", "div")),
-                                      ("std", ("std",))])
+@pytest.mark.parametrize(
+    "how, ops", [("side output", ("mean",)), ("normalised", ("amax", "div")), ("std", ("std",))]
+)
 def test_a_statistic_of_the_batch_makes_the_report_partial(how: str, ops: tuple) -> None:
     model = Statistic(how)
     x = torch.rand(2, 2, 5, 5)
@@ -144,17 +150,21 @@ class Moves(nn.Module):
 
 
 @settings(max_examples=50)
-@given(st.integers(1, 3), st.integers(1, 3), st.permutations(range(4)),
-       st.sampled_from(["permute", "movedim", "none"]))
-def test_axis_moves_follow_the_batch_axis(batch: int, channels: int, perm: list[int],
-                                          undo: str) -> None:
+@given(
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.permutations(range(4)),
+    st.sampled_from(["permute", "movedim", "none"]),
+)
+def test_axis_moves_follow_the_batch_axis(
+    batch: int, channels: int, perm: list[int], undo: str
+) -> None:
     model = Moves(channels, tuple(perm), undo)
     x = torch.rand(batch, 1, 3, 3)
     report = convlens.analyze(model, input_size=tuple(x.shape))
     if undo == "none" and perm[0] != 0:  # ReLU on a tensor whose batch axis moved
         assert report.totals.unsupported == ("relu (no batch axis)",)
-        assert any(f"moved the batch axis to axis {perm.index(0)}" in w
-                   for w in report.warnings)
+        assert any(f"moved the batch axis to axis {perm.index(0)}" in w for w in report.warnings)
         return
     # the batch never left axis 0, or came back to it: counted exactly
     assert report.totals.unsupported == ()

@@ -33,7 +33,7 @@ def test_built_crop_is_the_slice_at_its_offset(config) -> None:  # type: ignore[
     top, left = offset if offset is not None else ((h - oh) // 2, (w - ow) // 2)
     x = torch.rand(3, 2, h, w)
     out = build_module(load_network(text))(x)
-    assert torch.equal(out, x[..., top:top + oh, left:left + ow])
+    assert torch.equal(out, x[..., top : top + oh, left : left + ow])
     row = convlens.analyze(text).layers[-1]
     assert row.output_shape == (2, oh, ow)
     assert row.args["offsets"] == (top, left)

@@ -21,10 +21,13 @@ from convlens.torch.build import build_module
 from tests.torch.saved import saved_bytes
 from tests.torch.test_parts_products_attention import check
 
-OPERATORS = {"add": operator.add, "sub": operator.sub, "mul": operator.mul,
-             "div": operator.truediv}
-IN_PLACE = {"add": operator.iadd, "sub": operator.isub, "mul": operator.imul,
-            "div": operator.itruediv}
+OPERATORS = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv}
+IN_PLACE = {
+    "add": operator.iadd,
+    "sub": operator.isub,
+    "mul": operator.imul,
+    "div": operator.itruediv,
+}
 
 
 class WithTensor(nn.Module):
@@ -32,8 +35,16 @@ class WithTensor(nn.Module):
     held in its own shape or as a flat tensor used through ``.view``; ``new_axis``: the
     RBF pattern, y.flatten(1).unsqueeze(1) ∘ w with w of shape (K, F) or (1, K, F)."""
 
-    def __init__(self, op: str, form: str, kind: str, shape: tuple[int, ...], first: bool,
-                 as_view: bool, new_axis: bool) -> None:
+    def __init__(
+        self,
+        op: str,
+        form: str,
+        kind: str,
+        shape: tuple[int, ...],
+        first: bool,
+        as_view: bool,
+        new_axis: bool,
+    ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(2, 4, 3, padding=1)
         self.op, self.form, self.first, self.shape = op, form, first, shape
@@ -79,7 +90,7 @@ def tensor_configs(draw):  # type: ignore[no-untyped-def]
     else:  # (N, 4, H, W) ∘ a shape that broadcasts against it, batch axis left alone
         full = (4, h, w)
         rank = draw(st.integers(0, 4))
-        shape = tuple(draw(st.sampled_from([1, d])) for d in full[3 - min(rank, 3):])
+        shape = tuple(draw(st.sampled_from([1, d])) for d in full[3 - min(rank, 3) :])
         shape = (1, *shape) if rank == 4 else shape
     in_place = form in ("in place", "augmented")
     first = not in_place and not new_axis and draw(st.booleans())
@@ -106,8 +117,9 @@ def test_arithmetic_with_a_model_tensor_matches_pytorch(config) -> None:  # type
 
 
 class Reduction(nn.Module):
-    def __init__(self, op: str, form: str, dims: int | tuple[int, ...], keepdim: bool,
-                 then_relu: bool) -> None:
+    def __init__(
+        self, op: str, form: str, dims: int | tuple[int, ...], keepdim: bool, then_relu: bool
+    ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(2, 3, 3, padding=1)
         self.op, self.form, self.dims, self.keepdim = op, form, dims, keepdim
@@ -126,11 +138,15 @@ class Reduction(nn.Module):
 def reduction_configs(draw):  # type: ignore[no-untyped-def]
     axes = sorted(draw(st.sets(st.integers(1, 3), min_size=1, max_size=3)))
     axes = [a - 4 if draw(st.booleans()) else a for a in axes]  # negative axes too
-    dims: int | tuple[int, ...] = axes[0] if len(axes) == 1 and draw(st.booleans()) \
-        else tuple(axes)
-    return (draw(st.sampled_from(["sum", "mean"])), draw(st.sampled_from(["method", "torch"])),
-            dims, draw(st.booleans()), draw(st.booleans()),
-            (draw(st.integers(1, 5)), draw(st.integers(1, 5))))
+    dims: int | tuple[int, ...] = axes[0] if len(axes) == 1 and draw(st.booleans()) else tuple(axes)
+    return (
+        draw(st.sampled_from(["sum", "mean"])),
+        draw(st.sampled_from(["method", "torch"])),
+        dims,
+        draw(st.booleans()),
+        draw(st.booleans()),
+        (draw(st.integers(1, 5)), draw(st.integers(1, 5))),
+    )
 
 
 @settings(max_examples=50, deadline=None)
@@ -158,8 +174,13 @@ class ComputedKernel(nn.Module):
         super().__init__()
         self.layer, self.how = layer, how
         self.pre = nn.Conv2d(2, 2, 1) if needs_input_grad else nn.Identity()
-        shape = (3, 2, 3, 3) if layer == "conv2d" else (5, 2 * 6 * 6) if layer == "linear" \
+        shape = (
+            (3, 2, 3, 3)
+            if layer == "conv2d"
+            else (5, 2 * 6 * 6)
+            if layer == "linear"
             else (2, 3, 3, 3)
+        )
         self.weight = nn.Parameter(torch.rand(shape)) if how == "computed" else None
         self.constant = torch.rand(shape)
         out = shape[1] if layer == "conv_transpose2d" else shape[0]
@@ -180,7 +201,8 @@ class ComputedKernel(nn.Module):
 @pytest.mark.parametrize("needs_input_grad", [False, True])
 @pytest.mark.parametrize("bias", [False, True])
 def test_computed_or_constant_weights_are_kept_as_autograd_keeps_them(
-        layer: str, how: str, needs_input_grad: bool, bias: bool) -> None:
+    layer: str, how: str, needs_input_grad: bool, bias: bool
+) -> None:
     model = ComputedKernel(layer, how, needs_input_grad, bias)
     if (layer, how, bias) == ("linear", "constant", True):
         # A known limit (docs/torch.md): the trace runs without autograd, so a constant
@@ -217,25 +239,37 @@ def test_the_lenet5_rbf_pattern_row_by_row() -> None:
 
 
 @settings(max_examples=30, deadline=None)
-@given(op=st.sampled_from(sorted(OPERATORS)), kind=st.sampled_from(["parameter", "buffer",
-                                                                     "constant"]),
-       first=st.booleans(), rank=st.integers(1, 4), reduce_op=st.sampled_from(["sum", "mean"]),
-       dims=st.sampled_from(["1", "2", "(1, 3)", "(2, 3)", "(1, 2, 3)"]),
-       keepdim=st.booleans())
-def test_a_description_and_its_module_agree(op, kind, first, rank, reduce_op, dims,
-                                            keepdim) -> None:  # type: ignore[no-untyped-def]
+@given(
+    op=st.sampled_from(sorted(OPERATORS)),
+    kind=st.sampled_from(["parameter", "buffer", "constant"]),
+    first=st.booleans(),
+    rank=st.integers(1, 4),
+    reduce_op=st.sampled_from(["sum", "mean"]),
+    dims=st.sampled_from(["1", "2", "(1, 3)", "(2, 3)", "(1, 2, 3)"]),
+    keepdim=st.booleans(),
+)
+def test_a_description_and_its_module_agree(
+    op, kind, first, rank, reduce_op, dims, keepdim
+) -> None:  # type: ignore[no-untyped-def]
     """The description language has both kinds; the module built from it is traced to the
     same totals, and autograd keeps what the description says."""
     shape = ("(1, 4, 1, 1)", "(4, 1, 1)", "(1, 5)", "(5,)")[4 - rank]
-    text = (f"input 2x5x5\nconv2d 4 k=1\ntensor_op {op} {shape} weight_kind={kind} "
-            f"weight_first={str(first).lower()}\nreduce {reduce_op} {dims} "
-            f"keepdim={str(keepdim).lower()}\n")
+    text = (
+        f"input 2x5x5\nconv2d 4 k=1\ntensor_op {op} {shape} weight_kind={kind} "
+        f"weight_first={str(first).lower()}\nreduce {reduce_op} {dims} "
+        f"keepdim={str(keepdim).lower()}\n"
+    )
     described = convlens.analyze(load_network(text), batch=2)
     torch.manual_seed(0)
     module = build_module(load_network(text)).train()
     traced = convlens.analyze(module, input_size=(2, 2, 5, 5))
-    for field in ("params", "buffers", "macs", "flops", "saved_activation_bytes",
-                  "activation_bytes"):
+    for field in (
+        "params",
+        "buffers",
+        "macs",
+        "flops",
+        "saved_activation_bytes",
+        "activation_bytes",
+    ):
         assert getattr(described.totals, field) == getattr(traced.totals, field), field
-    assert described.totals.saved_activation_bytes == saved_bytes(module,
-                                                                  torch.rand(2, 2, 5, 5))
+    assert described.totals.saved_activation_bytes == saved_bytes(module, torch.rand(2, 2, 5, 5))

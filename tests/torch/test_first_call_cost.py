@@ -30,6 +30,7 @@ def test_tracing_a_zoo_model_starts_no_decompositions(model: str) -> None:
         assert not report.totals.unsupported, report.totals.unsupported
         print(before, [m for m in {HEAVY!r} if m in sys.modules and m not in before])
     """)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "[] []", result.stdout

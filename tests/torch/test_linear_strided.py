@@ -47,8 +47,17 @@ def copies(layout: str, shape: tuple[int, ...], out: int) -> bool:
 class Strided(nn.Module):
     """conv (so the linear's input needs a gradient) → a layout → one or two linears."""
 
-    def __init__(self, layout: str, channels: int, h: int, w: int, out: int, bias: bool,
-                 frozen: bool, twice: bool) -> None:
+    def __init__(
+        self,
+        layout: str,
+        channels: int,
+        h: int,
+        w: int,
+        out: int,
+        bias: bool,
+        frozen: bool,
+        twice: bool,
+    ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(1, channels, 1)
         self.layout = LAYOUTS[layout]
@@ -62,17 +71,32 @@ class Strided(nn.Module):
 
 
 @settings(max_examples=50)
-@given(st.sampled_from(sorted(LAYOUTS)), st.integers(1, 4), st.integers(2, 4),
-       st.integers(2, 4), st.integers(1, 5), st.booleans(), st.booleans(), st.booleans(),
-       st.integers(1, 3))
+@given(
+    st.sampled_from(sorted(LAYOUTS)),
+    st.integers(1, 4),
+    st.integers(2, 4),
+    st.integers(2, 4),
+    st.integers(1, 5),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+    st.integers(1, 3),
+)
 def test_linear_saves_what_autograd_keeps_for_strided_inputs(
-        layout: str, channels: int, h: int, w: int, out: int, bias: bool, frozen: bool,
-        twice: bool, batch: int) -> None:
+    layout: str,
+    channels: int,
+    h: int,
+    w: int,
+    out: int,
+    bias: bool,
+    frozen: bool,
+    twice: bool,
+    batch: int,
+) -> None:
     model = Strided(layout, channels, h, w, out, bias, frozen, twice)
     report = check(model, (batch, 1, h, w))  # saved bytes == saved_tensors_hooks
     rows = [r for r in report.layers if r.kind == "linear"]
-    assert all(r.args["copies_input"] is copies(layout, (batch, channels, h, w), out)
-               for r in rows)
+    assert all(r.args["copies_input"] is copies(layout, (batch, channels, h, w), out) for r in rows)
 
 
 def test_a_strided_input_is_copied_once_per_linear() -> None:
@@ -83,15 +107,19 @@ def test_a_strided_input_is_copied_once_per_linear() -> None:
     fc, fc2 = (next(r for r in report.layers if r.name == n) for n in ("fc", "fc2"))
     assert fc.saved_bytes == fc2.saved_bytes == 2 * 12 * 4 * 4
     frozen = Strided("tokens.T", 4, 3, 4, 5, True, True, False)
-    row = next(r for r in convlens.analyze(frozen, input_size=(2, 1, 3, 4)).layers
-               if r.name == "fc")
+    row = next(
+        r for r in convlens.analyze(frozen, input_size=(2, 1, 3, 4)).layers if r.name == "fc"
+    )
     assert row.saved_bytes == 0  # a frozen weight needs no input: no copy is kept
 
 
-@pytest.mark.parametrize("text, copied", [
-    ("input 4x3x5\nlinear 6\n", 2 * 4 * 3 * 5 * 4),
-    ("input 4x3x5\nlinear 6 copies_input=true\n", 2 * 4 * 3 * 5 * 4),
-])
+@pytest.mark.parametrize(
+    "text, copied",
+    [
+        ("input 4x3x5\nlinear 6\n", 2 * 4 * 3 * 5 * 4),
+        ("input 4x3x5\nlinear 6 copies_input=true\n", 2 * 4 * 3 * 5 * 4),
+    ],
+)
 def test_copies_input_in_a_description(text: str, copied: int) -> None:
     # the input itself (its storage is the input's), or a copy of the same size
     row = convlens.analyze(text, batch=2).layers[-1]

@@ -50,8 +50,6 @@ def test_a_weight_that_is_no_parameter_says_what_its_saved_bytes_assume() -> Non
     report = convlens.analyze(ConstantWeightLinear(), input_size=(2, 3, 2, 2))
     (row,) = [r for r in report.layers if r.kind == "linear"]
     assert row.args["derived_weight"]
-    assert any("a constant weight would not keep this layer's input" in w
-               for w in row.warnings)
-    plain = convlens.analyze(nn.Sequential(nn.Flatten(), nn.Linear(12, 5)),
-                             input_size=(2, 3, 2, 2))
+    assert any("a constant weight would not keep this layer's input" in w for w in row.warnings)
+    plain = convlens.analyze(nn.Sequential(nn.Flatten(), nn.Linear(12, 5)), input_size=(2, 3, 2, 2))
     assert not any("not a parameter" in w for r in plain.layers for w in r.warnings)

@@ -84,8 +84,11 @@ def part_configs(draw):  # type: ignore[no-untyped-def]
     shape = (6, draw(st.integers(2, 7)), draw(st.integers(2, 7)))
     dim = draw(st.integers(1, 3))
     size = shape[dim - 1]
-    how = draw(st.sampled_from(["chunk", "torch.chunk", "split", "torch.split", "unbind",
-                                "narrow", "slice", "index"]))
+    how = draw(
+        st.sampled_from(
+            ["chunk", "torch.chunk", "split", "torch.split", "unbind", "narrow", "slice", "index"]
+        )
+    )
     if how in ("chunk", "torch.chunk"):
         arg: object = draw(st.integers(1, size + 1))
     elif how in ("split", "torch.split"):
@@ -98,8 +101,7 @@ def part_configs(draw):  # type: ignore[no-untyped-def]
         start = draw(st.integers(-size, size - 1))
         arg = (start, draw(st.integers(1, size - start % size)))
     elif how == "slice":
-        arg = (draw(st.integers(-size, size - 1)), draw(st.one_of(st.none(),
-                                                                   st.integers(1, size))))
+        arg = (draw(st.integers(-size, size - 1)), draw(st.one_of(st.none(), st.integers(1, size))))
     elif how == "index":
         arg = draw(st.integers(-size, size - 1))
     else:
@@ -135,8 +137,9 @@ class SpatialPart(nn.Module):
 
 @settings(max_examples=50)
 @given(st.integers(2, 3), st.integers(0, 6), st.integers(3, 6), st.integers(0, 3))
-def test_a_spatial_part_shifts_the_receptive_field_as_gradients_do(dim, start, length,
-                                                                    slack) -> None:
+def test_a_spatial_part_shifts_the_receptive_field_as_gradients_do(
+    dim, start, length, slack
+) -> None:
     shape = (1, 16 + slack, 16)
     model = SpatialPart(dim, start, length)
     report = convlens.analyze(model, input_size=(1, *shape))
@@ -161,18 +164,22 @@ def test_channel_slice_keeps_the_receptive_field_and_is_a_view() -> None:
 
     report = check(Half(), (2, 1, 8, 8))
     row = report.layers[-1]
-    assert (row.kind, row.output_shape, row.rf, row.start) == ("narrow", (2, 6, 6), (3, 3),
-                                                              (1, 1))
-    assert row.activation_bytes == 2 * 2 * 6 * 6 * 4 and report.totals.peak_activation_bytes \
-        == report.layers[0].activation_bytes + 2 * 1 * 8 * 8 * 4  # the view adds nothing
+    assert (row.kind, row.output_shape, row.rf, row.start) == ("narrow", (2, 6, 6), (3, 3), (1, 1))
+    assert (
+        row.activation_bytes == 2 * 2 * 6 * 6 * 4
+        and report.totals.peak_activation_bytes
+        == report.layers[0].activation_bytes + 2 * 1 * 8 * 8 * 4
+    )  # the view adds nothing
 
 
 def test_narrow_in_a_description_and_its_errors() -> None:
     report = convlens.analyze("input 8x6x6\nnarrow 1 2 3\nnarrow 3 1 4 keepdim=true\n")
     assert [tuple(r.output_shape) for r in report.layers] == [(3, 6, 6), (3, 6, 4)]
     assert report.layers[-1].start == (0, 1)
-    assert convlens.analyze("input 8x6x6\nnarrow 1 2 1 keepdim=false\n").layers[0] \
-        .output_shape == (6, 6)
+    assert convlens.analyze("input 8x6x6\nnarrow 1 2 1 keepdim=false\n").layers[0].output_shape == (
+        6,
+        6,
+    )
     with pytest.raises(ConvlensError, match="runs past its end"):
         convlens.analyze("input 8x6x6\nnarrow 1 6 3\n")
     with pytest.raises(ConvlensError, match="does not exist"):
@@ -185,8 +192,9 @@ def test_narrow_in_a_description_and_its_errors() -> None:
 class WeightProduct(nn.Module):
     """conv → a (per-sample) rank-1, 2 or 3 activation → x @ W or W @ x."""
 
-    def __init__(self, rank: int, transposed: bool, shape: tuple[int, ...], first: bool,
-                 kind: str) -> None:
+    def __init__(
+        self, rank: int, transposed: bool, shape: tuple[int, ...], first: bool, kind: str
+    ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(1, 3, 1)
         self.rank, self.transposed, self.first = rank, transposed, first
@@ -272,8 +280,7 @@ def test_matmul_in_a_description_and_its_errors() -> None:
     report = convlens.analyze("input 3x5x4\nmatmul weight=(4,6)\n", batch=2)
     row = report.layers[0]
     assert (row.output_shape, row.macs, row.params) == ((3, 5, 6), 2 * 3 * 5 * 4 * 6, 24)
-    vec = convlens.analyze("input 3x5x4\nmatmul weight=(5,) weight_first=true "
-                           "weight_kind=buffer\n")
+    vec = convlens.analyze("input 3x5x4\nmatmul weight=(5,) weight_first=true weight_kind=buffer\n")
     assert (vec.layers[0].output_shape, vec.totals.buffers) == ((3, 4), 5)
     with pytest.raises(ConvlensError, match=r"\(…, n, k\) @ \(…, k, m\)"):
         convlens.analyze("input 3x5x4\nmatmul weight=(5,6)\n")
@@ -289,8 +296,18 @@ def test_matmul_in_a_description_and_its_errors() -> None:
 class MaskedAttention(nn.Module):
     """conv → tokens → q, k, v (heads split and made contiguous, or not) → sdpa."""
 
-    def __init__(self, heads: int, e: int, ev: int, mask: str, on_buffer: bool, causal: bool,
-                 dropout: float, flash: bool, length: int) -> None:
+    def __init__(
+        self,
+        heads: int,
+        e: int,
+        ev: int,
+        mask: str,
+        on_buffer: bool,
+        causal: bool,
+        dropout: float,
+        flash: bool,
+        length: int,
+    ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(1, 4, 1)
         self.heads, self.e, self.ev = heads, e, ev
@@ -298,8 +315,13 @@ class MaskedAttention(nn.Module):
         self.v = nn.Linear(4, max(heads, 1) * ev)
         self.causal, self.dropout, self.flash = causal, dropout, flash
         self.math_only = False  # for FlopCounterMode, which does not count the flash kernel
-        shape = {"none": None, "bool": (length, length), "float": (length, length),
-                 "float4d": (1, 1, length, length), "bool_row": (1, length)}[mask]
+        shape = {
+            "none": None,
+            "bool": (length, length),
+            "float": (length, length),
+            "float4d": (1, 1, length, length),
+            "bool_row": (1, length),
+        }[mask]
         value = None
         if shape is not None:
             value = torch.rand(shape) > 0.3 if mask.startswith("bool") else torch.randn(shape)
@@ -322,8 +344,9 @@ class MaskedAttention(nn.Module):
         v = self.split(self.v(t), self.ev)
         flash = self.flash and not self.math_only
         with sdpa_kernel([SDPBackend.MATH] + ([SDPBackend.FLASH_ATTENTION] if flash else [])):
-            a = F.scaled_dot_product_attention(q, k, v, attn_mask=self.mask,
-                                               dropout_p=self.dropout, is_causal=self.causal)
+            a = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=self.mask, dropout_p=self.dropout, is_causal=self.causal
+            )
         return a
 
 
@@ -332,12 +355,25 @@ def attention_configs(draw):  # type: ignore[no-untyped-def]
     heads = draw(st.integers(0, 2))
     e = draw(st.integers(1, 4))
     ev = e if draw(st.booleans()) else draw(st.integers(1, 4))
-    mask = draw(st.sampled_from(["none", "none", "bool", "float", "bool_row"]
-                                + (["float4d"] if heads else [])))  # 4-D: needs 4-D q
+    mask = draw(
+        st.sampled_from(
+            ["none", "none", "bool", "float", "bool_row"] + (["float4d"] if heads else [])
+        )
+    )  # 4-D: needs 4-D q
     causal = mask == "none" and draw(st.booleans())
     dropout = draw(st.sampled_from([0.0, 0.0, 0.25]))
-    return (heads, e, ev, mask, draw(st.booleans()), causal, dropout, draw(st.booleans()),
-            draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    return (
+        heads,
+        e,
+        ev,
+        mask,
+        draw(st.booleans()),
+        causal,
+        dropout,
+        draw(st.booleans()),
+        draw(st.integers(1, 3)),
+        draw(st.integers(1, 3)),
+    )
 
 
 @settings(max_examples=100)
@@ -356,8 +392,7 @@ QKV = "input 2x4x8\nidentity as k\nidentity as v\nfrom input\n"
 
 
 def test_attention_in_a_description_and_its_errors() -> None:
-    row = convlens.analyze(QKV + "attention k v is_causal=true dropout_p=0.1\n",
-                           batch=2).layers[-1]
+    row = convlens.analyze(QKV + "attention k v is_causal=true dropout_p=0.1\n", batch=2).layers[-1]
     assert (row.output_shape, row.macs) == ((2, 4, 8), 2 * 2 * 4 * 4 * (8 + 8))
     assert row.args["kernel"] == "math"  # dropout: PyTorch's CPU flash kernel refuses it
     with pytest.raises(ConvlensError, match="refuses them"):

@@ -28,8 +28,7 @@ class CalledTwice(nn.Module):
 
 @pytest.mark.parametrize("which", ["conv", "linear", "both"])
 @pytest.mark.parametrize("frozen_input_side", [False, True])
-def test_a_reused_module_saves_its_input_at_every_call(which: str, frozen_input_side: bool
-                                                       ) -> None:
+def test_a_reused_module_saves_its_input_at_every_call(which: str, frozen_input_side: bool) -> None:
     model = CalledTwice(which)
     if frozen_input_side:  # nothing before the shared module needs a gradient
         model.conv.requires_grad_(which != "both")

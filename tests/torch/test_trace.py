@@ -20,8 +20,13 @@ def meta_truth(model: nn.Module, shape: tuple) -> tuple[int, int, int, tuple]:
     """(params, buffers, MACs, output shape) as PyTorch measures them on the meta device."""
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         out = model.eval()(torch.empty(1, *shape, device="meta"))
-    outs = list(out.values()) if isinstance(out, dict) else list(out) \
-        if isinstance(out, tuple | list) else [out]
+    outs = (
+        list(out.values())
+        if isinstance(out, dict)
+        else list(out)
+        if isinstance(out, tuple | list)
+        else [out]
+    )
     params = sum(p.numel() for p in model.parameters())
     buffers = sum(b.numel() for b in model.buffers())
     shapes = tuple(tuple(o.shape[1:]) for o in outs)
@@ -42,18 +47,34 @@ def test_zoo_model_matches_pytorch(name: str) -> None:
     assert all(shape in produced for shape in out_shape)  # every returned map
 
 
-SAVED_CASES = {"lenet5": (1, 32, 32), "colour_cnn": (1, 32, 32), "colour_unet": (1, 32, 32),
-               "alexnet": (3, 64, 64), "vgg11": (3, 32, 32), "resnet18": (3, 32, 32),
-               "resnet50": (3, 32, 32),
-               "densenet121": (3, 32, 32), "googlenet": (3, 64, 64),
-               "se_resnet50": (3, 32, 32), "unet_same": (3, 32, 32),
-               "darknet53": (3, 32, 32), "yolov3": (3, 64, 64),
-               "mobilenet_v1": (3, 64, 64), "mobilenet_v2": (3, 64, 64),
-               "unet": (1, 188, 188), "vgg16": (3, 32, 32),
-               "deeplabv3_resnet50": (3, 64, 64), "densenet169": (3, 32, 32),
-               "resnet101": (3, 32, 32), "yolov1": (3, 448, 448),
-               "resnet34": (3, 32, 32), "resnet152": (3, 32, 32), "vgg19": (3, 32, 32),
-               "densenet201": (3, 32, 32), "deeplabv3_resnet101": (3, 32, 32)}
+SAVED_CASES = {
+    "lenet5": (1, 32, 32),
+    "colour_cnn": (1, 32, 32),
+    "colour_unet": (1, 32, 32),
+    "alexnet": (3, 64, 64),
+    "vgg11": (3, 32, 32),
+    "resnet18": (3, 32, 32),
+    "resnet50": (3, 32, 32),
+    "densenet121": (3, 32, 32),
+    "googlenet": (3, 64, 64),
+    "se_resnet50": (3, 32, 32),
+    "unet_same": (3, 32, 32),
+    "darknet53": (3, 32, 32),
+    "yolov3": (3, 64, 64),
+    "mobilenet_v1": (3, 64, 64),
+    "mobilenet_v2": (3, 64, 64),
+    "unet": (1, 188, 188),
+    "vgg16": (3, 32, 32),
+    "deeplabv3_resnet50": (3, 64, 64),
+    "densenet169": (3, 32, 32),
+    "resnet101": (3, 32, 32),
+    "yolov1": (3, 448, 448),
+    "resnet34": (3, 32, 32),
+    "resnet152": (3, 32, 32),
+    "vgg19": (3, 32, 32),
+    "densenet201": (3, 32, 32),
+    "deeplabv3_resnet101": (3, 32, 32),
+}
 
 
 def test_every_zoo_model_is_checked_against_autograd() -> None:
@@ -141,8 +162,9 @@ def test_functional_model_returning_a_dict() -> None:
 
 def test_transposed_and_depthwise_transposed_convolutions() -> None:
     for groups in (1, 4):
-        model = nn.Sequential(nn.ConvTranspose2d(4, 8, 3, stride=2, padding=1,
-                                                 output_padding=1, groups=groups))
+        model = nn.Sequential(
+            nn.ConvTranspose2d(4, 8, 3, stride=2, padding=1, output_padding=1, groups=groups)
+        )
         report = convlens.analyze(model, input_size=(1, 4, 5, 5))
         params, _, macs, shape = meta_truth(model, (4, 5, 5))
         assert (report.totals.params, report.totals.macs) == (params, macs)
@@ -171,8 +193,9 @@ def test_cli_analyses_a_zoo_model_and_a_factory(tmp_path) -> None:
 
     from convlens.cli.main import app
 
-    result = CliRunner().invoke(app, ["analyze", "zoo:resnet18?num_classes=10",
-                                      "--input", "3x64x64", "-f", "json"])
+    result = CliRunner().invoke(
+        app, ["analyze", "zoo:resnet18?num_classes=10", "--input", "3x64x64", "-f", "json"]
+    )
     assert result.exit_code == 0, result.output
     import json
 
@@ -189,27 +212,35 @@ def test_cli_model_arguments_and_explain_of_a_zoo_layer() -> None:
     from convlens.cli.main import app
 
     runner = CliRunner()
-    a = runner.invoke(app, ["analyze", "zoo:resnet18", "--arg", "num_classes=10",
-                            "--input", "3x64x64", "-f", "json"])
-    b = runner.invoke(app, ["analyze", "zoo:resnet18?num_classes=10", "--input", "3x64x64",
-                            "-f", "json"])
+    a = runner.invoke(
+        app,
+        ["analyze", "zoo:resnet18", "--arg", "num_classes=10", "--input", "3x64x64", "-f", "json"],
+    )
+    b = runner.invoke(
+        app, ["analyze", "zoo:resnet18?num_classes=10", "--input", "3x64x64", "-f", "json"]
+    )
     assert a.exit_code == b.exit_code == 0 and a.output == b.output
-    explained = runner.invoke(app, ["explain", "zoo:resnet18", "--layer", "conv1",
-                                    "--what", "shape"])
+    explained = runner.invoke(
+        app, ["explain", "zoo:resnet18", "--layer", "conv1", "--what", "shape"]
+    )
     assert explained.exit_code == 0
     assert "⌊(224 + 2·3 − 1·(7 − 1) − 1)/2⌋ + 1 = 112" in explained.output
     bad = runner.invoke(app, ["analyze", "zoo:resnet18", "--arg", "num_clases=10"])
     assert bad.exit_code == 2 and "num_classes" in bad.output
 
 
-@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "colour_unet", "googlenet",
-                                  "unet_same", "lenet5"])
+@pytest.mark.parametrize(
+    "name", ["resnet18", "mobilenet_v2", "colour_unet", "googlenet", "unet_same", "lenet5"]
+)
 def test_real_forward_gives_the_same_report(name: str) -> None:
     torch.manual_seed(0)
     model = create_model(name)
     entry = get_entry(name)
-    shape = (1, *entry.default_input) if name in ("colour_unet", "lenet5") else (
-        1, entry.default_input[0], 64, 64)
+    shape = (
+        (1, *entry.default_input)
+        if name in ("colour_unet", "lenet5")
+        else (1, entry.default_input[0], 64, 64)
+    )
     traced = convlens.analyze(model, input_size=shape)
     real = convlens.analyze(model, input_size=shape, device="cpu")
     assert traced.to_dict()["totals"] == real.to_dict()["totals"]
@@ -234,20 +265,37 @@ def test_description_and_module_give_identical_reports(name: str) -> None:
     described = convlens.analyze(text)
     with torch.device("meta"):
         traced = convlens.analyze(create_model(name), input_size=(1, *entry.default_input))
-    fields = ["params", "trainable_params", "frozen_params", "buffers", "macs", "flops",
-              "param_bytes", "buffer_bytes", "grad_bytes", "optimizer_bytes",
-              "saved_activation_bytes", "rf", "jump", "start", "rf_status"]
+    fields = [
+        "params",
+        "trainable_params",
+        "frozen_params",
+        "buffers",
+        "macs",
+        "flops",
+        "param_bytes",
+        "buffer_bytes",
+        "grad_bytes",
+        "optimizer_bytes",
+        "saved_activation_bytes",
+        "rf",
+        "jump",
+        "start",
+        "rf_status",
+    ]
     if name not in PEAK_DIFFERS:
         fields += ["peak_activation_bytes", "training_bytes"]
     for field in fields:
         assert getattr(described.totals, field) == getattr(traced.totals, field), field
 
 
-@pytest.mark.parametrize(("name", "kwargs", "shape"), [
-    ("colour_cnn", {"num_filters": 2, "num_colours": 2}, (1, 96, 96)),
-    ("colour_unet", {"num_filters": 2, "num_colours": 2}, (1, 96, 96)),
-    ("unet_same", {"base_channels": 2, "depth": 2, "in_channels": 1}, (1, 96, 96)),
-])
+@pytest.mark.parametrize(
+    ("name", "kwargs", "shape"),
+    [
+        ("colour_cnn", {"num_filters": 2, "num_colours": 2}, (1, 96, 96)),
+        ("colour_unet", {"num_filters": 2, "num_colours": 2}, (1, 96, 96)),
+        ("unet_same", {"base_channels": 2, "depth": 2, "in_channels": 1}, (1, 96, 96)),
+    ],
+)
 def test_receptive_fields_through_skips_equal_the_gradient_method(name, kwargs, shape) -> None:
     model = create_model(name, **kwargs)
     report = convlens.analyze(model, input_size=(1, *shape))
@@ -282,10 +330,17 @@ def test_lenet5_subsampling_and_rbf_rows_as_arithmetic() -> None:
     report = convlens.analyze(create_model("lenet5"), input_size=(2, 1, 32, 32))
     rows = [r for r in report.layers if r.name.startswith(("s2", "output", "c3"))]
     assert [(r.name, r.kind) for r in rows] == [
-        ("s2", "avgpool2d"), ("s2.scalar_op", "scalar_op"), ("s2.tensor_op", "tensor_op"),
-        ("s2.tensor_op_1", "tensor_op"), ("c3", "conv2d"), ("output", "view"),
-        ("output.tensor_op", "tensor_op"), ("output.mul", "mul"), ("output.reduce", "reduce"),
-        ("c3 (parameters)", "params_only")]
+        ("s2", "avgpool2d"),
+        ("s2.scalar_op", "scalar_op"),
+        ("s2.tensor_op", "tensor_op"),
+        ("s2.tensor_op_1", "tensor_op"),
+        ("c3", "conv2d"),
+        ("output", "view"),
+        ("output.tensor_op", "tensor_op"),
+        ("output.mul", "mul"),
+        ("output.reduce", "reduce"),
+        ("c3 (parameters)", "params_only"),
+    ]
     layers = {r.name: r for r in report.layers}
     # S2: the 2×2 sum times a coefficient per map keeps that sum (for the coefficient's
     # gradient); adding the bias keeps nothing. 6 + 6 parameters, one FLOP per element.
@@ -385,12 +440,14 @@ def test_a_wrong_input_channel_count_is_an_error_naming_the_module() -> None:
     from convlens.cli.main import app
     from convlens.errors import ConvlensError
 
-    with pytest.raises(ConvlensError, match=r"module 'conv1' \(Conv2d\) expects 3 input "
-                                            r"channels but its input has shape \(1, 1, 64, 64\)"):
+    with pytest.raises(
+        ConvlensError,
+        match=r"module 'conv1' \(Conv2d\) expects 3 input "
+        r"channels but its input has shape \(1, 1, 64, 64\)",
+    ):
         convlens.analyze(create_model("resnet18"), input_size=(1, 1, 64, 64))
     with pytest.raises(ConvlensError, match="expects 10 input features"):
-        convlens.analyze(nn.Sequential(nn.Flatten(), nn.Linear(10, 2)),
-                         input_size=(1, 3, 2, 2))
+        convlens.analyze(nn.Sequential(nn.Flatten(), nn.Linear(10, 2)), input_size=(1, 3, 2, 2))
     result = CliRunner().invoke(app, ["analyze", "zoo:resnet18", "--input", "1x64x64"])
     assert result.exit_code == 2 and "expects 3 input channels" in result.output
     assert "Traceback" not in result.output

@@ -55,8 +55,10 @@ class Module:
 
 
 def tensor_shapes(module: nn.Module) -> tuple[Counter[Shape], Counter[Shape]]:
-    return (Counter(tuple(p.shape) for p in module.parameters()),
-            Counter(tuple(b.shape) for b in module.buffers()))
+    return (
+        Counter(tuple(p.shape) for p in module.parameters()),
+        Counter(tuple(b.shape) for b in module.buffers()),
+    )
 
 
 @functools.cache

@@ -21,30 +21,42 @@ def parse_set(text: str | None) -> dict[str, Any]:
         name, eq, value = part.partition("=")
         name = name.strip()
         if not eq or not name.isidentifier():
-            raise ArgumentError(f"--set takes NAME=VALUE pairs separated by commas, "
-                                f"got {part!r}")
+            raise ArgumentError(f"--set takes NAME=VALUE pairs separated by commas, got {part!r}")
         try:
             bindings[name] = int(value)
         except ValueError:
-            raise ArgumentError(f"--set {name}: the value must be an integer, got "
-                                f"{value!r}") from None
+            raise ArgumentError(
+                f"--set {name}: the value must be an integer, got {value!r}"
+            ) from None
     return bindings
 
 
-InputOpt = Annotated[str | None, typer.Option("--input", "-i", help="override the input "
-                                               "shape, e.g. 3x224x224")]
+InputOpt = Annotated[
+    str | None, typer.Option("--input", "-i", help="override the input shape, e.g. 3x224x224")
+]
 BatchOpt = Annotated[int, typer.Option("--batch", "-b", help="batch size", min=1)]
-SetOpt = Annotated[str | None, typer.Option("--set", help="values for symbols, e.g. "
-                                             "k=3,NF=32,NC=24")]
-DtypeOpt = Annotated[str, typer.Option("--dtype", help="float32, float16, bfloat16 or "
-                                       "float64")]
+SetOpt = Annotated[
+    str | None, typer.Option("--set", help="values for symbols, e.g. k=3,NF=32,NC=24")
+]
+DtypeOpt = Annotated[str, typer.Option("--dtype", help="float32, float16, bfloat16 or float64")]
 OptimizerOpt = Annotated[str, typer.Option("--optimizer", help="sgd, momentum, adam or adamw")]
-ConventionOpt = Annotated[str, typer.Option("--convention", help="FLOP convention: full, 2mac "
-                                            "(torch.utils.flop_counter) or mac (fvcore)")]
-ModelArgOpt = Annotated[list[str] | None, typer.Option(
-    "--arg", help="an argument of a zoo model, e.g. --arg num_classes=10 (repeatable)")]
-FrozenOpt = Annotated[list[str] | None, typer.Option("--frozen", help="freeze layers whose "
-                                                     "name matches this pattern (repeatable)")]
+ConventionOpt = Annotated[
+    str,
+    typer.Option(
+        "--convention",
+        help="FLOP convention: full, 2mac (torch.utils.flop_counter) or mac (fvcore)",
+    ),
+]
+ModelArgOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--arg", help="an argument of a zoo model, e.g. --arg num_classes=10 (repeatable)"
+    ),
+]
+FrozenOpt = Annotated[
+    list[str] | None,
+    typer.Option("--frozen", help="freeze layers whose name matches this pattern (repeatable)"),
+]
 
 
 def with_model_args(source: str, args: list[str] | None) -> str:
@@ -60,16 +72,33 @@ def with_model_args(source: str, args: list[str] | None) -> str:
     return source + joiner + "&".join(args)
 
 
-def build_report(source: str, input: str | None, batch: int, set_: str | None, dtype: str,
-                 optimizer: str, convention: str, frozen: list[str] | None,
-                 model_args: list[str] | None = None, device: str = "meta") -> Any:
+def build_report(
+    source: str,
+    input: str | None,
+    batch: int,
+    set_: str | None,
+    dtype: str,
+    optimizer: str,
+    convention: str,
+    frozen: list[str] | None,
+    model_args: list[str] | None = None,
+    device: str = "meta",
+) -> Any:
     from convlens.api import analyze
 
     source = with_model_args(source, model_args)
     extra = {"device": device} if device != "meta" else {}
-    return analyze(source, input=input, batch=batch, dtype=dtype, optimizer=optimizer,
-                   convention=convention, frozen=tuple(frozen or ()), **extra,
-                   **parse_set(set_))
+    return analyze(
+        source,
+        input=input,
+        batch=batch,
+        dtype=dtype,
+        optimizer=optimizer,
+        convention=convention,
+        frozen=tuple(frozen or ()),
+        **extra,
+        **parse_set(set_),
+    )
 
 
 def register(app: typer.Typer) -> None:
@@ -86,11 +115,21 @@ def register(app: typer.Typer) -> None:
         convention: ConventionOpt = "full",
         frozen: FrozenOpt = None,
         model_args: ModelArgOpt = None,
-        device: Annotated[str, typer.Option("--device", help="models only: meta (trace by "
-                                            "shape, default), or cpu / cuda to run a real "
-                                            "forward")] = "meta",
-        depth: Annotated[int | None, typer.Option("--depth", min=1, help="table of modules "
-                                                  "(or blocks) this many levels deep")] = None,
+        device: Annotated[
+            str,
+            typer.Option(
+                "--device",
+                help="models only: meta (trace by "
+                "shape, default), or cpu / cuda to run a real "
+                "forward",
+            ),
+        ] = "meta",
+        depth: Annotated[
+            int | None,
+            typer.Option(
+                "--depth", min=1, help="table of modules (or blocks) this many levels deep"
+            ),
+        ] = None,
     ) -> None:
         """Per-layer shapes, parameters, MACs/FLOPs, receptive field and memory.
 
@@ -99,8 +138,9 @@ def register(app: typer.Typer) -> None:
 
         if format not in FORMATS:
             raise ArgumentError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
-        report = build_report(source, input, batch, set_, dtype, optimizer, convention, frozen,
-                              model_args, device)
+        report = build_report(
+            source, input, batch, set_, dtype, optimizer, convention, frozen, model_args, device
+        )
         if format == "table":
             from convlens.render.table import print_report
 
@@ -112,12 +152,16 @@ def register(app: typer.Typer) -> None:
     @handle_errors
     def explain(
         source: Annotated[str, typer.Argument(help="a .cnn description file")],
-        layer: Annotated[str | None, typer.Option("--layer", "-l", help="layer number or "
-                                                  "name (default: every layer)")] = None,
-        what: Annotated[str, typer.Option("--what", "-w", help="shape, params, macs, flops, "
-                                          "rf, memory or all")] = "all",
-        format: Annotated[str, typer.Option("--format", "-f", help="text, markdown or "
-                                            "latex")] = "text",
+        layer: Annotated[
+            str | None,
+            typer.Option("--layer", "-l", help="layer number or name (default: every layer)"),
+        ] = None,
+        what: Annotated[
+            str, typer.Option("--what", "-w", help="shape, params, macs, flops, rf, memory or all")
+        ] = "all",
+        format: Annotated[
+            str, typer.Option("--format", "-f", help="text, markdown or latex")
+        ] = "text",
         input: InputOpt = None,
         batch: BatchOpt = 1,
         set_: SetOpt = None,
@@ -129,8 +173,9 @@ def register(app: typer.Typer) -> None:
         """The derivation of each number, step by step: formula, numbers, result."""
         from convlens.explain.derivation import derivation, render_sections
 
-        report = build_report(source, input, batch, set_, dtype, optimizer, "full", frozen,
-                              model_args)
+        report = build_report(
+            source, input, batch, set_, dtype, optimizer, "full", frozen, model_args
+        )
         print_text(render_sections(derivation(report, layer, what), format))
 
     @app.command()
@@ -141,8 +186,9 @@ def register(app: typer.Typer) -> None:
         input: InputOpt = None,
         batch: BatchOpt = 1,
         set_: SetOpt = None,
-        format: Annotated[str, typer.Option("--format", "-f", help="table, markdown or "
-                                            "json")] = "table",
+        format: Annotated[
+            str, typer.Option("--format", "-f", help="table, markdown or json")
+        ] = "table",
         dtype: DtypeOpt = "float32",
         optimizer: OptimizerOpt = "adam",
         convention: ConventionOpt = "full",
@@ -155,8 +201,11 @@ def register(app: typer.Typer) -> None:
             render_comparison_text,
         )
 
-        renderers = {"table": render_comparison_text, "markdown": render_comparison_markdown,
-                     "json": render_comparison_json}
+        renderers = {
+            "table": render_comparison_text,
+            "markdown": render_comparison_markdown,
+            "json": render_comparison_json,
+        }
         if format not in renderers:
             raise ArgumentError(f"--format must be one of {', '.join(renderers)}")
         from dataclasses import replace

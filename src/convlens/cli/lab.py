@@ -301,9 +301,18 @@ def register(app: typer.Typer) -> None:
 def _spread_table(spreads: list[Any]) -> str:
     from convlens.labs.colourize import markdown_table
 
-    rows = [{"run": s.out, "model": s.model, "epochs": s.epochs, "images": s.images,
-             "val_accuracy": s.accuracy, "standard_error": s.standard_error,
-             "interval": f"{100 * s.low:.2f} – {100 * s.high:.2f} %"} for s in spreads]
+    rows = [
+        {
+            "run": s.out,
+            "model": s.model,
+            "epochs": s.epochs,
+            "images": s.images,
+            "val_accuracy": s.accuracy,
+            "standard_error": s.standard_error,
+            "interval": f"{100 * s.low:.2f} – {100 * s.high:.2f} %",
+        }
+        for s in spreads
+    ]
     columns = ["run", "model", "epochs", "images", "val_accuracy", "standard_error", "interval"]
     return markdown_table(rows, columns)
 

@@ -108,16 +108,18 @@ def run_rule(spec: LayerSpec, network: Network, shapes: Mapping[str, Shape]) -> 
             raise _error(spec, network, f"crop like={args['like']}: no output of that name")
         args = {**args, "size": tuple(target[1:3])}
     if rule.inputs >= 0 and len(spec.inputs) != rule.inputs:
-        raise _error(spec, network, f"{spec.kind} takes {rule.inputs} input(s), "
-                     f"got {len(spec.inputs)}")
+        raise _error(
+            spec, network, f"{spec.kind} takes {rule.inputs} input(s), got {len(spec.inputs)}"
+        )
     try:
         return rule.fn([shapes[name] for name in spec.inputs], args)
     except RuleError as err:
         raise _error(spec, network, str(err)) from None
 
 
-def analyze_network(network: Network, options: Options = Options(),
-                    costs: Mapping[str, Cost] | None = None) -> Report:
+def analyze_network(
+    network: Network, options: Options = Options(), costs: Mapping[str, Cost] | None = None
+) -> Report:
     """``costs``: rule results a front-end already computed for these very layers (the
     tracer runs each rule to learn shapes), so they are not computed twice."""
     itemsize = DTYPE_BYTES[options.dtype]
@@ -127,10 +129,15 @@ def analyze_network(network: Network, options: Options = Options(),
     needs_grad: dict[str, bool] = {network.input_name: False}
     storage: dict[str, str] = {network.input_name: network.input_name}  # node → storage owner
     storage_bytes: dict[str, Dim] = {
-        network.input_name: normalize(product(network.input_shape) * batch * itemsize)}
+        network.input_name: normalize(product(network.input_shape) * batch * itemsize)
+    }
     for name, shape in network.extra_inputs:
         shapes[name], rfs[name], needs_grad[name], storage[name] = (
-            tuple(shape), OTHER_INPUT_RF, False, name)
+            tuple(shape),
+            OTHER_INPUT_RF,
+            False,
+            name,
+        )
         storage_bytes[name] = normalize(product(shape) * batch * itemsize)
     saved_storages: set[str] = set()
     buffer_bytes: Dim = 0  # float buffers in the dtype, integer counters 8 bytes each
@@ -141,12 +148,14 @@ def analyze_network(network: Network, options: Options = Options(),
         has_weights = cost.params != 0  # even when reused: autograd needs them again
         if spec.reuses_params:  # a shared module: its parameters were counted at first use
             cost = replace(cost, params=0, buffers=0, int64_buffers=0)
-        buffer_bytes = buffer_bytes + (cost.buffers - cost.int64_buffers) * itemsize \
-            + 8 * cost.int64_buffers
+        buffer_bytes = (
+            buffer_bytes + (cost.buffers - cost.int64_buffers) * itemsize + 8 * cost.int64_buffers
+        )
         frozen = spec.frozen or any(fnmatch.fnmatchcase(spec.name, p) for p in options.frozen)
         trainable = 0 if frozen else cost.params
-        in_graph = spec.kind != "params_only" and (any(needs_grad[name] for name in spec.inputs)
-                                               or (not frozen and has_weights))
+        in_graph = spec.kind != "params_only" and (
+            any(needs_grad[name] for name in spec.inputs) or (not frozen and has_weights)
+        )
         out_bytes = normalize(product(cost.output_shape) * batch * itemsize)
         shares = (cost.alias or spec.inplace) and bool(spec.inputs)
         storage[spec.name] = storage[spec.inputs[0]] if shares else spec.name
@@ -180,21 +189,37 @@ def analyze_network(network: Network, options: Options = Options(),
         macs = normalize(cost.macs * batch)
         bias_flops = normalize(cost.bias_flops * batch)
         other_flops = normalize(cost.other_flops * batch)
-        records.append(LayerRecord(
-            index=index, name=spec.name, kind=spec.kind, line=spec.line, inputs=spec.inputs,
-            input_shapes=tuple(shapes[name] for name in spec.inputs),
-            output_shape=tuple(cost.output_shape), params=cost.params,
-            trainable_params=trainable, frozen_params=normalize(cost.params - trainable),
-            buffers=cost.buffers, macs=macs, bias_flops=bias_flops, other_flops=other_flops,
-            flops=flops(options.convention, macs, bias_flops, other_flops),
-            connections=cost.connections, **_rf_fields(rf, network.input_shape),
-            activation_bytes=out_bytes, saved_bytes=normalize(new_saved),
-            warnings=cost.warnings,
-            steps=cost.steps + _rf_steps(rf) + _batch_steps(cost, batch),
-            args=cost.args, origin=spec.origin, unsupported=cost.unsupported,
-        ))
-    return _with_totals(network, options, records, storage, storage_bytes, itemsize,
-                        normalize(buffer_bytes))
+        records.append(
+            LayerRecord(
+                index=index,
+                name=spec.name,
+                kind=spec.kind,
+                line=spec.line,
+                inputs=spec.inputs,
+                input_shapes=tuple(shapes[name] for name in spec.inputs),
+                output_shape=tuple(cost.output_shape),
+                params=cost.params,
+                trainable_params=trainable,
+                frozen_params=normalize(cost.params - trainable),
+                buffers=cost.buffers,
+                macs=macs,
+                bias_flops=bias_flops,
+                other_flops=other_flops,
+                flops=flops(options.convention, macs, bias_flops, other_flops),
+                connections=cost.connections,
+                **_rf_fields(rf, network.input_shape),
+                activation_bytes=out_bytes,
+                saved_bytes=normalize(new_saved),
+                warnings=cost.warnings,
+                steps=cost.steps + _rf_steps(rf) + _batch_steps(cost, batch),
+                args=cost.args,
+                origin=spec.origin,
+                unsupported=cost.unsupported,
+            )
+        )
+    return _with_totals(
+        network, options, records, storage, storage_bytes, itemsize, normalize(buffer_bytes)
+    )
 
 
 def _input_names(network: Network) -> tuple[str, ...]:
@@ -203,17 +228,25 @@ def _input_names(network: Network) -> tuple[str, ...]:
 
 def _rf_fields(rf: NodeRF, input_shape: Shape) -> dict[str, Any]:
     if rf.independent:
-        return {"rf": None, "jump": None, "start": None, "rf_status": rf.status,
-                "rf_period": None}
+        return {"rf": None, "jump": None, "start": None, "rf_status": rf.status, "rf_period": None}
     if rf.whole_input:
-        return {"rf": (input_shape[1], input_shape[2]), "jump": None, "start": None,
-                "rf_status": rf.status, "rf_period": None}
+        return {
+            "rf": (input_shape[1], input_shape[2]),
+            "jump": None,
+            "start": None,
+            "rf_status": rf.status,
+            "rf_period": None,
+        }
     if rf.axes is None:
-        return {"rf": None, "jump": None, "start": None, "rf_status": rf.status,
-                "rf_period": None}
+        return {"rf": None, "jump": None, "start": None, "rf_status": rf.status, "rf_period": None}
     h, w = rf.axes
-    return {"rf": (h.size, w.size), "jump": (h.jump, w.jump), "start": (h.start, w.start),
-            "rf_status": rf.status, "rf_period": (h.period, w.period)}
+    return {
+        "rf": (h.size, w.size),
+        "jump": (h.jump, w.jump),
+        "start": (h.start, w.start),
+        "rf_status": rf.status,
+        "rf_period": (h.period, w.period),
+    }
 
 
 def _rf_steps(rf: NodeRF) -> tuple[Step, ...]:
@@ -229,29 +262,56 @@ def _rf_steps(rf: NodeRF) -> tuple[Step, ...]:
                 continue
             note = f"output 0 sees input positions {lo} … {hi}"
         else:
-            spans = [(h - lo + 1, o) for o, (lo, h) in enumerate(zip(a.lo, a.hi, strict=True))
-                     if lo is not None]
+            spans = [
+                (h - lo + 1, o)
+                for o, (lo, h) in enumerate(zip(a.lo, a.hi, strict=True))
+                if lo is not None
+            ]
             if not spans:
                 continue
-            o = max(range(len(spans)), key=lambda i: spans[i][0]
-                    if isinstance(spans[i][0], int) else 0)
+            o = max(
+                range(len(spans)), key=lambda i: spans[i][0] if isinstance(spans[i][0], int) else 0
+            )
             lo, hi = a.lo[spans[o][1]], a.hi[spans[o][1]]
-            note = (f"the pattern repeats every {a.period} outputs; output {spans[o][1]} sees "
-                    f"the most: positions {lo} … {hi}")
-        out.append(step("rf", f"receptive field {name}", "RF", "{hi} − {lo} + 1",
-                        {"hi": hi, "lo": lo}, a.size, note=note))
+            note = (
+                f"the pattern repeats every {a.period} outputs; output {spans[o][1]} sees "
+                f"the most: positions {lo} … {hi}"
+            )
+        out.append(
+            step(
+                "rf",
+                f"receptive field {name}",
+                "RF",
+                "{hi} − {lo} + 1",
+                {"hi": hi, "lo": lo},
+                a.size,
+                note=note,
+            )
+        )
     return tuple(out)
 
 
 def _batch_steps(cost: Cost, batch: Dim) -> tuple[Step, ...]:
     if batch == 1 or not cost.macs:
         return ()
-    return (step("macs", "multiply-accumulates for the batch", "MACs", "{N}·{M}",
-                 {"N": batch, "M": cost.macs}, normalize(batch * cost.macs)),)
+    return (
+        step(
+            "macs",
+            "multiply-accumulates for the batch",
+            "MACs",
+            "{N}·{M}",
+            {"N": batch, "M": cost.macs},
+            normalize(batch * cost.macs),
+        ),
+    )
 
 
-def peak_activation_bytes(records: Iterable[LayerRecord], input_names: tuple[str, ...],
-                          storage: Mapping[str, str], storage_bytes: Mapping[str, Dim]) -> Dim:
+def peak_activation_bytes(
+    records: Iterable[LayerRecord],
+    input_names: tuple[str, ...],
+    storage: Mapping[str, str],
+    storage_bytes: Mapping[str, Dim],
+) -> Dim:
     """Largest sum of live tensors during an inference pass in layer order.
 
     A tensor lives from the layer that makes it until its last reader has run; views
@@ -276,9 +336,15 @@ def peak_activation_bytes(records: Iterable[LayerRecord], input_names: tuple[str
     return maximum(*peak_candidates)
 
 
-def _with_totals(network: Network, options: Options, records: list[LayerRecord],
-                 storage: Mapping[str, str], storage_bytes: Mapping[str, Dim],
-                 itemsize: int, buffer_bytes: Dim) -> Report:
+def _with_totals(
+    network: Network,
+    options: Options,
+    records: list[LayerRecord],
+    storage: Mapping[str, str],
+    storage_bytes: Mapping[str, Dim],
+    itemsize: int,
+    buffer_bytes: Dim,
+) -> Report:
     def sum_of(attr: str) -> Dim:
         return total(getattr(r, attr) for r in records)
 
@@ -294,29 +360,67 @@ def _with_totals(network: Network, options: Options, records: list[LayerRecord],
     ran = [r for r in records if r.kind != "params_only"]
     last = ran[-1] if ran else None
     totals = Totals(
-        params=params, trainable_params=trainable, frozen_params=sum_of("frozen_params"),
-        buffers=sum_of("buffers"), macs=sum_of("macs"), flops=sum_of("flops"),
+        params=params,
+        trainable_params=trainable,
+        frozen_params=sum_of("frozen_params"),
+        buffers=sum_of("buffers"),
+        macs=sum_of("macs"),
+        flops=sum_of("flops"),
         connections=connections,
-        rf=last.rf if last else None, jump=last.jump if last else None,
-        start=last.start if last else None, rf_status=last.rf_status if last else "ok",
+        rf=last.rf if last else None,
+        jump=last.jump if last else None,
+        start=last.start if last else None,
+        rf_status=last.rf_status if last else "ok",
         activation_bytes=sum_of("activation_bytes"),
-        peak_activation_bytes=peak_activation_bytes(records, _input_names(network), storage,
-                                                    storage_bytes),
-        param_bytes=param_bytes, buffer_bytes=buffer_bytes, grad_bytes=grad_bytes,
-        optimizer_bytes=optimizer_bytes, saved_activation_bytes=saved, training_bytes=training,
+        peak_activation_bytes=peak_activation_bytes(
+            records, _input_names(network), storage, storage_bytes
+        ),
+        param_bytes=param_bytes,
+        buffer_bytes=buffer_bytes,
+        grad_bytes=grad_bytes,
+        optimizer_bytes=optimizer_bytes,
+        saved_activation_bytes=saved,
+        training_bytes=training,
         unsupported=tuple(dict.fromkeys(r.unsupported for r in records if r.unsupported)),
     )
-    values = {"P": param_bytes, "B": buffer_bytes, "G": grad_bytes, "O": optimizer_bytes,
-              "A": saved}
+    values = {
+        "P": param_bytes,
+        "B": buffer_bytes,
+        "G": grad_bytes,
+        "O": optimizer_bytes,
+        "A": saved,
+    }
     memory_steps = (
-        step("memory", "parameter bytes", "P", "{N}·{b}", {"N": params, "b": itemsize},
-             param_bytes),
-        step("memory", "gradient bytes", "G", "{N}·{b}", {"N": trainable, "b": itemsize},
-             grad_bytes, note="one gradient per trainable parameter"),
-        step("memory", "optimizer bytes", "O", "{k}·{G}", {"k": states, "G": grad_bytes},
-             optimizer_bytes, note=f"{options.optimizer} keeps {states} copies per parameter"),
-        step("memory", "training bytes", "T", "{P} + {B} + {G} + {O} + {A}", values, training,
-             note="parameters + buffers + gradients + optimizer state + saved activations"),
+        step(
+            "memory", "parameter bytes", "P", "{N}·{b}", {"N": params, "b": itemsize}, param_bytes
+        ),
+        step(
+            "memory",
+            "gradient bytes",
+            "G",
+            "{N}·{b}",
+            {"N": trainable, "b": itemsize},
+            grad_bytes,
+            note="one gradient per trainable parameter",
+        ),
+        step(
+            "memory",
+            "optimizer bytes",
+            "O",
+            "{k}·{G}",
+            {"k": states, "G": grad_bytes},
+            optimizer_bytes,
+            note=f"{options.optimizer} keeps {states} copies per parameter",
+        ),
+        step(
+            "memory",
+            "training bytes",
+            "T",
+            "{P} + {B} + {G} + {O} + {A}",
+            values,
+            training,
+            note="parameters + buffers + gradients + optimizer state + saved activations",
+        ),
     )
     warnings = tuple(f"{r.name}: {w}" for r in records for w in r.warnings)
     for pattern in options.frozen:
@@ -324,8 +428,9 @@ def _with_totals(network: Network, options: Options, records: list[LayerRecord],
             warnings += (f"--frozen '{pattern}' matches no layer",)
     if totals.unsupported:
         unbatched = any(r.kind == "opaque" and not r.args.get("batched", True) for r in records)
-        warnings += (f"partial figures: no rule for {', '.join(totals.unsupported)} — their "
-                     "MACs, FLOPs and saved activations are not counted"
-                     + (", nor the activation bytes of results without a batch axis"
-                        if unbatched else ""),)
+        warnings += (
+            f"partial figures: no rule for {', '.join(totals.unsupported)} — their "
+            "MACs, FLOPs and saved activations are not counted"
+            + (", nor the activation bytes of results without a batch axis" if unbatched else ""),
+        )
     return Report(network, options, tuple(records), totals, memory_steps, warnings)

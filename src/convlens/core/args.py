@@ -146,8 +146,9 @@ def _coerce(kind: str, arg: Arg, value: Any) -> Any:
     if arg.kind == "pair":
         pair = value if isinstance(value, tuple) else (value, value)
         if len(pair) != 2:
-            raise ArgValueError(f"{kind} argument '{arg.name}' takes one value or a pair, "
-                                f"got {len(pair)} values")
+            raise ArgValueError(
+                f"{kind} argument '{arg.name}' takes one value or a pair, got {len(pair)} values"
+            )
         return tuple(_check_size(kind, arg, v) for v in pair)
     if arg.kind == "padding":
         return _coerce_padding(kind, arg, value)
@@ -165,9 +166,11 @@ def _coerce(kind: str, arg: Arg, value: Any) -> Any:
         if hasattr(value, "name") and hasattr(value, "free_symbols"):  # a bare word
             value = str(value)
         if not isinstance(value, str) or value not in arg.choices:
-            raise ArgValueError(f"{kind} argument '{arg.name}' must be one of "
-                                f"{', '.join(arg.choices)}; got {value!r}"
-                                + (suggest(value, arg.choices) if isinstance(value, str) else ""))
+            raise ArgValueError(
+                f"{kind} argument '{arg.name}' must be one of "
+                f"{', '.join(arg.choices)}; got {value!r}"
+                + (suggest(value, arg.choices) if isinstance(value, str) else "")
+            )
         return value
     if arg.kind == "size":  # output size of adaptive pooling / crop: int or pair
         pair = value if isinstance(value, tuple) else (value, value)
@@ -182,8 +185,10 @@ def _coerce_padding(kind: str, arg: Arg, value: Any) -> Any:
     if isinstance(value, str):
         if value in ("same", "valid"):
             return (0, 0, 0, 0) if value == "valid" else "same"
-        raise ArgValueError(f"{kind} argument '{arg.name}' must be an integer, a pair, "
-                            f"'same' or 'valid'; got {value!r}")
+        raise ArgValueError(
+            f"{kind} argument '{arg.name}' must be an integer, a pair, "
+            f"'same' or 'valid'; got {value!r}"
+        )
     values = value if isinstance(value, tuple) else (value,)
     zero = Arg(arg.name, "int", minimum=0)
     values = tuple(_check_size(kind, zero, v) for v in values)

@@ -7,8 +7,15 @@ from dataclasses import dataclass
 from convlens.core.analyze import Report
 from convlens.core.numbers import Dim, divide, is_numeric
 
-COMPARED = ("params", "trainable_params", "macs", "flops", "peak_activation_bytes",
-            "saved_activation_bytes", "training_bytes")
+COMPARED = (
+    "params",
+    "trainable_params",
+    "macs",
+    "flops",
+    "peak_activation_bytes",
+    "saved_activation_bytes",
+    "training_bytes",
+)
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,10 @@ DESCRIPTIONS: dict[Convention, str] = {
     Convention.MAC1: "FLOPs = MACs of convolutions and linear layers only (fvcore's convention)",
 }
 
-MACS_DEFINITION = ("MACs = multiply-accumulates of convolutions (incl. transposed, grouped, "
-                   "depthwise) and linear layers, bias excluded")
+MACS_DEFINITION = (
+    "MACs = multiply-accumulates of convolutions (incl. transposed, grouped, "
+    "depthwise) and linear layers, bias excluded"
+)
 
 
 def flops(convention: Convention, macs: Dim, bias_flops: Dim, other_flops: Dim) -> Dim:

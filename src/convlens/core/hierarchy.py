@@ -35,15 +35,29 @@ def module_rows(report: Report, depth: int) -> list[ModuleRow]:
         if rows and rows[-1].name == key:
             last = rows[-1]
             rows[-1] = ModuleRow(
-                key, last.module_type, last.layers + 1,
+                key,
+                last.module_type,
+                last.layers + 1,
                 record.output_shape if record.kind != "params_only" else last.output_shape,
-                normalize(last.params + record.params), normalize(last.macs + record.macs),
+                normalize(last.params + record.params),
+                normalize(last.macs + record.macs),
                 normalize(last.flops + record.flops),
-                normalize(last.activation_bytes + record.activation_bytes))
+                normalize(last.activation_bytes + record.activation_bytes),
+            )
         else:
             kind = types.get(key) or (record.origin if key == record.name else "")
             if not kind or ":" in kind:
                 kind = record.kind if key == record.name else "block"
-            rows.append(ModuleRow(key, kind, 1, record.output_shape, record.params,
-                                  record.macs, record.flops, record.activation_bytes))
+            rows.append(
+                ModuleRow(
+                    key,
+                    kind,
+                    1,
+                    record.output_shape,
+                    record.params,
+                    record.macs,
+                    record.flops,
+                    record.activation_bytes,
+                )
+            )
     return [replace(r, output_text=outputs[r.name]) if r.name in outputs else r for r in rows]

@@ -51,8 +51,10 @@ class AxisRF:
             base = table[0]
             return None if base is None else normalize(base + self.step * x)
         if not is_numeric(x):
-            raise ValueError("after upsampling, the receptive field depends on the exact "
-                             "(symbolic) padding: give the sizes with --set")
+            raise ValueError(
+                "after upsampling, the receptive field depends on the exact "
+                "(symbolic) padding: give the sizes with --set"
+            )
         q, r = divmod(x, self.period)
         base = table[r]
         return None if base is None else base + self.step * q
@@ -63,8 +65,9 @@ class AxisRF:
 
     @functools.cached_property
     def size(self) -> Dim:
-        spans = [normalize(h - lo + 1) for lo, h in zip(self.lo, self.hi, strict=True)
-                 if lo is not None]
+        spans = [
+            normalize(h - lo + 1) for lo, h in zip(self.lo, self.hi, strict=True) if lo is not None
+        ]
         return maximum(*spans) if spans else 0
 
     @functools.cached_property
@@ -126,10 +129,14 @@ def compose(previous: AxisRF, layer: AxisMap) -> AxisRF:
         raise ValueError(f"the pattern repeats only every {period} positions")
     if any(v is None for v in previous.lo) and layer.taps is not None:
         # Some upstream positions read nothing: look at every tap, not just the ends.
-        lo = tuple(_pick(minimum, [previous.at(previous.lo, x) for x in layer.taps(o)])
-                   for o in range(period))
-        hi = tuple(_pick(maximum, [previous.at(previous.hi, x) for x in layer.taps(o)])
-                   for o in range(period))
+        lo = tuple(
+            _pick(minimum, [previous.at(previous.lo, x) for x in layer.taps(o)])
+            for o in range(period)
+        )
+        hi = tuple(
+            _pick(maximum, [previous.at(previous.hi, x) for x in layer.taps(o)])
+            for o in range(period)
+        )
     else:
         lo = tuple(previous.at(previous.lo, layer.lo(o)) for o in range(period))
         hi = tuple(previous.at(previous.hi, layer.hi(o)) for o in range(period))
@@ -165,8 +172,9 @@ def _pick(fn: Any, values: Sequence[Any]) -> Any:
     return fn(*present) if present else None
 
 
-def node_rf(inputs: Sequence[NodeRF], maps: tuple[AxisMap, AxisMap] | None,
-            whole_input: bool) -> NodeRF:
+def node_rf(
+    inputs: Sequence[NodeRF], maps: tuple[AxisMap, AxisMap] | None, whole_input: bool
+) -> NodeRF:
     """Receptive field of a layer's output from its inputs' and its own index maps."""
     if inputs and all(rf.independent for rf in inputs):
         return OTHER_INPUT_RF
@@ -177,8 +185,14 @@ def node_rf(inputs: Sequence[NodeRF], maps: tuple[AxisMap, AxisMap] | None,
     if whole_input or any(rf.whole_input for rf in inputs):
         return NodeRF(whole_input=True)
     try:
-        axes = [union([rf.axes[axis] for rf in inputs])  # type: ignore[index]
-                for axis in range(2)] if len(inputs) > 1 else list(inputs[0].axes or ())
+        axes = (
+            [
+                union([rf.axes[axis] for rf in inputs])  # type: ignore[index]
+                for axis in range(2)
+            ]
+            if len(inputs) > 1
+            else list(inputs[0].axes or ())
+        )
         if maps is not None:
             axes = [compose(axes[axis], maps[axis]) for axis in range(2)]
         return NodeRF(axes=(axes[0], axes[1]))

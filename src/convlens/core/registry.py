@@ -93,8 +93,9 @@ class RuleError(ValueError):
 _RULES: dict[str, Rule] = {}
 
 
-def register_rule(kind: str, schema: Schema, summary: str, inputs: int = 1,
-                  has_weights: bool = False) -> Callable[[RuleFn], RuleFn]:
+def register_rule(
+    kind: str, schema: Schema, summary: str, inputs: int = 1, has_weights: bool = False
+) -> Callable[[RuleFn], RuleFn]:
     def decorator(fn: RuleFn) -> RuleFn:
         if kind in _RULES:
             raise RuntimeError(f"a rule for layer kind '{kind}' is already registered")

@@ -60,7 +60,14 @@ def _operand(value: Any) -> str:
     return f"({text})"
 
 
-def step(topic: str, quantity: str, symbol: str, template: str, values: dict[str, Any],
-         result: Dim, note: str = "") -> Step:
+def step(
+    topic: str,
+    quantity: str,
+    symbol: str,
+    template: str,
+    values: dict[str, Any],
+    result: Dim,
+    note: str = "",
+) -> Step:
     """A step whose ``template`` (placeholders ``{H}``) is filled with names and with numbers."""
     return Step(topic, quantity, symbol, template, values, result, note)

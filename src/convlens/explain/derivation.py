@@ -20,8 +20,7 @@ class Section:
     steps: tuple[Step, ...]
 
 
-def derivation(report: Report, layer: int | str | None = None,
-               what: str = "all") -> list[Section]:
+def derivation(report: Report, layer: int | str | None = None, what: str = "all") -> list[Section]:
     if what not in TOPICS:
         raise ArgumentError(f"--what must be one of {', '.join(TOPICS)}, got {what!r}")
     if layer is None:
@@ -30,8 +29,9 @@ def derivation(report: Report, layer: int | str | None = None,
         try:
             records = [report.layer(int(layer) if str(layer).isdigit() else layer)]
         except KeyError as err:
-            raise ArgumentError(f"--layer: {err.args[0]}; layers are numbered 1 to "
-                                f"{len(report.layers)}") from None
+            raise ArgumentError(
+                f"--layer: {err.args[0]}; layers are numbered 1 to {len(report.layers)}"
+            ) from None
     sections = []
     for record in records:
         steps = tuple(s for s in record.steps if what in ("all", s.topic))
@@ -59,12 +59,16 @@ def render_sections(sections: list[Section], fmt_name: str = "text") -> str:
     for section in sections:
         if fmt_name == "text":
             lines.append(section.title)
-            lines += [f"  {s.quantity}: {s.text}" + (f"   ({s.note})" if s.note else "")
-                      for s in section.steps] or ["  (nothing to derive for this layer)"]
+            lines += [
+                f"  {s.quantity}: {s.text}" + (f"   ({s.note})" if s.note else "")
+                for s in section.steps
+            ] or ["  (nothing to derive for this layer)"]
         elif fmt_name == "markdown":
             lines.append(f"**{section.title}**\n")
-            lines += [f"- {s.quantity}: `{s.text}`" + (f" — {s.note}" if s.note else "")
-                      for s in section.steps]
+            lines += [
+                f"- {s.quantity}: `{s.text}`" + (f" — {s.note}" if s.note else "")
+                for s in section.steps
+            ]
         else:
             lines.append(r"\paragraph{" + _latex_text(section.title) + "}")
             lines += [r"\[ " + latex_math(s) + r" \]" for s in section.steps]
@@ -78,8 +82,16 @@ def _latex_text(text: str) -> str:
     return escape(text)
 
 
-_LATEX = {"⌊": r"\left\lfloor ", "⌋": r"\right\rfloor ", "⌈": r"\left\lceil ",
-          "⌉": r"\right\rceil ", "·": r" \cdot ", "−": "-", "×": r" \times ", "…": r"\ldots "}
+_LATEX = {
+    "⌊": r"\left\lfloor ",
+    "⌋": r"\right\rfloor ",
+    "⌈": r"\left\lceil ",
+    "⌉": r"\right\rceil ",
+    "·": r" \cdot ",
+    "−": "-",
+    "×": r" \times ",
+    "…": r"\ldots ",
+}
 
 
 def latex_math(s: Step) -> str:

@@ -1143,20 +1143,24 @@ class Spread:
 
 
 @torch.no_grad()
-def per_image_accuracy(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
-                       chunk: int = 500) -> torch.Tensor:
+def per_image_accuracy(
+    model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, chunk: int = 500
+) -> torch.Tensor:
     """(M,) float64: the fraction of each validation image's pixels coloured right."""
     model.eval()
     parts = [
         (model(inputs[i : i + chunk]).argmax(1) == targets[i : i + chunk])
-        .flatten(1).double().mean(1)
+        .flatten(1)
+        .double()
+        .mean(1)
         for i in range(0, len(inputs), chunk)
     ]
     return torch.cat(parts)
 
 
-def bootstrap_interval(values: np.ndarray, seed: int = 0, resamples: int = 10_000,
-                       level: float = 0.95) -> tuple[float, float]:
+def bootstrap_interval(
+    values: np.ndarray, seed: int = 0, resamples: int = 10_000, level: float = 0.95
+) -> tuple[float, float]:
     """Percentile interval of the mean of ``values`` when they are drawn again with
     replacement (seeded, so the same run always prints the same interval)."""
     rng = np.random.default_rng(seed)
@@ -1189,11 +1193,13 @@ def spread(folder: str | Path, data: str | None = None) -> Spread:
     val_rgb = load_data(cfg).val_rgb
     accuracy = per_image_accuracy(model, grayscale(val_rgb), nearest_colour(val_rgb, palette))
     values = accuracy.numpy()
-    standard_error = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 \
-        else float("nan")
+    standard_error = (
+        float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else float("nan")
+    )
     low, high = bootstrap_interval(values)
-    return Spread(out, cfg.model, epochs, len(values), float(values.mean()), standard_error,
-                  low, high)
+    return Spread(
+        out, cfg.model, epochs, len(values), float(values.mean()), standard_error, low, high
+    )
 
 
 def _require_finished(result: RunResult) -> None:

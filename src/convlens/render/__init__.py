@@ -17,6 +17,12 @@ def renderer(fmt: str) -> Callable[[Report], str]:
     from convlens.render.markdown import render_markdown
     from convlens.render.table import render_table_text
 
-    table = {"table": render_table_text, "markdown": render_markdown, "json": render_json,
-             "csv": render_csv, "latex": render_latex, "html": render_html}
+    table = {
+        "table": render_table_text,
+        "markdown": render_markdown,
+        "json": render_json,
+        "csv": render_csv,
+        "latex": render_latex,
+        "html": render_html,
+    }
     return table[fmt]

@@ -85,17 +85,22 @@ def summary_lines(report: Report) -> list[tuple[str, str]]:
     t, o = report.totals, report.options
     lines = [
         ("input", f"{shape_text(report.network.input_shape)} × batch {fmt(o.batch)}, {o.dtype}"),
-        ("parameters", f"{fmt(t.params)} ({fmt(t.trainable_params)} trainable, "
-                       f"{fmt(t.frozen_params)} frozen) + {fmt(t.buffers)} buffer values"),
+        (
+            "parameters",
+            f"{fmt(t.params)} ({fmt(t.trainable_params)} trainable, "
+            f"{fmt(t.frozen_params)} frozen) + {fmt(t.buffers)} buffer values",
+        ),
         ("MACs", fmt(t.macs)),
         ("FLOPs", fmt(t.flops)),
         ("receptive field", _rf_summary(t)),
         ("peak activations (inference)", bytes_text(t.peak_activation_bytes)),
-        (f"training memory ({o.optimizer})",
-         f"{bytes_text(t.training_bytes)} = params {bytes_text(t.param_bytes)} + buffers "
-         f"{bytes_text(t.buffer_bytes)} + grads {bytes_text(t.grad_bytes)} + optimizer "
-         f"{bytes_text(t.optimizer_bytes)} + saved activations "
-         f"{bytes_text(t.saved_activation_bytes)}"),
+        (
+            f"training memory ({o.optimizer})",
+            f"{bytes_text(t.training_bytes)} = params {bytes_text(t.param_bytes)} + buffers "
+            f"{bytes_text(t.buffer_bytes)} + grads {bytes_text(t.grad_bytes)} + optimizer "
+            f"{bytes_text(t.optimizer_bytes)} + saved activations "
+            f"{bytes_text(t.saved_activation_bytes)}",
+        ),
     ]
     if t.connections is not None:
         lines.append(("connections", fmt(t.connections)))

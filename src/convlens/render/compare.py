@@ -28,8 +28,12 @@ def _ratio(ratio: Any) -> str:
 
 def comparison_table(c: Comparison) -> Table:
     table = Table(title=f"{c.left.network.name} vs {c.right.network.name}", title_justify="left")
-    for name, justify in (("metric", "left"), (c.left.network.name, "right"),
-                          (c.right.network.name, "right"), ("B / A", "right")):
+    for name, justify in (
+        ("metric", "left"),
+        (c.left.network.name, "right"),
+        (c.right.network.name, "right"),
+        ("B / A", "right"),
+    ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for metric, a, b, ratio in c.rows:
         table.add_row(metric, _value(metric, a), _value(metric, b), _ratio(ratio))
@@ -40,16 +44,21 @@ def layers_table(c: Comparison) -> Table:
     table = Table(title="layers side by side", title_justify="left")
     for side in ("A", "B"):
         for col in ("layer", "output", "params", "MACs"):
-            table.add_column(f"{side} {col}", justify="right" if col in ("params", "MACs")
-                             else "left")
+            table.add_column(
+                f"{side} {col}", justify="right" if col in ("params", "MACs") else "left"
+            )
     n = max(len(c.left.layers), len(c.right.layers))
     for i in range(n):
         row = []
         for report in (c.left, c.right):
             if i < len(report.layers):
                 cells = layer_cells(report.layers[i])
-                row += [f"{cells['layer']} ({cells['kind']})", cells["output (C, H, W)"],
-                        cells["params"], cells["MACs"]]
+                row += [
+                    f"{cells['layer']} ({cells['kind']})",
+                    cells["output (C, H, W)"],
+                    cells["params"],
+                    cells["MACs"],
+                ]
             else:
                 row += ["", "", "", ""]
         table.add_row(*row)
@@ -65,18 +74,30 @@ def render_comparison_text(c: Comparison, width: int = 160) -> str:
 
 
 def render_comparison_markdown(c: Comparison) -> str:
-    lines = [f"| metric | {c.left.network.name} | {c.right.network.name} | B / A |",
-             "|---|---:|---:|---:|"]
+    lines = [
+        f"| metric | {c.left.network.name} | {c.right.network.name} | B / A |",
+        "|---|---:|---:|---:|",
+    ]
     lines += [f"| {m} | {_value(m, a)} | {_value(m, b)} | {_ratio(r)} |" for m, a, b, r in c.rows]
     return "\n".join(lines) + f"\n\nconvention: {c.left.convention}\n"
 
 
 def render_comparison_json(c: Comparison) -> str:
-    return json.dumps({
-        "left": c.left.to_dict(), "right": c.right.to_dict(),
-        "ratios": {m: to_json(r) if r is None or not is_numeric(r) else float(Fraction(r))
-                   for m, _, _, r in c.rows if m != "rf"},
-    }, indent=2) + "\n"
+    return (
+        json.dumps(
+            {
+                "left": c.left.to_dict(),
+                "right": c.right.to_dict(),
+                "ratios": {
+                    m: to_json(r) if r is None or not is_numeric(r) else float(Fraction(r))
+                    for m, _, _, r in c.rows
+                    if m != "rf"
+                },
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 class _Null:

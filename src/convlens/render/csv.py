@@ -8,9 +8,24 @@ import io
 from convlens.core.analyze import Report
 from convlens.render.json import layer_to_dict, report_to_dict
 
-FIELDS = ("index", "name", "kind", "line", "output_shape", "params", "trainable_params",
-          "frozen_params", "buffers", "macs", "flops", "rf", "jump", "start",
-          "activation_bytes", "saved_activation_bytes")
+FIELDS = (
+    "index",
+    "name",
+    "kind",
+    "line",
+    "output_shape",
+    "params",
+    "trainable_params",
+    "frozen_params",
+    "buffers",
+    "macs",
+    "flops",
+    "rf",
+    "jump",
+    "start",
+    "activation_bytes",
+    "saved_activation_bytes",
+)
 
 
 def _cell(value: object) -> str:

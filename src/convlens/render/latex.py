@@ -5,9 +5,19 @@ from __future__ import annotations
 from convlens.core.analyze import Report
 from convlens.render.columns import COLUMNS, NUMERIC, layer_cells, summary_lines, total_cells
 
-_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-            "_": r"\_", "{": r"\{", "}": r"\}", "×": r"$\times$", "~": r"\textasciitilde{}",
-            "^": r"\textasciicircum{}"}
+_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "×": r"$\times$",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 def escape(text: str) -> str:
@@ -16,8 +26,12 @@ def escape(text: str) -> str:
 
 def render_latex(report: Report) -> str:
     spec = "".join("r" if c in NUMERIC else "l" for c in COLUMNS)
-    lines = [r"\begin{tabular}{" + spec + "}", r"\toprule",
-             " & ".join(escape(c.value) for c in COLUMNS) + r" \\", r"\midrule"]
+    lines = [
+        r"\begin{tabular}{" + spec + "}",
+        r"\toprule",
+        " & ".join(escape(c.value) for c in COLUMNS) + r" \\",
+        r"\midrule",
+    ]
     for record in report.layers:
         cells = layer_cells(record)
         lines.append(" & ".join(escape(cells[c]) for c in COLUMNS) + r" \\")

@@ -18,9 +18,12 @@ def _row(cells: list[str]) -> str:
 
 
 def render_markdown(report: Report) -> str:
-    lines = [f"### {report.network.name}", "",
-             _row([c.value for c in COLUMNS]),
-             "|" + "|".join("---:" if c in NUMERIC else "---" for c in COLUMNS) + "|"]
+    lines = [
+        f"### {report.network.name}",
+        "",
+        _row([c.value for c in COLUMNS]),
+        "|" + "|".join("---:" if c in NUMERIC else "---" for c in COLUMNS) + "|",
+    ]
     for record in report.layers:
         cells = layer_cells(record)
         lines.append(_row([_cell(cells[c]) for c in COLUMNS]))

@@ -27,8 +27,9 @@ def build_table(report: Report) -> Table:
             width = max(len(cells[column]) for cells in [*rows, totals, {column: column.value}])
             table.add_column(column.value, no_wrap=True, min_width=width)
         else:  # long closed forms fold onto several lines instead
-            table.add_column(column.value, justify="right" if column in NUMERIC else "left",
-                             overflow="fold")
+            table.add_column(
+                column.value, justify="right" if column in NUMERIC else "left", overflow="fold"
+            )
     for cells in rows:
         table.add_row(*(cells[c] for c in COLUMNS))
     table.add_section()
@@ -45,8 +46,9 @@ def render_table_text(report: Report, width: int = 160) -> str:
 def print_report(report: Report, console: Console, depth: int | None = None) -> None:
     console.print(build_table(report) if depth is None else build_module_table(report, depth))
     for label, value in summary_lines(report):
-        console.print(f"[bold]{label}:[/bold] {value}", highlight=False, markup=True,
-                      soft_wrap=True)
+        console.print(
+            f"[bold]{label}:[/bold] {value}", highlight=False, markup=True, soft_wrap=True
+        )
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
 
@@ -66,18 +68,43 @@ def build_module_table(report: Report, depth: int) -> Table:
     from convlens.render.columns import shape_text
 
     table = Table(title=f"{report.network.name} (depth {depth})", title_justify="left")
-    for title, right in (("#", False), ("module", False), ("type", False), ("layers", True),
-                         ("output (C, H, W)", False), ("params", True), ("MACs", True),
-                         ("FLOPs", True), ("activation bytes", True)):
+    for title, right in (
+        ("#", False),
+        ("module", False),
+        ("type", False),
+        ("layers", True),
+        ("output (C, H, W)", False),
+        ("params", True),
+        ("MACs", True),
+        ("FLOPs", True),
+        ("activation bytes", True),
+    ):
         table.add_column(title, justify="right" if right else "left", overflow="fold")
     rows = module_rows(report, depth)
     for i, row in enumerate(rows, start=1):
-        table.add_row(str(i), row.name, row.module_type, str(row.layers),
-                      row.output_text or shape_text(row.output_shape), fmt(row.params),
-                      fmt(row.macs),
-                      fmt(row.flops), fmt(row.activation_bytes))
+        table.add_row(
+            str(i),
+            row.name,
+            row.module_type,
+            str(row.layers),
+            row.output_text or shape_text(row.output_shape),
+            fmt(row.params),
+            fmt(row.macs),
+            fmt(row.flops),
+            fmt(row.activation_bytes),
+        )
     t = report.totals
     table.add_section()
-    table.add_row("", "total", "", str(len(report.layers)), "", fmt(t.params), fmt(t.macs),
-                  fmt(t.flops), fmt(t.activation_bytes), style="bold")
+    table.add_row(
+        "",
+        "total",
+        "",
+        str(len(report.layers)),
+        "",
+        fmt(t.params),
+        fmt(t.macs),
+        fmt(t.flops),
+        fmt(t.activation_bytes),
+        style="bold",
+    )
     return table

@@ -16,8 +16,14 @@ from typing import Any
 
 from convlens.core.numbers import ceildiv, divide, floordiv, is_numeric, normalize, symbol
 
-KEYWORDS: dict[str, Any] = {"true": True, "false": False, "True": True, "False": False,
-                            "none": None, "None": None}
+KEYWORDS: dict[str, Any] = {
+    "true": True,
+    "false": False,
+    "True": True,
+    "False": False,
+    "none": None,
+    "None": None,
+}
 WORDS = {"same", "valid", "nearest", "bilinear"}
 
 _PAIR_SPLIT = re.compile(r"(?<=[0-9)])x")
@@ -37,21 +43,31 @@ def _binary(op: ast.operator, a: Any, b: Any) -> Any:
             return a / b
         return divide(a, b)
     table: dict[type, Callable[[Any, Any], Any]] = {
-        ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-        ast.Mod: operator.mod, ast.Pow: operator.pow}
+        ast.Add: operator.add,
+        ast.Sub: operator.sub,
+        ast.Mult: operator.mul,
+        ast.Mod: operator.mod,
+        ast.Pow: operator.pow,
+    }
     fn = table.get(type(op))
     if fn is None:
         raise ExpressionError(f"operator {type(op).__name__} is not allowed")
-    if isinstance(op, ast.Pow) and (not is_numeric(b) or abs(b) > 64 or (
-            is_numeric(a) and abs(a) > 2**64)):
-        raise ExpressionError(f"the power {a}**{b} is too large for a size (exponents up to "
-                              "64 on numbers)")
+    if isinstance(op, ast.Pow) and (
+        not is_numeric(b) or abs(b) > 64 or (is_numeric(a) and abs(a) > 2**64)
+    ):
+        raise ExpressionError(
+            f"the power {a}**{b} is too large for a size (exponents up to 64 on numbers)"
+        )
     result = fn(a, b)
     return result if isinstance(result, float) else normalize(result)
 
 
 _FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "ceil_div": ceildiv, "floor_div": floordiv, "max": max, "min": min}
+    "ceil_div": ceildiv,
+    "floor_div": floordiv,
+    "max": max,
+    "min": min,
+}
 
 
 class Evaluator:
@@ -63,8 +79,12 @@ class Evaluator:
 
     def __call__(self, text: str, pairs: bool = True) -> Any:
         text = text.strip()
-        if pairs and _PAIR_SPLIT.search(text) and not text.startswith("(") \
-                and not text.isidentifier():  # ch1x1 is a name, 3x5 a pair
+        if (
+            pairs
+            and _PAIR_SPLIT.search(text)
+            and not text.startswith("(")
+            and not text.isidentifier()
+        ):  # ch1x1 is a name, 3x5 a pair
             parts = _PAIR_SPLIT.split(text)
             return tuple(self(part, pairs=False) for part in parts)
         try:
@@ -91,8 +111,12 @@ class Evaluator:
             return -value if isinstance(node.op, ast.USub) else value
         if isinstance(node, ast.BinOp):
             return _binary(node.op, self._eval(node.left), self._eval(node.right))
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                and node.func.id in _FUNCTIONS and not node.keywords):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in _FUNCTIONS
+            and not node.keywords
+        ):
             return _FUNCTIONS[node.func.id](*[self._eval(a) for a in node.args])
         raise ExpressionError(f"'{ast.unparse(node)}' is not a number, name or arithmetic")
 

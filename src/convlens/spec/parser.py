@@ -43,12 +43,31 @@ from convlens.spec.prelude import PRELUDE
 
 _KEY_VALUE = re.compile(r"^([A-Za-z_]\w*)=(.+)$")
 _HEADER = re.compile(r"^([A-Za-z_]\w*)\s*\((.*)\)\s*$")
-STATEMENTS = ("input", "block", "repeat", "from", "add", "concat", "mul", "matmul",
-              "attention", "freeze")
+STATEMENTS = (
+    "input",
+    "block",
+    "repeat",
+    "from",
+    "add",
+    "concat",
+    "mul",
+    "matmul",
+    "attention",
+    "freeze",
+)
 MAX_DEPTH = 50
 # Element-wise kinds that may overwrite their input (ReLU(inplace=True)): saves memory.
-IN_PLACE_KINDS = ("relu", "relu6", "leaky_relu", "elu", "hardswish", "hardsigmoid", "silu",
-                  "dropout", "identity")
+IN_PLACE_KINDS = (
+    "relu",
+    "relu6",
+    "leaky_relu",
+    "elu",
+    "hardswish",
+    "hardsigmoid",
+    "silu",
+    "dropout",
+    "identity",
+)
 PRELUDE_SOURCE = "<prelude>"
 
 
@@ -115,8 +134,7 @@ def read_statements(text: str, source: str) -> list[Statement]:
         try:
             tokens = [Token(t.text, t.column + indent) for t in tokenize(expanded.strip())]
         except BracketError as err:
-            raise SpecError(str(err), SourcePosition(source, number, err.column + indent)) \
-                from None
+            raise SpecError(str(err), SourcePosition(source, number, err.column + indent)) from None
         while indent <= stack[-1][0]:
             stack.pop()
         statement = Statement(number, indent, tokens, source=source)
@@ -133,12 +151,13 @@ def _split_inline_repeat(statement: Statement) -> None:
     for i, token in enumerate(statement.tokens):
         if ":" in token.text:
             count, _, first = token.text.partition(":")
-            rest = ([Token(first, token.column + len(count) + 1)] if first else [])
-            rest += statement.tokens[i + 1:]
+            rest = [Token(first, token.column + len(count) + 1)] if first else []
+            rest += statement.tokens[i + 1 :]
             statement.tokens = [*statement.tokens[:i], Token(count + ":", token.column)]
             if rest:
-                statement.body.append(Statement(statement.line, statement.indent + 1, rest,
-                                                source=statement.source))
+                statement.body.append(
+                    Statement(statement.line, statement.indent + 1, rest, source=statement.source)
+                )
             return
 
 
@@ -178,13 +197,20 @@ class Expander:
         self.rules = all_rules()
 
     # -- errors -------------------------------------------------------------------------
-    def error(self, statement: Statement, message: str, column: int | None = None,
-              layer: str = "", scope: Scope | None = None) -> SpecError:
+    def error(
+        self,
+        statement: Statement,
+        message: str,
+        column: int | None = None,
+        layer: str = "",
+        scope: Scope | None = None,
+    ) -> SpecError:
         chain = scope.call_chain if scope else ()
         if chain:
             message += " (in " + ", ".join(reversed(chain)) + ")"
-        position = SourcePosition(statement.source or self.source, statement.line,
-                                  column or statement.tokens[0].column)
+        position = SourcePosition(
+            statement.source or self.source, statement.line, column or statement.tokens[0].column
+        )
         return SpecError(message, position, layer)
 
     def lookup(self, name: str) -> Any:
@@ -203,8 +229,9 @@ class Expander:
     # -- statements ---------------------------------------------------------------------
     def run(self, statements: list[Statement], scope: Scope, depth: int = 0) -> None:
         if depth > MAX_DEPTH:
-            raise self.error(statements[0], "blocks nest too deeply (a block calls itself?)",
-                             scope=scope)
+            raise self.error(
+                statements[0], "blocks nest too deeply (a block calls itself?)", scope=scope
+            )
         for statement in statements:
             self.statement(statement, scope, depth)
 
@@ -217,8 +244,11 @@ class Expander:
             self.input_statement(st, scope)
             return
         if self.input_shape is None:
-            raise self.error(st, "the description must start with 'input CxHxW' "
-                             "(e.g. 'input 3x224x224')", scope=scope)
+            raise self.error(
+                st,
+                "the description must start with 'input CxHxW' (e.g. 'input 3x224x224')",
+                scope=scope,
+            )
         if head == "repeat":
             self.repeat(st, scope, depth)
         elif head == "from":
@@ -227,8 +257,9 @@ class Expander:
             scope.current = self.resolve(st, st.tokens[1], scope)
         elif head == "freeze":
             if len(st.tokens) != 1:
-                raise self.error(st, "'freeze' takes no arguments", st.tokens[1].column,
-                                 scope=scope)
+                raise self.error(
+                    st, "'freeze' takes no arguments", st.tokens[1].column, scope=scope
+                )
             self.frozen_until = len(self.layers)
         elif head in ("add", "concat", "mul", "matmul", "attention"):
             self.merge(st, scope)
@@ -238,8 +269,7 @@ class Expander:
             self.layer(st, scope)
         else:
             known = [*self.rules, *self.blocks, *STATEMENTS]
-            raise self.error(st, f"unknown layer kind '{head}'{suggest(head, known)}",
-                             scope=scope)
+            raise self.error(st, f"unknown layer kind '{head}'{suggest(head, known)}", scope=scope)
 
     def input_statement(self, st: Statement, scope: Scope) -> None:
         if scope.prefix or self.input_shape is not None or self.layers:
@@ -248,32 +278,46 @@ class Expander:
         texts = parts[0].text.split("x") if len(parts) == 1 else [t.text for t in parts]
         dims = [self.evaluate(st, parts[0] if parts else st.tokens[0], t, scope) for t in texts]
         if len(dims) != 3 or any(isinstance(d, tuple | str | float | bool) for d in dims):
-            raise self.error(st, "input must be channels x height x width, e.g. "
-                             "'input 3x224x224'", st.tokens[-1].column, scope=scope)
+            raise self.error(
+                st,
+                "input must be channels x height x width, e.g. 'input 3x224x224'",
+                st.tokens[-1].column,
+                scope=scope,
+            )
         for d in dims:
             if known_positive(d) is False:
-                raise self.error(st, f"input sizes must be positive, got {d}",
-                                 st.tokens[1].column, scope=scope)
+                raise self.error(
+                    st, f"input sizes must be positive, got {d}", st.tokens[1].column, scope=scope
+                )
         self.input_shape = tuple(dims)
 
     def define_block(self, st: Statement, scope: Scope) -> None:
         header = " ".join(t.text for t in st.tokens[1:]).rstrip(":").strip()
         match = _HEADER.match(header) or re.match(r"^([A-Za-z_]\w*)$", header)
         if not match or not st.tokens[-1].text.endswith(":"):
-            raise self.error(st, "a block is defined as 'block NAME(param, param=default):' "
-                             "followed by indented lines", scope=scope)
+            raise self.error(
+                st,
+                "a block is defined as 'block NAME(param, param=default):' "
+                "followed by indented lines",
+                scope=scope,
+            )
         name = match.group(1)
         if name in self.rules or name in STATEMENTS:
-            raise self.error(st, f"block name '{name}' is already a layer kind or statement",
-                             st.tokens[1].column, scope=scope)
+            raise self.error(
+                st,
+                f"block name '{name}' is already a layer kind or statement",
+                st.tokens[1].column,
+                scope=scope,
+            )
         params: list[tuple[str, str | None]] = []
         inner = match.group(2) if match.lastindex and match.lastindex >= 2 else ""
         for part in _split_commas(inner or ""):
             key, eq, default = part.partition("=")
             key = key.strip()
             if not key.isidentifier():
-                raise self.error(st, f"bad block parameter '{part}'", st.tokens[1].column,
-                                 scope=scope)
+                raise self.error(
+                    st, f"bad block parameter '{part}'", st.tokens[1].column, scope=scope
+                )
             params.append((key, default.strip() if eq else None))
         if not st.body:
             raise self.error(st, f"block '{name}' has no indented body", scope=scope)
@@ -281,12 +325,19 @@ class Expander:
 
     def repeat(self, st: Statement, scope: Scope, depth: int) -> None:
         if len(st.tokens) != 2 or not st.tokens[1].text.endswith(":"):
-            raise self.error(st, "write 'repeat N:' followed by indented lines, or "
-                             "'repeat N: LAYER …' on one line", scope=scope)
+            raise self.error(
+                st,
+                "write 'repeat N:' followed by indented lines, or 'repeat N: LAYER …' on one line",
+                scope=scope,
+            )
         count = self.evaluate(st, st.tokens[1], st.tokens[1].text[:-1], scope)
         if not is_numeric(count) or isinstance(count, bool) or int(count) != count or count < 0:
-            raise self.error(st, f"repeat count must be a whole number, got {count}",
-                             st.tokens[1].column, scope=scope)
+            raise self.error(
+                st,
+                f"repeat count must be a whole number, got {count}",
+                st.tokens[1].column,
+                scope=scope,
+            )
         if not st.body:
             raise self.error(st, "repeat has nothing to repeat", scope=scope)
         for _ in range(int(count)):
@@ -297,8 +348,13 @@ class Expander:
         name = token.text
         if name in scope.labels:
             return scope.labels[name]
-        raise self.error(st, f"undefined name '{name}'{suggest(name, scope.labels)}; "
-                         "label an output with 'as NAME' first", token.column, scope=scope)
+        raise self.error(
+            st,
+            f"undefined name '{name}'{suggest(name, scope.labels)}; "
+            "label an output with 'as NAME' first",
+            token.column,
+            scope=scope,
+        )
 
     def node_name(self, scope: Scope, base: str) -> str:
         name = scope.prefix + base
@@ -314,23 +370,41 @@ class Expander:
         if len(tokens) >= 2 and tokens[-2].text == "as":
             label = tokens[-1].text
             if not label.isidentifier() or label in ("in", "input"):
-                raise self.error(st, f"'{label}' cannot be used as a name",
-                                 tokens[-1].column, scope=scope)
+                raise self.error(
+                    st, f"'{label}' cannot be used as a name", tokens[-1].column, scope=scope
+                )
             return tokens[:-2], label
         if tokens and tokens[-1].text == "as":
             raise self.error(st, "'as' needs a name after it", tokens[-1].column, scope=scope)
         return tokens, None
 
-    def add_layer(self, st: Statement, scope: Scope, kind: str, args: dict[str, Any],
-                  inputs: tuple[str, ...], label: str | None, frozen: bool = False,
-                  inplace: bool = False) -> str:
+    def add_layer(
+        self,
+        st: Statement,
+        scope: Scope,
+        kind: str,
+        args: dict[str, Any],
+        inputs: tuple[str, ...],
+        label: str | None,
+        frozen: bool = False,
+        inplace: bool = False,
+    ) -> str:
         scope.counters[kind] += 1
         name = self.node_name(scope, label or f"{kind}_{scope.counters[kind]}")
         where = scope.call_site if st.source == PRELUDE_SOURCE and scope.call_site else st
-        self.layers.append(LayerSpec(name=name, kind=kind, args=args, inputs=inputs,
-                                     frozen=frozen, inplace=inplace, line=where.line,
-                                     column=where.tokens[0].column,
-                                     origin=f"{where.source or self.source}:{where.line}"))
+        self.layers.append(
+            LayerSpec(
+                name=name,
+                kind=kind,
+                args=args,
+                inputs=inputs,
+                frozen=frozen,
+                inplace=inplace,
+                line=where.line,
+                column=where.tokens[0].column,
+                origin=f"{where.source or self.source}:{where.line}",
+            )
+        )
         scope.current = name
         if label:
             scope.labels[label] = name
@@ -356,26 +430,32 @@ class Expander:
                     continue
             else:
                 if not positional:
-                    raise self.error(st, f"too many values for {kind}: '{token.text}' "
-                                     f"(it takes {_positional_text(rule.schema)})",
-                                     token.column, layer=kind, scope=scope)
+                    raise self.error(
+                        st,
+                        f"too many values for {kind}: '{token.text}' "
+                        f"(it takes {_positional_text(rule.schema)})",
+                        token.column,
+                        layer=kind,
+                        scope=scope,
+                    )
                 key, text = positional.pop(0).name, token.text
                 if key in args:
-                    raise self.error(st, f"argument '{key}' of {kind} is given twice",
-                                     token.column, scope=scope)
+                    raise self.error(
+                        st, f"argument '{key}' of {kind} is given twice", token.column, scope=scope
+                    )
             try:
                 canonical = ALIASES.get(key, key) if key not in rule.schema.names else key
                 if canonical in rule.schema.names and rule.schema[canonical].kind == "name":
-                    value: Any = self.resolve(st, Token(text, token.column + len(key) + 1),
-                                              scope)
+                    value: Any = self.resolve(st, Token(text, token.column + len(key) + 1), scope)
                 else:
                     value = self.evaluate(st, token, text, scope)
                 name, checked = coerce_one(kind, rule.schema, key, value)
             except ArgValueError as err:
                 raise self.error(st, str(err), token.column, scope=scope) from None
             if name in args:
-                raise self.error(st, f"argument '{name}' of {kind} is given twice",
-                                 token.column, scope=scope)
+                raise self.error(
+                    st, f"argument '{name}' of {kind} is given twice", token.column, scope=scope
+                )
             args[name] = checked
             if positional and positional[0].name == name:
                 positional.pop(0)
@@ -392,27 +472,36 @@ class Expander:
         for token in [t for t in tokens if _KEY_VALUE.match(t.text)]:
             key, text = _KEY_VALUE.match(token.text).groups()  # type: ignore[union-attr]
             try:
-                name, checked = coerce_one(st.head, schema, key,
-                                           self.evaluate(st, token, text, scope))
+                name, checked = coerce_one(
+                    st.head, schema, key, self.evaluate(st, token, text, scope)
+                )
             except ArgValueError as err:
                 raise self.error(st, str(err), token.column, scope=scope) from None
             if name in args:
-                raise self.error(st, f"argument '{name}' of {st.head} is given twice",
-                                 token.column, scope=scope)
+                raise self.error(
+                    st, f"argument '{name}' of {st.head} is given twice", token.column, scope=scope
+                )
             args[name] = checked
         tokens = [t for t in tokens if not _KEY_VALUE.match(t.text)]
         if st.head == "matmul" and args.get("weight") is not None and not tokens:
             self.add_layer(st, scope, st.head, args, (scope.current,), label)  # x @ weight
             return
         if not tokens:
-            raise self.error(st, f"'{st.head}' needs the names of the outputs to join, e.g. "
-                             f"'{st.head} skip'", scope=scope)
+            raise self.error(
+                st,
+                f"'{st.head}' needs the names of the outputs to join, e.g. '{st.head} skip'",
+                scope=scope,
+            )
         names = [self.resolve(st, t, scope) for t in tokens]
         inputs = tuple(names) if scope.current in names else (scope.current, *names)
         if len(inputs) < 2:
-            raise self.error(st, f"'{st.head} {tokens[0].text}' names the current output "
-                             "itself: it needs another output to join", tokens[0].column,
-                             scope=scope)
+            raise self.error(
+                st,
+                f"'{st.head} {tokens[0].text}' names the current output "
+                "itself: it needs another output to join",
+                tokens[0].column,
+                scope=scope,
+            )
         self.add_layer(st, scope, st.head, args, inputs, label)
 
     def call_block(self, st: Statement, scope: Scope, depth: int) -> None:
@@ -427,37 +516,50 @@ class Expander:
                 key = match.group(1)
                 key = key if key in names else ALIASES.get(key, key)
                 if key not in names:
-                    raise self.error(st, f"block '{block.name}' has no parameter '{match.group(1)}'"
-                                     f"{suggest(match.group(1), names)}; it takes: "
-                                     f"{', '.join(names) or 'nothing'}", token.column, scope=scope)
+                    raise self.error(
+                        st,
+                        f"block '{block.name}' has no parameter '{match.group(1)}'"
+                        f"{suggest(match.group(1), names)}; it takes: "
+                        f"{', '.join(names) or 'nothing'}",
+                        token.column,
+                        scope=scope,
+                    )
                 text = match.group(2)
             else:
                 remaining = [p for p in positional if p not in values]
                 if not remaining:
-                    raise self.error(st, f"too many values for block '{block.name}'",
-                                     token.column, scope=scope)
+                    raise self.error(
+                        st, f"too many values for block '{block.name}'", token.column, scope=scope
+                    )
                 key, text = remaining[0], token.text
             if key in values:
-                raise self.error(st, f"parameter '{key}' of block '{block.name}' is given twice",
-                                 token.column, scope=scope)
+                raise self.error(
+                    st,
+                    f"parameter '{key}' of block '{block.name}' is given twice",
+                    token.column,
+                    scope=scope,
+                )
             values[key] = self.evaluate(st, token, text, scope)
         env: dict[str, Any] = {}
         for name, default in block.params:
             if name in values:
                 env[name] = values[name]
             elif default is not None:
-                env[name] = self.evaluate(st, st.tokens[0], default,
-                                          Scope("", env, {}, "", call_chain=scope.call_chain))
+                env[name] = self.evaluate(
+                    st, st.tokens[0], default, Scope("", env, {}, "", call_chain=scope.call_chain)
+                )
             else:
-                raise self.error(st, f"block '{block.name}' needs parameter '{name}'",
-                                 scope=scope)
+                raise self.error(st, f"block '{block.name}' needs parameter '{name}'", scope=scope)
         scope.counters[block.name] += 1
         instance = label or f"{block.name}_{scope.counters[block.name]}"
-        inner = Scope(prefix=f"{scope.prefix}{instance}.", env=env,
-                      labels={"in": scope.current}, current=scope.current,
-                      call_chain=(*scope.call_chain,
-                                  f"block '{block.name}' called at line {st.line}"),
-                      call_site=scope.call_site or (st if st.source != PRELUDE_SOURCE else None))
+        inner = Scope(
+            prefix=f"{scope.prefix}{instance}.",
+            env=env,
+            labels={"in": scope.current},
+            current=scope.current,
+            call_chain=(*scope.call_chain, f"block '{block.name}' called at line {st.line}"),
+            call_site=scope.call_site or (st if st.source != PRELUDE_SOURCE else None),
+        )
         self.run(block.body, inner, depth + 1)
         scope.current = inner.current
         if label:
@@ -466,17 +568,28 @@ class Expander:
     # -- result -------------------------------------------------------------------------
     def network(self, name: str, strict: bool = True) -> Network:
         if self.input_shape is None:
-            raise SpecError("the description is empty: it needs at least 'input CxHxW'",
-                            SourcePosition(self.source, 1, 1))
+            raise SpecError(
+                "the description is empty: it needs at least 'input CxHxW'",
+                SourcePosition(self.source, 1, 1),
+            )
         unused = sorted(set(self.bindings) - self.used_bindings)
         if unused and strict:
             known = ", ".join(sorted(self.symbols | self.used_bindings)) or "none"
-            raise SpecError(f"--set names symbol(s) the description does not use: "
-                            f"{', '.join(unused)} (its symbols: {known})")
-        layers = [LayerSpec(**{**spec.__dict__, "frozen": True}) if i < self.frozen_until
-                  else spec for i, spec in enumerate(self.layers)]
-        return Network(input_shape=self.input_shape, layers=tuple(layers), name=name,
-                       source=self.source, used_bindings=frozenset(self.used_bindings))
+            raise SpecError(
+                f"--set names symbol(s) the description does not use: "
+                f"{', '.join(unused)} (its symbols: {known})"
+            )
+        layers = [
+            LayerSpec(**{**spec.__dict__, "frozen": True}) if i < self.frozen_until else spec
+            for i, spec in enumerate(self.layers)
+        ]
+        return Network(
+            input_shape=self.input_shape,
+            layers=tuple(layers),
+            name=name,
+            source=self.source,
+            used_bindings=frozenset(self.used_bindings),
+        )
 
 
 def _split_commas(text: str) -> list[str]:
@@ -497,8 +610,13 @@ def _positional_text(schema: Any) -> str:
     return "positional " + ", ".join(names) if names else "no positional values"
 
 
-def parse_text(text: str, source: str = "<text>", name: str = "network",
-               bindings: Mapping[str, Any] | None = None, strict: bool = True) -> Network:
+def parse_text(
+    text: str,
+    source: str = "<text>",
+    name: str = "network",
+    bindings: Mapping[str, Any] | None = None,
+    strict: bool = True,
+) -> Network:
     """Description text → ``Network``; ``bindings`` put numbers for symbols (``--set``).
 
     ``strict`` refuses bindings the description does not use (a typo'd ``--set``).
@@ -510,8 +628,9 @@ def parse_text(text: str, source: str = "<text>", name: str = "network",
     return expander.network(name, strict)
 
 
-def parse_file(path: str | Path, bindings: Mapping[str, Any] | None = None,
-               strict: bool = True) -> Network:
+def parse_file(
+    path: str | Path, bindings: Mapping[str, Any] | None = None, strict: bool = True
+) -> Network:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")

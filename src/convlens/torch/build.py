@@ -42,14 +42,28 @@ def _padded(module: nn.Module, pads: tuple) -> nn.Module:
 
 def _conv(args: Mapping[str, Any], channels: int) -> nn.Module:
     if args["padding"] == "same":  # PyTorch's own 'same' (it refuses strided ones itself)
-        return nn.Conv2d(channels, _int(args["out_channels"]), _pair(args["kernel_size"]),
-                         _pair(args["stride"]), "same", _pair(args["dilation"]),
-                         _int(args["groups"]), bias=args["bias"])
+        return nn.Conv2d(
+            channels,
+            _int(args["out_channels"]),
+            _pair(args["kernel_size"]),
+            _pair(args["stride"]),
+            "same",
+            _pair(args["dilation"]),
+            _int(args["groups"]),
+            bias=args["bias"],
+        )
     top, bottom, left, right = args["padding"]
     symmetric = top == bottom and left == right
-    conv = nn.Conv2d(channels, _int(args["out_channels"]), _pair(args["kernel_size"]),
-                     _pair(args["stride"]), (_int(top), _int(left)) if symmetric else 0,
-                     _pair(args["dilation"]), _int(args["groups"]), bias=args["bias"])
+    conv = nn.Conv2d(
+        channels,
+        _int(args["out_channels"]),
+        _pair(args["kernel_size"]),
+        _pair(args["stride"]),
+        (_int(top), _int(left)) if symmetric else 0,
+        _pair(args["dilation"]),
+        _int(args["groups"]),
+        bias=args["bias"],
+    )
     return _padded(conv, args["padding"])
 
 
@@ -78,7 +92,7 @@ class Crop(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         top, left, height, width = self.box
-        return x[..., top:top + height, left:left + width]
+        return x[..., top : top + height, left : left + width]
 
 
 class Merge(nn.Module):
@@ -151,8 +165,9 @@ class WeightOp(_HeldTensor):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = self.held(x)
         a, b = (weight, x) if self.first else (x, weight)
-        return {"add": torch.add, "sub": torch.sub, "mul": torch.mul,
-                "div": torch.div}[self.op](a, b)
+        return {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div}[self.op](
+            a, b
+        )
 
 
 class Reduce(nn.Module):
@@ -170,8 +185,11 @@ class Attention(nn.Module):
 
     def __init__(self, args: Mapping[str, Any]):
         super().__init__()
-        self.causal, self.dropout_p, self.flash = (args["is_causal"], float(args["dropout_p"]),
-                                                   args["flash"])
+        self.causal, self.dropout_p, self.flash = (
+            args["is_causal"],
+            float(args["dropout_p"]),
+            args["flash"],
+        )
         mask = None
         if args["attn_mask"] is not None:
             shape = tuple(_int(d) for d in args["attn_mask"])
@@ -188,9 +206,9 @@ class Attention(nn.Module):
 
         backends = [SDPBackend.MATH] + ([SDPBackend.FLASH_ATTENTION] if self.flash else [])
         with sdpa_kernel(backends):
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=self.mask,
-                                                  dropout_p=self.dropout_p,
-                                                  is_causal=self.causal)
+            return F.scaled_dot_product_attention(
+                q, k, v, attn_mask=self.mask, dropout_p=self.dropout_p, is_causal=self.causal
+            )
 
 
 class Flatten(nn.Module):
@@ -214,8 +232,9 @@ class Upsample(nn.Module):
         self.align_corners = align_corners if mode == "bilinear" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(x, scale_factor=self.scale, mode=self.mode,
-                             align_corners=self.align_corners)
+        return F.interpolate(
+            x, scale_factor=self.scale, mode=self.mode, align_corners=self.align_corners
+        )
 
 
 def _stride(args: Mapping[str, Any]) -> tuple[int, int]:
@@ -226,22 +245,39 @@ _Factory = Callable[[Mapping[str, Any], tuple], nn.Module]
 
 FACTORIES: dict[str, _Factory] = {
     "conv2d": lambda a, s: _conv(a, _int(s[0])),
-    "depthwise": lambda a, s: _conv({**a, "out_channels": _int(s[0]) * _int(a["multiplier"]),
-                                     "groups": _int(s[0])}, _int(s[0])),
+    "depthwise": lambda a, s: _conv(
+        {**a, "out_channels": _int(s[0]) * _int(a["multiplier"]), "groups": _int(s[0])}, _int(s[0])
+    ),
     "conv_transpose2d": lambda a, s: nn.ConvTranspose2d(
-        _int(s[0]), _int(a["out_channels"]), _pair(a["kernel_size"]), _pair(a["stride"]),
-        _pair(a["padding"]), _pair(a["output_padding"]), _int(a["groups"]), a["bias"],
-        _pair(a["dilation"])),
-    "maxpool2d": lambda a, s: nn.MaxPool2d(_pair(a["kernel_size"]), _stride(a),
-                                           _pair(a["padding"]), _pair(a["dilation"]),
-                                           ceil_mode=a["ceil_mode"]),
-    "avgpool2d": lambda a, s: nn.AvgPool2d(_pair(a["kernel_size"]), _stride(a),
-                                           _pair(a["padding"]), ceil_mode=a["ceil_mode"],
-                                           count_include_pad=a["count_include_pad"]),
+        _int(s[0]),
+        _int(a["out_channels"]),
+        _pair(a["kernel_size"]),
+        _pair(a["stride"]),
+        _pair(a["padding"]),
+        _pair(a["output_padding"]),
+        _int(a["groups"]),
+        a["bias"],
+        _pair(a["dilation"]),
+    ),
+    "maxpool2d": lambda a, s: nn.MaxPool2d(
+        _pair(a["kernel_size"]),
+        _stride(a),
+        _pair(a["padding"]),
+        _pair(a["dilation"]),
+        ceil_mode=a["ceil_mode"],
+    ),
+    "avgpool2d": lambda a, s: nn.AvgPool2d(
+        _pair(a["kernel_size"]),
+        _stride(a),
+        _pair(a["padding"]),
+        ceil_mode=a["ceil_mode"],
+        count_include_pad=a["count_include_pad"],
+    ),
     "global_avgpool": lambda a, s: nn.AdaptiveAvgPool2d(1),
     "adaptive_avgpool2d": lambda a, s: nn.AdaptiveAvgPool2d(_pair(a["output_size"])),
-    "batchnorm2d": lambda a, s: nn.BatchNorm2d(_int(s[0]), a["eps"], a["momentum"],
-                                               a["affine"], a["track_running_stats"]),
+    "batchnorm2d": lambda a, s: nn.BatchNorm2d(
+        _int(s[0]), a["eps"], a["momentum"], a["affine"], a["track_running_stats"]
+    ),
     "relu": lambda a, s: nn.ReLU(),
     "relu6": lambda a, s: nn.ReLU6(),
     "leaky_relu": lambda a, s: nn.LeakyReLU(float(a["negative_slope"])),
@@ -257,25 +293,39 @@ FACTORIES: dict[str, _Factory] = {
     "dropout": lambda a, s: nn.Dropout(float(a["p"])),
     "flatten": lambda a, s: Flatten(),
     "linear": lambda a, s: nn.Linear(_int(s[-1]), _int(a["out_features"]), a["bias"]),
-    "upsample": lambda a, s: Upsample(float(a["scale_factor"]), a["mode"], a["align_corners"])
-    if a["size"] is None else nn.Upsample(size=_pair(a["size"]), mode=a["mode"],
-                                          align_corners=a["align_corners"] or None),
+    "upsample": lambda a, s: (
+        Upsample(float(a["scale_factor"]), a["mode"], a["align_corners"])
+        if a["size"] is None
+        else nn.Upsample(
+            size=_pair(a["size"]), mode=a["mode"], align_corners=a["align_corners"] or None
+        )
+    ),
     "se": lambda a, s: SqueezeExcitation(_int(s[0]), _int(s[0]) // _int(a["r"])),
     "view": lambda a, s: View(tuple(_int(d) for d in a["shape"])),
-    "layer_norm": lambda a, s: nn.LayerNorm(tuple(_int(d) for d in a["normalized_shape"]),
-                                            a["eps"], a["elementwise_affine"], a["bias"]),
-    "group_norm": lambda a, s: nn.GroupNorm(_int(a["num_groups"]), _int(s[0]), a["eps"],
-                                            a["affine"]),
-    "matmul": lambda a, s: Merge("matmul") if a["weight"] is None else WeightMatmul(
-        tuple(_int(d) for d in a["weight"]), a["weight_first"], a["weight_kind"]),
+    "layer_norm": lambda a, s: nn.LayerNorm(
+        tuple(_int(d) for d in a["normalized_shape"]), a["eps"], a["elementwise_affine"], a["bias"]
+    ),
+    "group_norm": lambda a, s: nn.GroupNorm(
+        _int(a["num_groups"]), _int(s[0]), a["eps"], a["affine"]
+    ),
+    "matmul": lambda a, s: (
+        Merge("matmul")
+        if a["weight"] is None
+        else WeightMatmul(tuple(_int(d) for d in a["weight"]), a["weight_first"], a["weight_kind"])
+    ),
     "attention": lambda a, s: Attention(a),
-    "narrow": lambda a, s: Narrow(_int(a["dim"]), _int(a["start"]), _int(a["length"]),
-                                  a["keepdim"]),
+    "narrow": lambda a, s: Narrow(
+        _int(a["dim"]), _int(a["start"]), _int(a["length"]), a["keepdim"]
+    ),
     "mul": lambda a, s: Merge("mul"),
-    "tensor_op": lambda a, s: WeightOp(a["op"], tuple(_int(d) for d in a["weight"]),
-                                       a["weight_first"], a["weight_kind"]),
-    "reduce": lambda a, s: Reduce(a["op"], tuple(_int(d) for d in (
-        a["dim"] if isinstance(a["dim"], tuple | list) else (a["dim"],))), a["keepdim"]),
+    "tensor_op": lambda a, s: WeightOp(
+        a["op"], tuple(_int(d) for d in a["weight"]), a["weight_first"], a["weight_kind"]
+    ),
+    "reduce": lambda a, s: Reduce(
+        a["op"],
+        tuple(_int(d) for d in (a["dim"] if isinstance(a["dim"], tuple | list) else (a["dim"],))),
+        a["keepdim"],
+    ),
     "scalar_op": lambda a, s: nn.Identity(),
     "add": lambda a, s: Merge("add"),
     "concat": lambda a, s: Merge("concat"),
@@ -293,8 +343,7 @@ class DescribedNetwork(nn.Module):
         super().__init__()
         self.network = network
         self.layers = nn.ModuleDict()
-        meta = {network.input_name: torch.empty(1, *map(_int, network.input_shape),
-                                                device="meta")}
+        meta = {network.input_name: torch.empty(1, *map(_int, network.input_shape), device="meta")}
         for spec in network.layers:
             args = coerce_args(spec.kind, get_rule(spec.kind).schema, spec.args)
             if args.get("like"):
@@ -306,7 +355,8 @@ class DescribedNetwork(nn.Module):
             # eval: a BatchNorm on a 1×1 map with batch 1 is fine for a shape pass
             meta[spec.name] = module.to("meta").eval()(*(meta[i] for i in spec.inputs))
             self.layers[_key(spec.name)] = self._module(
-                spec, args, tuple(meta[spec.inputs[0]].shape[1:]))
+                spec, args, tuple(meta[spec.inputs[0]].shape[1:])
+            )
             if spec.inplace and hasattr(self.layers[_key(spec.name)], "inplace"):
                 self.layers[_key(spec.name)].inplace = True
             if spec.frozen:
@@ -317,8 +367,11 @@ class DescribedNetwork(nn.Module):
         if spec.kind == "crop":  # the rule's offsets: the given ones, or ⌊(I − O)/2⌋
             _c, h, w = shape
             oh, ow = (_int(v) for v in args["size"])
-            top, left = ((h - oh) // 2, (w - ow) // 2) if args["offset"] is None else (
-                _pair(args["offset"]))
+            top, left = (
+                ((h - oh) // 2, (w - ow) // 2)
+                if args["offset"] is None
+                else (_pair(args["offset"]))
+            )
             return Crop(top, left, oh, ow)
         factory = FACTORIES.get(spec.kind)
         if factory is None:

@@ -31,8 +31,13 @@ class ShapeTensor(torch.Tensor):
     """A meta tensor that reports every operation on it to the active tracer."""
 
     @classmethod
-    def __torch_function__(cls, func: Any, types: Any, args: Sequence[Any] = (),
-                           kwargs: Mapping[str, Any] | None = None) -> Any:
+    def __torch_function__(
+        cls,
+        func: Any,
+        types: Any,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> Any:
         tracer = Tracer.active
         if tracer is None:
             with torch._C.DisableTorchFunctionSubclass():
@@ -41,29 +46,63 @@ class ShapeTensor(torch.Tensor):
 
 
 def _meta(shape: Sequence[int], dtype: torch.dtype) -> ShapeTensor:
-    return torch.empty(tuple(int(d) for d in shape), dtype=dtype,
-                       device="meta").as_subclass(ShapeTensor)  # type: ignore[return-value]
+    return torch.empty(tuple(int(d) for d in shape), dtype=dtype, device="meta").as_subclass(
+        ShapeTensor
+    )  # type: ignore[return-value]
 
 
 # Operations that only re-index the same data: recorded as zero-cost views.
-RESHAPES = {"transpose", "permute", "unsqueeze", "squeeze", "flatten", "reshape", "view",
-            "swapaxes", "movedim", "contiguous", "unflatten"}
+RESHAPES = {
+    "transpose",
+    "permute",
+    "unsqueeze",
+    "squeeze",
+    "flatten",
+    "reshape",
+    "view",
+    "swapaxes",
+    "movedim",
+    "contiguous",
+    "unflatten",
+}
 
 # Operations that only move axes (and unsqueeze, which adds one): where the batch axis
 # goes is asked of PyTorch (``_follow_batch``), so one that leaves axis 0 is never taken
 # for a per-sample reshape.
-AXIS_MOVES = {torch.transpose, torch.Tensor.transpose, torch.permute, torch.Tensor.permute,
-              torch.swapaxes, torch.Tensor.swapaxes, torch.swapdims, torch.Tensor.swapdims,
-              torch.movedim, torch.Tensor.movedim, torch.moveaxis, torch.Tensor.moveaxis,
-              torch.t, torch.Tensor.t, torch.adjoint, torch.Tensor.adjoint,
-              torch.unsqueeze, torch.Tensor.unsqueeze,
-              torch.Tensor.T.__get__, torch.Tensor.mT.__get__,  # type: ignore[attr-defined]
-              torch.Tensor.H.__get__, torch.Tensor.mH.__get__}  # type: ignore[attr-defined]
+AXIS_MOVES = {
+    torch.transpose,
+    torch.Tensor.transpose,
+    torch.permute,
+    torch.Tensor.permute,
+    torch.swapaxes,
+    torch.Tensor.swapaxes,
+    torch.swapdims,
+    torch.Tensor.swapdims,
+    torch.movedim,
+    torch.Tensor.movedim,
+    torch.moveaxis,
+    torch.Tensor.moveaxis,
+    torch.t,
+    torch.Tensor.t,
+    torch.adjoint,
+    torch.Tensor.adjoint,
+    torch.unsqueeze,
+    torch.Tensor.unsqueeze,
+    torch.Tensor.T.__get__,
+    torch.Tensor.mT.__get__,  # type: ignore[attr-defined]
+    torch.Tensor.H.__get__,
+    torch.Tensor.mH.__get__,
+}  # type: ignore[attr-defined]
 
 # Tensor methods that make a new tensor from sizes alone (x only names dtype and device):
 # without a batch axis in front, the result is a constant, like a model's own tensors.
-CONSTANT_MAKERS = {torch.Tensor.new_zeros, torch.Tensor.new_ones, torch.Tensor.new_empty,
-                   torch.Tensor.new_full, torch.Tensor.new_tensor}
+CONSTANT_MAKERS = {
+    torch.Tensor.new_zeros,
+    torch.Tensor.new_ones,
+    torch.Tensor.new_empty,
+    torch.Tensor.new_full,
+    torch.Tensor.new_tensor,
+}
 
 Handler = Callable[["Tracer", tuple, dict], Any]
 HANDLERS: dict[Any, Handler] = {}
@@ -81,14 +120,28 @@ def handles(*funcs: Any) -> Callable[[Handler], Handler]:
 
 
 # Operations that only read metadata or do nothing to data: run as they are.
-PASSTHROUGH = {torch.Tensor.size, torch.Tensor.dim, torch.Tensor.numel, torch.Tensor.__len__,
-               torch.Tensor.shape.__get__, torch.Tensor.dtype.__get__,  # type: ignore[attr-defined]
-               torch.Tensor.device.__get__, torch.Tensor.ndim.__get__,  # type: ignore[attr-defined]
-               torch.Tensor.requires_grad.__get__, torch.Tensor.is_cuda.__get__,  # type: ignore[attr-defined]
-               torch.Tensor.get_device, torch.Tensor.__repr__, torch.Tensor.__format__,
-               torch.Tensor.is_contiguous, torch.Tensor.dim_order,
-               torch.Tensor.__hash__, torch.Tensor.data_ptr, torch.Tensor.is_floating_point,
-               torch.Tensor.type, torch.Tensor.layout.__get__}  # type: ignore[attr-defined]
+PASSTHROUGH = {
+    torch.Tensor.size,
+    torch.Tensor.dim,
+    torch.Tensor.numel,
+    torch.Tensor.__len__,
+    torch.Tensor.shape.__get__,
+    torch.Tensor.dtype.__get__,  # type: ignore[attr-defined]
+    torch.Tensor.device.__get__,
+    torch.Tensor.ndim.__get__,  # type: ignore[attr-defined]
+    torch.Tensor.requires_grad.__get__,
+    torch.Tensor.is_cuda.__get__,  # type: ignore[attr-defined]
+    torch.Tensor.get_device,
+    torch.Tensor.__repr__,
+    torch.Tensor.__format__,
+    torch.Tensor.is_contiguous,
+    torch.Tensor.dim_order,
+    torch.Tensor.__hash__,
+    torch.Tensor.data_ptr,
+    torch.Tensor.is_floating_point,
+    torch.Tensor.type,
+    torch.Tensor.layout.__get__,
+}  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -129,8 +182,10 @@ class Tracer:
         if isinstance(value, ShapeTensor) and id(value) in self.node_of:
             return self.node_of[id(value)]
         if isinstance(value, torch.Tensor):
-            raise ConvlensError(f"{self.where()}: a tensor that is not derived from the input "
-                                f"(shape {tuple(value.shape)}) takes part in the computation")
+            raise ConvlensError(
+                f"{self.where()}: a tensor that is not derived from the input "
+                f"(shape {tuple(value.shape)}) takes part in the computation"
+            )
         raise ConvlensError(f"{self.where()}: expected a tensor, got {type(value).__name__}")
 
     def where(self) -> str:
@@ -145,8 +200,11 @@ class Tracer:
         prefix = self.names.get(id(module), "") if module is not None else ""
         origin = type(module).__name__ if module is not None else "functional"
         leaf = module is not None and id(module) in self.leaves
-        base = prefix if leaf and prefix and prefix not in self.shapes else (
-            f"{prefix}.{kind}" if prefix else kind)
+        base = (
+            prefix
+            if leaf and prefix and prefix not in self.shapes
+            else (f"{prefix}.{kind}" if prefix else kind)
+        )
         counter = self.counters.setdefault(base, itertools.count(1))
         name = base
         while name in self.shapes or name.startswith("input"):
@@ -154,9 +212,16 @@ class Tracer:
         return name, origin
 
     # -- recording ----------------------------------------------------------------------
-    def record(self, kind: str, args: dict[str, Any], inputs: Sequence[Any],
-               weights: Sequence[Any] = (), inplace: bool = False,
-               own_buffers: bool = True, value: torch.Tensor | None = None) -> ShapeTensor:
+    def record(
+        self,
+        kind: str,
+        args: dict[str, Any],
+        inputs: Sequence[Any],
+        weights: Sequence[Any] = (),
+        inplace: bool = False,
+        own_buffers: bool = True,
+        value: torch.Tensor | None = None,
+    ) -> ShapeTensor:
         """One row; its output is a tensor of the rule's shape (a view keeps its source's
         strides), or ``value``, PyTorch's own result, when axis 0 is not the batch."""
         names = tuple(self.node(t) for t in inputs)
@@ -169,20 +234,32 @@ class Tracer:
         if not derived:
             self.seen_params.update(id(w) for w in params)
             if params and self.stack and own_buffers:  # its rule counts the module's buffers
-                self.seen_params.update(id(b) for b in self.stack[-1]._buffers.values()
-                                        if b is not None)
+                self.seen_params.update(
+                    id(b) for b in self.stack[-1]._buffers.values() if b is not None
+                )
         trainable = any(w.requires_grad for w in params)
         if derived and not trainable and self.stack:  # computed under no_grad: taken to come
-            trainable = any(p is not None and p.requires_grad  # from the running module's
-                            for p in self.stack[-1]._parameters.values())  # parameters
+            trainable = any(
+                p is not None and p.requires_grad  # from the running module's
+                for p in self.stack[-1]._parameters.values()
+            )  # parameters
         frozen = bool(params) and not trainable
-        spec = LayerSpec(name=name, kind=kind, args=args, inputs=names, frozen=frozen,
-                         origin=origin, reuses_params=reuses, inplace=inplace)
+        spec = LayerSpec(
+            name=name,
+            kind=kind,
+            args=args,
+            inputs=names,
+            frozen=frozen,
+            origin=origin,
+            reuses_params=reuses,
+            inplace=inplace,
+        )
         try:
             cost = run_rule(spec, self.context, self.shapes)
         except ConvlensError as err:
-            raise ConvlensError(f"{self.where()}: {kind} on input shape(s) "
-                                f"{[self.shapes[n] for n in names]}: {err}") from None
+            raise ConvlensError(
+                f"{self.where()}: {kind} on input shape(s) {[self.shapes[n] for n in names]}: {err}"
+            ) from None
         self.layers.append(spec)
         self.costs[name] = cost
         self.shapes[name] = tuple(cost.output_shape)
@@ -197,8 +274,10 @@ class Tracer:
             with torch._C.DisableTorchFunctionSubclass():
                 real = func(*args, **kwargs)
             if tuple(real.shape[1:]) != tuple(cost.output_shape):
-                raise ConvlensError(f"{self.where()}: {kind} gave {tuple(real.shape[1:])} in a "
-                                    f"real forward but the rule says {cost.output_shape}")
+                raise ConvlensError(
+                    f"{self.where()}: {kind} gave {tuple(real.shape[1:])} in a "
+                    f"real forward but the rule says {cost.output_shape}"
+                )
             out = real.as_subclass(ShapeTensor)
         self.register(out, name)
         return out
@@ -213,16 +292,18 @@ class Tracer:
             return out
         if not isinstance(real, torch.Tensor) or real.shape != out.shape:
             return out
-        return torch.empty_strided(tuple(real.shape), real.stride(), dtype=self.dtype,
-                                   device="meta").as_subclass(ShapeTensor)  # type: ignore
+        return torch.empty_strided(
+            tuple(real.shape), real.stride(), dtype=self.dtype, device="meta"
+        ).as_subclass(ShapeTensor)  # type: ignore
 
     def on_call(self, func: Any, args: tuple, kwargs: dict) -> Any:
         if func in PASSTHROUGH:
             with torch._C.DisableTorchFunctionSubclass():
                 return func(*args, **kwargs)
         handler = HANDLERS.get(func)
-        if self.unbatched and any(id(v) in self.unbatched for v in _flatten(args, kwargs)
-                                  if isinstance(v, ShapeTensor)):
+        if self.unbatched and any(
+            id(v) in self.unbatched for v in _flatten(args, kwargs) if isinstance(v, ShapeTensor)
+        ):
             handler = None  # rules count per sample along axis 0: not this tensor's
         if handler is not None:
             self.pending = (func, args, kwargs)
@@ -237,8 +318,11 @@ class Tracer:
         def to_meta(value: Any) -> Any:  # the model's own tensors join the meta world
             if self.device != "meta":
                 return value
-            if isinstance(value, torch.Tensor) and not isinstance(value, ShapeTensor) \
-                    and value.device.type != "meta":
+            if (
+                isinstance(value, torch.Tensor)
+                and not isinstance(value, ShapeTensor)
+                and value.device.type != "meta"
+            ):
                 return torch.empty_like(value, device="meta")
             if isinstance(value, list | tuple):
                 return type(value)(to_meta(v) for v in value)
@@ -253,24 +337,32 @@ class Tracer:
         name = _op_name(func)
         axes = [self.batch_axis(t) for t in tensors]  # 0: batched; k or None: not
         if func in AXIS_MOVES and len(tensors) == 1 and len(outputs) == 1:
-            axis = None if axes[0] is None else _follow_batch(func, args, kwargs, tensors[0],
-                                                               axes[0])
+            axis = (
+                None if axes[0] is None else _follow_batch(func, args, kwargs, tensors[0], axes[0])
+            )
             if axis != 0:  # the batch axis left axis 0 (or was not there)
                 moved = f"'{name}' in {self.where()} moved the batch axis to axis {axis}"
-                return self.record_unbatched(name, tensors, outputs[0], axis,
-                                             moved if axis is not None else None)
+                return self.record_unbatched(
+                    name, tensors, outputs[0], axis, moved if axis is not None else None
+                )
             self.pending = (func, args, kwargs)
             return self.record("view", {"shape": tuple(outputs[0].shape[1:])}, tensors)
 
         def batched(value: torch.Tensor) -> bool:
             """Axis 0 of ``value`` is the batch: its size is N, a batched input has it, and
             no input whose axis 0 is something else lines up with it."""
-            if value.dim() == 0 or value.shape[0] != self.batch or 0 not in axes \
-                    or (func is torch.Tensor.__getitem__ and _indexes_batch(args[1])) \
-                    or _joins_batch(func, args, kwargs):
+            if (
+                value.dim() == 0
+                or value.shape[0] != self.batch
+                or 0 not in axes
+                or (func is torch.Tensor.__getitem__ and _indexes_batch(args[1]))
+                or _joins_batch(func, args, kwargs)
+            ):
                 return False
-            return all(a == 0 or t.dim() < value.dim() or t.shape[0] == 1
-                       for t, a in zip(tensors, axes, strict=True))
+            return all(
+                a == 0 or t.dim() < value.dim() or t.shape[0] == 1
+                for t, a in zip(tensors, axes, strict=True)
+            )
 
         def traced(value: Any) -> Any:
             if isinstance(value, torch.Tensor) and not batched(value):
@@ -283,8 +375,12 @@ class Tracer:
                 else:
                     self.pending = (lambda *a, **k: value, (), {})
                 shape = tuple(value.shape[1:])
-                if len(outputs) == 1 and name in RESHAPES and len(tensors) == 1 \
-                        and value.numel() == tensors[0].numel():
+                if (
+                    len(outputs) == 1
+                    and name in RESHAPES
+                    and len(tensors) == 1
+                    and value.numel() == tensors[0].numel()
+                ):
                     return self.record("view", {"shape": shape}, tensors)  # same data
                 return self.record("opaque", {"op": name, "shape": shape}, tensors)
             if isinstance(value, list | tuple):  # several outputs (chunk, split, unbind):
@@ -298,24 +394,28 @@ class Tracer:
         (known after an axis move), or None."""
         return self.unbatched[id(tensor)][0] if id(tensor) in self.unbatched else 0
 
-    def record_unbatched(self, op: str, inputs: Sequence[Any], value: torch.Tensor,
-                         axis: int | None, origin: str | None = None) -> ShapeTensor:
+    def record_unbatched(
+        self,
+        op: str,
+        inputs: Sequence[Any],
+        value: torch.Tensor,
+        axis: int | None,
+        origin: str | None = None,
+    ) -> ShapeTensor:
         """A result whose axis 0 is not the batch. Rules count per sample along axis 0, so
         it is an ``opaque`` row that counts nothing (not even its bytes) and says why, and
         so is every operation computed from it — except a pure axis move whose batch axis
         is known, a ``view`` row (no cost, no new storage)."""
         full = tuple(int(d) for d in value.shape)
         # where the batch axis was lost: an input's origin, else here
-        cause = next((self.unbatched[id(t)][1] for t in inputs if id(t) in self.unbatched),
-                     None)
+        cause = next((self.unbatched[id(t)][1] for t in inputs if id(t) in self.unbatched), None)
         if axis is not None:  # an axis move: its input's batch axis is known too
-            args: dict[str, Any] = {"shape": full[:axis] + full[axis + 1:]}
+            args: dict[str, Any] = {"shape": full[:axis] + full[axis + 1 :]}
             out = self.record("view", args, inputs, value=value)
         else:
             args = {"op": op, "shape": full, "batched": False, "note": cause}
             out = self.record("opaque", args, inputs, value=value)
-        here = origin or (f"'{op}' in {self.where()} gave "
-                          f"{'×'.join(map(str, full)) or 'a scalar'}")
+        here = origin or (f"'{op}' in {self.where()} gave {'×'.join(map(str, full)) or 'a scalar'}")
         self.unbatched[id(out)] = (axis, cause or here)
         return out
 
@@ -327,7 +427,7 @@ class Tracer:
             dims = [str(d) for d in value.shape]
             if axis is None:
                 return "×".join(dims) + " (no batch axis)" if dims else "scalar (no batch axis)"
-            return "×".join([*dims[:axis], "N", *dims[axis + 1:]])
+            return "×".join([*dims[:axis], "N", *dims[axis + 1 :]])
         if isinstance(value, dict):
             return "{" + ", ".join(f"{k}: {self.describe(v)}" for k, v in value.items()) + "}"
         if isinstance(value, list | tuple):
@@ -342,16 +442,17 @@ def _op_name(func: Any) -> str:
     return name
 
 
-def _follow_batch(func: Any, args: tuple, kwargs: dict, x: torch.Tensor,
-                  axis: int) -> int | None:
+def _follow_batch(func: Any, args: tuple, kwargs: dict, x: torch.Tensor, axis: int) -> int | None:
     """Where an axis move sends axis ``axis`` of ``x``: the same call on a meta tensor
     whose axes all have different sizes (≥ 2), the marked one found again in the result."""
     sizes = [2 + i for i in range(x.dim())]
     with torch._C.DisableTorchFunctionSubclass():
         probe = torch.empty(sizes, device="meta")
         try:
-            out = func(*(probe if a is x else a for a in args),
-                       **{k: probe if v is x else v for k, v in kwargs.items()})
+            out = func(
+                *(probe if a is x else a for a in args),
+                **{k: probe if v is x else v for k, v in kwargs.items()},
+            )
         except Exception:
             return None
     found = [i for i, d in enumerate(out.shape) if d == sizes[axis]]
@@ -406,9 +507,10 @@ def _expect_channels(t: Tracer, x: Any, expected: int, what: str, axis: int = 1)
     """A layer's weights fix its input size: say so rather than count a wrong input."""
     got = int(x.shape[axis]) if x.dim() > axis else None
     if got != expected:
-        raise ConvlensError(f"{t.where()} expects {expected} {what} but its input has shape "
-                            f"{tuple(x.shape)} (check --input or the layer before it)")
-
+        raise ConvlensError(
+            f"{t.where()} expects {expected} {what} but its input has shape "
+            f"{tuple(x.shape)} (check --input or the layer before it)"
+        )
 
 
 def _computed(t: Tracer, weight: torch.Tensor) -> bool:
@@ -425,12 +527,16 @@ def _conv2d(t: Tracer, args: tuple, kwargs: dict) -> Any:
     padding = _arg(args, kwargs, 4, "padding", 0)
     groups = int(_arg(args, kwargs, 6, "groups", 1))
     _expect_channels(t, x, int(weight.shape[1]) * groups, "input channels")
-    spec = {"out_channels": int(weight.shape[0]), "kernel_size": _pair(weight.shape[2:]),
-            "stride": _pair(_arg(args, kwargs, 3, "stride", 1)),
-            "padding": padding if isinstance(padding, str) else _pair(padding),
-            "dilation": _pair(_arg(args, kwargs, 5, "dilation", 1)),
-            "groups": int(_arg(args, kwargs, 6, "groups", 1)), "bias": bias is not None,
-            "derived_weight": _computed(t, weight)}
+    spec = {
+        "out_channels": int(weight.shape[0]),
+        "kernel_size": _pair(weight.shape[2:]),
+        "stride": _pair(_arg(args, kwargs, 3, "stride", 1)),
+        "padding": padding if isinstance(padding, str) else _pair(padding),
+        "dilation": _pair(_arg(args, kwargs, 5, "dilation", 1)),
+        "groups": int(_arg(args, kwargs, 6, "groups", 1)),
+        "bias": bias is not None,
+        "derived_weight": _computed(t, weight),
+    }
     return t.record("conv2d", spec, [x], [weight, bias])
 
 
@@ -439,13 +545,17 @@ def _conv_transpose2d(t: Tracer, args: tuple, kwargs: dict) -> Any:
     x, weight, bias = args[0], _arg(args, kwargs, 1, "weight"), _arg(args, kwargs, 2, "bias")
     groups = int(_arg(args, kwargs, 6, "groups", 1))
     _expect_channels(t, x, int(weight.shape[0]), "input channels")
-    spec = {"out_channels": int(weight.shape[1]) * groups,
-            "kernel_size": _pair(weight.shape[2:]),
-            "stride": _pair(_arg(args, kwargs, 3, "stride", 1)),
-            "padding": _pair(_arg(args, kwargs, 4, "padding", 0)),
-            "output_padding": _pair(_arg(args, kwargs, 5, "output_padding", 0)),
-            "groups": groups, "dilation": _pair(_arg(args, kwargs, 7, "dilation", 1)),
-            "bias": bias is not None, "derived_weight": _computed(t, weight)}
+    spec = {
+        "out_channels": int(weight.shape[1]) * groups,
+        "kernel_size": _pair(weight.shape[2:]),
+        "stride": _pair(_arg(args, kwargs, 3, "stride", 1)),
+        "padding": _pair(_arg(args, kwargs, 4, "padding", 0)),
+        "output_padding": _pair(_arg(args, kwargs, 5, "output_padding", 0)),
+        "groups": groups,
+        "dilation": _pair(_arg(args, kwargs, 7, "dilation", 1)),
+        "bias": bias is not None,
+        "derived_weight": _computed(t, weight),
+    }
     return t.record("conv_transpose2d", spec, [x], [weight, bias])
 
 
@@ -457,12 +567,29 @@ def _linear(t: Tracer, args: tuple, kwargs: dict) -> Any:
     # transpose) is copied, and backward keeps that copy instead of the input. A
     # contiguous or 2-D input is kept as it is: no need to ask PyTorch (which would load
     # its meta decompositions, ~0.8 s on first use).
-    copies = x.dim() >= 3 and not _is_contiguous(x) and _keeps_copy(x, lambda probe: F.linear(
-        probe, torch.empty(tuple(weight.shape), device="meta", requires_grad=True),
-        None if bias is None else torch.empty(tuple(bias.shape), device="meta")))
-    return t.record("linear", {"out_features": int(weight.shape[0]), "bias": bias is not None,
-                               "copies_input": copies,
-                               "derived_weight": _computed(t, weight)}, [x], [weight, bias])
+    copies = (
+        x.dim() >= 3
+        and not _is_contiguous(x)
+        and _keeps_copy(
+            x,
+            lambda probe: F.linear(
+                probe,
+                torch.empty(tuple(weight.shape), device="meta", requires_grad=True),
+                None if bias is None else torch.empty(tuple(bias.shape), device="meta"),
+            ),
+        )
+    )
+    return t.record(
+        "linear",
+        {
+            "out_features": int(weight.shape[0]),
+            "bias": bias is not None,
+            "copies_input": copies,
+            "derived_weight": _computed(t, weight),
+        },
+        [x],
+        [weight, bias],
+    )
 
 
 @handles(F.batch_norm)
@@ -475,16 +602,18 @@ def _batch_norm(t: Tracer, args: tuple, kwargs: dict) -> Any:
     stats = weight if weight is not None else mean
     if stats is not None:
         _expect_channels(t, x, int(stats.shape[0]), "channels")
-    spec = {"affine": weight is not None, "track_running_stats": mean is not None,
-            "eps": float(_arg(args, kwargs, 7, "eps", 1e-5))}
+    spec = {
+        "affine": weight is not None,
+        "track_running_stats": mean is not None,
+        "eps": float(_arg(args, kwargs, 7, "eps", 1e-5)),
+    }
     return t.record("batchnorm2d", spec, [x], [weight, bias, mean, var])
 
 
 def _activation(kind: str, extra: Callable[[tuple, dict], dict] | None = None) -> Handler:
     def handler(t: Tracer, args: tuple, kwargs: dict) -> Any:
         inplace = bool(kwargs.get("inplace", False))
-        return t.record(kind, extra(args, kwargs) if extra else {}, [args[0]],
-                        inplace=inplace)
+        return t.record(kind, extra(args, kwargs) if extra else {}, [args[0]], inplace=inplace)
 
     return handler
 
@@ -497,8 +626,11 @@ handles(F.silu)(_activation("silu"))
 handles(F.hardswish)(_activation("hardswish"))
 handles(F.hardsigmoid)(_activation("hardsigmoid"))
 handles(F.elu)(_activation("elu", lambda a, k: {"alpha": float(_arg(a, k, 1, "alpha", 1.0))}))
-handles(F.leaky_relu)(_activation(
-    "leaky_relu", lambda a, k: {"negative_slope": float(_arg(a, k, 1, "negative_slope", 0.01))}))
+handles(F.leaky_relu)(
+    _activation(
+        "leaky_relu", lambda a, k: {"negative_slope": float(_arg(a, k, 1, "negative_slope", 0.01))}
+    )
+)
 
 
 @handles(F.relu_, torch.relu_, torch.Tensor.relu_)
@@ -526,8 +658,12 @@ def _softmax(t: Tracer, args: tuple, kwargs: dict) -> Any:
 
 @handles(F.dropout, F.dropout2d)
 def _dropout(t: Tracer, args: tuple, kwargs: dict) -> Any:
-    return t.record("dropout", {"p": float(_arg(args, kwargs, 1, "p", 0.5))}, [args[0]],
-                    inplace=bool(_arg(args, kwargs, 3, "inplace", False)))
+    return t.record(
+        "dropout",
+        {"p": float(_arg(args, kwargs, 1, "p", 0.5))},
+        [args[0]],
+        inplace=bool(_arg(args, kwargs, 3, "inplace", False)),
+    )
 
 
 @handles(F.max_pool2d, torch.max_pool2d)
@@ -536,10 +672,13 @@ def _max_pool2d(t: Tracer, args: tuple, kwargs: dict) -> Any:
         return NotImplemented
     kernel = _pair(_arg(args, kwargs, 1, "kernel_size"))
     stride = _arg(args, kwargs, 2, "stride")
-    spec = {"kernel_size": kernel, "stride": _pair(stride) if stride else kernel,
-            "padding": _pair(_arg(args, kwargs, 3, "padding", 0)),
-            "dilation": _pair(_arg(args, kwargs, 4, "dilation", 1)),
-            "ceil_mode": bool(_arg(args, kwargs, 5, "ceil_mode", False))}
+    spec = {
+        "kernel_size": kernel,
+        "stride": _pair(stride) if stride else kernel,
+        "padding": _pair(_arg(args, kwargs, 3, "padding", 0)),
+        "dilation": _pair(_arg(args, kwargs, 4, "dilation", 1)),
+        "ceil_mode": bool(_arg(args, kwargs, 5, "ceil_mode", False)),
+    }
     return t.record("maxpool2d", spec, [args[0]])
 
 
@@ -547,10 +686,13 @@ def _max_pool2d(t: Tracer, args: tuple, kwargs: dict) -> Any:
 def _avg_pool2d(t: Tracer, args: tuple, kwargs: dict) -> Any:
     kernel = _pair(_arg(args, kwargs, 1, "kernel_size"))
     stride = _arg(args, kwargs, 2, "stride")
-    spec = {"kernel_size": kernel, "stride": _pair(stride) if stride else kernel,
-            "padding": _pair(_arg(args, kwargs, 3, "padding", 0)),
-            "ceil_mode": bool(_arg(args, kwargs, 4, "ceil_mode", False)),
-            "count_include_pad": bool(_arg(args, kwargs, 5, "count_include_pad", True))}
+    spec = {
+        "kernel_size": kernel,
+        "stride": _pair(stride) if stride else kernel,
+        "padding": _pair(_arg(args, kwargs, 3, "padding", 0)),
+        "ceil_mode": bool(_arg(args, kwargs, 4, "ceil_mode", False)),
+        "count_include_pad": bool(_arg(args, kwargs, 5, "count_include_pad", True)),
+    }
     return t.record("avgpool2d", spec, [args[0]])
 
 
@@ -571,8 +713,7 @@ def _reduce(op: str) -> Handler:
 
     def handler(t: Tracer, args: tuple, kwargs: dict) -> Any:
         x = args[0] if args else kwargs.get("input")
-        dims, keepdim = _arg(args, kwargs, 1, "dim"), bool(_arg(args, kwargs, 2, "keepdim",
-                                                                  False))
+        dims, keepdim = _arg(args, kwargs, 1, "dim"), bool(_arg(args, kwargs, 2, "keepdim", False))
         if not isinstance(x, ShapeTensor) or dims is None or kwargs.get("dtype") is not None:
             return NotImplemented  # no dim: the batch is reduced too
         dims = (dims,) if isinstance(dims, int) else tuple(dims)
@@ -581,8 +722,7 @@ def _reduce(op: str) -> Handler:
             return NotImplemented  # the batch axis, or PyTorch's own error
         if op == "mean" and x.dim() == 4 and set(axes) == {2, 3}:
             return t.record("global_avgpool", {"keepdim": keepdim}, [x])
-        return t.record("reduce", {"op": op, "dim": tuple(sorted(axes)), "keepdim": keepdim},
-                        [x])
+        return t.record("reduce", {"op": op, "dim": tuple(sorted(axes)), "keepdim": keepdim}, [x])
 
     return handler
 
@@ -601,14 +741,14 @@ def _interpolate(t: Tracer, args: tuple, kwargs: dict) -> Any:
         return NotImplemented
     if scale is None:
         h, w = (size, size) if isinstance(size, int) else tuple(size)
-        return t.record("upsample", {"size": (int(h), int(w)), "mode": mode,
-                                     "align_corners": align}, [x])
+        return t.record(
+            "upsample", {"size": (int(h), int(w)), "mode": mode, "align_corners": align}, [x]
+        )
     if isinstance(scale, tuple | list):
         if len(set(scale)) != 1:
             return NotImplemented
         scale = scale[0]
-    return t.record("upsample", {"scale_factor": scale, "mode": mode, "align_corners": align},
-                    [x])
+    return t.record("upsample", {"scale_factor": scale, "mode": mode, "align_corners": align}, [x])
 
 
 @handles(torch.cat, torch.concat)
@@ -639,30 +779,51 @@ def _binary(op: str, inplace: bool = False, reflected: bool = False) -> Handler:
         if len(tensors) == 1 and isinstance(b if tensors[0] is a else a, torch.Tensor):
             x = tensors[0]
             return _tensor_op(t, op, x, b if x is a else a, x is b, inplace)
-        if len(tensors) != 2 or op in ("sub", "div") or (
-                op == "add" and tuple(a.shape) != tuple(b.shape)):
+        if (
+            len(tensors) != 2
+            or op in ("sub", "div")
+            or (op == "add" and tuple(a.shape) != tuple(b.shape))
+        ):
             return NotImplemented
         return t.record(op, {}, [a, b], inplace=inplace)
 
     return handler
 
 
-def _tensor_op(t: Tracer, op: str, x: ShapeTensor, w: torch.Tensor, first: bool,
-               inplace: bool) -> Any:
+def _tensor_op(
+    t: Tracer, op: str, x: ShapeTensor, w: torch.Tensor, first: bool, inplace: bool
+) -> Any:
     """x ∘ w (w ∘ x if ``first``) with w a parameter, a buffer, a whole view of one
     (``self.weight.view(1, -1, 1, 1)``) or a constant, broadcast so that the batch stays on
     axis 0; its parameters are counted here, once."""
-    if w.dtype != x.dtype or w.dim() > x.dim() or (w.dim() == x.dim() and w.shape[0] != 1) \
-            or (inplace and first):
+    if (
+        w.dtype != x.dtype
+        or w.dim() > x.dim()
+        or (w.dim() == x.dim() and w.shape[0] != 1)
+        or (inplace and first)
+    ):
         return NotImplemented  # promoted, broadcast over the batch, or w overwritten
     owner = _owned(t, w)
     if owner is None and w._base is not None and id(w._base) in t.owned:
         return NotImplemented  # a part of a model tensor: its parameters live elsewhere
-    kind = "constant" if owner is None else (
-        "parameter" if isinstance(owner, nn.Parameter) else "buffer")
-    return t.record("tensor_op", {"op": op, "weight": tuple(int(d) for d in w.shape),
-                                  "weight_first": first, "weight_kind": kind}, [x],
-                    [owner] if owner is not None else [], inplace=inplace, own_buffers=False)
+    kind = (
+        "constant"
+        if owner is None
+        else ("parameter" if isinstance(owner, nn.Parameter) else "buffer")
+    )
+    return t.record(
+        "tensor_op",
+        {
+            "op": op,
+            "weight": tuple(int(d) for d in w.shape),
+            "weight_first": first,
+            "weight_kind": kind,
+        },
+        [x],
+        [owner] if owner is not None else [],
+        inplace=inplace,
+        own_buffers=False,
+    )
 
 
 handles(torch.add, torch.Tensor.add, torch.Tensor.__add__)(_binary("add"))
@@ -702,8 +863,11 @@ def _contiguous(t: Tracer, args: tuple, kwargs: dict) -> Any:
 @handles(torch.Tensor.view, torch.Tensor.reshape, torch.reshape)
 def _view(t: Tracer, args: tuple, kwargs: dict) -> Any:
     x = args[0]
-    shape = args[1:] if len(args) > 2 or (len(args) == 2 and isinstance(args[1], int)) \
+    shape = (
+        args[1:]
+        if len(args) > 2 or (len(args) == 2 and isinstance(args[1], int))
         else (args[1] if len(args) > 1 else kwargs.get("shape"))
+    )
     shape = list(shape)
     if shape and shape[0] in (x.shape[0], -1) and shape.count(-1) <= 1:
         known = 1
@@ -722,11 +886,17 @@ def _view(t: Tracer, args: tuple, kwargs: dict) -> Any:
 def _layer_norm(t: Tracer, args: tuple, kwargs: dict) -> Any:
     x, shape = args[0], tuple(int(d) for d in _arg(args, kwargs, 1, "normalized_shape"))
     weight, bias = _arg(args, kwargs, 2, "weight"), _arg(args, kwargs, 3, "bias")
-    return t.record("layer_norm", {"normalized_shape": shape,
-                                   "elementwise_affine": weight is not None,
-                                   "bias": bias is not None,
-                                   "eps": float(_arg(args, kwargs, 4, "eps", 1e-5))},
-                    [x], [weight, bias])
+    return t.record(
+        "layer_norm",
+        {
+            "normalized_shape": shape,
+            "elementwise_affine": weight is not None,
+            "bias": bias is not None,
+            "eps": float(_arg(args, kwargs, 4, "eps", 1e-5)),
+        },
+        [x],
+        [weight, bias],
+    )
 
 
 @handles(F.group_norm)
@@ -735,9 +905,16 @@ def _group_norm(t: Tracer, args: tuple, kwargs: dict) -> Any:
     weight, bias = _arg(args, kwargs, 2, "weight"), _arg(args, kwargs, 3, "bias")
     if weight is not None:
         _expect_channels(t, x, int(weight.shape[0]), "channels")
-    return t.record("group_norm", {"num_groups": groups, "affine": weight is not None,
-                                   "eps": float(_arg(args, kwargs, 4, "eps", 1e-5))},
-                    [x], [weight, bias])
+    return t.record(
+        "group_norm",
+        {
+            "num_groups": groups,
+            "affine": weight is not None,
+            "eps": float(_arg(args, kwargs, 4, "eps", 1e-5)),
+        },
+        [x],
+        [weight, bias],
+    )
 
 
 def _owned(t: Tracer, tensor: torch.Tensor) -> torch.Tensor | None:
@@ -751,8 +928,16 @@ def _owned(t: Tracer, tensor: torch.Tensor) -> torch.Tensor | None:
     return None
 
 
-@handles(torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bmm, torch.mm,
-         torch.Tensor.mm, torch.mv, torch.Tensor.mv)
+@handles(
+    torch.matmul,
+    torch.Tensor.matmul,
+    torch.Tensor.__matmul__,
+    torch.bmm,
+    torch.mm,
+    torch.Tensor.mm,
+    torch.mv,
+    torch.Tensor.mv,
+)
 def _matmul(t: Tracer, args: tuple, kwargs: dict) -> Any:
     a = args[0] if args else kwargs.get("input")
     b = args[1] if len(args) > 1 else kwargs.get("other", kwargs.get("mat2", kwargs.get("vec")))
@@ -761,24 +946,35 @@ def _matmul(t: Tracer, args: tuple, kwargs: dict) -> Any:
             return NotImplemented  # the product would reach the batch axis
         return t.record("matmul", {}, [a, b])
     x, weight = (a, b) if isinstance(a, ShapeTensor) else (b, a)
-    if not isinstance(weight, torch.Tensor) or isinstance(weight, ShapeTensor) \
-            or weight.dim() > 2:
+    if not isinstance(weight, torch.Tensor) or isinstance(weight, ShapeTensor) or weight.dim() > 2:
         return NotImplemented  # a batched weight is expanded and copied: no rule yet
     first, rank = x is b, x.dim() - 1  # per-sample rank of the traced operand
     if (rank < 2 or weight.dim() > rank) if first else (rank < 1 or weight.dim() > max(rank, 2)):
         return NotImplemented  # the product would reach the batch axis: not per sample
     owner = _owned(t, weight)
-    kind = "constant" if owner is None else (
-        "parameter" if isinstance(owner, nn.Parameter) else "buffer")
-    return t.record("matmul", {"weight": tuple(int(d) for d in weight.shape),
-                               "weight_first": first, "weight_kind": kind,
-                               "copies_input": _copies_input(x, weight, first)}, [x],
-                    [owner] if owner is not None else [], own_buffers=False)
+    kind = (
+        "constant"
+        if owner is None
+        else ("parameter" if isinstance(owner, nn.Parameter) else "buffer")
+    )
+    return t.record(
+        "matmul",
+        {
+            "weight": tuple(int(d) for d in weight.shape),
+            "weight_first": first,
+            "weight_kind": kind,
+            "copies_input": _copies_input(x, weight, first),
+        },
+        [x],
+        [owner] if owner is not None else [],
+        own_buffers=False,
+    )
 
 
 def _copies_input(x: torch.Tensor, weight: torch.Tensor, first: bool) -> bool:
     """Whether autograd keeps a copy of ``x`` rather than ``x`` in ``weight @ x`` or
     ``x @ weight`` (torch.matmul folds a non-contiguous operand into a matrix with a copy)."""
+
     def product(probe: torch.Tensor) -> Any:
         w = torch.empty(tuple(weight.shape), device="meta", requires_grad=True)
         return torch.matmul(w, probe) if first else torch.matmul(probe, w)
@@ -798,11 +994,12 @@ def _keeps_copy(x: torch.Tensor, op: Callable[[torch.Tensor], Any]) -> bool:
     ``op`` runs on it with a weight that needs a gradient: asked of PyTorch itself, on a
     meta tensor with ``x``'s strides."""
     with torch._C.DisableTorchFunctionSubclass():
-        probe = torch.empty_strided(tuple(x.shape), x.stride(), device="meta",
-                                    requires_grad=True)
+        probe = torch.empty_strided(tuple(x.shape), x.stride(), device="meta", requires_grad=True)
         kept: list[torch.Tensor] = []
-        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(
-                lambda s: kept.append(s) or s, lambda s: s):
+        with (
+            torch.enable_grad(),
+            torch.autograd.graph.saved_tensors_hooks(lambda s: kept.append(s) or s, lambda s: s),
+        ):
             op(probe)
         own = probe.untyped_storage()._cdata
         return not any(s.untyped_storage()._cdata == own for s in kept)
@@ -818,27 +1015,38 @@ def _attention(t: Tracer, args: tuple, kwargs: dict) -> Any:
         "is_causal": bool(_arg(args, kwargs, 5, "is_causal", False)),
         "dropout_p": float(_arg(args, kwargs, 4, "dropout_p", 0.0)),
         # sdpa_kernel(...) and enable_flash_sdp(False) switch the CPU flash kernel off too
-        "flash": torch.backends.cuda.flash_sdp_enabled()}
+        "flash": torch.backends.cuda.flash_sdp_enabled(),
+    }
     if mask is not None:
-        if isinstance(mask, ShapeTensor) or not isinstance(mask, torch.Tensor) \
-                or mask.dtype not in (torch.bool, q.dtype):
+        if (
+            isinstance(mask, ShapeTensor)
+            or not isinstance(mask, torch.Tensor)
+            or mask.dtype not in (torch.bool, q.dtype)
+        ):
             return NotImplemented  # a mask computed from the input: no rule yet
         if mask.dim() > q.dim() or (mask.dim() == q.dim() and mask.shape[0] != 1):
             return NotImplemented  # a mask per sample: not a fixed operand
-        spec.update(attn_mask=tuple(int(d) for d in mask.shape),
-                    mask_dtype="bool" if mask.dtype == torch.bool else "float",
-                    mask_is_buffer=id(mask) in t.owned or (
-                        mask._base is not None and id(mask._base) in t.owned))
+        spec.update(
+            attn_mask=tuple(int(d) for d in mask.shape),
+            mask_dtype="bool" if mask.dtype == torch.bool else "float",
+            mask_is_buffer=id(mask) in t.owned
+            or (mask._base is not None and id(mask._base) in t.owned),
+        )
     return t.record("attention", spec, [q, k, v])
 
 
-def _part(t: Tracer, x: Any, dim: int, start: int, length: int,
-          keepdim: bool = True) -> ShapeTensor:
+def _part(
+    t: Tracer, x: Any, dim: int, start: int, length: int, keepdim: bool = True
+) -> ShapeTensor:
     """One contiguous part of axis ``dim`` (counted with the batch) as a ``narrow`` row."""
-    t.pending = ((torch.narrow, (x, dim, start, length), {}) if keepdim
-                 else (torch.select, (x, dim, start), {}))
-    return t.record("narrow", {"dim": dim, "start": start, "length": length,
-                               "keepdim": keepdim}, [x])
+    t.pending = (
+        (torch.narrow, (x, dim, start, length), {})
+        if keepdim
+        else (torch.select, (x, dim, start), {})
+    )
+    return t.record(
+        "narrow", {"dim": dim, "start": start, "length": length, "keepdim": keepdim}, [x]
+    )
 
 
 def _dim(x: Any, dim: Any) -> int | None:
@@ -861,8 +1069,9 @@ def _narrow(t: Tracer, args: tuple, kwargs: dict) -> Any:
     return _part(t, x, dim, begin, length)
 
 
-def _sections(t: Tracer, func: Any, args: tuple, kwargs: dict, dim: Any,
-              keepdim: bool = True) -> Any:
+def _sections(
+    t: Tracer, func: Any, args: tuple, kwargs: dict, dim: Any, keepdim: bool = True
+) -> Any:
     """chunk, split, unbind: PyTorch's own kernel on a bare meta tensor gives the parts'
     sizes (so its rules, and errors, hold); each part becomes a ``narrow`` row."""
     x = args[0] if args else kwargs.get("input", kwargs.get("tensor", kwargs.get("self")))
@@ -893,8 +1102,7 @@ def _split(t: Tracer, args: tuple, kwargs: dict) -> Any:
 
 @handles(torch.unbind, torch.Tensor.unbind)
 def _unbind(t: Tracer, args: tuple, kwargs: dict) -> Any:
-    return _sections(t, torch.unbind, args, kwargs, _arg(args, kwargs, 1, "dim", 0),
-                     keepdim=False)
+    return _sections(t, torch.unbind, args, kwargs, _arg(args, kwargs, 1, "dim", 0), keepdim=False)
 
 
 def _index_parts(x: Any, key: Any) -> list[tuple[int, int, int, bool]] | None:
@@ -905,15 +1113,18 @@ def _index_parts(x: Any, key: Any) -> list[tuple[int, int, int, bool]] | None:
         return None
     if Ellipsis in key:
         at = key.index(Ellipsis)
-        key = key[:at] + (slice(None),) * (x.dim() - len(key) + 1) + key[at + 1:]
+        key = key[:at] + (slice(None),) * (x.dim() - len(key) + 1) + key[at + 1 :]
     if len(key) > x.dim() or not key:
         return None
     key = key + (slice(None),) * (x.dim() - len(key))
     parts = []
     for dim, k in enumerate(key):
         size = int(x.shape[dim])
-        if isinstance(k, slice) and k.step in (None, 1) and all(
-                isinstance(v, int | None) for v in (k.start, k.stop)):
+        if (
+            isinstance(k, slice)
+            and k.step in (None, 1)
+            and all(isinstance(v, int | None) for v in (k.start, k.stop))
+        ):
             start, stop, _ = k.indices(size)
             length = max(stop - start, 0)
             if (start, length) != (0, size) or (dim == 0 and size == 0):
@@ -935,8 +1146,11 @@ def _getitem(t: Tracer, args: tuple, kwargs: dict) -> Any:
     parts = _index_parts(x, key)
     if parts is None:
         return NotImplemented
-    if x.dim() == 4 and parts and all(dim >= 2 and keep and length > 0
-                                      for dim, _, length, keep in parts):
+    if (
+        x.dim() == 4
+        and parts
+        and all(dim >= 2 and keep and length > 0 for dim, _, length, keep in parts)
+    ):
         box = {dim: (start, length) for dim, start, length, _ in parts}
         offset = tuple(box.get(d, (0, 0))[0] for d in (2, 3))
         size = tuple(box.get(d, (0, int(x.shape[d])))[1] for d in (2, 3))
@@ -973,8 +1187,10 @@ def _module_hooks(tracer: Tracer) -> Iterator[None]:
         if name is not None:  # "" is the model itself (--depth 0)
             tracer.outputs[name] = tracer.describe(output)
 
-    handles_ = [nn.modules.module.register_module_forward_pre_hook(pre),
-                nn.modules.module.register_module_forward_hook(post, always_call=True)]
+    handles_ = [
+        nn.modules.module.register_module_forward_pre_hook(pre),
+        nn.modules.module.register_module_forward_hook(post, always_call=True),
+    ]
     try:
         yield
     finally:
@@ -1019,16 +1235,24 @@ class Trace:
     costs: Mapping[str, Any] = field(default_factory=dict)  # layer → Cost, for the analyser
 
 
-def trace(model: nn.Module, input_size: Sequence[int], dtype: torch.dtype = torch.float32,
-          kwargs: Mapping[str, Any] | None = None, device: str = "meta") -> Trace:
+def trace(
+    model: nn.Module,
+    input_size: Sequence[int],
+    dtype: torch.dtype = torch.float32,
+    kwargs: Mapping[str, Any] | None = None,
+    device: str = "meta",
+) -> Trace:
     """Trace ``model`` on an input of ``input_size`` = (N, C, H, W).
 
     ``device="meta"`` (default) computes nothing; ``"cpu"`` or ``"cuda"`` runs a real
     forward (random input, ``no_grad``) for models that cannot be traced by shape alone,
     records the same layers and checks every rule's shape against the real result.
     """
-    sizes = ([tuple(input_size)] if all(isinstance(d, int) for d in input_size)
-             else [tuple(s) for s in input_size])  # several positional inputs
+    sizes = (
+        [tuple(input_size)]
+        if all(isinstance(d, int) for d in input_size)
+        else [tuple(s) for s in input_size]
+    )  # several positional inputs
     input_size = sizes[0]
     if len(input_size) != 4:
         raise ArgumentError(f"input size must be (N, C, H, W); got {tuple(input_size)}")
@@ -1045,6 +1269,7 @@ def trace(model: nn.Module, input_size: Sequence[int], dtype: torch.dtype = torc
     tracer.owned = {id(t) for _, m in modules for t in _own_tensors(m)}
     tracer.shapes["input"] = tuple(int(d) for d in input_size[1:])
     tracer.context = Network(input_shape=tracer.shapes["input"], layers=(), name="model")
+
     def make(shape: Sequence[int]) -> ShapeTensor:
         if device == "meta":
             return _meta(shape, dtype)
@@ -1081,17 +1306,22 @@ def trace(model: nn.Module, input_size: Sequence[int], dtype: torch.dtype = torc
     except ConvlensError:
         raise
     except Exception as err:  # the user's forward failed: say where and on what shapes
-        raise ConvlensError(f"the forward pass failed in {tracer.where()}: "
-                            f"{type(err).__name__}: {err}") from None
+        raise ConvlensError(
+            f"the forward pass failed in {tracer.where()}: {type(err).__name__}: {err}"
+        ) from None
     finally:
         Tracer.active = None
     not_run = []
     unique = _first_names(modules)
     for name, module in unique:
-        status = (" (ran; its operations have no rule)" if id(module) in tracer.called
-                  else " (did not run)")
-        params = [p for p in _unique(module._parameters.values())
-                  if id(p) not in tracer.seen_params]
+        status = (
+            " (ran; its operations have no rule)"
+            if id(module) in tracer.called
+            else " (did not run)"
+        )
+        params = [
+            p for p in _unique(module._parameters.values()) if id(p) not in tracer.seen_params
+        ]
         extra = [b for b in _unique(module._buffers.values()) if id(b) not in tracer.seen_params]
         if params or extra:
             tracer.seen_params.update(id(t) for t in [*params, *extra])
@@ -1101,14 +1331,23 @@ def trace(model: nn.Module, input_size: Sequence[int], dtype: torch.dtype = torc
             if label in tracer.shapes:  # the module also ran layers under this name
                 label = f"{label} (parameters)"
             tracer.shapes[label] = (0,)
-            not_run.append(LayerSpec(name=label, kind="params_only",
-                                     args={"params": own, "buffers": buffers}, inputs=(),
-                                     frozen=not any(p.requires_grad for p in params),
-                                     origin=type(module).__name__ + status))
-    network = Network(input_shape=tracer.shapes["input"],
-                      layers=(*tracer.layers, *not_run),
-                      name=type(model).__name__, source=type(model).__name__,
-                      module_types=tuple((name, type(m).__name__) for name, m in unique if name),
-                      module_outputs=tuple(tracer.outputs.items()),
-                      extra_inputs=tuple(more_inputs))
+            not_run.append(
+                LayerSpec(
+                    name=label,
+                    kind="params_only",
+                    args={"params": own, "buffers": buffers},
+                    inputs=(),
+                    frozen=not any(p.requires_grad for p in params),
+                    origin=type(module).__name__ + status,
+                )
+            )
+    network = Network(
+        input_shape=tracer.shapes["input"],
+        layers=(*tracer.layers, *not_run),
+        name=type(model).__name__,
+        source=type(model).__name__,
+        module_types=tuple((name, type(m).__name__) for name, m in unique if name),
+        module_outputs=tuple(tracer.outputs.items()),
+        extra_inputs=tuple(more_inputs),
+    )
     return Trace(network, output, tracer.costs)

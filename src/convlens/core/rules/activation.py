@@ -20,8 +20,14 @@ from convlens.core.rules.common import elements
 from convlens.core.steps import step
 
 
-def elementwise(kind: str, summary: str, flops_per_element: int, saves: str,
-                schema: Schema | None = None, copied_in_place: bool = False) -> None:
+def elementwise(
+    kind: str,
+    summary: str,
+    flops_per_element: int,
+    saves: str,
+    schema: Schema | None = None,
+    copied_in_place: bool = False,
+) -> None:
     """Register an activation: shape unchanged, ``flops_per_element`` FLOPs per element."""
 
     def rule(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
@@ -31,8 +37,11 @@ def elementwise(kind: str, summary: str, flops_per_element: int, saves: str,
             output_shape=tuple(inputs[0]),
             other_flops=work,
             saves=(Saved(saves, copied_in_place=copied_in_place),) if saves else (),
-            steps=(step("flops", f"{kind} FLOPs", "FLOPs", f"{flops_per_element}·{{N}}",
-                        {"N": n}, work),),
+            steps=(
+                step(
+                    "flops", f"{kind} FLOPs", "FLOPs", f"{flops_per_element}·{{N}}", {"N": n}, work
+                ),
+            ),
             args=dict(args),
         )
 
@@ -41,19 +50,33 @@ def elementwise(kind: str, summary: str, flops_per_element: int, saves: str,
 
 elementwise("relu", "rectified linear unit max(0, x)", 1, "output")
 elementwise("relu6", "min(max(0, x), 6) (MobileNetV2)", 1, "input", copied_in_place=True)
-elementwise("leaky_relu", "max(x, a·x)", 1, "input",
-            Schema((Arg("negative_slope", "float", 0.01, positional=True,
-                        help="slope a for x < 0"),)))
-elementwise("elu", "exponential linear unit", 1, "output",
-            Schema((Arg("alpha", "float", 1.0, positional=True, help="scale for x < 0"),)))
+elementwise(
+    "leaky_relu",
+    "max(x, a·x)",
+    1,
+    "input",
+    Schema((Arg("negative_slope", "float", 0.01, positional=True, help="slope a for x < 0"),)),
+)
+elementwise(
+    "elu",
+    "exponential linear unit",
+    1,
+    "output",
+    Schema((Arg("alpha", "float", 1.0, positional=True, help="scale for x < 0"),)),
+)
 elementwise("sigmoid", "logistic sigmoid", 1, "output")
 elementwise("tanh", "hyperbolic tangent", 1, "output")
 elementwise("gelu", "Gaussian error linear unit", 1, "input")
 elementwise("silu", "x·sigmoid(x) (swish)", 1, "input", copied_in_place=True)
 elementwise("hardswish", "x·relu6(x + 3)/6 (MobileNetV3)", 1, "input", copied_in_place=True)
 elementwise("hardsigmoid", "relu6(x + 3)/6", 1, "input", copied_in_place=True)
-elementwise("softmax", "softmax over the channels (dim 1)", 3, "output",
-            Schema((Arg("dim", "int", 1, minimum=1, help="axis, counted with the batch"),)))
+elementwise(
+    "softmax",
+    "softmax over the channels (dim 1)",
+    3,
+    "output",
+    Schema((Arg("dim", "int", 1, minimum=1, help="axis, counted with the batch"),)),
+)
 elementwise("identity", "no-op, useful as a named point in a graph", 0, "")
 elementwise("scalar_op", "arithmetic with a constant (x·a, x + a, x − a, x / a)", 1, "")
 
@@ -65,6 +88,8 @@ def dropout(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     if args["p"] == 0:  # PyTorch returns the input itself: nothing kept, nothing new
         return Cost(output_shape=tuple(inputs[0]), alias=True, args=dict(args))
     # Training keeps the scaled random mask (same dtype as the activations).
-    return Cost(output_shape=tuple(inputs[0]),
-                saves=(Saved("extra", elements=elements(inputs[0])),),
-                args=dict(args))
+    return Cost(
+        output_shape=tuple(inputs[0]),
+        saves=(Saved("extra", elements=elements(inputs[0])),),
+        args=dict(args),
+    )

@@ -77,9 +77,17 @@ def window_output(kind: str, axis: int, w: Window) -> tuple[Dim, list[Step], lis
     if w.ceil_mode and is_numeric(out) and (out - 1) * w.stride >= w.size + w.pad_lo:
         # PyTorch drops a last window that would start in the right padding.
         out -= 1
-        steps.append(step("shape", f"output {name}", f"{sym}_out",
-                          "{O} − 1", {"O": out + 1}, out,
-                          note="the last window would start in the padding, so it is dropped"))
+        steps.append(
+            step(
+                "shape",
+                f"output {name}",
+                f"{sym}_out",
+                "{O} − 1",
+                {"O": out + 1},
+                out,
+                note="the last window would start in the padding, so it is dropped",
+            )
+        )
     if known_positive(out) is False:
         raise RuleError(f"output {name} would be {out}: the window does not fit the input")
     warnings = []
@@ -90,7 +98,8 @@ def window_output(kind: str, axis: int, w: Window) -> tuple[Dim, list[Step], lis
             rows = "rows" if axis == 0 else "columns"
             warnings.append(
                 f"stride {w.stride} is larger than the kernel extent {extent} along the "
-                f"{name}: {w.stride - extent} of every {w.stride} input {rows} are skipped")
+                f"{name}: {w.stride - extent} of every {w.stride} input {rows} are skipped"
+            )
         if not w.ceil_mode and real_unread > 0:
             warnings.append(
                 f"stride {w.stride} does not divide evenly along the {name}: the last "

@@ -27,24 +27,33 @@ _GEOMETRY = (
 
 # A kernel the forward computes (from parameters, like LeNet-5's partial C3) or a constant
 # tensor is no parameter: ConvolutionBackward keeps it, so it is a saved activation.
-DERIVED_WEIGHT = Arg("derived_weight", "bool", False, help="the weight is a tensor computed "
-                     "in the forward or a constant, not a parameter: backward keeps it")
+DERIVED_WEIGHT = Arg(
+    "derived_weight",
+    "bool",
+    False,
+    help="the weight is a tensor computed "
+    "in the forward or a constant, not a parameter: backward keeps it",
+)
 
-CONV2D = Schema((
-    Arg("out_channels", "int", positional=True, help="number of filters"),
-    Arg("kernel_size", "pair", 3, positional=True, help="filter height and width"),
-    *_GEOMETRY,
-    Arg("groups", "int", 1, help="channel groups (groups = in_channels is depthwise)"),
-    Arg("bias", "bool", True, help="add a learned bias per output channel"),
-    DERIVED_WEIGHT,
-))
+CONV2D = Schema(
+    (
+        Arg("out_channels", "int", positional=True, help="number of filters"),
+        Arg("kernel_size", "pair", 3, positional=True, help="filter height and width"),
+        *_GEOMETRY,
+        Arg("groups", "int", 1, help="channel groups (groups = in_channels is depthwise)"),
+        Arg("bias", "bool", True, help="add a learned bias per output channel"),
+        DERIVED_WEIGHT,
+    )
+)
 
-DEPTHWISE = Schema((
-    Arg("kernel_size", "pair", 3, positional=True, help="filter height and width"),
-    *_GEOMETRY,
-    Arg("multiplier", "int", 1, help="output channels per input channel"),
-    Arg("bias", "bool", True, help="add a learned bias per output channel"),
-))
+DEPTHWISE = Schema(
+    (
+        Arg("kernel_size", "pair", 3, positional=True, help="filter height and width"),
+        *_GEOMETRY,
+        Arg("multiplier", "int", 1, help="output channels per input channel"),
+        Arg("bias", "bool", True, help="add a learned bias per output channel"),
+    )
+)
 
 
 def _pads(kind: str, padding: Any, kernel: tuple, stride: tuple, dilation: tuple) -> tuple:
@@ -52,9 +61,11 @@ def _pads(kind: str, padding: Any, kernel: tuple, stride: tuple, dilation: tuple
     if padding != "same":
         return padding
     if any(s != 1 for s in stride):
-        raise RuleError("padding='same' is not supported for strided convolutions "
-                        f"(stride={stride}); PyTorch refuses it too — give the padding as a "
-                        "number, e.g. padding=k//2")
+        raise RuleError(
+            "padding='same' is not supported for strided convolutions "
+            f"(stride={stride}); PyTorch refuses it too — give the padding as a "
+            "number, e.g. padding=k//2"
+        )
     top, bottom = same_padding(kernel[0], dilation[0])
     left, right = same_padding(kernel[1], dilation[1])
     return (top, bottom, left, right)
@@ -62,12 +73,14 @@ def _pads(kind: str, padding: Any, kernel: tuple, stride: tuple, dilation: tuple
 
 def _derived_weight(args: Mapping[str, Any], elements: Any) -> tuple[Saved, ...]:
     """The computed kernel ConvolutionBackward keeps (a parameter is no activation)."""
-    return (Saved("extra", elements=elements, per_batch=True),) \
-        if args.get("derived_weight") else ()
+    return (
+        (Saved("extra", elements=elements, per_batch=True),) if args.get("derived_weight") else ()
+    )
 
 
-def convolution(kind: str, shape: Shape, out_channels: Any, args: Mapping[str, Any],
-                groups: Any) -> Cost:
+def convolution(
+    kind: str, shape: Shape, out_channels: Any, args: Mapping[str, Any], groups: Any
+) -> Cost:
     """The shared arithmetic of conv2d and depthwise (a conv2d with groups = C_in)."""
     channels, height, width = spatial(kind, shape)
     check_groups(kind, channels, out_channels, groups)
@@ -75,8 +88,9 @@ def convolution(kind: str, shape: Shape, out_channels: Any, args: Mapping[str, A
     pads = _pads(kind, args["padding"], kernel, stride, dilation)
     outs, steps, warnings, maps = [], [], [], []
     for axis, size in enumerate((height, width)):
-        window = Window(size, kernel[axis], stride[axis], pads[2 * axis], pads[2 * axis + 1],
-                        dilation[axis])
+        window = Window(
+            size, kernel[axis], stride[axis], pads[2 * axis], pads[2 * axis + 1], dilation[axis]
+        )
         out, axis_steps, axis_warnings, axis_map = window_output(kind, axis, window)
         outs.append(out)
         steps += axis_steps
@@ -88,14 +102,34 @@ def convolution(kind: str, shape: Shape, out_channels: Any, args: Mapping[str, A
     params = normalize(weights + bias)
     positions = normalize(out_channels * outs[0] * outs[1])
     macs = normalize(positions * per_filter)
-    values = {"C_out": out_channels, "C_in": channels, "g": groups,
-              "K_h": kernel[0], "K_w": kernel[1]}
+    values = {
+        "C_out": out_channels,
+        "C_in": channels,
+        "g": groups,
+        "K_h": kernel[0],
+        "K_w": kernel[1],
+    }
     bias_text = " + {C_out}" if args["bias"] else ""
-    steps.append(step("params", "parameters", "params",
-                      "{C_out}·({C_in}/{g})·{K_h}·{K_w}" + bias_text, values, params))
-    steps.append(step("macs", "multiply-accumulates", "MACs",
-                      "{C_out}·{H_out}·{W_out}·({C_in}/{g})·{K_h}·{K_w}",
-                      {**values, "H_out": outs[0], "W_out": outs[1]}, macs))
+    steps.append(
+        step(
+            "params",
+            "parameters",
+            "params",
+            "{C_out}·({C_in}/{g})·{K_h}·{K_w}" + bias_text,
+            values,
+            params,
+        )
+    )
+    steps.append(
+        step(
+            "macs",
+            "multiply-accumulates",
+            "MACs",
+            "{C_out}·{H_out}·{W_out}·({C_in}/{g})·{K_h}·{K_w}",
+            {**values, "H_out": outs[0], "W_out": outs[1]},
+            macs,
+        )
+    )
     return Cost(
         output_shape=(out_channels, outs[0], outs[1]),
         params=params,
@@ -116,25 +150,32 @@ def conv2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     return convolution("conv2d", inputs[0], args["out_channels"], args, args["groups"])
 
 
-@register_rule("depthwise", DEPTHWISE, "depthwise convolution: one filter per input channel "
-               "(nn.Conv2d with groups = in_channels)", has_weights=True)
+@register_rule(
+    "depthwise",
+    DEPTHWISE,
+    "depthwise convolution: one filter per input channel (nn.Conv2d with groups = in_channels)",
+    has_weights=True,
+)
 def depthwise(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     channels = spatial("depthwise", inputs[0])[0]
-    return convolution("depthwise", inputs[0], normalize(channels * args["multiplier"]), args,
-                       channels)
+    return convolution(
+        "depthwise", inputs[0], normalize(channels * args["multiplier"]), args, channels
+    )
 
 
-CONV_TRANSPOSE2D = Schema((
-    Arg("out_channels", "int", positional=True, help="number of output channels"),
-    Arg("kernel_size", "pair", 2, positional=True, help="filter height and width"),
-    Arg("stride", "pair", 1, help="upsampling factor"),
-    Arg("padding", "pair", 0, minimum=0, help="rows/columns cropped from each side"),
-    Arg("output_padding", "pair", 0, minimum=0, help="extra rows/columns on one side"),
-    Arg("dilation", "pair", 1, help="spacing between kernel taps"),
-    Arg("groups", "int", 1, help="channel groups"),
-    Arg("bias", "bool", True, help="add a learned bias per output channel"),
-    DERIVED_WEIGHT,
-))
+CONV_TRANSPOSE2D = Schema(
+    (
+        Arg("out_channels", "int", positional=True, help="number of output channels"),
+        Arg("kernel_size", "pair", 2, positional=True, help="filter height and width"),
+        Arg("stride", "pair", 1, help="upsampling factor"),
+        Arg("padding", "pair", 0, minimum=0, help="rows/columns cropped from each side"),
+        Arg("output_padding", "pair", 0, minimum=0, help="extra rows/columns on one side"),
+        Arg("dilation", "pair", 1, help="spacing between kernel taps"),
+        Arg("groups", "int", 1, help="channel groups"),
+        Arg("bias", "bool", True, help="add a learned bias per output channel"),
+        DERIVED_WEIGHT,
+    )
+)
 
 
 def _transposed_map(k: Any, s: Any, p: Any, d: Any) -> AxisMap:
@@ -156,8 +197,12 @@ def _transposed_map(k: Any, s: Any, p: Any, d: Any) -> AxisMap:
     return AxisMap(lo=lo, hi=hi, jump=divide(1, s), taps=inputs_of)
 
 
-@register_rule("conv_transpose2d", CONV_TRANSPOSE2D,
-               "transposed convolution (nn.ConvTranspose2d)", has_weights=True)
+@register_rule(
+    "conv_transpose2d",
+    CONV_TRANSPOSE2D,
+    "transposed convolution (nn.ConvTranspose2d)",
+    has_weights=True,
+)
 def conv_transpose2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     kind = "conv_transpose2d"
     channels, height, width = spatial(kind, inputs[0])
@@ -171,16 +216,37 @@ def conv_transpose2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         if is_numeric(out_pad[axis]) and out_pad[axis] >= max(stride[axis], dilation[axis]):
             raise RuleError(
                 f"output_padding {out_pad[axis]} along the {name} must be smaller than the "
-                f"stride ({stride[axis]}) or the dilation ({dilation[axis]})")
-        out = normalize((size - 1) * stride[axis] - 2 * pad[axis]
-                        + dilation[axis] * (kernel[axis] - 1) + out_pad[axis] + 1)
+                f"stride ({stride[axis]}) or the dilation ({dilation[axis]})"
+            )
+        out = normalize(
+            (size - 1) * stride[axis]
+            - 2 * pad[axis]
+            + dilation[axis] * (kernel[axis] - 1)
+            + out_pad[axis]
+            + 1
+        )
         if is_numeric(out) and out < 1:
-            raise RuleError(f"output {name} would be {out}: padding {pad[axis]} crops more "
-                            f"than the transposed convolution produces")
-        steps.append(step("shape", f"output {name}", f"{sym}_out",
-                          "({I} − 1)·{S} − 2·{P} + {D}·({K} − 1) + {OP} + 1",
-                          {"I": size, "S": stride[axis], "P": pad[axis], "D": dilation[axis],
-                           "K": kernel[axis], "OP": out_pad[axis]}, out))
+            raise RuleError(
+                f"output {name} would be {out}: padding {pad[axis]} crops more "
+                f"than the transposed convolution produces"
+            )
+        steps.append(
+            step(
+                "shape",
+                f"output {name}",
+                f"{sym}_out",
+                "({I} − 1)·{S} − 2·{P} + {D}·({K} − 1) + {OP} + 1",
+                {
+                    "I": size,
+                    "S": stride[axis],
+                    "P": pad[axis],
+                    "D": dilation[axis],
+                    "K": kernel[axis],
+                    "OP": out_pad[axis],
+                },
+                out,
+            )
+        )
         outs.append(out)
         maps.append(_transposed_map(kernel[axis], stride[axis], pad[axis], dilation[axis]))
     per_input = normalize(divide(out_channels, groups) * kernel[0] * kernel[1])
@@ -188,15 +254,35 @@ def conv_transpose2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     params = normalize(weights + (out_channels if args["bias"] else 0))
     # Every input element scatters one scaled copy of its filter: C_in·H·W·(C_out/g)·K_h·K_w.
     macs = normalize(channels * height * width * per_input)
-    values = {"C_in": channels, "C_out": out_channels, "g": groups,
-              "K_h": kernel[0], "K_w": kernel[1]}
+    values = {
+        "C_in": channels,
+        "C_out": out_channels,
+        "g": groups,
+        "K_h": kernel[0],
+        "K_w": kernel[1],
+    }
     bias_text = " + {C_out}" if args["bias"] else ""
-    steps.append(step("params", "parameters", "params",
-                      "{C_in}·({C_out}/{g})·{K_h}·{K_w}" + bias_text, values, params))
-    steps.append(step("macs", "multiply-accumulates", "MACs",
-                      "{C_in}·{H}·{W}·({C_out}/{g})·{K_h}·{K_w}",
-                      {**values, "H": height, "W": width}, macs,
-                      note="each input element scatters one scaled copy of its filter"))
+    steps.append(
+        step(
+            "params",
+            "parameters",
+            "params",
+            "{C_in}·({C_out}/{g})·{K_h}·{K_w}" + bias_text,
+            values,
+            params,
+        )
+    )
+    steps.append(
+        step(
+            "macs",
+            "multiply-accumulates",
+            "MACs",
+            "{C_in}·{H}·{W}·({C_out}/{g})·{K_h}·{K_w}",
+            {**values, "H": height, "W": width},
+            macs,
+            note="each input element scatters one scaled copy of its filter",
+        )
+    )
     positions = normalize(out_channels * outs[0] * outs[1])
     return Cost(
         output_shape=(out_channels, outs[0], outs[1]),
@@ -209,5 +295,3 @@ def conv_transpose2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         steps=tuple(steps),
         args=dict(args),
     )
-
-

@@ -24,30 +24,54 @@ from convlens.core.rules.common import elements, fmt_shape
 from convlens.core.rules.merge import broadcast_shapes
 from convlens.core.steps import step
 
-TENSOR_OP = Schema((
-    Arg("op", "choice", positional=True, choices=("add", "sub", "mul", "div"),
-        help="x + w, x − w, x · w or x / w"),
-    Arg("weight", "names", positional=True, help="shape of the fixed operand w as PyTorch "
-        "sees it (no batch axis; a leading 1 may line up with it)"),
-    Arg("weight_first", "bool", False, help="w is on the left: w − x, w / x"),
-    Arg("weight_kind", "choice", "parameter", choices=("parameter", "buffer", "constant"),
-        help="what w is: a learned parameter, a buffer, or a constant tensor (counted as "
-        "neither)"),
-))
+TENSOR_OP = Schema(
+    (
+        Arg(
+            "op",
+            "choice",
+            positional=True,
+            choices=("add", "sub", "mul", "div"),
+            help="x + w, x − w, x · w or x / w",
+        ),
+        Arg(
+            "weight",
+            "names",
+            positional=True,
+            help="shape of the fixed operand w as PyTorch "
+            "sees it (no batch axis; a leading 1 may line up with it)",
+        ),
+        Arg("weight_first", "bool", False, help="w is on the left: w − x, w / x"),
+        Arg(
+            "weight_kind",
+            "choice",
+            "parameter",
+            choices=("parameter", "buffer", "constant"),
+            help="what w is: a learned parameter, a buffer, or a constant tensor (counted as "
+            "neither)",
+        ),
+    )
+)
 
 
 def per_sample_operand(kind: str, x: Shape, weight: Shape) -> Shape:
     """w's shape without the axis that lines up with the batch: w may have x's full rank
     (batch included) only with a 1 in front, else it would broadcast over the batch."""
     if len(weight) > len(x) + 1 or (len(weight) == len(x) + 1 and weight[0] != 1):
-        raise RuleError(f"{kind}: w {fmt_shape(weight)} reaches the batch axis of x (per "
-                        f"sample {fmt_shape(x)}); give it at most {len(x) + 1} axes, the "
-                        "first of size 1")
+        raise RuleError(
+            f"{kind}: w {fmt_shape(weight)} reaches the batch axis of x (per "
+            f"sample {fmt_shape(x)}); give it at most {len(x) + 1} axes, the "
+            "first of size 1"
+        )
     return tuple(weight[1:]) if len(weight) == len(x) + 1 else tuple(weight)
 
 
-@register_rule("tensor_op", TENSOR_OP, "element-wise arithmetic with a fixed tensor w (a "
-               "parameter, buffer or constant), broadcast per sample", has_weights=True)
+@register_rule(
+    "tensor_op",
+    TENSOR_OP,
+    "element-wise arithmetic with a fixed tensor w (a "
+    "parameter, buffer or constant), broadcast per sample",
+    has_weights=True,
+)
 def tensor_op(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     x, weight, op = tuple(inputs[0]), tuple(args["weight"]), args["op"]
     shape = broadcast_shapes("tensor_op", [x, per_sample_operand("tensor_op", x, weight)])
@@ -60,55 +84,110 @@ def tensor_op(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     if op in ("mul", "div") and kind == "constant":  # w serves ∂L/∂x, kept once per batch
         saves += (Saved("extra", elements=size, per_batch=True),)
     symbol = {"add": "+", "sub": "−", "mul": "·", "div": "/"}[op]
-    steps = [step("flops", "element-wise operations", "FLOPs", "{N}", {"N": n}, n,
-                  note=f"one {symbol} per output element")]
+    steps = [
+        step(
+            "flops",
+            "element-wise operations",
+            "FLOPs",
+            "{N}",
+            {"N": n},
+            n,
+            note=f"one {symbol} per output element",
+        )
+    ]
     if kind == "parameter":
-        steps.insert(0, step("params", "parameters", "params",
-                             "·".join(f"{{D{i}}}" for i in range(len(weight))) or "1",
-                             {f"D{i}": d for i, d in enumerate(weight)}, size))
+        steps.insert(
+            0,
+            step(
+                "params",
+                "parameters",
+                "params",
+                "·".join(f"{{D{i}}}" for i in range(len(weight))) or "1",
+                {f"D{i}": d for i, d in enumerate(weight)},
+                size,
+            ),
+        )
     # Broadcasting x to a larger shape makes an output read a position of x other than its
     # own: its receptive field is then taken as the whole input, as after a view.
-    grows = len(shape) != len(x) or any(known_equal(a, b) is False
-                                        for a, b in zip(shape, x, strict=True))
-    warnings = ("w is not held by the model, so it is counted as a constant; if it is "
-                "computed from trainable parameters, training also keeps x",
-                ) if kind == "constant" and op in ("mul", "div") else ()
-    return Cost(output_shape=shape, other_flops=n, rf_global=grows, warnings=warnings,
-                params=size if kind == "parameter" else 0,
-                buffers=size if kind == "buffer" else 0,
-                saves=saves, steps=tuple(steps), args=dict(args))
+    grows = len(shape) != len(x) or any(
+        known_equal(a, b) is False for a, b in zip(shape, x, strict=True)
+    )
+    warnings = (
+        (
+            "w is not held by the model, so it is counted as a constant; if it is "
+            "computed from trainable parameters, training also keeps x",
+        )
+        if kind == "constant" and op in ("mul", "div")
+        else ()
+    )
+    return Cost(
+        output_shape=shape,
+        other_flops=n,
+        rf_global=grows,
+        warnings=warnings,
+        params=size if kind == "parameter" else 0,
+        buffers=size if kind == "buffer" else 0,
+        saves=saves,
+        steps=tuple(steps),
+        args=dict(args),
+    )
 
 
-REDUCE = Schema((
-    Arg("op", "choice", positional=True, choices=("sum", "mean"), help="sum or mean"),
-    Arg("dim", "names", positional=True, help="axes reduced, counted with the batch (1: "
-        "channels; the batch axis 0 cannot be reduced per sample)"),
-    Arg("keepdim", "bool", False, help="keep each reduced axis with size 1"),
-))
+REDUCE = Schema(
+    (
+        Arg("op", "choice", positional=True, choices=("sum", "mean"), help="sum or mean"),
+        Arg(
+            "dim",
+            "names",
+            positional=True,
+            help="axes reduced, counted with the batch (1: "
+            "channels; the batch axis 0 cannot be reduced per sample)",
+        ),
+        Arg("keepdim", "bool", False, help="keep each reduced axis with size 1"),
+    )
+)
 
 
-@register_rule("reduce", REDUCE, "sum or mean over axes of each sample (x.sum(dim), "
-               "x.mean(dim))")
+@register_rule("reduce", REDUCE, "sum or mean over axes of each sample (x.sum(dim), x.mean(dim))")
 def reduce(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     shape = tuple(inputs[0])
     dims = tuple(args["dim"]) if isinstance(args["dim"], tuple | list) else (args["dim"],)
-    if not dims or any(not isinstance(d, int) or not 1 <= d <= len(shape) for d in dims) \
-            or len(set(dims)) != len(dims):
-        raise RuleError(f"reduce dim={dims}: give distinct axes 1 … {len(shape)} of the input "
-                        f"{fmt_shape(shape)} (0 is the batch, which is not reduced per sample)")
+    if (
+        not dims
+        or any(not isinstance(d, int) or not 1 <= d <= len(shape) for d in dims)
+        or len(set(dims)) != len(dims)
+    ):
+        raise RuleError(
+            f"reduce dim={dims}: give distinct axes 1 … {len(shape)} of the input "
+            f"{fmt_shape(shape)} (0 is the batch, which is not reduced per sample)"
+        )
     axes = {d - 1 for d in dims}
-    out = tuple(1 if i in axes else d for i, d in enumerate(shape)
-                if args["keepdim"] or i not in axes)
+    out = tuple(
+        1 if i in axes else d for i, d in enumerate(shape) if args["keepdim"] or i not in axes
+    )
     n, kept = elements(shape), elements(out)
     mean = args["op"] == "mean"
     # sum: K − 1 additions per output; mean: and one division (N in all, as avgpool counts)
     work: Dim = n if mean else normalize(n - kept)
-    steps = (step("flops", "additions" + (" and divisions" if mean else ""), "FLOPs",
-                  "{N}" if mean else "{N} − {M}", {"N": n} if mean else {"N": n, "M": kept},
-                  work, note="K − 1 additions per output" + (" and one division" if mean
-                                                             else "")),)
+    steps = (
+        step(
+            "flops",
+            "additions" + (" and divisions" if mean else ""),
+            "FLOPs",
+            "{N}" if mean else "{N} − {M}",
+            {"N": n} if mean else {"N": n, "M": kept},
+            work,
+            note="K − 1 additions per output" + (" and one division" if mean else ""),
+        ),
+    )
     # Reducing H or W (or any axis of a tensor that is not a (C, H, W) map) makes each
     # output read more than its own position: the whole input, as after global pooling.
     spatial = len(shape) != 3 or bool(axes & {1, 2})
-    return Cost(output_shape=out, other_flops=work, rf_global=spatial, saves=(),
-                steps=steps, args={**args, "dim": dims})
+    return Cost(
+        output_shape=out,
+        other_flops=work,
+        rf_global=spatial,
+        saves=(),
+        steps=steps,
+        args={**args, "dim": dims},
+    )

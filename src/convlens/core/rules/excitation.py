@@ -36,10 +36,25 @@ def se(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         rf_global=True,  # every output is gated by a statistic of the whole input
         # The scale keeps x and the gate; the convs keep the pooled vector and the ReLU output.
         saves=(Saved("input"), Saved("extra", elements=normalize(2 * c + squeezed))),
-        steps=(step("params", "squeezed channels", "C_r", "⌊{C}/{r}⌋",
-                    {"C": c, "r": args["r"]}, squeezed),
-               step("params", "parameters", "params", "2·{C}·{C_r} + {C_r} + {C}",
-                    values, params, note="two 1×1 convolutions with biases"),
-               step("macs", "multiply-accumulates", "MACs", "2·{C}·{C_r}", values, macs)),
+        steps=(
+            step(
+                "params",
+                "squeezed channels",
+                "C_r",
+                "⌊{C}/{r}⌋",
+                {"C": c, "r": args["r"]},
+                squeezed,
+            ),
+            step(
+                "params",
+                "parameters",
+                "params",
+                "2·{C}·{C_r} + {C_r} + {C}",
+                values,
+                params,
+                note="two 1×1 convolutions with biases",
+            ),
+            step("macs", "multiply-accumulates", "MACs", "2·{C}·{C_r}", values, macs),
+        ),
         args=dict(args),
     )

@@ -22,48 +22,75 @@ from convlens.core.registry import Cost, RuleError, Saved, Shape, register_rule
 from convlens.core.rules.common import elements, fmt_shape
 from convlens.core.steps import step
 
-LAYER_NORM = Schema((
-    Arg("normalized_shape", "names", positional=True, help="trailing axes to normalise"),
-    Arg("eps", "float", 1e-5, help="added to the variance"),
-    Arg("elementwise_affine", "bool", True, help="learn a scale and a shift per element"),
-    Arg("bias", "bool", True, help="learn the shift (with elementwise_affine)"),
-))
+LAYER_NORM = Schema(
+    (
+        Arg("normalized_shape", "names", positional=True, help="trailing axes to normalise"),
+        Arg("eps", "float", 1e-5, help="added to the variance"),
+        Arg("elementwise_affine", "bool", True, help="learn a scale and a shift per element"),
+        Arg("bias", "bool", True, help="learn the shift (with elementwise_affine)"),
+    )
+)
 
 
-@register_rule("layer_norm", LAYER_NORM, "layer normalisation over the trailing axes "
-               "(nn.LayerNorm)", has_weights=True)
+@register_rule(
+    "layer_norm",
+    LAYER_NORM,
+    "layer normalisation over the trailing axes (nn.LayerNorm)",
+    has_weights=True,
+)
 def layer_norm(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     shape, normalized = tuple(inputs[0]), tuple(args["normalized_shape"])
-    if len(normalized) > len(shape) or any(known_equal(a, b) is False for a, b in
-                                           zip(shape[-len(normalized):], normalized,
-                                               strict=True)):
-        raise RuleError(f"layer_norm over {fmt_shape(normalized)} does not match the trailing "
-                        f"axes of the input {fmt_shape(shape)}")
+    if len(normalized) > len(shape) or any(
+        known_equal(a, b) is False
+        for a, b in zip(shape[-len(normalized) :], normalized, strict=True)
+    ):
+        raise RuleError(
+            f"layer_norm over {fmt_shape(normalized)} does not match the trailing "
+            f"axes of the input {fmt_shape(shape)}"
+        )
     size = product(normalized)
     affine = args["elementwise_affine"]
     params = normalize(size * (1 + (1 if args["bias"] else 0))) if affine else 0
-    n, rows = elements(shape), product(shape[:len(shape) - len(normalized)])
+    n, rows = elements(shape), product(shape[: len(shape) - len(normalized)])
     work = normalize(5 * n + (2 * n if affine else 0))
     return Cost(
-        output_shape=shape, params=params, other_flops=work,
+        output_shape=shape,
+        params=params,
+        other_flops=work,
         saves=(Saved("input"), Saved("extra", elements=normalize(2 * rows), itemsize=4)),
-        steps=(step("params", "parameters", "params", "2·{D}" if affine and args["bias"]
-                    else ("{D}" if affine else "0"), {"D": size}, params),
-               step("flops", "normalisation FLOPs", "FLOPs", "{k}·{N}",
-                    {"k": 7 if affine else 5, "N": n}, work,
-                    note="mean and variance 3, normalise 2, scale and shift 2 per element")),
-        args=dict(args))
+        steps=(
+            step(
+                "params",
+                "parameters",
+                "params",
+                "2·{D}" if affine and args["bias"] else ("{D}" if affine else "0"),
+                {"D": size},
+                params,
+            ),
+            step(
+                "flops",
+                "normalisation FLOPs",
+                "FLOPs",
+                "{k}·{N}",
+                {"k": 7 if affine else 5, "N": n},
+                work,
+                note="mean and variance 3, normalise 2, scale and shift 2 per element",
+            ),
+        ),
+        args=dict(args),
+    )
 
 
-GROUP_NORM = Schema((
-    Arg("num_groups", "int", positional=True, help="channel groups normalised together"),
-    Arg("eps", "float", 1e-5, help="added to the variance"),
-    Arg("affine", "bool", True, help="learn a scale and a shift per channel"),
-))
+GROUP_NORM = Schema(
+    (
+        Arg("num_groups", "int", positional=True, help="channel groups normalised together"),
+        Arg("eps", "float", 1e-5, help="added to the variance"),
+        Arg("affine", "bool", True, help="learn a scale and a shift per channel"),
+    )
+)
 
 
-@register_rule("group_norm", GROUP_NORM, "group normalisation (nn.GroupNorm)",
-               has_weights=True)
+@register_rule("group_norm", GROUP_NORM, "group normalisation (nn.GroupNorm)", has_weights=True)
 def group_norm(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     shape, groups = tuple(inputs[0]), args["num_groups"]
     if known_divides(groups, shape[0]) is False:
@@ -72,11 +99,22 @@ def group_norm(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     n = elements(shape)
     work = normalize(5 * n + (2 * n if args["affine"] else 0))
     return Cost(
-        output_shape=shape, params=params, other_flops=work,
+        output_shape=shape,
+        params=params,
+        other_flops=work,
         saves=(Saved("input"), Saved("extra", elements=normalize(2 * groups), itemsize=4)),
-        steps=(step("params", "parameters", "params", "2·{C}" if args["affine"] else "0",
-                    {"C": shape[0]}, params),),
-        args=dict(args))
+        steps=(
+            step(
+                "params",
+                "parameters",
+                "params",
+                "2·{C}" if args["affine"] else "0",
+                {"C": shape[0]},
+                params,
+            ),
+        ),
+        args=dict(args),
+    )
 
 
 def _batch(kind: str, a: Shape, b: Shape) -> Shape:
@@ -85,8 +123,9 @@ def _batch(kind: str, a: Shape, b: Shape) -> Shape:
     out = []
     for x, y in zip(pa, pb, strict=True):
         if known_equal(x, y) is False and 1 not in (x, y):
-            raise RuleError(f"{kind} cannot broadcast the batch axes of {fmt_shape(a)} and "
-                            f"{fmt_shape(b)}")
+            raise RuleError(
+                f"{kind} cannot broadcast the batch axes of {fmt_shape(a)} and {fmt_shape(b)}"
+            )
         out.append(y if x == 1 else x)
     return tuple(out)
 
@@ -96,62 +135,95 @@ def matmul_shape(a: Shape, b: Shape) -> tuple[Shape, Dim, Dim, Dim, Dim]:
     operand is a row (its axis removed again), a 1-D right one a column; the axes before
     the last two broadcast. MACs = batch · n · k · m."""
     if not a or not b:
-        raise RuleError(f"matmul needs operands with at least one axis; got {fmt_shape(a)} "
-                        f"and {fmt_shape(b)}")
+        raise RuleError(
+            f"matmul needs operands with at least one axis; got {fmt_shape(a)} and {fmt_shape(b)}"
+        )
     a2 = (1, *a) if len(a) == 1 else tuple(a)  # (k,) → (1, k)
     b2 = (*b, 1) if len(b) == 1 else tuple(b)  # (k,) → (k, 1)
     if known_equal(a2[-1], b2[-2]) is False:
-        raise RuleError(f"matmul needs (…, n, k) @ (…, k, m); got {fmt_shape(a)} and "
-                        f"{fmt_shape(b)}")
+        raise RuleError(
+            f"matmul needs (…, n, k) @ (…, k, m); got {fmt_shape(a)} and {fmt_shape(b)}"
+        )
     batch = _batch("matmul", a2[:-2], b2[:-2])
-    out = (*batch, *a2[-2:-1][:len(a) - 1], *b2[-1:][:len(b) - 1])
+    out = (*batch, *a2[-2:-1][: len(a) - 1], *b2[-1:][: len(b) - 1])
     return out, product(batch), a2[-2], a2[-1], b2[-1]
 
 
-MATMUL = Schema((
-    Arg("weight", "names", None, help="shape of a fixed operand (a parameter or a constant) "
-        "instead of a second input"),
-    Arg("weight_first", "bool", False, help="the fixed operand is on the left: weight @ x"),
-    Arg("weight_kind", "choice", "parameter", choices=("parameter", "buffer", "constant"),
-        help="what the fixed operand is: a learned parameter, a buffer, or a constant "
-        "tensor (counted as neither)"),
-    Arg("copies_input", "bool", False, help="PyTorch folds the input into a matrix with a "
-        "copy (a non-contiguous view), which backward keeps instead of the input"),
-))
+MATMUL = Schema(
+    (
+        Arg(
+            "weight",
+            "names",
+            None,
+            help="shape of a fixed operand (a parameter or a constant) instead of a second input",
+        ),
+        Arg("weight_first", "bool", False, help="the fixed operand is on the left: weight @ x"),
+        Arg(
+            "weight_kind",
+            "choice",
+            "parameter",
+            choices=("parameter", "buffer", "constant"),
+            help="what the fixed operand is: a learned parameter, a buffer, or a constant "
+            "tensor (counted as neither)",
+        ),
+        Arg(
+            "copies_input",
+            "bool",
+            False,
+            help="PyTorch folds the input into a matrix with a "
+            "copy (a non-contiguous view), which backward keeps instead of the input",
+        ),
+    )
+)
 
 
-@register_rule("matmul", MATMUL, "matrix product (torch.matmul, @) of two outputs, or of one "
-               "output and a fixed weight=SHAPE", inputs=-1, has_weights=True)
+@register_rule(
+    "matmul",
+    MATMUL,
+    "matrix product (torch.matmul, @) of two outputs, or of one output and a fixed weight=SHAPE",
+    inputs=-1,
+    has_weights=True,
+)
 def matmul(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     weight = None if args["weight"] is None else tuple(args["weight"])
     if len(inputs) != (1 if weight is not None else 2):
-        raise RuleError("matmul takes two inputs, or one input and weight=SHAPE; got "
-                        f"{len(inputs)} input(s)" + (" and a weight" if weight else ""))
+        raise RuleError(
+            "matmul takes two inputs, or one input and weight=SHAPE; got "
+            f"{len(inputs)} input(s)" + (" and a weight" if weight else "")
+        )
     x = tuple(inputs[0])
     if weight is not None and not 1 <= len(weight) <= 2:
-        raise RuleError(f"matmul weight must be a vector or a matrix, got {fmt_shape(weight)} "
-                        "(a batched weight is expanded over the batch and copied, which no "
-                        "rule describes yet)")
+        raise RuleError(
+            f"matmul weight must be a vector or a matrix, got {fmt_shape(weight)} "
+            "(a batched weight is expanded over the batch and copied, which no "
+            "rule describes yet)"
+        )
     # Per-sample shapes: the batch axis stays a broadcast axis in front only when neither
     # operand reaches it — then the product of the samples is the product of the batch.
     if weight is None:
         a, b = x, tuple(inputs[1])
         if len(a) < 2 or len(b) < 2 or len(a) != len(b):
-            raise RuleError(f"matmul of two outputs needs per-sample operands of the same "
-                            f"rank, at least 2 (so the batch axes line up); got "
-                            f"{fmt_shape(a)} and {fmt_shape(b)}")
+            raise RuleError(
+                f"matmul of two outputs needs per-sample operands of the same "
+                f"rank, at least 2 (so the batch axes line up); got "
+                f"{fmt_shape(a)} and {fmt_shape(b)}"
+            )
     elif args["weight_first"]:
         a, b = weight, x
         if len(x) < 2 or len(weight) > len(x):
-            raise RuleError(f"weight {fmt_shape(weight)} @ x needs x with per-sample rank "
-                            f"≥ 2 and ≥ the weight's rank (else the product reaches the "
-                            f"batch axis); x is {fmt_shape(x)}")
+            raise RuleError(
+                f"weight {fmt_shape(weight)} @ x needs x with per-sample rank "
+                f"≥ 2 and ≥ the weight's rank (else the product reaches the "
+                f"batch axis); x is {fmt_shape(x)}"
+            )
     else:
         a, b = x, weight
         if not x or len(weight) > max(len(x), 2):
-            raise RuleError(f"x @ weight {fmt_shape(weight)} needs x with a per-sample axis "
-                            f"and a weight of rank ≤ max(2, rank of x) (else the product "
-                            f"reaches the batch axis); x is {fmt_shape(x)}")
+            raise RuleError(
+                f"x @ weight {fmt_shape(weight)} needs x with a per-sample axis "
+                f"and a weight of rank ≤ max(2, rank of x) (else the product "
+                f"reaches the batch axis); x is {fmt_shape(x)}"
+            )
     out, batch, n, k, m = matmul_shape(a, b)
     macs = normalize(batch * n * k * m)
     size = product(weight) if weight is not None else 0
@@ -159,38 +231,86 @@ def matmul(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     if weight is None:  # each operand's gradient needs the other
         saves: tuple[Saved, ...] = (Saved("input", index=0), Saved("input", index=1))
     elif kind == "parameter":  # x serves ∂L/∂W only; the weight is not an activation
-        saves = (Saved("extra", elements=product(x), needs="weight") if args["copies_input"]
-                 else Saved("input", needs="weight"),)
+        saves = (
+            Saved("extra", elements=product(x), needs="weight")
+            if args["copies_input"]
+            else Saved("input", needs="weight"),
+        )
     elif kind == "constant":  # x's gradient needs the constant, kept once per batch
         saves = (Saved("extra", elements=size, per_batch=True),)
     else:  # a buffer needs no gradient and is no activation
         saves = ()
-    steps = [step("macs", "multiply-accumulates", "MACs", "{B}·{n}·{k}·{m}",
-                  {"B": batch, "n": n, "k": k, "m": m}, macs)]
+    steps = [
+        step(
+            "macs",
+            "multiply-accumulates",
+            "MACs",
+            "{B}·{n}·{k}·{m}",
+            {"B": batch, "n": n, "k": k, "m": m},
+            macs,
+        )
+    ]
     if weight is not None and kind == "parameter":
-        steps.insert(0, step("params", "parameters", "params",
-                             "·".join(f"{{D{i}}}" for i in range(len(weight))),
-                             {f"D{i}": d for i, d in enumerate(weight)}, size))
-    warnings = ("the fixed operand is not held by the model, so it is counted as a "
-                "constant; if it is computed from trainable parameters, training also keeps "
-                "the input",) if kind == "constant" else ()
-    return Cost(output_shape=out, macs=macs, rf_global=weight is not None, warnings=warnings,
-                params=size if kind == "parameter" else 0,
-                buffers=size if kind == "buffer" else 0,
-                saves=saves, steps=tuple(steps), args=dict(args))
+        steps.insert(
+            0,
+            step(
+                "params",
+                "parameters",
+                "params",
+                "·".join(f"{{D{i}}}" for i in range(len(weight))),
+                {f"D{i}": d for i, d in enumerate(weight)},
+                size,
+            ),
+        )
+    warnings = (
+        (
+            "the fixed operand is not held by the model, so it is counted as a "
+            "constant; if it is computed from trainable parameters, training also keeps "
+            "the input",
+        )
+        if kind == "constant"
+        else ()
+    )
+    return Cost(
+        output_shape=out,
+        macs=macs,
+        rf_global=weight is not None,
+        warnings=warnings,
+        params=size if kind == "parameter" else 0,
+        buffers=size if kind == "buffer" else 0,
+        saves=saves,
+        steps=tuple(steps),
+        args=dict(args),
+    )
 
 
-ATTENTION = Schema((
-    Arg("attn_mask", "names", None, help="shape of a fixed mask (not an output), broadcast "
-        "against (…, L, S)"),
-    Arg("mask_dtype", "choice", "bool", choices=("bool", "float"),
-        help="bool: True keeps a score; float: added to the scores"),
-    Arg("mask_is_buffer", "bool", False, help="the mask is a model buffer, not an activation"),
-    Arg("is_causal", "bool", False, help="query i sees keys 0 … i only"),
-    Arg("dropout_p", "float", 0.0, help="dropout on the attention weights"),
-    Arg("flash", "bool", True, help="PyTorch may pick its CPU flash kernel (false: "
-        "sdpa_kernel(MATH) or flash disabled)"),
-))
+ATTENTION = Schema(
+    (
+        Arg(
+            "attn_mask",
+            "names",
+            None,
+            help="shape of a fixed mask (not an output), broadcast against (…, L, S)",
+        ),
+        Arg(
+            "mask_dtype",
+            "choice",
+            "bool",
+            choices=("bool", "float"),
+            help="bool: True keeps a score; float: added to the scores",
+        ),
+        Arg("mask_is_buffer", "bool", False, help="the mask is a model buffer, not an activation"),
+        Arg("is_causal", "bool", False, help="query i sees keys 0 … i only"),
+        Arg("dropout_p", "float", 0.0, help="dropout on the attention weights"),
+        Arg(
+            "flash",
+            "bool",
+            True,
+            help="PyTorch may pick its CPU flash kernel (false: "
+            "sdpa_kernel(MATH) or flash disabled)",
+        ),
+    )
+)
 
 
 def attention_kernel(q: Shape, k: Shape, v: Shape, args: Mapping[str, Any]) -> str:
@@ -198,41 +318,65 @@ def attention_kernel(q: Shape, k: Shape, v: Shape, args: Mapping[str, Any]) -> s
     for 4-D q, k, v with equal batch and heads, one head size and no dropout, with no mask
     or a 2-D or 4-D one; the math kernel otherwise."""
     mask = args["attn_mask"]
-    flash = (args["flash"] and args["dropout_p"] == 0 and len(q) == len(k) == len(v) == 3
-             and q[0] == k[0] == v[0] and q[-1] == k[-1] == v[-1]
-             and (mask is None or len(mask) in (2, 4)))
+    flash = (
+        args["flash"]
+        and args["dropout_p"] == 0
+        and len(q) == len(k) == len(v) == 3
+        and q[0] == k[0] == v[0]
+        and q[-1] == k[-1] == v[-1]
+        and (mask is None or len(mask) in (2, 4))
+    )
     return "flash" if flash else "math"
 
 
-@register_rule("attention", ATTENTION, "scaled dot-product attention softmax(QKᵀ/√d + "
-               "mask)·V (F.scaled_dot_product_attention)", inputs=3)
+@register_rule(
+    "attention",
+    ATTENTION,
+    "scaled dot-product attention softmax(QKᵀ/√d + mask)·V (F.scaled_dot_product_attention)",
+    inputs=3,
+)
 def attention(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     q, k, v = (tuple(s) for s in inputs)
-    if len(q) < 2 or len(k) < 2 or len(v) < 2 or known_equal(q[-1], k[-1]) is False \
-            or known_equal(k[-2], v[-2]) is False:
-        raise RuleError(f"attention needs q (…, L, E), k (…, S, E), v (…, S, Ev); got "
-                        f"{fmt_shape(q)}, {fmt_shape(k)}, {fmt_shape(v)}")
+    if (
+        len(q) < 2
+        or len(k) < 2
+        or len(v) < 2
+        or known_equal(q[-1], k[-1]) is False
+        or known_equal(k[-2], v[-2]) is False
+    ):
+        raise RuleError(
+            f"attention needs q (…, L, E), k (…, S, E), v (…, S, Ev); got "
+            f"{fmt_shape(q)}, {fmt_shape(k)}, {fmt_shape(v)}"
+        )
     dropout, mask = args["dropout_p"], args["attn_mask"]
     if not 0 <= dropout < 1:
         raise RuleError(f"dropout_p must be in [0, 1), got {dropout}")
     if mask is not None and args["is_causal"]:
-        raise RuleError("attn_mask and is_causal=true together: PyTorch's math kernel "
-                        "refuses them (put the causal pattern into the mask)")
+        raise RuleError(
+            "attn_mask and is_causal=true together: PyTorch's math kernel "
+            "refuses them (put the causal pattern into the mask)"
+        )
     batch = _batch("attention", _batch("attention", q[:-2], k[:-2]), v[:-2])
     length, source, e, ev = q[-2], k[-2], q[-1], v[-1]
     if mask is not None:
         mask = tuple(mask)
-        if not mask or any(known_equal(d, want) is False and d != 1 for d, want in
-                           zip(mask[-2:][::-1], (source, length), strict=False)):
-            raise RuleError(f"attn_mask {fmt_shape(mask)} does not broadcast to the scores "
-                            f"(…, {length}, {source})")
+        if not mask or any(
+            known_equal(d, want) is False and d != 1
+            for d, want in zip(mask[-2:][::-1], (source, length), strict=False)
+        ):
+            raise RuleError(
+                f"attn_mask {fmt_shape(mask)} does not broadcast to the scores "
+                f"(…, {length}, {source})"
+            )
         inner = mask  # the mask's axes before (L, S) broadcast with the per-sample ones
         while len(inner) > len(batch) + 2 and inner[0] == 1:
             inner = inner[1:]
         if len(inner) > len(batch) + 2:
-            raise RuleError(f"attn_mask {fmt_shape(mask)} reaches the batch axis of q "
-                            f"(per sample {fmt_shape(q)}): give it at most {len(batch) + 3} "
-                            "axes, the first of size 1")
+            raise RuleError(
+                f"attn_mask {fmt_shape(mask)} reaches the batch axis of q "
+                f"(per sample {fmt_shape(q)}): give it at most {len(batch) + 3} "
+                "axes, the first of size 1"
+            )
         batch = _batch("attention", batch, inner[:-2])
     heads = product(batch)
     scores = normalize(heads * length * source)
@@ -243,28 +387,52 @@ def attention(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     kernel = attention_kernel(q, k, v, args)
     if kernel == "flash":  # q, k, v as given, the output and a log-sum-exp per query
         saves: tuple[Saved, ...] = (
-            Saved("input", index=0), Saved("input", index=1), Saved("input", index=2),
-            Saved("output"), Saved("extra", elements=normalize(heads * length)))
+            Saved("input", index=0),
+            Saved("input", index=1),
+            Saved("input", index=2),
+            Saved("output"),
+            Saved("extra", elements=normalize(heads * length)),
+        )
         if mask is not None and (args["mask_dtype"] == "bool" or not args["mask_is_buffer"]):
             # a bool mask becomes a float copy; a float one is kept as it is
             saves += (Saved("extra", elements=product(mask), per_batch=True),)
         kept = "q, k, v, the output and a log-sum-exp per query"
     else:  # q·√scale and k·√scale (copies), the weights (with dropout: the softmax, the
         # scaled random mask and the dropped weights), and v (a copy where it broadcasts)
-        saves = (Saved("extra", elements=normalize(heads * length * e)),
-                 Saved("extra", elements=normalize(heads * source * e)),
-                 *[Saved("extra", elements=scores)] * (3 if dropout > 0 else 1),
-                 Saved("input", index=2) if tuple(v[:-2]) == tuple(batch) else
-                 Saved("extra", elements=normalize(heads * source * ev)))
-        kept = ("scaled copies of q and k, the attention weights"
-                + (", the dropout mask and the dropped weights" if dropout > 0 else "")
-                + " and v (PyTorch copies a v that is not contiguous, which a shape trace "
-                  "cannot see)")
-    steps = [step("macs", "multiply-accumulates", "MACs", "{H}·{L}·{S}·({E} + {Ev})",
-                  {"H": heads, "L": length, "S": source, "E": e, "Ev": ev}, macs)]
+        saves = (
+            Saved("extra", elements=normalize(heads * length * e)),
+            Saved("extra", elements=normalize(heads * source * e)),
+            *[Saved("extra", elements=scores)] * (3 if dropout > 0 else 1),
+            Saved("input", index=2)
+            if tuple(v[:-2]) == tuple(batch)
+            else Saved("extra", elements=normalize(heads * source * ev)),
+        )
+        kept = (
+            "scaled copies of q and k, the attention weights"
+            + (", the dropout mask and the dropped weights" if dropout > 0 else "")
+            + " and v (PyTorch copies a v that is not contiguous, which a shape trace "
+            "cannot see)"
+        )
+    steps = [
+        step(
+            "macs",
+            "multiply-accumulates",
+            "MACs",
+            "{H}·{L}·{S}·({E} + {Ev})",
+            {"H": heads, "L": length, "S": source, "E": e, "Ev": ev},
+            macs,
+        )
+    ]
     return Cost(
-        output_shape=(*batch, length, ev), macs=macs, other_flops=work, rf_global=True,
+        output_shape=(*batch, length, ev),
+        macs=macs,
+        other_flops=work,
+        rf_global=True,
         saves=saves,
-        warnings=(f"saved activations counted as PyTorch's CPU {kernel} attention kernel "
-                  f"keeps them: {kept}; CUDA kernels keep other tensors",),
-        steps=tuple(steps), args={**args, "kernel": kernel})
+        warnings=(
+            f"saved activations counted as PyTorch's CPU {kernel} attention kernel "
+            f"keeps them: {kept}; CUDA kernels keep other tensors",
+        ),
+        steps=tuple(steps),
+        args={**args, "kernel": kernel},
+    )

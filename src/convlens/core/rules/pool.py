@@ -16,10 +16,20 @@ _POOL = (
     Arg("stride", "pair", None, help="step between windows (default: the kernel size)"),
     Arg("padding", "pair", 0, minimum=0, help="implicit padding on each side"),
 )
-MAXPOOL = Schema((*_POOL, Arg("dilation", "pair", 1, help="spacing between window taps"),
-                  Arg("ceil_mode", "bool", False, help="round the output size up")))
-AVGPOOL = Schema((*_POOL, Arg("ceil_mode", "bool", False, help="round the output size up"),
-                  Arg("count_include_pad", "bool", True, help="divide by the full window")))
+MAXPOOL = Schema(
+    (
+        *_POOL,
+        Arg("dilation", "pair", 1, help="spacing between window taps"),
+        Arg("ceil_mode", "bool", False, help="round the output size up"),
+    )
+)
+AVGPOOL = Schema(
+    (
+        *_POOL,
+        Arg("ceil_mode", "bool", False, help="round the output size up"),
+        Arg("count_include_pad", "bool", True, help="divide by the full window"),
+    )
+)
 
 
 def _pool(kind: str, shape: Shape, args: Mapping[str, Any], dilation: tuple) -> Cost:
@@ -30,18 +40,31 @@ def _pool(kind: str, shape: Shape, args: Mapping[str, Any], dilation: tuple) -> 
     for axis, size in enumerate((height, width)):
         extent = dilation[axis] * (kernel[axis] - 1) + 1
         if is_numeric(pad[axis]) and is_numeric(extent) and 2 * pad[axis] > extent:
-            raise RuleError(f"padding {pad[axis]} must be at most half the window "
-                            f"({extent}); PyTorch refuses larger pooling padding")
-        window = Window(size, kernel[axis], stride[axis], pad[axis], pad[axis], dilation[axis],
-                        ceil_mode=args["ceil_mode"])
+            raise RuleError(
+                f"padding {pad[axis]} must be at most half the window "
+                f"({extent}); PyTorch refuses larger pooling padding"
+            )
+        window = Window(
+            size,
+            kernel[axis],
+            stride[axis],
+            pad[axis],
+            pad[axis],
+            dilation[axis],
+            ceil_mode=args["ceil_mode"],
+        )
         out, axis_steps, axis_warnings, axis_map = window_output(kind, axis, window)
         outs.append(out)
         steps += axis_steps
         warnings += axis_warnings
         maps.append(axis_map)
-    return Cost(output_shape=(channels, outs[0], outs[1]), rf=(maps[0], maps[1]),
-                warnings=tuple(warnings), steps=tuple(steps),
-                args={**args, "stride": stride})
+    return Cost(
+        output_shape=(channels, outs[0], outs[1]),
+        rf=(maps[0], maps[1]),
+        warnings=tuple(warnings),
+        steps=tuple(steps),
+        args={**args, "stride": stride},
+    )
 
 
 @register_rule("maxpool2d", MAXPOOL, "max pooling (nn.MaxPool2d)")
@@ -50,10 +73,17 @@ def maxpool2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     c, h, w = cost.output_shape
     k = args["kernel_size"]
     comparisons = normalize(c * h * w * (k[0] * k[1] - 1))
-    steps = (*cost.steps, step("flops", "comparisons", "FLOPs",
-                               "{C}·{H_out}·{W_out}·({K_h}·{K_w} − 1)",
-                               {"C": c, "H_out": h, "W_out": w, "K_h": k[0], "K_w": k[1]},
-                               comparisons))
+    steps = (
+        *cost.steps,
+        step(
+            "flops",
+            "comparisons",
+            "FLOPs",
+            "{C}·{H_out}·{W_out}·({K_h}·{K_w} − 1)",
+            {"C": c, "H_out": h, "W_out": w, "K_h": k[0], "K_w": k[1]},
+            comparisons,
+        ),
+    )
     # Backward needs the input and the arg-max indices (int64, one per output element).
     saves = (Saved("input"), Saved("extra", elements=normalize(c * h * w), itemsize=8))
     return _replace(cost, other_flops=comparisons, saves=saves, steps=steps)
@@ -65,17 +95,29 @@ def avgpool2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     c, h, w = cost.output_shape
     k = args["kernel_size"]
     work = normalize(c * h * w * k[0] * k[1])  # K·K − 1 additions and one division
-    steps = (*cost.steps, step("flops", "additions and divisions", "FLOPs",
-                               "{C}·{H_out}·{W_out}·{K_h}·{K_w}",
-                               {"C": c, "H_out": h, "W_out": w, "K_h": k[0], "K_w": k[1]}, work))
+    steps = (
+        *cost.steps,
+        step(
+            "flops",
+            "additions and divisions",
+            "FLOPs",
+            "{C}·{H_out}·{W_out}·{K_h}·{K_w}",
+            {"C": c, "H_out": h, "W_out": w, "K_h": k[0], "K_w": k[1]},
+            work,
+        ),
+    )
     return _replace(cost, other_flops=work, saves=(Saved("input"),), steps=steps)
 
 
 GLOBAL = Schema((Arg("keepdim", "bool", True, help="keep the 1×1 spatial axes"),))
 
 
-@register_rule("global_avgpool", GLOBAL, "global average pooling to (C, 1, 1) "
-               "(nn.AdaptiveAvgPool2d(1)), or to (C,) with keepdim=false (x.mean((2, 3)))")
+@register_rule(
+    "global_avgpool",
+    GLOBAL,
+    "global average pooling to (C, 1, 1) "
+    "(nn.AdaptiveAvgPool2d(1)), or to (C,) with keepdim=false (x.mean((2, 3)))",
+)
 def global_avgpool(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     c, h, w = spatial("global_avgpool", inputs[0])
     work = normalize(c * h * w)  # H·W − 1 additions and one division per channel
@@ -84,9 +126,17 @@ def global_avgpool(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         other_flops=work,
         rf_global=True,
         saves=(),  # computed as a mean, whose backward needs only the sizes
-        steps=(step("shape", "output shape", "shape", "({C}, 1, 1)", {"C": c}, c),
-               step("flops", "additions and divisions", "FLOPs", "{C}·{H}·{W}",
-                    {"C": c, "H": h, "W": w}, work)),
+        steps=(
+            step("shape", "output shape", "shape", "({C}, 1, 1)", {"C": c}, c),
+            step(
+                "flops",
+                "additions and divisions",
+                "FLOPs",
+                "{C}·{H}·{W}",
+                {"C": c, "H": h, "W": w},
+                work,
+            ),
+        ),
     )
 
 
@@ -95,11 +145,12 @@ ADAPTIVE = Schema((Arg("output_size", "size", positional=True, help="output heig
 
 def _adaptive_map(size: Any, out: Any) -> AxisMap:
     """Bin o covers input ⌊o·I/O⌋ … ⌈(o+1)·I/O⌉ − 1 (PyTorch's adaptive pooling)."""
-    return AxisMap(lo=lambda o: floordiv(o * size, out),
-                   hi=lambda o: ceildiv((o + 1) * size, out) - 1,
-                   jump=divide(size, out),
-                   taps=lambda o: list(range(floordiv(o * size, out),
-                                             ceildiv((o + 1) * size, out))))
+    return AxisMap(
+        lo=lambda o: floordiv(o * size, out),
+        hi=lambda o: ceildiv((o + 1) * size, out) - 1,
+        jump=divide(size, out),
+        taps=lambda o: list(range(floordiv(o * size, out), ceildiv((o + 1) * size, out))),
+    )
 
 
 def _bin_total(size: Any, out: Any) -> Any:
@@ -110,12 +161,12 @@ def _bin_total(size: Any, out: Any) -> Any:
 
     if known_divides(out, size):
         return size
-    raise RuleError("adaptive pooling with symbolic sizes that do not divide evenly: "
-                    "give the sizes with --set")
+    raise RuleError(
+        "adaptive pooling with symbolic sizes that do not divide evenly: give the sizes with --set"
+    )
 
 
-@register_rule("adaptive_avgpool2d", ADAPTIVE, "adaptive average pooling "
-               "(nn.AdaptiveAvgPool2d)")
+@register_rule("adaptive_avgpool2d", ADAPTIVE, "adaptive average pooling (nn.AdaptiveAvgPool2d)")
 def adaptive_avgpool2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     c, h, w = spatial("adaptive_avgpool2d", inputs[0])
     oh, ow = args["output_size"]
@@ -128,9 +179,17 @@ def adaptive_avgpool2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost
         rf=(_adaptive_map(h, oh), _adaptive_map(w, ow)),
         rf_global=one_by_one,
         saves=() if one_by_one else (Saved("input"),),
-        steps=(step("flops", "additions and divisions", "FLOPs", "{C}·{B_h}·{B_w}",
-                    {"C": c, "B_h": bins_h, "B_w": bins_w}, work,
-                    note="B = total bin length along an axis; bins may overlap"),),
+        steps=(
+            step(
+                "flops",
+                "additions and divisions",
+                "FLOPs",
+                "{C}·{B_h}·{B_w}",
+                {"C": c, "B_h": bins_h, "B_w": bins_w},
+                work,
+                note="B = total bin length along an axis; bins may overlap",
+            ),
+        ),
         args=dict(args),
     )
 

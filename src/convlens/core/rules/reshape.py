@@ -25,25 +25,49 @@ from convlens.core.steps import step
 @register_rule("flatten", Schema(), "flatten each sample to a vector (a view, no copy)")
 def flatten(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     n = elements(inputs[0])
-    return Cost(output_shape=(n,), alias=True, rf_global=True,
-                steps=(step("shape", "features", "N",
-                            " · ".join(f"{{D{i}}}" for i in range(len(inputs[0]))),
-                            {f"D{i}": d for i, d in enumerate(inputs[0])}, n),))
+    return Cost(
+        output_shape=(n,),
+        alias=True,
+        rf_global=True,
+        steps=(
+            step(
+                "shape",
+                "features",
+                "N",
+                " · ".join(f"{{D{i}}}" for i in range(len(inputs[0]))),
+                {f"D{i}": d for i, d in enumerate(inputs[0])},
+                n,
+            ),
+        ),
+    )
 
 
-LINEAR = Schema((
-    Arg("out_features", "int", positional=True, help="number of outputs"),
-    Arg("bias", "bool", True, help="add a learned bias per output"),
-    Arg("copies_input", "bool", False, help="PyTorch folds the input into rows with a copy "
-        "(a strided view of 3 or more axes), which backward keeps instead of the input"),
-    Arg("derived_weight", "bool", False, help="the weight is a tensor computed in the "
-        "forward or a constant, not a parameter: backward keeps it if the input needs a "
-        "gradient"),
-))
+LINEAR = Schema(
+    (
+        Arg("out_features", "int", positional=True, help="number of outputs"),
+        Arg("bias", "bool", True, help="add a learned bias per output"),
+        Arg(
+            "copies_input",
+            "bool",
+            False,
+            help="PyTorch folds the input into rows with a copy "
+            "(a strided view of 3 or more axes), which backward keeps instead of the input",
+        ),
+        Arg(
+            "derived_weight",
+            "bool",
+            False,
+            help="the weight is a tensor computed in the "
+            "forward or a constant, not a parameter: backward keeps it if the input needs a "
+            "gradient",
+        ),
+    )
+)
 
 
-@register_rule("linear", LINEAR, "fully connected layer (nn.Linear) on the last axis",
-               has_weights=True)
+@register_rule(
+    "linear", LINEAR, "fully connected layer (nn.Linear) on the last axis", has_weights=True
+)
 def linear(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     shape = tuple(inputs[0])
     features, out = shape[-1], args["out_features"]
@@ -52,13 +76,18 @@ def linear(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     macs = normalize(rows * out * features)
     warnings: tuple[str, ...] = ()
     if len(shape) > 1:
-        warnings = (f"linear applies to the last axis (size {features}) of a "
-                    f"{fmt_shape(shape)} input, as nn.Linear does; add 'flatten' first to "
-                    "use every feature",)
+        warnings = (
+            f"linear applies to the last axis (size {features}) of a "
+            f"{fmt_shape(shape)} input, as nn.Linear does; add 'flatten' first to "
+            "use every feature",
+        )
     if args["derived_weight"]:  # the tracer cannot tell a computed weight from a constant
-        warnings = (*warnings, "its weight is not a parameter of the model (computed in the "
-                    "forward, or a constant): the saved bytes assume it is computed from "
-                    "trainable parameters; a constant weight would not keep this layer's input")
+        warnings = (
+            *warnings,
+            "its weight is not a parameter of the model (computed in the "
+            "forward, or a constant): the saved bytes assume it is computed from "
+            "trainable parameters; a constant weight would not keep this layer's input",
+        )
     bias_text = " + {F_out}" if args["bias"] else ""
     return Cost(
         output_shape=(*shape[:-1], out),
@@ -69,34 +98,60 @@ def linear(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         rf_global=True,
         # only ∂L/∂W needs the input: the input itself, or the contiguous copy of it
         # that F.linear made to fold a strided input into (rows, F_in)
-        saves=(Saved("extra", elements=elements(shape), needs="weight") if args["copies_input"]
-               else Saved("input", needs="weight"),
-               # a computed weight (not a parameter) serves ∂L/∂x: kept, once, if x needs it
-               *((Saved("extra", elements=normalize(out * features), per_batch=True,
-                        needs="input"),) if args["derived_weight"] else ())),
+        saves=(
+            Saved("extra", elements=elements(shape), needs="weight")
+            if args["copies_input"]
+            else Saved("input", needs="weight"),
+            # a computed weight (not a parameter) serves ∂L/∂x: kept, once, if x needs it
+            *(
+                (Saved("extra", elements=normalize(out * features), per_batch=True, needs="input"),)
+                if args["derived_weight"]
+                else ()
+            ),
+        ),
         warnings=warnings,
-        steps=(step("params", "parameters", "params", "{F_out}·{F_in}" + bias_text,
-                    {"F_out": out, "F_in": features}, params),
-               step("macs", "multiply-accumulates", "MACs", "{R}·{F_out}·{F_in}",
-                    {"R": rows, "F_out": out, "F_in": features}, macs)),
+        steps=(
+            step(
+                "params",
+                "parameters",
+                "params",
+                "{F_out}·{F_in}" + bias_text,
+                {"F_out": out, "F_in": features},
+                params,
+            ),
+            step(
+                "macs",
+                "multiply-accumulates",
+                "MACs",
+                "{R}·{F_out}·{F_in}",
+                {"R": rows, "F_out": out, "F_in": features},
+                macs,
+            ),
+        ),
         args=dict(args),
     )
 
 
-UPSAMPLE = Schema((
-    Arg("scale_factor", "float", None, positional=True, help="size multiplier"),
-    Arg("size", "size", None, help="output height and width instead of a scale factor"),
-    Arg("mode", "choice", "nearest", choices=("nearest", "bilinear"), help="interpolation"),
-    Arg("align_corners", "bool", False, help="bilinear only: align the corner pixels"),
-))
+UPSAMPLE = Schema(
+    (
+        Arg("scale_factor", "float", None, positional=True, help="size multiplier"),
+        Arg("size", "size", None, help="output height and width instead of a scale factor"),
+        Arg("mode", "choice", "nearest", choices=("nearest", "bilinear"), help="interpolation"),
+        Arg("align_corners", "bool", False, help="bilinear only: align the corner pixels"),
+    )
+)
 
 
 def _upsample_map(size: Any, out: Any, scale: Fraction, mode: str, align: bool) -> AxisMap:
     """Input positions read by output o, as PyTorch's interpolate computes them
     (``scale`` is out/in: the given factor, or the ratio of sizes when a size is given)."""
     if mode == "nearest":
-        return AxisMap(lo=lambda o: floordiv(o, scale), hi=lambda o: floordiv(o, scale),
-                       jump=divide(1, scale), taps=lambda o: [floordiv(o, scale)])
+        return AxisMap(
+            lo=lambda o: floordiv(o, scale),
+            hi=lambda o: floordiv(o, scale),
+            jump=divide(1, scale),
+            taps=lambda o: [floordiv(o, scale)],
+        )
     if align:
         ratio = divide(size - 1, out - 1) if out != 1 else 0
 
@@ -113,8 +168,12 @@ def _upsample_map(size: Any, out: Any, scale: Fraction, mode: str, align: bool) 
         base = floordiv(x, 1)
         return base if x == base else base + 1  # a zero weight reads nothing
 
-    return AxisMap(lo=lambda o: floordiv(source(o), 1), hi=hi, jump=ratio,
-                   taps=lambda o: sorted({floordiv(source(o), 1), hi(o)}))
+    return AxisMap(
+        lo=lambda o: floordiv(source(o), 1),
+        hi=hi,
+        jump=ratio,
+        taps=lambda o: sorted({floordiv(source(o), 1), hi(o)}),
+    )
 
 
 @register_rule("upsample", UPSAMPLE, "upsampling by a scale factor (nn.Upsample)")
@@ -135,26 +194,48 @@ def upsample(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         if scale <= 0:
             raise RuleError(f"scale_factor must be positive, got {raw}")
         # PyTorch computes ⌊I·s⌋ in floating point (11·(15/11) gives 14): so do we.
-        oh, ow = (math.floor(float(size) * float(raw)) if is_numeric(size)
-                  else floordiv(size * scale, 1) for size in (h, w))
+        oh, ow = (
+            math.floor(float(size) * float(raw)) if is_numeric(size) else floordiv(size * scale, 1)
+            for size in (h, w)
+        )
     n = normalize(c * oh * ow)
     work = normalize(7 * n) if args["mode"] == "bilinear" else 0  # 4 products, 3 sums
-    steps = [step("shape", "output height", "H_out", "⌊{H}·{s}⌋", {"H": h, "s": scale}, oh),
-             step("shape", "output width", "W_out", "⌊{W}·{s}⌋", {"W": w, "s": scale}, ow)]
+    steps = [
+        step("shape", "output height", "H_out", "⌊{H}·{s}⌋", {"H": h, "s": scale}, oh),
+        step("shape", "output width", "W_out", "⌊{W}·{s}⌋", {"W": w, "s": scale}, ow),
+    ]
     if work:
-        steps.append(step("flops", "interpolation FLOPs", "FLOPs", "7·{N}", {"N": n}, work,
-                          note="4 weighted neighbours: 4 multiplies and 3 adds"))
-    maps = tuple(_upsample_map(size, out, scale, args["mode"], args["align_corners"])
-                 for size, out in ((h, oh), (w, ow)))
-    return Cost(output_shape=(c, oh, ow), other_flops=work, rf=maps,  # type: ignore[arg-type]
-                steps=tuple(steps), args={**args, "scale_factor": scale})
+        steps.append(
+            step(
+                "flops",
+                "interpolation FLOPs",
+                "FLOPs",
+                "7·{N}",
+                {"N": n},
+                work,
+                note="4 weighted neighbours: 4 multiplies and 3 adds",
+            )
+        )
+    maps = tuple(
+        _upsample_map(size, out, scale, args["mode"], args["align_corners"])
+        for size, out in ((h, oh), (w, ow))
+    )
+    return Cost(
+        output_shape=(c, oh, ow),
+        other_flops=work,
+        rf=maps,  # type: ignore[arg-type]
+        steps=tuple(steps),
+        args={**args, "scale_factor": scale},
+    )
 
 
-CROP = Schema((
-    Arg("size", "size", None, positional=True, help="output height and width"),
-    Arg("like", "name", None, help="crop to the spatial size of this named output"),
-    Arg("offset", "size", None, minimum=0, help="top and left offsets (default: centred)"),
-))
+CROP = Schema(
+    (
+        Arg("size", "size", None, positional=True, help="output height and width"),
+        Arg("like", "name", None, help="crop to the spatial size of this named output"),
+        Arg("offset", "size", None, minimum=0, help="top and left offsets (default: centred)"),
+    )
+)
 
 
 @register_rule("crop", CROP, "crop, centred (U-Net's skip path) or at an offset; a view, no copy")
@@ -165,70 +246,126 @@ def crop(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     oh, ow = args["size"]
     given = args.get("offset")
     offsets, steps = [], []
-    for axis, (name, side, size, out) in enumerate((("height", "top", h, oh),
-                                                    ("width", "left", w, ow))):
+    for axis, (name, side, size, out) in enumerate(
+        (("height", "top", h, oh), ("width", "left", w, ow))
+    ):
         if known_positive(size - out + 1) is False:
             raise RuleError(f"cannot crop the {name} {size} to a larger {out}")
         if given is None:  # centred: t = ⌊(I − O)/2⌋
             offsets.append(floordiv(size - out, 2))
-            steps.append(step("shape", f"{side} offset", "offset", "⌊({I} − {O})/2⌋",
-                              {"I": size, "O": out}, offsets[-1]))
+            steps.append(
+                step(
+                    "shape",
+                    f"{side} offset",
+                    "offset",
+                    "⌊({I} − {O})/2⌋",
+                    {"I": size, "O": out},
+                    offsets[-1],
+                )
+            )
             continue
         offsets.append(given[axis])
         if known_positive(size - given[axis] - out + 1) is False:  # t + O ≤ I
-            raise RuleError(f"a crop of {out} at {side} offset {given[axis]} runs past the "
-                            f"{name} {size}")
-        steps.append(step("shape", f"{side} offset", "offset", "{t}", {"t": given[axis]},
-                          given[axis], note="given"))
-    maps = tuple(AxisMap(lo=lambda o, t=t: o + t, hi=lambda o, t=t: o + t, jump=1,
-                         taps=lambda o, t=t: [o + t]) for t in offsets)
-    return Cost(output_shape=(c, oh, ow), alias=True, rf=maps,  # type: ignore[arg-type]
-                steps=tuple(steps), args={**args, "offsets": tuple(offsets)})
+            raise RuleError(
+                f"a crop of {out} at {side} offset {given[axis]} runs past the {name} {size}"
+            )
+        steps.append(
+            step(
+                "shape",
+                f"{side} offset",
+                "offset",
+                "{t}",
+                {"t": given[axis]},
+                given[axis],
+                note="given",
+            )
+        )
+    maps = tuple(
+        AxisMap(
+            lo=lambda o, t=t: o + t, hi=lambda o, t=t: o + t, jump=1, taps=lambda o, t=t: [o + t]
+        )
+        for t in offsets
+    )
+    return Cost(
+        output_shape=(c, oh, ow),
+        alias=True,
+        rf=maps,  # type: ignore[arg-type]
+        steps=tuple(steps),
+        args={**args, "offsets": tuple(offsets)},
+    )
 
 
-NARROW = Schema((
-    Arg("dim", "int", positional=True, help="axis, counted with the batch (1: channels)"),
-    Arg("start", "int", positional=True, minimum=0, help="first index kept"),
-    Arg("length", "int", positional=True, minimum=0, help="how many indices are kept"),
-    Arg("keepdim", "bool", True, help="false: keep one index and drop the axis (x[:, i], "
-        "unbind)"),
-))
+NARROW = Schema(
+    (
+        Arg("dim", "int", positional=True, help="axis, counted with the batch (1: channels)"),
+        Arg("start", "int", positional=True, minimum=0, help="first index kept"),
+        Arg("length", "int", positional=True, minimum=0, help="how many indices are kept"),
+        Arg(
+            "keepdim",
+            "bool",
+            True,
+            help="false: keep one index and drop the axis (x[:, i], unbind)",
+        ),
+    )
+)
 
 
-@register_rule("narrow", NARROW, "a contiguous part of one axis (torch.narrow, chunk, split, "
-               "unbind, x[:, a:b]); a view, no copy")
+@register_rule(
+    "narrow",
+    NARROW,
+    "a contiguous part of one axis (torch.narrow, chunk, split, "
+    "unbind, x[:, a:b]); a view, no copy",
+)
 def narrow(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     shape, dim = tuple(inputs[0]), args["dim"]
     start, length = args["start"], args["length"]
     if not is_numeric(dim) or dim > len(shape):
-        raise RuleError(f"narrow dim={dim} does not exist: the input {fmt_shape(shape)} has "
-                        f"axes 1 … {len(shape)} (dim 0 is the batch)")
+        raise RuleError(
+            f"narrow dim={dim} does not exist: the input {fmt_shape(shape)} has "
+            f"axes 1 … {len(shape)} (dim 0 is the batch)"
+        )
     size = shape[dim - 1]
     if known_positive(size - start - length + 1) is False:
-        raise RuleError(f"narrow of dim {dim} (size {size}) from {start} with length {length} "
-                        f"runs past its end")
+        raise RuleError(
+            f"narrow of dim {dim} (size {size}) from {start} with length {length} runs past its end"
+        )
     if not args["keepdim"] and known_equal(length, 1) is False:
-        raise RuleError(f"keepdim=false drops the axis, so it keeps one index; got length "
-                        f"{length}")
-    out = (*shape[:dim - 1], length, *shape[dim:]) if args["keepdim"] else (
-        *shape[:dim - 1], *shape[dim:])
+        raise RuleError(f"keepdim=false drops the axis, so it keeps one index; got length {length}")
+    out = (
+        (*shape[: dim - 1], length, *shape[dim:])
+        if args["keepdim"]
+        else (*shape[: dim - 1], *shape[dim:])
+    )
     # (C, H, W): a part of H or W shifts the positions read, like crop; a part of the
     # channels reads the same positions (rf=None: the identity). Dropping a spatial axis
     # leaves no (H, W) grid to map.
     rf: tuple[AxisMap, AxisMap] | None = None
     spatial_axis = len(shape) == 3 and dim in (2, 3)
     if spatial_axis and args["keepdim"]:
-        shift = AxisMap(lo=lambda o: o + start, hi=lambda o: o + start, jump=1,
-                        taps=lambda o: [o + start])
+        shift = AxisMap(
+            lo=lambda o: o + start, hi=lambda o: o + start, jump=1, taps=lambda o: [o + start]
+        )
         keep = AxisMap(lo=lambda o: o, hi=lambda o: o, jump=1, taps=lambda o: [o])
         rf = (shift, keep) if dim == 2 else (keep, shift)
-    return Cost(output_shape=out, alias=True, rf=rf,
-                rf_global=spatial_axis and not args["keepdim"],
-                steps=(step("shape", f"size of dim {dim}", "length", "{L}", {"L": length},
-                            length, note=f"indices {start} … {start} + {length} − 1 of "
-                            f"{size}" + ("" if args["keepdim"] else ", then the axis is "
-                                         "dropped")),),
-                args=dict(args))
+    return Cost(
+        output_shape=out,
+        alias=True,
+        rf=rf,
+        rf_global=spatial_axis and not args["keepdim"],
+        steps=(
+            step(
+                "shape",
+                f"size of dim {dim}",
+                "length",
+                "{L}",
+                {"L": length},
+                length,
+                note=f"indices {start} … {start} + {length} − 1 of "
+                f"{size}" + ("" if args["keepdim"] else ", then the axis is dropped"),
+            ),
+        ),
+        args=dict(args),
+    )
 
 
 VIEW = Schema((Arg("shape", "names", positional=True, help="per-sample output shape"),))
@@ -239,48 +376,87 @@ def view(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     shape = tuple(args["shape"])
     if known_equal(product(shape), elements(inputs[0])) is False:
         raise RuleError(f"cannot view {fmt_shape(inputs[0])} as {fmt_shape(shape)}")
-    same_grid = len(shape) == 3 and len(inputs[0]) == 3 and tuple(shape[1:]) == tuple(
-        inputs[0][1:])
-    return Cost(output_shape=shape, alias=True, rf_global=not same_grid,
-                args=dict(args))
+    same_grid = len(shape) == 3 and len(inputs[0]) == 3 and tuple(shape[1:]) == tuple(inputs[0][1:])
+    return Cost(output_shape=shape, alias=True, rf_global=not same_grid, args=dict(args))
 
 
-OPAQUE = Schema((Arg("op", "name", positional=True, help="the operation"),
-                 Arg("shape", "names", help="per-sample output shape (from a meta kernel); "
-                     "with batched=false the whole shape"),
-                 Arg("batched", "bool", True, help="false: axis 0 of the result is not the "
-                     "batch (a statistic, a moved or split batch axis), so not even its bytes "
-                     "are counted"),
-                 Arg("note", "name", None, help="why the result has no batch axis")))
+OPAQUE = Schema(
+    (
+        Arg("op", "name", positional=True, help="the operation"),
+        Arg(
+            "shape",
+            "names",
+            help="per-sample output shape (from a meta kernel); with batched=false the whole shape",
+        ),
+        Arg(
+            "batched",
+            "bool",
+            True,
+            help="false: axis 0 of the result is not the "
+            "batch (a statistic, a moved or split batch axis), so not even its bytes "
+            "are counted",
+        ),
+        Arg("note", "name", None, help="why the result has no batch axis"),
+    )
+)
 
 
-@register_rule("opaque", OPAQUE, "an operation without a rule: shape from PyTorch's meta "
-               "kernel, nothing counted (the report says so)", inputs=-1)
+@register_rule(
+    "opaque",
+    OPAQUE,
+    "an operation without a rule: shape from PyTorch's meta "
+    "kernel, nothing counted (the report says so)",
+    inputs=-1,
+)
 def opaque(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     if args["batched"]:
-        return Cost(output_shape=tuple(args["shape"]), rf_global=True, args=dict(args),
-                    unsupported=str(args["op"]))
+        return Cost(
+            output_shape=tuple(args["shape"]),
+            rf_global=True,
+            args=dict(args),
+            unsupported=str(args["op"]),
+        )
     # Figures are per sample along axis 0; this result has no such axis, so its size
     # (shown as 0) is not a per-sample one either: say so instead of a wrong number.
     shape = "×".join(str(d) for d in args["shape"]) or "a scalar"
-    why = (f"it is computed from a tensor whose axis 0 is not the batch ({args['note']})"
-           if args["note"] else "it has no batch axis at axis 0")
-    return Cost(output_shape=(0,), rf_global=True, args=dict(args),
-                unsupported=f"{args['op']} (no batch axis)",
-                warnings=(f"'{args['op']}' gives {shape}, but {why}: convlens counts per "
-                          "sample, so this row counts nothing, not even its activation bytes, "
-                          "and neither does any later result without a batch axis",))
+    why = (
+        f"it is computed from a tensor whose axis 0 is not the batch ({args['note']})"
+        if args["note"]
+        else "it has no batch axis at axis 0"
+    )
+    return Cost(
+        output_shape=(0,),
+        rf_global=True,
+        args=dict(args),
+        unsupported=f"{args['op']} (no batch axis)",
+        warnings=(
+            f"'{args['op']}' gives {shape}, but {why}: convlens counts per "
+            "sample, so this row counts nothing, not even its activation bytes, "
+            "and neither does any later result without a batch axis",
+        ),
+    )
 
 
+PARAMS_ONLY = Schema(
+    (
+        Arg("params", "int", positional=True, minimum=0, help="its parameters"),
+        Arg("buffers", "int", 0, minimum=0, help="its buffer values"),
+    )
+)
 
 
-PARAMS_ONLY = Schema((Arg("params", "int", positional=True, minimum=0, help="its parameters"),
-                      Arg("buffers", "int", 0, minimum=0, help="its buffer values")))
-
-
-@register_rule("params_only", PARAMS_ONLY, "parameters no rule consumed: a module that did not "
-               "run, or one whose operations have no rule (listed so the totals are complete)",
-               inputs=0)
+@register_rule(
+    "params_only",
+    PARAMS_ONLY,
+    "parameters no rule consumed: a module that did not "
+    "run, or one whose operations have no rule (listed so the totals are complete)",
+    inputs=0,
+)
 def params_only(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
-    return Cost(output_shape=(0,), params=args["params"], buffers=args["buffers"],
-                rf_global=True, args=dict(args))
+    return Cost(
+        output_shape=(0,),
+        params=args["params"],
+        buffers=args["buffers"],
+        rf_global=True,
+        args=dict(args),
+    )
