@@ -10,7 +10,12 @@ import importlib
 
 import typer
 
-COMMAND_MODULES = ("analyze", "lab", "zoo", "op")
+COMMAND_MODULES = (
+    "analyze",
+    "lab",
+    "zoo",
+    "op",
+)
 
 app = typer.Typer(
     name="convlens",
