@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -200,9 +201,9 @@ def load_network(
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
-    """``3x224x224`` → (3, 224, 224), with a clear error."""
+    """``3x224x224`` (or ``3×224×224``, as convlens prints shapes) → (3, 224, 224)."""
     try:
-        dims = tuple(int(p) for p in text.lower().replace(",", "x").split("x"))
+        dims = tuple(int(p) for p in re.split("[x×,]", text.lower()))
     except ValueError:
         raise ArgumentError(f"--input must look like 3x224x224 (C x H x W), got {text!r}") from None
     if len(dims) != 3 or any(d <= 0 for d in dims):

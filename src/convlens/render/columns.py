@@ -121,7 +121,14 @@ def bytes_text(value: Any) -> str:
     """Exact bytes plus a readable unit: ``1,048,576 B (1.00 MiB)``."""
     if not isinstance(value, int):
         return f"{fmt(value)} B"
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+    if value >= 1024 * BINARY_UNITS[0][1]:  # past YiB: a power of ten reads better
+        return f"{value:,} B ({value:.2e} B)"
+    for unit, size in BINARY_UNITS:
         if value >= size:
             return f"{value:,} B ({value / size:.2f} {unit})"
     return f"{value:,} B"
+
+
+# Largest first: a figure is shown in the largest unit it reaches (1.00 ≤ x < 1024).
+_UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
+BINARY_UNITS = tuple((unit, 1024**power) for power, unit in reversed(list(enumerate(_UNITS, 1))))

@@ -80,7 +80,9 @@ elementwise(
 elementwise("identity", "no-op, useful as a named point in a graph", 0, "")
 elementwise("scalar_op", "arithmetic with a constant (x·a, x + a, x − a, x / a)", 1, "")
 
-DROPOUT = Schema((Arg("p", "float", 0.5, positional=True, help="probability of zeroing"),))
+DROPOUT = Schema(
+    (Arg("p", "float", 0.5, positional=True, interval=(0, 1), help="probability of zeroing"),)
+)
 
 
 @register_rule("dropout", DROPOUT, "dropout (identity at inference)")
