@@ -176,3 +176,21 @@ def test_huge_memory_figures_use_large_units(tmp_path: Path) -> None:
     peak = batch * (3 + 100000) * size * 4
     assert peak // 2**60 < 1024 <= peak // 2**50  # so EiB is the unit that fits
     assert f"peak activations (inference): {peak:,} B ({peak / 2**60:.2f} EiB)" in output
+
+
+# -- --set ---------------------------------------------------------------------------------
+
+
+def test_set_given_several_times_accumulates(tmp_path: Path) -> None:
+    path = write(tmp_path, "input 3x32x32\nconv2d NF k=k\n")
+    once = report_json(path, "--set", "NF=8,k=3")
+    assert once["totals"]["params"] == 8 * (3 * 3 * 3) + 8
+    assert same_numbers(report_json(path, "--set", "NF=8", "--set", "k=3"), once)
+    assert same_numbers(report_json(path, "--set", "NF=8,k=3", "--set", "NF=8"), once)
+
+
+def test_set_giving_one_name_two_values_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "input 3x32x32\nconv2d NF k=k\n")
+    message = fails("analyze", path, "--set", "NF=8,k=3", "--set", "NF=16")
+    assert "--set NF is given two values, 8 and 16" in message
+    assert "--set k is given two values, 3 and 5" in fails("explain", path, "--set", "k=3,k=5")

@@ -12,22 +12,32 @@ from convlens.errors import ArgumentError
 FORMAT_HELP = "table, markdown, json, csv, latex or html"
 
 
-def parse_set(text: str | None) -> dict[str, Any]:
-    """``k=3,NF=32`` → {"k": 3, "NF": 32}."""
+def parse_set(texts: list[str] | None) -> dict[str, Any]:
+    """``--set k=3,NF=32 --set NC=24`` → {"k": 3, "NF": 32, "NC": 24}.
+
+    Repeated ``--set`` options accumulate; one name given two different values is an
+    error (the same value twice is harmless).
+    """
     bindings: dict[str, Any] = {}
-    if not text:
-        return bindings
-    for part in text.split(","):
-        name, eq, value = part.partition("=")
-        name = name.strip()
-        if not eq or not name.isidentifier():
-            raise ArgumentError(f"--set takes NAME=VALUE pairs separated by commas, got {part!r}")
-        try:
-            bindings[name] = int(value)
-        except ValueError:
-            raise ArgumentError(
-                f"--set {name}: the value must be an integer, got {value!r}"
-            ) from None
+    for text in texts or ():
+        for part in text.split(","):
+            name, eq, value = part.partition("=")
+            name = name.strip()
+            if not eq or not name.isidentifier():
+                raise ArgumentError(
+                    f"--set takes NAME=VALUE pairs separated by commas, got {part!r}"
+                )
+            try:
+                number = int(value)
+            except ValueError:
+                raise ArgumentError(
+                    f"--set {name}: the value must be an integer, got {value!r}"
+                ) from None
+            if bindings.get(name, number) != number:
+                raise ArgumentError(
+                    f"--set {name} is given two values, {bindings[name]} and {number}"
+                )
+            bindings[name] = number
     return bindings
 
 
@@ -36,7 +46,8 @@ InputOpt = Annotated[
 ]
 BatchOpt = Annotated[int, typer.Option("--batch", "-b", help="batch size", min=1)]
 SetOpt = Annotated[
-    str | None, typer.Option("--set", help="values for symbols, e.g. k=3,NF=32,NC=24")
+    list[str] | None,
+    typer.Option("--set", help="values for symbols, e.g. k=3,NF=32,NC=24 (repeatable)"),
 ]
 DtypeOpt = Annotated[str, typer.Option("--dtype", help="float32, float16, bfloat16 or float64")]
 OptimizerOpt = Annotated[str, typer.Option("--optimizer", help="sgd, momentum, adam or adamw")]
@@ -76,7 +87,7 @@ def build_report(
     source: str,
     input: str | None,
     batch: int,
-    set_: str | None,
+    set_: list[str] | None,
     dtype: str,
     optimizer: str,
     convention: str,
