@@ -22,8 +22,12 @@ from convlens.errors import ArgumentError
 
 
 def is_module(source: Any) -> bool:
-    """An ``nn.Module`` (checked without importing torch)."""
-    return hasattr(source, "named_modules") and hasattr(source, "forward")
+    """An ``nn.Module`` instance (checked without importing torch); not the class itself."""
+    return (
+        not isinstance(source, type)
+        and hasattr(source, "named_modules")
+        and hasattr(source, "forward")
+    )
 
 
 def is_model_reference(source: Any) -> bool:
@@ -55,15 +59,7 @@ def model_from_reference(reference: str, real: bool = False) -> tuple[Any, tuple
         with uninitialised_weights():  # counting needs shapes, not values
             return create_model(name, **kwargs), tuple(entry.default_input)
     module_name, _, attr = reference.partition(":")
-    import importlib
-
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as err:
-        raise ArgumentError(
-            f"cannot import module '{module_name}' (from '{reference}'): "
-            f"{type(err).__name__}: {err}"
-        ) from None
+    module = _import_module(module_name, reference)
     try:
         obj = getattr(module, attr)
     except AttributeError:
@@ -71,6 +67,7 @@ def model_from_reference(reference: str, real: bool = False) -> tuple[Any, tuple
             f"module '{module_name}' has no attribute '{attr}' (from '{reference}')"
         ) from None
     if not is_module(obj):
+        _check_callable_without_arguments(obj, reference)
         try:
             obj = obj()
         except Exception as err:
@@ -80,6 +77,65 @@ def model_from_reference(reference: str, real: bool = False) -> tuple[Any, tuple
     if not is_module(obj):
         raise ArgumentError(f"'{reference}' is neither an nn.Module nor a factory returning one")
     return obj, None
+
+
+def _import_module(module_name: str, reference: str) -> Any:
+    """Import ``module_name`` with the current directory importable, as ``python -m`` does."""
+    import importlib
+    import os
+    import sys
+
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name and module_name.split(".")[0] == err.name.split(".")[0]:
+            raise ArgumentError(
+                f"cannot import module '{module_name}' (from '{reference}'): no "
+                f"'{err.name}' in the current directory ({os.getcwd()}) or on the "
+                "Python path; run convlens from the folder that holds it, or add that "
+                "folder to PYTHONPATH"
+            ) from None
+        raise ArgumentError(
+            f"cannot import module '{module_name}' (from '{reference}'): "
+            f"{type(err).__name__}: {err}"
+        ) from None
+    except Exception as err:
+        raise ArgumentError(
+            f"cannot import module '{module_name}' (from '{reference}'): "
+            f"{type(err).__name__}: {err}"
+        ) from None
+
+
+def _check_callable_without_arguments(obj: Any, reference: str) -> None:
+    """A class or factory that needs arguments gets one sentence saying which, not a
+    ``TypeError`` from deep inside; ``module:factory`` must be callable as ``factory()``."""
+    import inspect
+
+    if not callable(obj):
+        raise ArgumentError(
+            f"'{reference}' is a {type(obj).__name__}, neither an nn.Module nor a factory "
+            "returning one"
+        )
+    try:
+        signature = inspect.signature(obj)
+    except (TypeError, ValueError):  # builtins without a signature: just call them
+        return
+    required = [
+        p.name
+        for p in signature.parameters.values()
+        if p.default is p.empty
+        and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+    if required:
+        module_name, _, attr = reference.partition(":")
+        what = "class" if isinstance(obj, type) else "function"
+        raise ArgumentError(
+            f"'{reference}' is a {what} that needs arguments ({', '.join(required)}) and "
+            f"convlens calls it with none: give a function that builds the model, e.g. "
+            f"'def make(): return {attr}(...)' in {module_name}, as {module_name}:make"
+        )
 
 
 @contextlib.contextmanager
@@ -153,10 +209,26 @@ class _FirstByName:
         return self.model(**{self.key: x}, **kwargs)
 
 
+def check_device(device: str) -> None:
+    """Refuse a device this PyTorch cannot use before any model is built on it."""
+    if device not in ("meta", "cpu", "cuda"):
+        raise ArgumentError(f"--device must be meta, cpu or cuda; got {device!r}")
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            build = "built without CUDA" if torch.version.cuda is None else "without a GPU here"
+            raise ArgumentError(
+                f"--device cuda: this PyTorch ({torch.__version__}) is {build}; use "
+                "--device cpu for a real forward, or the default meta to trace by shape"
+            )
+
+
 def load_model(
     source: Any, input_size: Any = None, device: str = "meta"
 ) -> tuple[Network, Mapping[str, Any]]:
     """A traced model (``nn.Module``, ``zoo:NAME``, ``module:factory``) and its costs."""
+    check_device(device)
     if is_model_reference(source):
         model, default = model_from_reference(source, real=device != "meta")
         if input_size is None and default is None:

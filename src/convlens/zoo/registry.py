@@ -245,7 +245,7 @@ def create_model(name: str, **kwargs: Any) -> Any:
     _check_names(entry, kwargs)
     try:
         return entry.factory(**kwargs)
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, RuntimeError) as err:  # RuntimeError: torch's own checks
         raise ArgumentError(f"cannot build model '{name}' with {kwargs}: {err}") from err
 
 
@@ -291,4 +291,12 @@ def coerce_arguments(name: str, raw: Mapping[str, str]) -> dict[str, Any]:
                 f"argument '{key}' of model '{name}' takes {kind} (default {default!r}), "
                 f"got {text!r}."
             ) from None
+        # Every integer argument in the zoo is a size or a count (classes, channels,
+        # rates): refused here, before torch is asked for a tensor of negative size.
+        value = typed[key]
+        sizes = value if isinstance(value, tuple) else (value,)
+        if not isinstance(value, bool | float) and any(v < 1 for v in sizes):
+            raise ArgumentError(
+                f"argument '{key}' of model '{name}' must be positive, got {text!r}."
+            )
     return typed
