@@ -300,3 +300,28 @@ def coerce_arguments(name: str, raw: Mapping[str, str]) -> dict[str, Any]:
                 f"argument '{key}' of model '{name}' must be positive, got {text!r}."
             )
     return typed
+
+
+@dataclass(frozen=True)
+class CatalogRow:
+    """One line of ``convlens zoo list``: what the list shows, without building anything."""
+
+    name: str
+    paper: str
+    year: int
+    params: int
+    default_input: Shape
+
+
+def catalog_rows() -> tuple[CatalogRow, ...]:
+    """The rows of ``zoo list`` from the live registry (this imports the models, so torch).
+
+    ``convlens.zoo.catalog`` keeps a copy so that listing needs no torch; a test checks the
+    copy against this, and ``python -m convlens.zoo.catalog`` rewrites it.
+    """
+    rows = []
+    for name in list_models():
+        entry = get_entry(name)
+        paper = f"{entry.citation.short()}: {entry.citation.title}"
+        rows.append(CatalogRow(name, paper, entry.year, entry.exact_params, entry.default_input))
+    return tuple(rows)
