@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Annotated, Any
 
 import typer
@@ -152,12 +153,15 @@ def register(app: typer.Typer) -> None:
         report = build_report(
             source, input, batch, set_, dtype, optimizer, convention, frozen, model_args, device
         )
+        # The process ends after printing: what the analysis built needs no more garbage
+        # collection passes over it (they cost seconds on a 100,000-layer report).
+        gc.freeze()
         if format == "table":
             from convlens.render.table import print_report
 
             print_report(report, stdout, depth)
         else:
-            print_text(renderer(format)(report))
+            print_text(renderer(format)(report, depth=depth))
 
     @app.command()
     @handle_errors

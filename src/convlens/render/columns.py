@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from convlens.core.analyze import Report
+from convlens.core.hierarchy import ModuleRow, module_rows
 from convlens.core.numbers import fmt
 from convlens.core.records import LayerRecord, Totals
 
@@ -78,6 +81,99 @@ def total_cells(report: Report) -> dict[Column, str]:
         Column.JUMP: pair_text(t.jump),
         Column.ACTIVATIONS: fmt(t.activation_bytes),
     }
+
+
+class ModuleColumn(StrEnum):
+    """The columns of the ``--depth`` table: one row per module."""
+
+    INDEX = "#"
+    MODULE = "module"
+    TYPE = "type"
+    LAYERS = "layers"
+    OUTPUT = "output (C, H, W)"
+    PARAMS = "params"
+    MACS = "MACs"
+    FLOPS = "FLOPs"
+    ACTIVATIONS = "activation bytes"
+
+
+MODULE_NUMERIC = {
+    ModuleColumn.LAYERS,
+    ModuleColumn.PARAMS,
+    ModuleColumn.MACS,
+    ModuleColumn.FLOPS,
+    ModuleColumn.ACTIVATIONS,
+}
+
+
+def module_cells(index: int, row: ModuleRow) -> dict[ModuleColumn, str]:
+    return {
+        ModuleColumn.INDEX: str(index),
+        ModuleColumn.MODULE: row.name,
+        ModuleColumn.TYPE: row.module_type,
+        ModuleColumn.LAYERS: str(row.layers),
+        ModuleColumn.OUTPUT: row.output_text or shape_text(row.output_shape),
+        ModuleColumn.PARAMS: fmt(row.params),
+        ModuleColumn.MACS: fmt(row.macs),
+        ModuleColumn.FLOPS: fmt(row.flops),
+        ModuleColumn.ACTIVATIONS: fmt(row.activation_bytes),
+    }
+
+
+def module_total_cells(report: Report) -> dict[ModuleColumn, str]:
+    t = report.totals
+    return {
+        ModuleColumn.INDEX: "",
+        ModuleColumn.MODULE: "total",
+        ModuleColumn.TYPE: "",
+        ModuleColumn.LAYERS: str(len(report.layers)),
+        ModuleColumn.OUTPUT: "",
+        ModuleColumn.PARAMS: fmt(t.params),
+        ModuleColumn.MACS: fmt(t.macs),
+        ModuleColumn.FLOPS: fmt(t.flops),
+        ModuleColumn.ACTIVATIONS: fmt(t.activation_bytes),
+    }
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A report as a table of text cells: what every tabular renderer draws.
+
+    ``depth=None`` gives one row per layer; ``depth=N`` one row per module N levels deep.
+    """
+
+    title: str
+    columns: tuple[StrEnum, ...]
+    numeric: frozenset[StrEnum]
+    identity: frozenset[StrEnum]  # which row it is: never squeezed in a terminal
+    rows: list[list[str]]
+    totals: list[str]
+
+
+def grid(report: Report, depth: int | None = None) -> Grid:
+    if depth is None:
+        return Grid(
+            report.network.name,
+            COLUMNS,
+            frozenset(NUMERIC),
+            frozenset((Column.INDEX, Column.NAME, Column.KIND, Column.OUTPUT)),
+            [_ordered(layer_cells(record), COLUMNS) for record in report.layers],
+            _ordered(total_cells(report), COLUMNS),
+        )
+    columns = tuple(ModuleColumn)
+    rows = module_rows(report, depth)
+    return Grid(
+        f"{report.network.name} (depth {depth})",
+        columns,
+        frozenset(MODULE_NUMERIC),
+        frozenset((ModuleColumn.INDEX, ModuleColumn.MODULE, ModuleColumn.TYPE)),
+        [_ordered(module_cells(i, row), columns) for i, row in enumerate(rows, start=1)],
+        _ordered(module_total_cells(report), columns),
+    )
+
+
+def _ordered(cells: Mapping[Any, str], columns: tuple[StrEnum, ...]) -> list[str]:
+    return [cells[c] for c in columns]
 
 
 def summary_lines(report: Report) -> list[tuple[str, str]]:

@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from convlens.core.analyze import Report
+from convlens.core.hierarchy import ModuleRow, module_rows
 from convlens.core.numbers import to_json
 from convlens.core.records import LayerRecord
 
@@ -40,8 +41,33 @@ def layer_to_dict(r: LayerRecord) -> dict[str, Any]:
     }
 
 
-def report_to_dict(report: Report) -> dict[str, Any]:
+def module_to_dict(row: ModuleRow) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "type": row.module_type,
+        "layers": row.layers,
+        "first_layer": row.first_layer,
+        "last_layer": row.last_layer,
+        "output_shape": to_json(list(row.output_shape)),
+        "output": row.output_text or None,
+        "params": to_json(row.params),
+        "trainable_params": to_json(row.trainable_params),
+        "frozen_params": to_json(row.frozen_params),
+        "buffers": to_json(row.buffers),
+        "macs": to_json(row.macs),
+        "flops": to_json(row.flops),
+        "activation_bytes": to_json(row.activation_bytes),
+        "saved_activation_bytes": to_json(row.saved_bytes),
+    }
+
+
+def report_to_dict(report: Report, depth: int | None = None) -> dict[str, Any]:
+    """The report as JSON values; ``depth`` adds ``modules``, the layers grouped by module."""
     t, o = report.totals, report.options
+    modules = {}
+    if depth is not None:
+        rows = [module_to_dict(row) for row in module_rows(report, depth)]
+        modules = {"modules": {"depth": depth, "rows": rows}}
     return {
         "schema_version": SCHEMA_VERSION,
         "name": report.network.name,
@@ -51,6 +77,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "dtype": o.dtype,
         "optimizer": o.optimizer,
         "layers": [layer_to_dict(r) for r in report.layers],
+        **modules,
         "totals": {
             "params": to_json(t.params),
             "trainable_params": to_json(t.trainable_params),
@@ -78,5 +105,5 @@ def report_to_dict(report: Report) -> dict[str, Any]:
     }
 
 
-def render_json(report: Report, indent: int = 2) -> str:
-    return json.dumps(report_to_dict(report), indent=indent, ensure_ascii=False) + "\n"
+def render_json(report: Report, indent: int = 2, depth: int | None = None) -> str:
+    return json.dumps(report_to_dict(report, depth), indent=indent, ensure_ascii=False) + "\n"
