@@ -27,7 +27,7 @@ from convlens.core.receptive_field import INPUT_RF, OTHER_INPUT_RF, NodeRF, node
 from convlens.core.records import LayerRecord, LayerSpec, Network, Shape, Totals
 from convlens.core.registry import Cost, RuleError, get_rule
 from convlens.core.steps import Step, step
-from convlens.errors import SourcePosition, SpecError
+from convlens.errors import ArgumentError, SourcePosition, SpecError
 
 
 @dataclass(frozen=True)
@@ -122,6 +122,7 @@ def analyze_network(
 ) -> Report:
     """``costs``: rule results a front-end already computed for these very layers (the
     tracer runs each rule to learn shapes), so they are not computed twice."""
+    _check_frozen_patterns(network, options.frozen)
     itemsize = DTYPE_BYTES[options.dtype]
     batch = options.batch
     shapes: dict[str, Shape] = {network.input_name: tuple(network.input_shape)}
@@ -220,6 +221,20 @@ def analyze_network(
     return _with_totals(
         network, options, records, storage, storage_bytes, itemsize, normalize(buffer_bytes)
     )
+
+
+def _check_frozen_patterns(network: Network, patterns: tuple[str, ...]) -> None:
+    """A pattern that freezes nothing is a typo, refused like an unused ``--set`` name."""
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(spec.name, pattern) for spec in network.layers):
+            from convlens.core.args import suggest
+
+            names = [spec.name for spec in network.layers]
+            shown = ", ".join(names[:4]) + (", …" if len(names) > 4 else "")
+            raise ArgumentError(
+                f"--frozen '{pattern}' matches no layer{suggest(pattern, names)}; "
+                f"layer names are like {shown or 'nothing (no layers)'}"
+            )
 
 
 def _input_names(network: Network) -> tuple[str, ...]:
@@ -423,9 +438,6 @@ def _with_totals(
         ),
     )
     warnings = tuple(f"{r.name}: {w}" for r in records for w in r.warnings)
-    for pattern in options.frozen:
-        if not any(fnmatch.fnmatchcase(r.name, pattern) for r in records):
-            warnings += (f"--frozen '{pattern}' matches no layer",)
     if totals.unsupported:
         unbatched = any(r.kind == "opaque" and not r.args.get("batched", True) for r in records)
         warnings += (
