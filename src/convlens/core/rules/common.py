@@ -127,10 +127,16 @@ def same_padding(kernel: Dim, dilation: Dim) -> tuple[Dim, Dim]:
     return lo, normalize(total - lo)
 
 
-def check_groups(kind: str, channels: Dim, out_channels: Dim, groups: Dim) -> None:
+def check_groups(kind: str, channels: Dim, out_channels: Dim, groups: Dim) -> tuple[str, ...]:
+    """Refuse groups that cannot divide the channels; return, as warnings, the divisions a
+    symbolic size is assumed to allow (``groups=4`` on C channels assumes 4 divides C)."""
     from convlens.core.numbers import known_divides
 
-    if known_divides(groups, channels) is False:
-        raise RuleError(f"groups={groups} must divide the input channels ({channels})")
-    if known_divides(groups, out_channels) is False:
-        raise RuleError(f"groups={groups} must divide the output channels ({out_channels})")
+    assumed = []
+    for what, count in (("input channels", channels), ("output channels", out_channels)):
+        divides = known_divides(groups, count)
+        if divides is False:
+            raise RuleError(f"groups={groups} must divide the {what} ({count})")
+        if divides is None:
+            assumed.append(f"assumes groups={groups} divides the {what} ({count})")
+    return tuple(assumed)

@@ -83,10 +83,10 @@ def convolution(
 ) -> Cost:
     """The shared arithmetic of conv2d and depthwise (a conv2d with groups = C_in)."""
     channels, height, width = spatial(kind, shape)
-    check_groups(kind, channels, out_channels, groups)
+    assumed = check_groups(kind, channels, out_channels, groups)
     kernel, stride, dilation = args["kernel_size"], args["stride"], args["dilation"]
     pads = _pads(kind, args["padding"], kernel, stride, dilation)
-    outs, steps, warnings, maps = [], [], [], []
+    outs, steps, warnings, maps = [], [], list(assumed), []
     for axis, size in enumerate((height, width)):
         window = Window(
             size, kernel[axis], stride[axis], pads[2 * axis], pads[2 * axis + 1], dilation[axis]
@@ -207,7 +207,7 @@ def conv_transpose2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     kind = "conv_transpose2d"
     channels, height, width = spatial(kind, inputs[0])
     out_channels, groups = args["out_channels"], args["groups"]
-    check_groups(kind, channels, out_channels, groups)
+    assumed = check_groups(kind, channels, out_channels, groups)
     kernel, stride, pad = args["kernel_size"], args["stride"], args["padding"]
     out_pad, dilation = args["output_padding"], args["dilation"]
     outs, steps, maps = [], [], []
@@ -292,6 +292,7 @@ def conv_transpose2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         connections=normalize(macs + (positions if args["bias"] else 0)),
         rf=(maps[0], maps[1]),
         saves=(Saved("input"), *_derived_weight(args, weights)),
+        warnings=assumed,
         steps=tuple(steps),
         args=dict(args),
     )
