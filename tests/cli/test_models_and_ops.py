@@ -4,6 +4,8 @@ model is built or the big array requested, never by a clock."""
 
 from __future__ import annotations
 
+import csv
+import io
 import sys
 from pathlib import Path
 from typing import Any
@@ -50,9 +52,9 @@ def test_the_current_directory_is_importable(
     monkeypatch.chdir(tmp_path)
     code, output = run("analyze", f"{model_folder}:make", "--input", "3x8x8", "-f", "csv")
     assert code == 0, output
-    conv = output.splitlines()[1].split(",")
-    assert conv[1] == "conv" and conv[4] == "4x6x6"
-    assert int(conv[5]) == 4 * 3 * 3 * 3 + 4  # numel of Conv2d(3, 4, 3)'s weight and bias
+    conv = next(csv.DictReader(io.StringIO(output)))
+    assert conv["name"] == "conv" and conv["output_shape"] == "4x6x6"
+    assert int(conv["params"]) == 4 * 3 * 3 * 3 + 4  # numel of Conv2d(3, 4, 3)'s weight, bias
 
 
 def test_a_module_elsewhere_says_how_to_import_it(model_folder: str, tmp_path: Path) -> None:

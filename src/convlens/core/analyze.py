@@ -23,7 +23,7 @@ from convlens.core.conventions import (
     flops,
 )
 from convlens.core.numbers import Dim, maximum, normalize, product, total
-from convlens.core.receptive_field import INPUT_RF, OTHER_INPUT_RF, NodeRF, node_rf
+from convlens.core.receptive_field import INPUT_RF, OTHER_INPUT_RF, NodeRF, RFStatus, node_rf
 from convlens.core.records import LayerRecord, LayerSpec, Network, Shape, Totals
 from convlens.core.registry import Cost, RuleError, get_rule
 from convlens.core.steps import Step, step
@@ -242,24 +242,26 @@ def _input_names(network: Network) -> tuple[str, ...]:
 
 
 def _rf_fields(rf: NodeRF, input_shape: Shape) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "rf": None,
+        "jump": None,
+        "start": None,
+        "rf_status": rf.status,
+        "rf_period": None,
+        "rf_reason": rf.unavailable,
+    }
     if rf.independent:
-        return {"rf": None, "jump": None, "start": None, "rf_status": rf.status, "rf_period": None}
+        return fields
     if rf.whole_input:
-        return {
-            "rf": (input_shape[1], input_shape[2]),
-            "jump": None,
-            "start": None,
-            "rf_status": rf.status,
-            "rf_period": None,
-        }
+        return {**fields, "rf": (input_shape[1], input_shape[2])}
     if rf.axes is None:
-        return {"rf": None, "jump": None, "start": None, "rf_status": rf.status, "rf_period": None}
+        return fields
     h, w = rf.axes
     return {
+        **fields,
         "rf": (h.size, w.size),
         "jump": (h.jump, w.jump),
         "start": (h.start, w.start),
-        "rf_status": rf.status,
         "rf_period": (h.period, w.period),
     }
 
@@ -385,7 +387,8 @@ def _with_totals(
         rf=last.rf if last else None,
         jump=last.jump if last else None,
         start=last.start if last else None,
-        rf_status=last.rf_status if last else "ok",
+        rf_status=last.rf_status if last else RFStatus.OK,
+        rf_reason=last.rf_reason if last else "",
         activation_bytes=sum_of("activation_bytes"),
         peak_activation_bytes=peak_activation_bytes(
             records, _input_names(network), storage, storage_bytes

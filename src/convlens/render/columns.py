@@ -10,6 +10,7 @@ from typing import Any
 from convlens.core.analyze import Report
 from convlens.core.hierarchy import ModuleRow, module_rows
 from convlens.core.numbers import fmt
+from convlens.core.receptive_field import RFStatus
 from convlens.core.records import LayerRecord, Totals
 
 
@@ -44,10 +45,17 @@ def pair_text(pair: Any) -> str:
 
 
 def rf_text(record: LayerRecord | Totals) -> str:
-    if record.rf_status.startswith("unavailable"):
+    if record.rf_status is RFStatus.UNAVAILABLE:
         return "n/a"
     text = pair_text(record.rf)
-    return f"{text} (all)" if record.rf_status == "whole input" else text
+    return f"{text} (all)" if record.rf_status is RFStatus.WHOLE_INPUT else text
+
+
+def rf_status_text(record: LayerRecord | Totals) -> str:
+    """``ok``, ``whole input``, … or ``unavailable: REASON`` (JSON's ``rf_status``)."""
+    if record.rf_status is RFStatus.UNAVAILABLE:
+        return f"{record.rf_status}: {record.rf_reason}"
+    return str(record.rf_status)
 
 
 def layer_cells(record: LayerRecord) -> dict[Column, str]:
@@ -205,11 +213,11 @@ def summary_lines(report: Report) -> list[tuple[str, str]]:
 
 
 def _rf_summary(t: Totals) -> str:
-    if t.rf_status == "whole input":
+    if t.rf_status is RFStatus.WHOLE_INPUT:
         h, w = t.rf
         return f"the whole input ({h}×{w}) after global pooling, flatten or linear"
-    if t.rf_status.startswith("unavailable"):
-        return t.rf_status
+    if t.rf_status is RFStatus.UNAVAILABLE:
+        return rf_status_text(t)
     return f"{pair_text(t.rf)}, jump {pair_text(t.jump)}, start {pair_text(t.start)}"
 
 

@@ -12,6 +12,7 @@ from convlens.core.analyze import Report
 from convlens.core.hierarchy import ModuleRow, module_rows
 from convlens.core.numbers import to_json
 from convlens.core.records import LayerRecord
+from convlens.render.columns import rf_status_text
 
 SCHEMA_VERSION = 1
 
@@ -34,7 +35,7 @@ def layer_to_dict(r: LayerRecord) -> dict[str, Any]:
         "rf": to_json(r.rf),
         "jump": to_json(r.jump),
         "start": to_json(r.start),
-        "rf_status": r.rf_status,
+        "rf_status": rf_status_text(r),
         "activation_bytes": to_json(r.activation_bytes),
         "saved_activation_bytes": to_json(r.saved_bytes),
         "warnings": list(r.warnings),
@@ -89,7 +90,7 @@ def report_to_dict(report: Report, depth: int | None = None) -> dict[str, Any]:
             "rf": to_json(t.rf),
             "jump": to_json(t.jump),
             "start": to_json(t.start),
-            "rf_status": t.rf_status,
+            "rf_status": rf_status_text(t),
             "activation_bytes": to_json(t.activation_bytes),
             "peak_activation_bytes": to_json(t.peak_activation_bytes),
             "param_bytes": to_json(t.param_bytes),
