@@ -100,3 +100,14 @@ def test_conventions_page_covers_every_kind() -> None:
     for table, text in (("FLOPs", flops), ("saved-for-backward", saved)):
         missing = sorted(kind for kind in all_rules() if f"`{kind}`" not in text)
         assert not missing, f"missing from the {table} table: {missing}"
+
+
+def test_conventions_page_explain_output_is_real(monkeypatch: pytest.MonkeyPatch) -> None:
+    from convlens.explain.derivation import derivation, render_sections
+
+    page = (DOCS / "conventions.md").read_text(encoding="utf-8")
+    monkeypatch.chdir(ROOT)
+    report = analyze("examples/three_conv.cnn")
+    for what in ("flops", "memory"):
+        for line in render_sections(derivation(report, 1, what)).splitlines():
+            assert line in page, line
