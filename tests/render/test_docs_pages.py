@@ -111,3 +111,20 @@ def test_conventions_page_explain_output_is_real(monkeypatch: pytest.MonkeyPatch
     for what in ("flops", "memory"):
         for line in render_sections(derivation(report, 1, what)).splitlines():
             assert line in page, line
+
+
+def test_connections_with_batch_norm_are_as_the_page_says() -> None:
+    """conventions.md: the total is shown only when every layer with parameters defines
+    connections; a network with batch norm has none, and the JSON gives null."""
+    page = (DOCS / "conventions.md").read_text(encoding="utf-8")
+    assert "a network with batch norm has none, and the JSON gives `null`" in page
+    with_bn = analyze("input 3x16x16\nconv2d 8 k=3\nbatchnorm2d\nrelu\n")
+    assert with_bn.layers[0].connections == 14 * 14 * 8 * (3 * 9 + 1)  # still per layer
+    assert with_bn.totals.connections is None
+    from convlens.render import renderer
+
+    assert "connections:" not in renderer("table")(with_bn)
+    assert '"connections": null' in renderer("json")(with_bn).split('"totals"')[1]
+    without_bn = analyze("input 3x16x16\nconv2d 8 k=3\nrelu\n")
+    assert without_bn.totals.connections == 14 * 14 * 8 * (3 * 9 + 1)
+    assert f"connections: {14 * 14 * 8 * 28:,}" in renderer("table")(without_bn)

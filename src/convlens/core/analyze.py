@@ -367,7 +367,11 @@ def _with_totals(
 
     params, trainable = sum_of("params"), sum_of("trainable_params")
     # Connections in LeNet-5's sense: the weighted edges of convolutions and linear layers.
+    # None when a layer with parameters defines none (batch norm): a partial sum would
+    # look complete (docs/conventions.md, "Connections").
+    counted = all(r.connections is not None for r in records if r.params != 0)
     connections = total(r.connections for r in records if r.connections is not None)
+    connections = connections if counted else None
     param_bytes = normalize(params * itemsize)
     grad_bytes = normalize(trainable * itemsize)
     states = OPTIMIZER_STATES[options.optimizer]
