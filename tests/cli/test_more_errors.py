@@ -56,5 +56,5 @@ def test_stride_larger_than_kernel_warns_about_skipped_rows(tmp_path: Path) -> N
     path.write_text("input 8x56x56\nconv2d 16 k=1 s=2\n")  # ResNet's downsample shortcut
     code, output = run("analyze", str(path))
     assert code == 0
-    assert "1 of every 2 input rows are skipped" in output
-    assert "the last 1 input rows are never read" in output  # (56 − 1) mod 2
+    assert "1 of every 2 input rows and columns are skipped" in output
+    assert "and the last 1 are never read" in output  # (56 − 1) mod 2

@@ -223,6 +223,24 @@ def analyze_network(
     )
 
 
+def layer_warnings(records: Iterable[LayerRecord], shown: int = 4) -> tuple[str, ...]:
+    """One line per distinct warning, naming the layers that have it: ResNet-50's three
+    1×1 stride-2 shortcuts share one line. Each layer keeps its own in ``warnings``."""
+    layers: dict[str, list[str]] = {}
+    for record in records:
+        for warning in record.warnings:
+            layers.setdefault(warning, []).append(record.name)
+    lines = []
+    for warning, names in layers.items():
+        named = (
+            ", ".join(names[:shown])
+            if len(names) <= shown
+            else (f"{', '.join(names[: shown - 1])} and {len(names) - shown + 1} more layers")
+        )
+        lines.append(f"{named}: {warning}")
+    return tuple(lines)
+
+
 def _check_frozen_patterns(network: Network, patterns: tuple[str, ...]) -> None:
     """A pattern that freezes nothing is a typo, refused like an unused ``--set`` name."""
     for pattern in patterns:
@@ -444,7 +462,7 @@ def _with_totals(
             note="parameters + buffers + gradients + optimizer state + saved activations",
         ),
     )
-    warnings = tuple(f"{r.name}: {w}" for r in records for w in r.warnings)
+    warnings = layer_warnings(records)
     if totals.unsupported:
         unbatched = any(r.kind == "opaque" and not r.args.get("batched", True) for r in records)
         warnings += (

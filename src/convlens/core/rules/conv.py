@@ -15,6 +15,7 @@ from convlens.core.rules.common import (
     check_groups,
     same_padding,
     spatial,
+    stride_warnings,
     window_output,
 )
 from convlens.core.steps import step
@@ -86,15 +87,15 @@ def convolution(
     assumed = check_groups(kind, channels, out_channels, groups)
     kernel, stride, dilation = args["kernel_size"], args["stride"], args["dilation"]
     pads = _pads(kind, args["padding"], kernel, stride, dilation)
-    outs, steps, warnings, maps = [], [], list(assumed), []
+    outs, steps, gaps, maps = [], [], [], []
     for axis, size in enumerate((height, width)):
         window = Window(
             size, kernel[axis], stride[axis], pads[2 * axis], pads[2 * axis + 1], dilation[axis]
         )
-        out, axis_steps, axis_warnings, axis_map = window_output(kind, axis, window)
+        out, axis_steps, axis_gaps, axis_map = window_output(kind, axis, window)
         outs.append(out)
         steps += axis_steps
-        warnings += axis_warnings
+        gaps += axis_gaps
         maps.append(axis_map)
     per_filter = normalize(divide(channels, groups) * kernel[0] * kernel[1])  # C_in/g·K_h·K_w
     weights = normalize(out_channels * per_filter)
@@ -139,7 +140,7 @@ def convolution(
         rf=(maps[0], maps[1]),
         # ConvolutionBackward keeps its input, and its weight, whenever it runs
         saves=(Saved("input"), *_derived_weight(args, weights)),
-        warnings=tuple(warnings),
+        warnings=(*assumed, *stride_warnings(gaps)),
         steps=tuple(steps),
         args={**args, "padding": pads, "groups": groups, "out_channels": out_channels},
     )
