@@ -194,3 +194,10 @@ def test_set_giving_one_name_two_values_is_an_error(tmp_path: Path) -> None:
     message = fails("analyze", path, "--set", "NF=8,k=3", "--set", "NF=16")
     assert "--set NF is given two values, 8 and 16" in message
     assert "--set k is given two values, 3 and 5" in fails("explain", path, "--set", "k=3,k=5")
+
+
+def test_a_description_with_only_its_input_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "# a comment\ninput 3x32x32\n")
+    message = fails("analyze", path)
+    assert at(path, 2, 1) in message
+    assert "nothing to analyse: the description has no layers after its input line" in message

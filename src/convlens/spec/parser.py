@@ -200,6 +200,7 @@ class Expander:
         self.layers: list[LayerSpec] = []
         self.taken: set[str] = {"input"}
         self.input_shape: tuple[Any, ...] | None = None
+        self.input_line = 1
         self.frozen_until = 0
         self.statements_run = 0
         self.rules = all_rules()
@@ -304,6 +305,7 @@ class Expander:
                     st, f"input sizes must be positive, got {d}", st.tokens[1].column, scope=scope
                 )
         self.input_shape = tuple(dims)
+        self.input_line = st.line
 
     def define_block(self, st: Statement, scope: Scope) -> None:
         header = " ".join(t.text for t in st.tokens[1:]).rstrip(":").strip()
@@ -629,6 +631,11 @@ class Expander:
             raise SpecError(
                 "the description is empty: it needs at least 'input CxHxW'",
                 SourcePosition(self.source, 1, 1),
+            )
+        if not self.layers:
+            raise SpecError(
+                "nothing to analyse: the description has no layers after its input line",
+                SourcePosition(self.source, self.input_line, 1),
             )
         unused = sorted(set(self.bindings) - self.used_bindings)
         if unused and strict:
