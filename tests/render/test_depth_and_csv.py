@@ -18,8 +18,8 @@ from convlens.render import FORMATS, renderer
 from convlens.render.box_table import BoxTable
 from convlens.render.csv import _cell
 from convlens.render.json import report_to_dict
-from convlens.render.latex import escape as latex_escape
 from convlens.render.table import render_table_text
+from convlens.render.text import latex_escape
 
 ROOT = Path(__file__).resolve().parents[2]
 RESNET_BLOCK = ROOT / "examples" / "resnet_block.cnn"

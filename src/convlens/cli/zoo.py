@@ -10,11 +10,12 @@ from rich.table import Table
 
 from convlens.cli.console import handle_errors, stdout
 from convlens.errors import ArgumentError
+from convlens.render.text import shape_text
 
 
 def format_shape(shape: tuple[int, ...]) -> str:
     """(3, 224, 224) → 3×224×224."""
-    return "×".join(str(d) for d in shape) if shape else "scalar"
+    return shape_text(shape, empty="scalar")
 
 
 def format_number(value: float) -> str:

@@ -18,6 +18,7 @@ from convlens.core.receptive_field import RFStatus
 from convlens.core.records import LayerRecord
 from convlens.core.steps import Step, step
 from convlens.errors import ArgumentError
+from convlens.render.text import latex_escape, shape_tuple
 
 TOPICS = ("shape", "params", "macs", "flops", "rf", "memory", "all")
 EXPLAIN_FORMATS = ("text", "markdown", "latex")
@@ -76,8 +77,8 @@ def layer_topic(report: Report, record: LayerRecord, topic: str) -> tuple[list[S
         if own:
             return own, []
         if record.input_shapes and record.output_shape == record.input_shapes[0]:
-            return [], [f"output {_shape(record.output_shape)}: the shape of its input"]
-        return [], [f"output {_shape(record.output_shape)}: as the {record.kind} rule maps it"]
+            return [], [f"output {shape_tuple(record.output_shape)}: the shape of its input"]
+        return [], [f"output {shape_tuple(record.output_shape)}: as the {record.kind} rule maps it"]
     if topic == "params":
         if own or record.params != 0:
             return own, [] if own else [f"{fmt(record.params)} parameters"]
@@ -172,7 +173,7 @@ def memory_steps(report: Report, record: LayerRecord) -> list[Step]:
             "{N}·{V}·{b}",
             values,
             record.activation_bytes,
-            note=f"batch · values of {_shape(record.output_shape)} · bytes per "
+            note=f"batch · values of {shape_tuple(record.output_shape)} · bytes per "
             f"{report.options.dtype}",
         )
     ]
@@ -237,12 +238,8 @@ def sum_step(topic: str, symbol: str, values: dict[int, Dim]) -> Step:
 
 def _title(r: LayerRecord) -> str:
     where = f", line {r.line}" if r.line else ""
-    shapes = ", ".join(_shape(s) for s in r.input_shapes)
-    return f"layer {r.index} '{r.name}' ({r.kind}{where}): {shapes} → {_shape(r.output_shape)}"
-
-
-def _shape(shape: tuple) -> str:
-    return "(" + ", ".join(fmt(d, grouping=False) for d in shape) + ")"
+    shapes = ", ".join(shape_tuple(s) for s in r.input_shapes)
+    return f"layer {r.index} '{r.name}' ({r.kind}{where}): {shapes} → {shape_tuple(r.output_shape)}"
 
 
 def render_sections(sections: list[Section], fmt_name: str = "text") -> str:
@@ -267,19 +264,13 @@ def render_sections(sections: list[Section], fmt_name: str = "text") -> str:
                 for e in section.entries
             ]
         else:
-            lines.append(r"\paragraph{" + _latex_text(section.title) + "}")
+            lines.append(r"\paragraph{" + latex_escape(section.title) + "}")
             lines += [
-                _latex_text(e) + r"\par" if isinstance(e, str) else r"\[ " + latex_math(e) + r" \]"
+                latex_escape(e) + r"\par" if isinstance(e, str) else r"\[ " + latex_math(e) + r" \]"
                 for e in section.entries
             ]
         lines.append("")
     return "\n".join(lines)
-
-
-def _latex_text(text: str) -> str:
-    from convlens.render.latex import escape
-
-    return escape(text)
 
 
 _LATEX = {

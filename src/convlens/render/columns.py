@@ -12,6 +12,7 @@ from convlens.core.hierarchy import ModuleRow, module_rows
 from convlens.core.numbers import fmt
 from convlens.core.receptive_field import RFStatus
 from convlens.core.records import LayerRecord, Totals
+from convlens.render.text import shape_text
 
 
 class Column(StrEnum):
@@ -29,10 +30,6 @@ class Column(StrEnum):
 
 COLUMNS: tuple[Column, ...] = tuple(Column)
 NUMERIC = {Column.PARAMS, Column.MACS, Column.FLOPS, Column.ACTIVATIONS}
-
-
-def shape_text(shape: Any) -> str:
-    return "×".join(fmt(d, grouping=False) for d in shape) if shape else ""
 
 
 def pair_text(pair: Any) -> str:

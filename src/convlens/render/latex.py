@@ -4,24 +4,7 @@ from __future__ import annotations
 
 from convlens.core.analyze import Report
 from convlens.render.columns import grid, summary_lines
-
-_ESCAPES = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "×": r"$\times$",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-}
-
-
-def escape(text: str) -> str:
-    return "".join(_ESCAPES.get(ch, ch) for ch in text)
+from convlens.render.text import latex_escape
 
 
 def render_latex(report: Report, depth: int | None = None) -> str:
@@ -30,12 +13,12 @@ def render_latex(report: Report, depth: int | None = None) -> str:
     lines = [
         r"\begin{tabular}{" + spec + "}",
         r"\toprule",
-        " & ".join(escape(c.value) for c in table.columns) + r" \\",
+        " & ".join(latex_escape(c.value) for c in table.columns) + r" \\",
         r"\midrule",
     ]
-    lines += [" & ".join(escape(cell) for cell in row) + r" \\" for row in table.rows]
+    lines += [" & ".join(latex_escape(cell) for cell in row) + r" \\" for row in table.rows]
     lines.append(r"\midrule")
-    lines.append(" & ".join(escape(cell) for cell in table.totals) + r" \\")
+    lines.append(" & ".join(latex_escape(cell) for cell in table.totals) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", ""]
     lines += [f"% {label}: {value}" for label, value in summary_lines(report)]
     return "\n".join(lines) + "\n"

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 from convlens.core.analyze import Report
 from convlens.render.columns import grid, summary_lines
-
-
-def _cell(text: str) -> str:
-    """SymPy text (``NF*k**2``) goes in code spans so Markdown does not read emphasis."""
-    if "*" in text:
-        return f"`{text}`"
-    return text.replace("|", "\\|")
+from convlens.render.text import markdown_cell
 
 
 def _row(cells: list[str]) -> str:
@@ -25,8 +19,8 @@ def render_markdown(report: Report, depth: int | None = None) -> str:
         _row([c.value for c in table.columns]),
         "|" + "|".join("---:" if c in table.numeric else "---" for c in table.columns) + "|",
     ]
-    lines += [_row([_cell(cell) for cell in row]) for row in table.rows]
-    lines.append(_row([f"**{_cell(cell)}**" if cell else "" for cell in table.totals]))
+    lines += [_row([markdown_cell(cell) for cell in row]) for row in table.rows]
+    lines.append(_row([f"**{markdown_cell(cell)}**" if cell else "" for cell in table.totals]))
     lines.append("")
     lines += [f"- **{label}**: {value}" for label, value in summary_lines(report)]
     lines += [f"- ⚠ {w}" for w in report.warnings]
