@@ -11,7 +11,7 @@ import contextlib
 import gc
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,38 @@ from convlens.core.analyze import Options, Report, analyze_network
 from convlens.core.conventions import DTYPE_BYTES, OPTIMIZER_STATES, Convention
 from convlens.core.records import Network
 from convlens.errors import ArgumentError
+
+
+@dataclass(frozen=True)
+class AnalysisReport(Report):
+    """A ``Report`` with the conveniences of the Python API: JSON, Markdown, a Jupyter table.
+
+    They live here, not on the core's ``Report``, so the analysis core never imports the
+    renderers."""
+
+    @classmethod
+    def of(cls, report: Report) -> AnalysisReport:
+        return cls(**{f.name: getattr(report, f.name) for f in fields(report)})
+
+    def to_dict(self, depth: int | None = None) -> dict[str, Any]:
+        from convlens.render.json import report_to_dict
+
+        return report_to_dict(self, depth)
+
+    def to_json(self, indent: int = 2, depth: int | None = None) -> str:
+        from convlens.render.json import render_json
+
+        return render_json(self, indent, depth)
+
+    def to_markdown(self, depth: int | None = None) -> str:
+        from convlens.render.markdown import render_markdown
+
+        return render_markdown(self, depth)
+
+    def _repr_html_(self) -> str:
+        from convlens.render.html import render_html
+
+        return render_html(self)
 
 
 def is_module(source: Any) -> bool:
@@ -335,7 +367,7 @@ def analyze(
     input_size: Any = None,
     device: str = "meta",
     **symbols: Any,
-) -> Report:
+) -> AnalysisReport:
     """Analyse a description or a model: per-layer shapes, parameters, MACs/FLOPs,
     receptive field and memory.
 
@@ -345,9 +377,10 @@ def analyze(
     instead (same records, each rule's shape checked against the result).
     """
     with _gc_paused():
-        return _analyze(
+        report = _analyze(
             source, input, batch, dtype, optimizer, convention, frozen, input_size, device, symbols
         )
+    return AnalysisReport.of(report)
 
 
 def _analyze(

@@ -41,7 +41,9 @@ class Options:
 
 @dataclass(frozen=True)
 class Report:
-    """Per-layer records and totals of one analysis; renderers only read it."""
+    """Per-layer records and totals of one analysis; renderers only read it.
+
+    ``convlens.analyze`` returns an ``AnalysisReport``: this with ``to_json()`` & co."""
 
     network: Network
     options: Options
@@ -61,26 +63,6 @@ class Report:
         from convlens.core.args import suggest
 
         raise KeyError(f"no layer {key!r}{suggest(str(key), [r.name for r in self.layers])}")
-
-    def to_dict(self) -> dict[str, Any]:
-        from convlens.render.json import report_to_dict
-
-        return report_to_dict(self)
-
-    def to_json(self, indent: int = 2) -> str:
-        from convlens.render.json import render_json
-
-        return render_json(self, indent)
-
-    def to_markdown(self) -> str:
-        from convlens.render.markdown import render_markdown
-
-        return render_markdown(self)
-
-    def _repr_html_(self) -> str:
-        from convlens.render.html import render_html
-
-        return render_html(self)
 
 
 def _position(spec: LayerSpec, network: Network) -> SourcePosition | None:
