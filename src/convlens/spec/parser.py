@@ -371,22 +371,18 @@ class Expander:
         self.run(st.body, scope, depth + 1)
         layers = len(self.layers) + (len(self.layers) - layers_before) * (count - 1)
         statements = self.statements_run + (self.statements_run - statements_before) * (count - 1)
-        if layers > MAX_LAYERS:
-            raise self.error(
-                st,
-                f"repeat {count:,} would expand the description to {layers:,} layers, "
-                f"more than the limit of {MAX_LAYERS:,}",
-                st.tokens[1].column,
-                scope=scope,
-            )
-        if statements > MAX_STATEMENTS:
-            raise self.error(
-                st,
-                f"repeat {count:,} would run {statements:,} statements, "
-                f"more than the limit of {MAX_STATEMENTS:,}",
-                st.tokens[1].column,
-                scope=scope,
-            )
+        for expected, limit, what in (
+            (layers, MAX_LAYERS, "expand the description to {:,} layers"),
+            (statements, MAX_STATEMENTS, "run {:,} statements"),
+        ):
+            if expected > limit:
+                raise self.error(
+                    st,
+                    f"repeat {count:,} would {what.format(expected)}, "
+                    f"more than the limit of {limit:,}",
+                    st.tokens[1].column,
+                    scope=scope,
+                )
         for _ in range(count - 1):
             self.run(st.body, scope, depth + 1)
 
