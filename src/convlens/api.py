@@ -343,10 +343,11 @@ def make_options(
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No cyclic-GC pass during an analysis: with torch imported, one full pass over its
-    large heap costs ~0.1 s, as long as the whole analysis of a ResNet-50. The records
-    hold no cycles; collection resumes (as it was) afterwards."""
+def gc_paused() -> Iterator[None]:
+    """No cyclic-GC pass during an analysis (or the rendering of a large report): with
+    torch imported, one full pass over its large heap costs ~0.1 s, as long as the whole
+    analysis of a ResNet-50, and passes over a 100,000-layer report cost seconds. The
+    records hold no cycles; collection resumes (as it was) afterwards."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -376,7 +377,7 @@ def analyze(
     Modules are traced by shape alone; ``device="cpu"`` or ``"cuda"`` runs a real forward
     instead (same records, each rule's shape checked against the result).
     """
-    with _gc_paused():
+    with gc_paused():
         report = _analyze(
             source, input, batch, dtype, optimizer, convention, frozen, input_size, device, symbols
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from typing import Annotated, Any
 
 import typer
@@ -153,15 +152,15 @@ def register(app: typer.Typer) -> None:
         report = build_report(
             source, input, batch, set_, dtype, optimizer, convention, frozen, model_args, device
         )
-        # The process ends after printing: what the analysis built needs no more garbage
-        # collection passes over it (they cost seconds on a 100,000-layer report).
-        gc.freeze()
-        if format == "table":
-            from convlens.render.table import print_report
+        from convlens.api import gc_paused
 
-            print_report(report, stdout, depth)
-        else:
-            print_text(renderer(format)(report, depth=depth))
+        with gc_paused():
+            if format == "table":
+                from convlens.render.table import print_report
+
+                print_report(report, stdout, depth)
+            else:
+                print_text(renderer(format)(report, depth=depth))
 
     @app.command()
     @handle_errors

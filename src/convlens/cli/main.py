@@ -54,7 +54,7 @@ def _flag_type(option: TyperOption, ctx: Any) -> str | None:
     return None if option.is_flag else _option_type(option, ctx)
 
 
-if hasattr(TyperOption, "display_type_rich"):  # Typer ≥ 0.20 (older ones show no types)
+if hasattr(TyperOption, "display_type_rich"):  # Typer versions that print option types
     _option_type = TyperOption.display_type_rich
     TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
 
