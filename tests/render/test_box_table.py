@@ -12,7 +12,7 @@ from rich.console import Console
 from convlens.render.box_table import BoxTable, TableColumn
 
 # Cells as convlens writes them (numbers, shapes, names, SymPy text), plus odd widths.
-WORD = st.text(alphabet="0123456789,.×abcXYZ_*+-()/é漢", min_size=1, max_size=14)
+WORD = st.text(alphabet="0123456789,.×abcXYZ_*+-()[]/é漢", min_size=1, max_size=14)
 CELL = st.lists(WORD, min_size=0, max_size=4).map(" ".join)
 COLUMN = st.builds(
     TableColumn,

@@ -63,7 +63,7 @@ class BoxTable:
         table = Table(title=self.title_text(), title_justify="left", padding=PADDING)
         for column in self.columns:
             table.add_column(
-                column.header,
+                Text(column.header),
                 justify=column.justify,
                 no_wrap=column.no_wrap,
                 overflow=column.overflow,
