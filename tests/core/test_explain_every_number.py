@@ -138,3 +138,18 @@ def test_notes_reach_every_format(fmt: str) -> None:
     report = convlens.analyze(EXAMPLES / "three_conv.cnn")
     text = render_sections(derivation(report, 2, "params"), fmt)
     assert "no parameters" in text
+
+
+def test_an_operation_without_a_rule_says_it_is_not_counted() -> None:
+    from torch import nn
+
+    class Erf(nn.Module):
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            return nn.functional.conv2d(x, x.new_ones(2, 3, 1, 1)).erf()
+
+    report = convlens.analyze(Erf(), input_size=(1, 3, 4, 4))
+    record = next(r for r in report.layers if r.unsupported)
+    for topic in ("macs", "flops"):
+        (section,) = derivation(report, record.index, topic)
+        assert section.steps == ()
+        assert f"not counted: no rule for {record.unsupported}" in section.notes[0]

@@ -72,6 +72,11 @@ def derivation(report: Report, layer: int | str | None = None, what: str = "all"
 
 def layer_topic(report: Report, record: LayerRecord, topic: str) -> tuple[list[Step], list[str]]:
     """The steps behind one of a layer's numbers, or the sentences that say why none."""
+    if record.unsupported and topic in ("macs", "flops"):
+        return [], [
+            f"not counted: no rule for {record.unsupported}, so its {topic.upper()} are "
+            "missing from the totals (the report says the figures are partial)"
+        ]
     own = [s for s in record.steps if s.topic == topic]
     if topic == "shape":
         if own:
