@@ -165,7 +165,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @handle_errors
     def explain(
-        source: Annotated[str, typer.Argument(help="a .cnn description file")],
+        source: Annotated[str, typer.Argument(help="a .cnn file, zoo:NAME or module:factory")],
         layer: Annotated[
             str | None,
             typer.Option("--layer", "-l", help="layer number or name (default: every layer)"),
