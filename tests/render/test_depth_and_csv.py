@@ -141,3 +141,11 @@ def test_a_row_that_folds_is_laid_out_by_rich(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(BoxTable, "_laid_out", counting)
     render_table_text(report, width=60)
     assert len(laid_out) > 2
+
+
+def test_depth_json_names_a_traced_module_output_only_when_not_one_tensor() -> None:
+    report = analyze("zoo:yolov3", input="3x64x64")
+    (whole,) = report_to_dict(report, depth=0)["modules"]["rows"]  # the model as one row
+    assert whole["output"] == "(255×2×2, 255×4×4, 255×8×8)"  # three heads, stride 32, 16, 8
+    data = json.loads(cli("analyze", "zoo:resnet18", "--depth", 1, "-f", "json"))
+    assert all(row["output"] is None for row in data["modules"]["rows"])

@@ -13,6 +13,7 @@ from convlens.core.hierarchy import ModuleRow, module_rows
 from convlens.core.numbers import to_json
 from convlens.core.records import LayerRecord
 from convlens.render.columns import rf_status_text
+from convlens.render.text import shape_text
 
 SCHEMA_VERSION = 1
 
@@ -50,7 +51,10 @@ def module_to_dict(row: ModuleRow) -> dict[str, Any]:
         "first_layer": row.first_layer,
         "last_layer": row.last_layer,
         "output_shape": to_json(list(row.output_shape)),
-        "output": row.output_text or None,
+        # a traced module's output when it is not one tensor (a tuple, a dict), else null
+        "output": row.output_text
+        if row.output_text not in ("", shape_text(row.output_shape))
+        else None,
         "params": to_json(row.params),
         "trainable_params": to_json(row.trainable_params),
         "frozen_params": to_json(row.frozen_params),
