@@ -3,8 +3,12 @@ and one ASGI test client per module (starting the worker processes costs ~1 s)."
 
 from __future__ import annotations
 
+import contextlib
+import re
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,3 +51,49 @@ def set_args(values: dict[str, int]) -> list[str]:
 def client() -> Iterator[TestClient]:
     with TestClient(create_app()) as test_client:
         yield test_client
+
+
+@contextlib.contextmanager
+def served(*options: str) -> Iterator[str]:
+    """A real ``convlens serve --port 0 OPTIONS`` in its own process; yields its URL and
+    stops it with Ctrl-C (SIGINT) afterwards, checking that it exits cleanly."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "convlens.cli.main", "serve", "--port", "0", *options],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    assert process.stderr is not None
+    line = process.stderr.readline()  # "convlens workbench on http://127.0.0.1:PORT/ …"
+    match = re.search(r"http://127\.0\.0\.1:\d+/", line)
+    if match is None:
+        process.kill()
+        pytest.fail(f"convlens serve did not start: {line}{process.stderr.read()}")
+    try:
+        _wait_until_serving(match.group(0))
+        yield match.group(0)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            code = process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    rest = process.stderr.read()
+    assert code == 0 and rest.strip().endswith("convlens workbench stopped"), rest
+
+
+def _wait_until_serving(url: str, seconds: float = 30.0) -> None:
+    """uvicorn answers once the worker processes have started (the app's lifespan)."""
+    import httpx2
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx2.get(url + "api", timeout=2).status_code == 200:
+                return
+        except httpx2.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"convlens serve at {url} did not answer within {seconds:g} s")
+        time.sleep(0.1)

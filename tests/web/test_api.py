@@ -231,6 +231,10 @@ def test_workbench_rows_are_the_terminal_cells_with_closed_forms(client: TestCli
     assert view["rows"][0]["cells"][params] == fmt(8 * 5 * 5 + 8)
     assert view["rows"][0]["closed"][params] == "NF k^{2} + NF"
     assert view["rows"][0]["closed"][0] is None  # the index has no closed form
+    rf = [c.value for c in COLUMNS].index("RF")
+    assert view["rows"][0]["closed"][rf] == "k"
+    # After upsampling the symbolic RF is unavailable: the number stands alone.
+    assert view["totals"]["cells"][rf] == "60" and view["totals"]["closed"][rf] is None
     summary = {s["label"]: s for s in view["summary"]}
     assert summary["MACs"]["value"] == fmt(report.totals.macs)
     assert summary["MACs"]["closed"] == fmt(convlens.analyze(text).totals.macs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
 from pathlib import Path
@@ -55,7 +56,9 @@ def register(app: typer.Typer) -> None:
         host: Annotated[
             str, typer.Option("--host", help="address to listen on (another host only if asked)")
         ] = "127.0.0.1",
-        port: Annotated[int, typer.Option("--port", "-p", min=1, max=65535)] = 8000,
+        port: Annotated[
+            int, typer.Option("--port", "-p", min=0, max=65535, help="0: any free port")
+        ] = 8000,
         open_browser: Annotated[
             bool, typer.Option("--open", help="open the page in the default browser")
         ] = False,
@@ -106,4 +109,7 @@ def register(app: typer.Typer) -> None:
 
             threading.Timer(1.0, webbrowser.open, args=(url,)).start()
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-        server.run(sockets=[sock])
+        # uvicorn shuts down on Ctrl-C, then raises it again: for a server, the normal end.
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run(sockets=[sock])
+        stderr.print("convlens workbench stopped", highlight=False)

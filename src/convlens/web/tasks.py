@@ -28,6 +28,7 @@ from convlens.render.columns import (
     Column,
     layer_cells,
     pair_text,
+    rf_text,
     summary_lines,
     total_cells,
 )
@@ -230,6 +231,12 @@ def receptive_field(req: Analysis, extras: Mapping[str, Any], limits: Limits) ->
         "jump": to_json(record.jump),
         "start": to_json(record.start),
         "status": record.rf_status,
+        # as the terminal prints them (3/2 rather than 1.5)
+        "text": {
+            "rf": rf_text(record),
+            "jump": pair_text(record.jump),
+            "start": pair_text(record.start),
+        },
         "rows": None,
         "columns": None,
     }
@@ -356,7 +363,7 @@ def _closed_totals(report: Report, numeric: Mapping[Column, str]) -> list[str | 
 def _latex(value: Any, column: Column) -> str | None:
     """A closed form as LaTeX; None when it holds no symbol (nothing to show)."""
     parts = value if isinstance(value, tuple) else (value,)
-    if not any(is_symbolic(v) for v in parts):
+    if value is None or not any(is_symbolic(v) for v in parts):  # None: no RF to show
         return None
     if column in (Column.RF, Column.JUMP) and len(parts) == 2 and parts[0] == parts[1]:
         parts = parts[:1]

@@ -210,11 +210,10 @@ async function analyse() {
     return;
   }
   const report = answer.report;
-  const added = updateSymbols(report.symbols);
+  updateSymbols(report.symbols);
   if (report.rows === null) {
-    // Symbols without values: they got starting values, so ask again with numbers.
-    if (added) analyse();
-    else showError($("error"), editorA, { message: `give values to ${report.unbound.join(", ")}` });
+    // Symbols without values in the request: each has one now, so ask again with them.
+    analyse();
     return;
   }
   showError($("error"), editorA, null);
@@ -230,13 +229,14 @@ const analyseSoon = debounce(analyse, DEBOUNCE_MS);
 
 // ---------------------------------------------------------------------------------- symbols
 
+// New symbols get a starting value (a value set before is kept for a symbol that returns).
 function updateSymbols(names) {
-  const added = names.filter((n) => !(n in state.values));
-  for (const name of added) state.values[name] = SYMBOL_DEFAULTS[name] ?? FALLBACK_SYMBOL_VALUE;
+  for (const name of names) {
+    if (!(name in state.values)) state.values[name] = SYMBOL_DEFAULTS[name] ?? FALLBACK_SYMBOL_VALUE;
+  }
   const changed = names.join(",") !== state.symbols.join(",");
   state.symbols = names;
   if (changed) renderSymbols();
-  return added.length > 0;
 }
 
 function renderSymbols() {
@@ -495,7 +495,6 @@ async function drawField(field) {
   const bottom = Math.max(height, hi[0] + 1) + margin, right = Math.max(width, hi[1] + 1) + margin;
   view.setAttribute("viewBox", `${left} ${top} ${right - left} ${bottom - top}`);
   view.style.aspectRatio = `${right - left} / ${bottom - top}`;
-  const pair = (v) => (v === null || v === undefined ? "–" : (v[0] === v[1] ? `${v[0]}` : `${v[0]}×${v[1]}`));
   const [y, x] = field.position;
   let text = `Output (${y}, ${x}) of layer ${field.layer.index} '${field.layer.name}' (${field.layer.kind}, ` +
     `${field.output.join("×")})`;
@@ -507,7 +506,9 @@ async function drawField(field) {
   } else {
     text += `: receptive field ${field.status}.`;
   }
-  text += ` Receptive field ${pair(field.rf)}, jump ${pair(field.jump)}, start ${pair(field.start)}` +
+  const shown = (value) => value || "–";
+  text += ` Receptive field ${shown(field.text.rf)}, jump ${shown(field.text.jump)}, ` +
+    `start ${shown(field.text.start)}` +
     (field.status === "whole input" ? " (the whole input: after global pooling, flatten or linear)." : ".");
   $("rf-info").textContent = text;
   view.dataset.rows = field.rows ? field.rows.join(",") : "";
