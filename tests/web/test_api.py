@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -403,3 +404,34 @@ def test_another_host_header_is_refused_when_hosts_are_given() -> None:
     with TestClient(app, base_url="http://127.0.0.1") as client:
         assert client.get("/api").status_code == 200
         assert client.get("/api", headers={"host": "evil.example"}).status_code == 400
+
+
+def test_the_answers_pasted_in_docs_web_are_real(client: TestClient) -> None:
+    doc = (REPO / "docs/web.md").read_text()
+    for endpoint, body in (
+        ("analyze", {"description": "input 3x32x32\nconv2d 16 kk=3\n"}),
+        ("analyze", {"description": "input 3x32x32\nrepeat 1000000000: relu\n"}),
+        ("analyze", {"description": 3}),
+        (
+            "receptive-field",
+            {
+                "description": "input 3x32x32\nconv2d 16 k=3 s=2 p=1\nconv2d 16 k=3 p=1\n",
+                "layer": 2,
+                "y": 4,
+                "x": 0,
+            },
+        ),
+    ):
+        response = client.post(f"/api/{endpoint}", json=body)
+        assert f"-d '{json.dumps(body)}'" in doc.replace("\\\n    ", "")
+        assert f"\n{response.text}" in doc, response.text
+    analysed = client.post(
+        "/api/analyze",
+        json={
+            "description": "input 3x32x32\nconv2d 16 k=k p=1\nrelu\n",
+            "set": {"k": 3},
+            "convention": "full",
+        },
+    )
+    for line in ('"params": 448,', '"macs": 442368,', '"flops": 901120,'):
+        assert line in analysed.text and line in doc
