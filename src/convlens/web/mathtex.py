@@ -14,17 +14,8 @@ from typing import Any
 
 from convlens.core.numbers import fmt, is_symbolic
 from convlens.core.steps import Step
+from convlens.explain.derivation import _LATEX as OPERATORS  # ⌊ ⌋ · − … as explain's LaTeX
 
-_OPERATORS = {
-    "⌊": r"\left\lfloor ",
-    "⌋": r"\right\rfloor ",
-    "⌈": r"\left\lceil ",
-    "⌉": r"\right\rceil ",
-    "·": r" \cdot ",
-    "−": "-",
-    "×": r" \times ",
-    "…": r" \ldots ",
-}
 _SPECIALS = {ch: "\\" + ch for ch in "#$%&_{}"} | {
     "\\": r"\backslash ",
     "~": r"\sim ",
@@ -71,7 +62,7 @@ def template_latex(template: str, fill: dict[str, str]) -> str:
     """The step's template with each ``{NAME}`` replaced by ``fill[NAME]``."""
     parts = []
     for literal, field, _, _ in string.Formatter().parse(template):
-        parts.append("".join(_OPERATORS.get(ch) or _SPECIALS.get(ch, ch) for ch in literal))
+        parts.append("".join(OPERATORS.get(ch) or _SPECIALS.get(ch, ch) for ch in literal))
         if field is not None:
             parts.append(fill[field])
     return "".join(parts)

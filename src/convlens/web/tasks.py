@@ -2,7 +2,8 @@
 
 Every function reads the request, runs the same analysis ``convlens analyze`` runs,
 and returns text or JSON-ready values built by the existing renderers and column
-vocabulary; nothing here computes a number of its own.
+vocabulary; no count is computed here. (The one thing the report lacks, the field of a
+single output position, is walked from the rules' own index maps in ``receptive.py``.)
 """
 
 from __future__ import annotations

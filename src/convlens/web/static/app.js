@@ -93,24 +93,36 @@ function download(text, filename, type) {
   setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
-// Latest-wins: an answer to an older request than the last one sent is dropped.
-function latest(fn) {
+// A POST whose answers are latest-wins: one to an older request than the last one sent
+// comes back undefined (dropped); otherwise { value } or { error }.
+function latestPost(path) {
   let sequence = 0;
-  return async (...args) => {
+  return async (body) => {
     const mine = ++sequence;
-    const result = await fn(...args);
+    let result;
+    try {
+      result = { value: await (await post(path, body)).json() };
+    } catch (error) {
+      result = { error };
+    }
     return mine === sequence ? result : undefined;
   };
 }
 
 // ------------------------------------------------------------------------------------ editor
 
+// A textarea over a backdrop that repeats its text and marks the error, beside line numbers.
 class Editor {
   constructor(root, onChange) {
     this.root = root;
-    this.text = root.querySelector("textarea");
-    this.backdrop = root.querySelector(".backdrop");
-    this.gutter = root.querySelector(".gutter");
+    this.gutter = el("div", { class: "gutter", ariaHidden: "true" });
+    this.backdrop = el("pre", { class: "backdrop", ariaHidden: "true" });
+    this.text = el("textarea", {
+      class: "source", id: root.dataset.textarea, spellcheck: false, autocomplete: "off",
+    });
+    this.text.setAttribute("wrap", "off");
+    this.text.setAttribute("aria-label", root.dataset.label);
+    root.append(this.gutter, el("div", { class: "editor-body" }, this.backdrop, this.text));
     this.error = null;
     this.text.addEventListener("input", () => { this.paint(); onChange(); });
     this.text.addEventListener("scroll", () => this.sync());
@@ -191,13 +203,7 @@ function analysisBody(description = editorA.value) {
   return { description, set, ...options() };
 }
 
-const requestWorkbench = latest(async (body) => {
-  try {
-    return { report: await (await post("/api/workbench", body)).json() };
-  } catch (error) {
-    return { error };
-  }
-});
+const requestWorkbench = latestPost("/api/workbench");
 
 async function analyse() {
   setStatus("analysing…");
@@ -209,7 +215,7 @@ async function analyse() {
     $("report").classList.add("stale");
     return;
   }
-  const report = answer.report;
+  const report = answer.value;
   updateSymbols(report.symbols);
   if (report.rows === null) {
     // Symbols without values in the request: each has one now, so ask again with them.
@@ -339,13 +345,7 @@ function selectLayer(index) {
   refreshDerivation();
 }
 
-const requestExplain = latest(async (body) => {
-  try {
-    return { section: await (await post("/api/explain", body)).json() };
-  } catch (error) {
-    return { error };
-  }
-});
+const requestExplain = latestPost("/api/explain");
 
 async function refreshDerivation() {
   if (state.selected === null) return;
@@ -359,11 +359,11 @@ async function refreshDerivation() {
     $("derivation-title").textContent = answer.error.message;
     return;
   }
-  $("derivation-title").textContent = answer.section.title;
-  if (!answer.section.steps.length) {
+  $("derivation-title").textContent = answer.value.title;
+  if (!answer.value.steps.length) {
     list.append(el("li", { text: "nothing to derive for this layer" }));
   }
-  for (const step of answer.section.steps) {
+  for (const step of answer.value.steps) {
     const item = el("li", { class: "step", "data-topic": step.topic });
     item.append(el("div", { class: "quantity", text: step.quantity }));
     item.append(tex(step.latex, el("div", { class: "math" }), true));
@@ -402,13 +402,7 @@ function rfSlider(id, size, recentre) {
   return Number(slider.value);
 }
 
-const requestField = latest(async (body) => {
-  try {
-    return { field: await (await post("/api/receptive-field", body)).json() };
-  } catch (error) {
-    return { error };
-  }
-});
+const requestField = latestPost("/api/receptive-field");
 
 async function refreshReceptiveField(recentre = false) {
   const report = state.report;
@@ -424,7 +418,7 @@ async function refreshReceptiveField(recentre = false) {
     $("rf-rect").setAttribute("visibility", "hidden");
     return;
   }
-  drawField(answer.field);
+  drawField(answer.value);
 }
 
 function loadImage() {
@@ -517,13 +511,7 @@ async function drawField(field) {
 
 // ---------------------------------------------------------------------------------- compare
 
-const requestCompare = latest(async (body) => {
-  try {
-    return { comparison: await (await post("/api/compare", body)).json() };
-  } catch (error) {
-    return { error };
-  }
-});
+const requestCompare = latestPost("/api/compare");
 
 async function runCompare() {
   const answer = await requestCompare({ ...analysisBody(), description_b: editorB.value });
@@ -542,7 +530,7 @@ async function runCompare() {
     return;
   }
   showError($("error-b"), editorB, null);
-  const c = answer.comparison;
+  const c = answer.value;
   $("compare-metrics").classList.remove("stale");
   const body = $("compare-metrics").tBodies[0];
   body.replaceChildren(...c.metrics.map((m) => el("tr", { "data-metric": m.metric },
