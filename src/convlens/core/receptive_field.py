@@ -18,6 +18,7 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import pairwise
 from math import gcd
 from typing import Any
 
@@ -154,7 +155,7 @@ def _needs_taps(rf: AxisRF) -> bool:
     # Monotone over one period and across the wrap to the next one: lo(P) = lo(0) + step.
     lo = (*rf.lo, rf.lo[0] + rf.step)
     hi = (*rf.hi, rf.hi[0] + rf.step)
-    return any(b < a for a, b in zip(lo, lo[1:])) or any(b < a for a, b in zip(hi, hi[1:]))
+    return any(b < a for a, b in pairwise(lo)) or any(b < a for a, b in pairwise(hi))
 
 
 def with_period(rf: AxisRF, period: int) -> AxisRF:
