@@ -20,12 +20,12 @@ from convlens.labs.colourize import (
     ColourizeConfig,
     Position,
     distinct_colours,
-    epoch_flips,
     learning_rate,
     make_palette,
     train,
     train_epoch,
 )
+from convlens.labs.runtime.loop import epoch_flips
 
 
 def test_distinct_colours_lists_each_colour_once() -> None:

@@ -12,21 +12,21 @@ import numpy as np
 import pytest
 import torch
 
-from convlens.labs import colourize
 from convlens.labs.colourize import (
     ColourizeConfig,
     Position,
     RunResult,
     build_model,
-    epoch_permutation,
     grayscale,
     kmeans_palette,
     load_data,
     nearest_colour,
-    read_metrics_csv,
     train,
     train_epoch,
 )
+from convlens.labs.runtime import loop
+from convlens.labs.runtime.files import read_metrics_csv
+from convlens.labs.runtime.loop import epoch_permutation
 
 EXACT = ("epoch", "train_loss", "val_loss", "val_accuracy", "baseline_accuracy")
 
@@ -124,11 +124,11 @@ def interrupted_at(
         if len(seen) == stop_at:
             os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(colourize, "_after_step", ctrl_c)
+    monkeypatch.setattr(loop, "_after_step", ctrl_c)
     try:
         return train(cfg, progress_bar=False)
     finally:
-        monkeypatch.setattr(colourize, "_after_step", lambda position: None)
+        monkeypatch.setattr(loop, "_after_step", lambda position: None)
 
 
 def assert_same_run(a: RunResult, b: RunResult) -> None:
@@ -199,12 +199,12 @@ def test_hard_stop_keeps_the_last_whole_checkpoint(
         if len(steps) == 8:  # epoch 2, step 3
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(colourize, "_after_step", hard_stop)
+    monkeypatch.setattr(loop, "_after_step", hard_stop)
     cfg = small(tiny_data, tmp_path / "cut", epochs=2)
     first = train(cfg, progress_bar=False)
     assert first.interrupted and (first.position.epoch, first.position.step) == (1, 0)
     assert len(read_metrics_csv(tmp_path / "cut" / "metrics.csv")) == 1
-    monkeypatch.setattr(colourize, "_after_step", lambda position: None)
+    monkeypatch.setattr(loop, "_after_step", lambda position: None)
     resumed = train(cfg, resume=True, progress_bar=False)
     assert reference.model is not None and resumed.model is not None
     for p, q in zip(
