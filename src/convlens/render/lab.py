@@ -33,6 +33,8 @@ LEFT = frozenset({"model", "run", "class"})
 
 def cell(key: str, value: Any) -> str:
     """One value as its column shows it: accuracies in %, losses to 4 decimals."""
+    if value is None:
+        return "—"
     if key.endswith("accuracy"):
         return f"{100 * value:.2f} %"
     if key.endswith("loss"):

@@ -144,3 +144,24 @@ def plot_confusion(path: Path, matrix: np.ndarray, names: Sequence[str], title: 
     if title:
         ax.set_title(title, fontsize=8)
     save_figure(fig, path)
+
+
+def plot_labelled_images(
+    path: Path, images: np.ndarray, captions: Sequence[str], columns: int = 8, title: str = ""
+) -> None:
+    """Images (n, H, W, 3) in [0, 1] in rows of ``columns``, each with its caption."""
+    plt = pyplot()
+    n = max(len(images), 1)
+    rows = -(-n // columns)
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(1.1 * columns, 1.25 * rows + 0.4), squeeze=False,
+        layout="constrained",
+    )  # fmt: skip
+    for i, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if i < len(images):
+            ax.imshow(np.clip(images[i], 0, 1), interpolation="nearest")
+            ax.set_title(captions[i], fontsize=6)
+    if title:
+        fig.suptitle(title, fontsize=8)
+    save_figure(fig, path)

@@ -1,0 +1,89 @@
+"""The classification-lab runs recorded in docs/labs/classify.md: train each, then measure.
+
+Each run trains with ``convlens.labs.classify.train`` into ``runs/classify/<name>`` (reused
+when already finished), then evaluates it (accuracy with its 95 % bootstrap interval) and
+prints one Markdown row with the settings, the training wall time, the process CPU time and
+the load average (other jobs share the 2 cores). Run it under the shared lock:
+
+    flock /tmp/convlens-heavy.lock .venv/bin/python benchmarks/classify_runs.py \\
+        --data ../shared/data/cifar10-10k default
+
+``--list`` shows the named runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import resource
+import time
+from pathlib import Path
+
+import torch
+
+from convlens.labs.classify import ClassifyConfig, evaluate_run, train
+
+# name → changes to ClassifyConfig's defaults (the lab's default is "default")
+RUNS: dict[str, dict[str, object]] = {
+    "default": {},
+    "resnet20": {"model": "cifar_resnet20", "lr": 0.1},
+    "resnet9-w24": {"model": "cifar_resnet9?width=24"},
+    "resnet9-w32-e12": {"epochs": 12},
+    "resnet9-w32-e24": {"epochs": 24},
+    "resnet9-w32-noaug": {"augment": "none"},
+    "resnet9-w32-adam": {"optimizer": "adam", "lr": 0.003, "weight_decay": 0.05},
+}
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("names", nargs="*", default=["default"])
+    parser.add_argument("--data", default="../shared/data/cifar10-10k")
+    parser.add_argument("--out", default="runs/classify")
+    parser.add_argument("--list", action="store_true")
+    args = parser.parse_args()
+    if args.list:
+        for name, changes in RUNS.items():
+            print(f"{name}: {changes or 'the defaults'}")
+        return
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor()}")
+    for name in args.names:
+        cfg = dataclasses.replace(
+            ClassifyConfig(data=args.data), out=str(Path(args.out) / name), **RUNS[name]
+        )
+        wall, cpu, load = time.perf_counter(), cpu_seconds(), os.getloadavg()[0]
+        result = train(cfg, resume=(Path(cfg.out) / "config.json").exists(), progress_bar=False)
+        wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
+        load = (load + os.getloadavg()[0]) / 2
+        evaluation = evaluate_run(cfg.out)
+        low, high = evaluation["ci95"]
+        record = {
+            "name": name,
+            "changes": RUNS[name],
+            "epochs": cfg.epochs,
+            "train_seconds": result.train_seconds,
+            "wall_seconds": wall,
+            "cpu_seconds": cpu,
+            "load_average": load,
+            "accuracy": evaluation["accuracy"],
+            "ci95": [low, high],
+        }
+        (Path(cfg.out) / "benchmark.json").write_text(json.dumps(record, indent=2) + "\n")
+        print(
+            f"| {name} | {RUNS[name] or 'defaults'} | {cfg.epochs} | {result.train_seconds:.0f} "
+            f"| {wall:.0f} | {cpu:.0f} | {load:.1f} | {100 * evaluation['accuracy']:.1f} % "
+            f"| {100 * low:.1f} – {100 * high:.1f} % |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
