@@ -419,7 +419,8 @@ def load_run(folder: str | Path) -> tuple[nn.Module, ClassifyConfig]:
     checkpoint = files.load_checkpoint(out / files.CHECKPOINT)
     model = build_model(cfg.model, len(class_names(cfg)), cfg.seed)
     model.load_state_dict(checkpoint["model"])
-    return model.eval(), cfg
+    # the memory format training used on the CPU, so outputs equal the trained model's bit for bit
+    return model.to(memory_format=torch.channels_last).eval(), cfg
 
 
 def class_names(cfg: ClassifyConfig) -> list[str]:

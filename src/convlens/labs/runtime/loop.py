@@ -77,8 +77,9 @@ SCHEDULES = ("constant", "cosine", "onecycle")
 def scheduled_rate(schedule: str, lr: float, step: int, total: int, warmup: float = 0.0) -> float:
     """The learning rate of optimizer step ``step`` (0-based) of ``total``.
 
-    constant; cosine from ``lr`` to 0; onecycle: linear from 0 up to ``lr`` over the first
-    ``warmup`` fraction of the steps, then linearly down to 0. A pure function of the
+    constant; cosine from ``lr`` to 0; onecycle: linear from lr/p up to ``lr`` over the
+    first p = ``warmup`` · ``total`` steps, then linearly down towards 0 (the last step
+    gets lr / (total − p + 1)). A pure function of the
     step, so a resumed run sets exactly the rate it would have had.
     """
     if schedule == "cosine":
@@ -87,7 +88,7 @@ def scheduled_rate(schedule: str, lr: float, step: int, total: int, warmup: floa
         peak = max(1, round(warmup * total))
         if step < peak:
             return lr * (step + 1) / peak
-        return lr * max(0.0, (total - step) / max(1, total - peak))
+        return lr * (total - step) / (total - peak + 1)  # peak − 1 was the top
     return lr
 
 
