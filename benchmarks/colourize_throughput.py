@@ -2,10 +2,11 @@
 
 Both loops train the same model (same initial weights) with the same Adam optimizer, the
 same batches (the lab's seeded per-epoch permutation) and the same in-memory tensors.
-The lab's loop is ``convlens.labs.colourize.train_epoch`` with its Rich progress bar
-on; the plain loop is the few lines a person would write by hand. Epochs alternate
-(lab, plain, lab, plain, ...) after one warm-up epoch each, so a noisy machine slows
-both alike; the ratio is total plain time / total lab time over the same image count.
+The lab's loop is ``convlens.labs.colourize.train_epoch`` (the runtime's ``run_epoch``)
+with its Rich progress bar on; the plain loop is the few lines a person would write by
+hand. Epochs alternate (lab, plain, lab, plain, ...) after one warm-up epoch each, so a
+noisy machine slows both alike; the ratio is total plain time / total lab time over the
+same image count.
 
 Also reported: the lab's per-epoch bookkeeping outside the hot loop (validation,
 atomic checkpoint, metrics CSV, learning-curve PNG), which ``train`` adds once per epoch.
@@ -27,21 +28,20 @@ import torch.nn.functional as F
 from rich.console import Console
 
 from convlens.labs.colourize import (
+    CURVES,
     ColourizeConfig,
     Position,
     build_model,
-    epoch_permutation,
     evaluate,
     grayscale,
     kmeans_palette,
     load_data,
-    make_progress,
     nearest_colour,
-    plot_curves,
-    save_checkpoint,
     train_epoch,
-    write_metrics_csv,
 )
+from convlens.labs.runtime.files import save_checkpoint, write_metrics_csv
+from convlens.labs.runtime.loop import epoch_permutation, make_progress
+from convlens.labs.runtime.plots import plot_curves
 
 
 def plain_epoch(model, optimizer, x, y, order, batch_size):  # type: ignore[no-untyped-def]
@@ -133,9 +133,10 @@ def main() -> None:
             "epoch_seconds": 0.0,
             "images_per_second": 0.0,
         }
-        save_checkpoint(Path(tmp) / "checkpoint.pt", lab_model, lab_opt, Position(1), [row], cfg)
+        config = cfg.to_dict()
+        save_checkpoint(Path(tmp) / "checkpoint.pt", lab_model, lab_opt, Position(1), [row], config)
         write_metrics_csv(Path(tmp) / "metrics.csv", [row])
-        plot_curves(Path(tmp) / "curves.png", {cfg.model: [row]})
+        plot_curves(Path(tmp) / "curves.png", {cfg.model: [row]}, CURVES)
         bookkeeping = time.perf_counter() - start
 
     lab_ips, plain_ips = images / lab_time, images / plain_time

@@ -76,7 +76,12 @@ def plot_curves(
                 scale * first[0][panel.baseline], color="grey", ls=":", label=panel.baseline_label
             )
         ax.set(xlabel="epoch", ylabel=panel.ylabel, title=panel.title)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        epochs = sorted({m["epoch"] for metrics in runs.values() for m in metrics})
+        if len(epochs) <= 12:  # a tick per epoch; a single epoch gets room either side
+            ax.set_xticks(epochs, [str(int(e)) for e in epochs])
+            ax.set_xlim(min(epochs, default=1) - 0.5, max(epochs, default=1) + 0.5)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     if title:
