@@ -2,7 +2,7 @@
 
 Both loops train the same model (same initial weights) with the same Adam optimizer, the
 same batches (the lab's seeded per-epoch permutation) and the same in-memory tensors.
-The lab's loop is ``convlens.labs.colourize.train_epoch`` (the runtime's ``run_epoch``)
+The lab's loop is the runtime's ``run_epoch`` with ``convlens.labs.colourize.pixel_step``
 with its Rich progress bar on; the plain loop is the few lines a person would write by
 hand. Epochs alternate (lab, plain, lab, plain, ...) after one warm-up epoch each, so a
 noisy machine slows both alike; the ratio is total plain time / total lab time over the
@@ -37,10 +37,10 @@ from convlens.labs.colourize import (
     kmeans_palette,
     load_data,
     nearest_colour,
-    train_epoch,
+    pixel_step,
 )
 from convlens.labs.runtime.files import save_checkpoint, write_metrics_csv
-from convlens.labs.runtime.loop import epoch_permutation, make_progress
+from convlens.labs.runtime.loop import epoch_permutation, make_progress, run_epoch
 from convlens.labs.runtime.plots import plot_curves
 
 
@@ -95,11 +95,10 @@ def main() -> None:
             task = progress.add_task(
                 f"lab epoch {epoch}", total=steps, loss=float("nan"), speed=0.0
             )
-            train_epoch(
+            run_epoch(
                 lab_model,
                 lab_opt,
-                x,
-                y,
+                pixel_step(x, y),
                 epoch_permutation(0, epoch, n),
                 args.batch_size,
                 Position(epoch),
@@ -148,7 +147,7 @@ def main() -> None:
     print("| loop | images/s | ratio to plain |")
     print("|---|---:|---:|")
     print(f"| plain PyTorch loop | {plain_ips:.0f} | 1.000 |")
-    print(f"| lab `train_epoch` (progress bar on) | {lab_ips:.0f} | {lab_ips / plain_ips:.3f} |")
+    print(f"| lab `run_epoch` (progress bar on) | {lab_ips:.0f} | {lab_ips / plain_ips:.3f} |")
     print(
         f"per-epoch bookkeeping in train() (validation on {len(vx)} images, checkpoint, "
         f"CSV, curve PNG): {bookkeeping:.2f} s = "

@@ -21,12 +21,12 @@ from convlens.labs.colourize import (
     kmeans_palette,
     load_data,
     nearest_colour,
+    pixel_step,
     train,
-    train_epoch,
 )
 from convlens.labs.runtime import loop
 from convlens.labs.runtime.files import read_metrics_csv
-from convlens.labs.runtime.loop import epoch_permutation
+from convlens.labs.runtime.loop import epoch_permutation, run_epoch
 
 EXACT = ("epoch", "train_loss", "val_loss", "val_accuracy", "baseline_accuracy")
 
@@ -67,7 +67,7 @@ def test_a_few_steps_lower_the_loss(tiny_data: Path) -> None:
     before = loss()
     for epoch in range(3):
         order = epoch_permutation(0, epoch, len(x))
-        train_epoch(model, optimizer, x, y, order, 8, Position(epoch))
+        run_epoch(model, optimizer, pixel_step(x, y), order, 8, Position(epoch))
     assert loss() < 0.7 * before
 
 

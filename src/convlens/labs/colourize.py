@@ -52,7 +52,6 @@ from convlens.labs.runtime.loop import (
     epoch_flips,
     fit,
     open_run,
-    run_epoch,
     scheduled_rate,
 )
 from convlens.labs.runtime.metrics import evaluate_classifier, per_image_accuracy, predict
@@ -130,10 +129,6 @@ def config_from_saved(saved: dict[str, Any], given: dict[str, Any]) -> Colourize
     return files.config_from_saved(ColourizeConfig, saved, given)
 
 
-def read_saved_config(folder: Path, flag: str = "") -> dict[str, Any]:
-    return files.read_saved_config(folder, LAB.what, flag)
-
-
 # -----------------------------------------------------------------------------
 # data: CIFAR-10 → grayscale inputs (N, 1, 32, 32) in [0, 1] and RGB images (N, 32, 32, 3)
 
@@ -199,23 +194,6 @@ def pixel_step(
         return F.cross_entropy(model(x), y), {}
 
     return step
-
-
-def train_epoch(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    inputs: torch.Tensor,
-    targets: torch.Tensor,
-    order: torch.Tensor,
-    batch_size: int,
-    position: Position,
-    dist: Dist = SINGLE,
-    flips: torch.Tensor | None = None,  # (N,) bool: mirror these images
-    **options: Any,
-) -> Position:
-    """One epoch of ``pixel_step`` from ``position`` (see ``runtime.loop.run_epoch``)."""
-    step = pixel_step(inputs, targets, lambda epoch: flips)
-    return run_epoch(model, optimizer, step, order, batch_size, position, dist, **options)
 
 
 def learning_rate(cfg: ColourizeConfig, step: int, total_steps: int) -> float:
@@ -406,7 +384,8 @@ def spread(folder: str | Path, data: str | None = None) -> Spread:
     is the per-pixel accuracy ``train`` reports (with 102 images, about ±2 points).
     """
     out = Path(folder)
-    cfg = config_from_saved(read_saved_config(out), {} if data is None else {"data": data})
+    saved = files.read_saved_config(out, LAB.what)
+    cfg = config_from_saved(saved, {} if data is None else {"data": data})
     model, epochs = trained_model(out, cfg)
     if epochs < cfg.epochs:
         raise ArgumentError(
