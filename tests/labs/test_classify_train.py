@@ -6,10 +6,9 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import os
-import signal
 from pathlib import Path
 
+import lab_runs
 import pytest
 import torch
 import torch.nn.functional as F
@@ -49,30 +48,11 @@ def small(data: Path, out: Path, **changes: object) -> ClassifyConfig:
 
 
 def interrupted_at(cfg: ClassifyConfig, monkeypatch: pytest.MonkeyPatch, stop_at: int) -> RunResult:
-    """Train with a real Ctrl-C (SIGINT through the real handler) after global step ``stop_at``."""
-    seen: list[object] = []
-
-    def ctrl_c(position: object) -> None:
-        seen.append(position)
-        if len(seen) == stop_at:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    monkeypatch.setattr(loop, "_after_step", ctrl_c)
-    try:
-        return train(cfg, progress_bar=False)
-    finally:
-        monkeypatch.setattr(loop, "_after_step", lambda position: None)
+    return lab_runs.interrupted_at(train, cfg, monkeypatch, stop_at)
 
 
 def assert_same_run(a: RunResult, b: RunResult) -> None:
-    assert a.model is not None and b.model is not None
-    for (name, p), q in zip(
-        a.model.state_dict().items(), b.model.state_dict().values(), strict=True
-    ):
-        assert torch.equal(p, q), name
-    assert [{k: m[k] for k in EXACT} for m in a.metrics] == [
-        {k: m[k] for k in EXACT} for m in b.metrics
-    ]
+    lab_runs.assert_same_run(a, b, EXACT)
 
 
 def test_a_run_writes_its_files_and_numbers(tiny_data: Path, tmp_path: Path) -> None:

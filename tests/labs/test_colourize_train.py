@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import signal
 from pathlib import Path
 
+import lab_runs
 import numpy as np
 import pytest
 import torch
@@ -115,31 +114,11 @@ def test_same_seed_same_run(tiny_data: Path, tmp_path: Path) -> None:
 def interrupted_at(
     cfg: ColourizeConfig, monkeypatch: pytest.MonkeyPatch, stop_at: int
 ) -> RunResult:
-    """Train ``cfg`` with a real Ctrl-C (SIGINT through the real handler) after global
-    step ``stop_at``."""
-    seen = []
-
-    def ctrl_c(position: Position) -> None:
-        seen.append(position)
-        if len(seen) == stop_at:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    monkeypatch.setattr(loop, "_after_step", ctrl_c)
-    try:
-        return train(cfg, progress_bar=False)
-    finally:
-        monkeypatch.setattr(loop, "_after_step", lambda position: None)
+    return lab_runs.interrupted_at(train, cfg, monkeypatch, stop_at)
 
 
 def assert_same_run(a: RunResult, b: RunResult) -> None:
-    """Bit-identical final weights and identical metrics."""
-    assert a.model is not None and b.model is not None
-    for (name, p), q in zip(
-        a.model.state_dict().items(), b.model.state_dict().values(), strict=True
-    ):
-        assert torch.equal(p, q), name
-    for x, y in zip(a.metrics, b.metrics, strict=True):
-        assert {k: x[k] for k in EXACT} == {k: y[k] for k in EXACT}
+    lab_runs.assert_same_run(a, b, EXACT)
 
 
 @pytest.mark.parametrize(

@@ -103,7 +103,9 @@ def _require_data(given: dict[str, Any]) -> None:
         )
 
 
-def _train_config(cls: Any, given: dict[str, Any], out: str | None, resume: str | None) -> Any:
+def _train_config(
+    cls: Any, what: str, given: dict[str, Any], out: str | None, resume: str | None
+) -> Any:
     """A new config from the typed options, or with ``--resume`` the saved one with the
     typed options laid over it (``train`` checks what may change)."""
     from convlens.labs.runtime.files import config_from_saved, read_saved_config
@@ -113,11 +115,6 @@ def _train_config(cls: Any, given: dict[str, Any], out: str | None, resume: str 
         return cls(**given, out=out or "")
     if out is not None and Path(out) != Path(resume):
         raise ArgumentError("--out and --resume name different folders; give one.")
-    what = (
-        "a colourization run folder"
-        if cls.__name__.startswith("Colour")
-        else "a classify run folder"
-    )
     saved = read_saved_config(Path(resume), what, "--resume")
     return config_from_saved(cls, saved, {**given, "out": resume})
 
@@ -148,13 +145,16 @@ def register(app: typer.Typer) -> None:
         no_progress: NoProgress = False,
     ) -> None:
         """Train one colourization network; every epoch is checkpointed (resumable)."""
-        from convlens.labs.colourize import ColourizeConfig, train
+        from convlens.labs import colourize
 
-        cfg = _train_config(ColourizeConfig, given, out, resume)
-        result = train(cfg, resume=resume is not None, console=stderr, progress_bar=not no_progress)
-        if result.interrupted:
-            raise typer.Exit(130)
-        _print_colourize_final(result)
+        result = _train(colourize, colourize.ColourizeConfig, given, out, resume, no_progress)
+        final = result.final
+        _print_final(
+            f"{result.config.model}: {int(final['epoch'])} epochs, val loss "
+            f"{final['val_loss']:.4f}, val accuracy {100 * final['val_accuracy']:.2f}% "
+            f"(most-frequent-colour baseline {100 * final['baseline_accuracy']:.2f}%), "
+            f"{result.train_seconds:.0f} s of training; wrote {result.out}/"
+        )
 
     @colourize.command("sweep")
     @handle_errors
@@ -225,22 +225,15 @@ def register(app: typer.Typer) -> None:
         no_progress: NoProgress = False,
     ) -> None:
         """Train a classifier on CIFAR-10; every epoch is checkpointed (resumable)."""
-        from convlens.labs.classify import ClassifyConfig, train
+        from convlens.labs import classify
 
-        cfg = _train_config(ClassifyConfig, given, out, resume)
-        result = train(cfg, resume=resume is not None, console=stderr, progress_bar=not no_progress)
-        if result.interrupted:
-            raise typer.Exit(130)
-        from convlens.labs.runtime.distributed import detect_distributed
-
-        if detect_distributed().is_main:
-            final = result.final
-            stdout.print(
-                f"{result.config.model}: {int(final['epoch'])} epochs, test accuracy "
-                f"{100 * final['test_accuracy']:.2f}% (test loss {final['test_loss']:.4f}), "
-                f"{result.train_seconds:.0f} s of training; wrote {result.out}/",
-                markup=False,
-            )
+        result = _train(classify, classify.ClassifyConfig, given, out, resume, no_progress)
+        final = result.final
+        _print_final(
+            f"{result.config.model}: {int(final['epoch'])} epochs, test accuracy "
+            f"{100 * final['test_accuracy']:.2f}% (test loss {final['test_loss']:.4f}), "
+            f"{result.train_seconds:.0f} s of training; wrote {result.out}/"
+        )
 
     @classify.command("evaluate")
     @handle_errors
@@ -266,17 +259,20 @@ def register(app: typer.Typer) -> None:
             print_text(classify_evaluation_table(result))
 
 
-def _print_colourize_final(result: Any) -> None:
+def _train(
+    lab: Any, cls: Any, given: dict[str, Any], out: str | None, resume: str | None, quiet: bool
+) -> Any:
+    """Train (or resume) a run of ``lab``; Ctrl-C exits with status 130."""
+    cfg = _train_config(cls, lab.LAB.what, given, out, resume)
+    result = lab.train(cfg, resume=resume is not None, console=stderr, progress_bar=not quiet)
+    if result.interrupted:
+        raise typer.Exit(130)
+    return result
+
+
+def _print_final(line: str) -> None:
+    """The final numbers, printed once (by rank 0 under torchrun)."""
     from convlens.labs.runtime.distributed import detect_distributed
 
-    if not detect_distributed().is_main:
-        return
-    final = result.final
-    stdout.print(
-        f"{result.config.model}: {int(final['epoch'])} epochs, val loss {final['val_loss']:.4f}, "
-        f"val accuracy {100 * final['val_accuracy']:.2f}% (most-frequent-colour baseline "
-        f"{100 * final['baseline_accuracy']:.2f}%), {result.train_seconds:.0f} s of training; "
-        f"wrote {result.out}/",
-        markup=False,
-        highlight=False,
-    )
+    if detect_distributed().is_main:
+        stdout.print(line, markup=False, highlight=False)

@@ -286,21 +286,18 @@ def train(
         loss, accuracy = evaluate_classifier(net, test_x, test_y, dist)
         return {"test_loss": loss, "test_accuracy": accuracy}
 
-    def describe(position: Position | None, dist: Dist, device: torch.device) -> str:
-        where = f" at epoch {position.epoch + 1}, step {position.step}" if position else ""
+    def describe(dist: Dist, device: torch.device) -> str:
         processes = f" over {dist.world_size} processes" if dist.enabled else ""
         return (
-            f"{'resuming' if position else 'training'} {cfg.model}{where}: {n_train} training / "
-            f"{len(test_y)} test images, {k} classes, batch {cfg.batch_size}{processes}, "
-            f"{cfg.epochs} epochs, device {device} → {out}\n{memory_line(memory, cfg)}"
+            f"{n_train} training / {len(test_y)} test images, {k} classes, batch "
+            f"{cfg.batch_size}{processes}, {cfg.epochs} epochs, device {device} → {out}\n"
+            f"{memory_line(memory, cfg)}"
         )
 
     def epoch_line(row: dict[str, float]) -> str:
         return (
-            f"epoch {int(row['epoch']):>3}/{cfg.epochs}  train loss {row['train_loss']:.4f}  "
-            f"train acc {100 * row['train_accuracy']:5.2f}%  test loss {row['test_loss']:.4f}  "
-            f"test acc {100 * row['test_accuracy']:5.2f}%  {row['epoch_seconds']:.1f} s "
-            f"({row['images_per_second']:.0f} img/s)"
+            f"train loss {row['train_loss']:.4f}  train acc {100 * row['train_accuracy']:5.2f}%  "
+            f"test loss {row['test_loss']:.4f}  test acc {100 * row['test_accuracy']:5.2f}%"
         )
 
     def after_epoch(epoch: int, metrics: list[dict[str, float]]) -> None:

@@ -286,22 +286,18 @@ def train(
         loss, accuracy = evaluate(net, val_x, val_y, dist)
         return {"val_loss": loss, "val_accuracy": accuracy, "baseline_accuracy": baseline}
 
-    def describe(position: Position | None, dist: Dist, device: torch.device) -> str:
-        where = f" at epoch {position.epoch + 1}, step {position.step}" if position else ""
+    def describe(dist: Dist, device: torch.device) -> str:
+        processes = f" over {dist.world_size} processes" if dist.enabled else ""
         return (
-            f"{'resuming' if position else 'training'} {cfg.model}{where}: {n_train} training "
-            f"/ {len(val_x)} validation images ({cfg.classes}), {cfg.num_colours} colours, "
-            f"batch {cfg.batch_size}{f' over {dist.world_size} processes' if dist.enabled else ''}"
-            f", {cfg.epochs} epochs, device {device}; baseline (always colour {majority}) "
-            f"{100 * baseline:.1f}% → {out}"
+            f"{n_train} training / {len(val_x)} validation images ({cfg.classes}), "
+            f"{cfg.num_colours} colours, batch {cfg.batch_size}{processes}, {cfg.epochs} epochs, "
+            f"device {device}; baseline (always colour {majority}) {100 * baseline:.1f}% → {out}"
         )
 
     def epoch_line(row: dict[str, float]) -> str:
         return (
-            f"epoch {int(row['epoch']):>3}/{cfg.epochs}  train loss {row['train_loss']:.4f}  "
-            f"val loss {row['val_loss']:.4f}  val acc {100 * row['val_accuracy']:5.2f}%  "
-            f"baseline {100 * baseline:5.2f}%  {row['epoch_seconds']:.1f} s "
-            f"({row['images_per_second']:.0f} img/s)"
+            f"train loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}  "
+            f"val acc {100 * row['val_accuracy']:5.2f}%  baseline {100 * baseline:5.2f}%"
         )
 
     def after_epoch(epoch: int, metrics: list[dict[str, float]]) -> None:

@@ -352,8 +352,8 @@ class Recipe:
     step: StepFn
     evaluate: Callable[[nn.Module, Dist], dict[str, float]]
     n_train: int
-    describe: Callable[[Position | None, Dist, torch.device], str]  # the first line printed
-    epoch_line: Callable[[dict[str, float]], str]
+    describe: Callable[[Dist, torch.device], str]  # the first line, after "training MODEL: "
+    epoch_line: Callable[[dict[str, float]], str]  # an epoch's numbers, between epoch and time
     lr_at: Callable[[int], float] | None = None  # global step → learning rate
     train_mode: Callable[[nn.Module], Any] | None = None  # e.g. keep frozen BatchNorm in eval
     per_image: dict[str, str] = field(default_factory=dict)  # step sum → metric (÷ images)
@@ -407,7 +407,9 @@ def fit(
         if dist.is_main:
             console.print(text, markup=False, highlight=False)
 
-    log(recipe.describe(position if checkpoint is not None else None, dist, device))
+    where = f" at epoch {position.epoch + 1}, step {position.step}" if checkpoint else ""
+    verb = "resuming" if checkpoint else "training"
+    log(f"{verb} {getattr(cfg, 'model', lab.name)}{where}: {recipe.describe(dist, device)}")
 
     steps = recipe.n_train // cfg.batch_size
     stop = StopFlag()
@@ -465,7 +467,10 @@ def fit(
                 position = Position(epoch + 1, 0, 0.0, 0.0)
                 if progress is not None:
                     progress.remove_task(task)
-                log(recipe.epoch_line(row))
+                log(
+                    f"epoch {epoch + 1:>3}/{cfg.epochs}  {recipe.epoch_line(row)}  "
+                    f"{row['epoch_seconds']:.1f} s ({row['images_per_second']:.0f} img/s)"
+                )
                 if dist.is_main:
                     files.save_checkpoint(
                         out / files.CHECKPOINT, model, optimizer, position, metrics, config_dict
