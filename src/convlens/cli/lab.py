@@ -15,14 +15,16 @@ COMMON = {
     "data": LabOption(
         str, "Folder holding cifar-10-batches-py/ (or that folder itself).", ("--data",)
     ),
-    "epochs": LabOption(int, "Training epochs."),
-    "batch_size": LabOption(int, "Global batch size (split across torchrun processes)."),
-    "seed": LabOption(int, "Seed for weights, batch order and augmentation. (default: 0)"),
     "device": LabOption(str, "cpu, cuda or auto. (default: auto)"),
     "threads": LabOption(int, "torch.set_num_threads (0: torch's default). (default: 0)"),
 }
 COLOURIZE = {
     **COMMON,
+    "epochs": LabOption(int, "Training epochs. (default: 25)"),
+    "batch_size": LabOption(
+        int, "Global batch size (split across torchrun processes). (default: 100)"
+    ),
+    "seed": LabOption(int, "Seed for k-means, weights and batch order. (default: 0)"),
     "classes": LabOption(
         str, "Class names or numbers, comma-separated, or 'all'. (default: horse)"
     ),
@@ -51,20 +53,29 @@ COLOURIZE_RUN += ["lr_schedule"]
 
 CLASSIFY = {
     **COMMON,
+    "epochs": LabOption(int, "Training epochs. (default: 18)"),
+    "batch_size": LabOption(
+        int, "Global batch size (split across torchrun processes). (default: 256)"
+    ),
+    "seed": LabOption(int, "Seed for weights, batch order and augmentation. (default: 0)"),
     "classes": LabOption(str, "Class names or numbers, comma-separated, or 'all'. (default: all)"),
     "model": LabOption(
         str, "A zoo name (with ?arg=value) or module:factory. (default: cifar_resnet9?width=32)"
     ),
-    "lr": LabOption(float, "Peak learning rate."),
+    "lr": LabOption(float, "Peak learning rate. (default: 0.2)"),
     "optimizer": LabOption(str, "sgd (Nesterov momentum) or adam. (default: sgd)"),
     "momentum": LabOption(float, "SGD momentum. (default: 0.9)"),
-    "weight_decay": LabOption(float, "L2 weight decay (SGD: coupled; Adam: AdamW)."),
-    "label_smoothing": LabOption(float, "Label smoothing of the cross-entropy."),
+    "weight_decay": LabOption(
+        float, "L2 weight decay (SGD: coupled; Adam: AdamW). (default: 5e-4)"
+    ),
+    "label_smoothing": LabOption(float, "Label smoothing of the cross-entropy. (default: 0.1)"),
     "augment": LabOption(
         str, "none, flip, or flip,crop (4-pixel reflect pad). (default: flip,crop)"
     ),
-    "lr_schedule": LabOption(str, "onecycle (linear up, then down), cosine or constant."),
-    "warmup": LabOption(float, "onecycle: the fraction of steps spent rising. (default: 0.2)"),
+    "lr_schedule": LabOption(
+        str, "onecycle (linear up, then down), cosine or constant. (default: onecycle)"
+    ),
+    "warmup": LabOption(float, "onecycle: the fraction of steps spent rising. (default: 0.25)"),
     "init": LabOption(
         str, "Initial weights: a classify run folder, a .pt state dict or a .safetensors file."
     ),

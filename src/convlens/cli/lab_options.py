@@ -53,7 +53,13 @@ def with_options(
             return command(given=given, **kwargs)
 
         del wrapper.__wrapped__  # Typer must read the signature below, not the command's
-        parameters = [*own, *shared]
+        required = [p for p in own if p.default is inspect.Parameter.empty]
+        tail = [
+            p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+            for p in own
+            if p.default is not inspect.Parameter.empty
+        ]  # the shared options first in --help, then the command's own
+        parameters = [*required, *shared, *tail]
         wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
         return wrapper
