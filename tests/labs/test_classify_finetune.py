@@ -146,3 +146,16 @@ def test_predicted_memory_follows_the_freeze_pattern(
     assert whole["saved_activations"] > memory["saved_activations"]  # frozen early layers
     adam = dataclasses.replace(cfg, out=str(tmp_path / "a"), optimizer="adam", lr=0.001)
     assert train(adam, progress_bar=False).extra["memory"]["optimizer_state"] == 2 * 4 * trainable
+
+
+@pytest.mark.parametrize("patterns", [[], ["fc.*", "res3.*"], ["fc.*"]])
+def test_predicted_saved_activations_equal_autograd(patterns: list[str]) -> None:
+    """The printed prediction against the tensors autograd really keeps for backward."""
+    from tests.torch.saved import saved_bytes
+
+    model = build_model("cifar_resnet9?width=8", 10, seed=0)
+    if patterns:
+        finetune.train_only(model, patterns)
+    predicted = finetune.predicted_memory(model, (8, 3, 32, 32), "momentum")
+    model.train()
+    assert predicted["saved_activations"] == saved_bytes(model, torch.rand(8, 3, 32, 32))
