@@ -35,7 +35,18 @@ RUNS: dict[str, dict[str, object]] = {
     "resnet9-w32-e24": {"epochs": 24},
     "resnet9-w32-noaug": {"augment": "none"},
     "resnet9-w32-adam": {"optimizer": "adam", "lr": 0.003, "weight_decay": 0.05},
-}
+    # transfer learning from the default run to cat vs dog ("{out}": the --out folder)
+    **{
+        f"cat-dog-{name}": {
+            "classes": "cat,dog", "epochs": 5, "lr": 0.05, "init": "{out}/default",
+            "init_exclude": ["fc.*"], "train_only": patterns, "freeze_bn": bool(patterns),
+        }
+        for name, patterns in (
+            ("head", ["fc.*"]), ("last-stage", ["res3.*", "fc.*"]), ("whole", [])
+        )
+    },
+    "cat-dog-scratch": {"classes": "cat,dog", "epochs": 5},
+}  # fmt: skip
 
 
 def cpu_seconds() -> float:
@@ -56,8 +67,11 @@ def main() -> None:
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor()}")
     for name in args.names:
+        changes = {
+            k: v.format(out=args.out) if isinstance(v, str) else v for k, v in RUNS[name].items()
+        }
         cfg = dataclasses.replace(
-            ClassifyConfig(data=args.data), out=str(Path(args.out) / name), **RUNS[name]
+            ClassifyConfig(data=args.data), out=str(Path(args.out) / name), **changes
         )
         wall, cpu, load = time.perf_counter(), cpu_seconds(), os.getloadavg()[0]
         result = train(cfg, resume=(Path(cfg.out) / "config.json").exists(), progress_bar=False)
@@ -74,6 +88,10 @@ def main() -> None:
             "cpu_seconds": cpu,
             "load_average": load,
             "accuracy": evaluation["accuracy"],
+            "trainable_params": json.loads((Path(cfg.out) / "summary.json").read_text())[
+                "trainable_params"
+            ],
+            "predicted_memory": result.extra.get("memory"),
             "ci95": [low, high],
         }
         (Path(cfg.out) / "benchmark.json").write_text(json.dumps(record, indent=2) + "\n")
