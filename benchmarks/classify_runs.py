@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import time
 from pathlib import Path
 
@@ -60,6 +61,9 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/data/cifar10-10k")
     parser.add_argument("--out", default="runs/classify")
     parser.add_argument("--list", action="store_true")
+    parser.add_argument(
+        "--pictures", help="copy each run's curves, confusion and misclassified PNGs here"
+    )
     args = parser.parse_args()
     if args.list:
         for name, changes in RUNS.items():
@@ -95,6 +99,10 @@ def main() -> None:
             "ci95": [low, high],
         }
         (Path(cfg.out) / "benchmark.json").write_text(json.dumps(record, indent=2) + "\n")
+        if args.pictures:
+            for picture in ("learning_curves", "confusion", "misclassified"):
+                source = Path(cfg.out) / f"{picture}.png"
+                shutil.copyfile(source, Path(args.pictures) / f"classify_{name}_{picture}.png")
         print(
             f"| {name} | {RUNS[name] or 'defaults'} | {cfg.epochs} | {result.train_seconds:.0f} "
             f"| {wall:.0f} | {cpu:.0f} | {load:.1f} | {100 * evaluation['accuracy']:.1f} % "
