@@ -154,12 +154,12 @@ def augment(
     reflection-padded by 4 pixels: (B, 3, 32, 32) → (B, 3, 32, 32)."""
     if offsets is not None:
         padded = F.pad(images, (PAD, PAD, PAD, PAD), mode="reflect")  # (B, 3, 40, 40)
-        size = images.shape[-1]
-        span = torch.arange(size)
+        n, c, size, device = len(images), images.shape[1], images.shape[-1], images.device
+        span = torch.arange(size, device=device)
         rows = (offsets[:, 0, None] + span)[:, None, :, None]  # (B, 1, 32, 1)
         cols = (offsets[:, 1, None] + span)[:, None, None, :]  # (B, 1, 1, 32)
-        batch = torch.arange(len(images))[:, None, None, None]
-        channel = torch.arange(images.shape[1])[None, :, None, None]
+        batch = torch.arange(n, device=device)[:, None, None, None]
+        channel = torch.arange(c, device=device)[None, :, None, None]
         images = padded[batch, channel, rows, cols]
     if flips is not None:
         images = torch.where(flips[:, None, None, None], images.flip(-1), images)
