@@ -31,11 +31,7 @@ from convlens.labs.classify import ClassifyConfig, evaluate_run, train
 RUNS: dict[str, dict[str, object]] = {
     "default": {},
     "resnet20": {"model": "cifar_resnet20", "lr": 0.1},
-    "resnet9-w24": {"model": "cifar_resnet9?width=24"},
-    "resnet9-w32-e12": {"epochs": 12},
-    "resnet9-w32-e24": {"epochs": 24},
     "resnet9-w32-noaug": {"augment": "none"},
-    "resnet9-w32-adam": {"optimizer": "adam", "lr": 0.003, "weight_decay": 0.05},
     # transfer learning from the default run to cat vs dog ("{out}": the --out folder)
     **{
         f"cat-dog-{name}": {
