@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 EPS = 1e-7
 
 
@@ -45,7 +47,8 @@ def diou(a: list[float], b: list[float]) -> float:
 def ciou(a: list[float], b: list[float]) -> float:
     def angle(box: list[float]) -> float:
         w, h = box[2] - box[0], box[3] - box[1]
-        return math.pi / 2 if h == 0 else math.atan(w / h)
+        with np.errstate(over="ignore"):  # a subnormal height: w / h = ∞
+            return math.pi / 2 if h == 0 else math.atan(w / h)
 
     v = 4 / math.pi**2 * (angle(b) - angle(a)) ** 2
     alpha = v / (1 - iou(a, b) + v + EPS)

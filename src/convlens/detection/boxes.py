@@ -247,7 +247,8 @@ def _aspect_angle(boxes: Any) -> Any:
     w = boxes[:, 2] - boxes[:, 0]
     h = boxes[:, 3] - boxes[:, 1]
     flat = h <= 0
-    ratio = w / _where(flat, 1.0 + 0.0 * h, h)
+    with np.errstate(over="ignore"):  # w / (a subnormal h) = ∞ → atan = π/2, as it should
+        ratio = w / _where(flat, 1.0 + 0.0 * h, h)
     return _where(flat, math.pi / 2 + 0.0 * h, _atan(ratio))
 
 
