@@ -19,6 +19,7 @@ ISSUE_NAMES = {
     "deeplabv3_resnet50", "deeplabv3_resnet101",
     "lenet5", "mobilenet_v1", "se_resnet50", "unet", "unet_same",
     "colour_cnn", "colour_unet", "yolov1", "darknet53", "yolov3",
+    "darknet19", "yolov2",
 }  # fmt: skip
 
 CITATION = Citation(authors="A. Author and B. Author", title="T", venue="V", year=2000)
