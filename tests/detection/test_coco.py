@@ -13,8 +13,8 @@ from convlens.detection.coco import (
     load_ground_truth,
     parse_detections,
     parse_ground_truth,
-    write_json,
 )
+from convlens.detection.files import write_json
 from convlens.errors import DataError
 
 GT = {
