@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from convlens.detection.coco import GroundTruth
 from convlens.detection.files import atomic_write
 from convlens.errors import DataError
 
@@ -34,6 +35,28 @@ class AnchorClusters:
     mean_iou: float  # mean over boxes of the IoU with the closest anchor
     assignment: np.ndarray  # (N,) index into anchors
     iterations: int
+
+
+def box_sizes(gt: GroundTruth, grid: int | None = None) -> tuple[np.ndarray, str]:
+    """(N, 2) widths and heights of the ground-truth boxes, in pixels or in grid cells.
+
+    With ``grid`` = S, sizes are in cells of an S×S grid laid over each image (YOLOv2's
+    anchors are given that way: multiply by the stride for pixels).
+    """
+    images = {im.id: im for im in gt.images}
+    sizes = []
+    for a in gt.annotations:
+        w, h = a.bbox[2], a.bbox[3]
+        if grid is not None:
+            image = images[a.image_id]
+            if not image.width or not image.height:
+                raise DataError(f"grid cells need image sizes: image {image.id} has none.")
+            w, h = w / image.width * grid, h / image.height * grid
+        sizes.append((w, h))
+    if not sizes:
+        raise DataError("the ground truth has no boxes to cluster.")
+    unit = f"cells of a {grid}×{grid} grid" if grid else "pixels"
+    return np.asarray(sizes, float), unit
 
 
 def _check_sizes(sizes: np.ndarray) -> np.ndarray:

@@ -19,9 +19,10 @@ checked by hand; ``decode_cell`` returns the working for one prediction.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -241,6 +242,7 @@ class CellWork:
     box: tuple[float, float, float, float]  # cx, cy, w, h in pixels
     objectness: float
     class_scores: tuple[float, ...]
+    grid: int | None = None  # v1: S, the image is S·stride wide
 
     @property
     def best_class(self) -> int:
@@ -279,7 +281,9 @@ def decode_cell(
             raise DataError("YOLOv1 needs the grid size S.")
         size = grid * stride
         box = ((tx + col) * stride, (ty + row) * stride, tw * tw * size, th * th * size)
-        return CellWork("v1", row, col, anchor, stride, None, tuple(values), box, to, tuple(cls))
+        return CellWork(
+            "v1", row, col, anchor, stride, None, tuple(values), box, to, tuple(cls), grid
+        )
     if anchor_wh is None:
         raise DataError(f"YOLO{version} needs the anchor (width, height).")
     box = (
@@ -298,3 +302,74 @@ def decode_cell(
     return CellWork(
         version, row, col, anchor, stride, anchor_wh, tuple(values), box, objectness, scores
     )
+
+
+def load_map(path: str | Path) -> np.ndarray:
+    """A saved network output (.npy of finite floats), or a ``DataError`` naming the file."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise DataError(f"cannot read {path} as a .npy array ({err}).") from None
+    if not np.issubdtype(array.dtype, np.floating) or not np.isfinite(array).all():
+        raise DataError(f"{path} must hold finite floating-point numbers.")
+    return array
+
+
+def decode_outputs(
+    version: str,
+    maps: Sequence[np.ndarray],
+    anchors: Sequence[tuple[float, float]] | None,
+    img_size: int,
+    num_boxes: int = 2,
+) -> tuple[torch.Tensor, Callable[[int], CellWork]]:
+    """Saved outputs of one image → decoded rows (1, R, 5 + C), and row → its ``CellWork``.
+
+    ``anchors``: v2 in grid cells (default YOLOv2's VOC anchors), v3 in pixels, the same
+    number per map, coarsest map first (default yolov3.cfg's); unused for v1.
+    """
+    maps = [m if m.ndim == 4 else m[None] for m in maps]  # one image without a batch axis
+    if version == "v1":
+        if len(maps) != 1:
+            raise DataError("YOLOv1 has one output: give one map.")
+        out = maps[0]
+        s, depth = out.shape[1], out.shape[-1]
+        decoded = decode_yolov1(out, num_boxes, img_size)
+
+        def locate_v1(row: int) -> CellWork:
+            cell, b = divmod(row, num_boxes)
+            r, c = divmod(cell, s)
+            values = [*out[0, r, c, 5 * b : 5 * b + 5], *out[0, r, c, 5 * num_boxes : depth]]
+            return decode_cell("v1", values, r, c, img_size / s, anchor=b, grid=s)
+
+        return decoded, locate_v1
+    if version == "v2":
+        if len(maps) != 1:
+            raise DataError("YOLOv2 has one output map: give one map.")
+        cells = list(anchors or YOLOV2_VOC_ANCHORS)
+        decoded = decode_yolov2(maps[0], cells, img_size)
+        strides = [img_size / maps[0].shape[2]]
+        per_map = [[(w * strides[0], h * strides[0]) for w, h in cells]]
+    else:
+        if anchors is None:
+            per_map = [list(a) for a in YOLOV3_ANCHORS]
+        elif len(anchors) % len(maps):
+            raise DataError(f"{len(anchors)} anchors do not split evenly over {len(maps)} maps.")
+        else:
+            size = len(anchors) // len(maps)
+            per_map = [list(anchors[i * size : (i + 1) * size]) for i in range(len(maps))]
+        strides = [img_size / m.shape[2] for m in maps]
+        decoded = decode_yolov3(maps, per_map, strides, img_size)
+
+    def locate(row: int) -> CellWork:
+        for raw, map_anchors, stride in zip(maps, per_map, strides, strict=True):
+            _, channels, h, w = raw.shape
+            if row < len(map_anchors) * h * w:
+                a, rest = divmod(row, h * w)
+                r, c = divmod(rest, w)
+                depth = channels // len(map_anchors)
+                values = raw[0, a * depth : (a + 1) * depth, r, c]
+                return decode_cell(version, values, r, c, stride, map_anchors[a], anchor=a)
+            row -= len(map_anchors) * h * w
+        raise IndexError(row)
+
+    return decoded, locate
