@@ -68,9 +68,14 @@ def nms(boxes: list[list[float]], scores: list[float], threshold: float) -> list
 def batched_nms(
     boxes: list[list[float]], scores: list[float], classes: list[int], threshold: float
 ) -> list[int]:
-    """torchvision's trick: shift each class's boxes far apart, then one plain NMS."""
-    if not boxes:
-        return []
-    span = max(max(b) for b in boxes) - min(min(b) for b in boxes) + 1
-    shifted = [[v + c * span for v in b] for b, c in zip(boxes, classes, strict=True)]
-    return nms(shifted, scores, threshold)
+    """Plain NMS within each class; all kept boxes merged by (−score, index).
+
+    (torchvision shifts each class's boxes far apart and runs one NMS, which gives the
+    same result except where the shift rounds away a tiny box's width.)
+    """
+    kept: list[int] = []
+    for label in set(classes):
+        members = [i for i, c in enumerate(classes) if c == label]
+        chosen = nms([boxes[i] for i in members], [scores[i] for i in members], threshold)
+        kept += [members[j] for j in chosen]
+    return sorted(kept, key=lambda i: (-scores[i], i))
