@@ -182,6 +182,7 @@ def test_class_without_ground_truth_is_excluded_and_said_so(tmp_path: Path) -> N
     code, out, _ = detect(
         "map", "--gt", tmp_path / "gt.json", "--dt", tmp_path / "dt.json", "--format", "json"
     )
+    assert code == 0
     payload = json.loads(out)
     assert payload["map"] == 0.0  # class a: its one box never detected
     assert payload["per_class"]["b"]["ap"] is None
