@@ -15,6 +15,7 @@ import numpy as np
 import typer
 
 from convlens.cli.console import handle_errors, print_text
+from convlens.detection.boxes import BoxFormat
 from convlens.errors import ArgumentError
 
 
@@ -22,12 +23,6 @@ class Format(StrEnum):
     text = "text"
     markdown = "markdown"
     json = "json"
-
-
-class BoxFormatOption(StrEnum):
-    xyxy = "xyxy"
-    xywh = "xywh"
-    cxcywh = "cxcywh"
 
 
 class IouKind(StrEnum):
@@ -54,7 +49,7 @@ FORMAT = Annotated[Format, typer.Option("--format", help="text, markdown or json
 EXPLAIN = Annotated[bool, typer.Option(help="Show the working step by step.")]
 
 
-def read_boxes(source: str, option: str, fmt: BoxFormatOption) -> np.ndarray:
+def read_boxes(source: str, option: str, fmt: BoxFormat) -> np.ndarray:
     """Boxes (N, 4) as xyxy, checked; an empty file or ``[]`` gives no boxes."""
     from convlens.detection.boxes import check_boxes, convert
     from convlens.reference.parse import parse_matrix
@@ -131,8 +126,8 @@ def register(app: typer.Typer) -> None:
         b: Annotated[str, typer.Option("--b", help="Boxes b, the same way.")],
         kind: Annotated[IouKind, typer.Option(help="iou, giou, diou, ciou or all.")] = IouKind.iou,
         box_format: Annotated[
-            BoxFormatOption, typer.Option(help="How the 4 numbers are meant.")
-        ] = BoxFormatOption.xyxy,
+            BoxFormat, typer.Option(help="How the 4 numbers are meant.")
+        ] = BoxFormat.xyxy,
         explain: EXPLAIN = False,
         fmt: FORMAT = Format.text,
     ) -> None:
@@ -173,8 +168,8 @@ def register(app: typer.Typer) -> None:
             float, typer.Option(help="Soft-NMS: drop boxes whose score falls below this.")
         ] = 0.001,
         box_format: Annotated[
-            BoxFormatOption, typer.Option(help="How the 4 numbers are meant.")
-        ] = BoxFormatOption.xyxy,
+            BoxFormat, typer.Option(help="How the 4 numbers are meant.")
+        ] = BoxFormat.xyxy,
         explain: EXPLAIN = False,
         fmt: FORMAT = Format.text,
     ) -> None:
