@@ -23,8 +23,9 @@ import numpy as np
 import torch
 
 from convlens.detection.anchors import kmeans_anchors
-from convlens.detection.coco import GroundTruth, load_ground_truth
+from convlens.detection.coco import GroundTruth, detections_json, load_ground_truth
 from convlens.detection.evaluate import evaluate_coco
+from convlens.detection.files import atomic_write, write_json
 from convlens.detection.synthetic import load_images, make_dataset
 from convlens.detection.tiny_yolo import TinyYolo, TinyYoloConfig, detect, yolo_loss
 
@@ -36,15 +37,17 @@ class Config:
     num_val: int = 500
     data_seed: int = 0
     seed: int = 0
-    epochs: int = 30
+    epochs: int = 12
     batch_size: int = 32
     lr: float = 2e-3
     weight_decay: float = 5e-4
     width: int = 16
     num_anchors: int = 3
     threads: int = 2
-    eval_every: int = 5
+    eval_every: int = 4
     out: str = ""  # JSON with the results, written at the end
+    detections: str = ""  # COCO results JSON of the validation images, written at the end
+    pictures: str = ""  # PNG of 16 validation images: ground truth green, detections red
 
 
 def boxes_by_image(gt: GroundTruth) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -72,13 +75,40 @@ def flip(images: torch.Tensor, boxes: list[np.ndarray], size: int, horizontal: b
     return images.flip(2), out
 
 
-def evaluate(model, images, gt, batch_size=100):  # type: ignore[no-untyped-def]
+def predict(model, images, gt, batch_size=100):  # type: ignore[no-untyped-def]
     categories = sorted(c.id for c in gt.categories)
     detections = []
     for start in range(0, len(images), batch_size):
         ids = [im.id for im in gt.images[start : start + batch_size]]
         detections += detect(model, images[start : start + batch_size], ids, categories)
-    return evaluate_coco(gt, detections)
+    return detections
+
+
+def evaluate(model, images, gt):  # type: ignore[no-untyped-def]
+    return evaluate_coco(gt, predict(model, images, gt))
+
+
+def draw_pictures(path: str, pixels: np.ndarray, gt: GroundTruth, detections, count=16):  # type: ignore[no-untyped-def]
+    """A 4×4 grid, 3× enlarged: ground truth in green, detections (score ≥ 0.3) in red."""
+    from PIL import Image, ImageDraw
+
+    scale, size = 3, pixels.shape[1]
+    grid = Image.new("RGB", (4 * size * scale, 4 * size * scale))
+    for i, image in enumerate(gt.images[:count]):
+        tile = Image.fromarray(pixels[i]).resize((size * scale,) * 2, Image.NEAREST)
+        draw = ImageDraw.Draw(tile)
+        for a in gt.annotations:
+            if a.image_id == image.id:
+                x, y, w, h = (v * scale for v in a.bbox)
+                draw.rectangle([x, y, x + w - 1, y + h - 1], outline=(0, 255, 0))
+        for d in detections:
+            if d.image_id == image.id and d.score >= 0.3:
+                x, y, w, h = (v * scale for v in d.bbox)
+                draw.rectangle([x, y, x + w - 1, y + h - 1], outline=(255, 0, 0))
+                label = gt.category_name(d.category_id)[0]
+                draw.text((x + 2, y + 1), f"{label} {d.score:.2f}", fill=(255, 255, 255))
+        grid.paste(tile, ((i % 4) * size * scale, (i // 4) * size * scale))
+    atomic_write(path, lambda tmp: grid.save(tmp, "PNG"))
 
 
 def to_tensor(pixels: np.ndarray) -> torch.Tensor:
@@ -161,7 +191,12 @@ def main() -> int:
         history.append(record)
         print(json.dumps(record), flush=True)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    result = evaluate(model, val_x, val_gt)
+    detections = predict(model, val_x, val_gt)
+    result = evaluate_coco(val_gt, detections)
+    if config.detections:
+        write_json(config.detections, detections_json(detections))
+    if config.pictures:
+        draw_pictures(config.pictures, load_images(root, val_gt), val_gt, detections)
     summary = {
         "config": asdict(config),
         "anchors": anchors,
@@ -179,7 +214,7 @@ def main() -> int:
     }
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=1))
     if config.out:
-        Path(config.out).write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+        write_json(config.out, summary)
     return 0
 
 

@@ -97,3 +97,14 @@ def test_malformed_json_names_the_file_and_place(tmp_path) -> None:
         load_ground_truth(tmp_path / "missing.json")
     with pytest.raises(DataError, match=r"expected a list of detections"):
         parse_detections({"oops": 1})
+
+
+def test_written_files_have_a_normal_mode(tmp_path) -> None:
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        path = write_json(tmp_path / "x.json", {})
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -349,6 +349,9 @@ def _voc_row(
         return RankedDetection(
             d.image_id, d.bbox, d.score, "FP", -1, float("nan"), "no ground truth of its class"
         )
+    if iou <= 0:
+        reason = "overlaps no ground truth of its class"
+        return RankedDetection(d.image_id, d.bbox, d.score, "FP", -1, iou, reason)
     if iou < threshold:
         reason = f"best IoU {iou:.3f} < {threshold:.2f} (annotation {best.id})"
         return RankedDetection(d.image_id, d.bbox, d.score, "FP", -1, iou, reason)
