@@ -332,7 +332,7 @@ def register(app: typer.Typer) -> None:
         results = mean_iou_by_k(sizes, range(1, k_max + 1), seed)
         chosen = results[k - 1]
         if plot is not None:
-            plot_mean_iou(results, str(plot))
+            plot_mean_iou(results, str(plot), k)
         payload = {
             "unit": unit,
             "mean_iou": {str(r.k): r.mean_iou for r in results},

@@ -124,8 +124,8 @@ def mean_iou_by_k(sizes: np.ndarray, ks: range | list[int], seed: int = 0) -> li
     return [kmeans_anchors(sizes, k, seed) for k in ks]
 
 
-def plot_mean_iou(results: list[AnchorClusters], path: str) -> None:
-    """Mean IoU against k (left) and the anchors' shapes (right), as a PNG."""
+def plot_mean_iou(results: list[AnchorClusters], path: str, k: int | None = None) -> None:
+    """Mean IoU against k (left) and the k anchors' shapes (right; default the largest k)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -136,14 +136,14 @@ def plot_mean_iou(results: list[AnchorClusters], path: str) -> None:
     left.set_xlabel("number of clusters k")
     left.set_ylabel("mean IoU with the closest anchor")
     left.grid(alpha=0.3)
-    largest = results[-1]
-    scale = largest.anchors.max()
-    for w, h in largest.anchors:
+    shown = next((r for r in results if r.k == k), results[-1])
+    scale = shown.anchors.max()
+    for w, h in shown.anchors:
         right.add_patch(plt.Rectangle((-w / 2, -h / 2), w, h, fill=False))
     right.set_xlim(-scale / 2 * 1.05, scale / 2 * 1.05)
     right.set_ylim(-scale / 2 * 1.05, scale / 2 * 1.05)
     right.set_aspect("equal")
-    right.set_title(f"the k = {largest.k} anchors")
+    right.set_title(f"the k = {shown.k} anchors, centred")
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     plt.close(fig)
