@@ -127,3 +127,16 @@ def test_bad_boxes_are_named() -> None:
     for bad in (-0.1, 1.5, float("nan")):
         with pytest.raises(DataError, match=r"iou_threshold must be a number in \[0, 1\]"):
             check_threshold(bad)
+
+
+def test_package_examples_and_no_torch_import() -> None:
+    import doctest
+    import subprocess
+    import sys
+
+    import convlens.detection
+
+    assert doctest.testmod(convlens.detection).failed == 0
+    # Boxes, NMS, anchors and mAP are NumPy only: importing them must not pull in torch.
+    code = "import sys, convlens.detection; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
