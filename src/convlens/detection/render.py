@@ -398,7 +398,7 @@ def _pr_table(doc: Doc, curve: ClassCurve) -> None:
                 rank_row.reason,
             ]
         )
-    headers = ["rank", "image", "score", "", "TP", "FP", "precision", "recall", "why"]
+    headers = ["rank", "image", "score", "result", "TP", "FP", "precision", "recall", "why"]
     doc.table(headers, rows, left=(0, 3, 8))
     if len(curve.ranked) > EXPLAIN_RANKS:
         doc.line(f"… {len(curve.ranked) - EXPLAIN_RANKS} more detections")
@@ -489,7 +489,7 @@ def render_coco(
         "AR_large": "AR large",
     }
     doc.table(
-        ["", "value"],
+        ["statistic", "value"],
         [
             [labels[key], "—" if result.stats[key] < 0 else p4(result.stats[key])]
             for key, *_ in SUMMARY
