@@ -181,9 +181,18 @@ class ClassCurve:
 
 
 def accumulate(
-    matches: Sequence[ImageMatch], max_det: int, t_index: int, category_id: int, threshold: float
+    matches: Sequence[ImageMatch],
+    max_det: int,
+    t_index: int,
+    category_id: int,
+    threshold: float,
+    with_rows: bool = True,
 ) -> ClassCurve | None:
-    """COCOeval.accumulate for one (category, area, max_det, IoU): None when it has no AP."""
+    """COCOeval.accumulate for one (category, area, max_det, IoU): None when it has no AP.
+
+    ``with_rows``: also keep the ranked detections with the reason for each (for
+    ``--explain``; building them costs more than the rest together).
+    """
     if not matches:
         return None
     scores = np.concatenate([m.scores[:max_det] for m in matches])
@@ -195,7 +204,7 @@ def accumulate(
         return None
     rows = [
         _coco_row(m.image_id, d, int(g), float(v), bool(ig), threshold)
-        for m in matches
+        for m in (matches if with_rows else ())
         for d, g, v, ig in zip(
             m.detections[:max_det],
             m.match_gt[t_index, :max_det],
@@ -204,7 +213,7 @@ def accumulate(
             strict=True,
         )
     ]
-    ranked = tuple(rows[i] for i in order)
+    ranked = tuple(rows[i] for i in order) if with_rows else ()
     keep = ~ignored
     curve = pr_curve(scores[order][keep], matched[keep], positives, coco=True)
     return ClassCurve(category_id, threshold, curve, ranked, ap_coco101(curve))
@@ -308,14 +317,15 @@ def evaluate_coco(gt: GroundTruth, detections: Sequence[Detection]) -> CocoEvalu
                 if match is not None:
                     matches.append(match)
             for m, max_det in enumerate(MAX_DETS):
+                kept = a == 0 and m == len(MAX_DETS) - 1  # the curves explain shows
                 for t, threshold in enumerate(IOU_THRESHOLDS):
-                    result = accumulate(matches, max_det, t, category_id, float(threshold))
+                    result = accumulate(matches, max_det, t, category_id, float(threshold), kept)
                     if result is None:
                         continue
                     q = np.array([step.precision for step in result.ap.points])
                     precision[t, :, k, a, m] = q
                     recall[t, k, a, m] = result.curve.recall[-1] if result.curve.recall.size else 0
-                    if a == 0 and m == len(MAX_DETS) - 1:
+                    if kept:
                         curves[(category_id, t)] = result
     stats = _summarise(precision, recall)
     return CocoEvaluation(gt, category_ids, precision, recall, stats, curves)
