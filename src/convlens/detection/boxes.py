@@ -90,16 +90,22 @@ def check_boxes(boxes: Any, name: str = "boxes", fmt: BoxFormat | str = "xyxy") 
             f"{array.shape}."
         )
     fmt = BoxFormat(fmt)
-    for i, row in enumerate(array):
-        if not np.isfinite(row).all():
+    finite = np.isfinite(array).all(1)
+    if fmt is BoxFormat.xyxy:
+        inverted = (array[:, 2] < array[:, 0]) | (array[:, 3] < array[:, 1])
+    else:
+        inverted = (array[:, 2] < 0) | (array[:, 3] < 0)
+    bad = np.flatnonzero(~finite | inverted)  # vectorised; the loop below names the first
+    for i in bad[:1]:
+        row = array[i]
+        if not finite[i]:
             raise DataError(f"{name}: box {i} {_show(row)} has a coordinate that is not finite.")
-        if fmt is BoxFormat.xyxy and (row[2] < row[0] or row[3] < row[1]):
+        if fmt is BoxFormat.xyxy:
             axis = "x2 < x1" if row[2] < row[0] else "y2 < y1"
             raise DataError(
                 f"{name}: box {i} {_show(row)} has {axis}; xyxy boxes need x1 ≤ x2 and y1 ≤ y2."
             )
-        if fmt is not BoxFormat.xyxy and (row[2] < 0 or row[3] < 0):
-            raise DataError(f"{name}: box {i} {_show(row)} has a negative width or height ({fmt}).")
+        raise DataError(f"{name}: box {i} {_show(row)} has a negative width or height ({fmt}).")
     return array
 
 
