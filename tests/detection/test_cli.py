@@ -113,7 +113,7 @@ def test_decode_saved_yolov3_output(tmp_path: Path) -> None:
     code, out, _ = detect(
         "decode", "v3", *paths, "--img-size", "64", "--score-threshold", "0.9", "--explain"
     )
-    assert "cell (row 3, column 5), anchor 0, stride 8" in out
+    assert "cell (row 3, column 5), anchor 0 (10×13 px), stride 8" in out
 
 
 @pytest.fixture(scope="module")

@@ -275,6 +275,7 @@ def register(app: typer.Typer) -> None:
                 col,
                 stride,
                 wh[0] if wh else None,
+                anchor=-1,  # given by its size, not by an index
                 grid=grid,
             )
             payload = {

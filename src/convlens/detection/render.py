@@ -249,7 +249,7 @@ def render_soft_nms(
         doc.table(
             ["order", "box", "x1, y1, x2, y2", "score when selected"],
             [
-                [str(k), str(i), box(boxes[i]), num(s)]
+                [str(k + 1), str(i), box(boxes[i]), num(s)]
                 for k, (i, s) in enumerate(zip(result.keep, result.scores, strict=True))
             ],
         )
@@ -260,9 +260,13 @@ def render_soft_nms(
 
 
 def _cell_steps(doc: Doc, w: CellWork) -> None:
-    where = (
-        f"cell (row {w.row}, column {w.col}), {'box' if w.version == 'v1' else 'anchor'} {w.anchor}"
-    )
+    if w.version == "v1":
+        which = f"box {w.anchor}" if w.anchor >= 0 else "one box"
+    else:
+        pw, ph = w.anchor_wh or (float("nan"), float("nan"))
+        size = f"{num(pw)}×{num(ph)} px"
+        which = f"anchor {w.anchor} ({size})" if w.anchor >= 0 else f"anchor {size}"
+    where = f"cell (row {w.row}, column {w.col}), {which}"
     doc.line(f"{where}, stride {num(w.stride)}: raw {box(w.raw)}")
     tx, ty, tw, th, to = w.raw[:5]
     cx, cy, bw, bh = w.box
