@@ -357,7 +357,7 @@ def register(app: typer.Typer) -> None:
             float, typer.Option(help="VOC: the IoU threshold; COCO: the one --explain shows.")
         ] = 0.5,
         category: Annotated[
-            list[str] | None, typer.Option(help="--explain only these categories (name or id).")
+            list[str] | None, typer.Option(help="Work out these categories only (name or id).")
         ] = None,
         plot: Annotated[
             Path | None, typer.Option(help="Write per-class precision–recall curves (PNG).")
@@ -378,6 +378,7 @@ def register(app: typer.Typer) -> None:
         detections = load_detections(dt, truth)
         limit = threshold(iou, "--iou")
         names = {c.id: c.name for c in truth.categories}
+        explain = explain or bool(category)  # naming a category asks for its working
         chosen = _categories(category, names) if explain else []
         if metric is Metric.coco:
             if not np.isclose(IOU_THRESHOLDS, limit).any():
