@@ -74,6 +74,8 @@ SAVED_CASES = {
     "vgg19": (3, 32, 32),
     "densenet201": (3, 32, 32),
     "deeplabv3_resnet101": (3, 32, 32),
+    "darknet19": (3, 32, 32),
+    "yolov2": (3, 64, 64),
 }
 
 
