@@ -2,8 +2,9 @@
 
 Coordinates are continuous (a box from x1 = 0 to x2 = 10 is 10 wide), as in COCO and
 torchvision; the VOC devkit's "+1 pixel" convention is not used. Every function takes
-NumPy arrays or torch tensors and returns the same kind, so one formula serves both
-(torch where it helps speed, e.g. on a batch already on the GPU).
+NumPy arrays or torch tensors and returns the same kind, so one formula serves both:
+tensors stay tensors (in a training loop, on a GPU). On the CPU NumPy is the faster of
+the two (``benchmarks/detect_speed.py``).
 
 Formats, one box a row:
 
