@@ -1,0 +1,43 @@
+"""Autograd probes: what backward really keeps, asked of PyTorch on meta tensors with the
+traced tensor's strides (a strided input is copied by some kernels, and the copy is kept)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+
+def copies_input(x: torch.Tensor, weight: torch.Tensor, first: bool) -> bool:
+    """Whether autograd keeps a copy of ``x`` rather than ``x`` in ``weight @ x`` or
+    ``x @ weight`` (torch.matmul folds a non-contiguous operand into a matrix with a copy)."""
+
+    def product(probe: torch.Tensor) -> Any:
+        w = torch.empty(tuple(weight.shape), device="meta", requires_grad=True)
+        return torch.matmul(w, probe) if first else torch.matmul(probe, w)
+
+    if not first and is_contiguous(x):  # folded by a view: x itself is kept
+        return False
+    return keeps_copy(x, product)
+
+
+def is_contiguous(x: torch.Tensor) -> bool:
+    with torch._C.DisableTorchFunctionSubclass():
+        return x.is_contiguous()
+
+
+def keeps_copy(x: torch.Tensor, op: Callable[[torch.Tensor], Any]) -> bool:
+    """Whether autograd keeps a copy of ``x`` rather than ``x`` (or a view of it) when
+    ``op`` runs on it with a weight that needs a gradient: asked of PyTorch itself, on a
+    meta tensor with ``x``'s strides."""
+    with torch._C.DisableTorchFunctionSubclass():
+        probe = torch.empty_strided(tuple(x.shape), x.stride(), device="meta", requires_grad=True)
+        kept: list[torch.Tensor] = []
+        with (
+            torch.enable_grad(),
+            torch.autograd.graph.saved_tensors_hooks(lambda s: kept.append(s) or s, lambda s: s),
+        ):
+            op(probe)
+        own = probe.untyped_storage()._cdata
+        return not any(s.untyped_storage()._cdata == own for s in kept)
