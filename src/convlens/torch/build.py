@@ -211,6 +211,38 @@ class Attention(nn.Module):
             )
 
 
+def _batchnorm(args: Mapping[str, Any], shape: tuple, dims: int) -> nn.Module:
+    """nn.BatchNorm1d/2d; with ``training=false`` one that stays in eval mode when the
+    model trains (frozen BatchNorm, as fine-tuning keeps it); a channel axis other than 1
+    (``dim``) normalised as LeViT does, ``bn(x.flatten(0, 1)).reshape_as(x)``."""
+    dim = int(args.get("dim", 1))
+    channels = _int(shape[dim - 1])
+    cls: type[nn.Module] = nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d
+    if not args["training"]:
+        cls = type(f"Frozen{cls.__name__}", (cls,), {"train": _stay_in_eval})
+    bn = cls(channels, args["eps"], args["momentum"], args["affine"], args["track_running_stats"])
+    if not args["training"]:
+        bn.eval()
+    return bn if dim == 1 else ChannelsLast(bn, dim)
+
+
+def _stay_in_eval(self: nn.Module, mode: bool = True) -> nn.Module:
+    return nn.Module.train(self, False)
+
+
+class ChannelsLast(nn.Module):
+    """A BatchNorm over axis ``dim`` of each sample: that axis moved last, every other
+    one merged with the batch (LeViT's ``bn(x.flatten(0, 1)).reshape_as(x)``)."""
+
+    def __init__(self, bn: nn.Module, dim: int):
+        super().__init__()
+        self.bn, self.dim = bn, dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x.movedim(self.dim, -1)
+        return self.bn(y.reshape(-1, y.shape[-1])).reshape(y.shape).movedim(-1, self.dim)
+
+
 class Flatten(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(x, 1)
@@ -275,9 +307,8 @@ FACTORIES: dict[str, _Factory] = {
     ),
     "global_avgpool": lambda a, s: nn.AdaptiveAvgPool2d(1),
     "adaptive_avgpool2d": lambda a, s: nn.AdaptiveAvgPool2d(_pair(a["output_size"])),
-    "batchnorm2d": lambda a, s: nn.BatchNorm2d(
-        _int(s[0]), a["eps"], a["momentum"], a["affine"], a["track_running_stats"]
-    ),
+    "batchnorm2d": lambda a, s: _batchnorm(a, s, 2),
+    "batchnorm1d": lambda a, s: _batchnorm(a, s, 1),
     "relu": lambda a, s: nn.ReLU(),
     "relu6": lambda a, s: nn.ReLU6(),
     "leaky_relu": lambda a, s: nn.LeakyReLU(float(a["negative_slope"])),

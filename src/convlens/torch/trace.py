@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,7 @@ from torch import nn
 import convlens.torch.handlers  # noqa: F401  (registers every handler)
 from convlens.core.records import LayerSpec, Network
 from convlens.errors import ArgumentError, ConvlensError
+from convlens.torch.inputs import Leaf, ModelInputs, activation_dtype, dtype_name, model_inputs
 from convlens.torch.shape_tensor import ShapeTensor, meta_tensor
 from convlens.torch.tracer import Tracer
 
@@ -91,72 +92,59 @@ class Trace:
     network: Network
     output: Any
     costs: Mapping[str, Any] = field(default_factory=dict)  # layer → Cost, for the analyser
+    batch: int = 1
+    dtype: str = "float32"  # the activations' (the first floating input's or parameter's)
 
 
-def trace(
-    model: nn.Module,
-    input_size: Sequence[int],
-    dtype: torch.dtype = torch.float32,
-    kwargs: Mapping[str, Any] | None = None,
-    device: str = "meta",
-) -> Trace:
-    """Trace ``model`` on an input of ``input_size`` = (N, C, H, W).
+def trace(model: nn.Module, inputs: Any, device: str = "meta", batch: int = 1) -> Trace:
+    """Trace ``model`` called with ``inputs``: a size (N, C, H, W), a tensor, or lists,
+    tuples and dicts of them (see ``convlens.torch.inputs``); ``batch`` goes in front of
+    a size of three.
 
     ``device="meta"`` (default) computes nothing; ``"cpu"`` or ``"cuda"`` runs a real
     forward (random input, ``no_grad``) for models that cannot be traced by shape alone,
     records the same layers and checks every rule's shape against the real result.
     """
-    sizes = (
-        [tuple(input_size)]
-        if all(isinstance(d, int) for d in input_size)
-        else [tuple(s) for s in input_size]
-    )  # several positional inputs
-    input_size = sizes[0]
-    if len(input_size) != 4:
-        raise ArgumentError(f"input size must be (N, C, H, W); got {tuple(input_size)}")
     if device not in ("meta", "cpu", "cuda"):
         raise ArgumentError(f"device must be meta, cpu or cuda; got {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
         raise ArgumentError("--device cuda: no CUDA device is available here")
-    tracer = Tracer(model=model, batch=int(input_size[0]), dtype=dtype, device=device)
+    call = inputs if isinstance(inputs, ModelInputs) else model_inputs(model, inputs, batch)
+    dtype = activation_dtype(model, call)
+    dtype_text = dtype_name(dtype)
+    first = call.leaves[0]
+    tracer = Tracer(model=model, batch=call.batch, dtype=dtype, device=device)
     # One walk over the modules serves names, leaves, owned tensors and the report.
     modules = list(model.named_modules(remove_duplicate=False))
     tracer.names = {id(m): name for name, m in modules}
     tracer.leaves = {id(m) for _, m in modules if not m._modules}
     tracer.names[id(model)] = ""
     tracer.owned = {id(t) for _, m in modules for t in _own_tensors(m)}
-    tracer.shapes["input"] = tuple(int(d) for d in input_size[1:])
+    tracer.shapes["input"] = first.shape[1:]
     tracer.context = Network(input_shape=tracer.shapes["input"], layers=(), name="model")
-
-    def make(shape: Sequence[int]) -> ShapeTensor:
-        if device == "meta":
-            return meta_tensor(shape, dtype)
-        return torch.randn(tuple(shape), dtype=dtype, device=device).as_subclass(ShapeTensor)
-
-    if device == "meta":
-        x = meta_tensor(input_size, dtype)
-    else:
+    if device != "meta":
         model_device = next((p.device for p in model.parameters()), torch.device(device))
         if model_device.type != device:
             raise ArgumentError(f"the model's parameters are on {model_device}, not {device}")
-        x = torch.randn(tuple(input_size), dtype=dtype, device=device).as_subclass(ShapeTensor)
-    tracer.register(x, "input")
+
     more_inputs: list[tuple[str, tuple[int, ...]]] = []
-    positional = [x]
-    keywords = dict(kwargs or {})
-    for i, shape in enumerate(sizes[1:], start=1):  # more positional inputs
-        t = make(shape)
-        tracer.register(t, f"input_{i}")
-        positional.append(t)
-        more_inputs.append((f"input_{i}", tuple(shape[1:])))
-    for key, value in list(keywords.items()):  # keyword tensors: traced too, by name
-        if isinstance(value, torch.Tensor):
-            t = make(tuple(value.shape))
-            tracer.register(t, key)
-            keywords[key] = t
-            more_inputs.append((key, tuple(value.shape[1:])))
-    for name, shape in more_inputs:
-        tracer.shapes[name] = shape
+
+    def make(leaf: Leaf) -> ShapeTensor:
+        leaf_dtype = leaf.dtype or dtype
+        if device == "meta":
+            t = meta_tensor(leaf.shape, leaf_dtype)
+        elif leaf_dtype.is_floating_point:
+            t = torch.randn(leaf.shape, dtype=leaf_dtype, device=device).as_subclass(ShapeTensor)
+        else:
+            t = torch.zeros(leaf.shape, dtype=leaf_dtype, device=device).as_subclass(ShapeTensor)
+        name = "input" if leaf is first else leaf.name
+        tracer.register(t, name)
+        if leaf is not first:
+            more_inputs.append((name, leaf.shape[1:]))
+            tracer.shapes[name] = leaf.shape[1:]
+        return t
+
+    positional, keywords = call.build(make)
     ShapeTensor.tracer = tracer
     try:
         with _module_hooks(tracer), _eval_mode(model), torch.no_grad():
@@ -193,7 +181,13 @@ def trace(
                 LayerSpec(
                     name=label,
                     kind="params_only",
-                    args={"params": own, "buffers": buffers},
+                    args={
+                        "params": own,
+                        "buffers": buffers,
+                        "tensors": len(params),
+                        "used": id(module) in tracer.called
+                        or any(id(p) in tracer.touched for p in params),
+                    },
                     inputs=(),
                     frozen=not any(p.requires_grad for p in params),
                     origin=type(module).__name__ + status,
@@ -208,4 +202,4 @@ def trace(
         module_outputs=tuple(tracer.outputs.items()),
         extra_inputs=tuple(more_inputs),
     )
-    return Trace(network, output, tracer.costs)
+    return Trace(network, output, tracer.costs, call.batch, dtype_text)

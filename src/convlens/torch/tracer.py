@@ -78,6 +78,7 @@ class Tracer:
     node_of: dict[int, str] = field(default_factory=dict)  # id(tensor) → node
     keep_alive: list[Any] = field(default_factory=list)
     seen_params: set[int] = field(default_factory=set)
+    touched: set[int] = field(default_factory=set)  # ids of tensors operations without a rule read
     owned: set[int] = field(default_factory=set)  # ids of the model's parameters and buffers
     leaves: set[int] = field(default_factory=set)  # ids of modules without children
     called: set[int] = field(default_factory=set)  # id(module) of modules that ran
@@ -252,7 +253,9 @@ class Tracer:
 
         with torch._C.DisableTorchFunctionSubclass():
             result = func(*to_meta(args), **{k: to_meta(v) for k, v in kwargs.items()})
-        tensors = [t for t in flatten_args(args, kwargs) if isinstance(t, ShapeTensor)]
+        values = list(flatten_args(args, kwargs))
+        tensors = [t for t in values if isinstance(t, ShapeTensor)]
+        self.touched.update(id(t) for t in values if isinstance(t, torch.Tensor))
         outputs = [t for t in flatten_args((result,), {}) if isinstance(t, torch.Tensor)]
         if not outputs or not tensors:
             return result

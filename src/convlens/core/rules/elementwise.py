@@ -126,6 +126,7 @@ def tensor_op(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         rf_global=grows,
         warnings=warnings,
         params=size if kind == "parameter" else 0,
+        param_tensors=1 if kind == "parameter" else 0,
         buffers=size if kind == "buffer" else 0,
         saves=saves,
         steps=tuple(steps),

@@ -1,14 +1,15 @@
 """Layer and group normalisation, matrix products and attention (transformer-style blocks).
 
 What autograd keeps was measured on torch 2.13 (CPU) with saved_tensors_hooks:
-layer_norm and group_norm keep their input plus a float32 mean and 1/std per normalised
-group; a product of two outputs keeps both, a product with a trainable weight keeps the
+layer_norm and group_norm keep their input plus a mean and 1/std per normalised group (in
+the input's dtype); a product of two outputs keeps both, a product with a trainable weight keeps the
 input (a constant operand is kept instead of it). Scaled-dot-product attention keeps
 what its kernel needs, and the CPU dispatcher picks the kernel from shapes and options
 alone (``attention_kernel``): the flash kernel keeps q, k, v, the output, one
-log-sum-exp per query and a float form of the mask; the math kernel keeps scaled copies
-of q and k, the attention weights (three tensors of them with dropout) and v. Every
-attention row says which kernel it counted, as CUDA's kernels keep other tensors.
+log-sum-exp per query (float32, float64 for float64 inputs) and a float form of the mask;
+the math kernel keeps scaled copies of q and k, the attention weights (three tensors of
+them with dropout) and v. Every attention row says which kernel it counted, as CUDA's
+kernels keep other tensors.
 """
 
 from __future__ import annotations
@@ -56,8 +57,10 @@ def layer_norm(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     return Cost(
         output_shape=shape,
         params=params,
+        param_tensors=(2 if args["bias"] else 1) if affine else 0,
         other_flops=work,
-        saves=(Saved("input"), Saved("extra", elements=normalize(2 * rows), itemsize=4)),
+        # the input, and a mean and 1/std per row in the input's dtype (CPU autograd)
+        saves=(Saved("input"), Saved("extra", elements=normalize(2 * rows))),
         steps=(
             step(
                 "params",
@@ -101,8 +104,9 @@ def group_norm(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     return Cost(
         output_shape=shape,
         params=params,
+        param_tensors=2 if args["affine"] else 0,
         other_flops=work,
-        saves=(Saved("input"), Saved("extra", elements=normalize(2 * groups), itemsize=4)),
+        saves=(Saved("input"), Saved("extra", elements=normalize(2 * groups))),
         steps=(
             step(
                 "params",
@@ -277,6 +281,7 @@ def matmul(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         rf_global=weight is not None,
         warnings=warnings,
         params=size if kind == "parameter" else 0,
+        param_tensors=1 if kind == "parameter" else 0,
         buffers=size if kind == "buffer" else 0,
         saves=saves,
         steps=tuple(steps),
@@ -391,7 +396,7 @@ def attention(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
             Saved("input", index=1),
             Saved("input", index=2),
             Saved("output"),
-            Saved("extra", elements=normalize(heads * length)),
+            Saved("extra", elements=normalize(heads * length), min_itemsize=4),
         )
         if mask is not None and (args["mask_dtype"] == "bool" or not args["mask_is_buffer"]):
             # a bool mask becomes a float copy; a float one is kept as it is

@@ -92,6 +92,7 @@ def linear(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     return Cost(
         output_shape=(*shape[:-1], out),
         params=params,
+        param_tensors=2 if args["bias"] else 1,
         macs=macs,
         bias_flops=normalize(rows * out) if args["bias"] else 0,
         connections=normalize(macs + (rows * out if args["bias"] else 0)),
@@ -441,6 +442,14 @@ PARAMS_ONLY = Schema(
     (
         Arg("params", "int", positional=True, minimum=0, help="its parameters"),
         Arg("buffers", "int", 0, minimum=0, help="its buffer values"),
+        Arg("tensors", "int", 1, minimum=0, help="how many parameter tensors hold them"),
+        Arg(
+            "used",
+            "bool",
+            True,
+            help="false: the forward never used them (a module that did not run), so "
+            "training gives them no gradient",
+        ),
     )
 )
 
@@ -456,6 +465,8 @@ def params_only(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     return Cost(
         output_shape=(0,),
         params=args["params"],
+        param_tensors=args["tensors"],
+        unused_params=not args["used"],
         buffers=args["buffers"],
         rf_global=True,
         args=dict(args),
