@@ -114,8 +114,7 @@ def trace_network(
     from convlens.torch.trace import trace
 
     result = trace(model, inputs, device=device, batch=batch)
-    network = replace(result.network, name=type(model).__name__)
-    return network, result.costs, result.batch, result.dtype
+    return result.network, result.costs, result.batch, result.dtype
 
 
 def load_model(

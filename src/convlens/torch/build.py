@@ -96,13 +96,15 @@ class Crop(nn.Module):
 
 
 class Merge(nn.Module):
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, dim: int = 1):
         super().__init__()
-        self.kind = kind
+        self.kind, self.dim = kind, dim
 
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
         if self.kind == "concat":
-            return torch.cat(xs, dim=1)
+            return torch.cat(xs, dim=self.dim)
+        if self.kind == "stack":
+            return torch.stack(xs, dim=self.dim)
         if self.kind == "matmul":
             return torch.matmul(xs[0], xs[1])
         if self.kind == "attention":
@@ -111,6 +113,29 @@ class Merge(nn.Module):
         for x in xs[1:]:
             out = out * x if self.kind == "mul" else out + x
         return out
+
+
+class Pad(nn.Module):
+    def __init__(self, args: Mapping[str, Any]):
+        super().__init__()
+        given = args["pad"]
+        self.pad = (given,) * 4 if isinstance(given, int) else tuple(_int(p) for p in given)
+        self.mode, self.value = args["mode"], float(args["value"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "constant":
+            return F.pad(x, self.pad, value=self.value)
+        return F.pad(x, self.pad, mode=self.mode)
+
+
+class Roll(nn.Module):
+    def __init__(self, shifts: Any, dims: Any):
+        super().__init__()
+        self.shifts = tuple(shifts) if isinstance(shifts, tuple | list) else (shifts,)
+        self.dims = tuple(dims) if isinstance(dims, tuple | list) else (dims,)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.roll(x, self.shifts, self.dims)
 
 
 class Narrow(nn.Module):
@@ -141,6 +166,31 @@ class _HeldTensor(nn.Module):
 
     def held(self, x: torch.Tensor) -> torch.Tensor:
         return self.weight if hasattr(self, "weight") else self.constant.to(x.device)
+
+
+class ConcatTensor(nn.Module):
+    """``torch.cat((*before, x, *after), dim)`` with fixed tensors of one sample's shape
+    expanded over the batch, as ViT's class token is (``cls.expand(N, -1, -1)``)."""
+
+    def __init__(self, args: Mapping[str, Any], shape: tuple):
+        super().__init__()
+        self.dim = _int(args["dim"])
+        axis = self.dim - 1
+
+        def part(size: Any) -> nn.Module:
+            sample = (*shape[:axis], _int(size), *shape[axis + 1 :])
+            return _HeldTensor(torch.randn(1, *sample), args["weight_kind"])
+
+        self.before = nn.ModuleList(part(s) for s in args["before"])
+        self.after = nn.ModuleList(part(s) for s in args["after"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        def expand(held: nn.Module) -> torch.Tensor:
+            tensor = held.held(x)  # type: ignore[operator]
+            return tensor.expand(x.shape[0], *tensor.shape[1:])
+
+        parts = [*map(expand, self.before), x, *map(expand, self.after)]
+        return torch.cat(parts, dim=self.dim)
 
 
 class WeightMatmul(_HeldTensor):
@@ -249,12 +299,13 @@ class Flatten(nn.Module):
 
 
 class View(nn.Module):
-    def __init__(self, shape: tuple[int, ...]):
+    def __init__(self, shape: tuple[int, ...], copies: bool = False):
         super().__init__()
-        self.shape = shape
+        self.shape, self.copies = shape, copies
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.reshape(x.shape[0], *self.shape)
+        y = x.reshape(x.shape[0], *self.shape)
+        return y.clone() if self.copies else y
 
 
 class Upsample(nn.Module):
@@ -332,7 +383,7 @@ FACTORIES: dict[str, _Factory] = {
         )
     ),
     "se": lambda a, s: SqueezeExcitation(_int(s[0]), _int(s[0]) // _int(a["r"])),
-    "view": lambda a, s: View(tuple(_int(d) for d in a["shape"])),
+    "view": lambda a, s: View(tuple(_int(d) for d in a["shape"]), a["copies"]),
     "layer_norm": lambda a, s: nn.LayerNorm(
         tuple(_int(d) for d in a["normalized_shape"]), a["eps"], a["elementwise_affine"], a["bias"]
     ),
@@ -359,7 +410,11 @@ FACTORIES: dict[str, _Factory] = {
     ),
     "scalar_op": lambda a, s: nn.Identity(),
     "add": lambda a, s: Merge("add"),
-    "concat": lambda a, s: Merge("concat"),
+    "concat": lambda a, s: Merge("concat", _int(a["dim"])),
+    "stack": lambda a, s: Merge("stack", _int(a["dim"])),
+    "concat_tensor": lambda a, s: ConcatTensor(a, s),
+    "pad": lambda a, s: Pad(a),
+    "roll": lambda a, s: Roll(a["shifts"], a["dims"]),
 }
 
 

@@ -76,15 +76,45 @@ def _own_tensors(module: nn.Module) -> list[torch.Tensor]:
 
 
 @contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Trace in eval mode (BatchNorm would count batches) and restore every flag."""
+def _as_it_runs(model: nn.Module) -> Iterator[None]:
+    """A model in train mode is traced as a training step runs it: every module's flag as
+    it is (a BatchNorm put in eval mode for fine-tuning stays there; dropout, drop-path and
+    attention dropout are active). A model in eval mode is traced as inference runs it.
+    Whatever the forward changes — BatchNorm's running statistics and batch counter in
+    training — is put back afterwards, and so is every flag."""
     flags = [(m, m.training) for m in model.modules()]
-    model.eval()
+    buffers = [(b, b.clone()) for b in model.buffers()] if model.training else []
     try:
         yield
     finally:
         for module, training in flags:  # a plain attribute: no need for Module.__setattr__
             module.__dict__["training"] = training
+        with torch.no_grad():
+            for buffer, saved in buffers:
+                buffer.copy_(saved)
+
+
+def _is_compiled(module: nn.Module) -> bool:
+    """``torch.compile(module)``'s wrapper (checked without importing torch._dynamo)."""
+    return type(module).__name__ == "OptimizedModule" and "_orig_mod" in module._modules
+
+
+def _eager(model: nn.Module) -> tuple[nn.Module, bool]:
+    """The eager module behind ``torch.compile(model)``, and whether compiled modules remain
+    inside (they are run eagerly: Dynamo cannot trace a shape tensor). TorchScript hides its
+    operations from Python: refused with what to pass instead."""
+    while _is_compiled(model):
+        model = model._modules["_orig_mod"]  # type: ignore[assignment]
+    compiled = False
+    for name, module in model.named_modules():
+        if isinstance(module, torch.jit.ScriptModule):
+            what = f"submodule '{name}'" if name else "the model"
+            raise ArgumentError(
+                f"{what} is a TorchScript module (torch.jit.script or torch.jit.trace), whose "
+                "operations Python cannot see: pass the nn.Module it was made from instead"
+            )
+        compiled = compiled or _is_compiled(module)
+    return model, compiled
 
 
 @dataclass(frozen=True)
@@ -109,13 +139,20 @@ def trace(model: nn.Module, inputs: Any, device: str = "meta", batch: int = 1) -
         raise ArgumentError(f"device must be meta, cpu or cuda; got {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
         raise ArgumentError("--device cuda: no CUDA device is available here")
+    model, compiled = _eager(model)
     call = inputs if isinstance(inputs, ModelInputs) else model_inputs(model, inputs, batch)
     dtype = activation_dtype(model, call)
     dtype_text = dtype_name(dtype)
     first = call.leaves[0]
-    tracer = Tracer(model=model, batch=call.batch, dtype=dtype, device=device)
-    # One walk over the modules serves names, leaves, owned tensors and the report.
-    modules = list(model.named_modules(remove_duplicate=False))
+    tracer = Tracer(
+        model=model, batch=call.batch, dtype=dtype, device=device, training_step=model.training
+    )
+    # One walk over the modules serves names, leaves, owned tensors and the report; a
+    # compiled submodule's wrapper and the module inside it share its name.
+    modules = [
+        (name.replace("._orig_mod", "").replace("_orig_mod.", ""), m)
+        for name, m in model.named_modules(remove_duplicate=False)
+    ]
     tracer.names = {id(m): name for name, m in modules}
     tracer.leaves = {id(m) for _, m in modules if not m._modules}
     tracer.names[id(model)] = ""
@@ -145,9 +182,10 @@ def trace(model: nn.Module, inputs: Any, device: str = "meta", batch: int = 1) -
         return t
 
     positional, keywords = call.build(make)
+    eager = torch.compiler.set_stance("force_eager") if compiled else contextlib.nullcontext()
     ShapeTensor.tracer = tracer
     try:
-        with _module_hooks(tracer), _eval_mode(model), torch.no_grad():
+        with _module_hooks(tracer), _as_it_runs(model), torch.no_grad(), eager:
             output = model(*positional, **keywords)
     except ConvlensError:
         raise
@@ -158,7 +196,7 @@ def trace(model: nn.Module, inputs: Any, device: str = "meta", batch: int = 1) -
     finally:
         ShapeTensor.tracer = None
     not_run = []
-    unique = _first_names(modules)
+    unique = [(name, m) for name, m in _first_names(modules) if not _is_compiled(m)]
     for name, module in unique:
         status = (
             " (ran; its operations have no rule)"

@@ -17,11 +17,13 @@ from convlens.errors import ConvlensError
 from convlens.torch.batch_axis import (
     AXIS_MOVES,
     CONSTANT_MAKERS,
+    STANDARD,
+    Layout,
     follow_batch,
     indexes_batch,
     joins_batch,
 )
-from convlens.torch.handlers.registry import HANDLERS
+from convlens.torch.handlers.registry import ANY_LAYOUT, HANDLERS
 from convlens.torch.shape_tensor import ShapeTensor, meta_tensor
 
 # Operations that only re-index the same data: recorded as zero-cost views.
@@ -38,8 +40,6 @@ RESHAPES = {
     "contiguous",
     "unflatten",
 }
-
-# Operations that only move axes (and unsqueeze, which adds one): where the batch axis
 
 # Operations that only read metadata or do nothing to data: run as they are.
 PASSTHROUGH = {
@@ -90,9 +90,13 @@ class Tracer:
     device: str = "meta"  # "meta": shapes only; "cpu"/"cuda": every operation also runs
     pending: tuple[Any, tuple, dict] | None = None  # the call being recorded (real mode)
     context: Network | None = None  # what rule errors are reported against
-    # Tensors whose axis 0 is not the batch: id → (where the batch axis is, if an axis
-    # move put it there, else None; why). Every operation on one is an uncounted row.
-    unbatched: dict[int, tuple[int | None, str]] = field(default_factory=dict)
+    # Tensors whose batch is not (only) axis 0: id → where it is (see ``batch_axis``).
+    # Handlers that declared ``any_layout`` count them per sample; others fall back.
+    layouts: dict[int, Layout] = field(default_factory=dict)
+    # Tensors without a batch at all (a statistic of the batch, a split batch): id → why.
+    # Every operation on one is an uncounted row.
+    unbatched: dict[int, str] = field(default_factory=dict)
+    training_step: bool = False  # the model runs as in training (it was in train mode)
 
     # -- nodes --------------------------------------------------------------------------
     def register(self, tensor: torch.Tensor, node: str) -> None:
@@ -142,9 +146,11 @@ class Tracer:
         inplace: bool = False,
         own_buffers: bool = True,
         value: torch.Tensor | None = None,
+        layout: Layout = STANDARD,
     ) -> ShapeTensor:
-        """One row; its output is a tensor of the rule's shape (a view keeps its source's
-        strides), or ``value``, PyTorch's own result, when axis 0 is not the batch."""
+        """One row; its output is a tensor of the rule's (per-sample) shape with the batch
+        where ``layout`` says (a view keeps its source's strides), or ``value``, PyTorch's
+        own result, when it has no batch."""
         names = tuple(self.node(t) for t in inputs)
         name, origin = self.layer_name(kind)
         params = [w for w in weights if isinstance(w, torch.Tensor)]
@@ -187,19 +193,22 @@ class Tracer:
         if value is not None:
             out = value.as_subclass(ShapeTensor)  # type: ignore[assignment]
         elif self.device == "meta":
-            out = meta_tensor((self.batch, *cost.output_shape), self.dtype)
+            out = meta_tensor(layout.full_shape(cost.output_shape, self.batch), self.dtype)
             if cost.alias:  # a view keeps its source's strides (whether a later reshape
                 out = self.view_like(out)  # copies depends on them, and autograd keeps it)
         else:  # run it for real and hold the rule to what PyTorch computed
             func, args, kwargs = self.pending  # type: ignore[misc]
             with torch._C.DisableTorchFunctionSubclass():
                 real = func(*args, **kwargs)
-            if tuple(real.shape[1:]) != tuple(cost.output_shape):
+            expected = layout.full_shape(cost.output_shape, self.batch)
+            if tuple(real.shape) != tuple(expected):
                 raise ConvlensError(
-                    f"{self.where()}: {kind} gave {tuple(real.shape[1:])} in a "
-                    f"real forward but the rule says {cost.output_shape}"
+                    f"{self.where()}: {kind} gave {tuple(real.shape)} in a "
+                    f"real forward but the rule says {expected}"
                 )
             out = real.as_subclass(ShapeTensor)
+        if layout != STANDARD:
+            self.layouts[id(out)] = layout
         self.register(out, name)
         return out
 
@@ -222,12 +231,12 @@ class Tracer:
             with torch._C.DisableTorchFunctionSubclass():
                 return func(*args, **kwargs)
         handler = HANDLERS.get(func)
-        if self.unbatched and any(
-            id(v) in self.unbatched
-            for v in flatten_args(args, kwargs)
-            if isinstance(v, ShapeTensor)
-        ):
-            handler = None  # rules count per sample along axis 0: not this tensor's
+        if handler is not None and (self.unbatched or self.layouts):
+            traced = [v for v in flatten_args(args, kwargs) if isinstance(v, ShapeTensor)]
+            if any(id(v) in self.unbatched for v in traced) or (
+                handler not in ANY_LAYOUT and any(id(v) in self.layouts for v in traced)
+            ):
+                handler = None  # rules count per sample: this tensor has no batch they see
         if handler is not None:
             self.pending = (func, args, kwargs)
             result = handler(self, args, kwargs)
@@ -260,18 +269,17 @@ class Tracer:
         if not outputs or not tensors:
             return result
         name = op_name(func)
-        axes = [self.batch_axis(t) for t in tensors]  # 0: batched; k or None: not
+        layouts = [self.batch_axis(t) for t in tensors]
+        axes = [None if lay is None or lay.merged else lay.axis for lay in layouts]
         if func in AXIS_MOVES and len(tensors) == 1 and len(outputs) == 1:
-            axis = (
-                None if axes[0] is None else follow_batch(func, args, kwargs, tensors[0], axes[0])
-            )
-            if axis != 0:  # the batch axis left axis 0 (or was not there)
-                moved = f"'{name}' in {self.where()} moved the batch axis to axis {axis}"
-                return self.record_unbatched(
-                    name, tensors, outputs[0], axis, moved if axis is not None else None
-                )
+            lay = layouts[0]
+            axis = None if lay is None else follow_batch(func, args, kwargs, tensors[0], lay.axis)
+            if lay is None or axis is None:  # no batch to follow
+                return self.record_unbatched(name, tensors, outputs[0])
+            moved = Layout(axis, lay.merged)
             self.pending = (func, args, kwargs)
-            return self.record("view", {"shape": tuple(outputs[0].shape[1:])}, tensors)
+            shape = moved.sample_shape(outputs[0].shape, self.batch)
+            return self.record("view", {"shape": shape}, tensors, layout=moved)
 
         def batched(value: torch.Tensor) -> bool:
             """Axis 0 of ``value`` is the batch: its size is N, a batched input has it, and
@@ -290,10 +298,10 @@ class Tracer:
             )
 
         def traced(value: Any) -> Any:
+            if isinstance(value, torch.Tensor) and func in CONSTANT_MAKERS:
+                return value  # x.new_ones(1), x.new_empty(N, 1, 1, 1): a constant
             if isinstance(value, torch.Tensor) and not batched(value):
-                if func in CONSTANT_MAKERS:  # x.new_ones(1): a constant, no activation
-                    return value
-                return self.record_unbatched(name, tensors, value, None)
+                return self.record_unbatched(name, tensors, value)
             if isinstance(value, torch.Tensor):
                 if len(outputs) == 1:
                     self.pending = (func, args, kwargs)
@@ -314,45 +322,54 @@ class Tracer:
 
         return traced(result)
 
-    def batch_axis(self, tensor: torch.Tensor) -> int | None:
-        """0 for a traced tensor whose axis 0 is the batch, else where its batch axis is
-        (known after an axis move), or None."""
-        return self.unbatched[id(tensor)][0] if id(tensor) in self.unbatched else 0
+    def batch_axis(self, tensor: torch.Tensor) -> Layout | None:
+        """Where the batch is in a traced tensor (``STANDARD``: axis 0), or None if it has
+        none."""
+        if id(tensor) in self.unbatched:
+            return None
+        return self.layouts.get(id(tensor), STANDARD)
 
-    def record_unbatched(
-        self,
-        op: str,
-        inputs: Sequence[Any],
-        value: torch.Tensor,
-        axis: int | None,
-        origin: str | None = None,
-    ) -> ShapeTensor:
-        """A result whose axis 0 is not the batch. Rules count per sample along axis 0, so
-        it is an ``opaque`` row that counts nothing (not even its bytes) and says why, and
-        so is every operation computed from it — except a pure axis move whose batch axis
-        is known, a ``view`` row (no cost, no new storage)."""
+    def sample_axis(self, tensor: torch.Tensor, dim: Any) -> int | None:
+        """Axis ``dim`` of a traced tensor as a rule counts it: per sample, 1 for the first
+        axis after the batch's (the rules' convention); None for the batch's axis."""
+        layout = self.batch_axis(tensor)
+        index = None if layout is None else layout.sample_axis(dim, tensor.dim())
+        return None if index is None else index + 1
+
+    def record_unbatched(self, op: str, inputs: Sequence[Any], value: torch.Tensor) -> ShapeTensor:
+        """A result without a batch (a statistic of the batch, a split batch). Rules count
+        per sample, so it is an ``opaque`` row that counts nothing (not even its bytes) and
+        says why, and so is every operation computed from it."""
         full = tuple(int(d) for d in value.shape)
-        # where the batch axis was lost: an input's origin, else here
-        cause = next((self.unbatched[id(t)][1] for t in inputs if id(t) in self.unbatched), None)
-        if axis is not None:  # an axis move: its input's batch axis is known too
-            args: dict[str, Any] = {"shape": full[:axis] + full[axis + 1 :]}
-            out = self.record("view", args, inputs, value=value)
-        else:
-            args = {"op": op, "shape": full, "batched": False, "note": cause}
-            out = self.record("opaque", args, inputs, value=value)
-        here = origin or (f"'{op}' in {self.where()} gave {'×'.join(map(str, full)) or 'a scalar'}")
-        self.unbatched[id(out)] = (axis, cause or here)
+        # where the batch axis was lost: an input's origin, else an input whose batch is
+        # elsewhere than axis 0 (the operation has no rule that follows it), else here
+        cause = next((self.unbatched[id(t)] for t in inputs if id(t) in self.unbatched), None)
+        moved = next((self.layouts[id(t)] for t in inputs if id(t) in self.layouts), None)
+        if cause is None and moved is not None:
+            where = "merged into" if moved.merged else "on"
+            cause = (
+                f"'{op}' in {self.where()} needs the batch on axis 0, but its input has it "
+                f"{where} axis {moved.axis}"
+            )
+        args = {"op": op, "shape": full, "batched": False, "note": cause}
+        out = self.record("opaque", args, inputs, value=value)
+        here = f"'{op}' in {self.where()} gave {'×'.join(map(str, full)) or 'a scalar'}"
+        self.unbatched[id(out)] = cause or here
         return out
 
     def describe(self, value: Any) -> str:
         """Per-sample shapes of a module's output, tuples, lists and dicts included; a
-        tensor whose axis 0 is not the batch shows its whole shape (N where the batch is)."""
+        tensor whose batch is not axis 0 shows its whole shape, N where the batch is (N·m
+        where it is merged), or says it has none."""
         if isinstance(value, torch.Tensor) and id(value) in self.unbatched:
-            axis = self.unbatched[id(value)][0]
             dims = [str(d) for d in value.shape]
-            if axis is None:
-                return "×".join(dims) + " (no batch axis)" if dims else "scalar (no batch axis)"
-            return "×".join([*dims[:axis], "N", *dims[axis + 1 :]])
+            return "×".join(dims) + " (no batch axis)" if dims else "scalar (no batch axis)"
+        if isinstance(value, torch.Tensor) and id(value) in self.layouts:
+            layout = self.layouts[id(value)]
+            dims = [str(d) for d in value.shape]
+            a = layout.axis
+            batch = f"N·{value.shape[a] // self.batch}" if layout.merged else "N"
+            return "×".join([*dims[:a], batch, *dims[a + 1 :]])
         if isinstance(value, dict):
             return "{" + ", ".join(f"{k}: {self.describe(v)}" for k, v in value.items()) + "}"
         if isinstance(value, list | tuple):

@@ -314,6 +314,13 @@ ATTENTION = Schema(
             help="PyTorch may pick its CPU flash kernel (false: "
             "sdpa_kernel(MATH) or flash disabled)",
         ),
+        Arg(
+            "batch_merged",
+            "bool",
+            False,
+            help="the batch is merged into q's first axis (N·m, with m per sample: Swin's "
+            "windows), so q, k and v have as many axes per sample as PyTorch sees",
+        ),
     )
 )
 
@@ -323,11 +330,13 @@ def attention_kernel(q: Shape, k: Shape, v: Shape, args: Mapping[str, Any]) -> s
     for 4-D q, k, v with equal batch and heads, one head size and no dropout, with no mask
     or a 2-D or 4-D one; the math kernel otherwise."""
     mask = args["attn_mask"]
+    merged = args["batch_merged"]  # the per-sample shapes then keep every axis
+    lead = 2 if merged else 1  # batch and heads must agree; per sample, what is left of them
     flash = (
         args["flash"]
         and args["dropout_p"] == 0
-        and len(q) == len(k) == len(v) == 3
-        and q[0] == k[0] == v[0]
+        and len(q) == len(k) == len(v) == (4 if merged else 3)
+        and q[:lead] == k[:lead] == v[:lead]
         and q[-1] == k[-1] == v[-1]
         and (mask is None or len(mask) in (2, 4))
     )

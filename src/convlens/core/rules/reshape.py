@@ -369,7 +369,18 @@ def narrow(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     )
 
 
-VIEW = Schema((Arg("shape", "names", positional=True, help="per-sample output shape"),))
+VIEW = Schema(
+    (
+        Arg("shape", "names", positional=True, help="per-sample output shape"),
+        Arg(
+            "copies",
+            "bool",
+            False,
+            help="PyTorch copies the data (a reshape of a strided view, e.g. after a "
+            "transpose): a new tensor, not a view",
+        ),
+    )
+)
 
 
 @register_rule("view", VIEW, "a reshape that keeps the data (view, reshape, permute …)")
@@ -378,7 +389,9 @@ def view(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     if known_equal(product(shape), elements(inputs[0])) is False:
         raise RuleError(f"cannot view {fmt_shape(inputs[0])} as {fmt_shape(shape)}")
     same_grid = len(shape) == 3 and len(inputs[0]) == 3 and tuple(shape[1:]) == tuple(inputs[0][1:])
-    return Cost(output_shape=shape, alias=True, rf_global=not same_grid, args=dict(args))
+    return Cost(
+        output_shape=shape, alias=not args["copies"], rf_global=not same_grid, args=dict(args)
+    )
 
 
 OPAQUE = Schema(

@@ -60,9 +60,12 @@ def _conv_transpose2d(t: Tracer, args: tuple, kwargs: dict) -> Any:
     return t.record("conv_transpose2d", spec, [x], [weight, bias])
 
 
-@handles(F.linear, torch._C._nn.linear)
+@handles(F.linear, torch._C._nn.linear, any_layout=True)
 def _linear(t: Tracer, args: tuple, kwargs: dict) -> Any:
     x, weight, bias = args[0], arg(args, kwargs, 1, "weight"), arg(args, kwargs, 2, "bias")
+    layout = t.batch_axis(x)
+    if layout is None or layout.axis == x.dim() - 1:
+        return NotImplemented  # the features are the batch's axis
     expect_channels(t, x, int(weight.shape[1]), "input features", axis=x.dim() - 1)
     # F.linear folds a ≥ 3-D input into rows with reshape: a strided one (after a
     # transpose) is copied, and backward keeps that copy instead of the input. A
@@ -90,4 +93,5 @@ def _linear(t: Tracer, args: tuple, kwargs: dict) -> Any:
         },
         [x],
         [weight, bias],
+        layout=layout,
     )

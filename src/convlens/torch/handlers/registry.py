@@ -15,14 +15,19 @@ if TYPE_CHECKING:
 
 Handler = Callable[["Tracer", tuple, dict], Any]
 HANDLERS: dict[Any, Handler] = {}
+# Handlers that find the batch wherever it is (``Tracer.batch_axis``): the others see only
+# tensors whose batch is axis 0 (the tracer falls back to PyTorch's meta kernel otherwise).
+ANY_LAYOUT: set[Handler] = set()
 
 
-def handles(*funcs: Any) -> Callable[[Handler], Handler]:
+def handles(*funcs: Any, any_layout: bool = False) -> Callable[[Handler], Handler]:
     def decorator(fn: Handler) -> Handler:
         for func in dict.fromkeys(funcs):  # F.conv2d is torch.conv2d: name it once
             if func in HANDLERS:
                 raise RuntimeError(f"two trace handlers for {func}")
             HANDLERS[func] = fn
+        if any_layout:
+            ANY_LAYOUT.add(fn)
         return fn
 
     return decorator
