@@ -73,6 +73,8 @@ class Cost:
     rf_global: bool = False  # output depends on the whole input (flatten, global pool, SE)
     saves: tuple[Saved, ...] = ()
     alias: bool = False  # output is a view of input 0 (shares its storage)
+    batched: bool = True  # False: the output has no batch axis (its shape is the whole
+    # tensor's, shown as it is) and its bytes are not counted per sample
     warnings: tuple[str, ...] = ()
     steps: tuple[Step, ...] = ()
     args: Mapping[str, Any] = field(default_factory=dict)  # resolved hyper-parameters

@@ -41,3 +41,14 @@ def keeps_copy(x: torch.Tensor, op: Callable[[torch.Tensor], Any]) -> bool:
             op(probe)
         own = probe.untyped_storage()._cdata
         return not any(s.untyped_storage()._cdata == own for s in kept)
+
+
+def folds_by_copy(x: torch.Tensor, batch: tuple[int, ...]) -> bool:
+    """Whether torch.matmul copies ``x`` (…, n, k) when it expands its axes in front to
+    ``batch`` and folds them into one for bmm — which backward then keeps instead of x.
+    Asked of PyTorch's own view rules, on a meta tensor with x's strides."""
+    with torch._C.DisableTorchFunctionSubclass():
+        probe = torch.empty_strided(tuple(x.shape), x.stride(), device="meta")
+        n, k = x.shape[-2:]
+        folded = probe.expand(*batch, n, k).reshape(-1, n, k)
+        return folded.untyped_storage()._cdata != probe.untyped_storage()._cdata

@@ -4,6 +4,7 @@ module; operations without a handler fall back to PyTorch's meta kernel (``opaqu
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -147,10 +148,15 @@ class Tracer:
         own_buffers: bool = True,
         value: torch.Tensor | None = None,
         layout: Layout = STANDARD,
+        order: Sequence[int] | None = None,
+        like: torch.Tensor | None = None,
     ) -> ShapeTensor:
         """One row; its output is a tensor of the rule's (per-sample) shape with the batch
         where ``layout`` says (a view keeps its source's strides), or ``value``, PyTorch's
-        own result, when it has no batch."""
+        own result, when it has no batch. ``order``: the axis order the kernel stores the
+        output in (the CPU flash attention kernel writes (N, L, H, E) and returns (N, H, L,
+        E)), so later reshapes copy where PyTorch's do. ``like``: an element-wise operation's
+        input, whose memory order PyTorch's output keeps (a strided input stays strided)."""
         names = tuple(self.node(t) for t in inputs)
         name, origin = self.layer_name(kind)
         params = [w for w in weights if isinstance(w, torch.Tensor)]
@@ -193,7 +199,19 @@ class Tracer:
         if value is not None:
             out = value.as_subclass(ShapeTensor)  # type: ignore[assignment]
         elif self.device == "meta":
-            out = meta_tensor(layout.full_shape(cost.output_shape, self.batch), self.dtype)
+            full = layout.full_shape(cost.output_shape, self.batch)
+            if order is not None:  # a kernel that writes its output in another axis order
+                stored = [int(full[i]) for i in order]
+                steps = [math.prod(stored[k + 1 :]) for k in range(len(stored))]
+                strides = tuple(steps[order.index(i)] for i in range(len(order)))
+                out = torch.empty_strided(
+                    tuple(int(d) for d in full), strides, dtype=self.dtype, device="meta"
+                ).as_subclass(ShapeTensor)  # type: ignore[assignment]
+            elif like is not None and tuple(like.shape) == tuple(full):
+                with torch._C.DisableTorchFunctionSubclass():
+                    out = torch.empty_like(like, dtype=self.dtype).as_subclass(ShapeTensor)
+            else:
+                out = meta_tensor(full, self.dtype)
             if cost.alias:  # a view keeps its source's strides (whether a later reshape
                 out = self.view_like(out)  # copies depends on them, and autograd keeps it)
         else:  # run it for real and hold the rule to what PyTorch computed

@@ -177,6 +177,14 @@ MATMUL = Schema(
             help="PyTorch folds the input into a matrix with a "
             "copy (a non-contiguous view), which backward keeps instead of the input",
         ),
+        Arg(
+            "copies_other",
+            "bool",
+            False,
+            help="of two outputs: PyTorch folds the second one's broadcast axes into one "
+            "with a copy (a strided view, e.g. k.transpose(-2, -1)), which backward keeps "
+            "instead of it (copies_input: the same for the first)",
+        ),
     )
 )
 
@@ -232,8 +240,16 @@ def matmul(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     macs = normalize(batch * n * k * m)
     size = product(weight) if weight is not None else 0
     kind = args["weight_kind"]
-    if weight is None:  # each operand's gradient needs the other
-        saves: tuple[Saved, ...] = (Saved("input", index=0), Saved("input", index=1))
+    if weight is None:  # each operand's gradient needs the other, as bmm received it: the
+        # operand itself, or the copy torch.matmul made to fold its batch axes into one
+        saves: tuple[Saved, ...] = (
+            Saved("extra", elements=normalize(batch * n * k))
+            if args["copies_input"]
+            else Saved("input", index=0),
+            Saved("extra", elements=normalize(batch * k * m))
+            if args["copies_other"]
+            else Saved("input", index=1),
+        )
     elif kind == "parameter":  # x serves ∂L/∂W only; the weight is not an activation
         saves = (
             Saved("extra", elements=product(x), needs="weight")
@@ -313,6 +329,13 @@ ATTENTION = Schema(
             True,
             help="PyTorch may pick its CPU flash kernel (false: "
             "sdpa_kernel(MATH) or flash disabled)",
+        ),
+        Arg(
+            "copies_value",
+            "bool",
+            False,
+            help="the math kernel folds a strided v (timm's qkv.unbind(0) parts) with a copy, "
+            "which backward keeps instead of v",
         ),
         Arg(
             "batch_merged",
@@ -418,14 +441,13 @@ def attention(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
             Saved("extra", elements=normalize(heads * source * e)),
             *[Saved("extra", elements=scores)] * (3 if dropout > 0 else 1),
             Saved("input", index=2)
-            if tuple(v[:-2]) == tuple(batch)
+            if tuple(v[:-2]) == tuple(batch) and not args["copies_value"]
             else Saved("extra", elements=normalize(heads * source * ev)),
         )
         kept = (
             "scaled copies of q and k, the attention weights"
             + (", the dropout mask and the dropped weights" if dropout > 0 else "")
-            + " and v (PyTorch copies a v that is not contiguous, which a shape trace "
-            "cannot see)"
+            + (" and a contiguous copy of v" if args["copies_value"] else " and v")
         )
     steps = [
         step(

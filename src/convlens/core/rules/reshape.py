@@ -430,8 +430,8 @@ def opaque(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
             args=dict(args),
             unsupported=str(args["op"]),
         )
-    # Figures are per sample along axis 0; this result has no such axis, so its size
-    # (shown as 0) is not a per-sample one either: say so instead of a wrong number.
+    # Figures are per sample; this result has no batch, so its size is not a per-sample
+    # one: its whole shape is shown, its bytes are not counted, and the row says why.
     shape = "×".join(str(d) for d in args["shape"]) or "a scalar"
     why = (
         f"it is computed from a tensor whose axis 0 is not the batch ({args['note']})"
@@ -439,7 +439,8 @@ def opaque(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         else "it has no batch axis at axis 0"
     )
     return Cost(
-        output_shape=(0,),
+        output_shape=tuple(args["shape"]),
+        batched=False,
         rf_global=True,
         args=dict(args),
         unsupported=f"{args['op']} (no batch axis)",

@@ -59,7 +59,8 @@ def _binary(op: str, inplace: bool = False, reflected: bool = False) -> Handler:
             if op == "div" and tensors[0] is b:
                 return NotImplemented  # c / x is a reciprocal, which keeps its result
             # x·0.5, x + 1
-            return t.record("scalar_op", {}, tensors, inplace=inplace, layout=layout)
+            x = tensors[0]
+            return t.record("scalar_op", {}, [x], inplace=inplace, layout=layout, like=x)
         if kwargs.get("alpha", 1) != 1 or kwargs.get("rounding_mode"):
             return NotImplemented
         if len(tensors) == 1 and isinstance(b if tensors[0] is a else a, torch.Tensor):
@@ -73,7 +74,7 @@ def _binary(op: str, inplace: bool = False, reflected: bool = False) -> Handler:
             or t.batch_axis(b) != layout
         ):
             return NotImplemented
-        return t.record(op, {}, [a, b], inplace=inplace, layout=layout)
+        return t.record(op, {}, [a, b], inplace=inplace, layout=layout, like=a)
 
     return handler
 
@@ -118,6 +119,7 @@ def _tensor_op(
         inplace=inplace,
         own_buffers=False,
         layout=layout,
+        like=x,
     )
 
 

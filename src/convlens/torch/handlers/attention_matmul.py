@@ -8,8 +8,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from convlens.core.args import coerce_args
+from convlens.core.registry import get_rule
+from convlens.core.rules.linalg import attention_kernel
 from convlens.torch.handlers.registry import arg, handles, owned_tensor
-from convlens.torch.probes import copies_input
+from convlens.torch.probes import copies_input, folds_by_copy
 from convlens.torch.shape_tensor import ShapeTensor
 
 if TYPE_CHECKING:
@@ -43,7 +46,9 @@ def _matmul(t: Tracer, args: tuple, kwargs: dict) -> Any:
             or layout.axis >= a.dim() - 2
         ):
             return NotImplemented  # the product would reach the batch axis
-        return t.record("matmul", {}, [a, b], layout=layout)
+        batch = tuple(torch.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
+        spec = {"copies_input": folds_by_copy(a, batch), "copies_other": folds_by_copy(b, batch)}
+        return t.record("matmul", {k: v for k, v in spec.items() if v}, [a, b], layout=layout)
     x, weight = (a, b) if isinstance(a, ShapeTensor) else (b, a)
     if not isinstance(weight, torch.Tensor) or isinstance(weight, ShapeTensor) or weight.dim() > 2:
         return NotImplemented  # a batched weight is expanded and copied: no rule yet
@@ -116,4 +121,19 @@ def _attention(t: Tracer, args: tuple, kwargs: dict) -> Any:
             mask_is_buffer=id(mask) in t.owned
             or (mask._base is not None and id(mask._base) in t.owned),
         )
-    return t.record("attention", spec, [q, k, v], layout=layout)
+    # CPU flash attention writes its output as (N, L, H, E) and returns it transposed to
+    # (N, H, L, E) (sdp_utils, torch 2.13): a later transpose(1, 2).reshape is then a view.
+    flash = (
+        q.dim() == 4
+        and attention_kernel(
+            *(t.shapes[t.node(z)] for z in (q, k, v)),
+            coerce_args("attention", get_rule("attention").schema, spec),
+        )
+        == "flash"
+    )
+    order = (0, 2, 1, 3) if flash else None
+    if not flash:  # the math kernel's attn @ v folds v like torch.matmul does
+        batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+        if folds_by_copy(v, tuple(batch)):
+            spec["copies_value"] = True
+    return t.record("attention", spec, [q, k, v], layout=layout, order=order)

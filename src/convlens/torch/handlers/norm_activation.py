@@ -46,7 +46,7 @@ def _activation(kind: str, extra: Callable[[tuple, dict], dict] | None = None) -
     def handler(t: Tracer, args: tuple, kwargs: dict) -> Any:
         x, inplace = args[0], bool(kwargs.get("inplace", False))
         spec = extra(args, kwargs) if extra else {}
-        return t.record(kind, spec, [x], inplace=inplace, layout=t.batch_axis(x))
+        return t.record(kind, spec, [x], inplace=inplace, layout=t.batch_axis(x), like=x)
 
     return handler
 
@@ -79,7 +79,8 @@ def _hardtanh(t: Tracer, args: tuple, kwargs: dict) -> Any:
     if (low, high) != (0.0, 6.0):
         return NotImplemented
     inplace = bool(arg(args, kwargs, 3, "inplace"))
-    return t.record("relu6", {}, [args[0]], inplace=inplace, layout=t.batch_axis(args[0]))
+    x = args[0]
+    return t.record("relu6", {}, [x], inplace=inplace, layout=t.batch_axis(x), like=x)
 
 
 @handles(F.softmax, torch.softmax, torch.Tensor.softmax, any_layout=True)
@@ -99,6 +100,7 @@ def _dropout(t: Tracer, args: tuple, kwargs: dict) -> Any:
         [args[0]],
         inplace=bool(arg(args, kwargs, 3, "inplace", False)),
         layout=t.batch_axis(args[0]),
+        like=args[0],
     )
 
 

@@ -53,7 +53,7 @@ def _concat_tensor(
     buffer or constant."""
     if layout.merged:
         return NotImplemented
-    at = tensors.index(x)
+    at = next(i for i, v in enumerate(tensors) if v is x)
     kinds, owners, sizes = set(), [], []
     for w in tensors[:at] + tensors[at + 1 :]:
         if not isinstance(w, torch.Tensor) or w.dtype != x.dtype or w.stride(layout.axis) != 0:
