@@ -21,9 +21,12 @@ def flop_counter_macs(model: nn.Module, *inputs: Any) -> tuple[int, Any]:
     training = model.training
     model.eval()
     try:
-        with FlopCounterMode(display=False) as counter, torch.no_grad():
-            with sdpa_kernel(SDPBackend.MATH):
-                out = model(*inputs)
+        with (
+            FlopCounterMode(display=False) as counter,
+            torch.no_grad(),
+            sdpa_kernel(SDPBackend.MATH),
+        ):
+            out = model(*inputs)
     finally:
         model.train(training)
     return counter.get_total_flops() // 2, out

@@ -15,6 +15,9 @@ Sources mimicked (huggingface/pytorch-image-models, timm 1.0):
 - ``timm/models/levit.py``: ``LinearNorm.forward`` (``bn(x.flatten(0, 1)).reshape_as(x)``).
 """
 
+# The modules below keep timm's own lines, even where ruff would write them otherwise.
+# ruff: noqa: RUF005, RUF059, SIM108
+
 from __future__ import annotations
 
 import pytest

@@ -372,7 +372,11 @@ FACTORIES: dict[str, _Factory] = {
     "hardsigmoid": lambda a, s: nn.Hardsigmoid(),
     "softmax": lambda a, s: nn.Softmax(dim=_int(a["dim"])),
     "identity": lambda a, s: nn.Identity(),
-    "dropout": lambda a, s: nn.Dropout(float(a["p"])),
+    "dropout": lambda a, s: (
+        (nn.Dropout2d if len(s) == 3 else nn.Dropout1d)(float(a["p"]))
+        if a["channelwise"]
+        else nn.Dropout(float(a["p"]))
+    ),
     "flatten": lambda a, s: Flatten(),
     "linear": lambda a, s: nn.Linear(_int(s[-1]), _int(a["out_features"]), a["bias"]),
     "upsample": lambda a, s: (

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,6 +98,15 @@ def _as_it_runs(model: nn.Module) -> Iterator[None]:
 def _is_compiled(module: nn.Module) -> bool:
     """``torch.compile(module)``'s wrapper (checked without importing torch._dynamo)."""
     return type(module).__name__ == "OptimizedModule" and "_orig_mod" in module._modules
+
+
+@contextlib.contextmanager
+def _run_eagerly() -> Iterator[None]:
+    """Compiled submodules run as plain Python (the trace's own module hooks would make
+    torch.compile warn that they fire twice: they are the trace's, not the user's)."""
+    with warnings.catch_warnings(), torch.compiler.set_stance("force_eager"):
+        warnings.filterwarnings("ignore", message=r"Using `torch.compile\(module\)`")
+        yield
 
 
 def _eager(model: nn.Module) -> tuple[nn.Module, bool]:
@@ -182,7 +192,7 @@ def trace(model: nn.Module, inputs: Any, device: str = "meta", batch: int = 1) -
         return t
 
     positional, keywords = call.build(make)
-    eager = torch.compiler.set_stance("force_eager") if compiled else contextlib.nullcontext()
+    eager = _run_eagerly() if compiled else contextlib.nullcontext()
     ShapeTensor.tracer = tracer
     try:
         with _module_hooks(tracer), _as_it_runs(model), torch.no_grad(), eager:

@@ -80,16 +80,28 @@ elementwise(
 elementwise("identity", "no-op, useful as a named point in a graph", 0, "")
 elementwise("scalar_op", "arithmetic with a constant (x·a, x + a, x − a, x / a)", 1, "")
 
-DROPOUT = Schema((Arg("p", "float", 0.5, positional=True, help="probability of zeroing"),))
+DROPOUT = Schema(
+    (
+        Arg("p", "float", 0.5, positional=True, help="probability of zeroing"),
+        Arg(
+            "channelwise",
+            "bool",
+            False,
+            help="zero whole channels (nn.Dropout2d, Dropout1d): one mask value per channel",
+        ),
+    )
+)
 
 
 @register_rule("dropout", DROPOUT, "dropout (identity at inference)")
 def dropout(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     if args["p"] == 0:  # PyTorch returns the input itself: nothing kept, nothing new
         return Cost(output_shape=tuple(inputs[0]), alias=True, args=dict(args))
-    # Training keeps the scaled random mask (same dtype as the activations).
+    # Training keeps the scaled random mask (same dtype as the activations): one value
+    # per element, or per channel (N×C×1×1) when whole channels are dropped.
+    mask = inputs[0][0] if args["channelwise"] else elements(inputs[0])
     return Cost(
         output_shape=tuple(inputs[0]),
-        saves=(Saved("extra", elements=elements(inputs[0])),),
+        saves=(Saved("extra", elements=mask),),
         args=dict(args),
     )

@@ -92,16 +92,24 @@ def _softmax(t: Tracer, args: tuple, kwargs: dict) -> Any:
     return t.record("softmax", {"dim": axis}, [x], layout=t.batch_axis(x))
 
 
-@handles(F.dropout, F.dropout2d, any_layout=True)
-def _dropout(t: Tracer, args: tuple, kwargs: dict) -> Any:
-    return t.record(
-        "dropout",
-        {"p": float(arg(args, kwargs, 1, "p", 0.5))},
-        [args[0]],
-        inplace=bool(arg(args, kwargs, 3, "inplace", False)),
-        layout=t.batch_axis(args[0]),
-        like=args[0],
-    )
+def _dropout(channelwise: bool) -> Handler:
+    """F.dropout, or (``channelwise``) F.dropout1d/2d/3d, which zero whole channels."""
+
+    def handler(t: Tracer, args: tuple, kwargs: dict) -> Any:
+        x = args[0]
+        if channelwise and t.batch_axis(x) != STANDARD:
+            return NotImplemented  # whole channels of a tensor whose batch moved
+        spec: dict[str, Any] = {"p": float(arg(args, kwargs, 1, "p", 0.5))}
+        if channelwise:
+            spec["channelwise"] = True
+        inplace = bool(arg(args, kwargs, 3, "inplace", False))
+        return t.record("dropout", spec, [x], inplace=inplace, layout=t.batch_axis(x), like=x)
+
+    return handler
+
+
+handles(F.dropout, any_layout=True)(_dropout(channelwise=False))
+handles(F.dropout1d, F.dropout2d, F.dropout3d, any_layout=True)(_dropout(channelwise=True))
 
 
 @handles(F.layer_norm, any_layout=True)
