@@ -57,14 +57,17 @@ def training_step(model: nn.Module, *args: Any, optimizer: str = "adam", **kwarg
             saved[storage.data_ptr()] = storage.nbytes()
         return t
 
-    step = OPTIMIZERS[optimizer](list(model.parameters()))
-    step.zero_grad(set_to_none=True)
+    params = list(model.parameters())
+    step = OPTIMIZERS[optimizer](params) if params else None
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         output = model(*args, **kwargs)
-    loss = sum(t.float().sum() for t in _tensors(output) if t.requires_grad)
-    loss.backward()
-    step.step()
-    state = [t for s in step.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
+    losses = [t.float().sum() for t in _tensors(output) if t.requires_grad]
+    if losses:  # nothing to train when no output depends on a trainable parameter
+        sum(losses).backward()  # type: ignore[union-attr]
+        if step is not None:
+            step.step()
+    states = step.state.values() if step is not None else []
+    state = [t for s in states for t in s.values() if isinstance(t, torch.Tensor)]
     return Measured(
         params=_bytes(model.parameters()),
         buffers=_bytes(model.buffers()),
