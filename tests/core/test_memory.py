@@ -43,6 +43,14 @@ LAYERS = [
     "hardswish inplace=true",
     "hardsigmoid inplace=true",
     "dropout 0.2 inplace=true",
+    "dropout 0.3 channelwise=true",
+    "batchnorm2d training=false",
+    "pad (1,2,0,1)",
+    "pad (1,1,1,1) mode=reflect",
+    "pad (2,1,1,2) mode=replicate",
+    "pad (1,1,1,1) mode=circular",
+    "roll (1,2) dims=(2,3)",
+    "concat_tensor before=(2)",
 ]
 
 

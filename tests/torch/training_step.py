@@ -78,11 +78,14 @@ def training_step(model: nn.Module, *args: Any, optimizer: str = "adam", **kwarg
 
 
 def predicted(report: Any) -> Measured:
-    t = report.totals
+    from convlens.core.memory import training_memory
+
+    memory = training_memory(report)
+    assert memory.total == report.totals.training_bytes
     return Measured(
-        params=t.param_bytes,
-        buffers=t.buffer_bytes,
-        grads=t.grad_bytes,
-        optimizer=t.optimizer_bytes,
-        saved_activations=t.saved_activation_bytes,
+        params=memory.params,
+        buffers=memory.buffers,
+        grads=memory.grads,
+        optimizer=memory.optimizer,
+        saved_activations=memory.saved_activations,
     )

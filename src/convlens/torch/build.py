@@ -181,8 +181,9 @@ class ConcatTensor(nn.Module):
             sample = (*shape[:axis], _int(size), *shape[axis + 1 :])
             return _HeldTensor(torch.randn(1, *sample), args["weight_kind"])
 
-        self.before = nn.ModuleList(part(s) for s in args["before"])
-        self.after = nn.ModuleList(part(s) for s in args["after"])
+        sizes = {k: v if isinstance(v, tuple | list) else (v,) for k, v in args.items()}
+        self.before = nn.ModuleList(part(s) for s in sizes["before"])
+        self.after = nn.ModuleList(part(s) for s in sizes["after"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         def expand(held: nn.Module) -> torch.Tensor:

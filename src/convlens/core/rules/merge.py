@@ -143,6 +143,11 @@ def stack(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     )
 
 
+def _sizes(value: Any) -> tuple[Any, ...]:
+    """A list of sizes, given as one number or several."""
+    return tuple(value) if isinstance(value, tuple | list) else (value,)
+
+
 CONCAT_TENSOR = Schema(
     (
         Arg("dim", "int", 1, minimum=1, help="the axis joined, counted with the batch"),
@@ -176,7 +181,7 @@ CONCAT_TENSOR = Schema(
 def concat_tensor(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     x = tuple(inputs[0])
     axis = _axis("concat_tensor", x, args["dim"])
-    parts = (*args["before"], *args["after"])
+    parts = (*_sizes(args["before"]), *_sizes(args["after"]))
     if not parts:
         raise RuleError("concat_tensor needs fixed parts: before=(…) or after=(…)")
     fixed = normalize(total(parts))

@@ -61,7 +61,15 @@ def _pairs(shape: Shape, pad: Sequence[Any]) -> list[tuple[Any, Any]]:
 def pad(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     shape, mode = tuple(inputs[0]), args["mode"]
     given = args["pad"]
-    pairs = _pairs(shape, (given,) * 4 if isinstance(given, int) else tuple(given))
+    pads = (given,) * 4 if isinstance(given, int) else tuple(given)
+    pairs = _pairs(shape, pads)
+    padded = len(pads) // 2
+    if mode != "constant" and not (1 <= padded <= 3 and len(shape) in (padded, padded + 1)):
+        raise RuleError(
+            f"mode={mode} pads the last 1, 2 or 3 axes of a tensor of one or two axes more "
+            f"(with the batch), as F.pad allows: {padded} padded axes do not fit "
+            f"{fmt_shape(shape)} per sample"
+        )
     out, steps = [], []
     for axis, (size, (lo, hi)) in enumerate(zip(shape, pairs, strict=True)):
         if mode != "constant" and (not _non_negative(lo) or not _non_negative(hi)):
