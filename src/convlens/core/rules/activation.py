@@ -3,9 +3,10 @@
 FLOPs: one per element for every activation (a documented simplification:
 transcendental functions are not expanded), three for softmax (exp, sum, divide).
 ``saves`` follows what PyTorch's autograd keeps: the output for relu, sigmoid,
-tanh, elu and softmax; the input for the others. Run in place, relu, leaky_relu and elu
-keep the (shared) result, while relu6, silu, hardswish and hardsigmoid make autograd
-keep a copy of the input they overwrite — measured on torch 2.13.
+tanh and softmax; the input for the others (elu too: its out-of-place backward reads the
+input). Run in place, relu, leaky_relu and elu keep the (shared) result, while relu6, silu,
+hardswish and hardsigmoid make autograd keep a copy of the input they overwrite — measured
+on torch 2.13.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ elementwise(
     "elu",
     "exponential linear unit",
     1,
-    "output",
+    "input",
     Schema((Arg("alpha", "float", 1.0, positional=True, help="scale for x < 0"),)),
 )
 elementwise("sigmoid", "logistic sigmoid", 1, "output")
