@@ -156,3 +156,33 @@ def test_random_networks_hold_what_a_training_step_holds(case: tuple) -> None:
         _batchnorm_in_eval(module)
     x = torch.rand(2, *(int(d) for d in net.input_shape))
     assert predicted(report) == training_step(module, x, optimizer=optimizer), text
+
+
+def test_cli_freeze_bn_and_the_models_own_dtype(tmp_path, monkeypatch) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from convlens.cli.main import app
+
+    (tmp_path / "half_net.py").write_text(
+        "from torch import nn\n"
+        "def build():\n"
+        "    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU()).half()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def totals(*extra: str) -> dict:
+        args = ["analyze", "half_net:build", "--input", "3x8x8", "-f", "json", *extra]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)
+
+    plain, frozen = totals(), totals("--freeze-bn")
+    assert plain["dtype"] == "float16" and plain["totals"]["param_bytes"] == 2 * (8 * 27 + 8 + 16)
+    # BatchNorm's batch mean and 1/std (8 channels, float16) are kept only when it trains
+    assert (
+        plain["totals"]["saved_activation_bytes"] - frozen["totals"]["saved_activation_bytes"]
+        == 2 * 8 * 2
+    )
+    assert totals("--dtype", "float32")["totals"]["param_bytes"] == 4 * (8 * 27 + 8 + 16)
