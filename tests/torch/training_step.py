@@ -5,11 +5,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
+
+from convlens.core.memory import TrainingMemory, training_memory
 
 OPTIMIZERS = {
     "sgd": lambda params: torch.optim.SGD(params, lr=1e-3),
@@ -17,15 +18,6 @@ OPTIMIZERS = {
     "adam": lambda params: torch.optim.Adam(params, lr=1e-3),
     "adamw": lambda params: torch.optim.AdamW(params, lr=1e-3),
 }
-
-
-@dataclass(frozen=True)
-class Measured:
-    params: int
-    buffers: int
-    grads: int
-    optimizer: int
-    saved_activations: int
 
 
 def _tensors(value: Any) -> Iterator[torch.Tensor]:
@@ -45,7 +37,9 @@ def _bytes(tensors: Any) -> int:
     return sum(storages.values())
 
 
-def training_step(model: nn.Module, *args: Any, optimizer: str = "adam", **kwargs: Any) -> Measured:
+def training_step(
+    model: nn.Module, *args: Any, optimizer: str = "adam", **kwargs: Any
+) -> TrainingMemory:
     """Forward (autograd on), a loss summing every output, backward and one optimizer step
     over all the model's parameters (frozen ones get no gradient and so no state)."""
     owned = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
@@ -68,7 +62,7 @@ def training_step(model: nn.Module, *args: Any, optimizer: str = "adam", **kwarg
             step.step()
     states = step.state.values() if step is not None else []
     state = [t for s in states for t in s.values() if isinstance(t, torch.Tensor)]
-    return Measured(
+    return TrainingMemory(
         params=_bytes(model.parameters()),
         buffers=_bytes(model.buffers()),
         grads=_bytes(p.grad for p in model.parameters() if p.grad is not None),
@@ -77,15 +71,7 @@ def training_step(model: nn.Module, *args: Any, optimizer: str = "adam", **kwarg
     )
 
 
-def predicted(report: Any) -> Measured:
-    from convlens.core.memory import training_memory
-
+def predicted(report: Any) -> TrainingMemory:
     memory = training_memory(report)
     assert memory.total == report.totals.training_bytes
-    return Measured(
-        params=memory.params,
-        buffers=memory.buffers,
-        grads=memory.grads,
-        optimizer=memory.optimizer,
-        saved_activations=memory.saved_activations,
-    )
+    return memory
