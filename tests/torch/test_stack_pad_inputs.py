@@ -350,3 +350,21 @@ def test_torchscript_is_refused_in_one_sentence(tmp_path, monkeypatch) -> None:
     assert result.exit_code == 2
     assert "TorchScript module" in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) <= 3  # one message, wrapped at most
+
+
+def test_a_real_forward_gives_the_same_reports() -> None:
+    # --device cpu runs every operation and holds each rule's shape to PyTorch's result
+    from tests.torch.test_transformer_patterns import TinyLeViTMlp, TinySwin, TinyViT
+
+    cases = [
+        (TinyViT(fused=True), (2, 3, 16, 16)),
+        (TinyViT(fused=False, drop_path_rate=0.2), (2, 3, 16, 16)),
+        (TinySwin(), (2, 3, 24, 24)),
+        (TinyLeViTMlp(), (2, 3, 16, 16)),
+        (TinyFPN(), (2, 3, 32, 32)),
+        (TfSameNet(), (2, 1, 32, 32)),
+    ]
+    for model, shape in cases:
+        traced = convlens.analyze(model, input_size=shape)
+        real = convlens.analyze(model, input_size=shape, device="cpu")
+        assert real.totals == traced.totals, type(model).__name__
