@@ -76,24 +76,29 @@ def test_every_optimizer_frozen_and_unused_parameters(optimizer: str, frozen_bn:
 
 
 SEGMENTATION = [
-    # (zoo model, per-sample input, trainable parameter prefixes; () = everything)
-    ("deeplabv3_resnet50", (3, 64, 64), ()),
-    ("deeplabv3_resnet50", (3, 128, 128), ()),
-    ("deeplabv3_resnet50", (3, 64, 64), ("classifier.4",)),  # the last layer only
-    ("deeplabv3_resnet50", (3, 128, 128), ("classifier.4",)),
-    ("deeplabv3_resnet50", (3, 64, 64), ("classifier",)),  # the head only
-    ("unet", (1, 188, 188), ()),
-    ("unet", (1, 188, 188), ("head",)),
-    ("unet_same", (3, 32, 32), ()),
-    ("unet_same", (3, 64, 64), ("decoders", "ups", "head")),
+    # (zoo model, per-sample input, trainable parameter prefixes (() = all), BatchNorm in
+    # eval mode while the rest trains): H×W and 2H×2W, whole model, last layer, head
+    ("deeplabv3_resnet50", (3, 64, 64), (), False),
+    ("deeplabv3_resnet50", (3, 128, 128), (), True),
+    ("deeplabv3_resnet50", (3, 64, 64), ("classifier.4",), True),  # the last layer only
+    ("deeplabv3_resnet50", (3, 128, 128), ("classifier.4",), False),
+    ("deeplabv3_resnet50", (3, 64, 64), ("classifier",), False),  # the head only
+    ("deeplabv3_resnet50", (3, 64, 64), ("classifier",), True),
+    ("unet", (1, 188, 188), (), False),  # the paper's valid U-Net (no BatchNorm)
+    ("unet", (1, 188, 188), ("head",), False),
+    ("unet_same", (3, 32, 32), (), False),
+    ("unet_same", (3, 64, 64), (), True),
+    ("unet_same", (3, 64, 64), ("decoders", "ups", "head"), False),
 ]
 
 
-@pytest.mark.parametrize("frozen_bn", [False, True], ids=["bn-train", "bn-eval"])
 @pytest.mark.parametrize(
-    "name, shape, trainable",
+    "name, shape, trainable, frozen_bn",
     SEGMENTATION,
-    ids=[f"{n}-{s[1]}-{'+'.join(t) or 'all'}" for n, s, t in SEGMENTATION],
+    ids=[
+        f"{n}-{s[1]}-{'+'.join(t) or 'all'}-{'bn-eval' if f else 'bn-train'}"
+        for n, s, t, f in SEGMENTATION
+    ],
 )
 def test_segmentation_models_hold_what_a_training_step_holds(
     name: str, shape: tuple, trainable: tuple, frozen_bn: bool
