@@ -433,3 +433,21 @@ def test_levit_batchnorm_over_the_batch_merged_with_the_tokens() -> None:
     norms = [r for r in report.layers if r.kind == "batchnorm1d"]
     assert [(r.output_shape, r.params) for r in norms] == [((16, 32), 64), ((16, 16), 32)]
     assert all(r.args["dim"] == 2 for r in norms)  # channels last of (N·L, C)
+
+
+@pytest.mark.parametrize("sequence", [False, True], ids=["vectors", "sequences"])
+def test_batchnorm1d_on_vectors_and_sequences(sequence: bool) -> None:
+    class Head(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3)
+            self.bn = nn.BatchNorm1d(8)
+            self.fc = nn.Linear(36 if sequence else 8, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.conv(x).flatten(2)  # (N, C, L)
+            return self.fc(self.bn(y if sequence else y.mean(-1)))
+
+    report = check_against_pytorch(Head(), torch.rand(2, 3, 8, 8))
+    bn = next(r for r in report.layers if r.kind == "batchnorm1d")
+    assert bn.output_shape == ((8, 36) if sequence else (8,)) and bn.args["dim"] == 1
