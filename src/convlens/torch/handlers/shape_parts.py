@@ -32,6 +32,8 @@ def _cat(t: Tracer, args: tuple, kwargs: dict) -> Any:
     traced = [x for x in tensors if isinstance(x, ShapeTensor)]
     if not traced or not isinstance(dim, int):
         return NotImplemented
+    if not all(isinstance(v, torch.Tensor) for v in tensors):
+        return NotImplemented  # PyTorch's own error
     x = traced[0]
     layout, axis = t.batch_axis(x), t.sample_axis(x, dim)
     if layout is None or axis is None or any(v.dim() != x.dim() for v in tensors):
@@ -112,8 +114,10 @@ def _reshape_like(t: Tracer, func: Any, args: tuple, kwargs: dict) -> Any:
     on a meta tensor with x's shape and strides gives the new shape and whether it copies;
     the batch is followed through it (``layout_after_reshape``)."""
     x = args[0] if args else kwargs.get("input")
-    if not isinstance(x, ShapeTensor):
-        return NotImplemented
+    if not isinstance(x, ShapeTensor) or any(
+        isinstance(a, torch.dtype) for a in (*args[1:], *kwargs.values())
+    ):
+        return NotImplemented  # x.view(torch.float16) reinterprets bytes: no reshape
     layout = t.batch_axis(x)
     with torch._C.DisableTorchFunctionSubclass():
         probe = torch.empty_strided(tuple(x.shape), x.stride(), dtype=x.dtype, device="meta")
