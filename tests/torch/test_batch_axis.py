@@ -203,3 +203,55 @@ def test_a_constant_made_with_new_ones_is_no_activation() -> None:
 
     report = convlens.analyze(Scale(), input_size=(2, 3, 4, 4))
     assert "(no batch axis)" not in " ".join(report.totals.unsupported)
+
+
+class MergeSplit(nn.Module):
+    """conv → NHWC → the batch merged with rows (N·H, W, C) → per-row work → split back
+    (N, H, W, C) → NCHW → conv, in the ways models write it."""
+
+    def __init__(self, merge: str, work: list[str], split: str) -> None:
+        super().__init__()
+        self.merge, self.work, self.split = merge, work, split
+        self.conv1, self.conv2 = nn.Conv2d(2, 6, 3, padding=1), nn.Conv2d(6, 3, 1)
+        self.linear, self.norm = nn.Linear(6, 6), nn.LayerNorm(6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv1(x).permute(0, 2, 3, 1)  # (N, H, W, C)
+        n, h, w, c = y.shape
+        z = y.flatten(0, 1) if self.merge == "flatten" else y.reshape(-1, w, c)  # (N·H, W, C)
+        for op in self.work:
+            if op == "linear":
+                z = self.linear(z)
+            elif op == "norm":
+                z = self.norm(z)
+            elif op == "gelu":
+                z = F.gelu(z)
+            elif op == "softmax":
+                z = z.softmax(dim=-1)
+            elif op == "scale":
+                z = z * 0.5
+            else:  # an axis move inside the merged tensor and back
+                z = z.transpose(1, 2).contiguous().transpose(1, 2)
+        back = z.reshape_as(y) if self.split == "reshape_as" else z.view(n, h, w, c)
+        return self.conv2(back.permute(0, 3, 1, 2))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.integers(1, 3),
+    st.sampled_from(["flatten", "reshape"]),
+    st.lists(st.sampled_from(["linear", "norm", "gelu", "softmax", "scale", "move"]), max_size=4),
+    st.sampled_from(["reshape_as", "view"]),
+)
+def test_a_batch_merged_with_an_axis_and_split_again_is_counted_per_sample(
+    batch: int, merge: str, work: list[str], split: str
+) -> None:
+    model = MergeSplit(merge, work, split)
+    x = torch.rand(batch, 2, 5, 4)
+    report = convlens.analyze(model, input_size=tuple(x.shape))
+    assert report.totals.unsupported == ()
+    assert report.totals.macs == conv_macs(model, x)  # the linear on rows counted too
+    torch.manual_seed(0)
+    assert report.totals.saved_activation_bytes == saved_bytes(model.train(), x)
+    ran = [r for r in report.layers if r.kind != "params_only"]  # unused linear, norm
+    assert ran[-1].output_shape == (3, 5, 4)
