@@ -156,10 +156,11 @@ class TinyViT(nn.Module):
         return self.head(x)
 
 
+@pytest.mark.parametrize("batch", [1, 2])  # with one sample, expand(1, …) is no stride-0 view
 @pytest.mark.parametrize("fused", [True, False], ids=["sdpa", "explicit-matmul"])
-def test_timm_attention_with_a_class_token_is_exact(fused: bool) -> None:
+def test_timm_attention_with_a_class_token_is_exact(fused: bool, batch: int) -> None:
     model = TinyViT(fused)
-    x = torch.rand(2, 3, 16, 16)
+    x = torch.rand(batch, 3, 16, 16)
     report = check_against_pytorch(model, x)
     dim, tokens, heads = 32, 17, 4
     attention = 2 * tokens * tokens * dim  # QKᵀ and weights·V over all heads, per sample

@@ -58,7 +58,11 @@ def _concat_tensor(
     at = next(i for i, v in enumerate(tensors) if v is x)
     kinds, owners, sizes = set(), [], []
     for w in tensors[:at] + tensors[at + 1 :]:
-        if not isinstance(w, torch.Tensor) or w.dtype != x.dtype or w.stride(layout.axis) != 0:
+        if (
+            not isinstance(w, torch.Tensor)
+            or w.dtype != x.dtype
+            or (w.stride(layout.axis) != 0 and w.shape[layout.axis] != 1)
+        ):
             return NotImplemented  # not one sample's tensor expanded over the batch
         base = w._base if w._base is not None else w
         owner = owned_tensor(t, base)
