@@ -66,10 +66,3 @@ def owned_tensor(t: Tracer, tensor: torch.Tensor) -> torch.Tensor | None:
     if base is not None and id(base) in t.owned and base.numel() == tensor.numel():
         return base
     return None
-
-
-def sample_dim(x: Any, dim: Any) -> int | None:
-    """``dim`` as a non-negative axis, or None for the batch axis or a non-integer."""
-    if not isinstance(dim, int) or isinstance(dim, bool) or not -x.dim() <= dim < x.dim():
-        return None
-    return dim % x.dim() or None
