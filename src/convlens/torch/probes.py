@@ -3,7 +3,7 @@ traced tensor's strides (a strided input is copied by some kernels, and the copy
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -52,3 +52,17 @@ def folds_by_copy(x: torch.Tensor, batch: tuple[int, ...]) -> bool:
         n, k = x.shape[-2:]
         folded = probe.expand(*batch, n, k).reshape(-1, n, k)
         return folded.untyped_storage()._cdata != probe.untyped_storage()._cdata
+
+
+def same_order_strides(shape: Sequence[int], strides: Sequence[int]) -> tuple[int, ...]:
+    """Dense strides that keep the memory order of ``strides`` — what an element-wise
+    kernel gives its output for a strided input (``torch.empty_like``'s
+    ``preserve_format``, computed here: PyTorch's own Python reference for it imports
+    SymPy on first use, ~0.3 s)."""
+    order = sorted(range(len(shape)), key=lambda i: -strides[i])  # outermost first, stable
+    out = [0] * len(shape)
+    step = 1
+    for i in reversed(order):
+        out[i] = step
+        step *= max(int(shape[i]), 1)
+    return tuple(out)

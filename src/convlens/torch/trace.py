@@ -77,22 +77,33 @@ def _own_tensors(module: nn.Module) -> list[torch.Tensor]:
 
 
 @contextlib.contextmanager
-def _as_it_runs(model: nn.Module) -> Iterator[None]:
+def _as_it_runs(model: nn.Module, modules: list[nn.Module]) -> Iterator[None]:
     """A model in train mode is traced as a training step runs it: every module's flag as
     it is (a BatchNorm put in eval mode for fine-tuning stays there; dropout, drop-path and
     attention dropout are active). A model in eval mode is traced as inference runs it.
     Whatever the forward changes — BatchNorm's running statistics and batch counter in
-    training — is put back afterwards, and so is every flag."""
-    flags = [(m, m.training) for m in model.modules()]
-    buffers = [(b, b.clone()) for b in model.buffers()] if model.training else []
+    training — is put back afterwards (a buffer whose version moved), and so is every
+    flag. ``modules``: ``model.modules()``, already walked."""
+    flags = [(m, m.training) for m in modules]
+    buffers = (
+        [(b, b._version, b.clone()) for b in _unique(_buffers(modules)) if not b.is_meta]
+        if model.training
+        else []
+    )
     try:
         yield
     finally:
         for module, training in flags:  # a plain attribute: no need for Module.__setattr__
             module.__dict__["training"] = training
         with torch.no_grad():
-            for buffer, saved in buffers:
-                buffer.copy_(saved)
+            for buffer, version, saved in buffers:
+                if buffer._version != version:
+                    buffer.copy_(saved)
+
+
+def _buffers(modules: Iterable[nn.Module]) -> Iterator[torch.Tensor | None]:
+    for module in modules:
+        yield from module._buffers.values()
 
 
 def _is_compiled(module: nn.Module) -> bool:
@@ -109,14 +120,18 @@ def _run_eagerly() -> Iterator[None]:
         yield
 
 
-def _eager(model: nn.Module) -> tuple[nn.Module, bool]:
-    """The eager module behind ``torch.compile(model)``, and whether compiled modules remain
-    inside (they are run eagerly: Dynamo cannot trace a shape tensor). TorchScript hides its
-    operations from Python: refused with what to pass instead."""
+def _eager(model: nn.Module) -> nn.Module:
+    """The eager module behind ``torch.compile(model)``."""
     while _is_compiled(model):
         model = model._modules["_orig_mod"]  # type: ignore[assignment]
+    return model
+
+
+def _runs_eagerly(modules: Iterable[tuple[str, nn.Module]]) -> bool:
+    """Whether compiled submodules remain (run eagerly: Dynamo cannot trace a shape tensor).
+    TorchScript hides its operations from Python: refused with what to pass instead."""
     compiled = False
-    for name, module in model.named_modules():
+    for name, module in modules:
         if isinstance(module, torch.jit.ScriptModule):
             what = f"submodule '{name}'" if name else "the model"
             raise ArgumentError(
@@ -124,7 +139,7 @@ def _eager(model: nn.Module) -> tuple[nn.Module, bool]:
                 "operations Python cannot see: pass the nn.Module it was made from instead"
             )
         compiled = compiled or _is_compiled(module)
-    return model, compiled
+    return compiled
 
 
 @dataclass(frozen=True)
@@ -149,7 +164,7 @@ def trace(model: nn.Module, inputs: Any, device: str = "meta", batch: int = 1) -
         raise ArgumentError(f"device must be meta, cpu or cuda; got {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
         raise ArgumentError("--device cuda: no CUDA device is available here")
-    model, compiled = _eager(model)
+    model = _eager(model)
     call = inputs if isinstance(inputs, ModelInputs) else model_inputs(model, inputs, batch)
     dtype = activation_dtype(model, call)
     dtype_text = dtype_name(dtype)
@@ -163,6 +178,7 @@ def trace(model: nn.Module, inputs: Any, device: str = "meta", batch: int = 1) -
         (name.replace("._orig_mod", "").replace("_orig_mod.", ""), m)
         for name, m in model.named_modules(remove_duplicate=False)
     ]
+    compiled = _runs_eagerly(modules)
     tracer.names = {id(m): name for name, m in modules}
     tracer.leaves = {id(m) for _, m in modules if not m._modules}
     tracer.names[id(model)] = ""
@@ -195,7 +211,12 @@ def trace(model: nn.Module, inputs: Any, device: str = "meta", batch: int = 1) -
     eager = _run_eagerly() if compiled else contextlib.nullcontext()
     ShapeTensor.tracer = tracer
     try:
-        with _module_hooks(tracer), _as_it_runs(model), torch.no_grad(), eager:
+        with (
+            _module_hooks(tracer),
+            _as_it_runs(model, [m for _, m in modules]),
+            torch.no_grad(),
+            eager,
+        ):
             output = model(*positional, **keywords)
     except ConvlensError:
         raise

@@ -25,6 +25,7 @@ from convlens.torch.batch_axis import (
     joins_batch,
 )
 from convlens.torch.handlers.registry import ANY_LAYOUT, HANDLERS
+from convlens.torch.probes import is_contiguous, same_order_strides
 from convlens.torch.shape_tensor import ShapeTensor, meta_tensor
 
 # Operations that only re-index the same data: recorded as zero-cost views.
@@ -207,9 +208,11 @@ class Tracer:
                 out = torch.empty_strided(
                     tuple(int(d) for d in full), strides, dtype=self.dtype, device="meta"
                 ).as_subclass(ShapeTensor)  # type: ignore[assignment]
-            elif like is not None and tuple(like.shape) == tuple(full):
-                with torch._C.DisableTorchFunctionSubclass():
-                    out = torch.empty_like(like, dtype=self.dtype).as_subclass(ShapeTensor)
+            elif like is not None and tuple(like.shape) == tuple(full) and not is_contiguous(like):
+                strides = same_order_strides(full, like.stride())
+                out = torch.empty_strided(
+                    tuple(int(d) for d in full), strides, dtype=self.dtype, device="meta"
+                ).as_subclass(ShapeTensor)  # type: ignore[assignment]
             else:
                 out = meta_tensor(full, self.dtype)
             if cost.alias:  # a view keeps its source's strides (whether a later reshape

@@ -24,8 +24,9 @@ def _batch_norm(t: Tracer, args: tuple, kwargs: dict) -> Any:
     x = args[0]
     mean, var = arg(args, kwargs, 1, "running_mean"), arg(args, kwargs, 2, "running_var")
     weight, bias = arg(args, kwargs, 3, "weight"), arg(args, kwargs, 4, "bias")
-    layout, dim = t.batch_axis(x), t.sample_axis(x, 1)
-    if layout is None or dim is None or x.dim() < 2:
+    layout, rank = t.batch_axis(x), x.dim()
+    channels = None if layout is None else layout.sample_axis(1, rank)
+    if layout is None or channels is None:
         return NotImplemented  # the channels would be the batch's axis
     stats = weight if weight is not None else mean
     if stats is not None:
@@ -36,9 +37,9 @@ def _batch_norm(t: Tracer, args: tuple, kwargs: dict) -> Any:
         "eps": float(arg(args, kwargs, 7, "eps", 1e-5)),
         "training": bool(arg(args, kwargs, 5, "training", False)) or not t.training_step,
     }
-    if layout == STANDARD and x.dim() == 4:
+    if layout == STANDARD and rank == 4:
         return t.record("batchnorm2d", spec, [x], [weight, bias, mean, var])
-    spec["dim"] = dim
+    spec["dim"] = channels + 1  # counted with the batch, as the rules count axes
     return t.record("batchnorm1d", spec, [x], [weight, bias, mean, var], layout=layout)
 
 
