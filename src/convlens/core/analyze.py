@@ -450,8 +450,8 @@ def _with_totals(
             "memory",
             "optimizer bytes",
             "O",
-            "{k}·{G} + {s}·{T}",
-            {"k": states, "G": grad_bytes, "s": per_tensor, "T": tensors.grad_tensors},
+            "{k}·{G} + {s}·{n}",
+            {"k": states, "G": grad_bytes, "s": per_tensor, "n": tensors.grad_tensors},
             optimizer_bytes,
             note=f"{options.optimizer} keeps {states} copies per parameter"
             + (f" and a {per_tensor}-byte step count per parameter tensor" if per_tensor else ""),
