@@ -33,3 +33,11 @@ def meta_tensor(shape: Sequence[int], dtype: torch.dtype) -> ShapeTensor:
     return torch.empty(tuple(int(d) for d in shape), dtype=dtype, device="meta").as_subclass(
         ShapeTensor
     )  # type: ignore[return-value]
+
+
+def ranks(tensors: Sequence[torch.Tensor]) -> list[int]:
+    """The number of axes of each tensor, read without dispatching to the tracer (every
+    ``x.dim()`` on a shape tensor is a ``__torch_function__`` call: DenseNet's
+    ``torch.cat`` of up to 48 feature maps would pay it 48 times)."""
+    with torch._C.DisableTorchFunctionSubclass():
+        return [t.dim() for t in tensors]

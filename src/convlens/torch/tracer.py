@@ -25,7 +25,7 @@ from convlens.torch.batch_axis import (
     joins_batch,
 )
 from convlens.torch.handlers.registry import ANY_LAYOUT, HANDLERS
-from convlens.torch.probes import is_contiguous, same_order_strides
+from convlens.torch.probes import same_order_strides
 from convlens.torch.shape_tensor import ShapeTensor, meta_tensor
 
 # Operations that only re-index the same data: recorded as zero-cost views.
@@ -208,13 +208,16 @@ class Tracer:
                 out = torch.empty_strided(
                     tuple(int(d) for d in full), strides, dtype=self.dtype, device="meta"
                 ).as_subclass(ShapeTensor)  # type: ignore[assignment]
-            elif like is not None and tuple(like.shape) == tuple(full) and not is_contiguous(like):
-                strides = same_order_strides(full, like.stride())
-                out = torch.empty_strided(
-                    tuple(int(d) for d in full), strides, dtype=self.dtype, device="meta"
-                ).as_subclass(ShapeTensor)  # type: ignore[assignment]
             else:
                 out = meta_tensor(full, self.dtype)
+                if like is not None:  # an element-wise result keeps a strided input's order
+                    with torch._C.DisableTorchFunctionSubclass():
+                        strided = not like.is_contiguous() and like.shape == out.shape
+                        strides = same_order_strides(full, like.stride()) if strided else None
+                    if strides is not None:
+                        out = torch.empty_strided(
+                            tuple(int(d) for d in full), strides, dtype=self.dtype, device="meta"
+                        ).as_subclass(ShapeTensor)  # type: ignore[assignment]
             if cost.alias:  # a view keeps its source's strides (whether a later reshape
                 out = self.view_like(out)  # copies depends on them, and autograd keeps it)
         else:  # run it for real and hold the rule to what PyTorch computed

@@ -16,7 +16,7 @@ from torch.nn import functional as F
 
 from convlens.torch.batch_axis import STANDARD, Layout, layout_after_reshape
 from convlens.torch.handlers.registry import arg, handles, owned_tensor
-from convlens.torch.shape_tensor import ShapeTensor
+from convlens.torch.shape_tensor import ShapeTensor, ranks
 
 if TYPE_CHECKING:
     from convlens.torch.tracer import Tracer
@@ -34,16 +34,18 @@ def _cat(t: Tracer, args: tuple, kwargs: dict) -> Any:
         return NotImplemented
     if not all(isinstance(v, torch.Tensor) for v in tensors):
         return NotImplemented  # PyTorch's own error
-    x = traced[0]
-    layout, axis = t.batch_axis(x), t.sample_axis(x, dim)
-    if layout is None or axis is None or any(v.dim() != x.dim() for v in tensors):
+    x, rank = traced[0], ranks(tensors)
+    layout = t.batch_axis(x)
+    axis = None if layout is None else layout.sample_axis(dim, rank[0])
+    if layout is None or axis is None or any(r != rank[0] for r in rank):
         return NotImplemented  # along the batch's axis, or PyTorch's own error
+    axis += 1  # counted with the batch, as the rules count axes
     if len(traced) == len(tensors):
         if any(t.batch_axis(v) != layout for v in tensors):
             return NotImplemented
         return t.record("concat", {"dim": axis}, tensors, layout=layout)
     if len(traced) == 1:
-        return _concat_tensor(t, tensors, x, dim % x.dim(), axis, layout)
+        return _concat_tensor(t, tensors, x, dim % rank[0], axis, layout)
     return NotImplemented
 
 
