@@ -368,3 +368,26 @@ def test_a_real_forward_gives_the_same_reports() -> None:
         traced = convlens.analyze(model, input_size=shape)
         real = convlens.analyze(model, input_size=shape, device="cpu")
         assert real.totals == traced.totals, type(model).__name__
+
+
+def test_buffers_a_training_forward_changes_are_put_back() -> None:
+    class Running(nn.Module):
+        """A BatchNorm (its counter moves in training) and a buffer the forward updates."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.bn = nn.BatchNorm2d(3)
+            self.register_buffer("steps", torch.zeros(()))
+            self.conv = nn.Conv2d(3, 2, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.steps.add_(1)
+            return self.conv(self.bn(x))
+
+    model = Running().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    for device in ("meta", "cpu"):
+        convlens.analyze(model, input_size=(2, 3, 4, 4), device=device)
+        after = model.state_dict()
+        assert all(torch.equal(before[k], after[k]) for k in before), device
+    assert model.training and model.bn.training

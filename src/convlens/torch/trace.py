@@ -77,7 +77,7 @@ def _own_tensors(module: nn.Module) -> list[torch.Tensor]:
 
 
 @contextlib.contextmanager
-def _as_it_runs(model: nn.Module, modules: list[nn.Module]) -> Iterator[None]:
+def _as_it_runs(model: nn.Module, modules: list[nn.Module], device: str) -> Iterator[None]:
     """A model in train mode is traced as a training step runs it: every module's flag as
     it is (a BatchNorm put in eval mode for fine-tuning stays there; dropout, drop-path and
     attention dropout are active). A model in eval mode is traced as inference runs it.
@@ -86,7 +86,7 @@ def _as_it_runs(model: nn.Module, modules: list[nn.Module]) -> Iterator[None]:
     flag. ``modules``: ``model.modules()``, already walked."""
     flags = [(m, m.training) for m in modules]
     buffers = (
-        [(b, b._version, b.clone()) for b in _unique(_buffers(modules)) if not b.is_meta]
+        [(b, b._version, b.clone()) for b in _unique(_buffers(modules, device)) if not b.is_meta]
         if model.training
         else []
     )
@@ -101,9 +101,20 @@ def _as_it_runs(model: nn.Module, modules: list[nn.Module]) -> Iterator[None]:
                     buffer.copy_(saved)
 
 
-def _buffers(modules: Iterable[nn.Module]) -> Iterator[torch.Tensor | None]:
+def _buffers(modules: Iterable[nn.Module], device: str) -> Iterator[torch.Tensor | None]:
+    """The buffers a training forward may change. In a shape trace, PyTorch's own BatchNorm
+    changes only its batch counter (its running statistics are updated inside
+    F.batch_norm, which the trace does not run): the one buffer of three worth copying."""
     for module in modules:
-        yield from module._buffers.values()
+        stock_batchnorm = (
+            device == "meta"
+            and isinstance(module, nn.modules.batchnorm._BatchNorm)
+            and type(module).forward is nn.modules.batchnorm._BatchNorm.forward
+        )
+        if stock_batchnorm:
+            yield module._buffers.get("num_batches_tracked")
+        else:
+            yield from module._buffers.values()
 
 
 def _is_compiled(module: nn.Module) -> bool:
@@ -213,7 +224,7 @@ def trace(model: nn.Module, inputs: Any, device: str = "meta", batch: int = 1) -
     try:
         with (
             _module_hooks(tracer),
-            _as_it_runs(model, [m for _, m in modules]),
+            _as_it_runs(model, [m for _, m in modules], device),
             torch.no_grad(),
             eager,
         ):
