@@ -82,11 +82,11 @@ def _as_it_runs(model: nn.Module, modules: list[nn.Module], device: str) -> Iter
     it is (a BatchNorm put in eval mode for fine-tuning stays there; dropout, drop-path and
     attention dropout are active). A model in eval mode is traced as inference runs it.
     Whatever the forward changes — BatchNorm's running statistics and batch counter in
-    training — is put back afterwards (a buffer whose version moved), and so is every
-    flag. ``modules``: ``model.modules()``, already walked."""
+    training — is put back afterwards, and so is every flag. ``modules``:
+    ``model.modules()``, already walked."""
     flags = [(m, m.training) for m in modules]
     buffers = (
-        [(b, b._version, b.clone()) for b in _unique(_buffers(modules, device)) if not b.is_meta]
+        [(b, b.clone()) for b in _unique(_buffers(modules, device)) if not b.is_meta]
         if model.training
         else []
     )
@@ -96,9 +96,8 @@ def _as_it_runs(model: nn.Module, modules: list[nn.Module], device: str) -> Iter
         for module, training in flags:  # a plain attribute: no need for Module.__setattr__
             module.__dict__["training"] = training
         with torch.no_grad():
-            for buffer, version, saved in buffers:
-                if buffer._version != version:
-                    buffer.copy_(saved)
+            for buffer, saved in buffers:  # (a kernel updating running statistics in
+                buffer.copy_(saved)  # place does not move their version: copy them all)
 
 
 def _buffers(modules: Iterable[nn.Module], device: str) -> Iterator[torch.Tensor | None]:
