@@ -17,6 +17,8 @@ COMMAND_MODULES = (
     "lab",
     "zoo",
     "op",
+    "serve",
+    "detect",
 )
 
 app = typer.Typer(

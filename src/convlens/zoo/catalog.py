@@ -16,8 +16,20 @@ from convlens.zoo.registry import CatalogRow
 # fmt: off
 ROWS: tuple[CatalogRow, ...] = (
     CatalogRow(name='alexnet', paper='Krizhevsky et al.: ImageNet Classification with Deep Convolutional Neural Networks', year=2012, params=61100840, default_input=(3, 224, 224)),
+    CatalogRow(name='cifar_plain20', paper='He et al.: Deep Residual Learning for Image Recognition', year=2016, params=269722, default_input=(3, 32, 32)),
+    CatalogRow(name='cifar_plain32', paper='He et al.: Deep Residual Learning for Image Recognition', year=2016, params=464154, default_input=(3, 32, 32)),
+    CatalogRow(name='cifar_plain44', paper='He et al.: Deep Residual Learning for Image Recognition', year=2016, params=658586, default_input=(3, 32, 32)),
+    CatalogRow(name='cifar_plain56', paper='He et al.: Deep Residual Learning for Image Recognition', year=2016, params=853018, default_input=(3, 32, 32)),
+    CatalogRow(name='cifar_plain110', paper='He et al.: Deep Residual Learning for Image Recognition', year=2016, params=1727962, default_input=(3, 32, 32)),
+    CatalogRow(name='cifar_resnet9', paper='Page: How to Train Your ResNet (DAWNBench CIFAR-10 entry, myrtle.ai)', year=2018, params=6573120, default_input=(3, 32, 32)),
+    CatalogRow(name='cifar_resnet20', paper='He et al.: Deep Residual Learning for Image Recognition', year=2016, params=269722, default_input=(3, 32, 32)),
+    CatalogRow(name='cifar_resnet32', paper='He et al.: Deep Residual Learning for Image Recognition', year=2016, params=464154, default_input=(3, 32, 32)),
+    CatalogRow(name='cifar_resnet44', paper='He et al.: Deep Residual Learning for Image Recognition', year=2016, params=658586, default_input=(3, 32, 32)),
+    CatalogRow(name='cifar_resnet56', paper='He et al.: Deep Residual Learning for Image Recognition', year=2016, params=853018, default_input=(3, 32, 32)),
+    CatalogRow(name='cifar_resnet110', paper='He et al.: Deep Residual Learning for Image Recognition', year=2016, params=1727962, default_input=(3, 32, 32)),
     CatalogRow(name='colour_cnn', paper='course (CSC321): Programming Assignment: Image Colourization (PoolUpsampleNet and UNet)', year=2018, params=86784, default_input=(1, 32, 32)),
     CatalogRow(name='colour_unet', paper='course (CSC321): Programming Assignment: Image Colourization (PoolUpsampleNet and UNet)', year=2018, params=112344, default_input=(1, 32, 32)),
+    CatalogRow(name='darknet19', paper='Redmon & Farhadi: YOLO9000: Better, Faster, Stronger', year=2017, params=20842376, default_input=(3, 224, 224)),
     CatalogRow(name='darknet53', paper='Redmon & Farhadi: YOLOv3: An Incremental Improvement', year=2018, params=41609928, default_input=(3, 256, 256)),
     CatalogRow(name='deeplabv3_resnet50', paper='Chen et al.: Rethinking Atrous Convolution for Semantic Image Segmentation', year=2017, params=39638869, default_input=(3, 513, 513)),
     CatalogRow(name='deeplabv3_resnet101', paper='Chen et al.: Rethinking Atrous Convolution for Semantic Image Segmentation', year=2017, params=58630997, default_input=(3, 513, 513)),
@@ -40,6 +52,7 @@ ROWS: tuple[CatalogRow, ...] = (
     CatalogRow(name='vgg16', paper='Simonyan & Zisserman: Very Deep Convolutional Networks for Large-Scale Image Recognition', year=2015, params=138357544, default_input=(3, 224, 224)),
     CatalogRow(name='vgg19', paper='Simonyan & Zisserman: Very Deep Convolutional Networks for Large-Scale Image Recognition', year=2015, params=143667240, default_input=(3, 224, 224)),
     CatalogRow(name='yolov1', paper='Redmon et al.: You Only Look Once: Unified, Real-Time Object Detection', year=2016, params=271703550, default_input=(3, 448, 448)),
+    CatalogRow(name='yolov2', paper='Redmon & Farhadi: YOLO9000: Better, Faster, Stronger', year=2017, params=67137565, default_input=(3, 416, 416)),
     CatalogRow(name='yolov3', paper='Redmon & Farhadi: YOLOv3: An Incremental Improvement', year=2018, params=61949149, default_input=(3, 416, 416)),
 )
 # fmt: on
