@@ -412,9 +412,9 @@ def _register_detect(lab: typer.Typer) -> None:
             f"{facts['run']}: COCO mAP {facts['map']:.4f}, mAP@0.5 {facts['map50']:.4f}, "
             f"mAP@0.75 {facts['map75']:.4f} on {facts['images']} validation images "
             f"({facts['ground_truth_boxes']} boxes) of {facts['data']}; {facts['detections']} "
-            f"detections written to {facts['detections_file']}\n"
+            f"detections written to {facts['detections_file']}\n\n"
         )
-        print_text(render_coco(evaluation.result, [], 0.5, "markdown"))
+        print_text(render_coco(evaluation.result, [], 0.5, "text"))
 
 
 def _train(
