@@ -55,7 +55,8 @@ def test_make_data_is_deterministic(tmp_path: Path) -> None:
     code, output = invoke("lab", "detect", "make-data", tmp_path / "a", *TINY, "--seed", "3")
     assert code == 0, output
     assert "wrote " in output and "24 training images (" in output and "of 32×32, seed 3" in output
-    assert invoke("lab", "detect", "make-data", tmp_path / "b", *TINY, "--seed", "3")[0] == 0
+    progress = [a for a in TINY if a != "--no-progress"]  # the bar's path too
+    assert invoke("lab", "detect", "make-data", tmp_path / "b", *progress, "--seed", "3")[0] == 0
     assert invoke("lab", "detect", "make-data", tmp_path / "c", *TINY, "--seed", "4")[0] == 0
     a = digest(tmp_path / "a")
     assert len(a) == 24 + 8 + 2 and a == digest(tmp_path / "b") and a != digest(tmp_path / "c")
@@ -281,3 +282,9 @@ def test_evaluate_refuses_what_is_not_a_finished_detect_run(
     assert not (out / "val_detections.json").exists()
     code, output = invoke("lab", "detect", "evaluate", out, "--format", "csv")
     assert code == 2 and "--format: 'csv' is not one of table, json" in output
+    (out / "detector.json").write_text('{"anchors": [[1, 2]]}')
+    code, output = invoke("lab", "detect", "evaluate", out)
+    assert code == 2 and "detector.json is not a detector description" in output
+    (out / "detector.json").unlink()
+    code, output = invoke("lab", "detect", "evaluate", out)
+    assert code == 2 and "detector.json is missing" in output.replace("\n", " ")

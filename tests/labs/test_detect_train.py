@@ -238,3 +238,20 @@ def test_the_loss_panel_has_a_log_axis(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [line.get_label() for line in loss.get_lines()] == [
         "total", "xy", "wh", "objectness", "class"
     ]  # fmt: skip
+
+
+def test_detections_are_drawn_where_the_boxes_are() -> None:
+    from convlens.detection.coco import Annotation, Detection
+    from convlens.detection.plots import draw_boxes
+    from convlens.labs.runtime.plots import pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots()
+    truths = [Annotation(1, 7, 2, (3.0, 4.0, 10.0, 6.0), 60.0)]
+    found = [Detection(7, 2, (2.5, 4.0, 11.0, 6.5), 0.9), Detection(7, 1, (0, 0, 5, 5), 0.2)]
+    draw_boxes(ax, np.zeros((16, 24, 3)), truths, found, {1: "ellipse", 2: "rectangle"}, 0.3)
+    boxes = [(p.get_xy(), p.get_width(), p.get_height(), p.get_linestyle()) for p in ax.patches]
+    assert boxes == [((3.0, 4.0), 10.0, 6.0, "--"), ((2.5, 4.0), 11.0, 6.5, "solid")]
+    assert [t.get_text() for t in ax.texts] == ["rectangle 0.90"]  # 0.2 is below 0.3
+    assert ax.get_xlim() == (0, 24) and ax.get_ylim() == (16, 0)  # pixel edges, y down
+    plt.close(fig)

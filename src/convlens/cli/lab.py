@@ -329,17 +329,21 @@ def _register_detect(lab: typer.Typer) -> None:
     ) -> None:
         """Write a seeded synthetic data set: ellipses, rectangles and triangles of random
         size, colour and position on textured backgrounds; PNGs and COCO JSON."""
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
         from convlens.detection.synthetic import ShapesConfig
         from convlens.labs.detect import make_data
-        from convlens.labs.runtime.loop import make_progress
 
         shapes = ShapesConfig(image_size=image_size, min_size=min_size, max_size=max_size)
-        progress = make_progress(stderr, enabled=not no_progress)
+        progress = None
+        if not no_progress:
+            columns = (BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+            progress = Progress(*columns, console=stderr, transient=True)
         with progress or contextlib.nullcontext():
-            task = None
+            advance = None
             if progress is not None:
-                task = progress.add_task("images", total=train + val, loss=float("nan"), speed=0)
-            advance = (lambda: progress.advance(task)) if progress is not None else None
+                task = progress.add_task("images", total=train + val)
+                advance = lambda: progress.advance(task)  # noqa: E731
             made = make_data(folder, train, val, seed, shapes, advance)
         stdout.print(
             f"wrote {made['folder']}: {train} training images ({made['boxes']['train']} boxes) "

@@ -7,7 +7,7 @@ boxes at the start of a run and kept in ``detector.json``), step (the YOLOv2/v3 
 evaluation (COCO mAP of the validation images with ``convlens.detection``'s evaluator);
 the run folder, resume, Ctrl-C, metrics, plots and DDP come from ``convlens.labs.runtime``.
 
->>> from convlens.labs.detect import DetectConfig, make_data, train
+>>> from convlens.labs.detect import DetectConfig, evaluate_run, make_data, train
 >>> make_data("data/shapes")  # 4000 + 500 images of 64 × 64
 >>> result = train(DetectConfig(data="data/shapes", out="runs/detect"))
 >>> evaluate_run("runs/detect").facts["map50"]
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from convlens.detection.anchors import kmeans_anchors
+from convlens.detection.anchors import kmeans_anchors, wh_iou
 from convlens.detection.coco import (
     Category,
     Detection,
@@ -313,10 +313,15 @@ class Detector:
         }
 
 
+def box_sizes(split: Split) -> np.ndarray:
+    """(M, 2) widths and heights of the split's boxes."""
+    return np.concatenate([b[:, 2:] - b[:, :2] for b in split.boxes])
+
+
 def cluster_anchors(train: Split, k: int, seed: int) -> tuple[tuple[float, float], ...]:
     """YOLOv2's dimension clusters: k-means with 1 − IoU over the training boxes' (w, h),
-    rounded to 1/100 pixel (so ``detector.json`` reads back exactly)."""
-    sizes = np.concatenate([b[:, 2:] - b[:, :2] for b in train.boxes])  # (M, 2)
+    rounded to 1/100 pixel (a prior for the size regression, shown as it is used)."""
+    sizes = box_sizes(train)
     if k > len(sizes):
         raise ArgumentError(f"--num-anchors {k} is more than the {len(sizes)} training boxes.")
     clusters = kmeans_anchors(sizes, k, seed=seed)
@@ -324,10 +329,8 @@ def cluster_anchors(train: Split, k: int, seed: int) -> tuple[tuple[float, float
 
 
 def anchor_mean_iou(train: Split, anchors: Sequence[tuple[float, float]]) -> float:
-    from convlens.detection.anchors import wh_iou
-
-    sizes = np.concatenate([b[:, 2:] - b[:, :2] for b in train.boxes])
-    return float(wh_iou(sizes, np.asarray(anchors, float)).max(1).mean())
+    """The mean over the training boxes of the IoU of sizes with their best anchor."""
+    return float(wh_iou(box_sizes(train), np.asarray(anchors, float)).max(1).mean())
 
 
 def read_detector(out: Path) -> Detector:
