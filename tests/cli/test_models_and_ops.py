@@ -15,6 +15,7 @@ import pytest
 
 import convlens.api
 import convlens.zoo
+from convlens.errors import ArgumentError
 from convlens.reference import misc
 from tests.cli.test_errors import fails, run
 
@@ -103,6 +104,21 @@ def test_zoo_sizes_must_be_positive(
 ) -> None:
     monkeypatch.setattr(convlens.zoo, "create_model", _must_not_run("the model built"))
     assert fragment in fails("analyze", *args)
+
+
+def test_zero_is_a_size_where_the_default_is_zero() -> None:
+    from convlens.zoo.registry import coerce_arguments
+
+    assert coerce_arguments("yolov2", {"passthrough_channels": "0"}) == {"passthrough_channels": 0}
+    assert coerce_arguments("yolov2", {"passthrough_channels": "64"}) == {
+        "passthrough_channels": 64
+    }
+    with pytest.raises(
+        ArgumentError, match="'passthrough_channels' of model 'yolov2' must be zero"
+    ):
+        coerce_arguments("yolov2", {"passthrough_channels": "-1"})
+    with pytest.raises(ArgumentError, match="'num_classes' of model 'yolov2' must be positive"):
+        coerce_arguments("yolov2", {"num_classes": "0"})
 
 
 def test_torch_refusing_a_zoo_argument_is_one_line() -> None:

@@ -270,6 +270,19 @@ def _coerce(text: str, default: Any) -> Any:
     return text
 
 
+def _check_size(name: str, key: str, text: str, value: Any, default: Any) -> None:
+    """Every integer argument in the zoo is a size or a count (classes, channels, rates):
+    refused here, before torch is asked for a tensor of negative size. Zero is a size only
+    where the default itself is zero (``yolov2``'s ``passthrough_channels=0``: none)."""
+    if isinstance(value, bool | float | str):
+        return
+    sizes = value if isinstance(value, tuple) else (value,)
+    zero_allowed = 0 in (default if isinstance(default, tuple) else (default,))
+    if any(v < 0 or (v == 0 and not zero_allowed) for v in sizes):
+        least = "zero or more" if zero_allowed else "positive"
+        raise ArgumentError(f"argument '{key}' of model '{name}' must be {least}, got {text!r}.")
+
+
 def coerce_arguments(name: str, raw: Mapping[str, str]) -> dict[str, Any]:
     """Text arguments (``zoo:NAME?num_classes=10``, ``--width_mult 0.5``) → typed kwargs.
 
@@ -291,14 +304,7 @@ def coerce_arguments(name: str, raw: Mapping[str, str]) -> dict[str, Any]:
                 f"argument '{key}' of model '{name}' takes {kind} (default {default!r}), "
                 f"got {text!r}."
             ) from None
-        # Every integer argument in the zoo is a size or a count (classes, channels,
-        # rates): refused here, before torch is asked for a tensor of negative size.
-        value = typed[key]
-        sizes = value if isinstance(value, tuple) else (value,)
-        if not isinstance(value, bool | float) and any(v < 1 for v in sizes):
-            raise ArgumentError(
-                f"argument '{key}' of model '{name}' must be positive, got {text!r}."
-            )
+        _check_size(name, key, text, typed[key], default)
     return typed
 
 
