@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.scripts import load_script
 
 from convlens.spec import parse_text
 
@@ -14,11 +14,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "large_description
 
 
 def load() -> Any:
-    spec = importlib.util.spec_from_file_location("large_descriptions", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 def test_the_description_has_one_layer_a_line() -> None:

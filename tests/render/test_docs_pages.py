@@ -3,7 +3,6 @@ what the code prints today, and every example they name exists."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -12,17 +11,14 @@ import pytest
 
 from convlens.api import analyze
 from convlens.render import renderer
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 
 
 def _layer_kinds_module():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("layer_kinds", DOCS / "layer_kinds.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(DOCS / "layer_kinds.py")
 
 
 def test_language_kind_table_is_current() -> None:
