@@ -191,6 +191,12 @@ class Scope:
 class Expander:
     """Walks statements, expanding blocks and repeats into a flat list of layers."""
 
+    # A repeat's first pass tells what all its passes would cost, so one past MAX_LAYERS
+    # or MAX_STATEMENTS is refused at its line before the rest is expanded. The web
+    # workbench turns this off: it counts layers and statements as they expand, against
+    # its own lower limits, and names the line that went over.
+    bound_repeats_ahead = True
+
     def __init__(self, source: str, bindings: Mapping[str, Any]):
         self.source = source
         self.bindings = dict(bindings)
@@ -357,6 +363,10 @@ class Expander:
         if not st.body:
             raise self.error(st, "repeat has nothing to repeat", scope=scope)
         count = int(count)
+        if not self.bound_repeats_ahead:  # the subclass counts as the passes expand
+            for _ in range(count):
+                self.run(st.body, scope, depth + 1)
+            return
         if count > MAX_LAYERS:
             raise self.error(
                 st,

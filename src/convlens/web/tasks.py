@@ -389,6 +389,8 @@ def _section(section: Section) -> dict[str, Any]:
             }
             for s in section.steps
         ],
+        # the sentences for numbers without steps (what they are, or why unavailable)
+        "notes": list(section.notes),
     }
 
 
