@@ -205,6 +205,58 @@ def test_other_layers_match_torch(text: str) -> None:
 
 
 @st.composite
+def tensor_layers(draw):
+    """The kinds that reshape, normalise, reduce or multiply whole tensors: view,
+    layer_norm, group_norm, narrow, reduce, scalar_op, tensor_op, mul, matmul (with a
+    fixed weight and of two outputs) and attention, in random configurations."""
+    groups = draw(st.integers(1, 3))
+    c, h, w = groups * draw(st.integers(1, 3)), draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    flag = lambda: str(draw(st.booleans())).lower()  # noqa: E731
+    kind = lambda: draw(st.sampled_from(["parameter", "buffer", "constant"]))  # noqa: E731
+    n = draw(st.integers(1, 4))
+    dim = draw(st.integers(1, 3))
+    size = (c, h, w)[dim - 1]
+    start = draw(st.integers(0, size - 1))
+    weight = draw(st.sampled_from([f"({c},1,1)", f"(1,{h},{w})", f"({w})", f"(1,{c},1,1)"]))
+    reduce_dims = draw(st.sampled_from(["1", "(2,3)", "(1,3)", "-1"]))
+    line = draw(
+        st.sampled_from(
+            [
+                f"view ({c * h},{w})",
+                f"view ({c},{h * w}) copies={flag()}",
+                f"view ({c * h * w})",
+                f"layer_norm ({w}) elementwise_affine={flag()} bias={flag()}",
+                f"layer_norm ({c},{h},{w})",
+                f"group_norm {groups} affine={flag()}",
+                f"narrow {dim} {start} {draw(st.integers(1, size - start))}",
+                f"narrow {dim} {start} 1 keepdim=false",
+                f"reduce {draw(st.sampled_from(['sum', 'mean']))} {reduce_dims} keepdim={flag()}",
+                "scalar_op",
+                f"tensor_op {draw(st.sampled_from(['add', 'sub', 'mul', 'div']))} {weight}"
+                f" weight_first={flag()} weight_kind={kind()}",
+                "identity as a\nsigmoid\nmul a",
+                f"matmul weight=({w},{n}) weight_kind={kind()}",
+                f"matmul weight=({n},{h}) weight_first=true",
+                # (x @ a vector is torch.mv and CPU flash attention a kernel FlopCounterMode
+                # does not count: tests/torch checks those against hand counts)
+                f"identity as a\nview ({c},{w},{h}) as b\nfrom a\nmatmul b",
+                f"identity as k\nidentity as v\nidentity\nattention k v is_causal={flag()}"
+                " flash=false",
+                f"identity as k\nidentity as v\nidentity\nattention k v flash=false"
+                f" attn_mask=({h},{h}) mask_dtype={draw(st.sampled_from(['bool', 'float']))}",
+            ]
+        )
+    )
+    return f"input {c}x{h}x{w}\n{line}"
+
+
+@given(tensor_layers())
+@settings(max_examples=150)
+def test_tensor_kinds_match_torch(text: str) -> None:
+    check_or_refused(text)
+
+
+@st.composite
 def chains(draw):
     """Short random networks mixing every family, with residual and concat joins."""
     c = draw(st.integers(1, 4))

@@ -257,8 +257,9 @@ class Attention(nn.Module):
 
         backends = [SDPBackend.MATH] + ([SDPBackend.FLASH_ATTENTION] if self.flash else [])
         with sdpa_kernel(backends):
+            mask = None if self.mask is None else self.mask.to(q.device)  # a plain tensor
             return F.scaled_dot_product_attention(
-                q, k, v, attn_mask=self.mask, dropout_p=self.dropout_p, is_causal=self.causal
+                q, k, v, attn_mask=mask, dropout_p=self.dropout_p, is_causal=self.causal
             )
 
 

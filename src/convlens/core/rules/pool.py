@@ -127,7 +127,16 @@ def global_avgpool(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         rf_global=True,
         saves=(),  # computed as a mean, whose backward needs only the sizes
         steps=(
-            step("shape", "output shape", "shape", "({C}, 1, 1)", {"C": c}, c),
+            step(
+                "shape",
+                "output channels",
+                "C_out",
+                "{C}",
+                {"C": c},
+                c,
+                note="each channel's H×W map becomes one value: the output is "
+                + ("(C, 1, 1)" if args["keepdim"] else "(C,)"),
+            ),
             step(
                 "flops",
                 "additions and divisions",
