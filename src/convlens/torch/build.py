@@ -310,6 +310,13 @@ class View(nn.Module):
         return y.clone() if self.copies else y
 
 
+class ScalarOp(nn.Module):
+    """x · a with a constant a: one operation per element, as the rule counts."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 0.5
+
+
 class Upsample(nn.Module):
     def __init__(self, scale: float, mode: str, align_corners: bool):
         super().__init__()
@@ -414,7 +421,7 @@ FACTORIES: dict[str, _Factory] = {
         tuple(_int(d) for d in (a["dim"] if isinstance(a["dim"], tuple | list) else (a["dim"],))),
         a["keepdim"],
     ),
-    "scalar_op": lambda a, s: nn.Identity(),
+    "scalar_op": lambda a, s: ScalarOp(),
     "add": lambda a, s: Merge("add"),
     "concat": lambda a, s: Merge("concat", _int(a["dim"])),
     "stack": lambda a, s: Merge("stack", _int(a["dim"])),
