@@ -226,7 +226,7 @@ def torch_check(worked: Any) -> str:
     for key in ("weight", "bias"):
         if key in worked.inputs:
             leaves[key] = torch.tensor(worked.inputs[key], dtype=torch.float64, requires_grad=True)
-    w, b = leaves.get("weight"), leaves.get("bias")
+    b = leaves.get("bias")
     name = worked.operator
     if name == "conv2d":
         pad = p["padding"]
@@ -234,7 +234,7 @@ def torch_check(worked: Any) -> str:
             (top, bottom), (left, right) = pad
             y = F.conv2d(
                 F.pad(x, (left, right, top, bottom)),
-                w,
+                leaves["weight"],
                 b,
                 p["stride"],
                 0,
@@ -242,11 +242,18 @@ def torch_check(worked: Any) -> str:
                 p["groups"],
             )
         else:
-            y = F.conv2d(x, w, b, p["stride"], pad, p["dilation"], p["groups"])
+            y = F.conv2d(x, leaves["weight"], b, p["stride"], pad, p["dilation"], p["groups"])
         fn = "conv2d"
     elif name == "conv_transpose2d":
         y = F.conv_transpose2d(
-            x, w, b, p["stride"], p["padding"], p["output_padding"], p["groups"], p["dilation"]
+            x,
+            leaves["weight"],
+            b,
+            p["stride"],
+            p["padding"],
+            p["output_padding"],
+            p["groups"],
+            p["dilation"],
         )
         fn = "conv_transpose2d"
     elif name == "max_pool2d":
@@ -264,15 +271,14 @@ def torch_check(worked: Any) -> str:
     elif name == "batch_norm":
         running = {
             key: torch.tensor(worked.inputs[key], dtype=torch.float64)  # updated in place
-            if key in worked.inputs
-            else None
             for key in ("running_mean", "running_var")
+            if key in worked.inputs
         }
         y = F.batch_norm(
             x,
-            running["running_mean"],
-            running["running_var"],
-            w,
+            running.get("running_mean"),
+            running.get("running_var"),
+            leaves.get("weight"),
             b,
             training=p["training"],
             momentum=p["momentum"],
@@ -280,7 +286,7 @@ def torch_check(worked: Any) -> str:
         )
         fn = "batch_norm"
     elif name == "linear":
-        y, fn = F.linear(x, w, b), "linear"
+        y, fn = F.linear(x, leaves["weight"], b), "linear"
     else:
         y, fn = F.relu(x), "relu"
     diff = float(np.max(np.abs(y.detach().numpy() - worked.output)))
@@ -290,7 +296,10 @@ def torch_check(worked: Any) -> str:
     if worked.grad_output is not None:
         y.backward(torch.tensor(worked.grad_output, dtype=torch.float64))
         for key, grad in worked.grads.items():
-            diff = max(diff, float(np.max(np.abs(leaves[key].grad.numpy() - grad))))
+            computed = leaves[key].grad
+            if computed is None:
+                return f"check FAILED: autograd gave no gradient for {key}."
+            diff = max(diff, float(np.max(np.abs(computed.numpy() - grad))))
         what += " and autograd"
     if diff <= TOLERANCE:
         return f"check: agrees with {what} (max |difference| {diff:.1e} ≤ {TOLERANCE:.0e})."

@@ -9,6 +9,7 @@ results summed, as textbook exercises do), one matrix per channel (C, K_h, K_w),
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -134,7 +135,8 @@ def _forward(
     raise ArgumentError(f"unknown operator {name!r}; expected one of {', '.join(OPERATORS)}.")
 
 
-_BACKWARD = {
+# (∂L/∂y, forward cache) → ∂L/∂x, or a record of the gradients (batch norm, linear)
+_BACKWARD: dict[str, Callable[[np.ndarray, Any], Any]] = {
     "conv2d": conv2d_backward,
     "conv_transpose2d": conv_transpose2d_backward,
     "max_pool2d": max_pool2d_backward,
@@ -308,7 +310,8 @@ def run(
     )
 
 
-CHANNELWISE_STEPS = {
+# (input, output, forward cache) → the worked steps of an operator without weights
+CHANNELWISE_STEPS: dict[str, Callable[[np.ndarray, np.ndarray, Any], tuple[ex.Step, ...]]] = {
     "global_avg_pool": lambda x, out, cache: ex.global_avg_pool_steps(x, out),
     "upsample": lambda x, out, cache: ex.upsample_steps(x, out, cache.rows, cache.cols),
     "relu": lambda x, out, cache: ex.relu_steps(x, out),
