@@ -34,6 +34,7 @@ $(CHROMIUM):
 test: $(STAMP) $(CHROMIUM)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy src/convlens
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -205,7 +205,10 @@ def torch_check(worked: Any) -> str:
     y, fn = OPERATORS[worked.operator].torch_equivalent(torch, F, x, w, b, p, running)
     diff = float(np.max(np.abs(y.detach().numpy() - worked.output)))
     for key, value in worked.updated.items():  # batch norm's updated running statistics
-        diff = max(diff, float(np.max(np.abs(running[key].numpy() - value))))
+        statistic = running[key]
+        if statistic is None:
+            return f"check FAILED: PyTorch kept no {key} to compare with."
+        diff = max(diff, float(np.max(np.abs(statistic.numpy() - value))))
     what = f"torch.nn.functional.{fn}"
     if worked.grad_output is not None:
         y.backward(torch.tensor(worked.grad_output, dtype=torch.float64))

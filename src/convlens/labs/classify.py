@@ -102,9 +102,9 @@ def check_config(cfg: ClassifyConfig) -> None:
         if value not in allowed:
             raise ArgumentError(f"{flag}: '{value}' is not one of {', '.join(allowed)}.")
     check_common(cfg)
-    for flag, value in (("--weight-decay", cfg.weight_decay), ("--momentum", cfg.momentum)):
-        if not 0 <= value < 1:
-            raise ArgumentError(f"{flag} must be in [0, 1) (got {value}).")
+    for flag, number in (("--weight-decay", cfg.weight_decay), ("--momentum", cfg.momentum)):
+        if not 0 <= number < 1:
+            raise ArgumentError(f"{flag} must be in [0, 1) (got {number}).")
     if not 0 <= cfg.label_smoothing < 1:
         raise ArgumentError(f"--label-smoothing must be in [0, 1) (got {cfg.label_smoothing}).")
     if not 0 < cfg.warmup < 1:
@@ -252,8 +252,11 @@ def train(
     finetune.train_mode(frozen_bn)(model)  # predicted as it will train: frozen BN in eval mode
     memory = finetune.predicted_memory(model, (local, 3, 32, 32), memory_optimizer(cfg))
     channels_last = device.type == "cpu"  # measured: ~20 % faster for ResNet-9 on 2 cores
+    # (torch's stubs for Module.to omit memory_format, which it accepts: hence the ignore)
     model = (
-        model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
+        model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
+        if channels_last
+        else model.to(device)
     )
     optimizer = optimizer_for(cfg, model)
     train_x, train_y = data.train_x.to(device), data.train_y.to(device)
@@ -418,7 +421,8 @@ def load_run(folder: str | Path) -> tuple[nn.Module, ClassifyConfig]:
     model = build_model(cfg.model, len(class_names(cfg)), cfg.seed)
     model.load_state_dict(checkpoint["model"])
     # the memory format training used on the CPU, so outputs equal the trained model's bit for bit
-    return model.to(memory_format=torch.channels_last).eval(), cfg
+    # (torch's stubs for Module.to omit memory_format, which it accepts: hence the ignore)
+    return model.to(memory_format=torch.channels_last).eval(), cfg  # type: ignore[call-overload]
 
 
 def class_names(cfg: ClassifyConfig) -> list[str]:

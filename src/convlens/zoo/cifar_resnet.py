@@ -57,6 +57,9 @@ ARGUMENT_HELP = {
 class Normalize(nn.Module):
     """(x − mean) / std per channel; buffers, so they travel with the ``state_dict``."""
 
+    mean: torch.Tensor  # buffers (register_buffer), typed for the checker
+    std: torch.Tensor
+
     def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))

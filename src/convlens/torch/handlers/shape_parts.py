@@ -187,7 +187,7 @@ def _clone(t: Tracer, args: tuple, kwargs: dict) -> Any:
     x = args[0] if args else kwargs.get("input")
     if not isinstance(x, ShapeTensor):
         return NotImplemented
-    return t.record("identity", {}, [x], layout=t.batch_axis(x))
+    return t.record("identity", {}, [x], layout=t.batched_layout(x))
 
 
 # -- parts of an axis ---------------------------------------------------------------------
