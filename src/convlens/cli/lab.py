@@ -144,6 +144,10 @@ def register(app: typer.Typer) -> None:
     lab.add_typer(classify, name="classify")
     app.add_typer(lab, name="lab")
 
+    from convlens.cli.lab_gradflow import register_gradflow
+
+    register_gradflow(lab)
+
     @colourize.command("train")
     @handle_errors
     @with_options(

@@ -27,8 +27,26 @@ HEADERS = {
     "class": "class",
     "n": "images",
     "correct": "correct",
+    # the gradient-flow lab
+    "network": "network",
+    "norm": "normalisation",
+    "init": "initialisation",
+    "first_weight_grad_norm": "‖∂L/∂W‖ first layer",
+    "last_weight_grad_norm": "‖∂L/∂W‖ last layer (fc)",
+    "weight_grad_ratio": "‖∂L/∂W‖ first / last",
+    "activation_grad_ratio": "‖∂L/∂activation‖ first / last",
+    "first_activation_std": "activation std, first layer",
+    "last_conv_activation_std": "activation std, last convolution",
+    "final_train_error": "train error (last epoch)",
+    "final_test_error": "test error (last epoch)",
+    "best_test_error": "best test error",
+    "first_layer_grad": "‖∂L/∂W‖ first layer (last epoch)",
+    "last_layer_grad": "‖∂L/∂W‖ fc (last epoch)",
+    "epoch_seconds": "seconds per epoch",
+    "paper_test_error": "He et al. 2016 test error (50k images)",
 }
-LEFT = frozenset({"model", "run", "class"})
+LEFT = frozenset({"model", "run", "class", "network", "norm", "init"})
+GRADIENT_SUFFIXES = ("_norm", "_ratio", "_std", "_grad", "_spread", "_diff")
 
 
 def cell(key: str, value: Any) -> str:
@@ -45,6 +63,12 @@ def cell(key: str, value: Any) -> str:
         return f"{value:,}"
     if key == "standard_error":
         return f"{100 * value:.2f}"
+    if key.endswith(GRADIENT_SUFFIXES):  # magnitudes from 1e-55 to 1e3: three digits
+        return f"{value:.3g}"
+    if key.endswith("error"):
+        return f"{100 * value:.2f} %"
+    if key == "epoch_seconds":
+        return f"{value:.1f}"
     return f"`{value}`" if key == "run" else str(value)
 
 
