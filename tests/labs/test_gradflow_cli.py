@@ -61,6 +61,7 @@ def test_train_from_the_command_line(tiny_data: Path, tmp_path: Path) -> None:
         ("init", ["--init-std", "-1"], "--init-std must be positive"),
         ("init", ["--dtype", "float16"], "--dtype: 'float16' is not one of float32, float64."),
         ("init", ["--batch-size", "41"], "--batch-size 41 is larger than the training set"),
+        ("train", ["--batch-size", "41"], "--batch-size 41 is larger than the training set"),
         ("train", ["--augment", "crop"], "--augment: 'crop' is not one of none, flip, flip,crop"),
         ("train", ["--epochs", "0"], "--epochs must be at least 1"),
         ("init", ["--format", "yaml"], "--format: 'yaml' is not one of table, json."),
@@ -91,3 +92,27 @@ def test_missing_data_exit_2(tmp_path: Path, command: str) -> None:
     code, output = gradflow(command, "--out", tmp_path / "out")
     assert code == 2 and "--data is required" in output
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--batch-sizes", "1,8"], "--batch-size 1: BatchNorm in training mode normalises"),
+        (["--norms", "group,layer"], "--norms: unknown normalisation 'layer'; give some of batch"),
+        (["--norms", "group,none"], "--norms must include batch"),
+        (["--scales", "0,1"], "--scales: '0,1' must list positive numbers."),
+        (["--scales", "a"], "--scales: 'a' is not a comma-separated list of numbers"),
+        (["--draws", "1"], "--draws must be at least 2"),
+        (["--depth", "10"], "the nearest valid depths are 8 and 14"),
+        (["--batch-sizes", "2,64"], "--batch-size 64 is larger than the training set (40"),
+    ],
+)
+def test_bn_bad_input_exit_2(
+    tiny_data: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    out = tmp_path / "bn"
+    code, output = gradflow("bn", "--data", tiny_data, "--out", out, "--device", "cpu", *args)
+    assert code == 2, output
+    assert message in " ".join(output.split())
+    assert "Traceback" not in output
+    assert not out.exists()  # not even a training started

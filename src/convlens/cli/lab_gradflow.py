@@ -129,3 +129,40 @@ def register_gradflow(lab: typer.Typer) -> None:
         result, runs = train_nets(base, archs, depths, out, stderr, not no_progress)
         table = markdown_table(train_rows(runs), TRAIN_COLUMNS)
         _report(result, table, format, f"{out}/{TRAIN_FILE}.json, .md, .png")
+
+    @gradflow.command("bn")
+    @handle_errors
+    @with_options(GRADFLOW, ["data", "seed", "device", "threads"])
+    def gradflow_bn(
+        given: dict[str, Any],
+        scales: Annotated[str, typer.Option(help="(a) Factors a of the weights.")] = (
+            "0.01,0.1,1,10,100"
+        ),
+        batch_sizes: Annotated[str, typer.Option(help="(b), (c) Batch sizes.")] = "2,8,32,128",
+        norms: Annotated[str, typer.Option(help="(b) Normalisations trained.")] = (
+            "batch,group,none"
+        ),
+        depth: Annotated[int, typer.Option(help="(b) Depth of the residual nets trained.")] = 8,
+        epochs: Annotated[int, typer.Option(help="(b) Epochs of every training.")] = 2,
+        lr: Annotated[float, typer.Option(help="(b) Learning rate at batch 128 (× B/128).")] = 0.1,
+        draws: Annotated[int, typer.Option(help="(b) Batches drawn per batch size.")] = 50,
+        out: Annotated[
+            str, typer.Option(help="Folder for the trainings (runs/), the JSON, tables, plot.")
+        ] = "runs/gradflow/bn",
+        format: Format = "table",
+        no_progress: NoProgress = False,
+    ) -> None:
+        """Batch normalisation measured: scale invariance, batch size, train vs eval mode.
+
+        (a) BN(a·W·x) = BN(W·x) and ∂L/∂(aW) = ∂L/∂W / a on a real layer and batch; (b)
+        the spread of batch statistics and the test accuracy of short trainings with
+        BatchNorm, GroupNorm and none as the batch shrinks; (c) one BN layer in training
+        and evaluation mode."""
+        from convlens.labs.gradflow_bn import BN_FILE, BnConfig, bn_tables, measure_bn
+
+        _check_format(format)
+        _require_data(given)
+        cfg = BnConfig(**given, scales=scales, batch_sizes=batch_sizes, norms=norms,
+                       depth=depth, epochs=epochs, lr=lr, draws=draws, out=out)  # fmt: skip
+        result = measure_bn(cfg, stderr, not no_progress)
+        _report(result, bn_tables(result), format, f"{out}/{BN_FILE}.json, .md, .png")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,6 +135,21 @@ def net_name(arch: str, depth: int) -> str:
 # one forward and backward pass, recorded per layer
 
 
+@contextlib.contextmanager
+def in_training_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Training mode (normalisation by batch statistics) without its side effect: the
+    BatchNorm running statistics, and the mode, are put back afterwards."""
+    saved = [b.clone() for b in model.buffers()]
+    was_training = model.training
+    try:
+        yield model.train()
+    finally:
+        model.train(was_training)
+        with torch.no_grad():
+            for buffer, before in zip(model.buffers(), saved, strict=True):
+                buffer.copy_(before)
+
+
 @dataclass(frozen=True)
 class LayerProfile:
     """Per weighted layer, in forward order (see the module docstring for the definitions)."""
@@ -164,21 +179,15 @@ def gradient_profile(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
         return output.clone()
 
     handles = [m.register_forward_hook(record) for m in names]
-    saved_buffers = [b.clone() for b in model.buffers()]
-    was_training = model.training
     try:
-        model.train()
-        loss = F.cross_entropy(model(images), labels)
-        outputs = [output for _, _, output in seen]
-        weights = [module.weight for _, module, _ in seen]
-        grads = torch.autograd.grad(loss, [*outputs, *weights])
+        with in_training_mode(model):
+            loss = F.cross_entropy(model(images), labels)
+            outputs = [output for _, _, output in seen]
+            weights = [module.weight for _, module, _ in seen]
+            grads = torch.autograd.grad(loss, [*outputs, *weights])
     finally:
         for handle in handles:
             handle.remove()
-        model.train(was_training)
-        with torch.no_grad():
-            for buffer, saved in zip(model.buffers(), saved_buffers, strict=True):
-                buffer.copy_(saved)
     k = len(seen)
     return LayerProfile(
         layers=[name for name, _, _ in seen],
@@ -208,13 +217,18 @@ class InitConfig:
     threads: int = 0
 
 
-def first_batch(data: Data, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``batch_size`` training images drawn by the seed: (B, 3, 32, 32), (B,)."""
+def check_batch_fits(batch_size: int, data: Data) -> None:
     n = len(data.train_y)
     if batch_size > n:
         raise ArgumentError(
             f"--batch-size {batch_size} is larger than the training set ({n} images)."
         )
+
+
+def first_batch(data: Data, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``batch_size`` training images drawn by the seed: (B, 3, 32, 32), (B,)."""
+    n = len(data.train_y)
+    check_batch_fits(batch_size, data)
     index = epoch_permutation(seed, 0, n)[:batch_size]
     return data.train_x[index], data.train_y[index]
 
@@ -388,10 +402,7 @@ def train_net(
     out, device = Path(cfg.out), opened.device
     data = load_data(cfg.data)
     n_train = len(data.train_y)
-    if cfg.batch_size > n_train:
-        raise ArgumentError(
-            f"--batch-size {cfg.batch_size} is larger than the training set ({n_train} images)."
-        )
+    check_batch_fits(cfg.batch_size, data)
     model = build_net(cfg.arch, cfg.depth, cfg.norm, cfg.seed).to(device)
     layers = [(name, module.weight) for name, module in model.named_modules()
               if isinstance(module, WEIGHTED)]  # fmt: skip
@@ -510,8 +521,10 @@ def train_nets(
         dataclasses.replace(base, arch=a, depth=d, out=str(Path(out) / net_name(a, d)))
         for a, d in nets
     ]
+    data = load_data(base.data)
     for cfg in configs:  # every configuration is checked before the first one trains
         check_net_config(cfg)
+        check_batch_fits(cfg.batch_size, data)
     runs = [finished_net(cfg, console, progress_bar) for cfg in configs]
     settings = {k: v for k, v in dataclasses.asdict(base).items()
                 if k not in ("arch", "depth", "out", "device", "threads")}  # fmt: skip

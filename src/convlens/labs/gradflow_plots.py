@@ -99,3 +99,67 @@ def plot_training(path: Path, runs: list[dict[str, Any]], title: str) -> None:
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def plot_bn(path: Path, result: dict[str, Any]) -> None:
+    """(a) the weight gradient and the output against the scale a; (b) the spread of the
+    batch statistics, one image's dependence on its batch-mates and the test accuracy
+    against the batch size; (c) accuracy with batch statistics against eval mode."""
+    plt = pyplot()
+    fig, axes = plt.subplots(2, 3, figsize=(14, 7.6))
+    scale, batch, modes = result["scale"], result["batch"], result["modes"]
+    a = [r["a"] for r in scale["rows"]]
+    ax = axes[0][0]
+    base = next(r["weight_grad_norm"] for r in scale["rows"] if r["a"] == 1.0) if 1.0 in a else None
+    ax.plot(a, [r["weight_grad_norm"] for r in scale["rows"]], "o-", label="measured ‖∂L/∂(aW)‖")
+    if base is not None:
+        ax.plot(a, [base / x for x in a], "k:", label="‖∂L/∂W‖ / a")
+    ax.set(xscale="log", yscale="log", xlabel="scale a of W", ylabel="weight-gradient norm")
+    ax.set_title("(a) the gradient scales as 1/a", fontsize=9)
+    ax = axes[0][1]
+    ax.plot(a, [max(r["output_scale_deviation"], 1e-17) for r in scale["rows"]], "o-",
+            label="measured: max |std ratio − 1|")  # fmt: skip
+    ax.plot(a, [max(r["predicted_scale_deviation"], 1e-17) for r in scale["rows"]], "k:",
+            label="√((σ²+ε)/(σ²+ε/a²)) − 1")  # fmt: skip
+    ax.set(xscale="log", yscale="log", xlabel="scale a of W", ylabel="deviation of BN(aWx)")
+    ax.set_title("(a) BN(aWx) = BN(Wx) up to ε", fontsize=9)
+    sizes = [r["batch_size"] for r in batch["statistics"]]
+    ax = axes[0][2]
+    ax.plot(sizes, [r["mean_spread"] for r in batch["statistics"]], "o-", label="batch mean")
+    ax.plot(sizes, [r["var_spread"] for r in batch["statistics"]], "o-", label="batch variance")
+    first = batch["statistics"][0]
+    ax.plot(sizes, [first["mean_spread"] * (sizes[0] / s) ** 0.5 for s in sizes], "k:",
+            label="∝ 1/√B")  # fmt: skip
+    ax.set(xscale="log", yscale="log", xlabel="batch size B", ylabel="std over batches")
+    ax.set_title(f"(b) BN statistics at {batch['layer'].split()[0]}", fontsize=9)
+    ax = axes[1][0]
+    for norm, rows in batch["dependence"].items():
+        values = [max(r["dependence"], 1e-17) for r in rows]
+        ax.plot([r["batch_size"] for r in rows], values, "o-", label=norm)
+    ax.set(xscale="log", yscale="log", xlabel="batch size B", ylabel="relative std")
+    ax.set_title("(b) one image's output vs its batch-mates (train mode)", fontsize=9)
+    ax = axes[1][1]
+    for norm in batch["dependence"]:
+        rows = [r for r in batch["accuracy"] if r["norm"] == norm]
+        acc = [100 * r["test_accuracy"] for r in rows]
+        low = [100 * (r["test_accuracy"] - r["ci95"][0]) for r in rows]
+        high = [100 * (r["ci95"][1] - r["test_accuracy"]) for r in rows]
+        ax.errorbar([r["batch_size"] for r in rows], acc, yerr=[low, high], marker="o",
+                    capsize=3, label=norm)  # fmt: skip
+    ax.set(xscale="log", xlabel="batch size B (lr ∝ B)", ylabel="test accuracy (%)")
+    ax.set_title("(b) short trainings: 95 % bootstrap intervals", fontsize=9)
+    ax = axes[1][2]
+    rows = modes["train_mode"]
+    ax.plot([r["batch_size"] for r in rows], [100 * r["train_mode_accuracy"] for r in rows],
+            "o-", label="train mode (batch statistics)")  # fmt: skip
+    ax.axhline(100 * modes["eval_mode_accuracy"], color="k", ls=":", label="eval mode")
+    ax.set(xscale="log", xlabel="test batch size", ylabel="test accuracy (%)")
+    ax.set_title("(c) the BN net evaluated in each mode", fontsize=9)
+    for ax in axes.flat:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in (axes[0][2], axes[1][0], axes[1][1], axes[1][2]):
+        ax.set_xticks(sizes, [str(s) for s in sizes])
+        ax.minorticks_off()
+    fig.tight_layout()
+    save_figure(fig, path)
