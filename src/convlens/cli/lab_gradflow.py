@@ -26,7 +26,7 @@ GRADFLOW = {
         str, "float64 (tiny magnitudes measured, not flushed to 0) or float32. (default: float64)"
     ),
     "seed": LabOption(int, "Seed for weights, batches and augmentation. (default: 0)"),
-    "epochs": LabOption(int, "Training epochs of every net. (default: 10)"),
+    "epochs": LabOption(int, "Training epochs of every net. (default: 15)"),
     "lr": LabOption(float, "SGD learning rate (momentum, no Nesterov). (default: 0.1)"),
     "momentum": LabOption(float, "SGD momentum. (default: 0.9)"),
     "weight_decay": LabOption(float, "L2 weight decay. (default: 1e-4)"),
@@ -143,7 +143,7 @@ def register_gradflow(lab: typer.Typer) -> None:
             "batch,group,none"
         ),
         depth: Annotated[int, typer.Option(help="(b) Depth of the residual nets trained.")] = 8,
-        epochs: Annotated[int, typer.Option(help="(b) Epochs of every training.")] = 2,
+        epochs: Annotated[int, typer.Option(help="(b) Epochs of every training.")] = 3,
         lr: Annotated[float, typer.Option(help="(b) Learning rate at batch 128 (× B/128).")] = 0.1,
         draws: Annotated[int, typer.Option(help="(b) Batches drawn per batch size.")] = 50,
         out: Annotated[

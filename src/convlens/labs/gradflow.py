@@ -344,7 +344,7 @@ class NetConfig:
     arch: str = "plain"
     depth: int = 20
     norm: str = "batch"
-    epochs: int = 10
+    epochs: int = 15
     batch_size: int = 128  # as He et al. 2016 §4.2
     lr: float = 0.1  # as §4.2
     momentum: float = 0.9

@@ -57,7 +57,7 @@ class BnConfig:
     batch_sizes: str = "2,8,32,128"  # (b), (c)
     norms: str = "batch,group,none"  # (b)
     depth: int = 8  # (a), (b): the residual nets measured and trained, 6n + 2
-    epochs: int = 2  # (b): of every training
+    epochs: int = 3  # (b): of every training
     lr: float = 0.1  # (b): at batch 128, scaled by B / 128 (Goyal et al. 2017)
     draws: int = 50  # (b): batches drawn per batch size to measure the spread
     seed: int = 0
