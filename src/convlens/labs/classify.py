@@ -25,10 +25,10 @@ from convlens.errors import ArgumentError
 from convlens.labs.cifar import resolve_classes
 from convlens.labs.runtime import files, finetune
 from convlens.labs.runtime.distributed import Dist
-from convlens.labs.runtime.images import (  # epoch_offsets: still importable from here
+from convlens.labs.runtime.images import (  # augment, epoch_offsets: importable from here
     Data,
-    augment,
-    augmentation_draws,
+    augment,  # noqa: F401
+    augmented_batch,
     epoch_offsets,  # noqa: F401
     load_data,
 )
@@ -208,12 +208,7 @@ def train(
     steps = n_train // cfg.batch_size
 
     def step(net: nn.Module, index: torch.Tensor, epoch: int) -> tuple[torch.Tensor, dict]:
-        flips, offsets = augmentation_draws(cfg.seed, epoch, n_train, cfg.augment)
-        x = augment(
-            train_x[index.to(device)],
-            None if flips is None else flips[index].to(device),
-            None if offsets is None else offsets[index].to(device),
-        )  # (B/W, 3, 32, 32)
+        x = augmented_batch(train_x, index, cfg.seed, epoch, cfg.augment)  # (B/W, 3, 32, 32)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         y = train_y[index.to(device)]  # (B/W,)

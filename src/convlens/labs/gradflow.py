@@ -33,7 +33,7 @@ from torch import nn
 from convlens.errors import ArgumentError
 from convlens.labs.runtime import files
 from convlens.labs.runtime.distributed import Dist
-from convlens.labs.runtime.images import Data, augment, augmentation_draws, load_data
+from convlens.labs.runtime.images import Data, augmented_batch, load_data
 from convlens.labs.runtime.loop import (
     SCHEDULES,
     LabInfo,
@@ -76,16 +76,21 @@ LAB = GradflowLab("gradflow", "a gradflow training run folder")
 # checks shared by the commands
 
 
-def parse_archs(text: str) -> list[str]:
-    """``"plain,residual"`` → the names, in the order given, each once."""
+def parse_names(text: str, allowed: Sequence[str], flag: str, what: str, choices: str) -> list[str]:
+    """``"a,b"`` → the names, in the order given, each once; all of them in ``allowed``."""
     names = list(dict.fromkeys(a.strip() for a in text.split(",") if a.strip()))
-    unknown = [a for a in names if a not in ARCHS]
+    unknown = [a for a in names if a not in allowed]
     if unknown or not names:
         raise ArgumentError(
-            f"--archs: unknown architecture '{unknown[0] if unknown else text}'; the CIFAR "
-            f"nets of He et al. 2016 §4.2 come as {' and '.join(ARCHS)} (comma-separated)."
+            f"{flag}: unknown {what} '{unknown[0] if unknown else text}'; {choices} "
+            "(comma-separated)."
         )
     return names
+
+
+def parse_archs(text: str) -> list[str]:
+    choices = f"the CIFAR nets of He et al. 2016 §4.2 come as {' and '.join(ARCHS)}"
+    return parse_names(text, ARCHS, "--archs", "architecture", choices)
 
 
 def parse_depths(text: str) -> list[int]:
@@ -414,12 +419,7 @@ def train_net(
     steps = n_train // cfg.batch_size
 
     def step(net: nn.Module, index: torch.Tensor, epoch: int) -> tuple[torch.Tensor, dict]:
-        flips, offsets = augmentation_draws(cfg.seed, epoch, n_train, cfg.augment)
-        x = augment(
-            train_x[index.to(device)],
-            None if flips is None else flips[index].to(device),
-            None if offsets is None else offsets[index].to(device),
-        )  # (B, 3, 32, 32)
+        x = augmented_batch(train_x, index, cfg.seed, epoch, cfg.augment)  # (B, 3, 32, 32)
         y = train_y[index.to(device)]  # (B,)
         logits = net(x)  # (B, 10)
         loss = F.cross_entropy(logits, y)

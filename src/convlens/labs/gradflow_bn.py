@@ -36,6 +36,7 @@ from convlens.labs.gradflow import (
     finished_net,
     first_batch,
     in_training_mode,
+    parse_names,
 )
 from convlens.labs.runtime import files
 from convlens.labs.runtime.images import Data, load_data
@@ -79,14 +80,7 @@ def parse_scales(text: str) -> list[float]:
 
 
 def parse_norms(text: str) -> list[str]:
-    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
-    unknown = [n for n in names if n not in NORMS]
-    if unknown or not names:
-        raise ArgumentError(
-            f"--norms: unknown normalisation '{unknown[0] if unknown else text}'; give some of "
-            f"{', '.join(NORMS)}, comma-separated."
-        )
-    return names
+    return parse_names(text, NORMS, "--norms", "normalisation", f"give some of {', '.join(NORMS)}")
 
 
 def run_configs(cfg: BnConfig, norms: list[str], sizes: list[int]) -> dict[tuple[str, int], Any]:

@@ -75,10 +75,24 @@ def epoch_offsets(seed: int, epoch: int, n: int) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=1)  # every step of an epoch asks for the same draws
 def augmentation_draws(
-    seed: int, epoch: int, n: int, augment: str
+    seed: int, epoch: int, n: int, augmentation: str
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """The flips (n,) and crop offsets (n, 2) of every training image in ``epoch`` for
-    ``augment`` = none | flip | flip,crop (None where not drawn)."""
-    flips = epoch_flips(seed, epoch, n) if "flip" in augment else None
-    offsets = epoch_offsets(seed, epoch, n) if "crop" in augment else None
+    ``augmentation`` = none | flip | flip,crop (None where not drawn)."""
+    flips = epoch_flips(seed, epoch, n) if "flip" in augmentation else None
+    offsets = epoch_offsets(seed, epoch, n) if "crop" in augmentation else None
     return flips, offsets
+
+
+def augmented_batch(
+    images: torch.Tensor, index: torch.Tensor, seed: int, epoch: int, augmentation: str
+) -> torch.Tensor:
+    """Training images ``index`` (B,) of ``images`` (N, 3, 32, 32), on their device, as
+    epoch ``epoch`` augments them (``augmentation`` = none | flip | flip,crop)."""
+    device = images.device
+    flips, offsets = augmentation_draws(seed, epoch, len(images), augmentation)
+    return augment(
+        images[index.to(device)],
+        None if flips is None else flips[index].to(device),
+        None if offsets is None else offsets[index].to(device),
+    )
