@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -259,12 +260,10 @@ def measure_init(
     nets = [(arch, depth) for arch in archs for depth in depths]
     progress = make_progress(console, progress_bar)
     with progress or contextlib.nullcontext():
-        task = (
-            progress.add_task("init", total=len(nets), loss=float("nan"), speed=0.0)
-            if (progress)
-            else None
-        )
+        if progress is not None:
+            task = progress.add_task("networks", total=len(nets), loss=float("nan"), speed=0.0)
         for arch, depth in nets:
+            started = time.perf_counter()
             model = build_net(arch, depth, cfg.norm, cfg.seed, cfg.init, cfg.init_std).to(dtype)
             profile = gradient_profile(model, images, labels)
             runs.append(
@@ -283,7 +282,8 @@ def measure_init(
                 }
             )
             if progress is not None:
-                progress.update(task, advance=1, loss=profile.loss)
+                speed = len(labels) / (time.perf_counter() - started)
+                progress.update(task, advance=1, loss=profile.loss, speed=speed)
     result = {
         "data": cfg.data,
         "batch_size": cfg.batch_size,
