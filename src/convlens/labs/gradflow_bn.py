@@ -122,11 +122,20 @@ def measure_bn(cfg: BnConfig, console: Any = None, progress_bar: bool = True) ->
     data = load_data(cfg.data)
     for size in sizes:
         check_batch_fits(size, data)
+
+    def stage(text: str) -> None:
+        if console is not None:
+            console.print(text, markup=False, highlight=False)
+
+    stage(f"(a) scale invariance: a = {', '.join(f'{a:g}' for a in scales)} (float64)")
     scale = scale_invariance(data, scales, cfg.depth, cfg.seed)
+    stage(f"(b) {len(configs)} trainings of {cfg.epochs} epochs in {Path(cfg.out) / 'runs'}")
     runs = {key: finished_net(net, console, progress_bar) for key, net in configs.items()}
     largest = max(sizes)
     nets = {norm: load_net(configs[(norm, largest)]) for norm in norms}
+    stage(f"(b) batch statistics and batch-mates: {cfg.draws} batches per batch size")
     batch = batch_size_effects(data, nets, configs, runs, sizes, cfg)
+    stage("(c) train and eval mode")
     modes = train_and_eval_modes(data, nets["batch"], sizes, cfg.seed)
     result = {
         "settings": {

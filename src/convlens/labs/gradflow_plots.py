@@ -9,6 +9,10 @@ from matplotlib.ticker import MaxNLocator
 
 from convlens.labs.runtime.plots import pyplot, save_figure
 
+PAPER_FIG6 = (
+    "He et al. 2016, Fig. 6 (full CIFAR-10): plain-56 has higher training and test error than "
+    "plain-20; ResNet-56 lower than ResNet-20"
+)
 QUANTITIES = (
     ("activation_std", "activation std"),
     ("activation_grad_norm", "‖∂L/∂activation‖"),
@@ -96,7 +100,7 @@ def plot_training(path: Path, runs: list[dict[str, Any]], title: str) -> None:
         ax.set_title(f"{run['arch']}-{run['depth']}: gradient norm per layer", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(f"{title}\n{PAPER_FIG6}", fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
 
