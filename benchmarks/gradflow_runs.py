@@ -10,7 +10,8 @@ shared lock:
     flock /tmp/convlens-heavy.lock .venv/bin/python benchmarks/gradflow_runs.py \\
         --data ../shared/data/cifar10-10k --pictures docs/labs/img init-small train bn
 
-``--list`` shows the named runs.
+``train/plain56`` trains one net of ``train`` alone (finished nets are read back), so the
+four trainings can take the lock one at a time. ``--list`` shows the named runs.
 """
 
 from __future__ import annotations
@@ -57,7 +58,9 @@ def cpu_seconds() -> float:
 
 
 def run(name: str, data: str, out: Path) -> tuple[str, list[Path]]:
-    """Run one named measurement; its tables and the pictures it wrote."""
+    """Run one named measurement; its tables and the pictures it wrote. ``train/plain56``
+    trains just that net of ``train`` (so other jobs may take the lock in between)."""
+    name, _, only = name.partition("/")
     command, changes = RUNS[name]
     folder = out / name
     if command == "init":
@@ -65,8 +68,12 @@ def run(name: str, data: str, out: Path) -> tuple[str, list[Path]]:
         return markdown_table(init_rows(result), INIT_COLUMNS), [folder / "gradflow_init.png"]
     if command == "train":
         base = NetConfig(data, **changes)
-        _, runs = train_nets(base, "plain,residual", "20,56", str(folder), progress_bar=False)
-        return markdown_table(train_rows(runs), TRAIN_COLUMNS), [folder / "gradflow_train.png"]
+        archs, depths = ("plain,residual", "20,56")
+        if only:
+            archs, depths = only.rstrip("0123456789"), only[len(only.rstrip("0123456789")) :]
+        _, runs = train_nets(base, archs, depths, str(folder), progress_bar=False)
+        pictures = [] if only else [folder / "gradflow_train.png"]
+        return markdown_table(train_rows(runs), TRAIN_COLUMNS), pictures
     result = measure_bn(BnConfig(data, out=str(folder), **changes), progress_bar=False)
     return bn_tables(result), [folder / "gradflow_bn.png"]
 
@@ -87,15 +94,19 @@ def main() -> None:
     for name in args.names:
         wall, cpu, load = time.perf_counter(), cpu_seconds(), os.getloadavg()[0]
         tables, pictures = run(name, args.data, Path(args.out))
+        command, changes = RUNS[name.partition("/")[0]]
         record = {
             "name": name,
-            "command": RUNS[name][0],
-            "changes": RUNS[name][1],
+            "command": command,
+            "changes": changes,
             "wall_seconds": time.perf_counter() - wall,
             "cpu_seconds": cpu_seconds() - cpu,
             "load_average": (load + os.getloadavg()[0]) / 2,
         }
-        (Path(args.out) / name / "benchmark.json").write_text(json.dumps(record, indent=2) + "\n")
+        # train/plain56 → runs/gradflow/train/benchmark-plain56.json
+        saved = Path(args.out) / (name.replace("/", "/benchmark-") if "/" in name else name)
+        saved = saved.with_suffix(".json") if "/" in name else saved / "benchmark.json"
+        saved.write_text(json.dumps(record, indent=2) + "\n")
         print(f"\n## {name}: lab gradflow {record['command']} {record['changes'] or ''}\n")
         print(tables)
         print(
