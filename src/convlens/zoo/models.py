@@ -11,4 +11,5 @@ from convlens.zoo import (  # noqa: F401
     resnet,
     unet,
     yolo,
+    yolov2,
 )
