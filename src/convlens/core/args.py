@@ -175,6 +175,8 @@ def _coerce(kind: str, arg: Arg, value: Any) -> Any:
     if arg.kind == "size":  # output size of adaptive pooling / crop: int or pair
         pair = value if isinstance(value, tuple) else (value, value)
         return tuple(_check_size(kind, arg, v) for v in pair)
+    if arg.kind == "names" and not isinstance(value, tuple | list | str):
+        return (value,)  # "(5)" is read as the number 5; a list of one is meant
     if arg.kind in ("name", "names"):
         return value
     raise AssertionError(arg.kind)

@@ -100,6 +100,11 @@ def group_norm(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         raise RuleError(f"num_groups={groups} must divide the channels ({shape[0]})")
     params = normalize(2 * shape[0]) if args["affine"] else 0
     n = elements(shape)
+    if known_equal(n, groups) is True:  # PyTorch refuses to normalise a single value
+        raise RuleError(
+            f"num_groups={groups} leaves one value per group in {fmt_shape(shape)}; "
+            "PyTorch needs more than one value per group"
+        )
     work = normalize(5 * n + (2 * n if args["affine"] else 0))
     return Cost(
         output_shape=shape,

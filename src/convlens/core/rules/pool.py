@@ -38,11 +38,12 @@ def _pool(kind: str, shape: Shape, args: Mapping[str, Any], dilation: tuple) -> 
     stride = args["stride"] if args["stride"] is not None else kernel
     outs, steps, warnings, maps = [], [], [], []
     for axis, size in enumerate((height, width)):
-        extent = dilation[axis] * (kernel[axis] - 1) + 1
-        if is_numeric(pad[axis]) and is_numeric(extent) and 2 * pad[axis] > extent:
+        # PyTorch's limit is half the kernel, rounded down, whatever the dilation
+        if is_numeric(pad[axis]) and is_numeric(kernel[axis]) and pad[axis] > kernel[axis] // 2:
             raise RuleError(
-                f"padding {pad[axis]} must be at most half the window "
-                f"({extent}); PyTorch refuses larger pooling padding"
+                f"padding {pad[axis]} must be at most half the kernel size "
+                f"({kernel[axis]} // 2 = {kernel[axis] // 2}, dilation aside); "
+                "PyTorch refuses larger pooling padding"
             )
         window = Window(
             size,
@@ -127,7 +128,16 @@ def global_avgpool(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         rf_global=True,
         saves=(),  # computed as a mean, whose backward needs only the sizes
         steps=(
-            step("shape", "output shape", "shape", "({C}, 1, 1)", {"C": c}, c),
+            step(
+                "shape",
+                "output channels",
+                "C_out",
+                "{C}",
+                {"C": c},
+                c,
+                note="each channel's H×W map becomes one value: the output is "
+                + ("(C, 1, 1)" if args["keepdim"] else "(C,)"),
+            ),
             step(
                 "flops",
                 "additions and divisions",
