@@ -50,7 +50,7 @@ RUNS: dict[str, tuple[str, dict[str, Any]]] = {
     # shortened for the shared 2-core machine (docs/labs/gradflow.md says what it costs):
     # plain56 takes ~10 s per step of 128 there, ~13 min per epoch
     "train": ("train", {"epochs": 2}),
-    "bn": ("bn", {"epochs": 1}),
+    "bn": ("bn", {"epochs": 1, "batch_sizes": "4,16,128"}),
 }
 TRAIN_NETS = ("plain,residual", "8,20")  # the lab's default depths are 20,56
 
