@@ -110,7 +110,7 @@ def test_closed_forms_equal_numeric_analysis(values: dict[str, int]) -> None:
     for a, b in zip(symbolic.layers, numeric.layers, strict=True):
         assert tuple(sympy.sympify(d).subs(subs) for d in a.output_shape) == b.output_shape
         if a.rf is None:  # after upsampling with symbolic padding: said, not guessed
-            assert "give the sizes with --set" in a.rf_status
+            assert "give the sizes with --set" in a.rf_reason
             continue
         assert sympy.sympify(a.rf[0]).subs(subs) == b.rf[0]
 
