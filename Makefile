@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint typecheck clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ test: $(STAMP) $(CHROMIUM)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+
+# mypy: strict on src/convlens/core (pure Python, no torch), normal elsewhere ([tool.mypy]).
+typecheck: $(STAMP)
+	$(BIN)/mypy src/convlens
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -210,7 +210,10 @@ def torch_check(worked: Any) -> str:
     if worked.grad_output is not None:
         y.backward(torch.tensor(worked.grad_output, dtype=torch.float64))
         for key, grad in worked.grads.items():
-            diff = max(diff, float(np.max(np.abs(leaves[key].grad.numpy() - grad))))
+            computed = leaves[key].grad
+            if computed is None:
+                return f"check FAILED: autograd gave no gradient for {key}."
+            diff = max(diff, float(np.max(np.abs(computed.numpy() - grad))))
         what += " and autograd"
     if diff <= TOLERANCE:
         return f"check: agrees with {what} (max |difference| {diff:.1e} ≤ {TOLERANCE:.0e})."
