@@ -11,7 +11,9 @@ shared lock:
         --data ../shared/data/cifar10-10k --pictures docs/labs/img init-small train bn
 
 ``train/plain56`` trains one net of ``train`` alone (finished nets are read back), so the
-four trainings can take the lock one at a time. ``--list`` shows the named runs.
+four trainings can take the lock one at a time. ``train-deep`` trains the paper's depths 20
+and 56 in the same folder as ``train`` (its 20-layer nets are read back). ``--list`` shows
+the named runs.
 """
 
 from __future__ import annotations
@@ -51,9 +53,11 @@ RUNS: dict[str, tuple[str, dict[str, Any]]] = {
     # plain56 takes ~10 s per step of 128 there, ~13 min per epoch; bn leaves out
     # batch 4 (2,500 steps per epoch and norm, 0.05 - 0.15 s each there): 8 is its smallest
     "train": ("train", {"epochs": 2}),
+    "train-deep": ("train", {"epochs": 2}),  # the paper's depths, when the lock allows
     "bn": ("bn", {"epochs": 1, "batch_sizes": "8,32,128"}),
 }
-TRAIN_NETS = ("plain,residual", "8,20")  # the lab's default depths are 20,56
+# the nets of each train run; the lab's default depths are 20,56 (He et al. 2016 Fig. 6)
+TRAIN_NETS = {"train": ("plain,residual", "8,20"), "train-deep": ("plain,residual", "20,56")}
 
 
 def cpu_seconds() -> float:
@@ -66,13 +70,13 @@ def run(name: str, data: str, out: Path) -> tuple[str, list[Path]]:
     trains just that net of ``train`` (so other jobs may take the lock in between)."""
     name, _, only = name.partition("/")
     command, changes = RUNS[name]
-    folder = out / name
+    folder = out / ("train" if command == "train" else name)  # train-deep reads back plain20
     if command == "init":
         result = measure_init(InitConfig(data, out=str(folder), **changes))
         return markdown_table(init_rows(result), INIT_COLUMNS), [folder / "gradflow_init.png"]
     if command == "train":
         base = NetConfig(data, **changes)
-        archs, depths = TRAIN_NETS
+        archs, depths = TRAIN_NETS[name]
         if only:
             archs, depths = only.rstrip("0123456789"), only[len(only.rstrip("0123456789")) :]
         _, runs = train_nets(base, archs, depths, str(folder), progress_bar=False)
