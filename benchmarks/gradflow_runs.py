@@ -65,12 +65,18 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def run_folder(out: Path, name: str) -> Path:
+    """``out/<name>``; every train run shares ``out/train`` (train-deep reads back the
+    20-layer nets of train)."""
+    return out / ("train" if RUNS[name][0] == "train" else name)
+
+
 def run(name: str, data: str, out: Path) -> tuple[str, list[Path]]:
     """Run one named measurement; its tables and the pictures it wrote. ``train/plain56``
     trains just that net of ``train`` (so other jobs may take the lock in between)."""
     name, _, only = name.partition("/")
     command, changes = RUNS[name]
-    folder = out / ("train" if command == "train" else name)  # train-deep reads back plain20
+    folder = run_folder(out, name)
     if command == "init":
         result = measure_init(InitConfig(data, out=str(folder), **changes))
         return markdown_table(init_rows(result), INIT_COLUMNS), [folder / "gradflow_init.png"]
@@ -112,8 +118,8 @@ def main() -> None:
             "load_average": (load + os.getloadavg()[0]) / 2,
         }
         # train/plain56 → runs/gradflow/train/benchmark-plain56.json
-        saved = Path(args.out) / (name.replace("/", "/benchmark-") if "/" in name else name)
-        saved = saved.with_suffix(".json") if "/" in name else saved / "benchmark.json"
+        base, _, only = name.partition("/")
+        saved = run_folder(Path(args.out), base) / f"benchmark{'-' + only if only else ''}.json"
         saved.write_text(json.dumps(record, indent=2) + "\n")
         print(f"\n## {name}: lab gradflow {record['command']} {record['changes'] or ''}\n")
         print(tables)
