@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from convlens.cli import lab_memory
 from convlens.cli.console import handle_errors, print_text, stderr, stdout
 from convlens.cli.lab_options import LabOption, with_options
 from convlens.errors import ArgumentError
@@ -143,6 +144,7 @@ def register(app: typer.Typer) -> None:
     lab.add_typer(colourize, name="colourize")
     lab.add_typer(classify, name="classify")
     app.add_typer(lab, name="lab")
+    lab_memory.register(lab)
 
     @colourize.command("train")
     @handle_errors
