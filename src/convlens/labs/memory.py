@@ -194,6 +194,7 @@ class _Event:
     ptr: int
     size: int  # bytes; negative for a free
     op: str  # the operation that allocated or freed it
+    counter: int  # the allocator's own running total after it (tests hold ``held`` to it)
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,13 @@ class _Timeline:
             if hasattr(fields, "alloc_size"):
                 if fields.device.type == "cpu":
                     self.events.append(
-                        _Event(event.start_time_ns, fields.ptr, fields.alloc_size, op)
+                        _Event(
+                            event.start_time_ns,
+                            fields.ptr,
+                            fields.alloc_size,
+                            op,
+                            fields.total_allocated,
+                        )
                     )
             elif event.name.startswith(_MARK):
                 spans = self.marks.setdefault(event.name[len(_MARK) :], [])
