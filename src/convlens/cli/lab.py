@@ -1,4 +1,4 @@
-"""``convlens lab colourize | classify | detect``: parse, then delegate to the lab."""
+"""``convlens lab colourize | classify | detect | memory``: parse, then delegate to the lab."""
 
 from __future__ import annotations
 
