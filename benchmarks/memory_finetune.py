@@ -61,8 +61,10 @@ def parts_table(rows: list[dict[str, Any]]) -> str:
     ]
     for r in rows:
         p, m = r["predicted"], r["measured"]
-        same = "yes, every part" if all(r["equal"].values()) else "NO: " + ", ".join(
-            k for k, v in r["equal"].items() if not v
+        same = (
+            "yes, every part"
+            if all(r["equal"].values())
+            else "NO: " + ", ".join(k for k, v in r["equal"].items() if not v)
         )
         cells = [mib(p[k]) for k in PARTS]
         lines.append(
