@@ -6,7 +6,6 @@ H and W doubled), and one line with exit status 2 on bad input."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -20,12 +19,7 @@ SMALL_DEEPLAB = "memory_models:small_deeplabv3"
 PARTS = ("params", "grads", "optimizer", "saved_activations", "total")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def memory_json(*args: str) -> dict:

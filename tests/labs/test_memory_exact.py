@@ -5,10 +5,7 @@ only and head only, with BatchNorm training or kept in eval mode, at H×W and 2H
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-import torch
 from torch import nn
 
 from convlens.labs.memory import MemoryConfig, build_model, compare, freeze, run
@@ -18,13 +15,7 @@ SMALL_DEEPLAB = "memory_models:small_deeplabv3"
 NARROW_UNET = "memory_models:narrow_unet"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny steps gain nothing from threads; on the shared 2 cores they oversubscribe."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def assert_exact(result) -> None:

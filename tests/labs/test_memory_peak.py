@@ -4,8 +4,6 @@ allocator's own running total, and split at the peak into parts that add up."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 from torch import nn
@@ -13,13 +11,7 @@ from torch import nn
 from convlens.labs import memory
 from convlens.labs.memory import MemoryConfig, measure, run
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 CASES = [
