@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "lab",
     "zoo",
     "op",
+    "interpret",
 )
 
 app = typer.Typer(
