@@ -54,3 +54,9 @@ def tiny_bn_cnn(seed: int = 0) -> nn.Module:
 
 def not_a_classifier() -> nn.Module:
     return nn.Conv2d(3, 2, 1)
+
+
+def tiny_cnn_10(seed: int = 0) -> TinyCNN:
+    """Ten classes, like CIFAR-10 (so the data's class names apply)."""
+    torch.manual_seed(seed)
+    return TinyCNN(classes=10).eval()

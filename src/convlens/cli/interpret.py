@@ -66,7 +66,8 @@ Baseline = Annotated[float, typer.Option(help="Value of an absent pixel (0 = bla
 
 @contextlib.contextmanager
 def progress_bar(enabled: bool) -> Iterator[Any]:
-    """A ``progress(done, total, label)`` callback drawing one Rich bar on stderr."""
+    """A ``progress(done, total, label)`` callback drawing one Rich bar on stderr, started at
+    its first report (bad input found before the work begins prints only its error)."""
     if not enabled:
         yield None
         return
@@ -79,7 +80,7 @@ def progress_bar(enabled: bool) -> Iterator[Any]:
         TimeRemainingColumn,
     )
 
-    with Progress(
+    bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -87,13 +88,21 @@ def progress_bar(enabled: bool) -> Iterator[Any]:
         TimeRemainingColumn(),
         console=stderr,
         transient=True,
-    ) as bar:
-        task = bar.add_task("", total=None)
+    )
+    task = None
 
-        def report(done: int, total: int, label: str) -> None:
-            bar.update(task, completed=done, total=total, description=label)
+    def report(done: int, total: int, label: str) -> None:
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task(label, total=total)
+        bar.update(task, completed=done, total=total, description=label)
 
+    try:
         yield report
+    finally:
+        if task is not None:
+            bar.stop()
 
 
 def _finish(outcome: Any, out: str | None, fmt: str = "table") -> None:

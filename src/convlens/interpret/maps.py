@@ -139,7 +139,9 @@ class Attribution:
     layer: str | None  # Grad-CAM(++) only
 
 
-def resolve_target(source: Source, target: int | str | None, predicted: int) -> int:
+def resolve_target(
+    source: Source, target: int | str | None, predicted: int, option: str = "--target"
+) -> int:
     """The class to explain: a number, a class name, or (None) the predicted class."""
     if target is None:
         return predicted
@@ -147,12 +149,12 @@ def resolve_target(source: Source, target: int | str | None, predicted: int) -> 
         names = list(source.class_names or [])
         if target.lower() not in names:
             known = ", ".join(f"{i}={n}" for i, n in enumerate(names)) or "none (numbers only)"
-            raise ArgumentError(f"--target: unknown class '{target}'; class names: {known}.")
+            raise ArgumentError(f"{option}: unknown class '{target}'; class names: {known}.")
         return names.index(target.lower())
     number = int(target)
     if not 0 <= number < source.num_classes:
         raise ArgumentError(
-            f"--target {number} is out of range: the model has {source.num_classes} classes "
+            f"{option} {number} is out of range: the model has {source.num_classes} classes "
             f"(0..{source.num_classes - 1})."
         )
     return number

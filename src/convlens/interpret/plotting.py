@@ -191,3 +191,37 @@ def faithfulness_figure(result: FaithfulnessResult, title: str) -> Any:
         axis.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     return fig
+
+
+def methods_grid(images: list[Any], maps: Mapping[str, list[np.ndarray]], labels: list[str]) -> Any:
+    """Rows: images (with their label); columns: the image, then each method's map over it."""
+    methods = list(maps)
+    fig = _figure(1.6 * (len(methods) + 1), 1.7 * len(images) + 0.3)
+    axes = np.atleast_2d(fig.subplots(len(images), len(methods) + 1))
+    for r, pixels in enumerate(images):
+        image = image_array(pixels)
+        axes[r, 0].imshow(image, interpolation="nearest")
+        axes[r, 0].set_ylabel(labels[r], fontsize=7)
+        for c, method in enumerate(methods, start=1):
+            values = maps[method][r]
+            style = _map_style(values, METHODS[method].signed)
+            axes[r, c].imshow(image.mean(axis=2), cmap="gray", interpolation="nearest")
+            axes[r, c].imshow(values, alpha=0.6, interpolation="bilinear", **style)
+            if r == 0:
+                axes[r, c].set_title(method, fontsize=8)
+    axes[0, 0].set_title("image", fontsize=8)
+    for axis in axes.ravel():
+        axis.set_xticks([])
+        axis.set_yticks([])
+    return fig
+
+
+def images_row(images: list[np.ndarray], titles: list[str]) -> Any:
+    """A row of (H, W, 3) images with titles (feature visualisations of several units)."""
+    fig = _figure(1.5 * len(images), 1.9)
+    axes = np.atleast_1d(fig.subplots(1, len(images)))
+    for axis, image, title in zip(axes, images, titles, strict=True):
+        axis.imshow(image, interpolation="nearest")
+        axis.set_title(title, fontsize=8)
+        axis.set_axis_off()
+    return fig

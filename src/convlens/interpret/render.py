@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -10,10 +11,20 @@ import numpy as np
 from convlens.interpret.faithfulness import FaithfulnessResult
 from convlens.interpret.sanity import SanityResult
 
-Rows = tuple[list[str], list[list[str]]]  # (column headers, rows of cells)
+
+@dataclass(frozen=True)
+class Rows:
+    """A table's cells as text; the first ``text_columns`` are labels, the rest numbers."""
+
+    columns: list[str]
+    rows: list[list[str]]
+    text_columns: int = 1
+
+    def right_aligned(self, index: int) -> bool:
+        return index >= self.text_columns
 
 
-def _number(value: float) -> str:
+def number(value: float) -> str:
     return "n/a" if np.isnan(value) else f"{value:+.3f}"
 
 
@@ -25,12 +36,12 @@ def sanity_rows(result: SanityResult) -> Rows:
     for s, stage in enumerate(result.stages):
         cells = [f"{s + 1}", stage]
         for k in range(len(result.methods)):
-            text = _number(float(means[k, s]))
+            text = number(float(means[k, s]))
             if 0 < undefined[k, s] < result.correlations.shape[2]:
                 text += f" ({undefined[k, s]} constant)"
             cells.append(text)
         rows.append(cells)
-    return ["step", "re-initialised down to", *result.methods], rows
+    return Rows(["step", "re-initialised down to", *result.methods], rows, text_columns=2)
 
 
 def _mean_se(values: np.ndarray) -> tuple[float, float]:
@@ -48,32 +59,31 @@ def faithfulness_rows(result: FaithfulnessResult) -> Rows:
             mean, se = _mean_se(areas)
             cells.append(f"{mean:.3f} ± {se:.3f}")
         rows.append(cells)
-    return ["order", "deletion AUC (lower is better)", "insertion AUC (higher is better)"], rows
+    columns = ["order", "deletion AUC (lower is better)", "insertion AUC (higher is better)"]
+    return Rows(columns, rows)
 
 
 def rich_table(title: str, table_rows: Rows) -> Any:
     from rich.table import Table
 
-    columns, rows = table_rows
     table = Table(title=title, title_justify="left")
-    for i, column in enumerate(columns):
-        table.add_column(column, justify="left" if i < 2 else "right", no_wrap=True)
-    for row in rows:
+    for i, column in enumerate(table_rows.columns):
+        justify = "right" if table_rows.right_aligned(i) else "left"
+        table.add_column(column, justify=justify, no_wrap=True)
+    for row in table_rows.rows:
         table.add_row(*row)
     return table
 
 
 def markdown_table(table_rows: Rows) -> str:
-    columns, rows = table_rows
-
     def line(cells: list[str]) -> str:
         return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
-    head = [
-        line(columns),
-        "|" + "|".join("---" if i < 2 else "---:" for i in range(len(columns))) + "|",
+    rule = [
+        "---:" if table_rows.right_aligned(i) else "---" for i in range(len(table_rows.columns))
     ]
-    return "\n".join(head + [line(row) for row in rows]) + "\n"
+    head = [line(table_rows.columns), "|" + "|".join(rule) + "|"]
+    return "\n".join(head + [line(row) for row in table_rows.rows]) + "\n"
 
 
 def sanity_json(result: SanityResult) -> dict[str, Any]:

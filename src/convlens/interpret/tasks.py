@@ -162,7 +162,7 @@ def maximize_task(
 ) -> Outcome:
     from convlens.interpret.maps import resolve_target
 
-    number = None if target is None else resolve_target(source, target, 0)
+    number = None if target is None else resolve_target(source, target, 0, option="--class")
     result = maximize(source.model, source.input_size, layer, channel, number, options, progress)
     unit = result.unit if number is None else f"class {class_label(source, number)}"
     figure = plotting.maximize_figure(result, f"{source.name}: {unit}, seed {options.seed}")

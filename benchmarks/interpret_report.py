@@ -1,0 +1,165 @@
+"""Every picture and number in docs/labs/interpret.md, computed from one model.
+
+    python benchmarks/interpret_report.py SRC --data ../shared/data/cifar10-10k \
+        --out docs/labs/img [--weights FILE]
+
+SRC is anything ``convlens interpret`` takes (a classify run folder, zoo:NAME,
+module:factory). Writes ``OUT/interpret_*.png`` and prints Markdown: the model's test
+accuracy, the sanity and faithfulness tables, and the checks of issue 11's "done means"
+(Grad-CAM's deletion AUC below the random order's; its randomisation-test correlation
+below 0.5). Deterministic for a given model: every random draw is seeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from convlens.interpret import plotting, render, tasks
+from convlens.interpret.faithfulness import faithfulness
+from convlens.interpret.features import activations, convolution_layers, kernels
+from convlens.interpret.images import batch_pictures, read_test_batch
+from convlens.interpret.maps import METHODS, image_maps, predict, resolve_options
+from convlens.interpret.maximize import MaximizeOptions, maximize
+from convlens.interpret.methods import MethodOptions
+from convlens.interpret.output import png_bytes, write_files
+from convlens.interpret.sanity import cascading_randomisation
+
+EXAMPLES = 4  # test images shown with every method's map
+
+
+def log(message: str, start: float) -> None:
+    print(f"<!-- {message} ({time.perf_counter() - start:.0f} s) -->", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("source")
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--weights")
+    parser.add_argument("--size")
+    parser.add_argument("--sanity-images", type=int, default=16)
+    parser.add_argument("--faithfulness-images", type=int, default=100)
+    parser.add_argument("--maximize-steps", type=int, default=256)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    start = time.perf_counter()
+    files: dict[str, bytes] = {}
+
+    source = tasks.open_source(args.source, args.weights, args.size)
+    batch = read_test_batch(args.data)
+    source = tasks.named_by(source, batch)
+    pictures = batch_pictures(batch, range(len(batch.labels)), source.input_size)
+    x = torch.stack([p.pixels for p in pictures])
+    predicted = predict(source.model, x).argmax(dim=1).numpy()
+    labels = batch.labels
+    correct = predicted == labels
+    options = resolve_options(source, MethodOptions(seed=args.seed))
+    methods = list(METHODS)
+
+    print(
+        f"## Model\n\n`{args.source}`" + (f" with weights `{args.weights}`" if args.weights else "")
+    )
+    print(
+        f"\nTest accuracy on the {len(labels):,} images of `{args.data}`: "
+        f"**{correct.mean():.1%}** ({int(correct.sum())} correct). Grad-CAM layer "
+        f"(the last convolution): `{options.layer}`.\n"
+    )
+
+    # 1. Every method on the first test images the model classifies correctly (then others).
+    shown = [int(i) for i in [*np.flatnonzero(correct), *np.flatnonzero(~correct)][:EXAMPLES]]
+    chosen = x[shown]
+    targets = torch.from_numpy(predicted[shown])
+    maps = {m: list(image_maps(source.model, chosen, targets, m, options)) for m in methods}
+    names = [
+        f"#{i} {batch.names[labels[i]]}"
+        + ("" if correct[i] else f" (predicted {batch.names[predicted[i]]})")
+        for i in shown
+    ]
+    grid = plotting.methods_grid(list(chosen), maps, names)
+    files["interpret_methods.png"] = png_bytes(grid, dpi=110)
+    log("attribution maps", start)
+
+    # 2. Activations and filters.
+    convs = convolution_layers(source.model, source.input_size)
+    acts = activations(source.model, chosen[0], convs)
+    files["interpret_activations.png"] = png_bytes(plotting.activations_figure(acts, 16))
+    files["interpret_filters.png"] = png_bytes(
+        plotting.filters_figure(kernels(source.model, convs[0]), convs[0])
+    )
+
+    # 3. Feature visualisation of each class.
+    settings = MaximizeOptions(
+        steps=args.maximize_steps,
+        lr=0.05,
+        jitter=2,
+        tv=0.5,
+        blur_every=4,
+        blur_sigma=0.5,
+        seed=args.seed,
+    )
+    visuals = [
+        maximize(source.model, source.input_size, target=k, options=settings)
+        for k in range(source.num_classes)
+    ]
+    class_names = source.class_names or tuple(str(k) for k in range(source.num_classes))
+    files["interpret_maximize.png"] = png_bytes(
+        plotting.images_row([v.image for v in visuals], list(class_names)), dpi=110
+    )
+    log("activations, filters, class visualisations", start)
+
+    # 4. Sanity: cascading randomisation.
+    n = args.sanity_images
+    sanity = cascading_randomisation(source.model, x[:n], methods, options, args.seed)
+    title = f"cascading randomisation, {n} test images"
+    files["interpret_sanity.png"] = png_bytes(plotting.sanity_figure(sanity, title))
+    files["interpret_sanity_maps.png"] = png_bytes(
+        plotting.sanity_maps_figure(sanity, x[0]), dpi=110
+    )
+    log("sanity", start)
+    print(f"## Sanity (cascading randomisation, first {n} test images)\n")
+    print(render.markdown_table(render.sanity_rows(sanity)))
+
+    # 5. Faithfulness: deletion and insertion.
+    n = args.faithfulness_images
+    faith = faithfulness(source.model, x[:n], methods, options, seed=args.seed)
+    title = f"deletion and insertion, {n} test images, {faith.step} pixels a step"
+    files["interpret_faithfulness.png"] = png_bytes(plotting.faithfulness_figure(faith, title))
+    log("faithfulness", start)
+    print(f"## Faithfulness (first {n} test images, {faith.step} pixels a step)\n")
+    print(render.markdown_table(render.faithfulness_rows(faith)))
+
+    # 6. Issue 11's "done means".
+    deletion = faith.auc(faith.deletion)
+    k, r = faith.orders.index("gradcam"), faith.orders.index("random")
+    difference = deletion[k] - deletion[r]
+    se = difference.std(ddof=1) / np.sqrt(len(difference))
+    rho = sanity.mean()[sanity.methods.index("gradcam")]
+    at_layer = sanity.stages.index(options.layer)
+    print("## Checks\n")
+    print(
+        f"- Grad-CAM deletion AUC {deletion[k].mean():.3f} vs random order "
+        f"{deletion[r].mean():.3f}: paired difference {difference.mean():+.3f} ± {se:.3f} "
+        f"(standard error), lower on {int((difference < 0).sum())} of {len(difference)} "
+        f"images → {'beats' if difference.mean() + 2 * se < 0 else 'does NOT beat'} random."
+    )
+    after_own = float(np.nanmax(rho[at_layer:]))
+    rho_text = [render.number(float(v)) for v in (rho[0], rho[at_layer], rho[-1], after_own)]
+    print(
+        f"- Grad-CAM rank correlation after re-initialising the top layer: {rho_text[0]}; "
+        f"once the cascade reaches its own layer `{options.layer}` (step {at_layer + 1}): "
+        f"{rho_text[1]}; after every layer: {rho_text[2]}; highest from its own layer on: "
+        f"{rho_text[3]} → {'below' if after_own < 0.5 else 'NOT below'} 0.5."
+    )
+    written = write_files(Path(args.out), files)
+    log("wrote " + ", ".join(p.name for p in written), start)
+
+
+if __name__ == "__main__":
+    torch.manual_seed(0)
+    main()
