@@ -21,13 +21,14 @@ import torch
 
 from convlens.interpret import plotting, render, tasks
 from convlens.interpret.faithfulness import faithfulness
-from convlens.interpret.features import activations, convolution_layers, kernels
+from convlens.interpret.features import activations, kernels
 from convlens.interpret.images import batch_pictures, read_test_batch
 from convlens.interpret.maps import METHODS, image_maps, predict, resolve_options
 from convlens.interpret.maximize import MaximizeOptions, maximize
 from convlens.interpret.methods import MethodOptions
 from convlens.interpret.output import png_bytes, write_files
 from convlens.interpret.sanity import cascading_randomisation
+from convlens.interpret.sources import convolutions
 
 EXAMPLES = 4  # test images shown with every method's map
 
@@ -86,7 +87,7 @@ def main() -> None:
     log("attribution maps", start)
 
     # 2. Activations and filters.
-    convs = convolution_layers(source.model, source.input_size)
+    convs = convolutions(source.model, source.input_size)
     acts = activations(source.model, chosen[0], convs)
     files["interpret_activations.png"] = png_bytes(plotting.activations_figure(acts, 16))
     files["interpret_filters.png"] = png_bytes(
@@ -96,8 +97,9 @@ def main() -> None:
     # 3. Feature visualisation of each class.
     settings = MaximizeOptions(
         steps=args.maximize_steps,
-        lr=0.05,
+        lr=0.02,
         jitter=2,
+        l2=1.0,
         tv=0.5,
         blur_every=4,
         blur_sigma=0.5,

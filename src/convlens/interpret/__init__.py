@@ -13,13 +13,19 @@ draw what those computed; ``output`` writes files atomically.
 """
 
 from convlens.interpret.faithfulness import FaithfulnessResult, faithfulness
-from convlens.interpret.features import activations, convolution_layers, kernels
+from convlens.interpret.features import activations, kernels
 from convlens.interpret.images import Picture, cifar_picture, file_picture, read_test_batch
 from convlens.interpret.maps import METHODS, Attribution, attribute, compute_maps
 from convlens.interpret.maximize import MaximizeOptions, Visualisation, maximize
 from convlens.interpret.methods import MethodOptions
 from convlens.interpret.sanity import SanityResult, cascading_randomisation, spearman
-from convlens.interpret.sources import Source, find_layer, load_source, load_weights
+from convlens.interpret.sources import (
+    Source,
+    convolutions,
+    find_layer,
+    load_source,
+    load_weights,
+)
 
 __all__ = [
     "METHODS",
@@ -36,7 +42,7 @@ __all__ = [
     "cascading_randomisation",
     "cifar_picture",
     "compute_maps",
-    "convolution_layers",
+    "convolutions",
     "faithfulness",
     "file_picture",
     "find_layer",

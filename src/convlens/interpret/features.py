@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from convlens.errors import ArgumentError
-from convlens.interpret.sources import executed_layers, find_layer
+from convlens.interpret.sources import find_layer
 
 
 def activations(model: nn.Module, pixels: torch.Tensor, layers: list[str]) -> dict[str, np.ndarray]:
@@ -34,11 +34,6 @@ def activations(model: nn.Module, pixels: torch.Tensor, layers: list[str]) -> di
     if missing:
         raise ArgumentError(f"--layer {missing[0]} is never run by the model's forward.")
     return {name: found[name] for name in layers}
-
-
-def convolution_layers(model: nn.Module, size: tuple[int, int]) -> list[str]:
-    """Every ``nn.Conv2d`` in the order a forward runs them (the default layers)."""
-    return executed_layers(model, torch.zeros(1, 3, *size), nn.Conv2d)
 
 
 def kernels(model: nn.Module, layer: str) -> np.ndarray:

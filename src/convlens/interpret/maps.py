@@ -35,7 +35,11 @@ class Method:
 METHODS: dict[str, Method] = {}
 
 
-def register(name: str, signed: bool = False, uses_layer: bool = False, citation: str = ""):
+def register(
+    name: str, signed: bool = False, uses_layer: bool = False, citation: str = ""
+) -> Callable[[MapFn], MapFn]:
+    """Add a method to ``METHODS``; a name registered twice is a programming error."""
+
     def decorate(fn: MapFn) -> MapFn:
         if name in METHODS:
             raise ValueError(f"attribution method '{name}' is registered twice")
@@ -61,7 +65,7 @@ def _layer(model: nn.Module, options: m.MethodOptions) -> nn.Module:
 def _saliency(
     model: nn.Module, x: torch.Tensor, t: torch.Tensor, o: m.MethodOptions
 ) -> torch.Tensor:
-    return m._chunked(lambda a, b: m.saliency(model, a, b), x, t, o.batch_size).amax(dim=1)
+    return m.in_batches(lambda a, b: m.saliency(model, a, b), x, t, o.batch_size).amax(dim=1)
 
 
 @register("smoothgrad", citation="Smilkov et al. 2017")
@@ -90,7 +94,7 @@ def _gradcam(
     model: nn.Module, x: torch.Tensor, t: torch.Tensor, o: m.MethodOptions
 ) -> torch.Tensor:
     layer = _layer(model, o)
-    maps = m._chunked(lambda a, b: m.gradcam(model, a, b, layer), x, t, o.batch_size)
+    maps = m.in_batches(lambda a, b: m.gradcam(model, a, b, layer), x, t, o.batch_size)
     return m.upsample(maps, tuple(x.shape[-2:]))
 
 
@@ -99,7 +103,7 @@ def _gradcam_pp(
     model: nn.Module, x: torch.Tensor, t: torch.Tensor, o: m.MethodOptions
 ) -> torch.Tensor:
     layer = _layer(model, o)
-    maps = m._chunked(lambda a, b: m.gradcam_plus_plus(model, a, b, layer), x, t, o.batch_size)
+    maps = m.in_batches(lambda a, b: m.gradcam_plus_plus(model, a, b, layer), x, t, o.batch_size)
     return m.upsample(maps, tuple(x.shape[-2:]))
 
 
@@ -169,11 +173,9 @@ def attribute(
 ) -> Attribution:
     """The map of ``method`` for one image (3, H, W) and a target (default: predicted)."""
     info = get_method(method)
-    options = (
-        resolve_options(source, options or m.MethodOptions())
-        if info.uses_layer
-        else (options or m.MethodOptions())
-    )
+    options = options or m.MethodOptions()
+    if info.uses_layer:
+        options = resolve_options(source, options)
     x = pixels[None]
     probabilities = predict(source.model, x)[0]
     predicted = int(probabilities.argmax())

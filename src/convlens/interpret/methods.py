@@ -47,7 +47,7 @@ def input_gradients(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> 
     return grad
 
 
-def _chunked(
+def in_batches(
     fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     x: torch.Tensor,
     target: torch.Tensor,
@@ -85,7 +85,7 @@ def smoothgrad(
     noise = torch.normal(0.0, sigma, (n * samples, *x.shape[1:]), generator=generator)
     noisy = x.repeat_interleave(samples, dim=0) + noise
     targets = target.repeat_interleave(samples)
-    grads = _chunked(lambda a, t: saliency(model, a, t), noisy, targets, batch_size)
+    grads = in_batches(lambda a, t: saliency(model, a, t), noisy, targets, batch_size)
     return grads.view(n, samples, *x.shape[1:]).mean(dim=1)
 
 

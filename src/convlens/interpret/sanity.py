@@ -46,11 +46,12 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def top_down_layers(model: nn.Module, size: tuple[int, int]) -> list[str]:
-    """Modules holding parameters themselves, from the last one a forward runs to the first."""
-    order = executed_layers(model, torch.zeros(1, 3, *size))
-    modules = dict(model.named_modules())
-    owning = [n for n in order if any(True for _ in modules[n].parameters(recurse=False))]
-    return owning[::-1]
+    """Modules holding parameters themselves (leaf or not), from the last one a forward
+    finishes to the first."""
+    order = executed_layers(
+        model, torch.zeros(1, 3, *size), lambda m: any(True for _ in m.parameters(recurse=False))
+    )
+    return order[::-1]
 
 
 def reinitialise(module: nn.Module, seed: int) -> None:

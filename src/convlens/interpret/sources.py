@@ -7,7 +7,7 @@ takes N×3×H×W floats in [0, 1] and returns N×K class scores, with the input 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,12 +188,19 @@ def find_layer(model: nn.Module, name: str) -> nn.Module:
     )
 
 
-def executed_layers(model: nn.Module, x: torch.Tensor, kind: type = nn.Module) -> list[str]:
-    """Names of the leaf modules of type ``kind`` in the order one forward runs them."""
+def is_leaf(module: nn.Module) -> bool:
+    return not any(module.children())
+
+
+def executed_layers(
+    model: nn.Module, x: torch.Tensor, select: Callable[[nn.Module], bool] = is_leaf
+) -> list[str]:
+    """Names of the selected modules (default: the leaves) in the order one forward
+    finishes them; a module run twice counts once, at its first run."""
     order: list[str] = []
     handles = []
     for name, module in model.named_modules():
-        if name and isinstance(module, kind) and not any(module.children()):
+        if name and select(module):
             handles.append(
                 module.register_forward_hook(
                     lambda _m, _i, _o, name=name: order.append(name) if name not in order else None
@@ -208,9 +215,14 @@ def executed_layers(model: nn.Module, x: torch.Tensor, kind: type = nn.Module) -
     return order
 
 
+def convolutions(model: nn.Module, size: tuple[int, int]) -> list[str]:
+    """Every ``nn.Conv2d`` in the order a forward runs them."""
+    return executed_layers(model, torch.zeros(1, 3, *size), lambda m: isinstance(m, nn.Conv2d))
+
+
 def last_convolution(model: nn.Module, size: tuple[int, int]) -> str:
     """The default Grad-CAM layer: the last ``nn.Conv2d`` a forward runs."""
-    convs = executed_layers(model, torch.zeros(1, 3, *size), nn.Conv2d)
+    convs = convolutions(model, size)
     if not convs:
         raise ArgumentError("the model runs no nn.Conv2d; name the layer with --layer.")
     return convs[-1]

@@ -11,7 +11,7 @@ import torch
 from convlens.errors import ArgumentError
 from convlens.interpret import plotting, render
 from convlens.interpret.faithfulness import faithfulness
-from convlens.interpret.features import activations, convolution_layers, kernels
+from convlens.interpret.features import activations, kernels
 from convlens.interpret.images import (
     Picture,
     TestBatch,
@@ -19,13 +19,13 @@ from convlens.interpret.images import (
     file_picture,
     read_test_batch,
 )
-from convlens.interpret.maps import METHODS, attribute, resolve_options
+from convlens.interpret.maps import METHODS, attribute, resolve_options, resolve_target
 from convlens.interpret.maximize import MaximizeOptions, maximize
 from convlens.interpret.methods import MethodOptions
 from convlens.interpret.output import json_bytes, npy_bytes, npz_bytes, png_bytes
 from convlens.interpret.progress import Progress
 from convlens.interpret.sanity import cascading_randomisation
-from convlens.interpret.sources import Source, load_source
+from convlens.interpret.sources import Source, convolutions, load_source
 
 
 @dataclass
@@ -124,7 +124,7 @@ def activations_task(
     source: Source, picture: Picture, layers: list[str] | None, max_channels: int = 64
 ) -> Outcome:
     """Feature maps of the named layers (default: every convolution)."""
-    names = layers or convolution_layers(source.model, source.input_size)
+    names = layers or convolutions(source.model, source.input_size)
     if not names:
         raise ArgumentError("the model runs no nn.Conv2d; name layers with --layer.")
     maps = activations(source.model, picture.pixels, names)
@@ -139,7 +139,7 @@ def activations_task(
 def filters_task(source: Source, layer: str | None) -> Outcome:
     """Kernels of a convolution (default: the first one the forward runs)."""
     if layer is None:
-        convs = convolution_layers(source.model, source.input_size)
+        convs = convolutions(source.model, source.input_size)
         if not convs:
             raise ArgumentError("the model runs no nn.Conv2d; name the layer with --layer.")
         layer = convs[0]
@@ -160,8 +160,6 @@ def maximize_task(
     options: MaximizeOptions,
     progress: Progress | None = None,
 ) -> Outcome:
-    from convlens.interpret.maps import resolve_target
-
     number = None if target is None else resolve_target(source, target, 0, option="--class")
     result = maximize(source.model, source.input_size, layer, channel, number, options, progress)
     unit = result.unit if number is None else f"class {class_label(source, number)}"
