@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from convlens.cli.interpret import progress_bar
 from convlens.interpret import plotting, render, tasks
 from convlens.interpret.faithfulness import faithfulness
 from convlens.interpret.features import activations, kernels
@@ -31,6 +32,17 @@ from convlens.interpret.sanity import cascading_randomisation
 from convlens.interpret.sources import convolutions
 
 EXAMPLES = 4  # test images shown with every method's map
+
+
+def first_of_distinct_classes(labels: np.ndarray, correct: np.ndarray, count: int) -> list[int]:
+    """Test images to show: correctly classified ones of classes not shown yet, in order;
+    then any others when there are too few."""
+    shown: list[int] = []
+    for i in np.flatnonzero(correct):
+        if labels[i] not in labels[shown]:
+            shown.append(int(i))
+    rest = [int(i) for i in range(len(labels)) if i not in shown]
+    return (shown + rest)[:count]
 
 
 def log(message: str, start: float) -> None:
@@ -72,8 +84,8 @@ def main() -> None:
         f"(the last convolution): `{options.layer}`.\n"
     )
 
-    # 1. Every method on the first test images the model classifies correctly (then others).
-    shown = [int(i) for i in [*np.flatnonzero(correct), *np.flatnonzero(~correct)][:EXAMPLES]]
+    # 1. Every method on the first correctly classified test image of distinct classes.
+    shown = first_of_distinct_classes(labels, correct, EXAMPLES)
     chosen = x[shown]
     targets = torch.from_numpy(predicted[shown])
     maps = {m: list(image_maps(source.model, chosen, targets, m, options)) for m in methods}
@@ -117,7 +129,8 @@ def main() -> None:
 
     # 4. Sanity: cascading randomisation.
     n = args.sanity_images
-    sanity = cascading_randomisation(source.model, x[:n], methods, options, args.seed)
+    with progress_bar(True) as progress:
+        sanity = cascading_randomisation(source.model, x[:n], methods, options, args.seed, progress)
     title = f"cascading randomisation, {n} test images"
     files["interpret_sanity.png"] = png_bytes(plotting.sanity_figure(sanity, title))
     files["interpret_sanity_maps.png"] = png_bytes(
@@ -129,7 +142,10 @@ def main() -> None:
 
     # 5. Faithfulness: deletion and insertion.
     n = args.faithfulness_images
-    faith = faithfulness(source.model, x[:n], methods, options, seed=args.seed)
+    with progress_bar(True) as progress:
+        faith = faithfulness(
+            source.model, x[:n], methods, options, seed=args.seed, progress=progress
+        )
     title = f"deletion and insertion, {n} test images, {faith.step} pixels a step"
     files["interpret_faithfulness.png"] = png_bytes(plotting.faithfulness_figure(faith, title))
     log("faithfulness", start)

@@ -46,7 +46,9 @@ def problems(draw: st.DrawFn) -> tuple[torch.nn.Module, torch.Tensor, torch.Tens
 @given(problems())
 def test_saliency(problem: tuple) -> None:
     model, x, target = problem
-    close(m.saliency(model, x, target), Saliency(model).attribute(x, target=target))
+    close(
+        m.saliency(model, x, target), Saliency(model).attribute(x.requires_grad_(), target=target)
+    )
 
 
 @settings(max_examples=15)
@@ -112,7 +114,7 @@ def test_registered_maps_reduce_channels_as_documented() -> None:
     x = torch.rand(2, 3, 10, 12, generator=torch.Generator().manual_seed(4))
     target = torch.tensor([1, 3])
     options = m.MethodOptions(samples=4, steps=8, window=3, stride=2)
-    saliency = Saliency(model).attribute(x, target=target)
+    saliency = Saliency(model).attribute(x.clone().requires_grad_(), target=target)
     close(compute_maps(model, x, target, "saliency", options), saliency.amax(dim=1))
     ig = IntegratedGradients(model).attribute(x, target=target, n_steps=8)
     close(compute_maps(model, x, target, "integrated-gradients", options), ig.sum(dim=1))
