@@ -60,3 +60,22 @@ def tiny_cnn_10(seed: int = 0) -> TinyCNN:
     """Ten classes, like CIFAR-10 (so the data's class names apply)."""
     torch.manual_seed(seed)
     return TinyCNN(classes=10).eval()
+
+
+class Branchy(nn.Module):
+    """A parameter-free first layer (its output needs no gradient) and a layer never run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool = nn.AvgPool2d(2)
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.unused = nn.Conv2d(4, 4, 1)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.conv(self.pool(x))).mean(dim=(2, 3)))
+
+
+def branchy(seed: int = 0) -> Branchy:
+    torch.manual_seed(seed)
+    return Branchy().eval()

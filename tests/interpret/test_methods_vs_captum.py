@@ -6,6 +6,7 @@ Models are tiny, inputs 6×6 to 16×16, over Hypothesis-drawn sizes, seeds and t
 
 from __future__ import annotations
 
+import pytest
 import torch
 from captum.attr import (
     IntegratedGradients,
@@ -18,9 +19,10 @@ from captum.attr import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from convlens.errors import ArgumentError
 from convlens.interpret import methods as m
 from convlens.interpret.maps import compute_maps
-from tests.interpret.models import tiny_cnn
+from tests.interpret.models import branchy, tiny_cnn
 
 
 def close(mine: torch.Tensor, oracle: torch.Tensor) -> None:
@@ -145,3 +147,23 @@ def test_integrated_gradients_completeness() -> None:
     with torch.no_grad():
         gap = m.class_scores(model, x, target) - m.class_scores(model, torch.zeros_like(x), target)
     torch.testing.assert_close(attributions.sum(dim=(1, 2, 3)), gap, rtol=2e-3, atol=1e-5)
+
+
+def test_gradcam_on_a_layer_before_any_parameter() -> None:
+    """The pooled input needs no gradient by itself; the map is still Grad-CAM's, checked
+    here by feeding the pooled tensor (as a leaf) through the rest of the network."""
+    model = branchy()
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    target = torch.tensor([0, 2])
+    a = model.pool(x).requires_grad_(True)
+    scores = model.head(torch.relu(model.conv(a)).mean(dim=(2, 3))).gather(1, target[:, None])
+    (g,) = torch.autograd.grad(scores.sum(), a)
+    expected = torch.relu((g.mean(dim=(2, 3), keepdim=True) * a.detach()).sum(dim=1))
+    close(m.gradcam(model, x, target, model.pool), expected)
+
+
+def test_a_layer_the_forward_never_runs() -> None:
+    model = branchy()
+    x = torch.rand(1, 3, 8, 8)
+    with pytest.raises(ArgumentError, match="--layer unused is never run"):
+        compute_maps(model, x, torch.tensor([0]), "gradcam", m.MethodOptions(layer="unused"))

@@ -94,7 +94,9 @@ def _gradcam(
     model: nn.Module, x: torch.Tensor, t: torch.Tensor, o: m.MethodOptions
 ) -> torch.Tensor:
     layer = _layer(model, o)
-    maps = m.in_batches(lambda a, b: m.gradcam(model, a, b, layer), x, t, o.batch_size)
+    maps = m.in_batches(
+        lambda a, b: m.gradcam(model, a, b, layer, f"--layer {o.layer}"), x, t, o.batch_size
+    )
     return m.upsample(maps, tuple(x.shape[-2:]))
 
 
@@ -103,7 +105,12 @@ def _gradcam_pp(
     model: nn.Module, x: torch.Tensor, t: torch.Tensor, o: m.MethodOptions
 ) -> torch.Tensor:
     layer = _layer(model, o)
-    maps = m.in_batches(lambda a, b: m.gradcam_plus_plus(model, a, b, layer), x, t, o.batch_size)
+    maps = m.in_batches(
+        lambda a, b: m.gradcam_plus_plus(model, a, b, layer, f"--layer {o.layer}"),
+        x,
+        t,
+        o.batch_size,
+    )
     return m.upsample(maps, tuple(x.shape[-2:]))
 
 

@@ -51,14 +51,18 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
 
 
 def _objective(
-    model: nn.Module, layer: nn.Module | None, channel: int | None, target: int | None
+    model: nn.Module,
+    layer: nn.Module | None,
+    channel: int | None,
+    target: int | None,
+    name: str = "--layer",
 ) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
     if target is not None:
         return (lambda x: model(x)[0, target]), f"class {target}"
     assert layer is not None and channel is not None
 
     def unit(x: torch.Tensor) -> torch.Tensor:
-        with captured_output(layer) as box:
+        with captured_output(layer, name) as box:
             model(x)
         if not 0 <= channel < box.output.shape[1]:
             raise ArgumentError(
@@ -87,7 +91,7 @@ def maximize(
     if channel is not None and layer is None:
         raise ArgumentError("--channel needs --layer: the layer whose channel to maximise.")
     module = find_layer(model, layer) if channel is not None and layer is not None else None
-    objective, unit = _objective(model, module, channel, target)
+    objective, unit = _objective(model, module, channel, target, f"--layer {layer}")
     if layer is not None and channel is not None:
         unit = f"layer {layer} {unit}"
 

@@ -174,22 +174,35 @@ def occlusion(
 
 
 class _Captured:
-    output: torch.Tensor
+    """The output a forward hook saw; reading it before the layer ran is bad input."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.tensor: torch.Tensor | None = None
+
+    @property
+    def output(self) -> torch.Tensor:
+        if self.tensor is None:
+            raise ArgumentError(f"{self.name} is never run by the model's forward.")
+        return self.tensor
 
 
 @contextlib.contextmanager
-def captured_output(layer: nn.Module) -> Iterator[_Captured]:
+def captured_output(layer: nn.Module, name: str = "--layer") -> Iterator[_Captured]:
     """Keep the layer's output; the network continues on a clone, so a following in-place
-    operation (``ReLU(inplace=True)``) cannot overwrite the activations we weight."""
-    box = _Captured()
+    operation (``ReLU(inplace=True)``) cannot overwrite the activations we weight. An output
+    that needs no gradient (a layer before any parameter) is made to need one."""
+    box = _Captured(name)
 
     def hook(_module: nn.Module, _inputs: object, output: torch.Tensor) -> torch.Tensor:
         if not isinstance(output, torch.Tensor) or output.ndim != 4:
             raise ArgumentError(
-                f"--layer must output N×C×H×W feature maps; this layer gives "
-                f"{getattr(output, 'shape', type(output).__name__)}."
+                f"{name} outputs {getattr(output, 'shape', type(output).__name__)}, "
+                "not N×C×H×W feature maps."
             )
-        box.output = output
+        if torch.is_grad_enabled() and not output.requires_grad:
+            output.requires_grad_(True)
+        box.tensor = output
         return output.clone()
 
     handle = layer.register_forward_hook(hook)
@@ -200,26 +213,27 @@ def captured_output(layer: nn.Module) -> Iterator[_Captured]:
 
 
 def activations_and_gradients(
-    model: nn.Module, x: torch.Tensor, target: torch.Tensor, layer: nn.Module
+    model: nn.Module, x: torch.Tensor, target: torch.Tensor, layer: nn.Module, name: str = "--layer"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A and ∂score/∂A at ``layer``, both (N, K, h, w)."""
-    with captured_output(layer) as box:
+    """A and ∂score/∂A at ``layer``, both (N, K, h, w); zero where the score ignores A."""
+    with captured_output(layer, name) as box:
         scores = class_scores(model, x, target)
-    (grad,) = torch.autograd.grad(scores.sum(), box.output)
-    return box.output.detach(), grad
+    (grad,) = torch.autograd.grad(scores.sum(), box.output, allow_unused=True)
+    activations = box.output.detach()
+    return activations, torch.zeros_like(activations) if grad is None else grad
 
 
 def gradcam(
-    model: nn.Module, x: torch.Tensor, target: torch.Tensor, layer: nn.Module
+    model: nn.Module, x: torch.Tensor, target: torch.Tensor, layer: nn.Module, name: str = "--layer"
 ) -> torch.Tensor:
     """ReLU(Σₖ αₖ Aₖ), αₖ = mean over positions of ∂score/∂Aₖ (Selvaraju et al. 2017), (N, h, w)."""
-    a, g = activations_and_gradients(model, x, target, layer)
+    a, g = activations_and_gradients(model, x, target, layer, name)
     alpha = g.mean(dim=(2, 3), keepdim=True)
     return F.relu((alpha * a).sum(dim=1))
 
 
 def gradcam_plus_plus(
-    model: nn.Module, x: torch.Tensor, target: torch.Tensor, layer: nn.Module
+    model: nn.Module, x: torch.Tensor, target: torch.Tensor, layer: nn.Module, name: str = "--layer"
 ) -> torch.Tensor:
     """Grad-CAM++ (Chattopadhay et al. 2018, eq. 19 with Y = exp(score)), (N, h, w).
 
@@ -228,7 +242,7 @@ def gradcam_plus_plus(
     wₖ = Σᵢⱼ αᵢⱼ ReLU(gᵢⱼ). The common factor exp(S) is dropped: the paper's map is exp(S)
     times this one (the same picture, and no overflow for large scores).
     """
-    a, g = activations_and_gradients(model, x, target, layer)
+    a, g = activations_and_gradients(model, x, target, layer, name)
     g2, g3 = g**2, g**3
     denominator = 2 * g2 + a.sum(dim=(2, 3), keepdim=True) * g3
     alpha = torch.where(denominator != 0, g2 / torch.where(denominator != 0, denominator, 1), 0)
