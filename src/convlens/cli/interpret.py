@@ -134,6 +134,31 @@ def _check_format(fmt: str) -> None:
         raise ArgumentError(f"--format must be table, markdown or json, got '{fmt}'.")
 
 
+def _run_check(
+    check: Any,
+    source: str,
+    weights: str | None,
+    size: str | None,
+    layer: str | None,
+    samples: int,
+    ig_steps: int,
+    seed: int,
+    fmt: str,
+    out: str,
+    no_progress: bool,
+) -> None:
+    """What ``sanity`` and ``faithfulness`` share: options, source, progress, output."""
+    from convlens.interpret import tasks
+    from convlens.interpret.methods import MethodOptions
+
+    _check_format(fmt)
+    options = MethodOptions(layer=layer, samples=samples, steps=ig_steps, seed=seed)
+    loaded = tasks.open_source(source, weights, size)
+    with progress_bar(not no_progress) as progress:
+        outcome = check(loaded, options, progress)
+    _finish(outcome, out, fmt)
+
+
 def _attribution_command(interpret: typer.Typer, method: str, help_text: str) -> None:
     """One command per method; each accepts only the options its method reads."""
     uses_layer = method in ("gradcam", "gradcam++")
@@ -362,14 +387,13 @@ def register(app: typer.Typer) -> None:
         correlation of each method's maps on the trained and the progressively randomised
         model. Writes OUT/sanity.png, OUT/sanity-maps.png and OUT/sanity.json."""
         from convlens.interpret import tasks
-        from convlens.interpret.methods import MethodOptions
 
-        _check_format(format)
-        options = MethodOptions(layer=layer, samples=samples, steps=ig_steps, seed=seed)
-        loaded = tasks.open_source(source, weights, size)
-        with progress_bar(not no_progress) as progress:
-            outcome = tasks.sanity_task(loaded, data, images, methods, options, seed, progress)
-        _finish(outcome, out, format)
+        def check(loaded: Any, options: Any, progress: Any) -> Any:
+            return tasks.sanity_task(loaded, data, images, methods, options, seed, progress)
+
+        _run_check(
+            check, source, weights, size, layer, samples, ig_steps, seed, format, out, no_progress
+        )
 
     @interpret.command("faithfulness")
     @handle_errors
@@ -397,13 +421,12 @@ def register(app: typer.Typer) -> None:
         each method and a random pixel order, with their areas under the curve. Writes
         OUT/faithfulness.png and OUT/faithfulness.json."""
         from convlens.interpret import tasks
-        from convlens.interpret.methods import MethodOptions
 
-        _check_format(format)
-        options = MethodOptions(layer=layer, samples=samples, steps=ig_steps, seed=seed)
-        loaded = tasks.open_source(source, weights, size)
-        with progress_bar(not no_progress) as progress:
-            outcome = tasks.faithfulness_task(
+        def check(loaded: Any, options: Any, progress: Any) -> Any:
+            return tasks.faithfulness_task(
                 loaded, data, images, methods, options, steps, blur_sigma, seed, progress
             )
-        _finish(outcome, out, format)
+
+        _run_check(
+            check, source, weights, size, layer, samples, ig_steps, seed, format, out, no_progress
+        )

@@ -89,29 +89,25 @@ def _occlusion(
     return m.occlusion(model, x, t, o.window, o.stride, o.baseline, o.batch_size)
 
 
-@register("gradcam", uses_layer=True, citation="Selvaraju et al. 2017")
-def _gradcam(
-    model: nn.Module, x: torch.Tensor, t: torch.Tensor, o: m.MethodOptions
-) -> torch.Tensor:
-    layer = _layer(model, o)
-    maps = m.in_batches(
-        lambda a, b: m.gradcam(model, a, b, layer, f"--layer {o.layer}"), x, t, o.batch_size
-    )
-    return m.upsample(maps, tuple(x.shape[-2:]))
+def _class_activation_map(cam: Callable[..., torch.Tensor]) -> MapFn:
+    """A Grad-CAM-like method at ``options.layer``, upsampled to the input."""
+
+    def compute(
+        model: nn.Module, x: torch.Tensor, t: torch.Tensor, o: m.MethodOptions
+    ) -> torch.Tensor:
+        layer, name = _layer(model, o), f"--layer {o.layer}"
+        maps = m.in_batches(lambda a, b: cam(model, a, b, layer, name), x, t, o.batch_size)
+        return m.upsample(maps, tuple(x.shape[-2:]))
+
+    return compute
 
 
-@register("gradcam++", uses_layer=True, citation="Chattopadhay et al. 2018")
-def _gradcam_pp(
-    model: nn.Module, x: torch.Tensor, t: torch.Tensor, o: m.MethodOptions
-) -> torch.Tensor:
-    layer = _layer(model, o)
-    maps = m.in_batches(
-        lambda a, b: m.gradcam_plus_plus(model, a, b, layer, f"--layer {o.layer}"),
-        x,
-        t,
-        o.batch_size,
-    )
-    return m.upsample(maps, tuple(x.shape[-2:]))
+register("gradcam", uses_layer=True, citation="Selvaraju et al. 2017")(
+    _class_activation_map(m.gradcam)
+)
+register("gradcam++", uses_layer=True, citation="Chattopadhay et al. 2018")(
+    _class_activation_map(m.gradcam_plus_plus)
+)
 
 
 def resolve_options(source: Source, options: m.MethodOptions) -> m.MethodOptions:
