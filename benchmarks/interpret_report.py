@@ -21,7 +21,7 @@ import torch
 
 from convlens.cli.interpret import progress_bar
 from convlens.interpret import plotting, render, tasks
-from convlens.interpret.faithfulness import faithfulness
+from convlens.interpret.faithfulness import SUBSTRATES, faithfulness
 from convlens.interpret.features import activations, kernels
 from convlens.interpret.images import batch_pictures, read_test_batch
 from convlens.interpret.maps import METHODS, image_maps, predict, resolve_options
@@ -140,32 +140,40 @@ def main() -> None:
     print(f"## Sanity (cascading randomisation, first {n} test images)\n")
     print(render.markdown_table(render.sanity_rows(sanity)))
 
-    # 5. Faithfulness: deletion and insertion.
+    # 5. Faithfulness: deletion (to the images' mean colour, and to black) and insertion.
     n = args.faithfulness_images
-    with progress_bar(True) as progress:
-        faith = faithfulness(
-            source.model, x[:n], methods, options, seed=args.seed, progress=progress
-        )
-    title = f"deletion and insertion, {n} test images, {faith.step} pixels a step"
+    runs = {}
+    for substrate in SUBSTRATES:
+        with progress_bar(True) as progress:
+            runs[substrate] = faithfulness(
+                source.model, x[:n], methods, options, seed=args.seed, progress=progress,
+                deletion=substrate,
+            )  # fmt: skip
+    faith = runs["mean"]
+    title = f"deletion (to the mean colour) and insertion, {n} test images, {faith.step} px a step"
     files["interpret_faithfulness.png"] = png_bytes(plotting.faithfulness_figure(faith, title))
     log("faithfulness", start)
     print(f"## Faithfulness (first {n} test images, {faith.step} pixels a step)\n")
     print(render.markdown_table(render.faithfulness_rows(faith)))
+    print("Deleting to black instead:\n")
+    black = render.faithfulness_rows(runs["black"])
+    print(render.markdown_table(render.Rows(black.columns[:3], [r[:3] for r in black.rows])))
 
     # 6. Issue 11's "done means".
-    deletion = faith.auc(faith.deletion)
-    k, r = faith.orders.index("gradcam"), faith.orders.index("random")
-    difference = deletion[k] - deletion[r]
-    se = difference.std(ddof=1) / np.sqrt(len(difference))
+    print("## Checks\n")
+    for substrate, run in runs.items():
+        paired = run.deletion_against_random("gradcam")
+        areas = run.auc(run.deletion)
+        print(
+            f"- Grad-CAM deletion AUC (to {substrate}) "
+            f"{areas[run.orders.index('gradcam')].mean():.3f} vs random order "
+            f"{areas[run.orders.index('random')].mean():.3f}: paired difference "
+            f"{paired.mean:+.3f} ± {paired.se:.3f} (standard error), lower on "
+            f"{paired.lower_on} of {paired.images} images → "
+            f"{'beats' if paired.lower else 'does NOT beat'} random."
+        )
     rho = sanity.mean()[sanity.methods.index("gradcam")]
     at_layer = sanity.stages.index(options.layer)
-    print("## Checks\n")
-    print(
-        f"- Grad-CAM deletion AUC {deletion[k].mean():.3f} vs random order "
-        f"{deletion[r].mean():.3f}: paired difference {difference.mean():+.3f} ± {se:.3f} "
-        f"(standard error), lower on {int((difference < 0).sum())} of {len(difference)} "
-        f"images → {'beats' if difference.mean() + 2 * se < 0 else 'does NOT beat'} random."
-    )
     after_own = float(np.nanmax(rho[at_layer:]))
     rho_text = [render.number(float(v)) for v in (rho[0], rho[at_layer], rho[-1], after_own)]
     print(

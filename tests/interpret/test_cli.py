@@ -188,6 +188,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(cifar: Path, tmp_path: 
         (("maximize", TINY_SOURCE, "--class", 9, "--steps", 2), "--class 9 is out of range"),
         (("sanity", TINY_SOURCE, "--data", cifar, "--methods", "lime"), "unknown method 'lime'"),
         (("faithfulness", TINY_SOURCE, "--data", cifar, "--images", 7), "more than the 6"),
+        (("faithfulness", TINY_SOURCE, "--data", cifar, "--deletion", "grey"), "--deletion"),
         (("saliency", "zoo:nonesuch", "--data", cifar), "nonesuch"),
     ]
     for args, expected in cases:

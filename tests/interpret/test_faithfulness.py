@@ -4,9 +4,11 @@ importance is known, where the exact attribution must beat the random order."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
+from convlens.errors import ArgumentError
 from convlens.interpret.faithfulness import faithfulness, pixel_order, transition_curve
 from convlens.interpret.images import gaussian_blur
 from convlens.interpret.methods import MethodOptions
@@ -59,7 +61,13 @@ def test_exact_attribution_beats_the_random_order() -> None:
     x = torch.rand(4, 3, 8, 8, generator=generator)
     model = Linear(weights).eval()
     result = faithfulness(
-        model, x, ["integrated-gradients"], MethodOptions(steps=8), steps=16, blur_sigma=1.0
+        model,
+        x,
+        ["integrated-gradients"],
+        MethodOptions(steps=8),
+        steps=16,
+        blur_sigma=1.0,
+        deletion="black",  # IG's baseline: the deletion path is IG's straight line
     )
     assert result.orders == ("integrated-gradients", "random")
     assert result.targets.tolist() == [0, 0, 0, 0]  # every image is class 0 (the offset)
@@ -99,3 +107,18 @@ def test_same_seed_same_curves() -> None:
     c = faithfulness(*args, steps=8, seed=5)
     np.testing.assert_array_equal(a.deletion, b.deletion)
     assert not np.array_equal(a.deletion[-1], c.deletion[-1])  # the random order moved
+
+
+def test_mean_colour_deletion_ends_on_the_images_mean_colour() -> None:
+    x = torch.rand(3, 3, 6, 6, generator=torch.Generator().manual_seed(6))
+    model = tiny_cnn(2)
+    result = faithfulness(model, x, ["saliency"], MethodOptions(), steps=4)
+    assert result.deletion_substrate == "mean"
+    mean = x.mean(dim=(0, 2, 3))[None, :, None, None].expand(1, 3, 6, 6)
+    with torch.no_grad():
+        scores = torch.softmax(model(mean), dim=1)[0, torch.from_numpy(result.targets)].numpy()
+    np.testing.assert_allclose(
+        result.deletion[:, :, -1], np.broadcast_to(scores, (2, 3)), rtol=1e-6
+    )
+    with pytest.raises(ArgumentError, match="--deletion must be mean or black, got 'grey'"):
+        faithfulness(model, x, ["saliency"], MethodOptions(), deletion="grey")

@@ -56,8 +56,18 @@ def test_faithfulness_rows_are_mean_and_standard_error_of_the_areas() -> None:
     )
     # areas: gradcam 0.25 and 0.75 (mean 0.5, SE = std 0.3536 / √2 = 0.25); random 1 and 1
     rows = faithfulness_rows(result)
-    assert rows.rows[0] == ["gradcam", "0.500 ± 0.250", "1.000 ± 0.000"]
-    assert rows.rows[1] == ["random", "1.000 ± 0.000", "0.500 ± 0.250"]
+    # paired differences −0.75 and −0.25: mean −0.5, SE 0.25, lower on both images
+    assert rows.rows[0] == [
+        "gradcam",
+        "0.500 ± 0.250",
+        "-0.500 ± 0.250 (lower on 2/2)",
+        "1.000 ± 0.000",
+    ]
+    assert rows.rows[1] == ["random", "1.000 ± 0.000", "", "0.500 ± 0.250"]
+    assert rows.columns[1] == "deletion AUC, to mean (lower is better)"
+    paired = result.deletion_against_random("gradcam")
+    assert (paired.mean, paired.se, paired.lower_on, paired.lower) == (-0.5, 0.25, 2, False)
     summary = faithfulness_json(result)
+    assert summary["orders"]["gradcam"]["deletion_minus_random"] == -0.5
     assert summary["orders"]["gradcam"]["deletion_curve"] == [1.0, 0.5, 0.0]
     assert summary["pixels_per_step"] == 8

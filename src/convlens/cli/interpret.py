@@ -410,6 +410,13 @@ def register(app: typer.Typer) -> None:
             float | None,
             typer.Option(min=0.0, help="Blur of the insertion canvas, px. (default: H/16)"),
         ] = None,
+        deletion: Annotated[
+            str,
+            typer.Option(
+                help="Colour of a deleted pixel: mean (of the images, as RISE's reference code) "
+                "or black."
+            ),
+        ] = "mean",
         samples: Samples = 50,
         ig_steps: IgSteps = 50,
         seed: Seed = 0,
@@ -424,7 +431,7 @@ def register(app: typer.Typer) -> None:
 
         def check(loaded: Any, options: Any, progress: Any) -> Any:
             return tasks.faithfulness_task(
-                loaded, data, images, methods, options, steps, blur_sigma, seed, progress
+                loaded, data, images, methods, options, steps, blur_sigma, seed, progress, deletion
             )
 
         _run_check(

@@ -1,9 +1,15 @@
 """Deletion and insertion curves (Petsiuk et al. 2018, RISE, §4.1).
 
-Deletion removes pixels, most important first, by setting them to black; a faithful map makes
-the class probability fall fast (a low area under the curve is good). Insertion starts from a
-blurred copy and puts the original pixels back in the same order; a faithful map makes the
-probability rise fast (a high area is good). Each method is compared with a random order.
+Deletion removes pixels, most important first; a faithful map makes the class probability
+fall fast (a low area under the curve is good). Insertion starts from a blurred copy and puts
+the original pixels back in the same order; a faithful map makes the probability rise fast (a
+high area is good). Each method is compared with a random order.
+
+What a deleted pixel becomes matters. RISE's reference code sets it to 0 in the *normalised*
+input, i.e. the data set's mean colour; its equivalent here, where models take [0, 1] images
+and normalise inside, is the mean colour of the images evaluated (``"mean"``, the default).
+``"black"`` sets it to 0 in [0, 1]: scattered black pixels are themselves a strong signal,
+so the random order can collapse a small image's prediction faster than any map.
 """
 
 from __future__ import annotations
@@ -15,12 +21,23 @@ import numpy as np
 import torch
 from torch import nn
 
+from convlens.errors import ArgumentError
 from convlens.interpret.images import gaussian_blur
 from convlens.interpret.maps import image_maps, predict
 from convlens.interpret.methods import MethodOptions
 from convlens.interpret.progress import Progress, silent
 
 RANDOM = "random"
+SUBSTRATES = ("mean", "black")
+
+
+def deletion_substrate(x: torch.Tensor, kind: str) -> torch.Tensor:
+    """(3, 1, 1) colour of a deleted pixel: the images' mean colour, or black."""
+    if kind == "mean":
+        return x.mean(dim=(0, 2, 3))[:, None, None]
+    if kind == "black":
+        return torch.zeros(x.shape[1], 1, 1)
+    raise ArgumentError(f"--deletion must be {' or '.join(SUBSTRATES)}, got '{kind}'.")
 
 
 def pixel_order(saliency: np.ndarray, tie_breaker: np.ndarray) -> np.ndarray:
@@ -62,10 +79,35 @@ class FaithfulnessResult:
     targets: np.ndarray  # (images,) predicted classes
     step: int  # pixels per step
     blur_sigma: float  # of the insertion canvas
+    deletion_substrate: str = "mean"  # what a deleted pixel becomes (see the module docstring)
 
     def auc(self, curves: np.ndarray) -> np.ndarray:
         """(orders, images) trapezoidal area under each curve over the share of pixels."""
         return np.trapezoid(curves, self.fractions, axis=-1)
+
+    def deletion_against_random(self, order: str) -> Paired:
+        """The order's deletion area minus the random order's, image by image."""
+        areas = self.auc(self.deletion)
+        difference = areas[self.orders.index(order)] - areas[self.orders.index(RANDOM)]
+        se = (
+            float(difference.std(ddof=1) / np.sqrt(len(difference))) if len(difference) > 1 else 0.0
+        )
+        return Paired(float(difference.mean()), se, int((difference < 0).sum()), len(difference))
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Mean ± standard error of a per-image difference of areas (negative: lower)."""
+
+    mean: float
+    se: float
+    lower_on: int  # images where the order's area is the lower one
+    images: int
+
+    @property
+    def lower(self) -> bool:
+        """Lower by more than two standard errors."""
+        return self.mean + 2 * self.se < 0
 
 
 def faithfulness(
@@ -77,25 +119,28 @@ def faithfulness(
     blur_sigma: float | None = None,
     seed: int = 0,
     progress: Progress | None = None,
+    deletion: str = "mean",
 ) -> FaithfulnessResult:
     """Curves for images ``x`` (N, 3, H, W), target = predicted class; ``options.layer`` resolved.
 
     ``steps`` curve points after the start (⌈HW/steps⌉ pixels each); the insertion canvas is
-    blurred with σ = ``blur_sigma`` pixels (default H/16, 2 px at 32×32).
+    blurred with σ = ``blur_sigma`` pixels (default H/16, 2 px at 32×32); deleted pixels
+    take the colour ``deletion`` names (``"mean"`` or ``"black"``).
     """
     progress = progress or silent
+    substrate = deletion_substrate(x, deletion)
     height, width = int(x.shape[2]), int(x.shape[3])
     step = math.ceil(height * width / steps)
     sigma = blur_sigma if blur_sigma is not None else max(1.0, height / 16)
     targets = predict(model, x).argmax(dim=1)
     orders = (*methods, RANDOM)
-    deletion = np.empty((len(orders), len(x), math.ceil(height * width / step) + 1))
-    insertion = np.empty_like(deletion)
+    deleted = np.empty((len(orders), len(x), math.ceil(height * width / step) + 1))
+    inserted = np.empty_like(deleted)
     total, done = len(x) * len(orders), 0
     for i in range(len(x)):
         image, target = x[i], int(targets[i])
         blurred = gaussian_blur(image[None], sigma)[0]
-        black = torch.zeros_like(image)
+        removed = substrate.expand_as(image)
         tie_breaker = np.random.default_rng([seed, i]).random(height * width)
         for k, name in enumerate(orders):
             if name == RANDOM:
@@ -103,9 +148,11 @@ def faithfulness(
             else:
                 saliency = image_maps(model, x[i : i + 1], targets[i : i + 1], name, options, i)[0]
             order = pixel_order(saliency, tie_breaker)
-            deletion[k, i] = transition_curve(model, image, black, order, target, step)
-            insertion[k, i] = transition_curve(model, blurred, image, order, target, step)
+            deleted[k, i] = transition_curve(model, image, removed, order, target, step)
+            inserted[k, i] = transition_curve(model, blurred, image, order, target, step)
             done += 1
             progress(done, total, f"image {i + 1}: {name}")
-    fractions = np.minimum(np.arange(deletion.shape[-1]) * step, height * width) / (height * width)
-    return FaithfulnessResult(orders, fractions, deletion, insertion, targets.numpy(), step, sigma)
+    fractions = np.minimum(np.arange(deleted.shape[-1]) * step, height * width) / (height * width)
+    return FaithfulnessResult(
+        orders, fractions, deleted, inserted, targets.numpy(), step, sigma, deletion
+    )

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from convlens.interpret.faithfulness import FaithfulnessResult
+from convlens.interpret.faithfulness import RANDOM, FaithfulnessResult
 from convlens.interpret.sanity import SanityResult
 
 
@@ -50,16 +50,27 @@ def _mean_se(values: np.ndarray) -> tuple[float, float]:
 
 
 def faithfulness_rows(result: FaithfulnessResult) -> Rows:
-    """One row per order: deletion and insertion AUC, mean ± standard error over images."""
+    """One row per order: deletion AUC, its paired difference from the random order's, and
+    insertion AUC; mean ± standard error over images."""
     deletion, insertion = result.auc(result.deletion), result.auc(result.insertion)
     rows = []
     for k, order in enumerate(result.orders):
-        cells = [order]
-        for areas in (deletion[k], insertion[k]):
-            mean, se = _mean_se(areas)
-            cells.append(f"{mean:.3f} ± {se:.3f}")
+        cells = [order, "{:.3f} ± {:.3f}".format(*_mean_se(deletion[k]))]
+        if order == RANDOM:
+            cells.append("")
+        else:
+            paired = result.deletion_against_random(order)
+            cells.append(
+                f"{paired.mean:+.3f} ± {paired.se:.3f} (lower on {paired.lower_on}/{paired.images})"
+            )
+        cells.append("{:.3f} ± {:.3f}".format(*_mean_se(insertion[k])))
         rows.append(cells)
-    columns = ["order", "deletion AUC (lower is better)", "insertion AUC (higher is better)"]
+    columns = [
+        "order",
+        f"deletion AUC, to {result.deletion_substrate} (lower is better)",
+        "deletion − random, per image",
+        "insertion AUC (higher is better)",
+    ]
     return Rows(columns, rows)
 
 
@@ -103,6 +114,15 @@ def sanity_json(result: SanityResult) -> dict[str, Any]:
     }
 
 
+def _paired_json(result: FaithfulnessResult, order: str) -> dict[str, Any]:
+    paired = result.deletion_against_random(order)
+    return {
+        "deletion_minus_random": round(paired.mean, 6),
+        "deletion_minus_random_se": round(paired.se, 6),
+        "deletion_lower_than_random_on": paired.lower_on,
+    }
+
+
 def faithfulness_json(result: FaithfulnessResult) -> dict[str, Any]:
     deletion, insertion = result.auc(result.deletion), result.auc(result.insertion)
     orders = {}
@@ -112,6 +132,7 @@ def faithfulness_json(result: FaithfulnessResult) -> dict[str, Any]:
         orders[order] = {
             "deletion_auc": round(d_mean, 6),
             "deletion_auc_se": round(d_se, 6),
+            **({} if order == RANDOM else _paired_json(result, order)),
             "insertion_auc": round(i_mean, 6),
             "insertion_auc_se": round(i_se, 6),
             "deletion_curve": [round(float(v), 6) for v in result.deletion[k].mean(axis=0)],
@@ -122,6 +143,7 @@ def faithfulness_json(result: FaithfulnessResult) -> dict[str, Any]:
         "images": int(result.deletion.shape[1]),
         "pixels_per_step": result.step,
         "insertion_blur_sigma": result.blur_sigma,
+        "deletion_substrate": result.deletion_substrate,
         "fractions": [round(float(f), 6) for f in result.fractions],
         "orders": orders,
     }

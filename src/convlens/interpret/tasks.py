@@ -10,7 +10,7 @@ import torch
 
 from convlens.errors import ArgumentError
 from convlens.interpret import plotting, render
-from convlens.interpret.faithfulness import faithfulness
+from convlens.interpret.faithfulness import deletion_substrate, faithfulness
 from convlens.interpret.features import activations, kernels
 from convlens.interpret.images import (
     Picture,
@@ -242,16 +242,20 @@ def faithfulness_task(
     blur_sigma: float | None = None,
     seed: int = 0,
     progress: Progress | None = None,
+    deletion: str = "mean",
 ) -> Outcome:
     methods = check_methods(methods)
+    deletion_substrate(torch.zeros(1, 3, 1, 1), deletion)  # bad --deletion before any work
     if steps < 1:
         raise ArgumentError(f"--steps must be at least 1, got {steps}.")
     source, x, _ = test_images(source, data, count)
     options = resolve_options(source, options)
-    result = faithfulness(source.model, x, methods, options, steps, blur_sigma, seed, progress)
+    result = faithfulness(
+        source.model, x, methods, options, steps, blur_sigma, seed, progress, deletion
+    )
     title = (
-        f"{source.name}: deletion / insertion over {count} test images, "
-        f"{result.step} pixels a step (Grad-CAM layer {options.layer})"
+        f"{source.name}: deletion (to {deletion} colour) / insertion over {count} test "
+        f"images, {result.step} pixels a step (Grad-CAM layer {options.layer})"
     )
     summary = render.faithfulness_json(result)
     return Outcome(
