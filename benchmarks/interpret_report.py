@@ -95,13 +95,13 @@ def main() -> None:
         for i in shown
     ]
     grid = plotting.methods_grid(list(chosen), maps, names)
-    files["interpret_methods.png"] = png_bytes(grid, dpi=110)
+    files["interpret_methods.png"] = png_bytes(grid, dpi=80)
     log("attribution maps", start)
 
     # 2. Activations and filters.
     convs = convolutions(source.model, source.input_size)
     acts = activations(source.model, chosen[0], convs)
-    files["interpret_activations.png"] = png_bytes(plotting.activations_figure(acts, 16))
+    files["interpret_activations.png"] = png_bytes(plotting.activations_figure(acts, 32))
     files["interpret_filters.png"] = png_bytes(
         plotting.filters_figure(kernels(source.model, convs[0]), convs[0])
     )
@@ -123,7 +123,7 @@ def main() -> None:
     ]
     class_names = source.class_names or tuple(str(k) for k in range(source.num_classes))
     files["interpret_maximize.png"] = png_bytes(
-        plotting.images_row([v.image for v in visuals], list(class_names)), dpi=110
+        plotting.images_row([v.image for v in visuals], list(class_names)), dpi=80
     )
     log("activations, filters, class visualisations", start)
 
@@ -134,7 +134,7 @@ def main() -> None:
     title = f"cascading randomisation, {n} test images"
     files["interpret_sanity.png"] = png_bytes(plotting.sanity_figure(sanity, title))
     files["interpret_sanity_maps.png"] = png_bytes(
-        plotting.sanity_maps_figure(sanity, x[0]), dpi=110
+        plotting.sanity_maps_figure(sanity, x[0]), dpi=80
     )
     log("sanity", start)
     print(f"## Sanity (cascading randomisation, first {n} test images)\n")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 
 from convlens.interpret.faithfulness import FaithfulnessResult
+from convlens.interpret.output import write_files
 from convlens.interpret.render import (
     faithfulness_json,
     faithfulness_rows,
@@ -71,3 +75,16 @@ def test_faithfulness_rows_are_mean_and_standard_error_of_the_areas() -> None:
     assert summary["orders"]["gradcam"]["deletion_minus_random"] == -0.5
     assert summary["orders"]["gradcam"]["deletion_curve"] == [1.0, 0.5, 0.0]
     assert summary["pixels_per_step"] == 8
+
+
+def test_written_files_are_whole_and_get_the_usual_permissions(tmp_path: Path) -> None:
+    (tmp_path / "plain").write_bytes(b"x")
+    written = write_files(tmp_path / "out", {"a.npy": b"123", "b.png": b"4"})
+    assert [p.read_bytes() for p in written] == [b"123", b"4"]
+    assert {os.stat(p).st_mode & 0o777 for p in written} == {
+        os.stat(tmp_path / "plain").st_mode & 0o777
+    }
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "a.npy",
+        "b.png",
+    ]  # no temp files

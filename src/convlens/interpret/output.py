@@ -36,11 +36,18 @@ def json_bytes(value: Any) -> bytes:
     return (json.dumps(value, indent=2) + "\n").encode()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_files(folder: str | Path, files: Mapping[str, bytes]) -> list[Path]:
     """Write every ``name → content`` into ``folder`` (created), each via a temporary file and
     ``os.replace``; returns the paths written."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    mode = 0o666 & ~_umask()  # what open() would give; mkstemp's files are private (0600)
     written = []
     for name, content in files.items():
         path = folder / name
@@ -48,6 +55,7 @@ def write_files(folder: str | Path, files: Mapping[str, bytes]) -> list[Path]:
         try:
             with os.fdopen(handle, "wb") as stream:
                 stream.write(content)
+            os.chmod(temporary, mode)
             os.replace(temporary, path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)

@@ -69,18 +69,26 @@ def tile(maps: np.ndarray, columns: int) -> np.ndarray:
 
 
 def activations_figure(layers: Mapping[str, np.ndarray], max_channels: int = 64) -> Any:
-    """One mosaic per layer, channels in order, one colour scale per layer (a dead channel
+    """One mosaic per layer, 16 channels a row, one colour scale per layer (a dead channel
     stays dark instead of being stretched to full contrast)."""
-    fig = _figure(8, 2.6 * len(layers) + 0.4)
-    axes = np.atleast_1d(fig.subplots(len(layers), 1))
-    for axis, (name, maps) in zip(axes, layers.items(), strict=True):
+    mosaics = {}
+    for name, maps in layers.items():
         shown = maps[:max_channels]
-        columns = min(16, len(shown))
-        image = axis.imshow(tile(shown, columns), cmap="viridis", interpolation="nearest")
-        more = f", first {len(shown)} shown" if len(shown) < len(maps) else ""
-        axis.set_title(f"{name}: {maps.shape[0]} channels of {maps.shape[1]}×{maps.shape[2]}{more}")
+        mosaics[name] = (tile(shown, min(16, len(shown))), len(shown))
+    width = 9.0
+    heights = [width * 0.85 * m.shape[0] / m.shape[1] + 0.35 for m, _ in mosaics.values()]
+    fig = _figure(width, sum(heights) + 0.2)
+    axes = np.atleast_1d(fig.subplots(len(layers), 1, gridspec_kw={"height_ratios": heights}))
+    for axis, (name, (mosaic, count)) in zip(axes, mosaics.items(), strict=True):
+        maps = layers[name]
+        image = axis.imshow(mosaic, cmap="viridis", interpolation="nearest")
+        more = f", first {count} shown" if count < len(maps) else ""
+        axis.set_title(
+            f"{name}: {maps.shape[0]} channels of {maps.shape[1]}×{maps.shape[2]}{more}",
+            fontsize=9,
+        )
         axis.set_axis_off()
-        fig.colorbar(image, ax=axis, shrink=0.8)
+        fig.colorbar(image, ax=axis, fraction=0.03, pad=0.01)
     return fig
 
 
