@@ -86,6 +86,11 @@ def class_label(source: Source, number: int) -> str:
     return f"{number} ({names[number]})" if names and number < len(names) else str(number)
 
 
+def probability(p: float) -> str:
+    """Three decimals, or two significant digits below 0.001 (never a bare 0.000)."""
+    return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
+
+
 def describe(picture: Picture) -> str:
     true = (
         f" (true class: {picture.label_name or picture.label})" if picture.label is not None else ""
@@ -104,8 +109,9 @@ def attribution_task(
     layer = f", layer {result.layer}" if result.layer else ""
     summary = (
         f"{method} of {source.name} on {describe(picture)}: predicted "
-        f"{class_label(source, result.predicted)} p={result.predicted_probability:.3f}; "
-        f"target {class_label(source, result.target)} p={result.target_probability:.3f}{layer}"
+        f"{class_label(source, result.predicted)} p={probability(result.predicted_probability)}; "
+        f"target {class_label(source, result.target)} p={probability(result.target_probability)}"
+        f"{layer}"
     )
     title = (
         f"{method} · {picture.origin} · target {class_label(source, result.target)} "
