@@ -24,7 +24,14 @@ demo: $(STAMP)
 	$(BIN)/convlens explain examples/three_conv.cnn --layer 1 --what shape
 	$(BIN)/convlens analyze zoo:resnet18 --depth 1
 
-test: $(STAMP)
+# The browser tests drive the system's Chromium (Playwright cannot download its own here).
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	apt-get update -q
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/python -m pytest -q

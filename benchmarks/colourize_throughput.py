@@ -2,10 +2,11 @@
 
 Both loops train the same model (same initial weights) with the same Adam optimizer, the
 same batches (the lab's seeded per-epoch permutation) and the same in-memory tensors.
-The lab's loop is ``convlens.labs.colourize.train_epoch`` with its Rich progress bar
-on; the plain loop is the few lines a person would write by hand. Epochs alternate
-(lab, plain, lab, plain, ...) after one warm-up epoch each, so a noisy machine slows
-both alike; the ratio is total plain time / total lab time over the same image count.
+The lab's loop is the runtime's ``run_epoch`` with ``convlens.labs.colourize.pixel_step``
+with its Rich progress bar on; the plain loop is the few lines a person would write by
+hand. Epochs alternate (lab, plain, lab, plain, ...) after one warm-up epoch each, so a
+noisy machine slows both alike; the ratio is total plain time / total lab time over the
+same image count.
 
 Also reported: the lab's per-epoch bookkeeping outside the hot loop (validation,
 atomic checkpoint, metrics CSV, learning-curve PNG), which ``train`` adds once per epoch.
@@ -27,21 +28,20 @@ import torch.nn.functional as F
 from rich.console import Console
 
 from convlens.labs.colourize import (
+    CURVES,
     ColourizeConfig,
     Position,
     build_model,
-    epoch_permutation,
     evaluate,
     grayscale,
     kmeans_palette,
     load_data,
-    make_progress,
     nearest_colour,
-    plot_curves,
-    save_checkpoint,
-    train_epoch,
-    write_metrics_csv,
+    pixel_step,
 )
+from convlens.labs.runtime.files import save_checkpoint, write_metrics_csv
+from convlens.labs.runtime.loop import epoch_permutation, make_progress, run_epoch
+from convlens.labs.runtime.plots import plot_curves
 
 
 def plain_epoch(model, optimizer, x, y, order, batch_size):  # type: ignore[no-untyped-def]
@@ -95,11 +95,10 @@ def main() -> None:
             task = progress.add_task(
                 f"lab epoch {epoch}", total=steps, loss=float("nan"), speed=0.0
             )
-            train_epoch(
+            run_epoch(
                 lab_model,
                 lab_opt,
-                x,
-                y,
+                pixel_step(x, y),
                 epoch_permutation(0, epoch, n),
                 args.batch_size,
                 Position(epoch),
@@ -133,9 +132,10 @@ def main() -> None:
             "epoch_seconds": 0.0,
             "images_per_second": 0.0,
         }
-        save_checkpoint(Path(tmp) / "checkpoint.pt", lab_model, lab_opt, Position(1), [row], cfg)
+        config = cfg.to_dict()
+        save_checkpoint(Path(tmp) / "checkpoint.pt", lab_model, lab_opt, Position(1), [row], config)
         write_metrics_csv(Path(tmp) / "metrics.csv", [row])
-        plot_curves(Path(tmp) / "curves.png", {cfg.model: [row]})
+        plot_curves(Path(tmp) / "curves.png", {cfg.model: [row]}, CURVES)
         bookkeeping = time.perf_counter() - start
 
     lab_ips, plain_ips = images / lab_time, images / plain_time
@@ -147,7 +147,7 @@ def main() -> None:
     print("| loop | images/s | ratio to plain |")
     print("|---|---:|---:|")
     print(f"| plain PyTorch loop | {plain_ips:.0f} | 1.000 |")
-    print(f"| lab `train_epoch` (progress bar on) | {lab_ips:.0f} | {lab_ips / plain_ips:.3f} |")
+    print(f"| lab `run_epoch` (progress bar on) | {lab_ips:.0f} | {lab_ips / plain_ips:.3f} |")
     print(
         f"per-epoch bookkeeping in train() (validation on {len(vx)} images, checkpoint, "
         f"CSV, curve PNG): {bookkeeping:.2f} s = "

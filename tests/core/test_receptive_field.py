@@ -33,7 +33,7 @@ def rf_networks(draw):
             lines.append(f"upsample {draw(st.sampled_from([2, 4]))} mode={mode}")
         elif kind == 3:
             k, s = draw(st.integers(1, 4)), draw(st.integers(1, 3))
-            lines.append(f"conv_transpose2d 1 k={k} s={s} d={draw(st.integers(1, 2))}")
+            lines.append(f"conv_transpose2d 1 k={k} s={s} d={draw(st.integers(1, 3))}")
         elif kind == 4:  # two branches that must be joined exactly
             a, b = draw(st.integers(0, 2)), draw(st.integers(0, 2))
             lines += [
@@ -130,3 +130,12 @@ def test_downsample_then_upsample_is_periodic() -> None:
         assert r.totals.start == (Fraction(0 + 1, 2), Fraction(0 + 1, 2))
         assert r.layers[-1].rf_period == (2, 2)
         check_rf(f"input 1x32x32\nconv2d 1 k=2 s=2\n{up}\nconv2d 1 k=2")
+
+
+def test_a_non_monotone_map_is_composed_through_every_tap() -> None:
+    # A stride-2, dilation-3 transposed conv interleaves its phases: the interval its
+    # outputs read does not grow with the position, so the next layer's window ends do
+    # not hold its extremes. The gradient method measures 4 (it was reported as 3).
+    text = "input 1x60x60\nconv_transpose2d 1 k=3 s=2 d=3\nconv2d 1 k=2"
+    assert convlens.analyze(text).totals.rf == (4, 4)
+    check_rf(text)

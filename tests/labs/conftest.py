@@ -1,4 +1,4 @@
-"""Fixtures for the colourization-lab tests: tiny data sets and the shared horse data."""
+"""Fixtures for the lab tests: tiny data sets and the shared horse data."""
 
 from __future__ import annotations
 
@@ -19,5 +19,5 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def horse_data() -> Path:
     if not (HORSE / "cifar-10-batches-py").is_dir():
-        pytest.skip(f"shared horse data not found at {HORSE}")
+        pytest.fail(f"shared horse data not found at {HORSE} (../shared beside the repository)")
     return HORSE

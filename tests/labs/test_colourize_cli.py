@@ -15,7 +15,7 @@ from colourize_data import write_tiny
 from typer.testing import CliRunner
 
 from convlens.cli.main import app
-from convlens.labs import colourize
+from convlens.labs.runtime import loop
 
 runner = CliRunner()
 SMALL = [
@@ -165,7 +165,7 @@ def test_ctrl_c_saves_and_says_how_to_resume(
     tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(
-        colourize,
+        loop,
         "_after_step",
         lambda position: os.kill(os.getpid(), signal.SIGINT) if position.step == 2 else None,
     )
@@ -176,7 +176,7 @@ def test_ctrl_c_saves_and_says_how_to_resume(
     assert "interrupted at epoch 1, step 2/5" in text
     assert f"convlens lab colourize train --resume {out}" in text
     assert (out / "checkpoint.pt").exists() and (out / "config.json").exists()
-    monkeypatch.setattr(colourize, "_after_step", lambda position: None)
+    monkeypatch.setattr(loop, "_after_step", lambda position: None)
     code, output = invoke("lab", "colourize", "train", "--resume", out, "--no-progress")
     assert code == 0, output
 

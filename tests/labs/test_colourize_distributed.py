@@ -16,16 +16,17 @@ DRIVER = """
 import os, sys
 import torch
 import convlens.labs.colourize as lab
+import convlens.labs.runtime.files as files
 
 rank, record = os.environ["RANK"], sys.argv[1]
 log = open(os.path.join(record, f"writes_{rank}.txt"), "w")
-atomic_write = lab.atomic_write
+atomic_write = files.atomic_write
 
 def logged(path, write, suffix=""):
     log.write(f"{path}\\n"); log.flush()
     atomic_write(path, write, suffix)
 
-lab.atomic_write = logged
+files.atomic_write = logged
 train = lab.train
 
 def keep_model(*args, **kwargs):

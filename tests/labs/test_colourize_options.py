@@ -20,12 +20,12 @@ from convlens.labs.colourize import (
     ColourizeConfig,
     Position,
     distinct_colours,
-    epoch_flips,
     learning_rate,
     make_palette,
+    pixel_step,
     train,
-    train_epoch,
 )
+from convlens.labs.runtime.loop import epoch_flips, run_epoch
 
 
 def test_distinct_colours_lists_each_colour_once() -> None:
@@ -68,7 +68,8 @@ def test_a_flipped_image_trains_like_its_mirror_image() -> None:
         torch.manual_seed(1)
         model = colourize.build_model(ColourizeConfig(data="", num_filters=4, num_colours=4))
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-        train_epoch(model, optimizer, inputs, targets, order, 8, Position(), flips=flips)
+        step = pixel_step(inputs, targets, lambda epoch: flips)
+        run_epoch(model, optimizer, step, order, 8, Position())
         return [p.detach().clone() for p in model.parameters()]
 
     flipped = step(x, y, torch.ones(8, dtype=torch.bool))

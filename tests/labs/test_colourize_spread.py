@@ -15,7 +15,6 @@ from test_colourize_train import small
 
 from convlens.errors import ArgumentError
 from convlens.labs.colourize import (
-    bootstrap_interval,
     build_model,
     grayscale,
     load_data,
@@ -24,6 +23,7 @@ from convlens.labs.colourize import (
     spread,
     train,
 )
+from convlens.labs.runtime.stats import bootstrap_interval
 
 
 def test_spread_of_a_run_is_its_accuracy_with_an_honest_standard_error(

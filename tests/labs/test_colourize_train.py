@@ -4,29 +4,28 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import signal
 from pathlib import Path
 
+import lab_runs
 import numpy as np
 import pytest
 import torch
 
-from convlens.labs import colourize
 from convlens.labs.colourize import (
     ColourizeConfig,
     Position,
     RunResult,
     build_model,
-    epoch_permutation,
     grayscale,
     kmeans_palette,
     load_data,
     nearest_colour,
-    read_metrics_csv,
+    pixel_step,
     train,
-    train_epoch,
 )
+from convlens.labs.runtime import loop
+from convlens.labs.runtime.files import read_metrics_csv
+from convlens.labs.runtime.loop import epoch_permutation, run_epoch
 
 EXACT = ("epoch", "train_loss", "val_loss", "val_accuracy", "baseline_accuracy")
 
@@ -67,7 +66,7 @@ def test_a_few_steps_lower_the_loss(tiny_data: Path) -> None:
     before = loss()
     for epoch in range(3):
         order = epoch_permutation(0, epoch, len(x))
-        train_epoch(model, optimizer, x, y, order, 8, Position(epoch))
+        run_epoch(model, optimizer, pixel_step(x, y), order, 8, Position(epoch))
     assert loss() < 0.7 * before
 
 
@@ -115,31 +114,11 @@ def test_same_seed_same_run(tiny_data: Path, tmp_path: Path) -> None:
 def interrupted_at(
     cfg: ColourizeConfig, monkeypatch: pytest.MonkeyPatch, stop_at: int
 ) -> RunResult:
-    """Train ``cfg`` with a real Ctrl-C (SIGINT through the real handler) after global
-    step ``stop_at``."""
-    seen = []
-
-    def ctrl_c(position: Position) -> None:
-        seen.append(position)
-        if len(seen) == stop_at:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    monkeypatch.setattr(colourize, "_after_step", ctrl_c)
-    try:
-        return train(cfg, progress_bar=False)
-    finally:
-        monkeypatch.setattr(colourize, "_after_step", lambda position: None)
+    return lab_runs.interrupted_at(train, cfg, monkeypatch, stop_at)
 
 
 def assert_same_run(a: RunResult, b: RunResult) -> None:
-    """Bit-identical final weights and identical metrics."""
-    assert a.model is not None and b.model is not None
-    for (name, p), q in zip(
-        a.model.state_dict().items(), b.model.state_dict().values(), strict=True
-    ):
-        assert torch.equal(p, q), name
-    for x, y in zip(a.metrics, b.metrics, strict=True):
-        assert {k: x[k] for k in EXACT} == {k: y[k] for k in EXACT}
+    lab_runs.assert_same_run(a, b, EXACT)
 
 
 @pytest.mark.parametrize(
@@ -199,12 +178,12 @@ def test_hard_stop_keeps_the_last_whole_checkpoint(
         if len(steps) == 8:  # epoch 2, step 3
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(colourize, "_after_step", hard_stop)
+    monkeypatch.setattr(loop, "_after_step", hard_stop)
     cfg = small(tiny_data, tmp_path / "cut", epochs=2)
     first = train(cfg, progress_bar=False)
     assert first.interrupted and (first.position.epoch, first.position.step) == (1, 0)
     assert len(read_metrics_csv(tmp_path / "cut" / "metrics.csv")) == 1
-    monkeypatch.setattr(colourize, "_after_step", lambda position: None)
+    monkeypatch.setattr(loop, "_after_step", lambda position: None)
     resumed = train(cfg, resume=True, progress_bar=False)
     assert reference.model is not None and resumed.model is not None
     for p, q in zip(

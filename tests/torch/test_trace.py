@@ -74,6 +74,12 @@ SAVED_CASES = {
     "vgg19": (3, 32, 32),
     "densenet201": (3, 32, 32),
     "deeplabv3_resnet101": (3, 32, 32),
+    **{f"cifar_{kind}{depth}": (3, 32, 32) for kind in ("resnet", "plain") for depth in (20, 32)},
+    **{f"cifar_{kind}{depth}": (3, 8, 8) for kind in ("resnet", "plain") for depth in (44, 56)},
+    **{f"cifar_{kind}110": (3, 8, 8) for kind in ("resnet", "plain")},
+    "cifar_resnet9": (3, 32, 32),
+    "darknet19": (3, 32, 32),
+    "yolov2": (3, 64, 64),
 }
 
 

@@ -1,4 +1,4 @@
-"""``convlens lab colourize train | sweep | compare``: parse, then delegate to the lab."""
+"""``convlens lab colourize | classify``: parse, then delegate to the lab."""
 
 from __future__ import annotations
 
@@ -7,85 +7,127 @@ from typing import Annotated, Any
 
 import typer
 
-from convlens.cli.console import handle_errors, stderr, stdout
+from convlens.cli.console import handle_errors, print_text, stderr, stdout
+from convlens.cli.lab_options import LabOption, with_options
 from convlens.errors import ArgumentError
 
-# Options shared by the three commands. Every default is None so that, with --resume,
-# only the options actually typed are compared with the saved configuration.
-Data = Annotated[
-    str | None,
-    typer.Option("--data", help="Folder holding cifar-10-batches-py/ (or that folder itself)."),
-]
-Classes = Annotated[
-    str | None,
-    typer.Option(help="Class names or numbers, comma-separated, or 'all'. (default: horse)"),
-]
-Model = Annotated[str | None, typer.Option(help="colour_cnn or colour_unet. (default: colour_cnn)")]
-Kernel = Annotated[int | None, typer.Option(help="Convolution kernel size (odd). (default: 3)")]
-Filters = Annotated[int | None, typer.Option(help="Filters of the first block (NF). (default: 32)")]
-Colours = Annotated[
-    int | None, typer.Option(help="Palette size k (k-means colours). (default: 24)")
-]
-Epochs = Annotated[int | None, typer.Option(help="Training epochs. (default: 25)")]
-Batch = Annotated[
-    int | None,
-    typer.Option(help="Global batch size (split across torchrun processes). (default: 100)"),
-]
-Lr = Annotated[float | None, typer.Option(help="Adam learning rate. (default: 0.001)")]
-Seed = Annotated[
-    int | None, typer.Option(help="Seed for k-means, weights and batch order. (default: 0)")
-]
-Palette = Annotated[
-    str | None, typer.Option(help="Reuse a saved palette.npy instead of running k-means.")
-]
-Device = Annotated[str | None, typer.Option(help="cpu, cuda or auto. (default: auto)")]
-Threads = Annotated[
-    int | None, typer.Option(help="torch.set_num_threads (0: torch's default). (default: 0)")
-]
-GridEvery = Annotated[
-    int | None, typer.Option(help="Write an image grid every N epochs. (default: 5)")
-]
-KmeansOver = Annotated[
-    str | None,
-    typer.Option(
-        help="k-means over every training pixel ('pixels') or every distinct colour once "
-        "('colours', as the course handout describes). (default: pixels)"
+COMMON = {
+    "data": LabOption(
+        str, "Folder holding cifar-10-batches-py/ (or that folder itself).", ("--data",)
     ),
-]
-Flip = Annotated[
-    bool | None,
-    typer.Option(
-        "--flip/--no-flip", help="Mirror training images left-right at random. (default: off)"
+    "device": LabOption(str, "cpu, cuda or auto. (default: auto)"),
+    "threads": LabOption(int, "torch.set_num_threads (0: torch's default). (default: 0)"),
+}
+COLOURIZE = {
+    **COMMON,
+    "epochs": LabOption(int, "Training epochs. (default: 25)"),
+    "batch_size": LabOption(
+        int, "Global batch size (split across torchrun processes). (default: 100)"
     ),
+    "seed": LabOption(int, "Seed for k-means, weights and batch order. (default: 0)"),
+    "classes": LabOption(
+        str, "Class names or numbers, comma-separated, or 'all'. (default: horse)"
+    ),
+    "model": LabOption(str, "colour_cnn or colour_unet. (default: colour_cnn)"),
+    "kernel": LabOption(int, "Convolution kernel size (odd). (default: 3)"),
+    "num_filters": LabOption(int, "Filters of the first block (NF). (default: 32)"),
+    "num_colours": LabOption(int, "Palette size k (k-means colours). (default: 24)"),
+    "lr": LabOption(float, "Adam learning rate. (default: 0.001)"),
+    "palette": LabOption(str, "Reuse a saved palette.npy instead of running k-means."),
+    "grid_every": LabOption(int, "Write an image grid every N epochs. (default: 5)"),
+    "kmeans_over": LabOption(
+        str,
+        "k-means over every training pixel ('pixels') or every distinct colour once "
+        "('colours', as the course handout describes). (default: pixels)",
+    ),
+    "flip": LabOption(
+        bool, "Mirror training images left-right at random. (default: off)", ("--flip/--no-flip",)
+    ),
+    "lr_schedule": LabOption(
+        str, "constant, or cosine decay to 0 over all steps. (default: constant)"
+    ),
+}
+COLOURIZE_RUN = ["data", "classes", "kernel", "num_filters", "num_colours", "epochs"]
+COLOURIZE_RUN += ["lr", "seed", "device", "threads", "grid_every", "kmeans_over", "flip"]
+COLOURIZE_RUN += ["lr_schedule"]
+
+CLASSIFY = {
+    **COMMON,
+    "epochs": LabOption(int, "Training epochs. (default: 18)"),
+    "batch_size": LabOption(
+        int, "Global batch size (split across torchrun processes). (default: 256)"
+    ),
+    "seed": LabOption(int, "Seed for weights, batch order and augmentation. (default: 0)"),
+    "classes": LabOption(str, "Class names or numbers, comma-separated, or 'all'. (default: all)"),
+    "model": LabOption(
+        str, "A zoo name (with ?arg=value) or module:factory. (default: cifar_resnet9?width=32)"
+    ),
+    "lr": LabOption(float, "Peak learning rate. (default: 0.2)"),
+    "optimizer": LabOption(str, "sgd (Nesterov momentum) or adam. (default: sgd)"),
+    "momentum": LabOption(float, "SGD momentum. (default: 0.9)"),
+    "weight_decay": LabOption(
+        float, "L2 weight decay (SGD: coupled; Adam: AdamW). (default: 5e-4)"
+    ),
+    "label_smoothing": LabOption(float, "Label smoothing of the cross-entropy. (default: 0.1)"),
+    "augment": LabOption(
+        str, "none, flip, or flip,crop (4-pixel reflect pad). (default: flip,crop)"
+    ),
+    "lr_schedule": LabOption(
+        str, "onecycle (linear up, then down), cosine or constant. (default: onecycle)"
+    ),
+    "warmup": LabOption(float, "onecycle: the fraction of steps spent rising. (default: 0.25)"),
+    "init": LabOption(
+        str, "Initial weights: a classify run folder, a .pt state dict or a .safetensors file."
+    ),
+    "init_exclude": LabOption(
+        list[str], "Glob over state-dict names left as built with --init (e.g. 'fc.*'); repeatable."
+    ),
+    "train_only": LabOption(
+        list[str], "Glob over parameter names: train only these, freeze the rest; repeatable."
+    ),
+    "freeze_bn": LabOption(
+        bool, "Keep BatchNorm layers whose parameters are frozen in eval mode.", ("--freeze-bn",)
+    ),
+}
+CLASSIFY_TRAIN = ["data", "classes", "model", "epochs", "batch_size", "lr", "optimizer"]
+CLASSIFY_TRAIN += ["momentum", "weight_decay", "label_smoothing", "augment", "lr_schedule"]
+CLASSIFY_TRAIN += ["warmup", "seed", "init", "init_exclude", "train_only", "freeze_bn"]
+CLASSIFY_TRAIN += ["device", "threads"]
+
+Out = Annotated[
+    str | None, typer.Option(help="Run folder. (default: runs/<model>-b<batch>-s<seed>)")
 ]
-LrSchedule = Annotated[
-    str | None,
-    typer.Option(help="constant, or cosine decay to 0 over all steps. (default: constant)"),
+Resume = Annotated[
+    str | None, typer.Option(help="Continue the interrupted run in this folder (same settings).")
 ]
 NoProgress = Annotated[bool, typer.Option("--no-progress", help="Hide the progress bar.")]
+DataMoved = Annotated[
+    str | None, typer.Option("--data", help="Where the data set is now, if it has moved.")
+]
 
 
-def _options(**given: Any) -> dict[str, Any]:
-    """The config fields the user typed (None means 'not given')."""
-    return {k: v for k, v in given.items() if v is not None}
-
-
-def _config(given: dict[str, Any], out: str | None = None) -> Any:
-    from convlens.labs.colourize import ColourizeConfig
-
+def _require_data(given: dict[str, Any]) -> None:
     if "data" not in given:
         raise ArgumentError(
             "--data is required: the folder holding CIFAR-10's cifar-10-batches-py/ "
             "(python version, https://www.cs.toronto.edu/~kriz/cifar.html)."
         )
-    return ColourizeConfig(**given, out=out or "")
 
 
-def _resumed_config(folder: Path, given: dict[str, Any]) -> Any:
-    """The saved configuration with the typed options laid over it (checked by ``train``)."""
-    from convlens.labs.colourize import config_from_saved, read_saved_config
+def _train_config(
+    cls: Any, what: str, given: dict[str, Any], out: str | None, resume: str | None
+) -> Any:
+    """A new config from the typed options, or with ``--resume`` the saved one with the
+    typed options laid over it (``train`` checks what may change)."""
+    from convlens.labs.runtime.files import config_from_saved, read_saved_config
 
-    return config_from_saved(read_saved_config(folder), {**given, "out": str(folder)})
+    if resume is None:
+        _require_data(given)
+        return cls(**given, out=out or "")
+    if out is not None and Path(out) != Path(resume):
+        raise ArgumentError("--out and --resume name different folders; give one.")
+    saved = read_saved_config(Path(resume), what, "--resume")
+    return config_from_saved(cls, saved, {**given, "out": resume})
 
 
 def register(app: typer.Typer) -> None:
@@ -94,188 +136,78 @@ def register(app: typer.Typer) -> None:
         help="Colourization as per-pixel classification on CIFAR-10 (CNN and U-Net).",
         no_args_is_help=True,
     )
+    classify = typer.Typer(
+        help="Image classification on CIFAR-10 (ResNets, transfer learning).",
+        no_args_is_help=True,
+    )
     lab.add_typer(colourize, name="colourize")
+    lab.add_typer(classify, name="classify")
     app.add_typer(lab, name="lab")
 
     @colourize.command("train")
     @handle_errors
-    def train_command(
-        data: Data = None,
-        classes: Classes = None,
-        model: Model = None,
-        kernel: Kernel = None,
-        num_filters: Filters = None,
-        num_colours: Colours = None,
-        epochs: Epochs = None,
-        batch_size: Batch = None,
-        lr: Lr = None,
-        seed: Seed = None,
-        out: Annotated[
-            str | None, typer.Option(help="Run folder. (default: runs/<model>-b<batch>-s<seed>)")
-        ] = None,
-        palette: Palette = None,
-        device: Device = None,
-        threads: Threads = None,
-        grid_every: GridEvery = None,
-        kmeans_over: KmeansOver = None,
-        flip: Flip = None,
-        lr_schedule: LrSchedule = None,
-        resume: Annotated[
-            str | None,
-            typer.Option(help="Continue the interrupted run in this folder (same settings)."),
-        ] = None,
+    @with_options(
+        COLOURIZE, [*COLOURIZE_RUN[:5], "model", *COLOURIZE_RUN[5:], "batch_size", "palette"]
+    )
+    def colourize_train(
+        given: dict[str, Any],
+        out: Out = None,
+        resume: Resume = None,
         no_progress: NoProgress = False,
     ) -> None:
         """Train one colourization network; every epoch is checkpointed (resumable)."""
-        from convlens.labs.colourize import train
+        from convlens.labs import colourize
 
-        given = _options(
-            data=data,
-            classes=classes,
-            model=model,
-            kernel=kernel,
-            num_filters=num_filters,
-            num_colours=num_colours,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            seed=seed,
-            palette=palette,
-            device=device,
-            threads=threads,
-            grid_every=grid_every,
-            kmeans_over=kmeans_over,
-            flip=flip,
-            lr_schedule=lr_schedule,
+        result = _train(colourize, colourize.ColourizeConfig, given, out, resume, no_progress)
+        final = result.final
+        _print_final(
+            f"{result.config.model}: {int(final['epoch'])} epochs, val loss "
+            f"{final['val_loss']:.4f}, val accuracy {100 * final['val_accuracy']:.2f}% "
+            f"(most-frequent-colour baseline {100 * final['baseline_accuracy']:.2f}%), "
+            f"{result.train_seconds:.0f} s of training; wrote {result.out}/"
         )
-        if resume is not None:
-            if out is not None and Path(out) != Path(resume):
-                raise ArgumentError("--out and --resume name different folders; give one.")
-            cfg = _resumed_config(Path(resume), given)
-        else:
-            cfg = _config(given, out)
-        result = train(cfg, resume=resume is not None, console=stderr, progress_bar=not no_progress)
-        if result.interrupted:
-            raise typer.Exit(130)
-        _print_final(result)
 
     @colourize.command("sweep")
     @handle_errors
-    def sweep_command(
+    @with_options(COLOURIZE, [*COLOURIZE_RUN, "model"])
+    def colourize_sweep(
+        given: dict[str, Any],
         batch_sizes: Annotated[
             str, typer.Option(help="Comma-separated batch sizes, one run each.")
         ] = "25,50,100,200,500,1000",
-        data: Data = None,
-        classes: Classes = None,
-        model: Model = None,
-        kernel: Kernel = None,
-        num_filters: Filters = None,
-        num_colours: Colours = None,
-        epochs: Epochs = None,
-        lr: Lr = None,
-        seed: Seed = None,
-        out: Annotated[str, typer.Option(help="Folder for the runs and the table.")] = (
-            "runs/sweep"
-        ),
-        device: Device = None,
-        threads: Threads = None,
-        grid_every: GridEvery = None,
-        kmeans_over: KmeansOver = None,
-        flip: Flip = None,
-        lr_schedule: LrSchedule = None,
+        out: Annotated[str, typer.Option(help="Folder for the runs and the table.")] = "runs/sweep",
         no_progress: NoProgress = False,
     ) -> None:
         """One training per batch size; a table (Markdown, CSV) and a plot of the results."""
-        from convlens.labs.colourize import markdown_table, parse_batch_sizes, sweep
+        from convlens.labs.colourize import SWEEP_COLUMNS, ColourizeConfig, parse_batch_sizes, sweep
+        from convlens.render.lab import markdown_table
 
         sizes = parse_batch_sizes(batch_sizes)
-        given = _options(
-            data=data,
-            classes=classes,
-            model=model,
-            kernel=kernel,
-            num_filters=num_filters,
-            num_colours=num_colours,
-            epochs=epochs,
-            lr=lr,
-            seed=seed,
-            device=device,
-            threads=threads,
-            grid_every=grid_every,
-            kmeans_over=kmeans_over,
-            flip=flip,
-            lr_schedule=lr_schedule,
-        )
-        cfg = _config(given, out)
-        rows = sweep(cfg, sizes, out, console=stderr, progress_bar=not no_progress)
-        columns = [
-            "batch_size",
-            "epochs",
-            "val_loss",
-            "val_accuracy",
-            "baseline_accuracy",
-            "train_seconds",
-        ]
-        stdout.print(markdown_table(rows, columns), markup=False, highlight=False)
+        _require_data(given)
+        rows = sweep(ColourizeConfig(**given, out=out), sizes, out, stderr, not no_progress)
+        print_text(markdown_table(rows, [*SWEEP_COLUMNS, "train_seconds"]))
         stdout.print(f"wrote {out}/sweep.md, sweep.csv, sweep.png", markup=False)
 
     @colourize.command("compare")
     @handle_errors
-    def compare_command(
-        data: Data = None,
-        classes: Classes = None,
-        kernel: Kernel = None,
-        num_filters: Filters = None,
-        num_colours: Colours = None,
-        epochs: Epochs = None,
-        batch_size: Batch = None,
-        lr: Lr = None,
-        seed: Seed = None,
-        palette: Palette = None,
+    @with_options(COLOURIZE, [*COLOURIZE_RUN, "batch_size", "palette"])
+    def colourize_compare(
+        given: dict[str, Any],
         out: Annotated[
             str, typer.Option(help="Folder for both runs (reused when finished) and the table.")
         ] = "runs/compare",
-        device: Device = None,
-        threads: Threads = None,
-        grid_every: GridEvery = None,
-        kmeans_over: KmeansOver = None,
-        flip: Flip = None,
-        lr_schedule: LrSchedule = None,
         no_progress: NoProgress = False,
     ) -> None:
         """Train (or read finished runs of) the CNN and the U-Net with identical settings."""
-        from convlens.labs.colourize import compare, markdown_table
+        from convlens.labs.colourize import COMPARE_COLUMNS, ColourizeConfig, compare
+        from convlens.render.lab import markdown_table
 
-        given = _options(
-            data=data,
-            classes=classes,
-            kernel=kernel,
-            num_filters=num_filters,
-            num_colours=num_colours,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            seed=seed,
-            palette=palette,
-            device=device,
-            threads=threads,
-            grid_every=grid_every,
-            kmeans_over=kmeans_over,
-            flip=flip,
-            lr_schedule=lr_schedule,
+        _require_data(given)
+        rows = compare(
+            ColourizeConfig(**given, out=out), out, console=stderr, progress_bar=not no_progress
         )
-        cfg = _config(given, out)
-        rows = compare(cfg, out, console=stderr, progress_bar=not no_progress)
-        columns = [
-            "model",
-            "params",
-            "epochs",
-            "val_loss",
-            "val_accuracy",
-            "baseline_accuracy",
-            "train_seconds",
-        ]
-        stdout.print(markdown_table(rows, columns), markup=False, highlight=False)
+        columns = [*COMPARE_COLUMNS[:3], *COMPARE_COLUMNS[4:], "baseline_accuracy", "train_seconds"]
+        print_text(markdown_table(rows, columns))
         stdout.print(
             f"wrote {out}/compare.md, compare.csv, compare_curves.png, compare_grid.png",
             markup=False,
@@ -283,51 +215,75 @@ def register(app: typer.Typer) -> None:
 
     @colourize.command("evaluate")
     @handle_errors
-    def evaluate_command(
+    def colourize_evaluate(
         runs: Annotated[list[str], typer.Argument(help="Finished run folders.")],
-        data: Annotated[
-            str | None,
-            typer.Option("--data", help="Where the data set is now, if it has moved."),
-        ] = None,
+        data: DataMoved = None,
     ) -> None:
         """Validation accuracy of finished runs with its spread over the validation images
         (standard error, 95 % bootstrap interval): how far another draw could move it."""
         from convlens.labs.colourize import spread
+        from convlens.render.lab import spread_table
 
-        spreads = [spread(run, data) for run in runs]
-        stdout.print(_spread_table(spreads), markup=False, highlight=False)
+        print_text(spread_table([spread(run, data) for run in runs]))
+
+    @classify.command("train")
+    @handle_errors
+    @with_options(CLASSIFY, CLASSIFY_TRAIN)
+    def classify_train(
+        given: dict[str, Any],
+        out: Out = None,
+        resume: Resume = None,
+        no_progress: NoProgress = False,
+    ) -> None:
+        """Train a classifier on CIFAR-10; every epoch is checkpointed (resumable)."""
+        from convlens.labs import classify
+
+        result = _train(classify, classify.ClassifyConfig, given, out, resume, no_progress)
+        final = result.final
+        _print_final(
+            f"{result.config.model}: {int(final['epoch'])} epochs, test accuracy "
+            f"{100 * final['test_accuracy']:.2f}% (test loss {final['test_loss']:.4f}), "
+            f"{result.train_seconds:.0f} s of training; wrote {result.out}/"
+        )
+
+    @classify.command("evaluate")
+    @handle_errors
+    def classify_evaluate(
+        run: Annotated[str, typer.Argument(help="A finished classify run folder.")],
+        data: Annotated[
+            str | None, typer.Option("--data", help="Test on this folder's test_batch instead.")
+        ] = None,
+        format: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    ) -> None:
+        """Test accuracy with a 95 % bootstrap interval, and per-class accuracy."""
+        import json
+
+        from convlens.labs.classify import evaluate_run
+        from convlens.render.lab import classify_evaluation_table
+
+        if format not in ("table", "json"):
+            raise ArgumentError(f"--format: '{format}' is not one of table, json.")
+        result = evaluate_run(run, data)
+        if format == "json":
+            print_text(json.dumps(result, indent=2))
+        else:
+            print_text(classify_evaluation_table(result))
 
 
-def _spread_table(spreads: list[Any]) -> str:
-    from convlens.labs.colourize import markdown_table
-
-    rows = [
-        {
-            "run": s.out,
-            "model": s.model,
-            "epochs": s.epochs,
-            "images": s.images,
-            "val_accuracy": s.accuracy,
-            "standard_error": s.standard_error,
-            "interval": f"{100 * s.low:.2f} – {100 * s.high:.2f} %",
-        }
-        for s in spreads
-    ]
-    columns = ["run", "model", "epochs", "images", "val_accuracy", "standard_error", "interval"]
-    return markdown_table(rows, columns)
+def _train(
+    lab: Any, cls: Any, given: dict[str, Any], out: str | None, resume: str | None, quiet: bool
+) -> Any:
+    """Train (or resume) a run of ``lab``; Ctrl-C exits with status 130."""
+    cfg = _train_config(cls, lab.LAB.what, given, out, resume)
+    result = lab.train(cfg, resume=resume is not None, console=stderr, progress_bar=not quiet)
+    if result.interrupted:
+        raise typer.Exit(130)
+    return result
 
 
-def _print_final(result: Any) -> None:
-    from convlens.labs.colourize import detect_distributed
+def _print_final(line: str) -> None:
+    """The final numbers, printed once (by rank 0 under torchrun)."""
+    from convlens.labs.runtime.distributed import detect_distributed
 
-    if not detect_distributed().is_main:
-        return
-    final = result.final
-    stdout.print(
-        f"{result.config.model}: {int(final['epoch'])} epochs, val loss {final['val_loss']:.4f}, "
-        f"val accuracy {100 * final['val_accuracy']:.2f}% (most-frequent-colour baseline "
-        f"{100 * final['baseline_accuracy']:.2f}%), {result.train_seconds:.0f} s of training; "
-        f"wrote {result.out}/",
-        markup=False,
-        highlight=False,
-    )
+    if detect_distributed().is_main:
+        stdout.print(line, markup=False, highlight=False)

@@ -15,6 +15,8 @@ COMMAND_MODULES = (
     "lab",
     "zoo",
     "op",
+    "serve",
+    "detect",
     "interpret",
 )
 

@@ -18,6 +18,7 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import pairwise
 from math import gcd
 from typing import Any
 
@@ -127,8 +128,10 @@ def compose(previous: AxisRF, layer: AxisMap) -> AxisRF:
     step = normalize(divide(previous.step * a * repeats, previous.period))
     if period > MAX_PERIOD:
         raise ValueError(f"the pattern repeats only every {period} positions")
-    if any(v is None for v in previous.lo) and layer.taps is not None:
-        # Some upstream positions read nothing: look at every tap, not just the ends.
+    if layer.taps is not None and _needs_taps(previous):
+        # Some upstream positions read nothing, or the upstream map is not monotone
+        # (a dilated, strided transposed convolution interleaves its phases): the ends
+        # of the layer's window need not hold the extremes, so look at every tap.
         lo = tuple(
             _pick(minimum, [previous.at(previous.lo, x) for x in layer.taps(o)])
             for o in range(period)
@@ -141,6 +144,18 @@ def compose(previous: AxisRF, layer: AxisMap) -> AxisRF:
         lo = tuple(previous.at(previous.lo, layer.lo(o)) for o in range(period))
         hi = tuple(previous.at(previous.hi, layer.hi(o)) for o in range(period))
     return AxisRF(period, step, lo, hi)
+
+
+def _needs_taps(rf: AxisRF) -> bool:
+    """Whether reading only a window's two ends could miss its extremes."""
+    if any(v is None for v in rf.lo):
+        return True
+    if rf.period == 1 or not all(is_numeric(v) for v in (*rf.lo, *rf.hi, rf.step)):
+        return False  # affine in the position (or symbolic, where upsampling is refused)
+    # Monotone over one period and across the wrap to the next one: lo(P) = lo(0) + step.
+    lo = (*rf.lo, rf.lo[0] + rf.step)
+    hi = (*rf.hi, rf.hi[0] + rf.step)
+    return any(b < a for a, b in pairwise(lo)) or any(b < a for a, b in pairwise(hi))
 
 
 def with_period(rf: AxisRF, period: int) -> AxisRF:

@@ -145,11 +145,27 @@ def resolve_classes(classes: str | list[str] | list[int] | None, names: list[str
     return sorted(chosen)
 
 
-def _read_batch(path: Path, wanted: np.ndarray) -> Split:
+def _labels(values: Any, path: Path) -> np.ndarray:
+    """'labels': a flat sequence of non-negative integers, one per image."""
+    try:
+        labels = np.asarray(values)
+    except Exception:  # ragged nesting
+        labels = np.asarray([None])
+    if labels.ndim != 1 or not (labels.size == 0 or np.issubdtype(labels.dtype, np.integer)):
+        raise DataError(
+            f"{path}: 'labels' must be a flat list of integer class numbers; got "
+            f"{labels.dtype} of shape {labels.shape}."
+        )
+    if labels.size and labels.min() < 0:
+        raise DataError(f"{path}: 'labels' holds the negative class number {labels.min()}.")
+    return labels.astype(np.int64)
+
+
+def _read_batch(path: Path, wanted: np.ndarray, classes: int) -> Split:
     batch = load_pickle(path)
     if not isinstance(batch, dict) or "data" not in batch or "labels" not in batch:
         raise DataError(f"{path} has no 'data' and 'labels'; not a CIFAR-10 batch file.")
-    data, labels = batch["data"], np.asarray(batch["labels"], dtype=np.int64)
+    data, labels = batch["data"], _labels(batch["labels"], path)
     if (
         not isinstance(data, np.ndarray)
         or data.dtype != np.uint8
@@ -161,6 +177,11 @@ def _read_batch(path: Path, wanted: np.ndarray) -> Split:
             f"{path}: 'data' must be uint8 of shape (N, 3072) with one label per row; "
             f"got {getattr(data, 'dtype', type(data).__name__)} {getattr(data, 'shape', '')} "
             f"and {labels.shape[0]} labels."
+        )
+    if labels.size and labels.max() >= classes:
+        raise DataError(
+            f"{path}: 'labels' holds class number {labels.max()}, but {META_FILE} names only "
+            f"{classes} classes (0..{classes - 1})."
         )
     keep = np.isin(labels, wanted)
     images = data[keep].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)  # (N, 32, 32, 3)
@@ -174,11 +195,11 @@ def load_cifar10(
     folder = find_folder(path)
     names = label_names(folder)
     wanted = np.asarray(resolve_classes(classes, names), dtype=np.int64)
-    parts = [_read_batch(folder / n, wanted) for n in TRAIN_FILES]
+    parts = [_read_batch(folder / n, wanted, len(names)) for n in TRAIN_FILES]
     train = Split(
         np.concatenate([p.images for p in parts]), np.concatenate([p.labels for p in parts])
     )
-    test = _read_batch(folder / TEST_FILE, wanted)
+    test = _read_batch(folder / TEST_FILE, wanted, len(names))
     chosen = ", ".join(names[i] for i in wanted)
     if len(train.labels) == 0:
         raise DataError(f"{folder}: no training images of class(es) {chosen}.")

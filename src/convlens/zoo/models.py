@@ -1,6 +1,7 @@
 """Imports every module that registers models (the registry loads this lazily)."""
 
 from convlens.zoo import (  # noqa: F401
+    cifar_resnet,
     classic,
     colour,
     deeplab,
@@ -10,4 +11,5 @@ from convlens.zoo import (  # noqa: F401
     resnet,
     unet,
     yolo,
+    yolov2,
 )
