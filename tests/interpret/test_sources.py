@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -130,25 +128,9 @@ def test_zoo_source_uses_the_entry_input_and_size() -> None:
     assert last_convolution(source.model, (32, 32)) == "layer4.1.conv2"
 
 
-def test_run_folder_goes_through_the_labs_load_run(tmp_path: Path, monkeypatch) -> None:
-    """The classify lab's contract, ``load_run(folder) -> (model, config)``: with it absent a
-    folder is a clear error; with it present (faked here) the run's model is used."""
+def test_run_folder_without_a_classify_lab_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
     import convlens.labs
 
-    monkeypatch.delattr(convlens.labs, "load_run", raising=False)
+    monkeypatch.delattr(convlens.labs, "load_run")
     with pytest.raises(ArgumentError, match="no classify lab"):
         load_source(str(tmp_path))
-
-    model = tiny_cnn(3)
-    calls = []
-
-    def load_run(folder: str):
-        calls.append(folder)
-        return model, {"class_names": ["a", "b", "c", "d"]}
-
-    monkeypatch.setattr(convlens.labs, "load_run", load_run, raising=False)
-    source = load_source(str(tmp_path))
-    assert calls == [str(tmp_path)]
-    assert source.model is model and source.class_names == ("a", "b", "c", "d")
-    assert source.input_size == (32, 32)
-    assert isinstance(sys.modules["convlens.labs"], types.ModuleType)

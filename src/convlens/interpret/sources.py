@@ -87,12 +87,14 @@ def _load_run(folder: str) -> tuple[nn.Module, Any]:
 
 
 def _run_class_names(config: Any) -> tuple[str, ...] | None:
-    """Class names a run config may carry (``class_names``), else None (numbers are shown)."""
-    names = config.get("class_names") if isinstance(config, Mapping) else None
-    names = names if names is not None else getattr(config, "class_names", None)
-    if isinstance(names, list | tuple) and all(isinstance(n, str) for n in names):
-        return tuple(names)
-    return None
+    """The run's class names in label order (the model's outputs may be a subset of CIFAR's
+    ten); None when they cannot be found (numbers are shown instead)."""
+    try:
+        from convlens.labs.classify import class_names
+
+        return tuple(class_names(config))
+    except Exception:  # names are a convenience: a moved data folder must not stop the work
+        return None
 
 
 def probe_classes(model: nn.Module, size: tuple[int, int], source: str) -> int:
