@@ -191,6 +191,9 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(cifar: Path, tmp_path: 
         (("faithfulness", TINY_SOURCE, "--data", cifar, "--deletion", "grey"), "--deletion"),
         (("saliency", "zoo:nonesuch", "--data", cifar), "nonesuch"),
     ]
+    (tmp_path / "file").write_text("")
+    message = fails("saliency", TINY_SOURCE, "--data", cifar, "--out", tmp_path / "file" / "x")
+    assert "cannot create the folder" in message
     for args, expected in cases:
         message = fails(*args, "--out", out)
         assert expected in message, (args, message)

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from convlens.errors import DataError
+
 
 def png_bytes(figure: Any, dpi: int = 100) -> bytes:
     buffer = io.BytesIO()
@@ -46,7 +48,10 @@ def write_files(folder: str | Path, files: Mapping[str, bytes]) -> list[Path]:
     """Write every ``name → content`` into ``folder`` (created), each via a temporary file and
     ``os.replace``; returns the paths written."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(f"--out {folder}: cannot create the folder ({err.strerror}).") from None
     mode = 0o666 & ~_umask()  # what open() would give; mkstemp's files are private (0600)
     written = []
     for name, content in files.items():
