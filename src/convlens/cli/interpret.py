@@ -4,6 +4,7 @@ write the files it returns and print its lines."""
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -159,111 +160,51 @@ def _run_check(
     _finish(outcome, out, fmt)
 
 
-def _attribution_command(interpret: typer.Typer, method: str, help_text: str) -> None:
-    """One command per method; each accepts only the options its method reads."""
-    uses_layer = method in ("gradcam", "gradcam++")
+# Options every attribution command takes, then each method's own (name, type, default).
+_IMAGE_OPTIONS: list[tuple[str, Any, Any]] = [
+    ("source", Src, inspect.Parameter.empty),
+    ("weights", Weights, None),
+    ("size", Size, None),
+    ("data", Data, None),
+    ("index", Index, None),
+    ("image", Image, None),
+    ("target", Target, None),
+]
+_METHOD_OPTIONS: dict[str, list[tuple[str, Any, Any]]] = {
+    "saliency": [],
+    "smoothgrad": [("samples", Samples, 50), ("sigma", Sigma, 0.15), ("seed", Seed, 0)],
+    "integrated-gradients": [("steps", IgSteps, 50), ("baseline", Baseline, 0.0)],
+    "occlusion": [("window", Window, None), ("stride", Stride, None), ("baseline", Baseline, 0.0)],
+    "gradcam": [("layer", Layer, None)],
+    "gradcam++": [("layer", Layer, None)],
+}
 
-    def run(
-        source: str,
-        weights: str | None,
-        size: str | None,
-        data: str | None,
-        index: int | None,
-        image: str | None,
-        target: str | None,
-        out: str,
-        **settings: Any,
-    ) -> None:
+
+def _attribution_command(interpret: typer.Typer, method: str, help_text: str) -> None:
+    """One command per method, taking the image options and only the settings its method
+    reads (its signature is built from the lists above, so Typer shows exactly those)."""
+    options = [*_IMAGE_OPTIONS, *_METHOD_OPTIONS[method], ("out", Out, "interpret-out")]
+
+    def command(**given: Any) -> None:
         from convlens.interpret import tasks
         from convlens.interpret.methods import MethodOptions
 
+        source, weights, size, data, index, image, target, out = (
+            given.pop(name) for name, _, _ in (*_IMAGE_OPTIONS, ("out", None, None))
+        )
         loaded = tasks.open_source(source, weights, size)
         loaded, picture = tasks.choose_picture(loaded, data, index, image)
-        outcome = tasks.attribution_task(loaded, picture, method, target, MethodOptions(**settings))
+        outcome = tasks.attribution_task(loaded, picture, method, target, MethodOptions(**given))
         _finish(outcome, out)
 
-    if method == "smoothgrad":
-
-        def command(
-            source: Src,
-            weights: Weights = None,
-            size: Size = None,
-            data: Data = None,
-            index: Index = None,
-            image: Image = None,
-            target: Target = None,
-            out: Out = "interpret-out",
-            samples: Samples = 50,
-            sigma: Sigma = 0.15,
-            seed: Seed = 0,
-        ) -> None:
-            run(source, weights, size, data, index, image, target, out,
-                samples=samples, sigma=sigma, seed=seed)  # fmt: skip
-
-    elif method == "integrated-gradients":
-
-        def command(  # type: ignore[misc]
-            source: Src,
-            weights: Weights = None,
-            size: Size = None,
-            data: Data = None,
-            index: Index = None,
-            image: Image = None,
-            target: Target = None,
-            out: Out = "interpret-out",
-            steps: IgSteps = 50,
-            baseline: Baseline = 0.0,
-        ) -> None:
-            run(source, weights, size, data, index, image, target, out,
-                steps=steps, baseline=baseline)  # fmt: skip
-
-    elif method == "occlusion":
-
-        def command(  # type: ignore[misc]
-            source: Src,
-            weights: Weights = None,
-            size: Size = None,
-            data: Data = None,
-            index: Index = None,
-            image: Image = None,
-            target: Target = None,
-            out: Out = "interpret-out",
-            window: Window = None,
-            stride: Stride = None,
-            baseline: Baseline = 0.0,
-        ) -> None:
-            run(source, weights, size, data, index, image, target, out,
-                window=window, stride=stride, baseline=baseline)  # fmt: skip
-
-    elif uses_layer:
-
-        def command(  # type: ignore[misc]
-            source: Src,
-            weights: Weights = None,
-            size: Size = None,
-            data: Data = None,
-            index: Index = None,
-            image: Image = None,
-            target: Target = None,
-            layer: Layer = None,
-            out: Out = "interpret-out",
-        ) -> None:
-            run(source, weights, size, data, index, image, target, out, layer=layer)
-
-    else:
-
-        def command(  # type: ignore[misc]
-            source: Src,
-            weights: Weights = None,
-            size: Size = None,
-            data: Data = None,
-            index: Index = None,
-            image: Image = None,
-            target: Target = None,
-            out: Out = "interpret-out",
-        ) -> None:
-            run(source, weights, size, data, index, image, target, out)
-
+    parameters = [
+        inspect.Parameter(
+            name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=kind, default=default
+        )
+        for name, kind, default in options
+    ]
+    command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    command.__annotations__ = {name: kind for name, kind, _ in options}
     command.__doc__ = help_text + f" Writes OUT/{method}.png and OUT/{method}.npy (H×W float32)."
     interpret.command(method)(handle_errors(command))
 
