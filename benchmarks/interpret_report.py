@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,15 +22,24 @@ import torch
 
 from convlens.cli.interpret import progress_bar
 from convlens.interpret import plotting, render, tasks
-from convlens.interpret.faithfulness import SUBSTRATES, faithfulness
+from convlens.interpret.faithfulness import (
+    RANDOM,
+    SUBSTRATES,
+    FaithfulnessResult,
+    deletion_substrate,
+    faithfulness,
+    pixel_order,
+    substrate_words,
+    transition_curve,
+)
 from convlens.interpret.features import activations, kernels
-from convlens.interpret.images import batch_pictures, read_test_batch
+from convlens.interpret.images import batch_pictures, gaussian_blur, read_test_batch
 from convlens.interpret.maps import METHODS, image_maps, predict, resolve_options
 from convlens.interpret.maximize import MaximizeOptions, maximize
-from convlens.interpret.methods import MethodOptions
+from convlens.interpret.methods import MethodOptions, activations_and_gradients, upsample
 from convlens.interpret.output import png_bytes, write_files
 from convlens.interpret.sanity import cascading_randomisation
-from convlens.interpret.sources import convolutions
+from convlens.interpret.sources import convolutions, find_layer
 
 EXAMPLES = 4  # test images shown with every method's map
 
@@ -43,6 +53,72 @@ def first_of_distinct_classes(labels: np.ndarray, correct: np.ndarray, count: in
             shown.append(int(i))
     rest = [int(i) for i in range(len(labels)) if i not in shown]
     return (shown + rest)[:count]
+
+
+def control_orders(
+    model: torch.nn.Module, x: torch.Tensor, targets: torch.Tensor, layer: str, seed: int
+) -> dict[str, np.ndarray]:
+    """Grad-CAM's pixel order reversed (least important first), and a random order with
+    Grad-CAM's spatial structure: uniform noise at the layer's resolution, upsampled
+    bilinearly like a Grad-CAM map. If Grad-CAM beats the second, its map says where the
+    evidence is beyond what any blob-shaped deletion does."""
+    gradcam = image_maps(model, x, targets, "gradcam", MethodOptions(layer=layer))
+    activation, _ = activations_and_gradients(model, x[:1], targets[:1], find_layer(model, layer))
+    noise = torch.rand(
+        len(x), *activation.shape[-2:], generator=torch.Generator().manual_seed(seed)
+    )
+    smooth = upsample(noise, tuple(x.shape[-2:])).numpy()
+    return {"gradcam, reversed": -gradcam, "random, Grad-CAM-shaped": smooth}
+
+
+def deletion_controls(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    runs: dict[str, FaithfulnessResult],
+    options: MethodOptions,
+    args: argparse.Namespace,
+) -> render.Rows:
+    """Deletion areas of Grad-CAM, the random order and the controls, per deleted colour;
+    further Grad-CAM layers (``--control-layers``) with deletion to the mean colour."""
+    first = runs[SUBSTRATES[0]]
+    targets = torch.from_numpy(first.targets)
+    orders = control_orders(model, x, targets, options.layer, args.seed)
+    columns = ["order", *(f"deletion AUC, to {substrate_words(s)}" for s in runs)]
+    rows = []
+    for name in ("gradcam", RANDOM):
+        rows.append(
+            [name, *(_area(r, r.auc(r.deletion)[r.orders.index(name)]) for r in runs.values())]
+        )
+    for name, maps in orders.items():
+        cells = [name]
+        for run in runs.values():
+            substrate = deletion_substrate(x, run.deletion_substrate)
+            areas = []
+            for i in range(len(x)):
+                blurred = gaussian_blur(x[i : i + 1], run.blur_sigma)[0]
+                removed = blurred if substrate is None else substrate.expand_as(x[i])
+                tie_breaker = np.random.default_rng([args.seed, i]).random(maps[i].size)
+                order = pixel_order(maps[i], tie_breaker)
+                curve = transition_curve(model, x[i], removed, order, int(targets[i]), run.step)
+                areas.append(np.trapezoid(curve, run.fractions))
+            cells.append(_area(run, np.array(areas)))
+        rows.append(cells)
+    for layer in args.control_layers:
+        other = faithfulness(model, x, ["gradcam"], replace(options, layer=layer), seed=args.seed)
+        areas = other.auc(other.deletion)[0]
+        rows.append([f"gradcam at `{layer}`", _area(other, areas), *[""] * (len(runs) - 1)])
+    return render.Rows(columns, rows)
+
+
+def _area(run: FaithfulnessResult, areas: np.ndarray) -> str:
+    """Mean ± standard error, and the paired difference from the random order's areas."""
+    random = run.auc(run.deletion)[run.orders.index(RANDOM)]
+    difference = areas - random
+    se = float(areas.std(ddof=1) / np.sqrt(len(areas))) if len(areas) > 1 else 0.0
+    dse = float(difference.std(ddof=1) / np.sqrt(len(areas))) if len(areas) > 1 else 0.0
+    if not difference.any():
+        return f"{areas.mean():.3f} ± {se:.3f}"
+    return f"{areas.mean():.3f} ± {se:.3f} ({difference.mean():+.3f} ± {dse:.3f} vs random)"
 
 
 def log(message: str, start: float) -> None:
@@ -60,6 +136,9 @@ def main() -> None:
     parser.add_argument("--faithfulness-images", type=int, default=100)
     parser.add_argument("--maximize-steps", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--control-layers", nargs="*", default=[], help="further Grad-CAM layers to delete by"
+    )
     args = parser.parse_args()
     start = time.perf_counter()
     files: dict[str, bytes] = {}
@@ -155,9 +234,15 @@ def main() -> None:
     log("faithfulness", start)
     print(f"## Faithfulness (first {n} test images, {faith.step} pixels a step)\n")
     print(render.markdown_table(render.faithfulness_rows(faith)))
-    print("Deleting to black instead:\n")
-    black = render.faithfulness_rows(runs["black"])
-    print(render.markdown_table(render.Rows(black.columns[:3], [r[:3] for r in black.rows])))
+    for substrate in SUBSTRATES[1:]:
+        print(f"Deleting to {substrate_words(substrate)} instead:\n")
+        other = render.faithfulness_rows(runs[substrate])
+        print(render.markdown_table(render.Rows(other.columns[:3], [r[:3] for r in other.rows])))
+
+    # 5b. Controls of Grad-CAM's deletion order: is the map informative, and is it the layer?
+    print(f"## Deletion controls (Grad-CAM, first {n} test images)\n")
+    print(render.markdown_table(deletion_controls(source.model, x[:n], runs, options, args)))
+    log("deletion controls", start)
 
     # 6. Issue 11's "done means".
     print("## Checks\n")

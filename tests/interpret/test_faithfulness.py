@@ -120,5 +120,24 @@ def test_mean_colour_deletion_ends_on_the_images_mean_colour() -> None:
     np.testing.assert_allclose(
         result.deletion[:, :, -1], np.broadcast_to(scores, (2, 3)), rtol=1e-6
     )
-    with pytest.raises(ArgumentError, match="--deletion must be mean or black, got 'grey'"):
+    with pytest.raises(
+        ArgumentError, match="--deletion must be one of mean, black, blur, got 'grey'"
+    ):
         faithfulness(model, x, ["saliency"], MethodOptions(), deletion="grey")
+
+
+def test_blur_deletion_runs_the_insertion_path_backwards() -> None:
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(7))
+    model = tiny_cnn(3)
+    result = faithfulness(model, x, ["saliency"], MethodOptions(), steps=4, deletion="blur")
+    assert result.deletion_substrate == "blur"
+    with torch.no_grad():
+        blurred = torch.softmax(model(gaussian_blur(x, result.blur_sigma)), dim=1)
+    expected = blurred[torch.arange(2), torch.from_numpy(result.targets)].numpy()
+    np.testing.assert_allclose(
+        result.deletion[:, :, -1], np.broadcast_to(expected, (2, 2)), rtol=1e-6
+    )
+    np.testing.assert_allclose(result.deletion[..., -1], result.insertion[..., 0], rtol=1e-6)
+    np.testing.assert_allclose(result.deletion[..., 0], result.insertion[..., -1], rtol=1e-6)
+    # in between, the canvases differ: deletion blurs the first pixels, insertion restores them
+    assert not np.allclose(result.deletion[..., 1], result.insertion[..., -2])

@@ -354,8 +354,8 @@ def register(app: typer.Typer) -> None:
         deletion: Annotated[
             str,
             typer.Option(
-                help="Colour of a deleted pixel: mean (of the images, as RISE's reference code) "
-                "or black."
+                help="What a deleted pixel becomes: mean (the images' mean colour, as RISE's "
+                "reference code), black, or blur (its value in the insertion's blurred copy)."
             ),
         ] = "mean",
         samples: Samples = 50,

@@ -10,6 +10,9 @@ input, i.e. the data set's mean colour; its equivalent here, where models take [
 and normalise inside, is the mean colour of the images evaluated (``"mean"``, the default).
 ``"black"`` sets it to 0 in [0, 1]: scattered black pixels are themselves a strong signal,
 so the random order can collapse a small image's prediction faster than any map.
+``"blur"`` gives a deleted pixel its value in the blurred copy insertion starts from (the
+blur perturbation of Fong & Vedaldi 2017): deletion and insertion then walk the same path in
+opposite directions, and scattered deleted pixels make no high-frequency pattern.
 """
 
 from __future__ import annotations
@@ -28,16 +31,24 @@ from convlens.interpret.methods import MethodOptions
 from convlens.interpret.progress import Progress, silent
 
 RANDOM = "random"
-SUBSTRATES = ("mean", "black")
+SUBSTRATES = ("mean", "black", "blur")
 
 
-def deletion_substrate(x: torch.Tensor, kind: str) -> torch.Tensor:
-    """(3, 1, 1) colour of a deleted pixel: the images' mean colour, or black."""
+def deletion_substrate(x: torch.Tensor, kind: str) -> torch.Tensor | None:
+    """(3, 1, 1) colour of a deleted pixel: the images' mean colour, or black; None for
+    ``"blur"``, where each image's own blurred copy replaces it."""
     if kind == "mean":
         return x.mean(dim=(0, 2, 3))[:, None, None]
     if kind == "black":
         return torch.zeros(x.shape[1], 1, 1)
-    raise ArgumentError(f"--deletion must be {' or '.join(SUBSTRATES)}, got '{kind}'.")
+    if kind == "blur":
+        return None
+    raise ArgumentError(f"--deletion must be one of {', '.join(SUBSTRATES)}, got '{kind}'.")
+
+
+def substrate_words(kind: str) -> str:
+    """What a deleted pixel becomes, for titles and table headers."""
+    return {"mean": "the mean colour", "black": "black", "blur": "the blurred copy"}[kind]
 
 
 def pixel_order(saliency: np.ndarray, tie_breaker: np.ndarray) -> np.ndarray:
@@ -125,7 +136,8 @@ def faithfulness(
 
     ``steps`` curve points after the start (⌈HW/steps⌉ pixels each); the insertion canvas is
     blurred with σ = ``blur_sigma`` pixels (default H/16, 2 px at 32×32); deleted pixels
-    take the colour ``deletion`` names (``"mean"`` or ``"black"``).
+    take the colour ``deletion`` names (``"mean"`` or ``"black"``) or, for ``"blur"``, their
+    value in the insertion's blurred copy.
     """
     progress = progress or silent
     substrate = deletion_substrate(x, deletion)
@@ -140,7 +152,7 @@ def faithfulness(
     for i in range(len(x)):
         image, target = x[i], int(targets[i])
         blurred = gaussian_blur(image[None], sigma)[0]
-        removed = substrate.expand_as(image)
+        removed = blurred if substrate is None else substrate.expand_as(image)
         tie_breaker = np.random.default_rng([seed, i]).random(height * width)
         for k, name in enumerate(orders):
             if name == RANDOM:

@@ -10,7 +10,7 @@ import torch
 
 from convlens.errors import ArgumentError
 from convlens.interpret import plotting, render
-from convlens.interpret.faithfulness import deletion_substrate, faithfulness
+from convlens.interpret.faithfulness import deletion_substrate, faithfulness, substrate_words
 from convlens.interpret.features import activations, kernels
 from convlens.interpret.images import (
     Picture,
@@ -260,7 +260,7 @@ def faithfulness_task(
         source.model, x, methods, options, steps, blur_sigma, seed, progress, deletion
     )
     title = (
-        f"{source.name}: deletion (to {deletion} colour) / insertion over {count} test "
+        f"{source.name}: deletion (to {substrate_words(deletion)}) / insertion over {count} test "
         f"images, {result.step} pixels a step (Grad-CAM layer {options.layer})"
     )
     summary = render.faithfulness_json(result)
