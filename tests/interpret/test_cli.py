@@ -140,6 +140,30 @@ def test_activations_filters_and_maximize(cifar: Path, tmp_path: Path) -> None:
     np.testing.assert_array_equal(a, b)
 
 
+def test_activations_of_named_layers_and_the_default_filters(cifar: Path, tmp_path: Path) -> None:
+    code, output = run(
+        "activations", TINY_SOURCE, "--data", cifar, "--index", 2,
+        "--layer", "features.3", "--layer", "features.1", "--out", tmp_path,
+    )  # fmt: skip
+    assert code == 0, output
+    x = cifar_picture(cifar, 2, (32, 32)).pixels[None]
+    with torch.no_grad():
+        relu1 = tiny_cnn().features[:2](x)[0].numpy()
+        relu2 = tiny_cnn().features(x)[0].numpy()
+    with np.load(tmp_path / "activations.npz") as saved:
+        assert list(saved.files) == ["features.3", "features.1"]
+        np.testing.assert_allclose(saved["features.1"], relu1, rtol=1e-6)
+        np.testing.assert_allclose(saved["features.3"], relu2, rtol=1e-6)
+    assert (tmp_path / "activations.png").stat().st_size > 0
+
+    code, output = run("filters", TINY_SOURCE, "--out", tmp_path)  # the first convolution
+    assert code == 0, output
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "filters.npy"), tiny_cnn().features[0].weight.detach().numpy()
+    )
+    assert "6×3×3×3" in output and (tmp_path / "filters.png").stat().st_size > 0
+
+
 def test_sanity_and_faithfulness_tables(cifar: Path, tmp_path: Path) -> None:
     code, output = run(
         "sanity", TINY_SOURCE, "--data", cifar, "--images", 2, "--methods", "saliency,gradcam",
