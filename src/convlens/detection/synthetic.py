@@ -13,7 +13,7 @@ share an image.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,7 +153,12 @@ def categories() -> tuple[Category, ...]:
 
 
 def write_split(
-    root: str | Path, split: str, count: int, seed: int, config: ShapesConfig = ShapesConfig()
+    root: str | Path,
+    split: str,
+    count: int,
+    seed: int,
+    config: ShapesConfig = ShapesConfig(),
+    written: Callable[[], None] | None = None,  # called after each image (a progress bar)
 ) -> Path:
     """``root/split/000000.png …`` and ``root/split.json`` (COCO); returns the JSON path."""
     from PIL import Image as PILImage
@@ -163,6 +168,8 @@ def write_split(
     for index, (pixels, shapes) in enumerate(generate(seed, split, count, config)):
         name = f"{split}/{index:06d}.png"
         atomic_write(root / name, lambda tmp, p=pixels: PILImage.fromarray(p).save(tmp, "PNG"))
+        if written is not None:
+            written()
         image_id = index + 1
         images.append(Image(image_id, config.image_size, config.image_size, name))
         for shape in shapes:
@@ -186,26 +193,44 @@ def make_dataset(
     num_val: int = 500,
     seed: int = 0,
     config: ShapesConfig = ShapesConfig(),
+    written: Callable[[], None] | None = None,  # called after each image (a progress bar)
 ) -> dict[str, Path]:
     """Write both splits under ``root``; returns {"train": train.json, "val": val.json}."""
     config.check()
     return {
-        "train": write_split(root, "train", num_train, seed, config),
-        "val": write_split(root, "val", num_val, seed, config),
+        "train": write_split(root, "train", num_train, seed, config, written),
+        "val": write_split(root, "val", num_val, seed, config, written),
     }
 
 
 def load_images(root: str | Path, gt: GroundTruth) -> np.ndarray:
-    """(N, H, W, 3) uint8 of the ground truth's images, in its order, read from ``root``."""
+    """(N, H, W, 3) uint8 of the ground truth's images, in its order, read from ``root``.
+
+    Every image must have the size its JSON entry gives (when it gives one: the boxes are
+    in those pixels) and the size of the first, so they stack into one array.
+    """
     from PIL import Image as PILImage
 
     root = Path(root)
-    arrays = []
+    arrays: list[np.ndarray] = []
     for image in gt.images:
         path = root / image.file_name
         try:
             with PILImage.open(path) as handle:
-                arrays.append(np.asarray(handle.convert("RGB")))
+                pixels = np.asarray(handle.convert("RGB"))
         except (OSError, ValueError) as err:
             raise DataError(f"cannot read image {path} (image id {image.id}): {err}.") from None
+        height, width = pixels.shape[:2]
+        if (image.width or image.height) and (width, height) != (image.width, image.height):
+            raise DataError(
+                f"image {path} (image id {image.id}) is {width}×{height} pixels, but its "
+                f"entry in 'images' says {image.width}×{image.height}."
+            )
+        if arrays and pixels.shape != arrays[0].shape:
+            first = arrays[0].shape
+            raise DataError(
+                f"image {path} (image id {image.id}) is {width}×{height} pixels, but the first "
+                f"image is {first[1]}×{first[0]}; all images must have one size."
+            )
+        arrays.append(pixels)
     return np.stack(arrays) if arrays else np.zeros((0, 0, 0, 3), np.uint8)

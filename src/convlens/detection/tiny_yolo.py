@@ -15,7 +15,7 @@ except those whose decoded box already overlaps a ground truth by more than
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -105,7 +105,8 @@ def assign_targets(
     label = torch.zeros(n, a, h, w, dtype=torch.long)
     anchors = np.asarray(config.anchors, float)
     image_area = h * w * config.stride**2
-    predicted = convert(decoded[..., :4].detach().to(torch.float64), "cxcywh", "xyxy")
+    # on the CPU, as the targets are built: the boxes come as NumPy arrays
+    predicted = convert(decoded[..., :4].detach().to("cpu", torch.float64), "cxcywh", "xyxy")
     for i, (image_boxes, image_labels) in enumerate(zip(boxes, labels, strict=True)):
         if len(image_boxes) == 0:
             continue
@@ -142,6 +143,7 @@ def yolo_loss(
     a = len(config.anchors)
     with torch.no_grad():
         targets = assign_targets(boxes, labels, decode(raw, config), config, (h, w))
+    targets = Targets(*(getattr(targets, f.name).to(raw.device) for f in fields(Targets)))
     p = raw.view(n, a, 5 + config.num_classes, h, w).permute(0, 1, 3, 4, 2)  # (N, A, H, W, 5+C)
     pos = targets.positive
     xy = F.binary_cross_entropy_with_logits(p[..., :2][pos], targets.offset[pos], reduction="sum")
