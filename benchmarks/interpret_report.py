@@ -26,14 +26,11 @@ from convlens.interpret.faithfulness import (
     RANDOM,
     SUBSTRATES,
     FaithfulnessResult,
-    deletion_substrate,
     faithfulness,
-    pixel_order,
     substrate_words,
-    transition_curve,
 )
 from convlens.interpret.features import activations, kernels
-from convlens.interpret.images import batch_pictures, gaussian_blur, read_test_batch
+from convlens.interpret.images import batch_pictures, read_test_batch
 from convlens.interpret.maps import METHODS, image_maps, predict, resolve_options
 from convlens.interpret.maximize import MaximizeOptions, maximize
 from convlens.interpret.methods import MethodOptions, activations_and_gradients, upsample
@@ -72,53 +69,34 @@ def control_orders(
 
 
 def deletion_controls(
-    model: torch.nn.Module,
-    x: torch.Tensor,
-    runs: dict[str, FaithfulnessResult],
-    options: MethodOptions,
-    args: argparse.Namespace,
+    model: torch.nn.Module, x: torch.Tensor, options: MethodOptions, args: argparse.Namespace
 ) -> render.Rows:
-    """Deletion areas of Grad-CAM, the random order and the controls, per deleted colour;
-    further Grad-CAM layers (``--control-layers``) with deletion to the mean colour."""
-    first = runs[SUBSTRATES[0]]
-    targets = torch.from_numpy(first.targets)
-    orders = control_orders(model, x, targets, options.layer, args.seed)
-    columns = ["order", *(f"deletion AUC, to {substrate_words(s)}" for s in runs)]
-    rows = []
-    for name in ("gradcam", RANDOM):
-        rows.append(
-            [name, *(_area(r, r.auc(r.deletion)[r.orders.index(name)]) for r in runs.values())]
-        )
-    for name, maps in orders.items():
-        cells = [name]
-        for run in runs.values():
-            substrate = deletion_substrate(x, run.deletion_substrate)
-            areas = []
-            for i in range(len(x)):
-                blurred = gaussian_blur(x[i : i + 1], run.blur_sigma)[0]
-                removed = blurred if substrate is None else substrate.expand_as(x[i])
-                tie_breaker = np.random.default_rng([args.seed, i]).random(maps[i].size)
-                order = pixel_order(maps[i], tie_breaker)
-                curve = transition_curve(model, x[i], removed, order, int(targets[i]), run.step)
-                areas.append(np.trapezoid(curve, run.fractions))
-            cells.append(_area(run, np.array(areas)))
-        rows.append(cells)
+    """Deletion areas of Grad-CAM, its controls and the random order for every deleted
+    colour; further Grad-CAM layers (``--control-layers``) with deletion to the mean colour."""
+    targets = predict(model, x).argmax(dim=1)
+    controls = control_orders(model, x, targets, options.layer, args.seed)
+    runs = {
+        s: faithfulness(model, x, ["gradcam"], options, seed=args.seed, deletion=s, given=controls)
+        for s in SUBSTRATES
+    }
+    orders = runs[SUBSTRATES[0]].orders
+    rows = [[name, *(_area(run, name) for run in runs.values())] for name in orders]
     for layer in args.control_layers:
         other = faithfulness(model, x, ["gradcam"], replace(options, layer=layer), seed=args.seed)
-        areas = other.auc(other.deletion)[0]
-        rows.append([f"gradcam at `{layer}`", _area(other, areas), *[""] * (len(runs) - 1)])
+        rows.append([f"gradcam at `{layer}`", _area(other, "gradcam"), *[""] * (len(runs) - 1)])
+    columns = ["order", *(f"deletion AUC, to {substrate_words(s)}" for s in runs)]
     return render.Rows(columns, rows)
 
 
-def _area(run: FaithfulnessResult, areas: np.ndarray) -> str:
-    """Mean ± standard error, and the paired difference from the random order's areas."""
-    random = run.auc(run.deletion)[run.orders.index(RANDOM)]
-    difference = areas - random
+def _area(run: FaithfulnessResult, order: str) -> str:
+    """Mean ± standard error of an order's deletion areas; its paired difference from the
+    random order's."""
+    areas = run.auc(run.deletion)[run.orders.index(order)]
     se = float(areas.std(ddof=1) / np.sqrt(len(areas))) if len(areas) > 1 else 0.0
-    dse = float(difference.std(ddof=1) / np.sqrt(len(areas))) if len(areas) > 1 else 0.0
-    if not difference.any():
+    if order == RANDOM:
         return f"{areas.mean():.3f} ± {se:.3f}"
-    return f"{areas.mean():.3f} ± {se:.3f} ({difference.mean():+.3f} ± {dse:.3f} vs random)"
+    paired = run.deletion_against_random(order)
+    return f"{areas.mean():.3f} ± {se:.3f} ({paired.mean:+.3f} ± {paired.se:.3f} vs random)"
 
 
 def log(message: str, start: float) -> None:
@@ -241,7 +219,7 @@ def main() -> None:
 
     # 5b. Controls of Grad-CAM's deletion order: is the map informative, and is it the layer?
     print(f"## Deletion controls (Grad-CAM, first {n} test images)\n")
-    print(render.markdown_table(deletion_controls(source.model, x[:n], runs, options, args)))
+    print(render.markdown_table(deletion_controls(source.model, x[:n], options, args)))
     log("deletion controls", start)
 
     # 6. Issue 11's "done means".

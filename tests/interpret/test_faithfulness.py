@@ -11,6 +11,7 @@ from torch import nn
 from convlens.errors import ArgumentError
 from convlens.interpret.faithfulness import faithfulness, pixel_order, transition_curve
 from convlens.interpret.images import gaussian_blur
+from convlens.interpret.maps import image_maps
 from convlens.interpret.methods import MethodOptions
 from tests.interpret.models import tiny_cnn
 
@@ -141,3 +142,16 @@ def test_blur_deletion_runs_the_insertion_path_backwards() -> None:
     np.testing.assert_allclose(result.deletion[..., 0], result.insertion[..., -1], rtol=1e-6)
     # in between, the canvases differ: deletion blurs the first pixels, insertion restores them
     assert not np.allclose(result.deletion[..., 1], result.insertion[..., -2])
+
+
+def test_given_maps_are_orders_like_the_methods() -> None:
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(8))
+    model, options = tiny_cnn(4), MethodOptions()
+    targets = torch.softmax(model(x), dim=1).argmax(dim=1)
+    own = image_maps(model, x, targets, "saliency", options)
+    given = {"saliency, given": own, "saliency, reversed": -own}
+    result = faithfulness(model, x, ["saliency"], options, steps=4, given=given)
+    assert result.orders == ("saliency", "saliency, given", "saliency, reversed", "random")
+    np.testing.assert_array_equal(result.deletion[1], result.deletion[0])
+    np.testing.assert_array_equal(result.insertion[1], result.insertion[0])
+    assert not np.array_equal(result.deletion[2], result.deletion[0])

@@ -18,6 +18,7 @@ opposite directions, and scattered deleted pixels make no high-frequency pattern
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -131,13 +132,15 @@ def faithfulness(
     seed: int = 0,
     progress: Progress | None = None,
     deletion: str = "mean",
+    given: Mapping[str, np.ndarray] | None = None,
 ) -> FaithfulnessResult:
     """Curves for images ``x`` (N, 3, H, W), target = predicted class; ``options.layer`` resolved.
 
     ``steps`` curve points after the start (⌈HW/steps⌉ pixels each); the insertion canvas is
     blurred with σ = ``blur_sigma`` pixels (default H/16, 2 px at 32×32); deleted pixels
     take the colour ``deletion`` names (``"mean"`` or ``"black"``) or, for ``"blur"``, their
-    value in the insertion's blurred copy.
+    value in the insertion's blurred copy. ``given`` adds orders from ready maps (N, H, W),
+    e.g. controls that no attribution method computes; they come after the methods.
     """
     progress = progress or silent
     substrate = deletion_substrate(x, deletion)
@@ -145,7 +148,8 @@ def faithfulness(
     step = math.ceil(height * width / steps)
     sigma = blur_sigma if blur_sigma is not None else max(1.0, height / 16)
     targets = predict(model, x).argmax(dim=1)
-    orders = (*methods, RANDOM)
+    given = dict(given or {})
+    orders = (*methods, *given, RANDOM)
     deleted = np.empty((len(orders), len(x), math.ceil(height * width / step) + 1))
     inserted = np.empty_like(deleted)
     total, done = len(x) * len(orders), 0
@@ -157,6 +161,8 @@ def faithfulness(
         for k, name in enumerate(orders):
             if name == RANDOM:
                 saliency = np.zeros((height, width))
+            elif name in given:
+                saliency = given[name][i]
             else:
                 saliency = image_maps(model, x[i : i + 1], targets[i : i + 1], name, options, i)[0]
             order = pixel_order(saliency, tie_breaker)
