@@ -182,6 +182,10 @@ def register(app: typer.Typer) -> None:
     _register_detect(lab)
     app.add_typer(lab, name="lab")
 
+    from convlens.cli.lab_gradflow import register_gradflow
+
+    register_gradflow(lab)
+
     @colourize.command("train")
     @handle_errors
     @with_options(
