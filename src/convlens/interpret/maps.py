@@ -97,7 +97,7 @@ def _class_activation_map(cam: Callable[..., torch.Tensor]) -> MapFn:
     ) -> torch.Tensor:
         layer, name = _layer(model, o), f"--layer {o.layer}"
         maps = m.in_batches(lambda a, b: cam(model, a, b, layer, name), x, t, o.batch_size)
-        return m.upsample(maps, tuple(x.shape[-2:]))
+        return m.upsample(maps, (int(x.shape[-2]), int(x.shape[-1])))
 
     return compute
 

@@ -79,8 +79,9 @@ def rich_table(title: str, table_rows: Rows) -> Any:
 
     table = Table(title=title, title_justify="left")
     for i, column in enumerate(table_rows.columns):
-        justify = "right" if table_rows.right_aligned(i) else "left"
-        table.add_column(column, justify=justify, no_wrap=True)
+        table.add_column(
+            column, justify="right" if table_rows.right_aligned(i) else "left", no_wrap=True
+        )
     for row in table_rows.rows:
         table.add_row(*row)
     return table

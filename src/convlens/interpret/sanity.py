@@ -59,8 +59,9 @@ def reinitialise(module: nn.Module, seed: int) -> None:
     with σ the trained tensor's own standard deviation."""
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(seed)
-        if hasattr(module, "reset_parameters"):
-            module.reset_parameters()
+        reset = getattr(module, "reset_parameters", None)
+        if callable(reset):
+            reset()
         else:
             for parameter in module.parameters(recurse=False):
                 parameter.normal_(0.0, float(parameter.std()) if parameter.numel() > 1 else 1.0)
