@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -177,7 +177,9 @@ def gradient_profile(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     are removed and the BatchNorm running statistics restored afterwards, so the model is
     left as it was and a second call gives the same numbers.
     """
-    names = {m: name for name, m in model.named_modules() if isinstance(m, WEIGHTED)}
+    names: dict[nn.Module, str] = {
+        m: name for name, m in model.named_modules() if isinstance(m, WEIGHTED)
+    }
     seen: list[tuple[str, nn.Module, torch.Tensor]] = []
 
     def record(module: nn.Module, inputs: Any, output: torch.Tensor) -> torch.Tensor:
@@ -189,7 +191,7 @@ def gradient_profile(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
         with in_training_mode(model):
             loss = F.cross_entropy(model(images), labels)
             outputs = [output for _, _, output in seen]
-            weights = [module.weight for _, module, _ in seen]
+            weights = [cast(torch.Tensor, module.weight) for _, module, _ in seen]  # conv/linear
             grads = torch.autograd.grad(loss, [*outputs, *weights])
     finally:
         for handle in handles:
@@ -381,9 +383,9 @@ def check_net_config(cfg: NetConfig) -> None:
         if value not in allowed:
             raise ArgumentError(f"{flag}: '{value}' is not one of {', '.join(allowed)}.")
     check_common(cfg)
-    for flag, value in (("--weight-decay", cfg.weight_decay), ("--momentum", cfg.momentum)):
-        if not 0 <= value < 1:
-            raise ArgumentError(f"{flag} must be in [0, 1) (got {value}).")
+    for flag, number in (("--weight-decay", cfg.weight_decay), ("--momentum", cfg.momentum)):
+        if not 0 <= number < 1:
+            raise ArgumentError(f"{flag} must be in [0, 1) (got {number}).")
     check_batch_for_norm(cfg.batch_size, cfg.norm, " at every step")
 
 
@@ -427,7 +429,7 @@ def train_net(
 
     def gradient_norms(net: nn.Module) -> dict[str, torch.Tensor]:
         # ‖∂L/∂W‖ of each layer at this step, before the optimizer (and weight decay) acts
-        return {grad_key(name): weight.grad.detach().norm() for name, weight in layers}
+        return {grad_key(name): _grad(weight).detach().norm() for name, weight in layers}
 
     def evaluate(net: nn.Module, dist: Dist) -> dict[str, float]:
         loss, accuracy = evaluate_classifier(net, test_x, test_y, dist)
@@ -538,7 +540,7 @@ def train_nets(
 
 
 # He et al. 2016 §4.2 and Fig. 6, on the full 50,000 training images (64k iterations of 128)
-PAPER_CLAIM = {
+PAPER_CLAIM: dict[str, Any] = {
     "source": "He et al. 2016, Deep Residual Learning for Image Recognition, §4.2, Fig. 6, Table 6",
     "claim": "the deeper plain net has higher training error throughout training (plain-56 "
     "above plain-20: the degradation problem); the deeper ResNet has lower training and test "
@@ -547,10 +549,17 @@ PAPER_CLAIM = {
 }
 
 
+def _grad(weight: torch.Tensor) -> torch.Tensor:
+    """A weight's gradient after the backward pass (every layer of these nets gets one)."""
+    if weight.grad is None:
+        raise RuntimeError("a weight without a gradient after backward")
+    return weight.grad
+
+
 def train_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for run in runs:
-        paper = PAPER_CLAIM["resnet_test_error"].get(str(run["depth"]))  # type: ignore[union-attr]
+        paper = PAPER_CLAIM["resnet_test_error"].get(str(run["depth"]))
         rows.append(
             {
                 "network": net_name(run["arch"], run["depth"]),

@@ -20,7 +20,7 @@ import copy
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -169,10 +169,10 @@ def scale_invariance(data: Data, scales: list[float], depth: int, seed: int) -> 
 
     def measure(a: float, eps: float = bn.eps) -> dict[str, torch.Tensor]:
         twin = copy.deepcopy(model)
-        layer = twin.get_submodule(f"{SCALE_LAYER}.conv1")
+        layer = cast(nn.Conv2d, twin.get_submodule(f"{SCALE_LAYER}.conv1"))
         with torch.no_grad():
             layer.weight.mul_(a)
-        twin.get_submodule(f"{SCALE_LAYER}.bn1").eps = eps
+        cast(nn.BatchNorm2d, twin.get_submodule(f"{SCALE_LAYER}.bn1")).eps = eps
         caught: dict[str, torch.Tensor] = {}
         hooks = [
             layer.register_forward_hook(lambda m, i, o: caught.__setitem__("conv", o.detach())),
@@ -402,6 +402,8 @@ def train_and_eval_modes(
     x = layer_inputs(model, "bn1", data.test_x[:size])  # (B, 16, 32, 32)
     layer = copy.deepcopy(bn)
     eval_out = layer.eval()(x)
+    if layer.running_mean is None or layer.running_var is None or bn.momentum is None:
+        raise RuntimeError("bn1 keeps no running statistics with a momentum")  # built so
     running_mean, running_var = layer.running_mean.clone(), layer.running_var.clone()
     train_out = layer.train()(x)  # normalised by this batch; updates the running averages
     batch_mean = x.mean(dim=(0, 2, 3))

@@ -91,11 +91,11 @@ def plot_training(path: Path, runs: list[dict[str, Any]], title: str) -> None:
     cmap = plt.get_cmap("viridis")
     for i, run in enumerate(runs):
         ax = fig.add_subplot(grid[1, i])
-        epochs = len(run["weight_grad_norm"])
+        n_epochs = len(run["weight_grad_norm"])
         for e, norms in enumerate(run["weight_grad_norm"]):
-            shade = cmap(e / max(epochs - 1, 1))
+            shade = cmap(e / max(n_epochs - 1, 1))
             ax.plot(range(1, len(norms) + 1), norms, color=shade, linewidth=1,
-                    label=f"epoch {e + 1}" if e in (0, epochs - 1) else None)  # fmt: skip
+                    label=f"epoch {e + 1}" if e in (0, n_epochs - 1) else None)  # fmt: skip
         ax.set(yscale="log", xlabel="layer (first → last = fc)", ylabel="mean ‖∂L/∂W‖")
         ax.set_title(f"{run['arch']}-{run['depth']}: gradient norm per layer", fontsize=9)
         ax.grid(alpha=0.3)

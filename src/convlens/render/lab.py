@@ -75,7 +75,15 @@ HEADERS = {
     "eval_mode_accuracy": "eval-mode accuracy",
 }
 LEFT = frozenset({"model", "run", "class", "network", "norm", "init"})
-GRADIENT_SUFFIXES = ("_norm", "_ratio", "_std", "_grad", "_spread", "_diff", "_deviation")
+GRADIENT_SUFFIXES: tuple[str, ...] = (
+    "_norm",
+    "_ratio",
+    "_std",
+    "_grad",
+    "_spread",
+    "_diff",
+    "_deviation",
+)
 GRADIENT_SUFFIXES += ("_mean", "_var")
 
 
