@@ -1,4 +1,4 @@
-"""``convlens lab colourize | classify | detect``: parse, then delegate to the lab."""
+"""``convlens lab colourize | classify | detect | memory``: parse, then delegate to the lab."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from convlens.cli import lab_memory
 from convlens.cli.console import handle_errors, print_text, stderr, stdout
 from convlens.cli.lab_options import LabOption, with_options
 from convlens.errors import ArgumentError
@@ -181,6 +182,7 @@ def register(app: typer.Typer) -> None:
     lab.add_typer(classify, name="classify")
     _register_detect(lab)
     app.add_typer(lab, name="lab")
+    lab_memory.register(lab)
 
     from convlens.cli.lab_gradflow import register_gradflow
 
