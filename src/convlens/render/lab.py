@@ -27,8 +27,22 @@ HEADERS = {
     "class": "class",
     "n": "images",
     "correct": "correct",
+    # the segmentation lab
+    "trained": "trained",
+    "trainable_params": "trainable parameters",
+    "val_pixel_accuracy": "val pixel accuracy",
+    "val_iou_mean": "val mean IoU",
+    "val_rand_error": "val Rand error",
+    "seconds_per_epoch": "s / epoch",
+    "memory_grads": "predicted: gradients (B)",
+    "memory_optimizer": "optimizer state (B)",
+    "memory_saved_activations": "saved activations (B)",
+    "memory_total": "total (B)",
+    "value": "mask value",
+    "iou": "IoU",
+    "dice": "Dice",
 }
-LEFT = frozenset({"model", "run", "class"})
+LEFT = frozenset({"model", "run", "class", "trained"})
 
 
 def cell(key: str, value: Any) -> str:
@@ -41,8 +55,12 @@ def cell(key: str, value: Any) -> str:
         return f"{value:.4f}"
     if key == "train_seconds":
         return f"{value:.0f}"
-    if key == "params":
+    if key in ("params", "trainable_params") or key.startswith("memory_"):
         return f"{value:,}"
+    if key in ("val_iou_mean", "val_rand_error", "iou", "dice"):
+        return f"{value:.4f}"
+    if key == "seconds_per_epoch":
+        return f"{value:.1f}"
     if key == "standard_error":
         return f"{100 * value:.2f}"
     return f"`{value}`" if key == "run" else str(value)
@@ -86,3 +104,20 @@ def classify_evaluation_table(result: dict[str, Any]) -> str:
         for name, entry in result["per_class"].items()
     ]
     return head + markdown_table(rows, ["class", "n", "correct", "accuracy"])
+
+
+def segment_evaluation_table(result: dict[str, Any]) -> str:
+    """``lab segment evaluate``: the challenge's numbers, then IoU and Dice per class."""
+    base = result["baseline"]
+    head = (
+        f"{result['run']} on {result['n']} sections: pixel error {result['pixel_error']:.4f}, "
+        f"foreground-restricted Rand error {result['rand_error']:.4f}, VI {result['vi']:.4f} "
+        f"bits (merge {result['vi_merge']:.4f} + split {result['vi_split']:.4f})\n"
+        f"majority-class baseline (every pixel {base['class']}): pixel error "
+        f"{base['pixel_error']:.4f}, Rand error {base['rand_error']:.4f}\n\n"
+    )
+    rows = [
+        {"value": value, "iou": result["iou"][value], "dice": result["dice"][value]}
+        for value in result["iou"]
+    ]
+    return head + markdown_table(rows, ["value", "iou", "dice"])

@@ -9,6 +9,7 @@ from convlens.zoo import (  # noqa: F401
     googlenet,
     mobilenet,
     resnet,
+    segmentation,
     unet,
     yolo,
 )

@@ -58,14 +58,33 @@ def read_weights(source: str | Path) -> dict[str, torch.Tensor]:
     return value
 
 
-def load_weights(model: nn.Module, source: str | Path, exclude: Sequence[str] = ()) -> list[str]:
+def load_weights(
+    model: nn.Module,
+    source: str | Path,
+    exclude: Sequence[str] = (),
+    prefix: str = "",
+    unused: Sequence[str] = (),
+) -> list[str]:
     """Copy the weights of ``source`` into ``model``; every tensor of the model must be there
     with its shape, except those whose names match an ``exclude`` pattern (left as built,
     e.g. a new classifier). Returns the names loaded. A mismatch names the first
-    mismatching key and both shapes, before anything is copied."""
-    weights = read_weights(source)
+    mismatching key and both shapes, before anything is copied.
+
+    ``prefix`` loads the file into the submodule of that name (a classifier's weights
+    into ``backbone.``: the file's ``k`` is the model's ``prefix + k``; the model's tensors
+    outside the prefix are left as built); file tensors matching an ``unused`` pattern
+    (the classifier's own head, ``fc.*``) are not loaded."""
+    weights = {
+        prefix + k: v
+        for k, v in read_weights(source).items()
+        if not any(fnmatch.fnmatchcase(k, p) for p in unused)
+    }
     own = model.state_dict()
-    wanted = [k for k in own if not any(fnmatch.fnmatchcase(k, p) for p in exclude)]
+    wanted = [
+        k
+        for k in own
+        if k.startswith(prefix) and not any(fnmatch.fnmatchcase(k, p) for p in exclude)
+    ]
     for key in wanted:
         if key not in weights:
             raise DataError(
