@@ -211,7 +211,7 @@ class DeepLabCifar(nn.Module):
     "deeplabv3_cifar",
     citation=HE_2016,
     default_input=(1, 128, 128),
-    exact_params=3_011_458,
+    exact_params=1_665_810,
     output_shapes=((2, 128, 128),),
     notes="DeepLabv3's head (Chen et al. 2017: ASPP with three 3×3 atrous branches and image "
     "pooling, 256 channels each, a 1×1 projection with dropout 0.5, then a 3×3 conv, BN, ReLU "
