@@ -9,8 +9,10 @@ average (other jobs share the 2 cores). Run it under the shared lock:
         --data ../shared/data/isbi2012-em/train default
 
 ``--list`` shows the named runs; ``--pictures DIR`` copies each run's PNGs there as
-``segment_<name>_<picture>.png``. The fine-tuning runs need a classify run first
-(``benchmarks/classify_runs.py default``, or ``--classify RUN``).
+``segment_<name>_<picture>.png``. ``cifar-backbone`` trains the classification run
+(ResNet-20 on ../shared/data/cifar10-10k, ``--cifar``) that ``finetune`` starts from;
+``finetune`` is ``convlens lab segment finetune``: the last layer, the head and the whole
+DeepLabv3 trained from it, one table.
 """
 
 from __future__ import annotations
@@ -27,19 +29,18 @@ from pathlib import Path
 
 import torch
 
-from convlens.labs.segment import SegmentConfig, evaluate_run, train
+from convlens.labs.runtime.loop import LabInfo
+from convlens.labs.segment import SegmentConfig, compare_finetuning, evaluate_run, train
 
-# name → changes to SegmentConfig's defaults ("{classify}": the classify run to start from)
-FINETUNE = {"epochs": 4, "model": "deeplabv3_cifar?backbone=resnet9&width=32", "crop": 128,
-            "batch_size": 8, "repeat": 8, "loss": "ce", "init": "{classify}"}  # fmt: skip
+# name → changes to SegmentConfig's defaults ("{out}": the --out folder)
+FINETUNE = {"epochs": 4, "model": "deeplabv3_cifar?backbone=resnet20", "crop": 128,
+            "batch_size": 8, "repeat": 8, "loss": "ce", "init": "{out}/cifar-backbone"}  # fmt: skip
 RUNS: dict[str, dict[str, object]] = {
     "default": {},
-    "probe-2-epochs": {"epochs": 2},
-    "finetune-last-layer": {**FINETUNE, "train_only": ["classifier.4*"], "freeze_bn": True},
-    "finetune-head": {**FINETUNE, "train_only": ["classifier.*"], "freeze_bn": True},
-    "finetune-whole": FINETUNE,
+    "finetune": FINETUNE,  # three runs: finetune/last-layer, finetune/head, finetune/whole
     "deeplab-scratch": {**FINETUNE, "init": None},
 }
+BACKBONE = {"model": "cifar_resnet20", "lr": 0.1, "epochs": 6}  # lab classify, ResNet-20
 PICTURES = ("learning_curves", "predictions", "augmented", "weight_map")
 
 
@@ -53,7 +54,7 @@ def main() -> None:
     parser.add_argument("names", nargs="*", default=["default"])
     parser.add_argument("--data", default="../shared/data/isbi2012-em/train")
     parser.add_argument("--out", default="runs/segment")
-    parser.add_argument("--classify", default="runs/classify/default")
+    parser.add_argument("--cifar", default="../shared/data/cifar10-10k")
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--pictures", help="copy each run's PNGs here")
     args = parser.parse_args()
@@ -63,13 +64,18 @@ def main() -> None:
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor()}")
     for name in args.names:
+        if name == "cifar-backbone":
+            cifar_backbone(args.cifar, Path(args.out) / name)
+            continue
         changes = {
-            k: v.format(classify=args.classify) if isinstance(v, str) else v
-            for k, v in RUNS[name].items()
+            k: v.format(out=args.out) if isinstance(v, str) else v for k, v in RUNS[name].items()
         }
         cfg = dataclasses.replace(
             SegmentConfig(data=args.data), out=str(Path(args.out) / name), **changes
         )
+        if name == "finetune":
+            finetune(cfg)
+            continue
         saved = Path(cfg.out) / "benchmark.json"  # a measured run is read, not retrained
         record = json.loads(saved.read_text()) if saved.exists() else measure(name, cfg)
         saved.write_text(json.dumps(record, indent=2) + "\n")
@@ -79,6 +85,37 @@ def main() -> None:
                 if source.exists():
                     shutil.copyfile(source, Path(args.pictures) / f"segment_{name}_{picture}.png")
         print(row(record), flush=True)
+
+
+def cifar_backbone(data: str, out: Path) -> None:
+    """The classification run whose ResNet-20 the fine-tuning runs start from."""
+    from convlens.labs.classify import ClassifyConfig
+    from convlens.labs.classify import evaluate_run as evaluate_classifier
+    from convlens.labs.classify import train as train_classifier
+    from convlens.labs.runtime.loop import run_or_reuse
+
+    cfg = dataclasses.replace(ClassifyConfig(data=data), out=str(out), **BACKBONE)  # type: ignore[arg-type]
+    wall = time.perf_counter()
+    result = run_or_reuse(cfg, LabInfo("classify", "a classify run folder"), train_classifier)
+    accuracy = evaluate_classifier(out)["accuracy"]
+    print(
+        f"cifar-backbone: {BACKBONE}, {result.train_seconds:.0f} s of training "
+        f"({time.perf_counter() - wall:.0f} s wall), test accuracy {100 * accuracy:.1f} %"
+    )
+
+
+def finetune(cfg: SegmentConfig) -> None:
+    """``convlens lab segment finetune``: three runs and their table, timed."""
+    from convlens.labs.segment import FINETUNE_COLUMNS
+    from convlens.render.lab import markdown_table
+
+    wall, cpu, load = time.perf_counter(), cpu_seconds(), os.getloadavg()[0]
+    rows = compare_finetuning(cfg, cfg.out, progress_bar=False)
+    print(
+        f"finetune: {time.perf_counter() - wall:.0f} s wall, {cpu_seconds() - cpu:.0f} s CPU, "
+        f"load {(load + os.getloadavg()[0]) / 2:.1f}"
+    )
+    print(markdown_table(rows, FINETUNE_COLUMNS), flush=True)
 
 
 def row(record: dict[str, object]) -> str:

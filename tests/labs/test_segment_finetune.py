@@ -85,8 +85,8 @@ def test_load_weights_with_a_prefix_checks_shapes_and_unused_tensors(
     torch.save(weights(model), path)  # a whole segmentation model's weights load as they are
     fresh = build_model(MODEL, 2, 0, seed=1)
     assert init_weights(fresh, str(path), []).endswith(f"tensors from {path}")
-    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(),
-                                                 model.state_dict().values(), strict=True))  # fmt: skip
+    pairs = zip(fresh.state_dict().values(), model.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
 
 
 @pytest.mark.parametrize(

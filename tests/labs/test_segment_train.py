@@ -214,6 +214,8 @@ def broken(tmp_path: Path, how: str) -> Path:
         ("fine", ["--model", "unet_valid?width=2&depth=2", "--crop", "30"],
          r"--crop 30 does not fit .*nearest crops that work are 28, 32"),
         ("fine", ["--init", "{weights}"], r"does not fit the model"),
+        ("fine", ["--tile", "40"], r"--tile 40 is too small .* tile that works is 68"),
+        ("fine", ["--val", "4"], r"--val 4: the folder has 4 sections"),
         ("fine", ["--loss", "focal"], r"--loss: 'focal' is not one of"),
         ("fine", ["--augment", "elastic,blur"], r"--augment: 'blur' is not one of"),
     ],

@@ -104,7 +104,7 @@ SEGMENT = {
         "deeplabv3_resnet50) or module:factory. (default: unet_same?base_channels=16&depth=4)",
     ),
     "width": LabOption(int, "Channels of the model's first stage (0: the model's own)."),
-    "epochs": LabOption(int, "Training epochs. (default: 12)"),
+    "epochs": LabOption(int, "Training epochs. (default: 30)"),
     "batch_size": LabOption(int, "Crops per step. (default: 4)"),
     "crop": LabOption(
         int, "Side of a training crop's labelled window (the output tile). (default: 256)"

@@ -44,7 +44,13 @@ from convlens.labs.runtime.loop import (
 )
 from convlens.labs.runtime.plots import Panel, Series, plot_curves, plot_grid
 from convlens.labs.seg_metrics import Scores, score
-from convlens.labs.tiling import Geometry, geometry_of, logits_of, predict_probabilities
+from convlens.labs.tiling import (
+    Geometry,
+    geometry_of,
+    logits_of,
+    predict_probabilities,
+    smallest_tile,
+)
 
 LAB = LabInfo("segment", "a segment run folder")
 LOSSES = ("ce", "weighted-ce", "dice", "ce+dice")
@@ -70,7 +76,7 @@ class SegmentConfig:
     data: str  # folder with image/ and label/ PNGs of the same names
     model: str = "unet_same?base_channels=16&depth=4"  # zoo name (?arg=value&…) or module:factory
     width: int = 0  # channels of the first stage (U-Nets) or ResNet-9's width; 0: the model's
-    epochs: int = 12
+    epochs: int = 30
     batch_size: int = 4
     crop: int = 256  # side of the labelled window of a training sample (the output tile)
     repeat: int = 8  # crops per training section and epoch
@@ -320,6 +326,11 @@ def check_geometry(model: nn.Module, cfg: SegmentConfig, k: int, smallest_side: 
         raise ArgumentError(
             f"--crop {cfg.crop} is too small for {cfg.model}: the smallest size that works "
             f"is {geometry.multiple} (its poolings halve the map {geometry.multiple // 2 or 1}×)."
+        )
+    if cfg.tile and cfg.tile < smallest_tile(geometry):
+        raise ArgumentError(
+            f"--tile {cfg.tile} is too small for {cfg.model}: the smallest prediction tile "
+            f"that works is {smallest_tile(geometry)}."
         )
     side = cfg.crop + 2 * geometry.margin
     model.eval()
