@@ -560,7 +560,7 @@ def train(
             f"{len(data.train)} training sections × {cfg.repeat} crops of {cfg.crop}² "
             f"(input {side}²), {held}, classes {data.values}, loss {cfg.loss}, batch "
             f"{cfg.batch_size}, {cfg.epochs} epochs, device {device} → {out}{base}{init}\n"
-            f"{_memory_line(memory, cfg)}"
+            f"{finetune.memory_line(memory, cfg.train_only, cfg.freeze_bn)}"
         )
 
     def epoch_line(row: dict[str, float]) -> str:
@@ -631,18 +631,6 @@ def _input_channels(model: nn.Module) -> int:
 
 def _memory_optimizer(cfg: SegmentConfig) -> str:
     return "adam" if cfg.optimizer == "adam" else "momentum"
-
-
-def _memory_line(memory: dict[str, Any], cfg: SegmentConfig) -> str:
-    mib = 1024**2
-    frozen = f"train-only {', '.join(cfg.train_only)}" if cfg.train_only else "all trainable"
-    return (
-        f"predicted training memory (convlens, batch {memory['batch']}, {frozen}, "
-        f"{memory['optimizer']}): parameters {memory['params'] / mib:.1f} MiB + gradients "
-        f"{memory['grads'] / mib:.1f} + optimizer state {memory['optimizer_state'] / mib:.1f} "
-        f"+ saved activations {memory['saved_activations'] / mib:.1f} = "
-        f"{memory['total'] / mib:.1f} MiB"
-    )
 
 
 def _saved_values(out: Path) -> list[int] | None:

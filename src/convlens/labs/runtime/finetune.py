@@ -182,3 +182,19 @@ def predicted_memory(
         "total": int(t.training_bytes),
         "partial": list(t.unsupported),
     }
+
+
+def memory_line(memory: dict[str, Any], train_only: Sequence[str], freeze_bn: bool) -> str:
+    """The start line's prediction (``predicted_memory``), in MiB, with the freeze pattern."""
+    mib = 1024**2
+    frozen = f"train-only {', '.join(train_only)}" if train_only else "all trainable"
+    bn = ", frozen BatchNorm in eval mode" if freeze_bn else ""
+    return (
+        f"predicted training memory (convlens, batch {memory['batch']} per process, {frozen}"
+        f"{bn}, {memory['optimizer']}): parameters {memory['params'] / mib:.1f} MiB + "
+        f"gradients {memory['grads'] / mib:.1f} + optimizer state "
+        f"{memory['optimizer_state'] / mib:.1f} + saved activations "
+        f"{memory['saved_activations'] / mib:.1f} + buffers {memory['buffers'] / mib:.2f} = "
+        f"{memory['total'] / mib:.1f} MiB"
+        + (f" (partial: no rule for {', '.join(memory['partial'])})" if memory["partial"] else "")
+    )
