@@ -243,13 +243,13 @@ def make_samples(data: Data, draws: Draws, index: torch.Tensor, crop: int, margi
     x = torch.stack(images)  # (B, 1, T, T)
     y = torch.stack(masks)[:, 0].long()  # (B, O, O)
     wt = torch.stack(weights)[:, 0] if weights else None
-    picked = index
-    x = _orient(x, draws.flips[picked], draws.turns[picked])
-    y = _orient(y[:, None], draws.flips[picked], draws.turns[picked])[:, 0]
+    flips, turns = draws.flips[index], draws.turns[index]
+    x = _orient(x, flips, turns)
+    y = _orient(y[:, None], flips, turns)[:, 0]
     if wt is not None:
-        wt = _orient(wt[:, None], draws.flips[picked], draws.turns[picked])[:, 0]
-    shade = draws.contrast[picked].view(-1, 1, 1, 1), draws.brightness[picked].view(-1, 1, 1, 1)
-    x = ((x - 0.5) * shade[0] + 0.5 + shade[1]).clamp(0, 1)
+        wt = _orient(wt[:, None], flips, turns)[:, 0]
+    contrast, brightness = draws.contrast[index], draws.brightness[index]
+    x = ((x - 0.5) * contrast.view(-1, 1, 1, 1) + 0.5 + brightness.view(-1, 1, 1, 1)).clamp(0, 1)
     return Samples(x.contiguous(), y.contiguous(), None if wt is None else wt.contiguous())
 
 
