@@ -37,6 +37,12 @@ FINETUNE = {"epochs": 4, "model": "deeplabv3_cifar?backbone=resnet20", "crop": 1
             "batch_size": 8, "repeat": 8, "loss": "ce", "init": "{out}/cifar-backbone"}  # fmt: skip
 RUNS: dict[str, dict[str, object]] = {
     "default": {},
+    "loss-ce": {"loss": "ce"},
+    "valid-unet": {
+        "model": "unet_valid?width=16&depth=4&batch_norm=true",
+        "crop": 196,
+        "epochs": 15,
+    },
     "finetune": FINETUNE,  # three runs: finetune/last-layer, finetune/head, finetune/whole
     "deeplab-scratch": {**FINETUNE, "init": None},
 }
