@@ -37,7 +37,8 @@ FINETUNE = {"epochs": 4, "model": "deeplabv3_cifar?backbone=resnet20", "crop": 1
             "batch_size": 8, "repeat": 8, "loss": "ce", "init": "{out}/cifar-backbone"}  # fmt: skip
 RUNS: dict[str, dict[str, object]] = {
     "default": {},
-    "loss-ce": {"loss": "ce"},
+    "epochs-50": {"epochs": 50},
+    "ce-epochs-50": {"epochs": 50, "loss": "ce"},
     "valid-unet": {
         "model": "unet_valid?width=16&depth=4&batch_norm=true",
         "crop": 196,
