@@ -14,6 +14,7 @@ from skimage.metrics import adapted_rand_error, variation_of_information
 
 from convlens.labs.seg_data import objects
 from convlens.labs.seg_metrics import (
+    best_threshold_rand_error,
     confusion,
     iou_and_dice,
     pixel_error,
@@ -128,3 +129,15 @@ def test_score_aggregates_pixels_over_sections_and_rand_error_per_section() -> N
     assert scores.pixel_error == pytest.approx(1 / 11)
     assert scores.rand_error == pytest.approx((rand_error(a, pa) + 0.0) / 2)
     assert scores.iou == pytest.approx([0.0, 10 / 11]) and scores.n == 2
+
+
+def test_the_best_threshold_is_the_one_that_recovers_the_truth() -> None:
+    """Cell probability 0.75 inside cells, 0.65 on the border: only thresholds 0.7 and
+    above separate the cells (0.7 first)."""
+    truth = np.array([[1, 1, 1, 0, 1, 1, 1], [1, 1, 1, 0, 1, 1, 1]])
+    probability = np.where(truth == 1, 0.75, 0.65)
+    threshold, error = best_threshold_rand_error([truth], [probability])
+    assert (threshold, error) == (0.7, 0.0)
+    precision = 2 * (6 * 5) / (12 * 11)  # merged at 0.5: 2 cells of 6 pixels in one of 12
+    merged = rand_error(truth, (probability > 0.5).astype(np.int64))
+    assert merged == pytest.approx(1 - 2 * precision / (precision + 1))

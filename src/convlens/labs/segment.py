@@ -43,7 +43,7 @@ from convlens.labs.runtime.loop import (
     scheduled_rate,
 )
 from convlens.labs.runtime.plots import Panel, Series, plot_curves, plot_grid
-from convlens.labs.seg_metrics import Scores, score
+from convlens.labs.seg_metrics import Scores, best_threshold_rand_error, score
 from convlens.labs.tiling import (
     Geometry,
     geometry_of,
@@ -794,6 +794,10 @@ def evaluate_run(folder: str | Path, data: str, progress: Any = None) -> dict[st
     counts = sum(np.bincount(t.ravel(), minlength=len(values)) for t in truths)  # type: ignore[union-attr]
     majority = int(np.argmax(counts))
     base = score(truths, [np.full_like(t, majority) for t in truths], len(values))  # type: ignore[arg-type]
+    best = {}
+    if len(values) == 2:  # the challenge's way: the best threshold of the cell probability
+        threshold, error = best_threshold_rand_error(truths, [p[1] for p in probabilities])  # type: ignore[arg-type]
+        best = {"rand_error_best_threshold": {"threshold": threshold, "rand_error": error}}
     return {
         "run": str(folder),
         "model": cfg.model,
@@ -805,6 +809,7 @@ def evaluate_run(folder: str | Path, data: str, progress: Any = None) -> dict[st
         "iou": {str(v): x for v, x in zip(values, scores.iou, strict=True)},
         "dice": {str(v): x for v, x in zip(values, scores.dice, strict=True)},
         "n": scores.n,
+        **best,
         "baseline": {
             "class": values[majority],
             "pixel_error": base.pixel_error,

@@ -113,7 +113,13 @@ def segment_evaluation_table(result: dict[str, Any]) -> str:
         f"{result['run']} on {result['n']} sections: pixel error {result['pixel_error']:.4f}, "
         f"foreground-restricted Rand error {result['rand_error']:.4f}, VI {result['vi']:.4f} "
         f"bits (merge {result['vi_merge']:.4f} + split {result['vi_split']:.4f})\n"
-        f"majority-class baseline (every pixel {base['class']}): pixel error "
+        + (
+            f"Rand error at the best threshold of the cell probability (the challenge's way): "
+            f"{best['rand_error']:.4f} at {best['threshold']}\n"
+            if (best := result.get("rand_error_best_threshold"))
+            else ""
+        )
+        + f"majority-class baseline (every pixel {base['class']}): pixel error "
         f"{base['pixel_error']:.4f}, Rand error {base['rand_error']:.4f}\n\n"
     )
     rows = [
