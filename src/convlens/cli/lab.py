@@ -149,6 +149,9 @@ SEGMENT_FINETUNE = [n for n in SEGMENT_TRAIN if n not in ("train_only", "freeze_
 Out = Annotated[
     str | None, typer.Option(help="Run folder. (default: runs/<model>-b<batch>-s<seed>)")
 ]
+SegmentOut = Annotated[
+    str | None, typer.Option(help="Run folder. (default: runs/segment/<model>-s<seed>)")
+]
 Resume = Annotated[
     str | None, typer.Option(help="Continue the interrupted run in this folder (same settings).")
 ]
@@ -357,7 +360,7 @@ def _register_segment(lab: typer.Typer) -> None:
     @with_options(SEGMENT, SEGMENT_TRAIN)
     def segment_train(
         given: dict[str, Any],
-        out: Out = None,
+        out: SegmentOut = None,
         resume: Resume = None,
         no_progress: NoProgress = False,
     ) -> None:
