@@ -47,6 +47,7 @@ from convlens.labs.seg_metrics import Scores, best_threshold_rand_error, score
 from convlens.labs.tiling import (
     Geometry,
     geometry_of,
+    input_channels,
     logits_of,
     predict_probabilities,
     smallest_tile,
@@ -503,7 +504,7 @@ def train(
     side = cfg.crop + 2 * geometry.margin
     finetune.train_mode(frozen_bn)(model)  # predicted as it will train
     memory = finetune.predicted_memory(
-        model, (local, _input_channels(model), side, side), _memory_optimizer(cfg)
+        model, (local, input_channels(model), side, side), _memory_optimizer(cfg)
     )
     model = model.to(device)
     optimizer = optimizer_for(cfg, model)
@@ -621,12 +622,6 @@ def train(
         extra={"memory": memory, "geometry": geometry},
     )
     return fit(recipe, opened, console, progress_bar)
-
-
-def _input_channels(model: nn.Module) -> int:
-    from convlens.labs.tiling import _input_channels as channels
-
-    return channels(model)
 
 
 def _memory_optimizer(cfg: SegmentConfig) -> str:

@@ -66,14 +66,16 @@ def logits_of(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     (torchvision's segmentation models); a model whose first convolution takes 3 channels
     gets the grey image repeated (unless it says ``input_channels = 1``, as
     ``deeplabv3_cifar`` does, which repeats it itself)."""
-    channels = _input_channels(model)
+    channels = input_channels(model)
     if channels != x.shape[1]:
         x = x.expand(-1, channels, -1, -1)
     out = model(x)
     return out["out"] if isinstance(out, dict) else out
 
 
-def _input_channels(model: nn.Module) -> int:
+def input_channels(model: nn.Module) -> int:
+    """Channels the model takes: its ``input_channels`` if it says, else its first
+    convolution's."""
     inner = getattr(model, "module", model)  # DDP
     if hasattr(inner, "input_channels"):
         return int(inner.input_channels)
