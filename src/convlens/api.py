@@ -106,71 +106,37 @@ def _keep(tensor: Any, *args: Any, **kwargs: Any) -> Any:
     return tensor
 
 
-def _shapes(value: Any) -> tuple[Any, str | None, dict[str, Any]]:
-    """``input=``/``input_size=`` → (size or list of sizes, name of the first input when
-    passed by name, further keyword inputs).
-
-    A tensor or a shape is one input; a list or tuple of tensors or shapes is several
-    positional inputs; a dict is keyword inputs (tensors are traced, other values pass).
-    """
-    if isinstance(value, dict):
-        (first_key, first), *rest = value.items()
-        return tuple(getattr(first, "shape", first)), first_key, dict(rest)
-    if hasattr(value, "shape"):
-        return tuple(value.shape), None, {}
-    if isinstance(value, list | tuple) and value and not isinstance(value[0], int):
-        return [tuple(getattr(v, "shape", v)) for v in value], None, {}
-    return tuple(value), None, {}
-
-
 def trace_network(
-    model: Any, input_size: Any, device: str = "meta"
-) -> tuple[Network, Mapping[str, Any]]:
-    """The traced ``Network`` and the rule results the tracer already computed."""
+    model: Any, inputs: Any, device: str = "meta", batch: int = 1
+) -> tuple[Network, Mapping[str, Any], int, str]:
+    """The traced ``Network``, the rule results the tracer already computed, the batch
+    and the activations' dtype (see ``convlens.torch.inputs`` for what ``inputs`` may be)."""
     from convlens.torch.trace import trace
 
-    shape, first_key, keywords = _shapes(input_size)
-    if isinstance(shape, tuple) and len(shape) == 3:
-        shape = (1, *shape)
-    if first_key is not None:  # the first dict entry is the main input, passed by name
-        model = _FirstByName(model, first_key)
-    result = trace(model, shape, device=device, kwargs=keywords)
-    network = replace(result.network, name=type(getattr(model, "model", model)).__name__)
-    return network, result.costs
-
-
-class _FirstByName:
-    """Calls ``model(**{key: x}, **rest)`` when the inputs were given as a dict."""
-
-    def __init__(self, model: Any, key: str):
-        self.model, self.key = model, key
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.model, name)
-
-    def __call__(self, x: Any, **kwargs: Any) -> Any:
-        return self.model(**{self.key: x}, **kwargs)
+    result = trace(model, inputs, device=device, batch=batch)
+    return result.network, result.costs, result.batch, result.dtype
 
 
 def load_model(
-    source: Any, input_size: Any = None, device: str = "meta"
-) -> tuple[Network, Mapping[str, Any]]:
-    """A traced model (``nn.Module``, ``zoo:NAME``, ``module:factory``) and its costs."""
+    source: Any, inputs: Any = None, device: str = "meta", batch: int = 1
+) -> tuple[Network, Mapping[str, Any], int, str]:
+    """A traced model (``nn.Module``, ``zoo:NAME``, ``module:factory``), its costs, batch
+    and dtype."""
     if is_model_reference(source):
         model, default = model_from_reference(source, real=device != "meta")
-        if input_size is None and default is None:
+        if inputs is None and default is None:
             raise ArgumentError(f"'{source}' needs an input size, e.g. --input 3x224x224")
         if device == "cuda":
             model = model.to("cuda")
-        network, costs = trace_network(
-            model, input_size if input_size is not None else default, device
+        network, costs, n, dtype = trace_network(
+            model, inputs if inputs is not None else default, device, batch
         )
-        return replace(network, name=source, source=source), costs
-    if input_size is None:
+        return replace(network, name=source, source=source), costs, n, dtype
+    if inputs is None:
         raise ArgumentError(
             "analysing an nn.Module needs input_size=(N, C, H, W) or input=a tensor"
         )
-    return trace_network(source, input_size, device)
+    return trace_network(source, inputs, device, batch)
 
 
 def load_network(
@@ -212,11 +178,13 @@ def parse_shape(text: str) -> tuple[int, ...]:
 
 def make_options(
     batch: Any = 1,
-    dtype: str = "float32",
+    dtype: str | None = "float32",
     optimizer: str = "adam",
     convention: str | Convention = Convention.FULL,
     frozen: tuple[str, ...] | list[str] = (),
+    freeze_bn: bool = False,
 ) -> Options:
+    dtype = dtype or "float32"
     if dtype not in DTYPE_BYTES:
         raise ArgumentError(f"dtype must be one of {', '.join(DTYPE_BYTES)}, got {dtype!r}")
     if optimizer not in OPTIMIZER_STATES:
@@ -233,7 +201,12 @@ def make_options(
     if isinstance(batch, int) and batch <= 0:
         raise ArgumentError(f"batch must be positive, got {batch}")
     return Options(
-        batch=batch, dtype=dtype, optimizer=optimizer, convention=convention, frozen=tuple(frozen)
+        batch=batch,
+        dtype=dtype,
+        optimizer=optimizer,
+        convention=convention,
+        frozen=tuple(frozen),
+        freeze_bn=freeze_bn,
     )
 
 
@@ -255,12 +228,13 @@ def analyze(
     source: Any,
     input: Any = None,
     batch: int = 1,
-    dtype: str = "float32",
+    dtype: str | None = None,
     optimizer: str = "adam",
     convention: str = "full",
     frozen: tuple[str, ...] | list[str] = (),
     input_size: Any = None,
     device: str = "meta",
+    freeze_bn: bool = False,
     **symbols: Any,
 ) -> Report:
     """Analyse a description or a model: per-layer shapes, parameters, MACs/FLOPs,
@@ -269,11 +243,15 @@ def analyze(
     ``source``: a ``.cnn`` path or text, an ``nn.Module`` (with ``input_size=(N, C, H, W)``
     or ``input=`` a tensor), ``"zoo:NAME?arg=value"`` or ``"package.module:factory"``.
     Modules are traced by shape alone; ``device="cpu"`` or ``"cuda"`` runs a real forward
-    instead (same records, each rule's shape checked against the result).
+    instead (same records, each rule's shape checked against the result). ``dtype``: a
+    model's own (its first floating input's, else its parameters') unless given.
+    ``freeze_bn``: every BatchNorm stays in eval mode while the rest trains (its running
+    statistics are used, so backward keeps no batch statistics).
     """
+    options = {"optimizer": optimizer, "convention": convention, "frozen": frozen}
     with _gc_paused():
         return _analyze(
-            source, input, batch, dtype, optimizer, convention, frozen, input_size, device, symbols
+            source, input, batch, dtype, options, freeze_bn, input_size, device, symbols
         )
 
 
@@ -281,37 +259,26 @@ def _analyze(
     source: Any,
     input: Any,
     batch: int,
-    dtype: str,
-    optimizer: str,
-    convention: str,
-    frozen: Any,
+    dtype: str | None,
+    options: dict[str, Any],
+    freeze_bn: bool,
     input_size: Any,
     device: str,
     symbols: dict[str, Any],
 ) -> Report:
     if is_module(source) or is_model_reference(source):
-        size = input_size if input_size is not None else input
-        if isinstance(size, str):
-            size = (batch, *parse_shape(size))
-        elif hasattr(size, "shape") and len(size.shape) == 3:
-            size = (batch, *tuple(size.shape))
-        elif isinstance(size, tuple) and len(size) == 3 and all(isinstance(d, int) for d in size):
-            size = (batch, *size)
-        network, costs = load_model(source, input_size=size, device=device)
-        first_shape = _shapes(size)[0] if size is not None else (batch,)
-        first = (
-            (first_shape[0] if isinstance(first_shape, tuple) else first_shape[0][0])
-            if size is not None
-            else batch
-        )
+        given = input_size if input_size is not None else input
+        if isinstance(given, str):
+            given = parse_shape(given)
+        network, costs, n, traced_dtype = load_model(source, given, device, batch)
         return analyze_network(
-            network, make_options(first, dtype, optimizer, convention, frozen), costs
+            network, make_options(n, dtype or traced_dtype, freeze_bn=freeze_bn, **options), costs
         )
     network = load_network(source, symbols)
     if input is not None:
         shape = parse_shape(input) if isinstance(input, str) else tuple(input)
         network = replace(network, input_shape=shape)
-    return analyze_network(network, make_options(batch, dtype, optimizer, convention, frozen))
+    return analyze_network(network, make_options(batch, dtype, freeze_bn=freeze_bn, **options))
 
 
 def explain(

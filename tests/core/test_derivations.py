@@ -19,6 +19,7 @@ from tests.core.test_rules_vs_torch import (
     chains,
     conv2d_layers,
     conv_transpose_layers,
+    misc_layers,
     pool_layers,
 )
 
@@ -60,7 +61,7 @@ def check_steps(text: str, **symbols: int) -> None:
         assert sympy.simplify(evaluate(step.substituted) - step.result) == 0
 
 
-@given(st.one_of(conv2d_layers(), conv_transpose_layers(), pool_layers(), chains()))
+@given(st.one_of(conv2d_layers(), conv_transpose_layers(), pool_layers(), chains(), misc_layers()))
 @settings(max_examples=150)
 def test_every_step_adds_up(text: str) -> None:
     check_steps(text)

@@ -43,6 +43,14 @@ LAYERS = [
     "hardswish inplace=true",
     "hardsigmoid inplace=true",
     "dropout 0.2 inplace=true",
+    "dropout 0.3 channelwise=true",
+    "batchnorm2d training=false",
+    "pad (1,2,0,1)",
+    "pad (1,1,1,1) mode=reflect",
+    "pad (2,1,1,2) mode=replicate",
+    "pad (1,1,1,1) mode=circular",
+    "roll (1,2) dims=(2,3)",
+    "concat_tensor before=(2)",
 ]
 
 
@@ -81,7 +89,9 @@ def test_training_memory_parts_add_up() -> None:
     params = 8 * 3 * 3 * 3 + 8 + 2 * 8 + 10 * (8 * 30 * 30) + 10
     assert t.params == params
     assert t.param_bytes == 4 * params and t.grad_bytes == 4 * params
-    assert t.optimizer_bytes == 2 * 4 * params  # Adam: two moments per parameter
+    # Adam: two moments per parameter and a float32 step count per parameter tensor
+    # (conv, batchnorm and linear: a weight and a bias each)
+    assert t.optimizer_bytes == 2 * 4 * params + 4 * 6
     assert t.buffer_bytes == 4 * (2 * 8) + 8  # running mean/var in float32, int64 counter
     assert t.training_bytes == (
         t.param_bytes + t.buffer_bytes + t.grad_bytes + t.optimizer_bytes + t.saved_activation_bytes

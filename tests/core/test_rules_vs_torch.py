@@ -113,10 +113,33 @@ def misc_layers(draw):
                 f"linear {draw(st.integers(1, 7))} bias={str(draw(st.booleans())).lower()}",
                 f"se {draw(st.integers(1, 2))}",
                 f"crop ({draw(st.integers(1, h))},{draw(st.integers(1, w))})",
+                *layout_lines(draw),
             ]
         )
     )
     return f"input {c}x{h}x{w}\n{line}"
+
+
+def layout_lines(draw) -> list[str]:
+    """The layout kinds the tracer added (pad, roll, stack, concat_tensor, batchnorm1d,
+    frozen BatchNorm, channel-wise dropout), in random configurations."""
+    pads = ",".join(str(draw(st.integers(-2, 3))) for _ in range(2 * draw(st.integers(1, 3))))
+    mode = draw(st.sampled_from(["constant", "reflect", "replicate", "circular"]))
+    dims = draw(st.sampled_from(["1", "2", "3", "(2,3)", "(1,3)"]))
+    shifts = "1" if "," not in dims else f"(1,{draw(st.integers(-3, 3))})"
+    return [
+        f"pad ({pads}) mode={mode}",
+        f"pad {draw(st.integers(0, 2))}",
+        f"roll {shifts} dims={dims}",
+        f"stack dim={draw(st.integers(1, 4))}",
+        f"concat_tensor before=({draw(st.integers(1, 3))}) dim={draw(st.integers(1, 3))}"
+        f" weight_kind={draw(st.sampled_from(['parameter', 'buffer', 'constant']))}",
+        f"concat_tensor after=({draw(st.integers(1, 2))},{draw(st.integers(1, 2))})",
+        "flatten\nbatchnorm1d",
+        "flatten\nbatchnorm1d affine=false",
+        "batchnorm2d training=false",
+        f"dropout 0.4 channelwise={str(draw(st.booleans())).lower()}",
+    ]
 
 
 def check_against_torch(text: str) -> None:

@@ -82,9 +82,12 @@ def test_conventions_page_numbers_are_real(monkeypatch: pytest.MonkeyPatch) -> N
         == (8 * 16 * 16 * 4 + 2 * 8 * 4) + 8 * 16 * 16 * 4 + 8 * 8 * 8 * 8
         == 20_544
     )
-    # params 2·8 and buffers 2·8 floats + one int64 counter; Adam keeps 2 copies
-    assert bn.totals.training_bytes == 4 * 16 + (4 * 16 + 8) + 4 * 16 + 2 * 4 * 16 + 20_544
-    assert "20,872 B" in page and "20,544" in page
+    # params 2·8 and buffers 2·8 floats + one int64 counter; Adam keeps 2 copies and a
+    # float32 step per parameter tensor (weight and bias)
+    assert bn.totals.training_bytes == (
+        4 * 16 + (4 * 16 + 8) + 4 * 16 + (2 * 4 * 16 + 2 * 4) + 20_544
+    )
+    assert "20,880 B" in page and "20,544" in page
     separable = analyze("examples/separable_vs_standard/separable.cnn")
     assert separable.totals.peak_activation_bytes == 4_816_896
     assert "4,816,896" in page

@@ -15,7 +15,9 @@ import textwrap
 
 import pytest
 
-HEAVY = ("torch._dynamo", "torch._inductor")
+# torch.fx's symbolic shapes (and SymPy with them, ~0.3 s) load with PyTorch's Python
+# references, e.g. torch.empty_like on a meta tensor: the trace computes those itself.
+HEAVY = ("torch._dynamo", "torch._inductor", "torch.fx.experimental.symbolic_shapes", "sympy")
 
 
 @pytest.mark.parametrize("model", ["resnet18", "mobilenet_v2", "densenet121", "unet_same"])

@@ -80,6 +80,8 @@ SAVED_CASES = {
     "cifar_resnet9": (3, 32, 32),
     "unet_valid": (1, 188, 188),
     "deeplabv3_cifar": (1, 64, 64),
+    "darknet19": (3, 32, 32),
+    "yolov2": (3, 64, 64),
 }
 
 

@@ -19,6 +19,7 @@ ISSUE_NAMES = {
     "deeplabv3_resnet50", "deeplabv3_resnet101",
     "lenet5", "mobilenet_v1", "se_resnet50", "unet", "unet_same",
     "colour_cnn", "colour_unet", "yolov1", "darknet53", "yolov3",
+    "darknet19", "yolov2",
 }  # fmt: skip
 # He et al. 2016 §4.2 and ResNet-9 (the classification lab's issue)
 ISSUE_NAMES |= {f"cifar_{kind}{d}" for kind in ("resnet", "plain") for d in (20, 32, 44, 56, 110)}

@@ -38,7 +38,14 @@ BatchOpt = Annotated[int, typer.Option("--batch", "-b", help="batch size", min=1
 SetOpt = Annotated[
     str | None, typer.Option("--set", help="values for symbols, e.g. k=3,NF=32,NC=24")
 ]
-DtypeOpt = Annotated[str, typer.Option("--dtype", help="float32, float16, bfloat16 or float64")]
+DtypeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dtype",
+        help="float32, float16, bfloat16 or float64 (default: a model's own dtype; "
+        "float32 for descriptions)",
+    ),
+]
 OptimizerOpt = Annotated[str, typer.Option("--optimizer", help="sgd, momentum, adam or adamw")]
 ConventionOpt = Annotated[
     str,
@@ -51,6 +58,14 @@ ModelArgOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--arg", help="an argument of a zoo model, e.g. --arg num_classes=10 (repeatable)"
+    ),
+]
+FreezeBnOpt = Annotated[
+    bool,
+    typer.Option(
+        "--freeze-bn",
+        help="training memory with every BatchNorm kept in eval mode (running statistics, "
+        "as when fine-tuning)",
     ),
 ]
 FrozenOpt = Annotated[
@@ -77,12 +92,13 @@ def build_report(
     input: str | None,
     batch: int,
     set_: str | None,
-    dtype: str,
+    dtype: str | None,
     optimizer: str,
     convention: str,
     frozen: list[str] | None,
     model_args: list[str] | None = None,
     device: str = "meta",
+    freeze_bn: bool = False,
 ) -> Any:
     from convlens.api import analyze
 
@@ -96,6 +112,7 @@ def build_report(
         optimizer=optimizer,
         convention=convention,
         frozen=tuple(frozen or ()),
+        freeze_bn=freeze_bn,
         **extra,
         **parse_set(set_),
     )
@@ -110,10 +127,11 @@ def register(app: typer.Typer) -> None:
         batch: BatchOpt = 1,
         set_: SetOpt = None,
         format: Annotated[str, typer.Option("--format", "-f", help=FORMAT_HELP)] = "table",
-        dtype: DtypeOpt = "float32",
+        dtype: DtypeOpt = None,
         optimizer: OptimizerOpt = "adam",
         convention: ConventionOpt = "full",
         frozen: FrozenOpt = None,
+        freeze_bn: FreezeBnOpt = False,
         model_args: ModelArgOpt = None,
         device: Annotated[
             str,
@@ -139,7 +157,17 @@ def register(app: typer.Typer) -> None:
         if format not in FORMATS:
             raise ArgumentError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
         report = build_report(
-            source, input, batch, set_, dtype, optimizer, convention, frozen, model_args, device
+            source,
+            input,
+            batch,
+            set_,
+            dtype,
+            optimizer,
+            convention,
+            frozen,
+            model_args,
+            device,
+            freeze_bn,
         )
         if format == "table":
             from convlens.render.table import print_report
@@ -165,16 +193,26 @@ def register(app: typer.Typer) -> None:
         input: InputOpt = None,
         batch: BatchOpt = 1,
         set_: SetOpt = None,
-        dtype: DtypeOpt = "float32",
+        dtype: DtypeOpt = None,
         optimizer: OptimizerOpt = "adam",
         frozen: FrozenOpt = None,
+        freeze_bn: FreezeBnOpt = False,
         model_args: ModelArgOpt = None,
     ) -> None:
         """The derivation of each number, step by step: formula, numbers, result."""
         from convlens.explain.derivation import derivation, render_sections
 
         report = build_report(
-            source, input, batch, set_, dtype, optimizer, "full", frozen, model_args
+            source,
+            input,
+            batch,
+            set_,
+            dtype,
+            optimizer,
+            "full",
+            frozen,
+            model_args,
+            freeze_bn=freeze_bn,
         )
         print_text(render_sections(derivation(report, layer, what), format))
 
@@ -189,7 +227,7 @@ def register(app: typer.Typer) -> None:
         format: Annotated[
             str, typer.Option("--format", "-f", help="table, markdown or json")
         ] = "table",
-        dtype: DtypeOpt = "float32",
+        dtype: DtypeOpt = None,
         optimizer: OptimizerOpt = "adam",
         convention: ConventionOpt = "full",
     ) -> None:

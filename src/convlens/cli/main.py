@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "zoo",
     "op",
     "serve",
+    "detect",
 )
 
 app = typer.Typer(

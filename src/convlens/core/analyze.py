@@ -19,13 +19,14 @@ from convlens.core.conventions import (
     DTYPE_BYTES,
     MACS_DEFINITION,
     OPTIMIZER_STATES,
+    OPTIMIZER_TENSOR_BYTES,
     Convention,
     flops,
 )
 from convlens.core.numbers import Dim, maximum, normalize, product, total
 from convlens.core.receptive_field import INPUT_RF, OTHER_INPUT_RF, NodeRF, node_rf
 from convlens.core.records import LayerRecord, LayerSpec, Network, Shape, Totals
-from convlens.core.registry import Cost, RuleError, get_rule
+from convlens.core.registry import Cost, RuleError, Saved, get_rule
 from convlens.core.steps import Step, step
 from convlens.errors import SourcePosition, SpecError
 
@@ -37,6 +38,9 @@ class Options:
     optimizer: str = "adam"
     convention: Convention = Convention.FULL
     frozen: tuple[str, ...] = ()  # name patterns (fnmatch) of layers whose params are frozen
+    # BatchNorm kept in eval mode while the rest trains (fine-tuning): it normalises with
+    # its running statistics, so backward keeps no batch mean and 1/std
+    freeze_bn: bool = False
 
 
 @dataclass(frozen=True)
@@ -141,22 +145,24 @@ def analyze_network(
         storage_bytes[name] = normalize(product(shape) * batch * itemsize)
     saved_storages: set[str] = set()
     buffer_bytes: Dim = 0  # float buffers in the dtype, integer counters 8 bytes each
+    tensors = Tensors()
     records: list[LayerRecord] = []
     for index, spec in enumerate(network.layers, start=1):
         known = costs.get(spec.name) if costs is not None else None
         cost = known if known is not None else run_rule(spec, network, shapes)
         has_weights = cost.params != 0  # even when reused: autograd needs them again
         if spec.reuses_params:  # a shared module: its parameters were counted at first use
-            cost = replace(cost, params=0, buffers=0, int64_buffers=0)
+            cost = replace(cost, params=0, param_tensors=0, buffers=0, int64_buffers=0)
         buffer_bytes = (
             buffer_bytes + (cost.buffers - cost.int64_buffers) * itemsize + 8 * cost.int64_buffers
         )
         frozen = spec.frozen or any(fnmatch.fnmatchcase(spec.name, p) for p in options.frozen)
         trainable = 0 if frozen else cost.params
+        tensors.add(cost, frozen)
         in_graph = spec.kind != "params_only" and (
             any(needs_grad[name] for name in spec.inputs) or (not frozen and has_weights)
         )
-        out_bytes = normalize(product(cost.output_shape) * batch * itemsize)
+        out_bytes = normalize(product(cost.output_shape) * batch * itemsize) if cost.batched else 0
         shares = (cost.alias or spec.inplace) and bool(spec.inputs)
         storage[spec.name] = storage[spec.inputs[0]] if shares else spec.name
         if not shares:
@@ -166,16 +172,18 @@ def analyze_network(
         new_saved: Dim = 0
         if in_graph:
             for saved in cost.saves:
+                if saved.batch_statistics and options.freeze_bn:
+                    continue
                 if saved.needs == "weight" and (frozen or not has_weights):
                     continue
                 if saved.needs == "input" and not needs_grad[spec.inputs[saved.index]]:
                     continue
                 if saved.what == "extra":
                     count = saved.elements if saved.per_batch else saved.elements * batch
-                    new_saved = new_saved + count * (saved.itemsize or itemsize)
+                    new_saved = new_saved + count * _saved_itemsize(saved, itemsize)
                 elif saved.copied_in_place and spec.inplace:  # copied before overwriting
                     copied = product(shapes[spec.inputs[saved.index]]) * batch
-                    new_saved = new_saved + copied * (saved.itemsize or itemsize)
+                    new_saved = new_saved + copied * _saved_itemsize(saved, itemsize)
                 else:
                     node = spec.inputs[saved.index] if saved.what == "input" else spec.name
                     owner = storage[node]
@@ -218,8 +226,37 @@ def analyze_network(
             )
         )
     return _with_totals(
-        network, options, records, storage, storage_bytes, itemsize, normalize(buffer_bytes)
+        network,
+        options,
+        records,
+        storage,
+        storage_bytes,
+        itemsize,
+        normalize(buffer_bytes),
+        tensors,
     )
+
+
+@dataclass
+class Tensors:
+    """Parameter tensors, and the trainable ones the forward uses: those get a gradient,
+    and an optimizer keeps state for each (Adam also a step count per tensor)."""
+
+    params: int = 0
+    grad_params: Dim = 0
+    grad_tensors: int = 0
+
+    def add(self, cost: Cost, frozen: bool) -> None:
+        self.params += cost.param_tensors
+        if not frozen and not cost.unused_params:
+            self.grad_params = normalize(self.grad_params + cost.params)
+            self.grad_tensors += cost.param_tensors
+
+
+def _saved_itemsize(saved: Saved, itemsize: int) -> int:
+    """Bytes per element of a kept extra: its own, else the activations' (at least
+    ``min_itemsize``)."""
+    return saved.itemsize or max(itemsize, saved.min_itemsize)
 
 
 def _input_names(network: Network) -> tuple[str, ...]:
@@ -344,6 +381,7 @@ def _with_totals(
     storage_bytes: Mapping[str, Dim],
     itemsize: int,
     buffer_bytes: Dim,
+    tensors: Tensors,
 ) -> Report:
     def sum_of(attr: str) -> Dim:
         return total(getattr(r, attr) for r in records)
@@ -352,9 +390,11 @@ def _with_totals(
     # Connections in LeNet-5's sense: the weighted edges of convolutions and linear layers.
     connections = total(r.connections for r in records if r.connections is not None)
     param_bytes = normalize(params * itemsize)
-    grad_bytes = normalize(trainable * itemsize)
+    # .grad exists for the trainable parameters the forward used, in their dtype
+    grad_bytes = normalize(tensors.grad_params * itemsize)
     states = OPTIMIZER_STATES[options.optimizer]
-    optimizer_bytes = normalize(states * grad_bytes)
+    per_tensor = OPTIMIZER_TENSOR_BYTES[options.optimizer]
+    optimizer_bytes = normalize(states * grad_bytes + per_tensor * tensors.grad_tensors)
     saved = sum_of("saved_bytes")
     training = normalize(param_bytes + buffer_bytes + grad_bytes + optimizer_bytes + saved)
     ran = [r for r in records if r.kind != "params_only"]
@@ -382,6 +422,9 @@ def _with_totals(
         saved_activation_bytes=saved,
         training_bytes=training,
         unsupported=tuple(dict.fromkeys(r.unsupported for r in records if r.unsupported)),
+        param_tensors=tensors.params,
+        grad_params=tensors.grad_params,
+        grad_tensors=tensors.grad_tensors,
     )
     values = {
         "P": param_bytes,
@@ -399,18 +442,19 @@ def _with_totals(
             "gradient bytes",
             "G",
             "{N}·{b}",
-            {"N": trainable, "b": itemsize},
+            {"N": tensors.grad_params, "b": itemsize},
             grad_bytes,
-            note="one gradient per trainable parameter",
+            note="one gradient per trainable parameter the forward uses",
         ),
         step(
             "memory",
             "optimizer bytes",
             "O",
-            "{k}·{G}",
-            {"k": states, "G": grad_bytes},
+            "{k}·{G} + {s}·{n}",
+            {"k": states, "G": grad_bytes, "s": per_tensor, "n": tensors.grad_tensors},
             optimizer_bytes,
-            note=f"{options.optimizer} keeps {states} copies per parameter",
+            note=f"{options.optimizer} keeps {states} copies per parameter"
+            + (f" and a {per_tensor}-byte step count per parameter tensor" if per_tensor else ""),
         ),
         step(
             "memory",

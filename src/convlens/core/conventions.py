@@ -42,5 +42,9 @@ def flops(convention: Convention, macs: Dim, bias_flops: Dim, other_flops: Dim) 
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
 
-# Optimizer state per trainable parameter, in parameter-sized copies.
+# Optimizer state per trainable parameter, in parameter-sized copies (SGD's momentum
+# buffer; Adam's exp_avg and exp_avg_sq), as ``optimizer.state`` holds them after a step.
 OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}
+# Bytes of state per trainable parameter *tensor*: PyTorch 2.x's Adam keeps its step count
+# as a float32 tensor for each parameter.
+OPTIMIZER_TENSOR_BYTES = {"sgd": 0, "momentum": 0, "adam": 4, "adamw": 4}

@@ -104,3 +104,6 @@ class Totals:
     saved_activation_bytes: Dim
     training_bytes: Dim
     unsupported: tuple[str, ...] = ()  # operations without a rule: figures are partial
+    param_tensors: int = 0  # tensors that hold the parameters
+    grad_params: Dim = 0  # trainable parameters the forward uses: they get a gradient
+    grad_tensors: int = 0  # the tensors that hold them (each gets optimizer state)

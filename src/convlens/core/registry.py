@@ -32,6 +32,10 @@ class Saved:
     # only if input ``index`` needs a gradient (a linear's computed weight serves ∂L/∂x)
     copied_in_place: bool = False  # run in place, autograd keeps a copy of the input
     # (relu6, silu, hardswish: their backward needs the input the op overwrites)
+    min_itemsize: int = 0  # kept in at least this many bytes per element (attention's
+    # log-sum-exp is float32 for half-precision inputs, float64 for float64 ones)
+    batch_statistics: bool = False  # kept only because the layer normalises with the
+    # batch's own statistics (BatchNorm in training mode): not kept with BatchNorm frozen
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,8 @@ class Cost:
 
     output_shape: Shape
     params: Dim = 0
+    param_tensors: int = 0  # how many tensors hold them (Adam keeps a step count for each)
+    unused_params: bool = False  # the forward never used them: training gives no gradient
     buffers: Dim = 0
     int64_buffers: Dim = 0  # of the buffers, how many are 8-byte integers (BN's counter)
     macs: Dim = 0
@@ -67,6 +73,8 @@ class Cost:
     rf_global: bool = False  # output depends on the whole input (flatten, global pool, SE)
     saves: tuple[Saved, ...] = ()
     alias: bool = False  # output is a view of input 0 (shares its storage)
+    batched: bool = True  # False: the output has no batch axis (its shape is the whole
+    # tensor's, shown as it is) and its bytes are not counted per sample
     warnings: tuple[str, ...] = ()
     steps: tuple[Step, ...] = ()
     args: Mapping[str, Any] = field(default_factory=dict)  # resolved hyper-parameters

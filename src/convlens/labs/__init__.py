@@ -1,5 +1,6 @@
 """Training experiments, one file per lab (``colourize``: colourization on CIFAR-10;
-``classify``: image classification on CIFAR-10), on the shared ``runtime``.
+``classify``: image classification on CIFAR-10; ``detect``: a tiny YOLO on synthetic
+shapes), on the shared ``runtime``.
 
 Labs import torch and matplotlib; the analysis core never imports this package.
 """

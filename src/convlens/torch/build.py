@@ -96,13 +96,15 @@ class Crop(nn.Module):
 
 
 class Merge(nn.Module):
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, dim: int = 1):
         super().__init__()
-        self.kind = kind
+        self.kind, self.dim = kind, dim
 
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
         if self.kind == "concat":
-            return torch.cat(xs, dim=1)
+            return torch.cat(xs, dim=self.dim)
+        if self.kind == "stack":
+            return torch.stack(xs, dim=self.dim)
         if self.kind == "matmul":
             return torch.matmul(xs[0], xs[1])
         if self.kind == "attention":
@@ -111,6 +113,29 @@ class Merge(nn.Module):
         for x in xs[1:]:
             out = out * x if self.kind == "mul" else out + x
         return out
+
+
+class Pad(nn.Module):
+    def __init__(self, args: Mapping[str, Any]):
+        super().__init__()
+        given = args["pad"]
+        self.pad = (given,) * 4 if isinstance(given, int) else tuple(_int(p) for p in given)
+        self.mode, self.value = args["mode"], float(args["value"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "constant":
+            return F.pad(x, self.pad, value=self.value)
+        return F.pad(x, self.pad, mode=self.mode)
+
+
+class Roll(nn.Module):
+    def __init__(self, shifts: Any, dims: Any):
+        super().__init__()
+        self.shifts = tuple(shifts) if isinstance(shifts, tuple | list) else (shifts,)
+        self.dims = tuple(dims) if isinstance(dims, tuple | list) else (dims,)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.roll(x, self.shifts, self.dims)
 
 
 class Narrow(nn.Module):
@@ -141,6 +166,32 @@ class _HeldTensor(nn.Module):
 
     def held(self, x: torch.Tensor) -> torch.Tensor:
         return self.weight if hasattr(self, "weight") else self.constant.to(x.device)
+
+
+class ConcatTensor(nn.Module):
+    """``torch.cat((*before, x, *after), dim)`` with fixed tensors of one sample's shape
+    expanded over the batch, as ViT's class token is (``cls.expand(N, -1, -1)``)."""
+
+    def __init__(self, args: Mapping[str, Any], shape: tuple):
+        super().__init__()
+        self.dim = _int(args["dim"])
+        axis = self.dim - 1
+
+        def part(size: Any) -> nn.Module:
+            sample = (*shape[:axis], _int(size), *shape[axis + 1 :])
+            return _HeldTensor(torch.randn(1, *sample), args["weight_kind"])
+
+        sizes = {k: v if isinstance(v, tuple | list) else (v,) for k, v in args.items()}
+        self.before = nn.ModuleList(part(s) for s in sizes["before"])
+        self.after = nn.ModuleList(part(s) for s in sizes["after"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        def expand(held: nn.Module) -> torch.Tensor:
+            tensor = held.held(x)  # type: ignore[operator]
+            return tensor.expand(x.shape[0], *tensor.shape[1:])
+
+        parts = [*map(expand, self.before), x, *map(expand, self.after)]
+        return torch.cat(parts, dim=self.dim)
 
 
 class WeightMatmul(_HeldTensor):
@@ -211,18 +262,51 @@ class Attention(nn.Module):
             )
 
 
+def _batchnorm(args: Mapping[str, Any], shape: tuple, dims: int) -> nn.Module:
+    """nn.BatchNorm1d/2d; with ``training=false`` one that stays in eval mode when the
+    model trains (frozen BatchNorm, as fine-tuning keeps it); a channel axis other than 1
+    (``dim``) normalised as LeViT does, ``bn(x.flatten(0, 1)).reshape_as(x)``."""
+    dim = int(args.get("dim", 1))
+    channels = _int(shape[dim - 1])
+    cls: type[nn.Module] = nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d
+    if not args["training"]:
+        cls = type(f"Frozen{cls.__name__}", (cls,), {"train": _stay_in_eval})
+    bn = cls(channels, args["eps"], args["momentum"], args["affine"], args["track_running_stats"])
+    if not args["training"]:
+        bn.eval()
+    return bn if dim == 1 else ChannelsLast(bn, dim)
+
+
+def _stay_in_eval(self: nn.Module, mode: bool = True) -> nn.Module:
+    return nn.Module.train(self, False)
+
+
+class ChannelsLast(nn.Module):
+    """A BatchNorm over axis ``dim`` of each sample: that axis moved last, every other
+    one merged with the batch (LeViT's ``bn(x.flatten(0, 1)).reshape_as(x)``)."""
+
+    def __init__(self, bn: nn.Module, dim: int):
+        super().__init__()
+        self.bn, self.dim = bn, dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x.movedim(self.dim, -1)
+        return self.bn(y.reshape(-1, y.shape[-1])).reshape(y.shape).movedim(-1, self.dim)
+
+
 class Flatten(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(x, 1)
 
 
 class View(nn.Module):
-    def __init__(self, shape: tuple[int, ...]):
+    def __init__(self, shape: tuple[int, ...], copies: bool = False):
         super().__init__()
-        self.shape = shape
+        self.shape, self.copies = shape, copies
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.reshape(x.shape[0], *self.shape)
+        y = x.reshape(x.shape[0], *self.shape)
+        return y.clone() if self.copies else y
 
 
 class Upsample(nn.Module):
@@ -275,9 +359,8 @@ FACTORIES: dict[str, _Factory] = {
     ),
     "global_avgpool": lambda a, s: nn.AdaptiveAvgPool2d(1),
     "adaptive_avgpool2d": lambda a, s: nn.AdaptiveAvgPool2d(_pair(a["output_size"])),
-    "batchnorm2d": lambda a, s: nn.BatchNorm2d(
-        _int(s[0]), a["eps"], a["momentum"], a["affine"], a["track_running_stats"]
-    ),
+    "batchnorm2d": lambda a, s: _batchnorm(a, s, 2),
+    "batchnorm1d": lambda a, s: _batchnorm(a, s, 1),
     "relu": lambda a, s: nn.ReLU(),
     "relu6": lambda a, s: nn.ReLU6(),
     "leaky_relu": lambda a, s: nn.LeakyReLU(float(a["negative_slope"])),
@@ -290,7 +373,11 @@ FACTORIES: dict[str, _Factory] = {
     "hardsigmoid": lambda a, s: nn.Hardsigmoid(),
     "softmax": lambda a, s: nn.Softmax(dim=_int(a["dim"])),
     "identity": lambda a, s: nn.Identity(),
-    "dropout": lambda a, s: nn.Dropout(float(a["p"])),
+    "dropout": lambda a, s: (
+        (nn.Dropout2d if len(s) == 3 else nn.Dropout1d)(float(a["p"]))
+        if a["channelwise"]
+        else nn.Dropout(float(a["p"]))
+    ),
     "flatten": lambda a, s: Flatten(),
     "linear": lambda a, s: nn.Linear(_int(s[-1]), _int(a["out_features"]), a["bias"]),
     "upsample": lambda a, s: (
@@ -301,7 +388,7 @@ FACTORIES: dict[str, _Factory] = {
         )
     ),
     "se": lambda a, s: SqueezeExcitation(_int(s[0]), _int(s[0]) // _int(a["r"])),
-    "view": lambda a, s: View(tuple(_int(d) for d in a["shape"])),
+    "view": lambda a, s: View(tuple(_int(d) for d in a["shape"]), a["copies"]),
     "layer_norm": lambda a, s: nn.LayerNorm(
         tuple(_int(d) for d in a["normalized_shape"]), a["eps"], a["elementwise_affine"], a["bias"]
     ),
@@ -328,7 +415,11 @@ FACTORIES: dict[str, _Factory] = {
     ),
     "scalar_op": lambda a, s: nn.Identity(),
     "add": lambda a, s: Merge("add"),
-    "concat": lambda a, s: Merge("concat"),
+    "concat": lambda a, s: Merge("concat", _int(a["dim"])),
+    "stack": lambda a, s: Merge("stack", _int(a["dim"])),
+    "concat_tensor": lambda a, s: ConcatTensor(a, s),
+    "pad": lambda a, s: Pad(a),
+    "roll": lambda a, s: Roll(a["shifts"], a["dims"]),
 }
 
 

@@ -12,4 +12,5 @@ from convlens.zoo import (  # noqa: F401
     segmentation,
     unet,
     yolo,
+    yolov2,
 )

@@ -1,12 +1,12 @@
-"""YOLOv1 (Redmon et al. 2016), Darknet-53 and YOLOv3 (Redmon & Farhadi 2018), and box decoding.
+"""YOLOv1 (Redmon et al. 2016), Darknet-53 and YOLOv3 (Redmon & Farhadi 2018).
 
 Layouts follow the authors' Darknet configuration files (``yolov1.cfg``,
 ``darknet53.cfg``, ``yolov3.cfg``) layer for layer; torchvision has none of them.
+``convlens.detection.decode`` turns their outputs into boxes (``decode_yolov1``,
+``decode_yolov3``, with yolov3.cfg's anchors).
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -218,15 +218,6 @@ def darknet53(num_classes: int = 1000, in_channels: int = 3) -> Darknet53:
 
 # ----------------------------------------------------------------------------- YOLOv3
 
-# Anchor (width, height) in pixels at 416², per output in the order the model returns them:
-# stride 32 (13×13), stride 16 (26×26), stride 8 (52×52) — yolov3.cfg's masks 6-8, 3-5, 0-2.
-YOLOV3_ANCHORS: tuple[tuple[tuple[float, float], ...], ...] = (
-    ((116, 90), (156, 198), (373, 326)),
-    ((30, 61), (62, 45), (59, 119)),
-    ((10, 13), (16, 30), (33, 23)),
-)
-YOLOV3_STRIDES: tuple[int, int, int] = (32, 16, 8)
-
 
 def _head_convs(in_channels: int, channels: int) -> nn.Sequential:
     """Five alternating 1×1 (channels) / 3×3 (2·channels) convolutions."""
@@ -301,8 +292,8 @@ class YOLOv3(nn.Module):
     "3 × (5 + C) channels; the coarser head's features pass through a 1×1 convolution and a "
     "nearest ×2 upsampling and are concatenated [upsampled, backbone] with the backbone's "
     "stride-16 and stride-8 maps. Returns a tuple of the three maps (strides 32, 16, 8). The "
-    "paper gives no parameter count; the rebuild has 61,949,149 at C = 80. decode_yolov3 turns "
-    "the maps into boxes.",
+    "paper gives no parameter count; the rebuild has 61,949,149 at C = 80. "
+    "convlens.detection.decode_yolov3 turns the maps into boxes.",
     argument_help={
         "num_classes": "C: classes per box (80 for COCO)",
         "num_anchors": "anchors per scale (3 in the paper)",
@@ -313,58 +304,3 @@ class YOLOv3(nn.Module):
 def yolov3(num_classes: int = 80, num_anchors: int = 3, in_channels: int = 3) -> YOLOv3:
     """YOLOv3 with the Darknet-53 backbone."""
     return YOLOv3(num_classes, num_anchors, in_channels)
-
-
-def decode_yolov3(
-    outputs: Sequence[torch.Tensor],
-    anchors: Sequence[Sequence[tuple[float, float]]] = YOLOV3_ANCHORS,
-    strides: Sequence[int] = YOLOV3_STRIDES,
-    img_size: int | tuple[int, int] = 416,
-) -> torch.Tensor:
-    """Turn YOLOv3's raw maps into boxes in pixels (Section 2.1 of the paper).
-
-    For the anchor (p_w, p_h) of cell (c_x, c_y) of a map with stride s, the raw
-    predictions (t_x, t_y, t_w, t_h, t_o, t_1 … t_C) become
-
-        b_x = (σ(t_x) + c_x)·s,   b_y = (σ(t_y) + c_y)·s,
-        b_w = p_w·exp(t_w),       b_h = p_h·exp(t_h),
-        objectness = σ(t_o),      class scores = σ(t_i)  (independent logistic classifiers).
-
-    ``outputs[k]`` is (N, A·(5 + C), H_k, W_k) with channels grouped per anchor;
-    ``anchors[k]`` lists that map's A anchors in pixels and ``strides[k]`` its
-    stride, and H_k·s_k must equal the image height (W likewise).
-
-    Returns (N, Σ_k A·H_k·W_k, 5 + C): rows (cx, cy, w, h, objectness, scores…),
-    ordered by map, then anchor, then row y, then column x.
-    """
-    if not len(outputs) == len(anchors) == len(strides):
-        raise ValueError(
-            f"got {len(outputs)} maps, {len(anchors)} anchor sets and {len(strides)} strides"
-        )
-    img_h, img_w = (img_size, img_size) if isinstance(img_size, int) else img_size
-    boxes = []
-    for raw, map_anchors, stride in zip(outputs, anchors, strides, strict=True):
-        n, channels, h, w = raw.shape
-        a = len(map_anchors)
-        if channels % a or channels // a < 5:
-            raise ValueError(f"a map with {channels} channels cannot hold {a} anchors × (5 + C)")
-        if h * stride != img_h or w * stride != img_w:
-            raise ValueError(
-                f"a {h}×{w} map at stride {stride} does not cover a {img_h}×{img_w} image"
-            )
-        p = raw.view(n, a, channels // a, h, w).permute(0, 1, 3, 4, 2)  # (N, A, H, W, 5 + C)
-        grid_y, grid_x = torch.meshgrid(
-            torch.arange(h, dtype=raw.dtype, device=raw.device),
-            torch.arange(w, dtype=raw.dtype, device=raw.device),
-            indexing="ij",
-        )  # (H, W) each
-        anchor_wh = torch.tensor(map_anchors, dtype=raw.dtype, device=raw.device).view(
-            1, a, 1, 1, 2
-        )
-        cx = (torch.sigmoid(p[..., 0]) + grid_x) * stride
-        cy = (torch.sigmoid(p[..., 1]) + grid_y) * stride
-        wh = anchor_wh * torch.exp(p[..., 2:4])
-        rest = torch.sigmoid(p[..., 4:])  # objectness and class scores
-        decoded = torch.cat([cx.unsqueeze(-1), cy.unsqueeze(-1), wh, rest], -1)
-        boxes.append(decoded.reshape(n, a * h * w, channels // a))
-    return torch.cat(boxes, 1)

@@ -8,6 +8,7 @@ from convlens.core.rules import (  # noqa: F401
     linalg,
     merge,
     norm,
+    pad,
     pool,
     reshape,
 )

@@ -3,9 +3,10 @@
 FLOPs: one per element for every activation (a documented simplification:
 transcendental functions are not expanded), three for softmax (exp, sum, divide).
 ``saves`` follows what PyTorch's autograd keeps: the output for relu, sigmoid,
-tanh, elu and softmax; the input for the others. Run in place, relu, leaky_relu and elu
-keep the (shared) result, while relu6, silu, hardswish and hardsigmoid make autograd
-keep a copy of the input they overwrite — measured on torch 2.13.
+tanh and softmax; the input for the others (elu too: its out-of-place backward reads the
+input). Run in place, relu, leaky_relu and elu keep the (shared) result, while relu6, silu,
+hardswish and hardsigmoid make autograd keep a copy of the input they overwrite — measured
+on torch 2.13.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ elementwise(
     "elu",
     "exponential linear unit",
     1,
-    "output",
+    "input",
     Schema((Arg("alpha", "float", 1.0, positional=True, help="scale for x < 0"),)),
 )
 elementwise("sigmoid", "logistic sigmoid", 1, "output")
@@ -80,16 +81,28 @@ elementwise(
 elementwise("identity", "no-op, useful as a named point in a graph", 0, "")
 elementwise("scalar_op", "arithmetic with a constant (x·a, x + a, x − a, x / a)", 1, "")
 
-DROPOUT = Schema((Arg("p", "float", 0.5, positional=True, help="probability of zeroing"),))
+DROPOUT = Schema(
+    (
+        Arg("p", "float", 0.5, positional=True, help="probability of zeroing"),
+        Arg(
+            "channelwise",
+            "bool",
+            False,
+            help="zero whole channels (nn.Dropout2d, Dropout1d): one mask value per channel",
+        ),
+    )
+)
 
 
 @register_rule("dropout", DROPOUT, "dropout (identity at inference)")
 def dropout(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     if args["p"] == 0:  # PyTorch returns the input itself: nothing kept, nothing new
         return Cost(output_shape=tuple(inputs[0]), alias=True, args=dict(args))
-    # Training keeps the scaled random mask (same dtype as the activations).
+    # Training keeps the scaled random mask (same dtype as the activations): one value
+    # per element, or per channel (N×C×1×1) when whole channels are dropped.
+    mask = inputs[0][0] if args["channelwise"] else elements(inputs[0])
     return Cost(
         output_shape=tuple(inputs[0]),
-        saves=(Saved("extra", elements=elements(inputs[0])),),
+        saves=(Saved("extra", elements=mask),),
         args=dict(args),
     )

@@ -133,6 +133,7 @@ def convolution(
     return Cost(
         output_shape=(out_channels, outs[0], outs[1]),
         params=params,
+        param_tensors=2 if args["bias"] else 1,
         macs=macs,
         bias_flops=positions if args["bias"] else 0,
         connections=normalize(macs + (positions if args["bias"] else 0)),
@@ -287,6 +288,7 @@ def conv_transpose2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     return Cost(
         output_shape=(out_channels, outs[0], outs[1]),
         params=params,
+        param_tensors=2 if args["bias"] else 1,
         macs=macs,
         bias_flops=positions if args["bias"] else 0,
         connections=normalize(macs + (positions if args["bias"] else 0)),

@@ -49,6 +49,13 @@ TENSOR_OP = Schema(
             help="what w is: a learned parameter, a buffer, or a constant tensor (counted as "
             "neither)",
         ),
+        Arg(
+            "per_sample",
+            "bool",
+            False,
+            help="a constant with its own values for each sample (weight is one sample's "
+            "shape), e.g. drop-path's N×1×1×1 mask: kept once per sample, not once per batch",
+        ),
     )
 )
 
@@ -74,6 +81,8 @@ def per_sample_operand(kind: str, x: Shape, weight: Shape) -> Shape:
 )
 def tensor_op(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     x, weight, op = tuple(inputs[0]), tuple(args["weight"]), args["op"]
+    if args["per_sample"] and args["weight_kind"] != "constant":
+        raise RuleError("per_sample=true describes a constant: a parameter or buffer is shared")
     shape = broadcast_shapes("tensor_op", [x, per_sample_operand("tensor_op", x, weight)])
     n, size, kind = elements(shape), product(weight), args["weight_kind"]
     saves: tuple[Saved, ...] = ()
@@ -82,7 +91,7 @@ def tensor_op(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     elif op in ("mul", "div") and kind == "parameter":  # x serves ∂L/∂w only
         saves = (Saved("input", needs="weight", copied_in_place=True),)
     if op in ("mul", "div") and kind == "constant":  # w serves ∂L/∂x, kept once per batch
-        saves += (Saved("extra", elements=size, per_batch=True),)
+        saves += (Saved("extra", elements=size, per_batch=not args["per_sample"]),)
     symbol = {"add": "+", "sub": "−", "mul": "·", "div": "/"}[op]
     steps = [
         step(
@@ -117,7 +126,7 @@ def tensor_op(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
             "w is not held by the model, so it is counted as a constant; if it is "
             "computed from trainable parameters, training also keeps x",
         )
-        if kind == "constant" and op in ("mul", "div")
+        if kind == "constant" and op in ("mul", "div") and not args["per_sample"]
         else ()
     )
     return Cost(
@@ -126,6 +135,7 @@ def tensor_op(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         rf_global=grows,
         warnings=warnings,
         params=size if kind == "parameter" else 0,
+        param_tensors=1 if kind == "parameter" else 0,
         buffers=size if kind == "buffer" else 0,
         saves=saves,
         steps=tuple(steps),
@@ -180,9 +190,10 @@ def reduce(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
             note="K − 1 additions per output" + (" and one division" if mean else ""),
         ),
     )
-    # Reducing H or W (or any axis of a tensor that is not a (C, H, W) map) makes each
-    # output read more than its own position: the whole input, as after global pooling.
-    spatial = len(shape) != 3 or bool(axes & {1, 2})
+    # Reducing H or W — the last two axes of a map of 3 or more axes, like (C, H, W) or
+    # (K, C, H, W) after torch.stack — makes each output read more than its own position:
+    # the whole input, as after global pooling. Reducing the others keeps every position.
+    spatial = len(shape) < 3 or bool(axes & {len(shape) - 2, len(shape) - 1})
     return Cost(
         output_shape=out,
         other_flops=work,

@@ -29,6 +29,7 @@ def se(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     return Cost(
         output_shape=(c, h, w),
         params=params,
+        param_tensors=4,  # two convolutions, each with a bias
         macs=macs,
         bias_flops=normalize(squeezed + c),
         other_flops=work,

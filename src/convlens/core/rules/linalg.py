@@ -1,14 +1,15 @@
 """Layer and group normalisation, matrix products and attention (transformer-style blocks).
 
 What autograd keeps was measured on torch 2.13 (CPU) with saved_tensors_hooks:
-layer_norm and group_norm keep their input plus a float32 mean and 1/std per normalised
-group; a product of two outputs keeps both, a product with a trainable weight keeps the
+layer_norm and group_norm keep their input plus a mean and 1/std per normalised group (in
+the input's dtype); a product of two outputs keeps both, a product with a trainable weight keeps the
 input (a constant operand is kept instead of it). Scaled-dot-product attention keeps
 what its kernel needs, and the CPU dispatcher picks the kernel from shapes and options
 alone (``attention_kernel``): the flash kernel keeps q, k, v, the output, one
-log-sum-exp per query and a float form of the mask; the math kernel keeps scaled copies
-of q and k, the attention weights (three tensors of them with dropout) and v. Every
-attention row says which kernel it counted, as CUDA's kernels keep other tensors.
+log-sum-exp per query (float32, float64 for float64 inputs) and a float form of the mask;
+the math kernel keeps scaled copies of q and k, the attention weights (three tensors of
+them with dropout) and v. Every attention row says which kernel it counted, as CUDA's
+kernels keep other tensors.
 """
 
 from __future__ import annotations
@@ -56,8 +57,10 @@ def layer_norm(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     return Cost(
         output_shape=shape,
         params=params,
+        param_tensors=(2 if args["bias"] else 1) if affine else 0,
         other_flops=work,
-        saves=(Saved("input"), Saved("extra", elements=normalize(2 * rows), itemsize=4)),
+        # the input, and a mean and 1/std per row in the input's dtype (CPU autograd)
+        saves=(Saved("input"), Saved("extra", elements=normalize(2 * rows))),
         steps=(
             step(
                 "params",
@@ -101,8 +104,9 @@ def group_norm(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     return Cost(
         output_shape=shape,
         params=params,
+        param_tensors=2 if args["affine"] else 0,
         other_flops=work,
-        saves=(Saved("input"), Saved("extra", elements=normalize(2 * groups), itemsize=4)),
+        saves=(Saved("input"), Saved("extra", elements=normalize(2 * groups))),
         steps=(
             step(
                 "params",
@@ -173,6 +177,14 @@ MATMUL = Schema(
             help="PyTorch folds the input into a matrix with a "
             "copy (a non-contiguous view), which backward keeps instead of the input",
         ),
+        Arg(
+            "copies_other",
+            "bool",
+            False,
+            help="of two outputs: PyTorch folds the second one's broadcast axes into one "
+            "with a copy (a strided view, e.g. k.transpose(-2, -1)), which backward keeps "
+            "instead of it (copies_input: the same for the first)",
+        ),
     )
 )
 
@@ -228,8 +240,16 @@ def matmul(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     macs = normalize(batch * n * k * m)
     size = product(weight) if weight is not None else 0
     kind = args["weight_kind"]
-    if weight is None:  # each operand's gradient needs the other
-        saves: tuple[Saved, ...] = (Saved("input", index=0), Saved("input", index=1))
+    if weight is None:  # each operand's gradient needs the other, as bmm received it: the
+        # operand itself, or the copy torch.matmul made to fold its batch axes into one
+        saves: tuple[Saved, ...] = (
+            Saved("extra", elements=normalize(batch * n * k))
+            if args["copies_input"]
+            else Saved("input", index=0),
+            Saved("extra", elements=normalize(batch * k * m))
+            if args["copies_other"]
+            else Saved("input", index=1),
+        )
     elif kind == "parameter":  # x serves ∂L/∂W only; the weight is not an activation
         saves = (
             Saved("extra", elements=product(x), needs="weight")
@@ -277,6 +297,7 @@ def matmul(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         rf_global=weight is not None,
         warnings=warnings,
         params=size if kind == "parameter" else 0,
+        param_tensors=1 if kind == "parameter" else 0,
         buffers=size if kind == "buffer" else 0,
         saves=saves,
         steps=tuple(steps),
@@ -309,6 +330,20 @@ ATTENTION = Schema(
             help="PyTorch may pick its CPU flash kernel (false: "
             "sdpa_kernel(MATH) or flash disabled)",
         ),
+        Arg(
+            "copies_value",
+            "bool",
+            False,
+            help="the math kernel folds a strided v (timm's qkv.unbind(0) parts) with a copy, "
+            "which backward keeps instead of v",
+        ),
+        Arg(
+            "batch_merged",
+            "bool",
+            False,
+            help="the batch is merged into q's first axis (N·m, with m per sample: Swin's "
+            "windows), so q, k and v have as many axes per sample as PyTorch sees",
+        ),
     )
 )
 
@@ -318,11 +353,13 @@ def attention_kernel(q: Shape, k: Shape, v: Shape, args: Mapping[str, Any]) -> s
     for 4-D q, k, v with equal batch and heads, one head size and no dropout, with no mask
     or a 2-D or 4-D one; the math kernel otherwise."""
     mask = args["attn_mask"]
+    merged = args["batch_merged"]  # the per-sample shapes then keep every axis
+    lead = 2 if merged else 1  # batch and heads must agree; per sample, what is left of them
     flash = (
         args["flash"]
         and args["dropout_p"] == 0
-        and len(q) == len(k) == len(v) == 3
-        and q[0] == k[0] == v[0]
+        and len(q) == len(k) == len(v) == (4 if merged else 3)
+        and q[:lead] == k[:lead] == v[:lead]
         and q[-1] == k[-1] == v[-1]
         and (mask is None or len(mask) in (2, 4))
     )
@@ -391,7 +428,7 @@ def attention(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
             Saved("input", index=1),
             Saved("input", index=2),
             Saved("output"),
-            Saved("extra", elements=normalize(heads * length)),
+            Saved("extra", elements=normalize(heads * length), min_itemsize=4),
         )
         if mask is not None and (args["mask_dtype"] == "bool" or not args["mask_is_buffer"]):
             # a bool mask becomes a float copy; a float one is kept as it is
@@ -404,14 +441,13 @@ def attention(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
             Saved("extra", elements=normalize(heads * source * e)),
             *[Saved("extra", elements=scores)] * (3 if dropout > 0 else 1),
             Saved("input", index=2)
-            if tuple(v[:-2]) == tuple(batch)
+            if tuple(v[:-2]) == tuple(batch) and not args["copies_value"]
             else Saved("extra", elements=normalize(heads * source * ev)),
         )
         kept = (
             "scaled copies of q and k, the attention weights"
             + (", the dropout mask and the dropped weights" if dropout > 0 else "")
-            + " and v (PyTorch copies a v that is not contiguous, which a shape trace "
-            "cannot see)"
+            + (" and a contiguous copy of v" if args["copies_value"] else " and v")
         )
     steps = [
         step(

@@ -92,6 +92,7 @@ def linear(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     return Cost(
         output_shape=(*shape[:-1], out),
         params=params,
+        param_tensors=2 if args["bias"] else 1,
         macs=macs,
         bias_flops=normalize(rows * out) if args["bias"] else 0,
         connections=normalize(macs + (rows * out if args["bias"] else 0)),
@@ -368,7 +369,18 @@ def narrow(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     )
 
 
-VIEW = Schema((Arg("shape", "names", positional=True, help="per-sample output shape"),))
+VIEW = Schema(
+    (
+        Arg("shape", "names", positional=True, help="per-sample output shape"),
+        Arg(
+            "copies",
+            "bool",
+            False,
+            help="PyTorch copies the data (a reshape of a strided view, e.g. after a "
+            "transpose): a new tensor, not a view",
+        ),
+    )
+)
 
 
 @register_rule("view", VIEW, "a reshape that keeps the data (view, reshape, permute …)")
@@ -377,7 +389,9 @@ def view(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     if known_equal(product(shape), elements(inputs[0])) is False:
         raise RuleError(f"cannot view {fmt_shape(inputs[0])} as {fmt_shape(shape)}")
     same_grid = len(shape) == 3 and len(inputs[0]) == 3 and tuple(shape[1:]) == tuple(inputs[0][1:])
-    return Cost(output_shape=shape, alias=True, rf_global=not same_grid, args=dict(args))
+    return Cost(
+        output_shape=shape, alias=not args["copies"], rf_global=not same_grid, args=dict(args)
+    )
 
 
 OPAQUE = Schema(
@@ -416,8 +430,8 @@ def opaque(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
             args=dict(args),
             unsupported=str(args["op"]),
         )
-    # Figures are per sample along axis 0; this result has no such axis, so its size
-    # (shown as 0) is not a per-sample one either: say so instead of a wrong number.
+    # Figures are per sample; this result has no batch, so its size is not a per-sample
+    # one: its whole shape is shown, its bytes are not counted, and the row says why.
     shape = "×".join(str(d) for d in args["shape"]) or "a scalar"
     why = (
         f"it is computed from a tensor whose axis 0 is not the batch ({args['note']})"
@@ -425,7 +439,8 @@ def opaque(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         else "it has no batch axis at axis 0"
     )
     return Cost(
-        output_shape=(0,),
+        output_shape=tuple(args["shape"]),
+        batched=False,
         rf_global=True,
         args=dict(args),
         unsupported=f"{args['op']} (no batch axis)",
@@ -441,6 +456,14 @@ PARAMS_ONLY = Schema(
     (
         Arg("params", "int", positional=True, minimum=0, help="its parameters"),
         Arg("buffers", "int", 0, minimum=0, help="its buffer values"),
+        Arg("tensors", "int", 1, minimum=0, help="how many parameter tensors hold them"),
+        Arg(
+            "used",
+            "bool",
+            True,
+            help="false: the forward never used them (a module that did not run), so "
+            "training gives them no gradient",
+        ),
     )
 )
 
@@ -456,6 +479,8 @@ def params_only(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     return Cost(
         output_shape=(0,),
         params=args["params"],
+        param_tensors=args["tensors"],
+        unused_params=not args["used"],
         buffers=args["buffers"],
         rf_global=True,
         args=dict(args),

@@ -42,6 +42,7 @@ class Panel:
     percent: bool = False  # values are fractions, shown ×100
     baseline: str = ""  # a metric drawn as a dotted horizontal line (first run, first epoch)
     baseline_label: str = ""
+    log: bool = False  # a logarithmic y axis (losses that fall by orders of magnitude)
 
 
 def plot_curves(
@@ -76,6 +77,8 @@ def plot_curves(
                 scale * first[0][panel.baseline], color="grey", ls=":", label=panel.baseline_label
             )
         ax.set(xlabel="epoch", ylabel=panel.ylabel, title=panel.title)
+        if panel.log:
+            ax.set_yscale("log")
         epochs = sorted({m["epoch"] for metrics in runs.values() for m in metrics})
         if len(epochs) <= 12:  # a tick per epoch; a single epoch gets room either side
             ax.set_xticks(epochs, [str(int(e)) for e in epochs])

@@ -590,9 +590,15 @@ function encodePath(path) {
   return path.split("/").map(encodeURIComponent).join("/");
 }
 
+// The run asked for last wins: loadRuns shows the first run by itself, and a click on
+// another one while that answer is still on its way must not be overwritten by it.
+let shownRun = 0;
+
 async function showRun(path) {
+  const ticket = ++shownRun;
   const response = await fetch(`/api/runs/${encodePath(path)}`);
   const run = await response.json();
+  if (ticket !== shownRun) return;
   if (!response.ok) {
     $("run-title").textContent = run.error;
     return;

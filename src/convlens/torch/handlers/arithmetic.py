@@ -1,0 +1,137 @@
+"""Arithmetic (with a number, a tensor the model holds, or another output) and reductions."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from convlens.torch.batch_axis import STANDARD
+from convlens.torch.handlers.registry import Handler, arg, handles, owned_tensor
+from convlens.torch.shape_tensor import ShapeTensor
+
+if TYPE_CHECKING:
+    from convlens.torch.tracer import Tracer
+
+
+def _reduce(op: str) -> Handler:
+    """x.sum(dim) or x.mean(dim) over axes other than the batch's (also over the new axis
+    of ``torch.stack(xs).sum(dim=0)``, smp's FPN merge); a mean over H and W of a
+    (N, C, H, W) map is global average pooling."""
+
+    def handler(t: Tracer, args: tuple, kwargs: dict) -> Any:
+        x = args[0] if args else kwargs.get("input")
+        dims, keepdim = arg(args, kwargs, 1, "dim"), bool(arg(args, kwargs, 2, "keepdim", False))
+        if not isinstance(x, ShapeTensor) or dims is None or kwargs.get("dtype") is not None:
+            return NotImplemented  # no dim: the batch is reduced too
+        dims = (dims,) if isinstance(dims, int) else tuple(dims)
+        axes = [t.sample_axis(x, d) for d in dims]
+        if not axes or None in axes or len(set(axes)) != len(axes):
+            return NotImplemented  # the batch axis, or PyTorch's own error
+        layout = t.batch_axis(x)
+        assert layout is not None  # (the tracer routes batch-less tensors elsewhere)
+        if layout == STANDARD and op == "mean" and x.dim() == 4 and set(axes) == {2, 3}:
+            return t.record("global_avgpool", {"keepdim": keepdim}, [x])
+        out = layout if keepdim else layout.dropping([d % x.dim() for d in dims])
+        spec = {"op": op, "dim": tuple(sorted(axes)), "keepdim": keepdim}  # type: ignore[type-var]
+        return t.record("reduce", spec, [x], layout=out)
+
+    return handler
+
+
+handles(torch.mean, torch.Tensor.mean, any_layout=True)(_reduce("mean"))
+handles(torch.sum, torch.Tensor.sum, any_layout=True)(_reduce("sum"))
+
+
+def _binary(op: str, inplace: bool = False, reflected: bool = False) -> Handler:
+    """x ∘ y for ∘ in + − · /: with a number (``scalar_op``), with a tensor the model holds
+    or a constant (``tensor_op``), or of two outputs (``add``, ``mul``). ``reflected``:
+    ``x.__rsub__(y)`` is y − x."""
+
+    def handler(t: Tracer, args: tuple, kwargs: dict) -> Any:
+        a, b = args[0], args[1] if len(args) > 1 else kwargs.get("other")
+        if reflected:
+            a, b = b, a
+        tensors = [v for v in (a, b) if isinstance(v, ShapeTensor)]
+        layout = t.batch_axis(tensors[0])
+        if len(tensors) == 1 and isinstance(b if tensors[0] is a else a, int | float):
+            if op == "div" and tensors[0] is b:
+                return NotImplemented  # c / x is a reciprocal, which keeps its result
+            # x·0.5, x + 1
+            x = tensors[0]
+            return t.record("scalar_op", {}, [x], inplace=inplace, layout=layout, like=x)
+        if kwargs.get("alpha", 1) != 1 or kwargs.get("rounding_mode"):
+            return NotImplemented
+        if len(tensors) == 1 and isinstance(b if tensors[0] is a else a, torch.Tensor):
+            x = tensors[0]
+            return _tensor_op(t, op, x, b if x is a else a, x is b, inplace)
+        if (
+            len(tensors) != 2
+            or op in ("sub", "div")
+            or (op == "add" and tuple(a.shape) != tuple(b.shape))
+            or a.dim() != b.dim()  # the batch axes line up only at the same rank
+            or t.batch_axis(b) != layout
+        ):
+            return NotImplemented
+        return t.record(op, {}, [a, b], inplace=inplace, layout=layout, like=a)
+
+    return handler
+
+
+def _tensor_op(
+    t: Tracer, op: str, x: ShapeTensor, w: torch.Tensor, first: bool, inplace: bool
+) -> Any:
+    """x ∘ w (w ∘ x if ``first``) with w a parameter, a buffer, a whole view of one
+    (``self.weight.view(1, -1, 1, 1)``) or a constant, broadcast over the batch; its
+    parameters are counted here, once. A constant with one value per sample along the
+    batch's axis (drop-path's N×1×1×1 mask) is counted per sample."""
+    layout = t.batch_axis(x)
+    if w.dtype != x.dtype or w.dim() > x.dim() or (inplace and first) or layout is None:
+        return NotImplemented  # promoted, w broadcast to more axes, or w overwritten
+    owner = owned_tensor(t, w)
+    if owner is None and w._base is not None and id(w._base) in t.owned:
+        return NotImplemented  # a part of a model tensor: its parameters live elsewhere
+    kind = (
+        "constant"
+        if owner is None
+        else ("parameter" if isinstance(owner, nn.Parameter) else "buffer")
+    )
+    shape, per_sample = tuple(int(d) for d in w.shape), False
+    at = layout.axis - (x.dim() - w.dim())  # w's axis that lines up with the batch's
+    if at >= 0:  # w reaches the batch's axis: 1 there, or one value per sample (a constant)
+        size = shape[at]
+        if size != 1 and (kind != "constant" or size != x.shape[layout.axis]):
+            return NotImplemented  # w holds the batch: no per-sample operand
+        per_sample = size != 1
+        if layout.merged:  # (N·m, …) per sample is (m, …): w's 1 or N·m becomes 1 or m
+            shape = (*shape[:at], size // t.batch if per_sample else 1, *shape[at + 1 :])
+        elif per_sample or layout != STANDARD:  # the batch's own axis: not in a sample
+            shape = (*shape[:at], *shape[at + 1 :])
+    spec: dict[str, Any] = {"op": op, "weight": shape, "weight_first": first, "weight_kind": kind}
+    if per_sample:
+        spec["per_sample"] = True
+    return t.record(
+        "tensor_op",
+        spec,
+        [x],
+        [owner] if owner is not None else [],
+        inplace=inplace,
+        own_buffers=False,
+        layout=layout,
+        like=x,
+    )
+
+
+handles(torch.add, torch.Tensor.add, torch.Tensor.__add__, any_layout=True)(_binary("add"))
+handles(torch.Tensor.__radd__, any_layout=True)(_binary("add", reflected=True))
+handles(torch.Tensor.add_, torch.Tensor.__iadd__, any_layout=True)(_binary("add", inplace=True))
+handles(torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, any_layout=True)(_binary("mul"))
+handles(torch.Tensor.__rmul__, any_layout=True)(_binary("mul", reflected=True))
+handles(torch.Tensor.mul_, torch.Tensor.__imul__, any_layout=True)(_binary("mul", inplace=True))
+handles(torch.sub, torch.Tensor.sub, torch.Tensor.__sub__, any_layout=True)(_binary("sub"))
+handles(torch.Tensor.__rsub__, any_layout=True)(_binary("sub", reflected=True))
+handles(torch.Tensor.sub_, torch.Tensor.__isub__, any_layout=True)(_binary("sub", inplace=True))
+handles(torch.div, torch.Tensor.div, torch.Tensor.__truediv__, any_layout=True)(_binary("div"))
+handles(torch.Tensor.__rtruediv__, any_layout=True)(_binary("div", reflected=True))
+handles(torch.Tensor.div_, torch.Tensor.__itruediv__, any_layout=True)(_binary("div", inplace=True))

@@ -1,0 +1,43 @@
+"""The shape tensor: a meta tensor (no data, free to create) that reports every operation
+performed on it to the running trace, which answers with convlens's own rules."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import torch
+
+
+class ShapeTensor(torch.Tensor):
+    """A meta tensor that reports every operation on it to the active tracer."""
+
+    tracer: ClassVar[Any] = None  # the running trace's Tracer (set and cleared by ``trace``)
+
+    @classmethod
+    def __torch_function__(
+        cls,
+        func: Any,
+        types: Any,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> Any:
+        tracer = ShapeTensor.tracer
+        if tracer is None:
+            with torch._C.DisableTorchFunctionSubclass():
+                return func(*args, **(kwargs or {}))
+        return tracer.on_call(func, tuple(args), dict(kwargs or {}))
+
+
+def meta_tensor(shape: Sequence[int], dtype: torch.dtype) -> ShapeTensor:
+    return torch.empty(tuple(int(d) for d in shape), dtype=dtype, device="meta").as_subclass(
+        ShapeTensor
+    )  # type: ignore[return-value]
+
+
+def ranks(tensors: Sequence[torch.Tensor]) -> list[int]:
+    """The number of axes of each tensor, read without dispatching to the tracer (every
+    ``x.dim()`` on a shape tensor is a ``__torch_function__`` call: DenseNet's
+    ``torch.cat`` of up to 48 feature maps would pay it 48 times)."""
+    with torch._C.DisableTorchFunctionSubclass():
+        return [t.dim() for t in tensors]

@@ -1,0 +1,429 @@
+"""The tracer: one ``LayerSpec`` per operation on a shape tensor, attributed to the innermost
+module; operations without a handler fall back to PyTorch's meta kernel (``opaque`` rows)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from convlens.core.analyze import run_rule
+from convlens.core.records import LayerSpec, Network
+from convlens.errors import ConvlensError
+from convlens.torch.batch_axis import (
+    AXIS_MOVES,
+    CONSTANT_MAKERS,
+    STANDARD,
+    Layout,
+    follow_batch,
+    indexes_batch,
+    joins_batch,
+)
+from convlens.torch.handlers.registry import ANY_LAYOUT, HANDLERS
+from convlens.torch.probes import same_order_strides
+from convlens.torch.shape_tensor import ShapeTensor, meta_tensor
+
+# Operations that only re-index the same data: recorded as zero-cost views.
+RESHAPES = {
+    "transpose",
+    "permute",
+    "unsqueeze",
+    "squeeze",
+    "flatten",
+    "reshape",
+    "view",
+    "swapaxes",
+    "movedim",
+    "contiguous",
+    "unflatten",
+}
+
+# Operations that only read metadata or do nothing to data: run as they are.
+PASSTHROUGH = {
+    torch.Tensor.size,
+    torch.Tensor.dim,
+    torch.Tensor.numel,
+    torch.Tensor.__len__,
+    torch.Tensor.shape.__get__,
+    torch.Tensor.dtype.__get__,  # type: ignore[attr-defined]
+    torch.Tensor.device.__get__,
+    torch.Tensor.ndim.__get__,  # type: ignore[attr-defined]
+    torch.Tensor.requires_grad.__get__,
+    torch.Tensor.is_cuda.__get__,  # type: ignore[attr-defined]
+    torch.Tensor.get_device,
+    torch.Tensor.__repr__,
+    torch.Tensor.__format__,
+    torch.Tensor.is_contiguous,
+    torch.Tensor.dim_order,
+    torch.Tensor.__hash__,
+    torch.Tensor.data_ptr,
+    torch.Tensor.is_floating_point,
+    torch.Tensor.type,
+    torch.Tensor.layout.__get__,
+}  # type: ignore[attr-defined]
+
+
+@dataclass
+class Tracer:
+    """Collects one ``LayerSpec`` per operation, attributed to the innermost module."""
+
+    model: nn.Module = field(default_factory=nn.Module)
+    names: dict[int, str] = field(default_factory=dict)  # id(module) → qualified name
+    stack: list[nn.Module] = field(default_factory=list)
+    layers: list[LayerSpec] = field(default_factory=list)
+    shapes: dict[str, tuple] = field(default_factory=dict)  # node → per-sample shape
+    node_of: dict[int, str] = field(default_factory=dict)  # id(tensor) → node
+    keep_alive: list[Any] = field(default_factory=list)
+    seen_params: set[int] = field(default_factory=set)
+    touched: set[int] = field(default_factory=set)  # ids of tensors operations without a rule read
+    owned: set[int] = field(default_factory=set)  # ids of the model's parameters and buffers
+    leaves: set[int] = field(default_factory=set)  # ids of modules without children
+    called: set[int] = field(default_factory=set)  # id(module) of modules that ran
+    counters: dict[str, itertools.count] = field(default_factory=dict)
+    costs: dict[str, Any] = field(default_factory=dict)  # layer → its rule's Cost
+    outputs: dict[str, str] = field(default_factory=dict)  # module path → output text
+    batch: int = 1
+    dtype: torch.dtype = torch.float32
+    device: str = "meta"  # "meta": shapes only; "cpu"/"cuda": every operation also runs
+    pending: tuple[Any, tuple, dict] | None = None  # the call being recorded (real mode)
+    context: Network | None = None  # what rule errors are reported against
+    # Tensors whose batch is not (only) axis 0: id → where it is (see ``batch_axis``).
+    # Handlers that declared ``any_layout`` count them per sample; others fall back.
+    layouts: dict[int, Layout] = field(default_factory=dict)
+    # Tensors without a batch at all (a statistic of the batch, a split batch): id → why.
+    # Every operation on one is an uncounted row.
+    unbatched: dict[int, str] = field(default_factory=dict)
+    training_step: bool = False  # the model runs as in training (it was in train mode)
+
+    # -- nodes --------------------------------------------------------------------------
+    def register(self, tensor: torch.Tensor, node: str) -> None:
+        self.node_of[id(tensor)] = node
+        self.keep_alive.append(tensor)
+
+    def node(self, value: Any) -> str:
+        if isinstance(value, ShapeTensor) and id(value) in self.node_of:
+            return self.node_of[id(value)]
+        if isinstance(value, torch.Tensor):
+            raise ConvlensError(
+                f"{self.where()}: a tensor that is not derived from the input "
+                f"(shape {tuple(value.shape)}) takes part in the computation"
+            )
+        raise ConvlensError(f"{self.where()}: expected a tensor, got {type(value).__name__}")
+
+    def where(self) -> str:
+        if not self.stack:
+            return "model"
+        module = self.stack[-1]
+        return f"module '{self.names.get(id(module), '?')}' ({type(module).__name__})"
+
+    def layer_name(self, kind: str) -> tuple[str, str]:
+        """(unique layer name, module type) from the innermost module."""
+        module = self.stack[-1] if self.stack else None
+        prefix = self.names.get(id(module), "") if module is not None else ""
+        origin = type(module).__name__ if module is not None else "functional"
+        leaf = module is not None and id(module) in self.leaves
+        base = (
+            prefix
+            if leaf and prefix and prefix not in self.shapes
+            else (f"{prefix}.{kind}" if prefix else kind)
+        )
+        counter = self.counters.setdefault(base, itertools.count(1))
+        name = base
+        while name in self.shapes or name.startswith("input"):
+            name = f"{base}_{next(counter)}"
+        return name, origin
+
+    # -- recording ----------------------------------------------------------------------
+    def record(
+        self,
+        kind: str,
+        args: dict[str, Any],
+        inputs: Sequence[Any],
+        weights: Sequence[Any] = (),
+        inplace: bool = False,
+        own_buffers: bool = True,
+        value: torch.Tensor | None = None,
+        layout: Layout = STANDARD,
+        order: Sequence[int] | None = None,
+        like: torch.Tensor | None = None,
+    ) -> ShapeTensor:
+        """One row; its output is a tensor of the rule's (per-sample) shape with the batch
+        where ``layout`` says (a view keeps its source's strides), or ``value``, PyTorch's
+        own result, when it has no batch. ``order``: the axis order the kernel stores the
+        output in (the CPU flash attention kernel writes (N, L, H, E) and returns (N, H, L,
+        E)), so later reshapes copy where PyTorch's do. ``like``: an element-wise operation's
+        input, whose memory order PyTorch's output keeps (a strided input stays strided)."""
+        names = tuple(self.node(t) for t in inputs)
+        name, origin = self.layer_name(kind)
+        params = [w for w in weights if isinstance(w, torch.Tensor)]
+        # A weight computed from parameters (LeNet-5's partial C3 table) is not itself a
+        # parameter: the real ones are counted where they live (a params_only record).
+        derived = any(id(w) not in self.owned for w in params)
+        reuses = bool(params) and (derived or all(id(w) in self.seen_params for w in params))
+        if not derived:
+            self.seen_params.update(id(w) for w in params)
+            if params and self.stack and own_buffers:  # its rule counts the module's buffers
+                self.seen_params.update(
+                    id(b) for b in self.stack[-1]._buffers.values() if b is not None
+                )
+        trainable = any(w.requires_grad for w in params)
+        if derived and not trainable and self.stack:  # computed under no_grad: taken to come
+            trainable = any(
+                p is not None and p.requires_grad  # from the running module's
+                for p in self.stack[-1]._parameters.values()
+            )  # parameters
+        frozen = bool(params) and not trainable
+        spec = LayerSpec(
+            name=name,
+            kind=kind,
+            args=args,
+            inputs=names,
+            frozen=frozen,
+            origin=origin,
+            reuses_params=reuses,
+            inplace=inplace,
+        )
+        try:
+            cost = run_rule(spec, self.context, self.shapes)
+        except ConvlensError as err:
+            raise ConvlensError(
+                f"{self.where()}: {kind} on input shape(s) {[self.shapes[n] for n in names]}: {err}"
+            ) from None
+        self.layers.append(spec)
+        self.costs[name] = cost
+        self.shapes[name] = tuple(cost.output_shape)
+        if value is not None:
+            out = value.as_subclass(ShapeTensor)  # type: ignore[assignment]
+        elif self.device == "meta":
+            full = layout.full_shape(cost.output_shape, self.batch)
+            if order is not None:  # a kernel that writes its output in another axis order
+                stored = [int(full[i]) for i in order]
+                steps = [math.prod(stored[k + 1 :]) for k in range(len(stored))]
+                strides = tuple(steps[order.index(i)] for i in range(len(order)))
+                out = torch.empty_strided(
+                    tuple(int(d) for d in full), strides, dtype=self.dtype, device="meta"
+                ).as_subclass(ShapeTensor)  # type: ignore[assignment]
+            else:
+                out = meta_tensor(full, self.dtype)
+                if like is not None:  # an element-wise result keeps a strided input's order
+                    with torch._C.DisableTorchFunctionSubclass():
+                        strided = not like.is_contiguous() and like.shape == out.shape
+                        strides = same_order_strides(full, like.stride()) if strided else None
+                    if strides is not None:
+                        out = torch.empty_strided(
+                            tuple(int(d) for d in full), strides, dtype=self.dtype, device="meta"
+                        ).as_subclass(ShapeTensor)  # type: ignore[assignment]
+            if cost.alias:  # a view keeps its source's strides (whether a later reshape
+                out = self.view_like(out)  # copies depends on them, and autograd keeps it)
+        else:  # run it for real and hold the rule to what PyTorch computed
+            func, args, kwargs = self.pending  # type: ignore[misc]
+            with torch._C.DisableTorchFunctionSubclass():
+                real = func(*args, **kwargs)
+            expected = layout.full_shape(cost.output_shape, self.batch)
+            if tuple(real.shape) != tuple(expected):
+                raise ConvlensError(
+                    f"{self.where()}: {kind} gave {tuple(real.shape)} in a "
+                    f"real forward but the rule says {expected}"
+                )
+            out = real.as_subclass(ShapeTensor)
+        if layout != STANDARD:
+            self.layouts[id(out)] = layout
+        self.register(out, name)
+        return out
+
+    def view_like(self, out: ShapeTensor) -> ShapeTensor:
+        """``out`` with the strides the pending view really has (run on meta tensors)."""
+        try:
+            func, args, kwargs = self.pending  # type: ignore[misc]
+            with torch._C.DisableTorchFunctionSubclass():
+                real = func(*args, **kwargs)
+        except Exception:  # strides are a refinement: the shape is already known
+            return out
+        if not isinstance(real, torch.Tensor) or real.shape != out.shape:
+            return out
+        return torch.empty_strided(
+            tuple(real.shape), real.stride(), dtype=self.dtype, device="meta"
+        ).as_subclass(ShapeTensor)  # type: ignore
+
+    def on_call(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        if func in PASSTHROUGH:
+            with torch._C.DisableTorchFunctionSubclass():
+                return func(*args, **kwargs)
+        handler = HANDLERS.get(func)
+        if handler is not None and (self.unbatched or self.layouts):
+            traced = [v for v in flatten_args(args, kwargs) if isinstance(v, ShapeTensor)]
+            if any(id(v) in self.unbatched for v in traced) or (
+                handler not in ANY_LAYOUT and any(id(v) in self.layouts for v in traced)
+            ):
+                handler = None  # rules count per sample: this tensor has no batch they see
+        if handler is not None:
+            self.pending = (func, args, kwargs)
+            result = handler(self, args, kwargs)
+            if result is not NotImplemented:
+                return result
+        return self.fallback(func, args, kwargs)
+
+    def fallback(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        """No rule: PyTorch's meta kernel gives the shape; nothing is counted."""
+
+        def to_meta(value: Any) -> Any:  # the model's own tensors join the meta world
+            if self.device != "meta":
+                return value
+            if (
+                isinstance(value, torch.Tensor)
+                and not isinstance(value, ShapeTensor)
+                and value.device.type != "meta"
+            ):
+                return torch.empty_like(value, device="meta")
+            if isinstance(value, list | tuple):
+                return type(value)(to_meta(v) for v in value)
+            return value
+
+        with torch._C.DisableTorchFunctionSubclass():
+            result = func(*to_meta(args), **{k: to_meta(v) for k, v in kwargs.items()})
+        values = list(flatten_args(args, kwargs))
+        tensors = [t for t in values if isinstance(t, ShapeTensor)]
+        self.touched.update(id(t) for t in values if isinstance(t, torch.Tensor))
+        outputs = [t for t in flatten_args((result,), {}) if isinstance(t, torch.Tensor)]
+        if not outputs or not tensors:
+            return result
+        name = op_name(func)
+        layouts = [self.batch_axis(t) for t in tensors]
+        axes = [None if lay is None or lay.merged else lay.axis for lay in layouts]
+        if func in AXIS_MOVES and len(tensors) == 1 and len(outputs) == 1:
+            lay = layouts[0]
+            axis = None if lay is None else follow_batch(func, args, kwargs, tensors[0], lay.axis)
+            if lay is None or axis is None:  # no batch to follow
+                return self.record_unbatched(name, tensors, outputs[0])
+            moved = Layout(axis, lay.merged)
+            self.pending = (func, args, kwargs)
+            shape = moved.sample_shape(outputs[0].shape, self.batch)
+            return self.record("view", {"shape": shape}, tensors, layout=moved)
+
+        def batched(value: torch.Tensor) -> bool:
+            """Axis 0 of ``value`` is the batch: its size is N, a batched input has it, and
+            no input whose axis 0 is something else lines up with it."""
+            if (
+                value.dim() == 0
+                or value.shape[0] != self.batch
+                or 0 not in axes
+                or (func is torch.Tensor.__getitem__ and indexes_batch(args[1]))
+                or joins_batch(func, args, kwargs)
+            ):
+                return False
+            return all(
+                a == 0 or t.dim() < value.dim() or t.shape[0] == 1
+                for t, a in zip(tensors, axes, strict=True)
+            )
+
+        def traced(value: Any) -> Any:
+            if isinstance(value, torch.Tensor) and func in CONSTANT_MAKERS:
+                return value  # x.new_ones(1), x.new_empty(N, 1, 1, 1): a constant
+            if isinstance(value, torch.Tensor) and not batched(value):
+                return self.record_unbatched(name, tensors, value)
+            if isinstance(value, torch.Tensor):
+                if len(outputs) == 1:
+                    self.pending = (func, args, kwargs)
+                else:
+                    self.pending = (lambda *a, **k: value, (), {})
+                shape = tuple(value.shape[1:])
+                if (
+                    len(outputs) == 1
+                    and name in RESHAPES
+                    and len(tensors) == 1
+                    and value.numel() == tensors[0].numel()
+                ):
+                    return self.record("view", {"shape": shape}, tensors)  # same data
+                return self.record("opaque", {"op": name, "shape": shape}, tensors)
+            if isinstance(value, list | tuple):  # several outputs (chunk, split, unbind):
+                return type(value)(traced(v) for v in value)  # one row each
+            return value
+
+        return traced(result)
+
+    def batch_axis(self, tensor: torch.Tensor) -> Layout | None:
+        """Where the batch is in a traced tensor (``STANDARD``: axis 0), or None if it has
+        none."""
+        if id(tensor) in self.unbatched:
+            return None
+        return self.layouts.get(id(tensor), STANDARD)
+
+    def sample_axis(self, tensor: torch.Tensor, dim: Any) -> int | None:
+        """Axis ``dim`` of a traced tensor as a rule counts it: per sample, 1 for the first
+        axis after the batch's (the rules' convention); None for the batch's axis."""
+        layout = self.batch_axis(tensor)
+        index = None if layout is None else layout.sample_axis(dim, tensor.dim())
+        return None if index is None else index + 1
+
+    def record_unbatched(self, op: str, inputs: Sequence[Any], value: torch.Tensor) -> ShapeTensor:
+        """A result without a batch (a statistic of the batch, a split batch). Rules count
+        per sample, so it is an ``opaque`` row that counts nothing (not even its bytes) and
+        says why, and so is every operation computed from it."""
+        full = tuple(int(d) for d in value.shape)
+        # where the batch axis was lost: an input's origin, else an input whose batch is
+        # elsewhere than axis 0 (the operation has no rule that follows it), else here
+        cause = next((self.unbatched[id(t)] for t in inputs if id(t) in self.unbatched), None)
+        moved = next((self.layouts[id(t)] for t in inputs if id(t) in self.layouts), None)
+        if cause is None and moved is not None:
+            where = "merged into" if moved.merged else "on"
+            cause = (
+                f"'{op}' in {self.where()} needs the batch on axis 0, but its input has it "
+                f"{where} axis {moved.axis}"
+            )
+        args = {"op": op, "shape": full, "batched": False, "note": cause}
+        out = self.record("opaque", args, inputs, value=value)
+        here = f"'{op}' in {self.where()} gave {'×'.join(map(str, full)) or 'a scalar'}"
+        self.unbatched[id(out)] = cause or here
+        return out
+
+    def describe(self, value: Any) -> str:
+        """Per-sample shapes of a module's output, tuples, lists and dicts included; a
+        tensor whose batch is not axis 0 shows its whole shape, N where the batch is (N·m
+        where it is merged), or says it has none."""
+        if isinstance(value, torch.Tensor) and id(value) in self.unbatched:
+            dims = [str(d) for d in value.shape]
+            return "×".join(dims) + " (no batch axis)" if dims else "scalar (no batch axis)"
+        if isinstance(value, torch.Tensor) and id(value) in self.layouts:
+            layout = self.layouts[id(value)]
+            dims = [str(d) for d in value.shape]
+            a = layout.axis
+            batch = f"N·{value.shape[a] // self.batch}" if layout.merged else "N"
+            return "×".join([*dims[:a], batch, *dims[a + 1 :]])
+        if isinstance(value, dict):
+            return "{" + ", ".join(f"{k}: {self.describe(v)}" for k, v in value.items()) + "}"
+        if isinstance(value, list | tuple):
+            return "(" + ", ".join(self.describe(v) for v in value) + ")"
+        return describe_output(value)
+
+
+def op_name(func: Any) -> str:
+    name = getattr(func, "__name__", str(func))
+    if name == "__get__" and hasattr(getattr(func, "__self__", None), "__name__"):
+        return func.__self__.__name__  # a property: x.T, x.mT
+    return name
+
+
+def flatten_args(args: Any, kwargs: Mapping[str, Any]) -> Iterator[Any]:
+    for value in itertools.chain(args, kwargs.values()):
+        if isinstance(value, list | tuple):
+            yield from flatten_args(value, {})
+        elif isinstance(value, dict):
+            yield from flatten_args((), value)
+        else:
+            yield value
+
+
+def describe_output(value: Any) -> str:
+    """Per-sample shapes of a module's output, tuples, lists and dicts included."""
+    if isinstance(value, torch.Tensor):
+        return "×".join(str(d) for d in value.shape[1:]) or "scalar"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {describe_output(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "(" + ", ".join(describe_output(v) for v in value) + ")"
+    return type(value).__name__
