@@ -39,6 +39,7 @@ RUNS: dict[str, dict[str, object]] = {
     "default": {},
     "epochs-2": {"epochs": 2},  # the first measurement of an epoch
     "epochs-50": {"epochs": 50},
+    "epochs-60": {"epochs": 60},
     "ce-epochs-50": {"epochs": 50, "loss": "ce"},
     "valid-unet": {
         "model": "unet_valid?width=16&depth=4&batch_norm=true",
