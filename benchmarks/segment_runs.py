@@ -37,7 +37,6 @@ FINETUNE = {"epochs": 4, "model": "deeplabv3_cifar?backbone=resnet20", "crop": 1
             "batch_size": 8, "repeat": 8, "loss": "ce", "init": "{out}/cifar-backbone"}  # fmt: skip
 RUNS: dict[str, dict[str, object]] = {
     "default": {},
-    "epochs-2": {"epochs": 2},  # the first measurement of an epoch
     "epochs-50": {"epochs": 50},
     "epochs-60": {"epochs": 60},
     "ce-epochs-50": {"epochs": 50, "loss": "ce"},
