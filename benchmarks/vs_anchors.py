@@ -134,6 +134,8 @@ MODELS = [
     ("vgg16", 224),
     ("mobilenet_v2", 224),
     ("densenet121", 224),
+    ("mobilenet_v3_small", 224),
+    ("efficientnet_b0", 224),
     ("unet_same", 256),
 ]
 BIG = ("resnet50", 2048)

@@ -24,6 +24,22 @@ from convlens.zoo.measure import measure, measure_figure
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "zoo.md"
 
 
+def last_map_rf(report: object) -> str:
+    """The receptive field of the last feature map before global pooling or the
+    classifier — or "whole input" where a global average is broadcast back over a map
+    (a squeeze-and-excitation gate, DeepLab's image pooling), which every position then
+    depends on."""
+    layers = report.layers  # type: ignore[attr-defined]
+    pools = [i for i, r in enumerate(layers) if r.kind in ("global_avgpool", "adaptive_avgpool2d")]
+    if pools and any(
+        len(r.output_shape) == 3 and r.output_shape[1] * r.output_shape[2] > 1
+        for r in layers[pools[0] + 1 :]
+    ):
+        return "whole input"
+    spatial = [r for r in layers if r.rf_status == "ok"]
+    return "×".join(str(v) for v in spatial[-1].rf) if spatial else "—"
+
+
 def shape(dims: tuple[int, ...]) -> str:
     return "×".join(str(d) for d in dims)
 
@@ -59,7 +75,9 @@ def render() -> str:
         "`torch.utils.flop_counter.FlopCounterMode` total / 2, which the tests check); bias, "
         "BatchNorm, activations and pooling are not counted (1 MAC = 2 FLOPs in this "
         "convention). *Receptive field*: of the last feature map before global pooling or "
-        "the classifier (height × width, on an unbounded input; see docs/conventions.md). "
+        "the classifier (height × width, on an unbounded input; see docs/conventions.md); "
+        "*whole input* where a squeeze-and-excitation gate, computed from a global average, "
+        "reaches every position. "
         "*Output*: shape(s) without the batch dimension at the default input.",
         "",
         "| model | paper | input | parameters | MACs | receptive field | output |",
@@ -78,8 +96,7 @@ def render() -> str:
         with torch.device("meta"):
             model = create_model(name)
         report = convlens.analyze(model, input_size=(1, *m.input_shape))
-        spatial = [r for r in report.layers if r.rf_status == "ok"]
-        rf = "×".join(str(v) for v in spatial[-1].rf) if spatial else "—"
+        rf = last_map_rf(report)
         lines.append(
             f"| `{name}` | {cell(paper)} | {shape(m.input_shape)} | {m.params:,} | "
             f"{report.totals.macs:,} | {rf} | {outputs} |"

@@ -41,6 +41,8 @@ def _form(arg: Arg) -> str:
     form = FORMS[arg.kind]
     if arg.kind in ("int", "pair") and arg.minimum != 1:
         form += f", ≥ {arg.minimum}"
+    if arg.interval is not None:
+        form += f" from {arg.interval[0]:g} to {arg.interval[1]:g}"
     return form
 
 

@@ -16,6 +16,14 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.register_profile("dev", parent=settings.get_profile("ci"), max_examples=50)
+# For an occasional deep run (HYPOTHESIS_PROFILE=explore): new random examples each time and
+# ten times as many; a failure prints the seed and blob to reproduce it under "ci".
+settings.register_profile(
+    "explore",
+    parent=settings.get_profile("ci"),
+    derandomize=False,
+    max_examples=2000,
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
@@ -24,5 +32,5 @@ def pytest_addoption(parser):  # type: ignore[no-untyped-def]
         "--update-golden",
         action="store_true",
         default=False,
-        help="rewrite golden files under tests/golden instead of comparing with them",
+        help="rewrite the golden files under tests/render/golden instead of comparing with them",
     )

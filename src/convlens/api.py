@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import re
 from collections.abc import Iterator, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,45 @@ from convlens.core.records import Network
 from convlens.errors import ArgumentError
 
 
+@dataclass(frozen=True)
+class AnalysisReport(Report):
+    """A ``Report`` with the conveniences of the Python API: JSON, Markdown, a Jupyter table.
+
+    They live here, not on the core's ``Report``, so the analysis core never imports the
+    renderers."""
+
+    @classmethod
+    def of(cls, report: Report) -> AnalysisReport:
+        return cls(**{f.name: getattr(report, f.name) for f in fields(report)})
+
+    def to_dict(self, depth: int | None = None) -> dict[str, Any]:
+        from convlens.render.json import report_to_dict
+
+        return report_to_dict(self, depth)
+
+    def to_json(self, indent: int = 2, depth: int | None = None) -> str:
+        from convlens.render.json import render_json
+
+        return render_json(self, indent, depth)
+
+    def to_markdown(self, depth: int | None = None) -> str:
+        from convlens.render.markdown import render_markdown
+
+        return render_markdown(self, depth)
+
+    def _repr_html_(self) -> str:
+        from convlens.render.html import render_html
+
+        return render_html(self)
+
+
 def is_module(source: Any) -> bool:
-    """An ``nn.Module`` (checked without importing torch)."""
-    return hasattr(source, "named_modules") and hasattr(source, "forward")
+    """An ``nn.Module`` instance (checked without importing torch); not the class itself."""
+    return (
+        not isinstance(source, type)
+        and hasattr(source, "named_modules")
+        and hasattr(source, "forward")
+    )
 
 
 def is_model_reference(source: Any) -> bool:
@@ -54,15 +91,7 @@ def model_from_reference(reference: str, real: bool = False) -> tuple[Any, tuple
         with uninitialised_weights():  # counting needs shapes, not values
             return create_model(name, **kwargs), tuple(entry.default_input)
     module_name, _, attr = reference.partition(":")
-    import importlib
-
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as err:
-        raise ArgumentError(
-            f"cannot import module '{module_name}' (from '{reference}'): "
-            f"{type(err).__name__}: {err}"
-        ) from None
+    module = _import_module(module_name, reference)
     try:
         obj = getattr(module, attr)
     except AttributeError:
@@ -70,6 +99,7 @@ def model_from_reference(reference: str, real: bool = False) -> tuple[Any, tuple
             f"module '{module_name}' has no attribute '{attr}' (from '{reference}')"
         ) from None
     if not is_module(obj):
+        _check_callable_without_arguments(obj, reference)
         try:
             obj = obj()
         except Exception as err:
@@ -79,6 +109,65 @@ def model_from_reference(reference: str, real: bool = False) -> tuple[Any, tuple
     if not is_module(obj):
         raise ArgumentError(f"'{reference}' is neither an nn.Module nor a factory returning one")
     return obj, None
+
+
+def _import_module(module_name: str, reference: str) -> Any:
+    """Import ``module_name`` with the current directory importable, as ``python -m`` does."""
+    import importlib
+    import os
+    import sys
+
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name and module_name.split(".")[0] == err.name.split(".")[0]:
+            raise ArgumentError(
+                f"cannot import module '{module_name}' (from '{reference}'): no "
+                f"'{err.name}' in the current directory ({os.getcwd()}) or on the "
+                "Python path; run convlens from the folder that holds it, or add that "
+                "folder to PYTHONPATH"
+            ) from None
+        raise ArgumentError(
+            f"cannot import module '{module_name}' (from '{reference}'): "
+            f"{type(err).__name__}: {err}"
+        ) from None
+    except Exception as err:
+        raise ArgumentError(
+            f"cannot import module '{module_name}' (from '{reference}'): "
+            f"{type(err).__name__}: {err}"
+        ) from None
+
+
+def _check_callable_without_arguments(obj: Any, reference: str) -> None:
+    """A class or factory that needs arguments gets one sentence saying which, not a
+    ``TypeError`` from deep inside; ``module:factory`` must be callable as ``factory()``."""
+    import inspect
+
+    if not callable(obj):
+        raise ArgumentError(
+            f"'{reference}' is a {type(obj).__name__}, neither an nn.Module nor a factory "
+            "returning one"
+        )
+    try:
+        signature = inspect.signature(obj)
+    except (TypeError, ValueError):  # builtins without a signature: just call them
+        return
+    required = [
+        p.name
+        for p in signature.parameters.values()
+        if p.default is p.empty
+        and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+    if required:
+        module_name, _, attr = reference.partition(":")
+        what = "class" if isinstance(obj, type) else "function"
+        raise ArgumentError(
+            f"'{reference}' is a {what} that needs arguments ({', '.join(required)}) and "
+            f"convlens calls it with none: give a function that builds the model, e.g. "
+            f"'def make(): return {attr}(...)' in {module_name}, as {module_name}:make"
+        )
 
 
 @contextlib.contextmanager
@@ -117,11 +206,27 @@ def trace_network(
     return result.network, result.costs, result.batch, result.dtype
 
 
+def check_device(device: str) -> None:
+    """Refuse a device this PyTorch cannot use before any model is built on it."""
+    if device not in ("meta", "cpu", "cuda"):
+        raise ArgumentError(f"--device must be meta, cpu or cuda; got {device!r}")
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            build = "built without CUDA" if torch.version.cuda is None else "without a GPU here"
+            raise ArgumentError(
+                f"--device cuda: this PyTorch ({torch.__version__}) is {build}; use "
+                "--device cpu for a real forward, or the default meta to trace by shape"
+            )
+
+
 def load_model(
     source: Any, inputs: Any = None, device: str = "meta", batch: int = 1
 ) -> tuple[Network, Mapping[str, Any], int, str]:
     """A traced model (``nn.Module``, ``zoo:NAME``, ``module:factory``), its costs, batch
     and dtype."""
+    check_device(device)
     if is_model_reference(source):
         model, default = model_from_reference(source, real=device != "meta")
         if inputs is None and default is None:
@@ -166,9 +271,9 @@ def load_network(
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
-    """``3x224x224`` → (3, 224, 224), with a clear error."""
+    """``3x224x224`` (or ``3×224×224``, as convlens prints shapes) → (3, 224, 224)."""
     try:
-        dims = tuple(int(p) for p in text.lower().replace(",", "x").split("x"))
+        dims = tuple(int(p) for p in re.split("[x×,]", text.lower()))
     except ValueError:
         raise ArgumentError(f"--input must look like 3x224x224 (C x H x W), got {text!r}") from None
     if len(dims) != 3 or any(d <= 0 for d in dims):
@@ -211,10 +316,11 @@ def make_options(
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No cyclic-GC pass during an analysis: with torch imported, one full pass over its
-    large heap costs ~0.1 s, as long as the whole analysis of a ResNet-50. The records
-    hold no cycles; collection resumes (as it was) afterwards."""
+def gc_paused() -> Iterator[None]:
+    """No cyclic-GC pass during an analysis (or the rendering of a large report): with
+    torch imported, one full pass over its large heap costs ~0.1 s, as long as the whole
+    analysis of a ResNet-50, and passes over a 100,000-layer report cost seconds. The
+    records hold no cycles; collection resumes (as it was) afterwards."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -236,7 +342,7 @@ def analyze(
     device: str = "meta",
     freeze_bn: bool = False,
     **symbols: Any,
-) -> Report:
+) -> AnalysisReport:
     """Analyse a description or a model: per-layer shapes, parameters, MACs/FLOPs,
     receptive field and memory.
 
@@ -249,10 +355,11 @@ def analyze(
     statistics are used, so backward keeps no batch statistics).
     """
     options = {"optimizer": optimizer, "convention": convention, "frozen": frozen}
-    with _gc_paused():
-        return _analyze(
+    with gc_paused():
+        report = _analyze(
             source, input, batch, dtype, options, freeze_bn, input_size, device, symbols
         )
+    return AnalysisReport.of(report)
 
 
 def _analyze(

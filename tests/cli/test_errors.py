@@ -295,7 +295,10 @@ LAYER_ERRORS = {
         "input 3x32x32\nmaxpool2d 2 p=2\n",
         (2, 1),
         "maxpool2d_1",
-        ["padding 2 must be at most half the window (2)", "PyTorch refuses"],
+        [
+            "padding 2 must be at most half the kernel size (2 // 2 = 1, dilation aside)",
+            "PyTorch refuses",
+        ],
     ),
     "se reduction too large": (
         "input 3x32x32\nse 16\n",
@@ -494,14 +497,23 @@ def test_stride_warning_counts_unread_rows(
     assert code == 0, output
     assert not output.startswith("error")
     name = layer.split()[0] + "_1"
-    for axis, unit in (("height", "rows"), ("width", "columns")):
-        warning = re.search(
-            rf"warning: {name}: stride {stride} does not divide evenly along "
-            rf"the {axis}: the last (\d+) input {unit} are never read",
-            output,
+    # A square input loses the same rows as columns: one sentence for both axes.
+    extent = kernel  # no dilation here
+    if stride > extent:
+        pattern = (
+            rf"warning: {name}: stride {stride} is larger than the kernel extent {extent} along "
+            rf"the height and width: {stride - extent} of every {stride} input rows and "
+            rf"columns are skipped, and the last (\d+) are never read"
         )
-        assert warning, output
-        assert int(warning.group(1)) == expected
+    else:
+        pattern = (
+            rf"warning: {name}: stride {stride} does not divide evenly along the height and "
+            rf"width: the last (\d+) input rows and columns are never read"
+        )
+    warning = re.search(pattern, output)
+    assert warning, output
+    assert int(warning.group(1)) == expected
+    assert output.count("warning:") == 1
 
 
 def test_first_stride_case_by_hand() -> None:
@@ -527,8 +539,45 @@ def test_stride_warning_in_json(tmp_path: Path) -> None:
     code, output = run("analyze", path, "-f", "json")
     assert code == 0
     data = json.loads(output)
-    assert len(data["layers"][0]["warnings"]) == 2
-    assert data["warnings"][0].startswith("conv2d_1: stride 2 does not divide evenly")
+    assert data["layers"][0]["warnings"] == [
+        "stride 2 does not divide evenly along the height and width: the last 1 input rows "
+        "and columns are never read"
+    ]
+    assert data["warnings"] == ["conv2d_1: " + data["layers"][0]["warnings"][0]]
+
+
+def test_axes_that_lose_different_rows_warn_separately(tmp_path: Path) -> None:
+    # height 10: windows read rows 0 … 8 (row 9 unread); width 11: columns 0 … 10 all read.
+    # Then strides (2, 4) with a 1×1 kernel skip 1 of 2 rows but 3 of 4 columns.
+    path = write(tmp_path, "input 1x10x11\nconv2d 1 k=3 s=2\n")
+    code, output = run("analyze", path)
+    assert code == 0
+    assert output.count("warning:") == 1
+    assert (
+        "conv2d_1: stride 2 does not divide evenly along the height: the last 1 input rows "
+        "are never read" in output
+    )
+    path = write(tmp_path, "input 1x10x12\nconv2d 1 k=1 s=(2, 4)\n")
+    code, output = run("analyze", path)
+    assert code == 0
+    assert (
+        "stride 2 is larger than the kernel extent 1 along the height: 1 of every 2 input "
+        in output
+    )
+    assert (
+        "stride 4 is larger than the kernel extent 1 along the width: 3 of every 4 input " in output
+    )
+
+
+def test_resnet50_shortcut_warnings_are_one_line() -> None:
+    code, output = run("analyze", "zoo:resnet50")
+    assert code == 0
+    lines = [line for line in output.splitlines() if line.startswith("warning:")]
+    assert lines == [
+        "warning: layer2.0.downsample.0, layer3.0.downsample.0, layer4.0.downsample.0: "
+        "stride 2 is larger than the kernel extent 1 along the height and width: 1 of every "
+        "2 input rows and columns are skipped, and the last 1 are never read"
+    ]
 
 
 # -- bugs found while writing these tests, now fixed ----------------------------------------

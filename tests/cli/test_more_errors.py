@@ -28,11 +28,27 @@ def test_misspelled_choice_gets_a_suggestion(tmp_path: Path) -> None:
     assert code == 2 and "did you mean 'bilinear'" in output and "Traceback" not in output
 
 
-def test_frozen_pattern_matching_nothing_warns(tmp_path: Path) -> None:
+def test_frozen_pattern_matching_nothing_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "net.cnn"
-    path.write_text("input 3x8x8\nconv2d 8 k=3\n")
+    path.write_text("input 3x8x8\nconv2d 8 k=3\nrelu\n")
     code, output = run("analyze", str(path), "--frozen", "nothing*")
-    assert code == 0 and "--frozen 'nothing*' matches no layer" in output
+    assert code == 2
+    assert output.strip() == (
+        "error: --frozen 'nothing*' matches no layer; layer names are like conv2d_1, relu_1"
+    )
+    code, output = run("analyze", str(path), "--frozen", "conv2d_2")
+    assert code == 2 and "did you mean 'conv2d_1'?" in output
+
+
+def test_frozen_pattern_that_matches_freezes(tmp_path: Path) -> None:
+    path = tmp_path / "net.cnn"
+    path.write_text("input 3x8x8\nconv2d 8 k=3\nrelu\n")
+    code, output = run("analyze", str(path), "--frozen", "conv*", "-f", "csv")
+    assert code == 0, output
+    conv = dict(
+        zip(output.splitlines()[0].split(","), output.splitlines()[1].split(","), strict=True)
+    )
+    assert conv["frozen_params"] == str(8 * 3 * 3 * 3 + 8) and conv["trainable_params"] == "0"
 
 
 def test_stride_larger_than_kernel_warns_about_skipped_rows(tmp_path: Path) -> None:
@@ -40,5 +56,5 @@ def test_stride_larger_than_kernel_warns_about_skipped_rows(tmp_path: Path) -> N
     path.write_text("input 8x56x56\nconv2d 16 k=1 s=2\n")  # ResNet's downsample shortcut
     code, output = run("analyze", str(path))
     assert code == 0
-    assert "1 of every 2 input rows are skipped" in output
-    assert "the last 1 input rows are never read" in output  # (56 − 1) mod 2
+    assert "1 of every 2 input rows and columns are skipped" in output
+    assert "and the last 1 are never read" in output  # (56 − 1) mod 2

@@ -18,14 +18,33 @@ BATCH = 2
 
 
 def measure(net: Network, batch: int = BATCH) -> dict:
-    """Shapes, parameter and buffer counts and MACs from a real CPU forward."""
+    """Shapes (of the output and of every layer), parameter and buffer counts and MACs
+    from a real CPU forward."""
     torch.manual_seed(0)
     module = build_module(net).eval()
     x = torch.randn(batch, *[int(d) for d in net.input_shape])
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        out = module(x)
+    layer_shapes: dict[str, tuple[int, ...]] = {}
+
+    def record(name: str):  # type: ignore[no-untyped-def]
+        def hook(_module, _inputs, output) -> None:  # type: ignore[no-untyped-def]
+            layer_shapes[name] = tuple(output.shape[1:])
+
+        return hook
+
+    # DescribedNetwork.layers holds one module per described layer, in the same order.
+    hooks = [
+        layer.register_forward_hook(record(spec.name))
+        for spec, layer in zip(net.layers, module.layers.values(), strict=True)
+    ]
+    try:
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            out = module(x)
+    finally:
+        for handle in hooks:
+            handle.remove()
     return {
         "shape": tuple(out.shape[1:]),
+        "layer_shapes": layer_shapes,
         "params": sum(p.numel() for p in module.parameters()),
         "buffers": sum(b.numel() for b in module.buffers()),
         "macs": counter.get_total_flops() // 2,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from convlens.detection.ap import (
@@ -67,8 +67,7 @@ def test_nms_steps_account_for_every_box(boxes, threshold, data) -> None:
 )
 def test_ap_steps_add_up(flags, extra) -> None:
     positives = sum(flags) + extra
-    if positives == 0:
-        return
+    assume(positives > 0)  # no ground truth: AP is undefined (tested on its own)
     scores = np.linspace(1, 0, len(flags), endpoint=False)
     curve = pr_curve(scores, np.asarray(flags, bool), positives)
     voc = ap_all_points(curve)

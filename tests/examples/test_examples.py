@@ -220,10 +220,8 @@ def test_unet_odd_pooled_size_warns() -> None:
     report = analyze(EXAMPLES / "unet.cnn", input=(1, 190, 190))
     assert report.layers[-1].output_shape == (2, 4, 4)
     assert report.warnings == (
-        "maxpool2d_2: stride 2 does not divide evenly along the height: the last 1 input "
-        "rows are never read",
-        "maxpool2d_2: stride 2 does not divide evenly along the width: the last 1 input "
-        "columns are never read",
+        "maxpool2d_2: stride 2 does not divide evenly along the height and width: the last 1 "
+        "input rows and columns are never read",
     )
 
 

@@ -3,7 +3,6 @@ what the code prints today, and every example they name exists."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -12,17 +11,14 @@ import pytest
 
 from convlens.api import analyze
 from convlens.render import renderer
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 
 
 def _layer_kinds_module():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("layer_kinds", DOCS / "layer_kinds.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(DOCS / "layer_kinds.py")
 
 
 def test_language_kind_table_is_current() -> None:
@@ -103,3 +99,31 @@ def test_conventions_page_covers_every_kind() -> None:
     for table, text in (("FLOPs", flops), ("saved-for-backward", saved)):
         missing = sorted(kind for kind in all_rules() if f"`{kind}`" not in text)
         assert not missing, f"missing from the {table} table: {missing}"
+
+
+def test_conventions_page_explain_output_is_real(monkeypatch: pytest.MonkeyPatch) -> None:
+    from convlens.explain.derivation import derivation, render_sections
+
+    page = (DOCS / "conventions.md").read_text(encoding="utf-8")
+    monkeypatch.chdir(ROOT)
+    report = analyze("examples/three_conv.cnn")
+    for what in ("flops", "memory"):
+        for line in render_sections(derivation(report, 1, what)).splitlines():
+            assert line in page, line
+
+
+def test_connections_with_batch_norm_are_as_the_page_says() -> None:
+    """conventions.md: the total is shown only when every layer with parameters defines
+    connections; a network with batch norm has none, and the JSON gives null."""
+    page = (DOCS / "conventions.md").read_text(encoding="utf-8")
+    assert "a network with batch norm has none, and the JSON gives `null`" in page
+    with_bn = analyze("input 3x16x16\nconv2d 8 k=3\nbatchnorm2d\nrelu\n")
+    assert with_bn.layers[0].connections == 14 * 14 * 8 * (3 * 9 + 1)  # still per layer
+    assert with_bn.totals.connections is None
+    from convlens.render import renderer
+
+    assert "connections:" not in renderer("table")(with_bn)
+    assert '"connections": null' in renderer("json")(with_bn).split('"totals"')[1]
+    without_bn = analyze("input 3x16x16\nconv2d 8 k=3\nrelu\n")
+    assert without_bn.totals.connections == 14 * 14 * 8 * (3 * 9 + 1)
+    assert f"connections: {14 * 14 * 8 * 28:,}" in renderer("table")(without_bn)

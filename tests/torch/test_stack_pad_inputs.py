@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import convlens
+from convlens.core.receptive_field import RFStatus
 from convlens.errors import ArgumentError
 from tests.core.oracle import impulse_extents
 from tests.torch.pytorch_truth import check_against_pytorch, flop_counter_macs
@@ -110,7 +111,8 @@ def test_fpn_stack_then_sum_is_exact_and_keeps_the_receptive_field() -> None:
     merged = report.layers[report.layers.index(stack) + 1]
     assert (merged.kind, merged.output_shape) == ("reduce", (32, 16, 16))
     # align_corners upsampling leaves each level with its own jump: said, not guessed
-    assert merged.rf_status == "unavailable: branches with different jumps are joined"
+    assert merged.rf_status is RFStatus.UNAVAILABLE
+    assert merged.rf_reason == "branches with different jumps are joined"
     assert report.layers[-1].output_shape == (2, 32, 32)
     drop = next(r for r in report.layers if r.kind == "dropout")
     assert drop.args["channelwise"] and drop.saved_bytes == 2 * 32 * 4  # N×C×1×1 mask

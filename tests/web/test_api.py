@@ -264,10 +264,13 @@ def test_explain_steps_are_the_cli_derivation(client: TestClient) -> None:
         printed = cli("explain", text, "--layer", str(layer), *set_args(COLOUR_SET)).decode()
         lines = printed.strip().splitlines()
         assert lines[0] == section["title"]
-        assert lines[1:] == [
+        notes = [f"  {note}" for note in section["notes"]]
+        assert [line for line in lines[1:] if line not in notes] == [
             f"  {s['quantity']}: {s['text']}" + (f"   ({s['note']})" if s["note"] else "")
             for s in section["steps"]
         ]
+        assert [line for line in lines[1:] if line in notes] == notes
+        assert any("for the backward pass" in note for note in notes)
         assert all(s["latex"] for s in section["steps"])
     memory = client.post("/api/explain", json={"description": text, "set": COLOUR_SET}).json()
     assert memory["title"] == "training memory (whole network)"

@@ -193,6 +193,9 @@ def test_clicking_a_layer_shows_its_derivation_as_mathematics(browser: Browser) 
         expect(steps.nth(i).locator(".math annotation")).to_have_text(step["latex"])
     assert page.locator("#derivation .katex-display").count() == len(section["steps"])
     assert page.locator("#derivation .katex-error").count() == 0
+    notes = page.locator("#derivation-steps li.derivation-note")  # numbers without steps
+    assert section["notes"]
+    expect(notes).to_have_text(section["notes"])
     page.click("#report tfoot tr")  # the total row: training memory
     expect(page.locator("#derivation-title")).to_have_text("training memory (whole network)")
 

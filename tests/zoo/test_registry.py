@@ -25,6 +25,8 @@ ISSUE_NAMES = {
 ISSUE_NAMES |= {f"cifar_{kind}{d}" for kind in ("resnet", "plain") for d in (20, 32, 44, 56, 110)}
 ISSUE_NAMES |= {"cifar_resnet9"}
 ISSUE_NAMES |= {"unet_valid", "deeplabv3_cifar"}  # the segmentation lab's issue
+# the small many-layered nets of the speed benchmark (issue 16)
+ISSUE_NAMES |= {"mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0"}
 
 CITATION = Citation(authors="A. Author and B. Author", title="T", venue="V", year=2000)
 

@@ -12,22 +12,32 @@ from convlens.errors import ArgumentError
 FORMAT_HELP = "table, markdown, json, csv, latex or html"
 
 
-def parse_set(text: str | None) -> dict[str, Any]:
-    """``k=3,NF=32`` → {"k": 3, "NF": 32}."""
+def parse_set(texts: list[str] | None) -> dict[str, Any]:
+    """``--set k=3,NF=32 --set NC=24`` → {"k": 3, "NF": 32, "NC": 24}.
+
+    Repeated ``--set`` options accumulate; one name given two different values is an
+    error (the same value twice is harmless).
+    """
     bindings: dict[str, Any] = {}
-    if not text:
-        return bindings
-    for part in text.split(","):
-        name, eq, value = part.partition("=")
-        name = name.strip()
-        if not eq or not name.isidentifier():
-            raise ArgumentError(f"--set takes NAME=VALUE pairs separated by commas, got {part!r}")
-        try:
-            bindings[name] = int(value)
-        except ValueError:
-            raise ArgumentError(
-                f"--set {name}: the value must be an integer, got {value!r}"
-            ) from None
+    for text in texts or ():
+        for part in text.split(","):
+            name, eq, value = part.partition("=")
+            name = name.strip()
+            if not eq or not name.isidentifier():
+                raise ArgumentError(
+                    f"--set takes NAME=VALUE pairs separated by commas, got {part!r}"
+                )
+            try:
+                number = int(value)
+            except ValueError:
+                raise ArgumentError(
+                    f"--set {name}: the value must be an integer, got {value!r}"
+                ) from None
+            if bindings.get(name, number) != number:
+                raise ArgumentError(
+                    f"--set {name} is given two values, {bindings[name]} and {number}"
+                )
+            bindings[name] = number
     return bindings
 
 
@@ -36,7 +46,8 @@ InputOpt = Annotated[
 ]
 BatchOpt = Annotated[int, typer.Option("--batch", "-b", help="batch size", min=1)]
 SetOpt = Annotated[
-    str | None, typer.Option("--set", help="values for symbols, e.g. k=3,NF=32,NC=24")
+    list[str] | None,
+    typer.Option("--set", help="values for symbols, e.g. k=3,NF=32,NC=24 (repeatable)"),
 ]
 DtypeOpt = Annotated[
     str | None,
@@ -91,7 +102,7 @@ def build_report(
     source: str,
     input: str | None,
     batch: int,
-    set_: str | None,
+    set_: list[str] | None,
     dtype: str | None,
     optimizer: str,
     convention: str,
@@ -169,17 +180,20 @@ def register(app: typer.Typer) -> None:
             device,
             freeze_bn,
         )
-        if format == "table":
-            from convlens.render.table import print_report
+        from convlens.api import gc_paused
 
-            print_report(report, stdout, depth)
-        else:
-            print_text(renderer(format)(report))
+        with gc_paused():
+            if format == "table":
+                from convlens.render.table import print_report
+
+                print_report(report, stdout, depth)
+            else:
+                print_text(renderer(format)(report, depth=depth))
 
     @app.command()
     @handle_errors
     def explain(
-        source: Annotated[str, typer.Argument(help="a .cnn description file")],
+        source: Annotated[str, typer.Argument(help="a .cnn file, zoo:NAME or module:factory")],
         layer: Annotated[
             str | None,
             typer.Option("--layer", "-l", help="layer number or name (default: every layer)"),

@@ -17,6 +17,7 @@ from typer.core import TyperCommand
 
 from convlens.cli.console import handle_errors, print_text
 from convlens.errors import ArgumentError
+from convlens.reference.operators import OPERATORS
 
 # Options that take several values after one flag: `--input R.txt G.txt B.txt`.
 MULTI_VALUE = {
@@ -36,38 +37,8 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
-class Operator(StrEnum):
-    conv2d = "conv2d"
-    conv_transpose2d = "conv_transpose2d"
-    max_pool2d = "max_pool2d"
-    avg_pool2d = "avg_pool2d"
-    global_avg_pool = "global_avg_pool"
-    upsample = "upsample"
-    relu = "relu"
-    batch_norm = "batch_norm"
-    linear = "linear"
-
-
-# Which hyper-parameter options each operator accepts (anything else given is an error).
-ACCEPTS: dict[str, set[str]] = {
-    "conv2d": {"weight", "bias", "stride", "padding", "dilation", "groups"},
-    "conv_transpose2d": {
-        "weight",
-        "bias",
-        "stride",
-        "padding",
-        "output_padding",
-        "dilation",
-        "groups",
-    },
-    "max_pool2d": {"kernel", "stride", "padding", "dilation", "ceil_mode"},
-    "avg_pool2d": {"kernel", "stride", "padding", "ceil_mode", "count_include_pad"},
-    "global_avg_pool": set(),
-    "upsample": {"size", "scale", "mode", "align_corners"},
-    "relu": set(),
-    "batch_norm": {"weight", "bias", "running_mean", "running_var", "training", "momentum", "eps"},
-    "linear": {"weight", "bias"},
-}
+# The choices: every registered reference operator, in registration order.
+Operator = StrEnum("Operator", {name: name for name in OPERATORS})  # type: ignore[misc]
 
 
 class MultiValueCommand(TyperCommand):
@@ -138,7 +109,7 @@ def _given(value: Any, default: Any) -> Any:
 def hyper_parameters(name: str, given: dict[str, Any]) -> dict[str, Any]:
     """Keyword arguments for ``reference.run``; refuses options the operator does not take."""
     for option, value in given.items():
-        if value not in (None, False) and option not in ACCEPTS[name]:
+        if value not in (None, False) and option not in OPERATORS[name].options:
             flag = "--" + option.replace("_", "-")
             raise ArgumentError(f"{flag} does not apply to {name}.")
     params: dict[str, Any] = {}
@@ -227,62 +198,11 @@ def torch_check(worked: Any) -> str:
         if key in worked.inputs:
             leaves[key] = torch.tensor(worked.inputs[key], dtype=torch.float64, requires_grad=True)
     w, b = leaves.get("weight"), leaves.get("bias")
-    name = worked.operator
-    if name == "conv2d":
-        pad = p["padding"]
-        if isinstance(pad, tuple) and isinstance(pad[0], tuple):
-            (top, bottom), (left, right) = pad
-            y = F.conv2d(
-                F.pad(x, (left, right, top, bottom)),
-                w,
-                b,
-                p["stride"],
-                0,
-                p["dilation"],
-                p["groups"],
-            )
-        else:
-            y = F.conv2d(x, w, b, p["stride"], pad, p["dilation"], p["groups"])
-        fn = "conv2d"
-    elif name == "conv_transpose2d":
-        y = F.conv_transpose2d(
-            x, w, b, p["stride"], p["padding"], p["output_padding"], p["groups"], p["dilation"]
-        )
-        fn = "conv_transpose2d"
-    elif name == "max_pool2d":
-        y, fn = F.max_pool2d(x, **p), "max_pool2d"
-    elif name == "avg_pool2d":
-        y, fn = F.avg_pool2d(x, **p), "avg_pool2d"
-    elif name == "global_avg_pool":
-        y, fn = F.adaptive_avg_pool2d(x, 1), "adaptive_avg_pool2d"
-    elif name == "upsample":
-        extra = {"align_corners": p["align_corners"]} if p["mode"] == "bilinear" else {}
-        y = F.interpolate(
-            x, size=p["size"], scale_factor=p["scale_factor"], mode=p["mode"], **extra
-        )
-        fn = "interpolate"
-    elif name == "batch_norm":
-        running = {
-            key: torch.tensor(worked.inputs[key], dtype=torch.float64)  # updated in place
-            if key in worked.inputs
-            else None
-            for key in ("running_mean", "running_var")
-        }
-        y = F.batch_norm(
-            x,
-            running["running_mean"],
-            running["running_var"],
-            w,
-            b,
-            training=p["training"],
-            momentum=p["momentum"],
-            eps=p["eps"],
-        )
-        fn = "batch_norm"
-    elif name == "linear":
-        y, fn = F.linear(x, w, b), "linear"
-    else:
-        y, fn = F.relu(x), "relu"
+    running = {  # batch norm's running statistics, updated in place
+        key: torch.tensor(worked.inputs[key], dtype=torch.float64) if key in worked.inputs else None
+        for key in ("running_mean", "running_var")
+    }
+    y, fn = OPERATORS[worked.operator].torch_equivalent(torch, F, x, w, b, p, running)
     diff = float(np.max(np.abs(y.detach().numpy() - worked.output)))
     for key, value in worked.updated.items():  # batch norm's updated running statistics
         diff = max(diff, float(np.max(np.abs(running[key].numpy() - value))))
@@ -414,15 +334,16 @@ def register(app: typer.Typer) -> None:
         )
         params = hyper_parameters(name, given)
         x, names = parse_channels(input or [], "--input")
-        if name == "batch_norm":  # γ: one number per channel, not a matrix
+        takes = OPERATORS[name].weight
+        if takes == "affine":  # γ: one number per channel, not a matrix
             w = numbers(weight, "--weight")
         else:
             w = parse_channels(weight, "--weight")[0] if weight else None
-        if name in ("conv2d", "conv_transpose2d") and w is None:
+        if takes == "filter" and w is None:
             raise ArgumentError(
                 f"{name} needs --weight, the filter (like ones3x3 or [[1,0],[0,1]])."
             )
-        if name == "linear" and w is None:
+        if takes == "matrix" and w is None:
             raise ArgumentError(
                 "linear needs --weight, the matrix W of shape (out_features, in_features), "
                 "like [[1,0,1],[0,1,0]]."

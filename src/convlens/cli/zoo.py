@@ -10,11 +10,12 @@ from rich.table import Table
 
 from convlens.cli.console import handle_errors, stdout
 from convlens.errors import ArgumentError
+from convlens.render.text import shape_text
 
 
 def format_shape(shape: tuple[int, ...]) -> str:
     """(3, 224, 224) → 3×224×224."""
-    return "×".join(str(d) for d in shape) if shape else "scalar"
+    return shape_text(shape, empty="scalar")
 
 
 def format_number(value: float) -> str:
@@ -22,29 +23,28 @@ def format_number(value: float) -> str:
 
 
 def list_table(pattern: str) -> Table:
-    from convlens.zoo import get_entry, list_models
+    """The zoo as a table, from the catalog: no torch, no model built."""
+    from convlens.zoo.catalog import ROWS, list_rows
 
-    names = list_models(pattern)
-    if not names:
+    rows = list_rows(pattern)
+    if not rows:
         raise ArgumentError(
             f"no model matches '{pattern}'. Patterns are shell-style ('resnet*', '*net*'); "
-            "run 'convlens zoo list' to see every model."
+            f"run 'convlens zoo list' to see the {len(ROWS)} models."
         )
-    table = Table(title=f"convlens model zoo ({len(names)} models)", title_justify="left")
+    table = Table(title=f"convlens model zoo ({len(rows)} models)", title_justify="left")
     table.add_column("name", no_wrap=True)
     table.add_column("paper")
     table.add_column("year", justify="right")
     table.add_column("parameters", justify="right", no_wrap=True)
     table.add_column("default input", justify="right", no_wrap=True)
-    for name in names:
-        entry = get_entry(name)
-        paper = f"{entry.citation.short()}: {entry.citation.title}"
+    for row in rows:
         table.add_row(
-            name,
-            escape(paper),
-            str(entry.year),
-            f"{entry.exact_params:,}",
-            format_shape(entry.default_input),
+            row.name,
+            escape(row.paper),
+            str(row.year),
+            f"{row.params:,}",
+            format_shape(row.default_input),
         )
     return table
 

@@ -24,11 +24,11 @@ from convlens.core.conventions import (
     flops,
 )
 from convlens.core.numbers import Dim, maximum, normalize, product, total
-from convlens.core.receptive_field import INPUT_RF, OTHER_INPUT_RF, NodeRF, node_rf
+from convlens.core.receptive_field import INPUT_RF, OTHER_INPUT_RF, NodeRF, RFStatus, node_rf
 from convlens.core.records import LayerRecord, LayerSpec, Network, Shape, Totals
 from convlens.core.registry import Cost, RuleError, Saved, get_rule
 from convlens.core.steps import Step, step
-from convlens.errors import SourcePosition, SpecError
+from convlens.errors import ArgumentError, SourcePosition, SpecError
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,9 @@ class Options:
 
 @dataclass(frozen=True)
 class Report:
-    """Per-layer records and totals of one analysis; renderers only read it."""
+    """Per-layer records and totals of one analysis; renderers only read it.
+
+    ``convlens.analyze`` returns an ``AnalysisReport``: this with ``to_json()`` & co."""
 
     network: Network
     options: Options
@@ -65,26 +67,6 @@ class Report:
         from convlens.core.args import suggest
 
         raise KeyError(f"no layer {key!r}{suggest(str(key), [r.name for r in self.layers])}")
-
-    def to_dict(self) -> dict[str, Any]:
-        from convlens.render.json import report_to_dict
-
-        return report_to_dict(self)
-
-    def to_json(self, indent: int = 2) -> str:
-        from convlens.render.json import render_json
-
-        return render_json(self, indent)
-
-    def to_markdown(self) -> str:
-        from convlens.render.markdown import render_markdown
-
-        return render_markdown(self)
-
-    def _repr_html_(self) -> str:
-        from convlens.render.html import render_html
-
-        return render_html(self)
 
 
 def _position(spec: LayerSpec, network: Network) -> SourcePosition | None:
@@ -126,6 +108,7 @@ def analyze_network(
 ) -> Report:
     """``costs``: rule results a front-end already computed for these very layers (the
     tracer runs each rule to learn shapes), so they are not computed twice."""
+    _check_frozen_patterns(network, options.frozen)
     itemsize = DTYPE_BYTES[options.dtype]
     batch = options.batch
     shapes: dict[str, Shape] = {network.input_name: tuple(network.input_shape)}
@@ -237,6 +220,38 @@ def analyze_network(
     )
 
 
+def layer_warnings(records: Iterable[LayerRecord], shown: int = 4) -> tuple[str, ...]:
+    """One line per distinct warning, naming the layers that have it: ResNet-50's three
+    1×1 stride-2 shortcuts share one line. Each layer keeps its own in ``warnings``."""
+    layers: dict[str, list[str]] = {}
+    for record in records:
+        for warning in record.warnings:
+            layers.setdefault(warning, []).append(record.name)
+    lines = []
+    for warning, names in layers.items():
+        named = (
+            ", ".join(names[:shown])
+            if len(names) <= shown
+            else (f"{', '.join(names[: shown - 1])} and {len(names) - shown + 1} more layers")
+        )
+        lines.append(f"{named}: {warning}")
+    return tuple(lines)
+
+
+def _check_frozen_patterns(network: Network, patterns: tuple[str, ...]) -> None:
+    """A pattern that freezes nothing is a typo, refused like an unused ``--set`` name."""
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(spec.name, pattern) for spec in network.layers):
+            from convlens.core.args import suggest
+
+            names = [spec.name for spec in network.layers]
+            shown = ", ".join(names[:4]) + (", …" if len(names) > 4 else "")
+            raise ArgumentError(
+                f"--frozen '{pattern}' matches no layer{suggest(pattern, names)}; "
+                f"layer names are like {shown or 'nothing (no layers)'}"
+            )
+
+
 @dataclass
 class Tensors:
     """Parameter tensors, and the trainable ones the forward uses: those get a gradient,
@@ -264,24 +279,26 @@ def _input_names(network: Network) -> tuple[str, ...]:
 
 
 def _rf_fields(rf: NodeRF, input_shape: Shape) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "rf": None,
+        "jump": None,
+        "start": None,
+        "rf_status": rf.status,
+        "rf_period": None,
+        "rf_reason": rf.unavailable,
+    }
     if rf.independent:
-        return {"rf": None, "jump": None, "start": None, "rf_status": rf.status, "rf_period": None}
+        return fields
     if rf.whole_input:
-        return {
-            "rf": (input_shape[1], input_shape[2]),
-            "jump": None,
-            "start": None,
-            "rf_status": rf.status,
-            "rf_period": None,
-        }
+        return {**fields, "rf": (input_shape[1], input_shape[2])}
     if rf.axes is None:
-        return {"rf": None, "jump": None, "start": None, "rf_status": rf.status, "rf_period": None}
+        return fields
     h, w = rf.axes
     return {
+        **fields,
         "rf": (h.size, w.size),
         "jump": (h.jump, w.jump),
         "start": (h.start, w.start),
-        "rf_status": rf.status,
         "rf_period": (h.period, w.period),
     }
 
@@ -388,7 +405,11 @@ def _with_totals(
 
     params, trainable = sum_of("params"), sum_of("trainable_params")
     # Connections in LeNet-5's sense: the weighted edges of convolutions and linear layers.
+    # None when a layer with parameters defines none (batch norm): a partial sum would
+    # look complete (docs/conventions.md, "Connections").
+    counted = all(r.connections is not None for r in records if r.params != 0)
     connections = total(r.connections for r in records if r.connections is not None)
+    connections = connections if counted else None
     param_bytes = normalize(params * itemsize)
     # .grad exists for the trainable parameters the forward used, in their dtype
     grad_bytes = normalize(tensors.grad_params * itemsize)
@@ -410,7 +431,8 @@ def _with_totals(
         rf=last.rf if last else None,
         jump=last.jump if last else None,
         start=last.start if last else None,
-        rf_status=last.rf_status if last else "ok",
+        rf_status=last.rf_status if last else RFStatus.OK,
+        rf_reason=last.rf_reason if last else "",
         activation_bytes=sum_of("activation_bytes"),
         peak_activation_bytes=peak_activation_bytes(
             records, _input_names(network), storage, storage_bytes
@@ -466,10 +488,7 @@ def _with_totals(
             note="parameters + buffers + gradients + optimizer state + saved activations",
         ),
     )
-    warnings = tuple(f"{r.name}: {w}" for r in records for w in r.warnings)
-    for pattern in options.frozen:
-        if not any(fnmatch.fnmatchcase(r.name, pattern) for r in records):
-            warnings += (f"--frozen '{pattern}' matches no layer",)
+    warnings = layer_warnings(records)
     if totals.unsupported:
         unbatched = any(r.kind == "opaque" and not r.args.get("batched", True) for r in records)
         warnings += (

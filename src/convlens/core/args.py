@@ -49,6 +49,7 @@ class Arg:
     choices: tuple[str, ...] = ()
     help: str = ""
     minimum: int = 1  # smallest legal value for int/pair kinds (0 for padding-like)
+    interval: tuple[float, float] | None = None  # closed range of a float (dropout's p)
 
     @property
     def required(self) -> bool:
@@ -155,6 +156,11 @@ def _coerce(kind: str, arg: Arg, value: Any) -> Any:
     if arg.kind == "float":
         if isinstance(value, bool) or not isinstance(value, int | float | Fraction):
             raise ArgValueError(f"{kind} argument '{arg.name}' must be a number, got {value!r}")
+        if arg.interval is not None and not arg.interval[0] <= value <= arg.interval[1]:
+            low, high = arg.interval
+            raise ArgValueError(
+                f"{kind} argument '{arg.name}' must be between {low:g} and {high:g}, got {value}"
+            )
         return value
     if arg.kind == "bool":
         if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
@@ -175,6 +181,8 @@ def _coerce(kind: str, arg: Arg, value: Any) -> Any:
     if arg.kind == "size":  # output size of adaptive pooling / crop: int or pair
         pair = value if isinstance(value, tuple) else (value, value)
         return tuple(_check_size(kind, arg, v) for v in pair)
+    if arg.kind == "names" and not isinstance(value, tuple | list | str):
+        return (value,)  # "(5)" is read as the number 5; a list of one is meant
     if arg.kind in ("name", "names"):
         return value
     raise AssertionError(arg.kind)

@@ -56,8 +56,15 @@ def normalize(value: Dim) -> Dim:
     return sp.expand(value)
 
 
+def _nonzero(divisor: Dim) -> None:
+    """Refuse a zero divisor: Fraction names it ``Fraction(1, 0)`` and SymPy returns ``zoo``."""
+    if divisor == 0:
+        raise ZeroDivisionError("division by zero")
+
+
 def floordiv(a: Dim, b: Dim) -> Dim:
     """⌊a / b⌋, exact for ints, fractions and symbols."""
+    _nonzero(b)
     if type(a) is int and type(b) is int:
         return a // b
     if is_numeric(a) and is_numeric(b):
@@ -68,6 +75,7 @@ def floordiv(a: Dim, b: Dim) -> Dim:
 
 def ceildiv(a: Dim, b: Dim) -> Dim:
     """⌈a / b⌉."""
+    _nonzero(b)
     if type(a) is int and type(b) is int:
         return -(-a // b)
     if is_numeric(a) and is_numeric(b):
@@ -78,6 +86,7 @@ def ceildiv(a: Dim, b: Dim) -> Dim:
 
 def divide(a: Dim, b: Dim) -> Dim:
     """a / b exactly (a Fraction when numeric, an int when it divides)."""
+    _nonzero(b)
     if type(a) is int and type(b) is int and b and a % b == 0:
         return a // b
     if is_numeric(a) and is_numeric(b):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from fractions import Fraction
 from itertools import pairwise
 from math import gcd
@@ -81,6 +82,15 @@ class AxisRF:
 IDENTITY = AxisRF(1, 1, (0,), (0,))
 
 
+class RFStatus(StrEnum):
+    """Whether a receptive field could be computed; UNAVAILABLE comes with a reason."""
+
+    OK = "ok"
+    WHOLE_INPUT = "whole input"  # after global pooling, flatten, linear, SE
+    UNAVAILABLE = "unavailable"
+    INDEPENDENT = "independent of the first input"
+
+
 @dataclass(frozen=True)
 class NodeRF:
     """Receptive field of a node: two axes, or the whole input, or unknown (with why)."""
@@ -91,12 +101,12 @@ class NodeRF:
     independent: bool = False  # does not depend on the first input at all
 
     @property
-    def status(self) -> str:
+    def status(self) -> RFStatus:
         if self.independent:
-            return "independent of the first input"
+            return RFStatus.INDEPENDENT
         if self.unavailable:
-            return f"unavailable: {self.unavailable}"
-        return "whole input" if self.whole_input else "ok"
+            return RFStatus.UNAVAILABLE
+        return RFStatus.WHOLE_INPUT if self.whole_input else RFStatus.OK
 
 
 INPUT_RF = NodeRF(axes=(IDENTITY, IDENTITY))

@@ -71,7 +71,7 @@ class LayerRecord:
     rf: tuple[Dim, Dim] | None
     jump: tuple[Dim, Dim] | None
     start: tuple[Dim, Dim] | None
-    rf_status: str
+    rf_status: str  # an RFStatus; UNAVAILABLE with rf_reason saying why
     activation_bytes: Dim
     saved_bytes: Dim  # activations this layer adds to what training keeps for backward
     warnings: tuple[str, ...]
@@ -80,6 +80,7 @@ class LayerRecord:
     origin: str = ""
     unsupported: str = ""  # non-empty: an operation without a rule (not counted)
     rf_period: tuple[int, int] | None = None  # outputs after which the RF pattern repeats
+    rf_reason: str = ""  # why the receptive field is unavailable
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ class Totals:
     rf: tuple[Dim, Dim] | None
     jump: tuple[Dim, Dim] | None
     start: tuple[Dim, Dim] | None
-    rf_status: str
+    rf_status: str  # an RFStatus, as the last layer's
     activation_bytes: Dim
     peak_activation_bytes: Dim
     param_bytes: Dim
@@ -107,3 +108,4 @@ class Totals:
     param_tensors: int = 0  # tensors that hold the parameters
     grad_params: Dim = 0  # trainable parameters the forward uses: they get a gradient
     grad_tensors: int = 0  # the tensors that hold them (each gets optimizer state)
+    rf_reason: str = ""

@@ -16,7 +16,6 @@ This package imports only NumPy.
 from __future__ import annotations
 
 from convlens.reference.api import (
-    OPERATORS,
     avg_pool2d,
     conv2d,
     conv_transpose2d,
@@ -43,6 +42,7 @@ from convlens.reference.misc import (
     upsample_backward,
     upsample_forward,
 )
+from convlens.reference.operators import OPERATORS, Operator
 from convlens.reference.pool import (
     avg_pool2d_backward,
     avg_pool2d_forward,
@@ -57,6 +57,7 @@ __all__ = [
     "Conv2dGrads",
     "ConvTranspose2dCache",
     "ConvTranspose2dGrads",
+    "Operator",
     "Worked",
     "avg_pool2d",
     "avg_pool2d_backward",

@@ -19,6 +19,24 @@ IntOrPair = int | Sequence[int]
 PaddingArg = int | str | Sequence[int] | Sequence[Sequence[int]]
 
 
+# The reference operators are for worked examples: an array beyond this many values (80 MB
+# of float64) is a mistake, refused before NumPy is asked to allocate it.
+MAX_ELEMENTS = 10_000_000
+
+
+def check_elements(shape: Sequence[int], what: str) -> None:
+    """Refuse an array of ``shape`` before allocating it when it would exceed ``MAX_ELEMENTS``."""
+    count = 1
+    for size in shape:
+        count *= int(size)
+    if count > MAX_ELEMENTS:
+        raise ArgumentError(
+            f"{what} would hold {count:,} values (shape {tuple(int(s) for s in shape)}), more "
+            f"than the {MAX_ELEMENTS:,} the reference operators take: they are for worked "
+            "examples on small matrices."
+        )
+
+
 def as_array(value: object, name: str, ndim: int | tuple[int, ...], shape_hint: str) -> np.ndarray:
     """A float ndarray with one of the given ranks; integers are promoted to float64."""
     array = np.asarray(value)
@@ -114,6 +132,7 @@ def pad_hw(x: np.ndarray, padding: Padding4, value: float = 0.0) -> np.ndarray:
         return x
     h, w = x.shape[-2:]
     shape = (*x.shape[:-2], h + top + bottom, w + left + right)
+    check_elements(shape, "the padded input")
     # a filled array and one copy: np.pad costs about 50% more on a 1×64×56×56 input
     padded = np.zeros(shape, x.dtype) if value == 0 else np.full(shape, value, x.dtype)
     padded[..., top : top + h, left : left + w] = x

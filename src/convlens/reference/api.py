@@ -16,41 +16,7 @@ import numpy as np
 from convlens.errors import ArgumentError
 from convlens.reference import explain as ex
 from convlens.reference._args import as_array
-from convlens.reference.conv import conv2d_backward, conv2d_forward
-from convlens.reference.conv_transpose import conv_transpose2d_backward, conv_transpose2d_forward
-from convlens.reference.misc import (
-    batch_norm_backward,
-    batch_norm_forward,
-    global_avg_pool_backward,
-    global_avg_pool_forward,
-    linear_backward,
-    linear_forward,
-    relu_backward,
-    relu_forward,
-    upsample_backward,
-    upsample_forward,
-)
-from convlens.reference.pool import (
-    avg_pool2d_backward,
-    avg_pool2d_forward,
-    max_pool2d_backward,
-    max_pool2d_forward,
-)
-
-OPERATORS = (
-    "conv2d",
-    "conv_transpose2d",
-    "max_pool2d",
-    "avg_pool2d",
-    "global_avg_pool",
-    "upsample",
-    "relu",
-    "batch_norm",
-    "linear",
-)
-WEIGHTED = ("conv2d", "conv_transpose2d")
-# Batch norm's weight and bias are γ and β, one per channel; linear's weight is a matrix.
-AFFINE = ("batch_norm", "linear")
+from convlens.reference.operators import Operator, get_operator
 
 
 def batched(x: Any, name: str = "input") -> np.ndarray:
@@ -101,65 +67,19 @@ def as_bias(bias: Any, out_channels: int, name: str = "bias") -> np.ndarray | No
     return b
 
 
-def _forward(
-    name: str, x: np.ndarray, w: np.ndarray | None, b: np.ndarray | None, params: dict[str, Any]
-) -> tuple[np.ndarray, Any]:
-    if name == "conv2d":
-        return conv2d_forward(x, w, b, **params)  # type: ignore[arg-type]
-    if name == "conv_transpose2d":
-        return conv_transpose2d_forward(x, w, b, **params)  # type: ignore[arg-type]
-    if name == "max_pool2d":
-        return max_pool2d_forward(x, **params)
-    if name == "avg_pool2d":
-        return avg_pool2d_forward(x, **params)
-    if name == "global_avg_pool":
-        return global_avg_pool_forward(x)
-    if name == "upsample":
-        return upsample_forward(x, **params)
-    if name == "relu":
-        return relu_forward(x)
-    if name == "batch_norm":
-        return batch_norm_forward(
-            x,
-            params.get("running_mean"),
-            params.get("running_var"),
-            w,
-            b,
-            training=bool(params.get("training", False)),
-            momentum=params.get("momentum", 0.1),
-            eps=params.get("eps", 1e-5),
-        )
-    if name == "linear":
-        return linear_forward(x, w, b)  # type: ignore[arg-type]
-    raise ArgumentError(f"unknown operator {name!r}; expected one of {', '.join(OPERATORS)}.")
-
-
-_BACKWARD = {
-    "conv2d": conv2d_backward,
-    "conv_transpose2d": conv_transpose2d_backward,
-    "max_pool2d": max_pool2d_backward,
-    "avg_pool2d": avg_pool2d_backward,
-    "global_avg_pool": global_avg_pool_backward,
-    "upsample": upsample_backward,
-    "relu": relu_backward,
-    "batch_norm": batch_norm_backward,
-    "linear": linear_backward,
-}
-
-
 def _per_channel(
-    name: str, x: np.ndarray, w: np.ndarray | None, params: dict[str, Any], out: np.ndarray
+    op: Operator, x: np.ndarray, w: np.ndarray | None, params: dict[str, Any], out: np.ndarray
 ) -> tuple[np.ndarray, ...]:
     """What each input channel contributes to the output (bias left out)."""
-    if name == "linear":
+    if op.weight == "matrix":
         return ()  # no channels: the output is a matrix product
-    if name not in WEIGHTED:
+    if op.weight != "filter":
         return tuple(out[:, c] for c in range(out.shape[1]))  # channel-wise operators
     parts = []
     for c in range(x.shape[1]):
         only_c = np.zeros_like(x)
         only_c[:, c] = x[:, c]
-        parts.append(_forward(name, only_c, w, None, params)[0])
+        parts.append(op.forward(only_c, w, None, params)[0])
     return tuple(parts)
 
 
@@ -180,16 +100,15 @@ def run(
     layout. ``per_channel`` adds each input channel's contribution (one extra forward per
     input channel for conv2d / conv_transpose2d).
     """
-    if name not in OPERATORS:
-        raise ArgumentError(f"unknown operator {name!r}; expected one of {', '.join(OPERATORS)}.")
-    if name not in WEIGHTED + AFFINE and (weight is not None or bias is not None):
+    op = get_operator(name)
+    if op.weight is None and (weight is not None or bias is not None):
         raise ArgumentError(f"{name} takes no weight or bias.")
-    if name in WEIGHTED and weight is None:
+    if op.weight == "filter" and weight is None:
         raise ArgumentError(f"{name} needs a weight (a filter matrix).")
-    if name == "linear" and weight is None:
-        raise ArgumentError("linear needs a weight, shape (out_features, in_features).")
+    if op.weight == "matrix" and weight is None:
+        raise ArgumentError(f"{name} needs a weight, shape (out_features, in_features).")
     w4 = b1 = None
-    if name == "linear":
+    if op.weight == "matrix":
         # (in_features,) is one sample; anything else is (…, in_features)
         x4 = as_array(x, "input", tuple(range(1, 9)), "(…, in_features)")
         x4 = x4[None] if x4.ndim == 1 else x4
@@ -198,33 +117,22 @@ def run(
         b1 = as_bias(bias, w4.shape[0])
     else:
         x4 = batched(x)
-    if name == "batch_norm":
+    if op.weight == "affine":
         w4 = as_bias(weight, x4.shape[1], "weight (γ)")
         b1 = as_bias(bias, x4.shape[1], "bias (β)")
         params = dict(params)  # a single running statistic stands for every channel
         for key in ("running_mean", "running_var"):
             params[key] = as_bias(params.get(key), x4.shape[1], key)
-    if name in WEIGHTED:
-        w4 = conv_weight(weight, x4.shape[1], params.get("groups", 1), name == "conv_transpose2d")
-        out_channels = w4.shape[0] if name == "conv2d" else w4.shape[1] * params.get("groups", 1)
+    if op.weight == "filter":
+        transposed = name == "conv_transpose2d"
+        w4 = conv_weight(weight, x4.shape[1], params.get("groups", 1), transposed)
+        out_channels = w4.shape[1] * params.get("groups", 1) if transposed else w4.shape[0]
         b1 = as_bias(bias, out_channels)
-    out, cache = _forward(name, x4, w4, b1, params)
+    out, cache = op.forward(x4, w4, b1, params)
     small = explain and ex.is_small(out.shape)
     steps: tuple[ex.Step, ...] = ()
-    if small and name in CHANNELWISE_STEPS:
-        steps = CHANNELWISE_STEPS[name](x4, out, cache)
-    elif small and name == "linear":
-        steps = ex.linear_steps(cache.x, cache.weight, b1, out)
-    elif small and name == "batch_norm":
-        steps = _batch_norm_steps(x4, out, w4, b1, params)
-    if small and name == "conv2d":
-        steps = ex.conv2d_steps(out, cache, b1)
-    elif small and name == "conv_transpose2d":
-        steps = ex.conv_transpose2d_steps(cache)
-    elif small and name == "max_pool2d":
-        steps = ex.max_pool2d_steps(x4, out, cache)
-    elif small and name == "avg_pool2d":
-        steps = ex.avg_pool2d_steps(x4, out, cache)
+    if small and op.steps is not None:
+        steps = op.steps(x4, out, cache, w4, b1, params)
     grads: dict[str, np.ndarray] = {}
     grad4 = None
     backward_steps: tuple[ex.Step, ...] = ()
@@ -244,7 +152,7 @@ def run(
                 f"grad_output (--backward) must have the shape of the output, {tuple(expected)} "
                 f"(batched: {out.shape}); got shape {tuple(np.shape(grad_output))}."
             )
-        result = _BACKWARD[name](grad4, cache)
+        result = op.backward(grad4, cache)
         if isinstance(result, np.ndarray):
             grads["input"] = result
         else:  # only for what was given (batch norm's backward pairs γ and β)
@@ -252,23 +160,8 @@ def run(
             grads = {
                 k: v for k, v in vars(result).items() if v is not None and given[k] is not None
             }
-        if small and name == "conv2d":
-            scatter, weight_steps = ex.conv2d_backward_steps(grad4, cache)
-            backward_steps = scatter + weight_steps
-        elif small and name == "conv_transpose2d":
-            input_steps, weight_steps = ex.conv_transpose2d_backward_steps(grad4, cache)
-            backward_steps = input_steps + weight_steps
-        elif small and name == "max_pool2d":
-            backward_steps = ex.max_pool2d_backward_steps(grad4, cache)
-        elif small and name == "avg_pool2d":
-            backward_steps = ex.avg_pool2d_backward_steps(grad4, cache)
-        elif small and name == "global_avg_pool":
-            backward_steps = ex.global_avg_pool_backward_steps(grad4, x4.shape)
-        elif small and name == "upsample":
-            interp = tuple(s for s in steps if isinstance(s, ex.InterpStep))
-            backward_steps = ex.upsample_backward_steps(grad4, interp)
-        elif small and name == "relu":
-            backward_steps = ex.relu_backward_steps(grad4, cache)
+        if small and op.backward_steps is not None:
+            backward_steps = op.backward_steps(grad4, cache, x4, steps)
     inputs = {"input": x4}
     if w4 is not None:
         inputs["weight"] = w4
@@ -298,7 +191,7 @@ def run(
         complete=bool(steps),
         inputs=inputs,
         params=params,
-        per_channel=_per_channel(name, x4, w4, params, out) if per_channel else (),
+        per_channel=_per_channel(op, x4, w4, params, out) if per_channel else (),
         channel_names=names,
         grads=grads,
         grad_output=grad4,
@@ -306,31 +199,6 @@ def run(
         input_ndim=np.ndim(x),
         updated=updated,
     )
-
-
-CHANNELWISE_STEPS = {
-    "global_avg_pool": lambda x, out, cache: ex.global_avg_pool_steps(x, out),
-    "upsample": lambda x, out, cache: ex.upsample_steps(x, out, cache.rows, cache.cols),
-    "relu": lambda x, out, cache: ex.relu_steps(x, out),
-}
-
-
-def _batch_norm_steps(
-    x: np.ndarray,
-    out: np.ndarray,
-    gamma: np.ndarray | None,
-    beta: np.ndarray | None,
-    params: dict[str, Any],
-) -> tuple[ex.Step, ...]:
-    """The statistics batch_norm_forward normalised with: the batch's, or the running ones."""
-    training = bool(params.get("training", False))
-    if training:
-        mean, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3))  # biased, as the forward
-    else:
-        mean = np.asarray(params["running_mean"], dtype=float)
-        var = np.asarray(params["running_var"], dtype=float)
-    eps = float(params.get("eps", 1e-5))
-    return ex.batch_norm_steps(x, out, mean, var, gamma, beta, training, eps)
 
 
 def _finish(worked: ex.Worked, explain: bool) -> Any:

@@ -21,6 +21,7 @@ from convlens.reference._args import (
     Padding4,
     PaddingArg,
     as_array,
+    check_elements,
     check_grad_shape,
     conv_output_size,
     conv_padding,
@@ -188,6 +189,9 @@ def conv2d_forward(
             f"but the padded input is only {h + pad[0] + pad[1]}×{w + pad[2] + pad[3]}; "
             f"expected an input of at least {min_h}×{min_w} with this padding."
         )
+    check_elements((n, o, ho, wo), "the output")
+    if c_g < THIN_CHANNELS:  # the gathered windows of the im2col path below
+        check_elements((n, groups, ho * wo, c_g * kh * kw), "the gathered windows (im2col)")
     dtype = result_dtype(x, weight, bias)
     has_bias = bias is not None
     xp = pad_hw(x.astype(dtype, copy=False), pad)

@@ -19,7 +19,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from convlens.errors import ArgumentError
-from convlens.reference._args import IntOrPair, as_array, check_grad_shape, pair, result_dtype
+from convlens.reference._args import (
+    IntOrPair,
+    as_array,
+    check_elements,
+    check_grad_shape,
+    pair,
+    result_dtype,
+)
 from convlens.reference.conv import check_groups, tap_view
 
 
@@ -89,6 +96,7 @@ def conv_transpose2d_forward(
             f"{hf}×{wf} before cropping 2·padding; "
             f"expected padding < {((hf + 1) // 2, (wf + 1) // 2)}."
         )
+    check_elements((n, o, hf, wf), "the transposed convolution's output")
     dtype = result_dtype(x, weight, bias)
     x, weight = x.astype(dtype, copy=False), weight.astype(dtype, copy=False)
     wg = weight.reshape(groups, c // groups, o_g, kh, kw)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from convlens.errors import ArgumentError
-from convlens.reference._args import as_array, check_grad_shape, result_dtype
+from convlens.reference._args import as_array, check_elements, check_grad_shape, result_dtype
 
 # ---------------------------------------------------------------- global average pooling
 
@@ -98,6 +98,7 @@ def upsample_forward(
         scales = (float(sf[0]), float(sf[1]))  # type: ignore[arg-type]
     if len(out_hw) != 2 or min(out_hw) < 1:
         raise ArgumentError(f"upsample output size must be two ints ≥ 1; got {out_hw}.")
+    check_elements((n, c, *out_hw), "the upsampled output")
     if mode == "nearest":
         rows = _nearest_matrix(h, out_hw[0], scales[0])
         cols = _nearest_matrix(w, out_hw[1], scales[1])
@@ -170,6 +171,15 @@ def batch_norm_forward(
                 f"{name} must have shape ({c},), one per channel; got {np.shape(value)}."
             )
     rm, rv, gamma, beta = checked.values()
+    if not eps >= 0:  # as F.batch_norm: ε is added to a variance, never subtracted
+        raise ArgumentError(f"eps must be ≥ 0 (it is added to σ²); got {eps}.")
+    if rv is not None and not (rv >= 0).all():
+        channel = int(np.argmin(rv >= 0))
+        raise ArgumentError(
+            f"running_var must be ≥ 0, a variance; got {rv[channel]:g} for channel {channel}."
+        )
+    if not training and rv is not None and not (rv + eps > 0).all():
+        raise ArgumentError("running_var + eps must be positive: √(σ² + ε) divides the input.")
     axes = (0, 2, 3)
     if training:
         count = x.shape[0] * x.shape[2] * x.shape[3]

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from convlens.errors import ArgumentError
+from convlens.reference._args import check_elements
 
 _SHORTHAND = re.compile(r"^(ones|zeros|eye|arange)(\d+)(?:x(\d+))?$")
 SHORTHANDS = "ones3x3, zeros2x4, eye3, arange4x4"
@@ -109,6 +110,7 @@ def _shorthand(match: re.Match[str], argument: str) -> np.ndarray:
     cols = int(match.group(3)) if match.group(3) else rows
     if rows < 1 or cols < 1:
         raise ArgumentError(f"{argument}: {match.group(0)} has a zero size; expected at least 1×1.")
+    check_elements((rows, cols), f"{argument}: {match.group(0)}")
     if kind == "eye":
         return np.eye(rows, cols)
     if kind == "arange":
@@ -119,6 +121,7 @@ def _shorthand(match: re.Match[str], argument: str) -> np.ndarray:
 def _file(path: Path, argument: str) -> np.ndarray:
     if path.suffix == ".npy":
         try:
+            check_elements(_npy_shape(path), f"{argument}: {path}")
             array = np.load(path, allow_pickle=False)
         except (ValueError, OSError) as err:
             raise ArgumentError(
@@ -134,6 +137,17 @@ def _file(path: Path, argument: str) -> np.ndarray:
     except (OSError, UnicodeDecodeError) as err:
         raise ArgumentError(f"{argument}: cannot read {path} ({err}).") from None
     return _rows(list(enumerate(text.splitlines(), start=1)), f"{argument} {path}", "line")
+
+
+def _npy_shape(path: Path) -> tuple[int, ...]:
+    """The shape in a .npy header, read without loading the array."""
+    with path.open("rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        if version == (1, 0):
+            shape, _, _ = np.lib.format.read_array_header_1_0(handle)
+        else:
+            shape, _, _ = np.lib.format.read_array_header_2_0(handle)
+    return tuple(shape)
 
 
 def _is_file(text: str) -> bool:

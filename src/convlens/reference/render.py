@@ -12,42 +12,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from convlens.reference import explain as ex
+from convlens.render.text import latex_escape, shape_text
 
 FORMATS = ("text", "markdown", "latex")
 # Matrices with more entries than this are printed summarised (NumPy's "…" style).
 FULL_MATRIX_LIMIT = 400
-
-_LATEX_SPECIALS = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "∂": r"$\partial$",
-    "→": r"$\to$",
-    "⊙": r"$\odot$",
-    "Σ": r"$\Sigma$",
-    "×": r"$\times$",
-    "…": r"\ldots{}",
-    "·": r"$\cdot$",
-    "ᵀ": r"$^T$",
-    "−": "-",
-    "∞": r"$\infty$",
-    "μ": r"$\mu$",
-    "σ": r"$\sigma$",
-    "²": r"$^2$",
-    "γ": r"$\gamma$",
-    "β": r"$\beta$",
-    "ε": r"$\varepsilon$",
-    "√": r"$\surd$",
-    "≤": r"$\le$",
-    "|": r"\textbar{}",
-}
 
 
 def num(value: float, fmt: str = "text") -> str:
@@ -79,7 +48,7 @@ class Writer:
     def text(self, words: str) -> str:
         if self.fmt != "latex":
             return words
-        return "".join(_LATEX_SPECIALS.get(ch, ch) for ch in words)
+        return latex_escape(words)
 
     def num(self, value: float) -> str:
         return num(value, self.fmt)
@@ -185,10 +154,6 @@ class Writer:
         return "\n".join(self.lines) + "\n"
 
 
-def _shape(shape: tuple[int, ...]) -> str:
-    return "×".join(map(str, shape))
-
-
 def _as4(a: np.ndarray) -> np.ndarray:
     """(N, C, H, W) as is; a vector or a matrix (linear's (…, features)) as one plane."""
     a = np.asarray(a)
@@ -237,9 +202,9 @@ def _describe(worked: ex.Worked) -> str:
     )
     call = f"{worked.operator}({params})" if params else worked.operator
     shapes = ", ".join(
-        f"{k} {_shape(v.shape)}" for k, v in worked.inputs.items() if k in ("input", "weight")
+        f"{k} {shape_text(v.shape)}" for k, v in worked.inputs.items() if k in ("input", "weight")
     )
-    return f"{call} — {shapes} → output {_shape(worked.output.shape)}"
+    return f"{call} — {shapes} → output {shape_text(worked.output.shape)}"
 
 
 def _conv_steps(w: Writer, worked: ex.Worked) -> None:
@@ -578,7 +543,7 @@ def _summary(w: Writer, worked: ex.Worked) -> None:
     out = worked.output
     plane = out.shape[-2] * out.shape[-1]
     w.heading("Summary")
-    w.item(w.text(f"output shape {_shape(out.shape)} (N×C×H×W), {out.size} elements"))
+    w.item(w.text(f"output shape {shape_text(out.shape)} (N×C×H×W), {out.size} elements"))
     w.item(w.text(f"min {num(out.min())}, max {num(out.max())}, mean {num(out.mean())}"))
     if worked.operator in ("conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d"):
         w.item(

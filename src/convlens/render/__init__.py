@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from convlens.core.analyze import Report
-
 FORMATS = ("table", "markdown", "json", "csv", "latex", "html")
 
 
-def renderer(fmt: str) -> Callable[[Report], str]:
+def renderer(fmt: str) -> Callable[..., str]:
+    """The renderer of ``fmt``: ``renderer(fmt)(report, depth=None)`` → text.
+
+    ``depth=N`` groups the layers into modules N levels deep: the table, Markdown, LaTeX,
+    HTML and CSV show one row per module; JSON keeps every layer and adds ``modules``.
+    """
     from convlens.render.csv import render_csv
     from convlens.render.html import render_html
     from convlens.render.json import render_json

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from convlens.core.analyze import Report
+from convlens.core.hierarchy import ModuleRow, module_rows
 from convlens.core.numbers import fmt
+from convlens.core.receptive_field import RFStatus
 from convlens.core.records import LayerRecord, Totals
+from convlens.render.text import shape_text
 
 
 class Column(StrEnum):
@@ -27,10 +32,6 @@ COLUMNS: tuple[Column, ...] = tuple(Column)
 NUMERIC = {Column.PARAMS, Column.MACS, Column.FLOPS, Column.ACTIVATIONS}
 
 
-def shape_text(shape: Any) -> str:
-    return "×".join(fmt(d, grouping=False) for d in shape) if shape else ""
-
-
 def pair_text(pair: Any) -> str:
     if pair is None:
         return ""
@@ -41,10 +42,17 @@ def pair_text(pair: Any) -> str:
 
 
 def rf_text(record: LayerRecord | Totals) -> str:
-    if record.rf_status.startswith("unavailable"):
+    if record.rf_status is RFStatus.UNAVAILABLE:
         return "n/a"
     text = pair_text(record.rf)
-    return f"{text} (all)" if record.rf_status == "whole input" else text
+    return f"{text} (all)" if record.rf_status is RFStatus.WHOLE_INPUT else text
+
+
+def rf_status_text(record: LayerRecord | Totals) -> str:
+    """``ok``, ``whole input``, … or ``unavailable: REASON`` (JSON's ``rf_status``)."""
+    if record.rf_status is RFStatus.UNAVAILABLE:
+        return f"{record.rf_status}: {record.rf_reason}"
+    return str(record.rf_status)
 
 
 def layer_cells(record: LayerRecord) -> dict[Column, str]:
@@ -80,6 +88,99 @@ def total_cells(report: Report) -> dict[Column, str]:
     }
 
 
+class ModuleColumn(StrEnum):
+    """The columns of the ``--depth`` table: one row per module."""
+
+    INDEX = "#"
+    MODULE = "module"
+    TYPE = "type"
+    LAYERS = "layers"
+    OUTPUT = "output (C, H, W)"
+    PARAMS = "params"
+    MACS = "MACs"
+    FLOPS = "FLOPs"
+    ACTIVATIONS = "activation bytes"
+
+
+MODULE_NUMERIC = {
+    ModuleColumn.LAYERS,
+    ModuleColumn.PARAMS,
+    ModuleColumn.MACS,
+    ModuleColumn.FLOPS,
+    ModuleColumn.ACTIVATIONS,
+}
+
+
+def module_cells(index: int, row: ModuleRow) -> dict[ModuleColumn, str]:
+    return {
+        ModuleColumn.INDEX: str(index),
+        ModuleColumn.MODULE: row.name,
+        ModuleColumn.TYPE: row.module_type,
+        ModuleColumn.LAYERS: str(row.layers),
+        ModuleColumn.OUTPUT: row.output_text or shape_text(row.output_shape),
+        ModuleColumn.PARAMS: fmt(row.params),
+        ModuleColumn.MACS: fmt(row.macs),
+        ModuleColumn.FLOPS: fmt(row.flops),
+        ModuleColumn.ACTIVATIONS: fmt(row.activation_bytes),
+    }
+
+
+def module_total_cells(report: Report) -> dict[ModuleColumn, str]:
+    t = report.totals
+    return {
+        ModuleColumn.INDEX: "",
+        ModuleColumn.MODULE: "total",
+        ModuleColumn.TYPE: "",
+        ModuleColumn.LAYERS: str(len(report.layers)),
+        ModuleColumn.OUTPUT: "",
+        ModuleColumn.PARAMS: fmt(t.params),
+        ModuleColumn.MACS: fmt(t.macs),
+        ModuleColumn.FLOPS: fmt(t.flops),
+        ModuleColumn.ACTIVATIONS: fmt(t.activation_bytes),
+    }
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A report as a table of text cells: what every tabular renderer draws.
+
+    ``depth=None`` gives one row per layer; ``depth=N`` one row per module N levels deep.
+    """
+
+    title: str
+    columns: tuple[StrEnum, ...]
+    numeric: frozenset[StrEnum]
+    identity: frozenset[StrEnum]  # which row it is: never squeezed in a terminal
+    rows: list[list[str]]
+    totals: list[str]
+
+
+def grid(report: Report, depth: int | None = None) -> Grid:
+    if depth is None:
+        return Grid(
+            report.network.name,
+            COLUMNS,
+            frozenset(NUMERIC),
+            frozenset((Column.INDEX, Column.NAME, Column.KIND, Column.OUTPUT)),
+            [_ordered(layer_cells(record), COLUMNS) for record in report.layers],
+            _ordered(total_cells(report), COLUMNS),
+        )
+    columns = tuple(ModuleColumn)
+    rows = module_rows(report, depth)
+    return Grid(
+        f"{report.network.name} (depth {depth})",
+        columns,
+        frozenset(MODULE_NUMERIC),
+        frozenset((ModuleColumn.INDEX, ModuleColumn.MODULE, ModuleColumn.TYPE)),
+        [_ordered(module_cells(i, row), columns) for i, row in enumerate(rows, start=1)],
+        _ordered(module_total_cells(report), columns),
+    )
+
+
+def _ordered(cells: Mapping[Any, str], columns: tuple[StrEnum, ...]) -> list[str]:
+    return [cells[c] for c in columns]
+
+
 def summary_lines(report: Report) -> list[tuple[str, str]]:
     """The totals below the table, as (label, value) pairs."""
     t, o = report.totals, report.options
@@ -109,11 +210,11 @@ def summary_lines(report: Report) -> list[tuple[str, str]]:
 
 
 def _rf_summary(t: Totals) -> str:
-    if t.rf_status == "whole input":
+    if t.rf_status is RFStatus.WHOLE_INPUT:
         h, w = t.rf
         return f"the whole input ({h}×{w}) after global pooling, flatten or linear"
-    if t.rf_status.startswith("unavailable"):
-        return t.rf_status
+    if t.rf_status is RFStatus.UNAVAILABLE:
+        return rf_status_text(t)
     return f"{pair_text(t.rf)}, jump {pair_text(t.jump)}, start {pair_text(t.start)}"
 
 
@@ -121,7 +222,14 @@ def bytes_text(value: Any) -> str:
     """Exact bytes plus a readable unit: ``1,048,576 B (1.00 MiB)``."""
     if not isinstance(value, int):
         return f"{fmt(value)} B"
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+    if value >= 1024 * BINARY_UNITS[0][1]:  # past YiB: a power of ten reads better
+        return f"{value:,} B ({value:.2e} B)"
+    for unit, size in BINARY_UNITS:
         if value >= size:
             return f"{value:,} B ({value / size:.2f} {unit})"
     return f"{value:,} B"
+
+
+# Largest first: a figure is shown in the largest unit it reaches (1.00 ≤ x < 1024).
+_UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
+BINARY_UNITS = tuple((unit, 1024**power) for power, unit in reversed(list(enumerate(_UNITS, 1))))

@@ -12,6 +12,7 @@ from rich.table import Table
 from convlens.core.compare import Comparison
 from convlens.core.numbers import fmt, is_numeric, to_json
 from convlens.render.columns import layer_cells, pair_text
+from convlens.render.json import report_to_dict
 
 
 def _value(metric: str, value: Any) -> str:
@@ -86,8 +87,8 @@ def render_comparison_json(c: Comparison) -> str:
     return (
         json.dumps(
             {
-                "left": c.left.to_dict(),
-                "right": c.right.to_dict(),
+                "left": report_to_dict(c.left),
+                "right": report_to_dict(c.right),
                 "ratios": {
                     m: to_json(r) if r is None or not is_numeric(r) else float(Fraction(r))
                     for m, _, _, r in c.rows

@@ -5,26 +5,28 @@ from __future__ import annotations
 from html import escape
 
 from convlens.core.analyze import Report
-from convlens.render.columns import COLUMNS, NUMERIC, layer_cells, summary_lines, total_cells
+from convlens.render.columns import grid, summary_lines
 
 
-def render_html(report: Report) -> str:
-    def row(cells: dict, tag: str = "td") -> str:
+def render_html(report: Report, depth: int | None = None) -> str:
+    table = grid(report, depth)
+    aligns = ["right" if c in table.numeric else "left" for c in table.columns]
+
+    def row(cells: list[str], tag: str = "td") -> str:
         return (
             "<tr>"
             + "".join(
-                f'<{tag} style="text-align:{"right" if c in NUMERIC else "left"}">'
-                f"{escape(cells[c])}</{tag}>"
-                for c in COLUMNS
+                f'<{tag} style="text-align:{align}">{escape(cell)}</{tag}>'
+                for cell, align in zip(cells, aligns, strict=True)
             )
             + "</tr>"
         )
 
-    head = "<tr>" + "".join(f"<th>{escape(c.value)}</th>" for c in COLUMNS) + "</tr>"
-    body = "".join(row(layer_cells(r)) for r in report.layers)
-    foot = row(total_cells(report), "th")
+    head = "<tr>" + "".join(f"<th>{escape(c.value)}</th>" for c in table.columns) + "</tr>"
+    body = "".join(row(cells) for cells in table.rows)
+    foot = row(table.totals, "th")
     summary = "".join(f"<li><b>{escape(k)}</b>: {escape(v)}</li>" for k, v in summary_lines(report))
     return (
-        f"<div><h4>{escape(report.network.name)}</h4><table><thead>{head}</thead>"
+        f"<div><h4>{escape(table.title)}</h4><table><thead>{head}</thead>"
         f"<tbody>{body}</tbody><tfoot>{foot}</tfoot></table><ul>{summary}</ul></div>\n"
     )

@@ -1,43 +1,24 @@
-"""LaTeX: a ``tabular`` of the layers and totals (booktabs rules)."""
+"""LaTeX: a ``tabular`` of the layers (or modules, with ``depth``) and totals (booktabs)."""
 
 from __future__ import annotations
 
 from convlens.core.analyze import Report
-from convlens.render.columns import COLUMNS, NUMERIC, layer_cells, summary_lines, total_cells
-
-_ESCAPES = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "×": r"$\times$",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-}
+from convlens.render.columns import grid, summary_lines
+from convlens.render.text import latex_escape
 
 
-def escape(text: str) -> str:
-    return "".join(_ESCAPES.get(ch, ch) for ch in text)
-
-
-def render_latex(report: Report) -> str:
-    spec = "".join("r" if c in NUMERIC else "l" for c in COLUMNS)
+def render_latex(report: Report, depth: int | None = None) -> str:
+    table = grid(report, depth)
+    spec = "".join("r" if c in table.numeric else "l" for c in table.columns)
     lines = [
         r"\begin{tabular}{" + spec + "}",
         r"\toprule",
-        " & ".join(escape(c.value) for c in COLUMNS) + r" \\",
+        " & ".join(latex_escape(c.value) for c in table.columns) + r" \\",
         r"\midrule",
     ]
-    for record in report.layers:
-        cells = layer_cells(record)
-        lines.append(" & ".join(escape(cells[c]) for c in COLUMNS) + r" \\")
+    lines += [" & ".join(latex_escape(cell) for cell in row) + r" \\" for row in table.rows]
     lines.append(r"\midrule")
-    totals = total_cells(report)
-    lines.append(" & ".join(escape(totals[c]) for c in COLUMNS) + r" \\")
+    lines.append(" & ".join(latex_escape(cell) for cell in table.totals) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", ""]
     lines += [f"% {label}: {value}" for label, value in summary_lines(report)]
     return "\n".join(lines) + "\n"

@@ -1,34 +1,26 @@
-"""Markdown: a pipe table and a totals list."""
+"""Markdown: a pipe table (layers, or modules with ``depth``) and a totals list."""
 
 from __future__ import annotations
 
 from convlens.core.analyze import Report
-from convlens.render.columns import COLUMNS, NUMERIC, layer_cells, summary_lines, total_cells
-
-
-def _cell(text: str) -> str:
-    """SymPy text (``NF*k**2``) goes in code spans so Markdown does not read emphasis."""
-    if "*" in text:
-        return f"`{text}`"
-    return text.replace("|", "\\|")
+from convlens.render.columns import grid, summary_lines
+from convlens.render.text import markdown_cell
 
 
 def _row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def render_markdown(report: Report) -> str:
+def render_markdown(report: Report, depth: int | None = None) -> str:
+    table = grid(report, depth)
     lines = [
-        f"### {report.network.name}",
+        f"### {table.title}",
         "",
-        _row([c.value for c in COLUMNS]),
-        "|" + "|".join("---:" if c in NUMERIC else "---" for c in COLUMNS) + "|",
+        _row([c.value for c in table.columns]),
+        "|" + "|".join("---:" if c in table.numeric else "---" for c in table.columns) + "|",
     ]
-    for record in report.layers:
-        cells = layer_cells(record)
-        lines.append(_row([_cell(cells[c]) for c in COLUMNS]))
-    totals = total_cells(report)
-    lines.append(_row([f"**{_cell(totals[c])}**" if totals[c] else "" for c in COLUMNS]))
+    lines += [_row([markdown_cell(cell) for cell in row]) for row in table.rows]
+    lines.append(_row([f"**{markdown_cell(cell)}**" if cell else "" for cell in table.totals]))
     lines.append("")
     lines += [f"- **{label}**: {value}" for label, value in summary_lines(report)]
     lines += [f"- ⚠ {w}" for w in report.warnings]

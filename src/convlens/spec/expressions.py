@@ -26,7 +26,7 @@ KEYWORDS: dict[str, Any] = {
 }
 WORDS = {"same", "valid", "nearest", "bilinear"}
 
-_PAIR_SPLIT = re.compile(r"(?<=[0-9)])x")
+_PAIR_SPLIT = re.compile(r"(?<=[0-9)])[x×]")  # 3x5, or 3×5 as convlens prints it
 
 
 class ExpressionError(ValueError):
@@ -50,6 +50,8 @@ def _binary(op: ast.operator, a: Any, b: Any) -> Any:
         ast.Pow: operator.pow,
     }
     fn = table.get(type(op))
+    if isinstance(op, ast.Mod) and b == 0:
+        raise ZeroDivisionError("division by zero")
     if fn is None:
         raise ExpressionError(f"operator {type(op).__name__} is not allowed")
     if isinstance(op, ast.Pow) and (

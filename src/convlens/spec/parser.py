@@ -56,6 +56,12 @@ STATEMENTS = (
     "freeze",
 )
 MAX_DEPTH = 50
+# Expansion limits, checked by count before the work is done: far above any real network
+# (the largest in the zoo has a few thousand layers) and above the 100,000-layer
+# description of benchmarks/large_descriptions.py, yet small enough that a mistyped
+# `repeat 1000000000:` fails at once instead of running until killed.
+MAX_LAYERS = 200_000
+MAX_STATEMENTS = 1_000_000
 # Element-wise kinds that may overwrite their input (ReLU(inplace=True)): saves memory.
 IN_PLACE_KINDS = (
     "relu",
@@ -177,12 +183,19 @@ class Scope:
     labels: dict[str, str]
     current: str
     counters: Counter[str] = field(default_factory=Counter)
+    bound_at: dict[str, int] = field(default_factory=dict)  # label → line that bound it
     call_chain: tuple[str, ...] = ()
     call_site: Statement | None = None  # the user's line that called a built-in block
 
 
 class Expander:
     """Walks statements, expanding blocks and repeats into a flat list of layers."""
+
+    # A repeat's first pass tells what all its passes would cost, so one past MAX_LAYERS
+    # or MAX_STATEMENTS is refused at its line before the rest is expanded. The web
+    # workbench turns this off: it counts layers and statements as they expand, against
+    # its own lower limits, and names the line that went over.
+    bound_repeats_ahead = True
 
     def __init__(self, source: str, bindings: Mapping[str, Any]):
         self.source = source
@@ -193,7 +206,9 @@ class Expander:
         self.layers: list[LayerSpec] = []
         self.taken: set[str] = {"input"}
         self.input_shape: tuple[Any, ...] | None = None
+        self.input_line = 1
         self.frozen_until = 0
+        self.statements_run = 0
         self.rules = all_rules()
 
     # -- errors -------------------------------------------------------------------------
@@ -223,7 +238,11 @@ class Expander:
     def evaluate(self, statement: Statement, token: Token, text: str, scope: Scope) -> Any:
         try:
             return Evaluator(scope.env, self.lookup)(text)
-        except (ExpressionError, ZeroDivisionError, TypeError) as err:
+        except ZeroDivisionError:
+            raise self.error(
+                statement, f"division by zero in '{text}'", token.column, scope=scope
+            ) from None
+        except (ExpressionError, TypeError) as err:
             raise self.error(statement, str(err), token.column, scope=scope) from None
 
     # -- statements ---------------------------------------------------------------------
@@ -237,6 +256,7 @@ class Expander:
 
     def statement(self, st: Statement, scope: Scope, depth: int) -> None:
         head = st.head
+        self.statements_run += 1
         if head == "block":
             self.define_block(st, scope)
             return
@@ -275,7 +295,8 @@ class Expander:
         if scope.prefix or self.input_shape is not None or self.layers:
             raise self.error(st, "'input' must come once, before the first layer", scope=scope)
         parts = list(st.tokens[1:])
-        texts = parts[0].text.split("x") if len(parts) == 1 else [t.text for t in parts]
+        # 3x32x32, or 3×32×32 as convlens itself prints shapes
+        texts = re.split("[x×]", parts[0].text) if len(parts) == 1 else [t.text for t in parts]
         dims = [self.evaluate(st, parts[0] if parts else st.tokens[0], t, scope) for t in texts]
         if len(dims) != 3 or any(isinstance(d, tuple | str | float | bool) for d in dims):
             raise self.error(
@@ -290,6 +311,7 @@ class Expander:
                     st, f"input sizes must be positive, got {d}", st.tokens[1].column, scope=scope
                 )
         self.input_shape = tuple(dims)
+        self.input_line = st.line
 
     def define_block(self, st: Statement, scope: Scope) -> None:
         header = " ".join(t.text for t in st.tokens[1:]).rstrip(":").strip()
@@ -340,7 +362,38 @@ class Expander:
             )
         if not st.body:
             raise self.error(st, "repeat has nothing to repeat", scope=scope)
-        for _ in range(int(count)):
+        count = int(count)
+        if not self.bound_repeats_ahead:  # the subclass counts as the passes expand
+            for _ in range(count):
+                self.run(st.body, scope, depth + 1)
+            return
+        if count > MAX_LAYERS:
+            raise self.error(
+                st,
+                f"repeat {count:,} is more than the limit of {MAX_LAYERS:,} repetitions",
+                st.tokens[1].column,
+                scope=scope,
+            )
+        if count == 0:
+            return
+        # Every pass expands alike, so the first one tells what all of them will cost.
+        layers_before, statements_before = len(self.layers), self.statements_run
+        self.run(st.body, scope, depth + 1)
+        layers = len(self.layers) + (len(self.layers) - layers_before) * (count - 1)
+        statements = self.statements_run + (self.statements_run - statements_before) * (count - 1)
+        for expected, limit, what in (
+            (layers, MAX_LAYERS, "expand the description to {:,} layers"),
+            (statements, MAX_STATEMENTS, "run {:,} statements"),
+        ):
+            if expected > limit:
+                raise self.error(
+                    st,
+                    f"repeat {count:,} would {what.format(expected)}, "
+                    f"more than the limit of {limit:,}",
+                    st.tokens[1].column,
+                    scope=scope,
+                )
+        for _ in range(count - 1):
             self.run(st.body, scope, depth + 1)
 
     # -- names --------------------------------------------------------------------------
@@ -373,6 +426,15 @@ class Expander:
                 raise self.error(
                     st, f"'{label}' cannot be used as a name", tokens[-1].column, scope=scope
                 )
+            first = scope.bound_at.setdefault(label, st.line)
+            if first != st.line:  # a repeat binds it again from the same line: allowed
+                raise self.error(
+                    st,
+                    f"'{label}' is bound twice, at line {first} and at line {st.line}; "
+                    "give each output its own name",
+                    tokens[-1].column,
+                    scope=scope,
+                )
             return tokens[:-2], label
         if tokens and tokens[-1].text == "as":
             raise self.error(st, "'as' needs a name after it", tokens[-1].column, scope=scope)
@@ -389,6 +451,10 @@ class Expander:
         frozen: bool = False,
         inplace: bool = False,
     ) -> str:
+        if len(self.layers) >= MAX_LAYERS:
+            raise self.error(
+                st, f"the description has more than the limit of {MAX_LAYERS:,} layers", scope=scope
+            )
         scope.counters[kind] += 1
         name = self.node_name(scope, label or f"{kind}_{scope.counters[kind]}")
         where = scope.call_site if st.source == PRELUDE_SOURCE and scope.call_site else st
@@ -572,6 +638,11 @@ class Expander:
                 "the description is empty: it needs at least 'input CxHxW'",
                 SourcePosition(self.source, 1, 1),
             )
+        if not self.layers:
+            raise SpecError(
+                "nothing to analyse: the description has no layers after its input line",
+                SourcePosition(self.source, self.input_line, 1),
+            )
         unused = sorted(set(self.bindings) - self.used_bindings)
         if unused and strict:
             known = ", ".join(sorted(self.symbols | self.used_bindings)) or "none"
@@ -621,6 +692,7 @@ def parse_text(
 
     ``strict`` refuses bindings the description does not use (a typo'd ``--set``).
     """
+    text = text.removeprefix("\ufeff")  # a byte-order mark some editors write first
     expander = Expander(source, bindings or {})
     root = Scope(prefix="", env={}, labels={"input": "input"}, current="input")
     expander.run(read_statements(PRELUDE, PRELUDE_SOURCE), root)
@@ -633,7 +705,7 @@ def parse_file(
 ) -> Network:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is accepted
     except FileNotFoundError:
         raise SpecError(f"no such description file: {path}") from None
     except (OSError, UnicodeDecodeError) as err:

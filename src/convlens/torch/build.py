@@ -257,8 +257,9 @@ class Attention(nn.Module):
 
         backends = [SDPBackend.MATH] + ([SDPBackend.FLASH_ATTENTION] if self.flash else [])
         with sdpa_kernel(backends):
+            mask = None if self.mask is None else self.mask.to(q.device)  # a plain tensor
             return F.scaled_dot_product_attention(
-                q, k, v, attn_mask=self.mask, dropout_p=self.dropout_p, is_causal=self.causal
+                q, k, v, attn_mask=mask, dropout_p=self.dropout_p, is_causal=self.causal
             )
 
 
@@ -307,6 +308,13 @@ class View(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x.reshape(x.shape[0], *self.shape)
         return y.clone() if self.copies else y
+
+
+class ScalarOp(nn.Module):
+    """x · a with a constant a: one operation per element, as the rule counts."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 0.5
 
 
 class Upsample(nn.Module):
@@ -413,7 +421,7 @@ FACTORIES: dict[str, _Factory] = {
         tuple(_int(d) for d in (a["dim"] if isinstance(a["dim"], tuple | list) else (a["dim"],))),
         a["keepdim"],
     ),
-    "scalar_op": lambda a, s: nn.Identity(),
+    "scalar_op": lambda a, s: ScalarOp(),
     "add": lambda a, s: Merge("add"),
     "concat": lambda a, s: Merge("concat", _int(a["dim"])),
     "stack": lambda a, s: Merge("stack", _int(a["dim"])),

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 class Limits:
     """Caps that keep a shared server responsive: a ``repeat 10**9:`` is refused fast.
 
-    The command line has none of these: they exist because the server analyses text
-    that anyone who can reach it sends.
+    They are tighter than the command line's (``spec.parser.MAX_LAYERS`` and
+    ``MAX_STATEMENTS``) because the server analyses text that anyone who can reach it
+    sends.
     """
 
     max_body_bytes: int = 256 * 1024  # a request body; the largest zoo description is < 3 KB

@@ -34,6 +34,8 @@ class LimitExceeded(SpecError):
 
 
 class _BoundedExpander(Expander):
+    bound_repeats_ahead = False  # counted below as they expand, against the lower limits
+
     def __init__(self, source: str, bindings: Mapping[str, Any], limits: Limits):
         super().__init__(source, bindings)
         self.limits = limits
@@ -66,7 +68,7 @@ class _BoundedExpander(Expander):
 
     def _limit(self, st: Statement, scope: Scope, message: str) -> LimitExceeded:
         where = self._where(st, scope)
-        error = self.error(where, message + "; the workbench's limit (the CLI has none)")
+        error = self.error(where, message + "; the workbench's limit")
         return LimitExceeded(error.message, error.position, error.layer)
 
 

@@ -29,6 +29,7 @@ from convlens.render.columns import (
     Column,
     layer_cells,
     pair_text,
+    rf_status_text,
     rf_text,
     summary_lines,
     total_cells,
@@ -168,7 +169,7 @@ def workbench(req: Analysis, extras: Mapping[str, Any], limits: Limits) -> dict[
                 "cells": [cells[c] for c in COLUMNS],
                 "closed": _closed_forms(closed.layers[i], cells) if closed else None,
                 "output": to_json(list(record.output_shape)),
-                "rf_status": record.rf_status,
+                "rf_status": rf_status_text(record),
             }
         )
     totals = total_cells(report)
@@ -231,7 +232,7 @@ def receptive_field(req: Analysis, extras: Mapping[str, Any], limits: Limits) ->
         "rf": to_json(record.rf),
         "jump": to_json(record.jump),
         "start": to_json(record.start),
-        "status": record.rf_status,
+        "status": rf_status_text(record),
         # as the terminal prints them (3/2 rather than 1.5)
         "text": {
             "rf": rf_text(record),
@@ -388,6 +389,8 @@ def _section(section: Section) -> dict[str, Any]:
             }
             for s in section.steps
         ],
+        # the sentences for numbers without steps (what they are, or why unavailable)
+        "notes": list(section.notes),
     }
 
 

@@ -6,6 +6,7 @@ from convlens.zoo import (  # noqa: F401
     colour,
     deeplab,
     densenet,
+    efficient,
     googlenet,
     mobilenet,
     resnet,

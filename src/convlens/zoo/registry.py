@@ -245,7 +245,7 @@ def create_model(name: str, **kwargs: Any) -> Any:
     _check_names(entry, kwargs)
     try:
         return entry.factory(**kwargs)
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, RuntimeError) as err:  # RuntimeError: torch's own checks
         raise ArgumentError(f"cannot build model '{name}' with {kwargs}: {err}") from err
 
 
@@ -270,6 +270,19 @@ def _coerce(text: str, default: Any) -> Any:
     return text
 
 
+def _check_size(name: str, key: str, text: str, value: Any, default: Any) -> None:
+    """Every integer argument in the zoo is a size or a count (classes, channels, rates):
+    refused here, before torch is asked for a tensor of negative size. Zero is a size only
+    where the default itself is zero (``yolov2``'s ``passthrough_channels=0``: none)."""
+    if isinstance(value, bool | float | str):
+        return
+    sizes = value if isinstance(value, tuple) else (value,)
+    zero_allowed = 0 in (default if isinstance(default, tuple) else (default,))
+    if any(v < 0 or (v == 0 and not zero_allowed) for v in sizes):
+        least = "zero or more" if zero_allowed else "positive"
+        raise ArgumentError(f"argument '{key}' of model '{name}' must be {least}, got {text!r}.")
+
+
 def coerce_arguments(name: str, raw: Mapping[str, str]) -> dict[str, Any]:
     """Text arguments (``zoo:NAME?num_classes=10``, ``--width_mult 0.5``) → typed kwargs.
 
@@ -291,4 +304,30 @@ def coerce_arguments(name: str, raw: Mapping[str, str]) -> dict[str, Any]:
                 f"argument '{key}' of model '{name}' takes {kind} (default {default!r}), "
                 f"got {text!r}."
             ) from None
+        _check_size(name, key, text, typed[key], default)
     return typed
+
+
+@dataclass(frozen=True)
+class CatalogRow:
+    """One line of ``convlens zoo list``: what the list shows, without building anything."""
+
+    name: str
+    paper: str
+    year: int
+    params: int
+    default_input: Shape
+
+
+def catalog_rows() -> tuple[CatalogRow, ...]:
+    """The rows of ``zoo list`` from the live registry (this imports the models, so torch).
+
+    ``convlens.zoo.catalog`` keeps a copy so that listing needs no torch; a test checks the
+    copy against this, and ``python -m convlens.zoo.catalog`` rewrites it.
+    """
+    rows = []
+    for name in list_models():
+        entry = get_entry(name)
+        paper = f"{entry.citation.short()}: {entry.citation.title}"
+        rows.append(CatalogRow(name, paper, entry.year, entry.exact_params, entry.default_input))
+    return tuple(rows)

@@ -83,7 +83,7 @@ elementwise("scalar_op", "arithmetic with a constant (x·a, x + a, x − a, x / 
 
 DROPOUT = Schema(
     (
-        Arg("p", "float", 0.5, positional=True, help="probability of zeroing"),
+        Arg("p", "float", 0.5, positional=True, interval=(0, 1), help="probability of zeroing"),
         Arg(
             "channelwise",
             "bool",

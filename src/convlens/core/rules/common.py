@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from convlens.core.numbers import (
@@ -52,7 +52,45 @@ class Window:
     ceil_mode: bool = False
 
 
-def window_output(kind: str, axis: int, w: Window) -> tuple[Dim, list[Step], list[str], AxisMap]:
+@dataclass(frozen=True)
+class StrideGap:
+    """Input positions a strided window never reads along one axis."""
+
+    axis: int
+    stride: Dim
+    extent: Dim  # the dilated kernel, D·(K − 1) + 1
+    skipped: Dim  # of every `stride` positions, this many fall between windows
+    tail: Dim  # positions after the last window
+
+
+def stride_warnings(gaps: Sequence[StrideGap]) -> tuple[str, ...]:
+    """One sentence per axis, or one for both when they lose the same positions."""
+    if len(gaps) == 2 and replace(gaps[0], axis=1) == gaps[1]:
+        return (_gap_sentence(gaps[0], "height and width", "rows and columns"),)
+    return tuple(_gap_sentence(g, AXES[g.axis], "rows" if g.axis == 0 else "columns") for g in gaps)
+
+
+def _gap_sentence(g: StrideGap, along: str, units: str) -> str:
+    if g.skipped and g.tail:
+        return (
+            f"stride {g.stride} is larger than the kernel extent {g.extent} along the {along}: "
+            f"{g.skipped} of every {g.stride} input {units} are skipped, and the last "
+            f"{g.tail} are never read"
+        )
+    if g.skipped:
+        return (
+            f"stride {g.stride} is larger than the kernel extent {g.extent} along the {along}: "
+            f"{g.skipped} of every {g.stride} input {units} are skipped"
+        )
+    return (
+        f"stride {g.stride} does not divide evenly along the {along}: the last {g.tail} "
+        f"input {units} are never read"
+    )
+
+
+def window_output(
+    kind: str, axis: int, w: Window
+) -> tuple[Dim, list[Step], list[StrideGap], AxisMap]:
     """O = ⌊(I + P_lo + P_hi − D·(K − 1) − 1)/S⌋ + 1 (⌈⌉ with ceil_mode), with checks."""
     name, sym = AXES[axis], AXIS_SYMBOL[axis]
     extent = normalize(w.dilation * (w.kernel - 1) + 1)  # K_eff
@@ -90,28 +128,21 @@ def window_output(kind: str, axis: int, w: Window) -> tuple[Dim, list[Step], lis
         )
     if known_positive(out) is False:
         raise RuleError(f"output {name} would be {out}: the window does not fit the input")
-    warnings = []
+    gaps = []
     if is_numeric(padded) and is_numeric(extent) and is_numeric(w.stride) and is_numeric(out):
         unread = padded - ((out - 1) * w.stride + extent)
         real_unread = unread - w.pad_hi if is_numeric(w.pad_hi) else 0
-        if w.stride > extent:
-            rows = "rows" if axis == 0 else "columns"
-            warnings.append(
-                f"stride {w.stride} is larger than the kernel extent {extent} along the "
-                f"{name}: {w.stride - extent} of every {w.stride} input {rows} are skipped"
-            )
-        if not w.ceil_mode and real_unread > 0:
-            warnings.append(
-                f"stride {w.stride} does not divide evenly along the {name}: the last "
-                f"{real_unread} input {'rows' if axis == 0 else 'columns'} are never read"
-            )
+        skipped = max(w.stride - extent, 0)
+        tail = real_unread if not w.ceil_mode and real_unread > 0 else 0
+        if skipped or tail:
+            gaps.append(StrideGap(axis, w.stride, extent, skipped, tail))
     axis_map = AxisMap(
         lo=lambda o: o * w.stride - w.pad_lo,
         hi=lambda o: o * w.stride - w.pad_lo + extent - 1,
         jump=w.stride,
         taps=lambda o: [o * w.stride - w.pad_lo + j * w.dilation for j in range(w.kernel)],
     )
-    return out, steps, warnings, axis_map
+    return out, steps, gaps, axis_map
 
 
 def _kernel_text(w: Window) -> str:
@@ -127,10 +158,16 @@ def same_padding(kernel: Dim, dilation: Dim) -> tuple[Dim, Dim]:
     return lo, normalize(total - lo)
 
 
-def check_groups(kind: str, channels: Dim, out_channels: Dim, groups: Dim) -> None:
+def check_groups(kind: str, channels: Dim, out_channels: Dim, groups: Dim) -> tuple[str, ...]:
+    """Refuse groups that cannot divide the channels; return, as warnings, the divisions a
+    symbolic size is assumed to allow (``groups=4`` on C channels assumes 4 divides C)."""
     from convlens.core.numbers import known_divides
 
-    if known_divides(groups, channels) is False:
-        raise RuleError(f"groups={groups} must divide the input channels ({channels})")
-    if known_divides(groups, out_channels) is False:
-        raise RuleError(f"groups={groups} must divide the output channels ({out_channels})")
+    assumed = []
+    for what, count in (("input channels", channels), ("output channels", out_channels)):
+        divides = known_divides(groups, count)
+        if divides is False:
+            raise RuleError(f"groups={groups} must divide the {what} ({count})")
+        if divides is None:
+            assumed.append(f"assumes groups={groups} divides the {what} ({count})")
+    return tuple(assumed)

@@ -15,6 +15,7 @@ from convlens.core.rules.common import (
     check_groups,
     same_padding,
     spatial,
+    stride_warnings,
     window_output,
 )
 from convlens.core.steps import step
@@ -83,18 +84,18 @@ def convolution(
 ) -> Cost:
     """The shared arithmetic of conv2d and depthwise (a conv2d with groups = C_in)."""
     channels, height, width = spatial(kind, shape)
-    check_groups(kind, channels, out_channels, groups)
+    assumed = check_groups(kind, channels, out_channels, groups)
     kernel, stride, dilation = args["kernel_size"], args["stride"], args["dilation"]
     pads = _pads(kind, args["padding"], kernel, stride, dilation)
-    outs, steps, warnings, maps = [], [], [], []
+    outs, steps, gaps, maps = [], [], [], []
     for axis, size in enumerate((height, width)):
         window = Window(
             size, kernel[axis], stride[axis], pads[2 * axis], pads[2 * axis + 1], dilation[axis]
         )
-        out, axis_steps, axis_warnings, axis_map = window_output(kind, axis, window)
+        out, axis_steps, axis_gaps, axis_map = window_output(kind, axis, window)
         outs.append(out)
         steps += axis_steps
-        warnings += axis_warnings
+        gaps += axis_gaps
         maps.append(axis_map)
     per_filter = normalize(divide(channels, groups) * kernel[0] * kernel[1])  # C_in/g·K_h·K_w
     weights = normalize(out_channels * per_filter)
@@ -140,7 +141,7 @@ def convolution(
         rf=(maps[0], maps[1]),
         # ConvolutionBackward keeps its input, and its weight, whenever it runs
         saves=(Saved("input"), *_derived_weight(args, weights)),
-        warnings=tuple(warnings),
+        warnings=(*assumed, *stride_warnings(gaps)),
         steps=tuple(steps),
         args={**args, "padding": pads, "groups": groups, "out_channels": out_channels},
     )
@@ -208,7 +209,7 @@ def conv_transpose2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     kind = "conv_transpose2d"
     channels, height, width = spatial(kind, inputs[0])
     out_channels, groups = args["out_channels"], args["groups"]
-    check_groups(kind, channels, out_channels, groups)
+    assumed = check_groups(kind, channels, out_channels, groups)
     kernel, stride, pad = args["kernel_size"], args["stride"], args["padding"]
     out_pad, dilation = args["output_padding"], args["dilation"]
     outs, steps, maps = [], [], []
@@ -294,6 +295,7 @@ def conv_transpose2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         connections=normalize(macs + (positions if args["bias"] else 0)),
         rf=(maps[0], maps[1]),
         saves=(Saved("input"), *_derived_weight(args, weights)),
+        warnings=assumed,
         steps=tuple(steps),
         args=dict(args),
     )

@@ -161,15 +161,18 @@ REDUCE = Schema(
 @register_rule("reduce", REDUCE, "sum or mean over axes of each sample (x.sum(dim), x.mean(dim))")
 def reduce(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     shape = tuple(inputs[0])
-    dims = tuple(args["dim"]) if isinstance(args["dim"], tuple | list) else (args["dim"],)
+    given = tuple(args["dim"]) if isinstance(args["dim"], tuple | list) else (args["dim"],)
+    rank = len(shape) + 1  # with the batch axis, as PyTorch counts
+    # negative axes count from the end, as in x.sum(-1)
+    dims = tuple(d + rank if isinstance(d, int) and d < 0 else d for d in given)
     if (
         not dims
         or any(not isinstance(d, int) or not 1 <= d <= len(shape) for d in dims)
         or len(set(dims)) != len(dims)
     ):
         raise RuleError(
-            f"reduce dim={dims}: give distinct axes 1 … {len(shape)} of the input "
-            f"{fmt_shape(shape)} (0 is the batch, which is not reduced per sample)"
+            f"reduce dim={given}: give distinct axes 1 … {len(shape)} (or −{len(shape)} … −1)"
+            f" of the input {fmt_shape(shape)} (0 is the batch, which is not reduced per sample)"
         )
     axes = {d - 1 for d in dims}
     out = tuple(

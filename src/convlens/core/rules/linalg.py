@@ -96,10 +96,17 @@ GROUP_NORM = Schema(
 @register_rule("group_norm", GROUP_NORM, "group normalisation (nn.GroupNorm)", has_weights=True)
 def group_norm(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     shape, groups = tuple(inputs[0]), args["num_groups"]
-    if known_divides(groups, shape[0]) is False:
+    divides = known_divides(groups, shape[0])
+    if divides is False:
         raise RuleError(f"num_groups={groups} must divide the channels ({shape[0]})")
+    assumed = () if divides else (f"assumes num_groups={groups} divides the channels ({shape[0]})",)
     params = normalize(2 * shape[0]) if args["affine"] else 0
     n = elements(shape)
+    if known_equal(n, groups) is True:  # PyTorch refuses to normalise a single value
+        raise RuleError(
+            f"num_groups={groups} leaves one value per group in {fmt_shape(shape)}; "
+            "PyTorch needs more than one value per group"
+        )
     work = normalize(5 * n + (2 * n if args["affine"] else 0))
     return Cost(
         output_shape=shape,
@@ -107,6 +114,7 @@ def group_norm(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         param_tensors=2 if args["affine"] else 0,
         other_flops=work,
         saves=(Saved("input"), Saved("extra", elements=normalize(2 * groups))),
+        warnings=assumed,
         steps=(
             step(
                 "params",

@@ -53,6 +53,11 @@ def _pairs(shape: Shape, pad: Sequence[Any]) -> list[tuple[Any, Any]]:
     return pairs
 
 
+def _cropped(pad: Any) -> Any:
+    """The crop a pad makes: the pad when it is negative, else 0."""
+    return pad if known_positive(normalize(-pad)) is True else 0
+
+
 @register_rule(
     "pad",
     PAD,
@@ -72,16 +77,23 @@ def pad(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         )
     out, steps = [], []
     for axis, (size, (lo, hi)) in enumerate(zip(shape, pairs, strict=True)):
-        if mode != "constant" and (not _non_negative(lo) or not _non_negative(hi)):
-            raise RuleError(f"mode={mode} cannot crop: pads must be ≥ 0, got ({lo}, {hi})")
+        # A negative pad crops (in every mode); the bounds on the other side's pad are
+        # against the axis as given.
         if mode == "reflect" and (_at_least(lo, size) or _at_least(hi, size)):
             raise RuleError(
                 f"reflect padding ({lo}, {hi}) must be smaller than the axis it pads ({size})"
             )
-        if mode == "circular" and (_at_least(lo, size + 1) or _at_least(hi, size + 1)):
-            raise RuleError(
-                f"circular padding ({lo}, {hi}) must be at most the axis it pads ({size})"
-            )
+        if mode == "circular":
+            # PyTorch wraps what is left after the crops; beyond that it reads memory
+            # outside the tensor (garbage values) or fails, so both are refused here
+            left = normalize(size + _cropped(lo) + _cropped(hi))
+            if _at_least(-lo, size + 1) or _at_least(-hi, size + 1):
+                raise RuleError(f"circular padding ({lo}, {hi}) crops more than the axis ({size})")
+            if _at_least(lo, left + 1) or _at_least(hi, left + 1):
+                raise RuleError(
+                    f"circular padding ({lo}, {hi}) must be at most what is left of the axis "
+                    f"after any crop ({left})"
+                )
         new = normalize(size + lo + hi)
         if known_positive(new) is False:
             raise RuleError(
@@ -115,10 +127,6 @@ def pad(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         steps=tuple(steps),
         args=dict(args),
     )
-
-
-def _non_negative(value: Any) -> bool:
-    return known_positive(normalize(value + 1)) is not False
 
 
 def _at_least(value: Any, bound: Any) -> bool:

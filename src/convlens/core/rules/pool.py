@@ -8,7 +8,7 @@ from typing import Any
 from convlens.core.args import Arg, Schema
 from convlens.core.numbers import ceildiv, divide, floordiv, is_numeric, normalize
 from convlens.core.registry import AxisMap, Cost, RuleError, Saved, Shape, register_rule
-from convlens.core.rules.common import Window, spatial, window_output
+from convlens.core.rules.common import Window, spatial, stride_warnings, window_output
 from convlens.core.steps import step
 
 _POOL = (
@@ -36,13 +36,14 @@ def _pool(kind: str, shape: Shape, args: Mapping[str, Any], dilation: tuple) -> 
     channels, height, width = spatial(kind, shape)
     kernel, pad = args["kernel_size"], args["padding"]
     stride = args["stride"] if args["stride"] is not None else kernel
-    outs, steps, warnings, maps = [], [], [], []
+    outs, steps, gaps, maps = [], [], [], []
     for axis, size in enumerate((height, width)):
-        extent = dilation[axis] * (kernel[axis] - 1) + 1
-        if is_numeric(pad[axis]) and is_numeric(extent) and 2 * pad[axis] > extent:
+        # PyTorch's limit is half the kernel, rounded down, whatever the dilation
+        if is_numeric(pad[axis]) and is_numeric(kernel[axis]) and pad[axis] > kernel[axis] // 2:
             raise RuleError(
-                f"padding {pad[axis]} must be at most half the window "
-                f"({extent}); PyTorch refuses larger pooling padding"
+                f"padding {pad[axis]} must be at most half the kernel size "
+                f"({kernel[axis]} // 2 = {kernel[axis] // 2}, dilation aside); "
+                "PyTorch refuses larger pooling padding"
             )
         window = Window(
             size,
@@ -53,15 +54,15 @@ def _pool(kind: str, shape: Shape, args: Mapping[str, Any], dilation: tuple) -> 
             dilation[axis],
             ceil_mode=args["ceil_mode"],
         )
-        out, axis_steps, axis_warnings, axis_map = window_output(kind, axis, window)
+        out, axis_steps, axis_gaps, axis_map = window_output(kind, axis, window)
         outs.append(out)
         steps += axis_steps
-        warnings += axis_warnings
+        gaps += axis_gaps
         maps.append(axis_map)
     return Cost(
         output_shape=(channels, outs[0], outs[1]),
         rf=(maps[0], maps[1]),
-        warnings=tuple(warnings),
+        warnings=stride_warnings(gaps),
         steps=tuple(steps),
         args={**args, "stride": stride},
     )
@@ -127,7 +128,16 @@ def global_avgpool(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         rf_global=True,
         saves=(),  # computed as a mean, whose backward needs only the sizes
         steps=(
-            step("shape", "output shape", "shape", "({C}, 1, 1)", {"C": c}, c),
+            step(
+                "shape",
+                "output channels",
+                "C_out",
+                "{C}",
+                {"C": c},
+                c,
+                note="each channel's H×W map becomes one value: the output is "
+                + ("(C, 1, 1)" if args["keepdim"] else "(C,)"),
+            ),
             step(
                 "flops",
                 "additions and divisions",

@@ -11,7 +11,9 @@ from convlens.core.args import Arg, Schema
 from convlens.core.numbers import (
     divide,
     floordiv,
+    fmt,
     is_numeric,
+    is_symbolic,
     known_equal,
     known_positive,
     normalize,
@@ -385,13 +387,37 @@ VIEW = Schema(
 
 @register_rule("view", VIEW, "a reshape that keeps the data (view, reshape, permute …)")
 def view(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
-    shape = tuple(args["shape"])
-    if known_equal(product(shape), elements(inputs[0])) is False:
+    given = args["shape"]
+    shape = tuple(given) if isinstance(given, tuple | list) else (given,)  # view (C*H*W)
+    same = known_equal(product(shape), elements(inputs[0]))
+    if same is False:
         raise RuleError(f"cannot view {fmt_shape(inputs[0])} as {fmt_shape(shape)}")
     same_grid = len(shape) == 3 and len(inputs[0]) == 3 and tuple(shape[1:]) == tuple(inputs[0][1:])
+    assumed = divisions_assumed(shape)
+    if same is None:  # symbolic sizes whose products SymPy cannot prove equal
+        assumed += (
+            f"assumes {fmt_shape(shape)} holds the {fmt_shape(inputs[0])} values, "
+            f"i.e. {fmt(product(shape))} = {fmt(elements(inputs[0]))}",
+        )
     return Cost(
-        output_shape=shape, alias=not args["copies"], rf_global=not same_grid, args=dict(args)
+        output_shape=shape,
+        alias=not args["copies"],
+        rf_global=not same_grid,
+        warnings=assumed,
+        args=dict(args),
     )
+
+
+def divisions_assumed(shape: Shape) -> tuple[str, ...]:
+    """``(4, C/4, H)`` → ("assumes 4 divides C",): a size must be a whole number."""
+    assumed = []
+    for size in shape:
+        if isinstance(size, Fraction) and size.denominator != 1:
+            raise RuleError(f"a size must be a whole number, got {size}")
+        if is_symbolic(size) and size.is_integer is not True:
+            numerator, denominator = size.as_numer_denom()
+            assumed.append(f"assumes {fmt(denominator)} divides {fmt(numerator)}")
+    return tuple(assumed)
 
 
 OPAQUE = Schema(

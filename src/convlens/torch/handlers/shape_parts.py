@@ -174,6 +174,15 @@ def _contiguous(t: Tracer, args: tuple, kwargs: dict) -> Any:
     return t.record("identity", {}, [x], layout=t.batch_axis(x))
 
 
+@handles(torch.clone, torch.Tensor.clone, any_layout=True)
+def _clone(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    """A copy: an identity row, as a copying ``contiguous`` is."""
+    x = args[0] if args else kwargs.get("input")
+    if not isinstance(x, ShapeTensor):
+        return NotImplemented
+    return t.record("identity", {}, [x], layout=t.batch_axis(x))
+
+
 # -- parts of an axis ---------------------------------------------------------------------
 def part(t: Tracer, x: Any, dim: int, start: int, length: int, keepdim: bool = True) -> ShapeTensor:
     """One contiguous part of axis ``dim`` of the full tensor (not the batch's) as a
@@ -322,9 +331,13 @@ def _getitem(t: Tracer, args: tuple, kwargs: dict) -> Any:
 
 
 # -- padding and shifts -------------------------------------------------------------------
-def _sample_pads(t: Tracer, x: Any, pad: tuple[int, ...]) -> tuple[int, ...] | None:
+def _sample_pads(
+    t: Tracer, x: Any, pad: tuple[int, ...], trim: bool = True
+) -> tuple[int, ...] | None:
     """F.pad's pads (last axis first) for one sample: the batch's axis must not be padded;
-    its pair is dropped where the batch is the whole axis."""
+    its pair is dropped where the batch is the whole axis. ``trim`` drops trailing (0, 0)
+    pairs, which only constant padding may: in the other modes the number of pairs says
+    which axes PyTorch pads (and which shapes it accepts)."""
     layout = t.batch_axis(x)
     if layout is None or len(pad) % 2 or len(pad) // 2 > x.dim():
         return None
@@ -337,7 +350,7 @@ def _sample_pads(t: Tracer, x: Any, pad: tuple[int, ...]) -> tuple[int, ...] | N
             if not layout.merged:
                 continue
         out.append(pair)
-    while out and out[-1] == (0, 0) and len(out) > 1:
+    while trim and out and out[-1] == (0, 0) and len(out) > 1:
         out.pop()  # trailing unpadded axes need no entry
     return tuple(v for pair in out for v in pair)
 
@@ -366,7 +379,7 @@ def _padded(t: Tracer, x: Any, pad: Any, mode: Any, value: Any) -> Any:
         t.batch_axis(x) != STANDARD or not 1 <= len(pads) // 2 <= 3 or len(pads) % 2
     ):
         return NotImplemented  # PyTorch's own rules for these modes: from its kernel
-    sample = _sample_pads(t, x, pads)
+    sample = _sample_pads(t, x, pads, trim=mode == "constant")
     if sample is None:
         return NotImplemented
     spec = {"pad": sample, "mode": mode, "value": float(value or 0.0)}

@@ -360,7 +360,8 @@ async function refreshDerivation() {
     return;
   }
   $("derivation-title").textContent = answer.value.title;
-  if (!answer.value.steps.length) {
+  const notes = answer.value.notes || [];
+  if (!answer.value.steps.length && !notes.length) {
     list.append(el("li", { text: "nothing to derive for this layer" }));
   }
   for (const step of answer.value.steps) {
@@ -370,6 +371,7 @@ async function refreshDerivation() {
     if (step.note) item.append(el("div", { class: "note", text: step.note }));
     list.append(item);
   }
+  for (const note of notes) list.append(el("li", { class: "derivation-note", text: note }));
 }
 
 // -------------------------------------------------------------------------- receptive field
