@@ -71,6 +71,12 @@ def is_model_reference(source: Any) -> bool:
     )
 
 
+def _query_item(part: str) -> tuple[str, str]:
+    """``arg=value`` → (arg, value); a bare ``flag`` → (flag, "true")."""
+    key, equals, value = part.partition("=")
+    return (key, value) if equals else (key, "true")
+
+
 def model_from_reference(reference: str, real: bool = False) -> tuple[Any, tuple[int, ...] | None]:
     """``zoo:NAME?arg=value`` or ``package.module:attr`` → (module, default input or None)."""
     if reference.startswith("zoo:"):
@@ -78,11 +84,7 @@ def model_from_reference(reference: str, real: bool = False) -> tuple[Any, tuple
         from convlens.zoo.registry import coerce_arguments
 
         name, _, query = reference[4:].partition("?")
-        raw = dict(
-            part.split("=", 1) if "=" in part else (part, "true")
-            for part in query.split("&")
-            if part
-        )
+        raw = dict(_query_item(part) for part in query.split("&") if part)
         entry = get_entry(name)
         kwargs = coerce_arguments(name, raw)
 

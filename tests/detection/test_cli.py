@@ -191,6 +191,30 @@ def test_class_without_ground_truth_is_excluded_and_said_so(tmp_path: Path) -> N
     assert "left out of the mean, as COCOeval does" in out
 
 
+@pytest.mark.parametrize("metric", ["coco", "voc", "voc07"])
+def test_explain_a_class_never_detected_or_only_falsely(tmp_path: Path, metric: str) -> None:
+    # Explaining a class with ground truth but no detection crashed (a table with no rows);
+    # one with only false positives crashed in the COCO working (a run from rank 1 to none).
+    gt = {
+        "images": [{"id": 1, "width": 10, "height": 10}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5]}],
+        "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
+    }
+    write_json(tmp_path / "gt.json", gt)
+    never = [{"image_id": 1, "category_id": 2, "bbox": [0, 0, 5, 5], "score": 0.9}]
+    falsely = [{"image_id": 1, "category_id": 1, "bbox": [5, 5, 5, 5], "score": 0.9}]
+    for name, dt in (("never", never), ("falsely", falsely)):
+        write_json(tmp_path / f"{name}.json", dt)
+        code, out, err = detect(
+            "map", "--gt", tmp_path / "gt.json", "--dt", tmp_path / f"{name}.json",
+            "--metric", metric, "--explain", "--category", "a",
+        )  # fmt: skip
+        assert code == 0, err
+        assert "a at IoU 0.50: precision–recall table" in out
+        assert ("no detections of this class" in out) == (name == "never")
+        assert out.rstrip().endswith("= 0.0000")
+
+
 def test_anchors_table_and_plot(shapes: Path, tmp_path: Path) -> None:
     code, out, _ = detect(
         "anchors", "--gt", shapes / "train.json", "-k", "3", "--k-max", "5", "--grid", "8",

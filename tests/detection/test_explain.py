@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -20,9 +22,10 @@ from convlens.detection.boxes import (
     distance_box_iou,
     generalized_box_iou,
 )
+from convlens.detection.evaluate import ClassCurve
 from convlens.detection.explain import pair_work
 from convlens.detection.nms import nms_steps
-from convlens.detection.render import Doc, render_iou, render_nms
+from convlens.detection.render import Doc, render_curve, render_iou, render_nms
 from tests.detection.test_boxes import xyxy_boxes
 
 
@@ -112,3 +115,32 @@ def test_doc_table_aligns_numbers_right_and_names_left() -> None:
     doc = Doc("text")
     doc.table(["name", "value"], [["a", "1"], ["longer", "100"]])
     assert doc.lines == ["name    value", "a           1", "longer    100"]
+
+
+def _rendered_interpolation(flags: list[bool], positives: int) -> list[str]:
+    scores = np.linspace(1, 0, len(flags), endpoint=False)
+    curve = pr_curve(scores, np.asarray(flags, bool), positives, coco=True)
+    doc = Doc("text")
+    render_curve(doc, "thing", ClassCurve(1, 0.5, curve, (), ap_coco101(curve)))
+    return doc.lines
+
+
+def test_coco_working_of_a_class_with_only_false_positives() -> None:
+    # r = 0 reads rank 1 (precision 0); no rank reaches any later point: two runs, not one
+    # run from rank 1 to "no rank" (which crashed adding 1 to None).
+    lines = _rendered_interpolation([False, False], 3)
+    assert "  r = 0.00 … 0.00 (1 points): p̂ = 0.0000 (rank 1)" in lines
+    assert "  r = 0.01 … 1.00 (100 points): p̂ = 0.0000 (no rank reaches them)" in lines
+
+
+@given(flags=st.lists(st.booleans(), min_size=1, max_size=20), extra=st.integers(0, 3))
+@settings(max_examples=50)
+def test_coco_working_runs_cover_the_101_points(flags, extra) -> None:
+    positives = sum(flags) + extra
+    assume(positives > 0)
+    lines = _rendered_interpolation(flags, positives)
+    counts = [int(m) for line in lines for m in re.findall(r"\((\d+) points\)", line)]
+    assert sum(counts) == 101
+    scores = np.linspace(1, 0, len(flags), endpoint=False)
+    ap = ap_coco101(pr_curve(scores, np.asarray(flags, bool), positives, coco=True)).ap
+    assert lines[-1].endswith(f"/ 101 = {ap:.4f}")

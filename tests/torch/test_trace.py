@@ -82,9 +82,9 @@ SAVED_CASES = {
     "deeplabv3_cifar": (1, 64, 64),
     "darknet19": (3, 32, 32),
     "yolov2": (3, 64, 64),
-    "mobilenet_v3_small": (3, 32, 32),
-    "mobilenet_v3_large": (3, 32, 32),
-    "efficientnet_b0": (3, 32, 32),
+    "mobilenet_v3_small": (3, 64, 64),
+    "mobilenet_v3_large": (3, 64, 64),
+    "efficientnet_b0": (3, 64, 64),  # drop-path's per-sample masks in training
 }
 
 

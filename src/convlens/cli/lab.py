@@ -240,6 +240,10 @@ def register(app: typer.Typer) -> None:
     app.add_typer(lab, name="lab")
     _register_segment(lab)
 
+    from convlens.cli.lab_gradflow import register_gradflow
+
+    register_gradflow(lab)
+
     @colourize.command("train")
     @handle_errors
     @with_options(

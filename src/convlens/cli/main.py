@@ -58,7 +58,7 @@ def _flag_type(option: TyperOption, ctx: Any) -> str | None:
 
 if hasattr(TyperOption, "display_type_rich"):  # Typer versions that print option types
     _option_type = TyperOption.display_type_rich
-    TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
+    TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign,assignment]
 
 
 for _name in COMMAND_MODULES:

@@ -205,12 +205,18 @@ def torch_check(worked: Any) -> str:
     y, fn = OPERATORS[worked.operator].torch_equivalent(torch, F, x, w, b, p, running)
     diff = float(np.max(np.abs(y.detach().numpy() - worked.output)))
     for key, value in worked.updated.items():  # batch norm's updated running statistics
-        diff = max(diff, float(np.max(np.abs(running[key].numpy() - value))))
+        statistic = running[key]
+        if statistic is None:
+            return f"check FAILED: PyTorch kept no {key} to compare with."
+        diff = max(diff, float(np.max(np.abs(statistic.numpy() - value))))
     what = f"torch.nn.functional.{fn}"
     if worked.grad_output is not None:
         y.backward(torch.tensor(worked.grad_output, dtype=torch.float64))
         for key, grad in worked.grads.items():
-            diff = max(diff, float(np.max(np.abs(leaves[key].grad.numpy() - grad))))
+            computed = leaves[key].grad
+            if computed is None:
+                return f"check FAILED: autograd gave no gradient for {key}."
+            diff = max(diff, float(np.max(np.abs(computed.numpy() - grad))))
         what += " and autograd"
     if diff <= TOLERANCE:
         return f"check: agrees with {what} (max |difference| {diff:.1e} ≤ {TOLERANCE:.0e})."

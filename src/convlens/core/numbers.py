@@ -126,14 +126,14 @@ def total(values: Any) -> Dim:
 def known_positive(value: Dim) -> bool | None:
     """True/False when decidable, None when it depends on symbols."""
     if is_numeric(value):
-        return value > 0
+        return bool(value > 0)
     result = _sympy().sympify(value).is_positive
     return None if result is None else bool(result)
 
 
 def known_equal(a: Dim, b: Dim) -> bool | None:
     if is_numeric(a) and is_numeric(b):
-        return a == b
+        return bool(a == b)
     diff = _sympy().simplify(_sympy().sympify(a) - _sympy().sympify(b))
     if diff == 0:
         return True
@@ -145,7 +145,7 @@ def known_equal(a: Dim, b: Dim) -> bool | None:
 def known_divides(divisor: Dim, value: Dim) -> bool | None:
     """Whether ``divisor`` divides ``value`` exactly (None if it depends on symbols)."""
     if is_numeric(divisor) and is_numeric(value):
-        return divisor != 0 and value % divisor == 0
+        return bool(divisor != 0 and value % divisor == 0)
     quotient = _sympy().sympify(value) / _sympy().sympify(divisor)
     result = _sympy().simplify(quotient).is_integer
     return None if result is None else bool(result)

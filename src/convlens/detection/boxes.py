@@ -91,7 +91,7 @@ def check_boxes(boxes: Any, name: str = "boxes", fmt: BoxFormat | str = "xyxy") 
             f"{array.shape}."
         )
     fmt = BoxFormat(fmt)
-    finite = np.isfinite(array).all(1)
+    finite = np.all(np.isfinite(array), axis=1)
     if fmt is BoxFormat.xyxy:
         inverted = (array[:, 2] < array[:, 0]) | (array[:, 3] < array[:, 1])
     else:

@@ -19,7 +19,7 @@ checked by hand; ``decode_cell`` returns the working for one prediction.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -260,7 +260,7 @@ def sigmoid(x: float) -> float:
 
 def decode_cell(
     version: str,
-    raw: Sequence[float],
+    raw: Iterable[float],
     row: int,
     col: int,
     stride: float,

@@ -26,10 +26,12 @@ positive) or is marked difficult (``iscrowd`` here: then ignored). AP is the 11-
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from convlens.detection.ap import (
     APResult,
@@ -68,7 +70,7 @@ SUMMARY = (
 )
 
 
-def coco_iou(dt_xywh: np.ndarray, gt_xywh: np.ndarray, crowd: np.ndarray) -> np.ndarray:
+def coco_iou(dt_xywh: ArrayLike, gt_xywh: ArrayLike, crowd: ArrayLike) -> np.ndarray:
     """(D, G) IoU of xywh boxes with pycocotools' ``bbIou`` arithmetic, operation for operation.
 
     For a crowd ground-truth box the union is the detection's area alone.
@@ -269,8 +271,12 @@ def _summarise(precision: np.ndarray, recall: np.ndarray) -> dict[str, float]:
     return stats
 
 
-def _group(items: Sequence, key) -> dict:  # type: ignore[no-untyped-def, type-arg]
-    grouped: dict = defaultdict(list)  # type: ignore[type-arg]
+_Item = TypeVar("_Item")
+_Key = TypeVar("_Key", bound=Hashable)
+
+
+def _group(items: Iterable[_Item], key: Callable[[_Item], _Key]) -> dict[_Key, list[_Item]]:
+    grouped: dict[_Key, list[_Item]] = defaultdict(list)
     for item in items:
         grouped[key(item)].append(item)
     return grouped

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,9 +14,15 @@ from convlens.detection.coco import Annotation, Detection, GroundTruth
 from convlens.detection.evaluate import IOU_THRESHOLDS, CocoEvaluation, VocEvaluation
 from convlens.detection.files import atomic_write
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
 
 def plot_pr_curves(
-    result: CocoEvaluation | VocEvaluation, names: dict[int, str], path: str, iou: float = 0.5
+    result: CocoEvaluation | VocEvaluation,
+    names: dict[int, str],
+    path: str | Path,
+    iou: float = 0.5,
 ) -> None:
     """One panel per class: precision against recall (thin) and its envelope (thick)."""
     import matplotlib
@@ -50,7 +57,7 @@ def plot_pr_curves(
 
 
 def draw_boxes(
-    ax,  # type: ignore[no-untyped-def]
+    ax: Axes,
     image: np.ndarray,
     truths: Sequence[Annotation],
     detections: Sequence[Detection],

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from convlens.detection.anchors import AnchorClusters
-from convlens.detection.ap import APResult, Interpolation
+from convlens.detection.ap import APResult, Interpolation, PointStep
 from convlens.detection.decode import Boxes, CellWork
 from convlens.detection.evaluate import (
     IOU_THRESHOLDS,
@@ -75,7 +75,7 @@ class Doc:
             self.lines += ["| " + " | ".join(r) + " |" for r in rows]
             self.lines.append("")
             return
-        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+        widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
 
         def line(cells: Sequence[str]) -> str:
             return "  ".join(
@@ -271,11 +271,11 @@ def _cell_steps(doc: Doc, w: CellWork) -> None:
     tx, ty, tw, th, to = w.raw[:5]
     cx, cy, bw, bh = w.box
     if w.version == "v1":
-        size = (w.grid or 0) * w.stride
+        image_size = (w.grid or 0) * w.stride
         doc.item(f"b_x = (x + c_x)·s = ({num(tx)} + {w.col})·{num(w.stride)} = {num(cx)}")
         doc.item(f"b_y = (y + c_y)·s = ({num(ty)} + {w.row})·{num(w.stride)} = {num(cy)}")
-        doc.item(f"b_w = (√w)²·image = {num(tw)}²·{num(size)} = {num(bw)}")
-        doc.item(f"b_h = (√h)²·image = {num(th)}²·{num(size)} = {num(bh)}")
+        doc.item(f"b_w = (√w)²·image = {num(tw)}²·{num(image_size)} = {num(bw)}")
+        doc.item(f"b_h = (√h)²·image = {num(th)}²·{num(image_size)} = {num(bh)}")
         doc.item(f"confidence = {num(w.objectness)} (a linear output)")
     else:
         from convlens.detection.decode import sigmoid
@@ -404,8 +404,28 @@ def _pr_table(doc: Doc, curve: ClassCurve) -> None:
         )
     headers = ["rank", "image", "score", "result", "TP", "FP", "precision", "recall", "why"]
     doc.table(headers, rows, left=(0, 3, 8))
+    if not curve.ranked:
+        doc.line("no detections of this class: recall stays 0")
     if len(curve.ranked) > EXPLAIN_RANKS:
         doc.line(f"… {len(curve.ranked) - EXPLAIN_RANKS} more detections")
+
+
+def _point_runs(points: Sequence[PointStep]) -> list[list[PointStep]]:
+    """Consecutive recall points that read the same precision, and either all reach a rank
+    or all reach none (an all-false-positive class reads 0 at rank 1 for r = 0 and 0 at no
+    rank after it): each shown as one line."""
+    runs: list[list[PointStep]] = []
+    for point in points:
+        last = runs[-1][-1] if runs else None
+        if (
+            last is not None
+            and last.precision == point.precision
+            and (last.rank is None) == (point.rank is None)
+        ):
+            runs[-1].append(point)
+        else:
+            runs.append([point])
+    return runs
 
 
 def _interpolation_steps(doc: Doc, result: APResult) -> None:
@@ -413,46 +433,44 @@ def _interpolation_steps(doc: Doc, result: APResult) -> None:
         doc.line("precision envelope p̂ = max precision at this rank or any later one;")
         doc.line("AP = Σ (recall step) × p̂ at the rank where recall reaches it:")
         terms = []
-        for s in result.segments:
+        for segment in result.segments:
             doc.item(
-                f"recall {p4(s.recall_from)} → {p4(s.recall_to)} (rank {s.rank + 1}): "
-                f"{p4(s.recall_to - s.recall_from)} × {p4(s.precision)} = {p4(s.area)}"
+                f"recall {p4(segment.recall_from)} → {p4(segment.recall_to)} "
+                f"(rank {segment.rank + 1}): {p4(segment.recall_to - segment.recall_from)} "
+                f"× {p4(segment.precision)} = {p4(segment.area)}"
             )
-            terms.append(p4(s.area))
+            terms.append(p4(segment.area))
         doc.line(f"AP = {' + '.join(terms) if terms else '0'} = {p4(result.ap)}")
         return
     if result.interpolation is Interpolation.voc07:
         doc.line(
             "for r = 0, 0.1, …, 1: the highest precision at any rank with recall ≥ r (0 if none):"
         )
-        for s in result.points:
-            where = f"rank {s.rank + 1}" if s.rank is not None else "no rank reaches it"
-            doc.item(f"r = {s.recall_point:.1f}: {p4(s.precision)} ({where})")
-        total = sum(s.precision for s in result.points)
+        for point in result.points:
+            where = f"rank {point.rank + 1}" if point.rank is not None else "no rank reaches it"
+            doc.item(f"r = {point.recall_point:.1f}: {p4(point.precision)} ({where})")
+        total = sum(point.precision for point in result.points)
         doc.line(f"AP = {p4(total)} / 11 = {p4(result.ap)}")
         return
     doc.line(
         "precision envelope p̂ = max precision at this rank or any later one; for each of "
         "the 101 recall points r = 0, 0.01, …, 1, p̂ at the first rank with recall ≥ r (0 if none):"
     )
-    # Consecutive recall points that read the same precision, shown as one run.
-    runs: list[list] = []  # [first r, last r, first rank, last rank, precision, count]
-    for s in result.points:
-        if runs and runs[-1][4] == s.precision:
-            runs[-1][1], runs[-1][3], runs[-1][5] = s.recall_point, s.rank, runs[-1][5] + 1
-        else:
-            runs.append([s.recall_point, s.recall_point, s.rank, s.rank, s.precision, 1])
     terms = []
-    for first, last, rank_a, rank_b, value, count in runs:
-        if rank_a is None:
+    for run in _point_runs(result.points):
+        first, last = run[0], run[-1]
+        if first.rank is None or last.rank is None:
             where = "no rank reaches them"
-        elif rank_a == rank_b:
-            where = f"rank {rank_a + 1}"
+        elif first.rank == last.rank:
+            where = f"rank {first.rank + 1}"
         else:
-            where = f"ranks {rank_a + 1}–{rank_b + 1}"
-        doc.item(f"r = {first:.2f} … {last:.2f} ({count} points): p̂ = {p4(value)} ({where})")
-        terms.append(f"{count}×{p4(value)}")
-    total = sum(s.precision for s in result.points)
+            where = f"ranks {first.rank + 1}–{last.rank + 1}"
+        doc.item(
+            f"r = {first.recall_point:.2f} … {last.recall_point:.2f} ({len(run)} points): "
+            f"p̂ = {p4(first.precision)} ({where})"
+        )
+        terms.append(f"{len(run)}×{p4(first.precision)}")
+    total = sum(point.precision for point in result.points)
     doc.line(f"AP = ({' + '.join(terms)}) / 101 = {p4(total)} / 101 = {p4(result.ap)}")
 
 

@@ -13,6 +13,7 @@ share an image.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,6 +153,12 @@ def categories() -> tuple[Category, ...]:
     return tuple(Category(i + 1, name) for i, name in enumerate(CLASSES))
 
 
+def _write_png(pixels: np.ndarray, path: Path) -> None:
+    from PIL import Image as PILImage
+
+    PILImage.fromarray(pixels).save(path, "PNG")
+
+
 def write_split(
     root: str | Path,
     split: str,
@@ -161,13 +168,12 @@ def write_split(
     written: Callable[[], None] | None = None,  # called after each image (a progress bar)
 ) -> Path:
     """``root/split/000000.png …`` and ``root/split.json`` (COCO); returns the JSON path."""
-    from PIL import Image as PILImage
-
     root = Path(root)
-    images, annotations = [], []
+    images: list[Image] = []
+    annotations: list[Annotation] = []
     for index, (pixels, shapes) in enumerate(generate(seed, split, count, config)):
         name = f"{split}/{index:06d}.png"
-        atomic_write(root / name, lambda tmp, p=pixels: PILImage.fromarray(p).save(tmp, "PNG"))
+        atomic_write(root / name, functools.partial(_write_png, pixels))
         if written is not None:
             written()
         image_id = index + 1

@@ -155,7 +155,7 @@ def yolo_loss(
     )
     cls = F.cross_entropy(p[..., 5:][pos], targets.label[pos], reduction="sum")
     parts = {"xy": xy, "wh": wh, "objectness": obj, "class": cls}
-    total = sum(parts.values()) / n
+    total = (xy + wh + obj + cls) / n
     return total, {k: float(v.detach()) / n for k, v in parts.items()}
 
 

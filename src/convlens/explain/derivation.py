@@ -213,7 +213,7 @@ def network_sections(report: Report, topics: tuple[str, ...]) -> list[Section]:
     if "memory" in topics:
         *parts, training = report.memory_steps
         saved = sum_step("memory", "A", {r.index: r.saved_bytes for r in layers})
-        entries = (
+        entries: tuple[Step | str, ...] = (
             *parts,
             f"buffer bytes B = {fmt(totals.buffer_bytes)}: float buffers in the dtype, "
             "integer counters 8 bytes each",

@@ -12,7 +12,6 @@ resume, Ctrl-C, metrics, plots, DDP and fine-tuning come from ``convlens.labs.ru
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from convlens.errors import ArgumentError
-from convlens.labs.cifar import load_cifar10, resolve_classes
+from convlens.labs.cifar import resolve_classes
 from convlens.labs.runtime import files, finetune
 from convlens.labs.runtime.distributed import Dist
+from convlens.labs.runtime.images import (  # augment, epoch_offsets: importable from here
+    Data,
+    augment,  # noqa: F401
+    augmented_batch,
+    epoch_offsets,  # noqa: F401
+    load_data,
+)
 from convlens.labs.runtime.loop import (
     SCHEDULES,
     LabInfo,
@@ -33,10 +39,9 @@ from convlens.labs.runtime.loop import (
     Recipe,
     RunResult,
     check_common,
-    epoch_flips,
-    epoch_generator,
     fit,
     open_run,
+    scheduled_lab,
     scheduled_rate,
 )
 from convlens.labs.runtime.metrics import evaluate_classifier, predict
@@ -54,7 +59,6 @@ OPTIMIZERS = ("sgd", "adam")
 AUGMENTS = ("none", "flip", "flip,crop")
 CONFUSION = "confusion.png"
 MISCLASSIFIED = "misclassified.png"
-PAD = 4  # pixels of reflection padding before a random 32 × 32 crop
 
 # -----------------------------------------------------------------------------
 # config
@@ -102,9 +106,9 @@ def check_config(cfg: ClassifyConfig) -> None:
         if value not in allowed:
             raise ArgumentError(f"{flag}: '{value}' is not one of {', '.join(allowed)}.")
     check_common(cfg)
-    for flag, value in (("--weight-decay", cfg.weight_decay), ("--momentum", cfg.momentum)):
-        if not 0 <= value < 1:
-            raise ArgumentError(f"{flag} must be in [0, 1) (got {value}).")
+    for flag, number in (("--weight-decay", cfg.weight_decay), ("--momentum", cfg.momentum)):
+        if not 0 <= number < 1:
+            raise ArgumentError(f"{flag} must be in [0, 1) (got {number}).")
     if not 0 <= cfg.label_smoothing < 1:
         raise ArgumentError(f"--label-smoothing must be in [0, 1) (got {cfg.label_smoothing}).")
     if not 0 < cfg.warmup < 1:
@@ -114,61 +118,6 @@ def check_config(cfg: ClassifyConfig) -> None:
             "--freeze-bn keeps BatchNorm layers with frozen parameters in eval mode; without "
             "--train-only nothing is frozen. Give the parameters to train with --train-only."
         )
-
-
-# -----------------------------------------------------------------------------
-# data: CIFAR-10 → images (N, 3, 32, 32) float32 in [0, 1], labels 0..K-1
-
-
-@dataclass(frozen=True)
-class Data:
-    train_x: torch.Tensor  # (N, 3, 32, 32)
-    train_y: torch.Tensor  # (N,) int64 in 0..K-1
-    test_x: torch.Tensor  # (M, 3, 32, 32)
-    test_y: torch.Tensor  # (M,)
-    class_names: list[str]  # K names, in label order
-
-
-def load_data(data: str, classes: str) -> Data:
-    train, test, names = load_cifar10(data, classes)
-    chosen = resolve_classes(classes, names)
-    lookup = np.full(len(names), -1, np.int64)
-    lookup[chosen] = np.arange(len(chosen))  # CIFAR label → 0..K-1
-
-    def images(split: Any) -> torch.Tensor:  # (N, 32, 32, 3) uint8 → (N, 3, 32, 32) float
-        return torch.from_numpy(split.images).permute(0, 3, 1, 2).float().div(255).contiguous()
-
-    return Data(
-        images(train),
-        torch.from_numpy(lookup[train.labels]),
-        images(test),
-        torch.from_numpy(lookup[test.labels]),
-        [names[i] for i in chosen],
-    )
-
-
-def augment(
-    images: torch.Tensor, flips: torch.Tensor | None, offsets: torch.Tensor | None
-) -> torch.Tensor:
-    """Mirror ``flips`` (B,) and crop 32 × 32 at ``offsets`` (B, 2) out of the images
-    reflection-padded by 4 pixels: (B, 3, 32, 32) → (B, 3, 32, 32)."""
-    if offsets is not None:
-        padded = F.pad(images, (PAD, PAD, PAD, PAD), mode="reflect")  # (B, 3, 40, 40)
-        n, c, size, device = len(images), images.shape[1], images.shape[-1], images.device
-        span = torch.arange(size, device=device)
-        rows = (offsets[:, 0, None] + span)[:, None, :, None]  # (B, 1, 32, 1)
-        cols = (offsets[:, 1, None] + span)[:, None, None, :]  # (B, 1, 1, 32)
-        batch = torch.arange(n, device=device)[:, None, None, None]
-        channel = torch.arange(c, device=device)[None, :, None, None]
-        images = padded[batch, channel, rows, cols]
-    if flips is not None:
-        images = torch.where(flips[:, None, None, None], images.flip(-1), images)
-    return images
-
-
-def epoch_offsets(seed: int, epoch: int, n: int) -> torch.Tensor:
-    """(n, 2) crop offsets in 0..8 of ``epoch``: a function of (seed, epoch) only."""
-    return torch.randint(0, 2 * PAD + 1, (n, 2), generator=epoch_generator(seed, epoch, 2))
 
 
 # -----------------------------------------------------------------------------
@@ -228,9 +177,7 @@ def train(
 ) -> RunResult:
     """Train one run into ``cfg.out`` (or continue it with ``resume=True``)."""
     check_config(cfg)
-    scheduled = cfg.lr_schedule != "constant"
-    lab = dataclasses.replace(LAB, may_change=LAB.may_change - {"epochs"}) if scheduled else LAB
-    note = f" (not epochs, which fix the {cfg.lr_schedule} schedule)" if scheduled else ""
+    lab, note = scheduled_lab(LAB, cfg.lr_schedule)
     opened = open_run(cfg, lab, resume, note)
     out, device = Path(cfg.out), opened.device
     data = load_data(cfg.data, cfg.classes)
@@ -252,30 +199,19 @@ def train(
     finetune.train_mode(frozen_bn)(model)  # predicted as it will train: frozen BN in eval mode
     memory = finetune.predicted_memory(model, (local, 3, 32, 32), memory_optimizer(cfg))
     channels_last = device.type == "cpu"  # measured: ~20 % faster for ResNet-9 on 2 cores
+    # (torch's stubs for Module.to omit memory_format, which it accepts: hence the ignore)
     model = (
-        model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
+        model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
+        if channels_last
+        else model.to(device)
     )
     optimizer = optimizer_for(cfg, model)
     train_x, train_y = data.train_x.to(device), data.train_y.to(device)
     test_x, test_y = data.test_x.to(device), data.test_y.to(device)
     steps = n_train // cfg.batch_size
-    cache: dict[int, tuple[torch.Tensor | None, torch.Tensor | None]] = {}
-
-    def augmentation(epoch: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        if epoch not in cache:
-            cache.clear()
-            flips = epoch_flips(cfg.seed, epoch, n_train) if "flip" in cfg.augment else None
-            offsets = epoch_offsets(cfg.seed, epoch, n_train) if "crop" in cfg.augment else None
-            cache[epoch] = (flips, offsets)
-        return cache[epoch]
 
     def step(net: nn.Module, index: torch.Tensor, epoch: int) -> tuple[torch.Tensor, dict]:
-        flips, offsets = augmentation(epoch)
-        x = augment(
-            train_x[index.to(device)],
-            None if flips is None else flips[index].to(device),
-            None if offsets is None else offsets[index].to(device),
-        )  # (B/W, 3, 32, 32)
+        x = augmented_batch(train_x, index, cfg.seed, epoch, cfg.augment)  # (B/W, 3, 32, 32)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         y = train_y[index.to(device)]  # (B/W,)
@@ -403,7 +339,8 @@ def load_run(folder: str | Path) -> tuple[nn.Module, ClassifyConfig]:
     model = build_model(cfg.model, len(class_names(cfg)), cfg.seed)
     model.load_state_dict(checkpoint["model"])
     # the memory format training used on the CPU, so outputs equal the trained model's bit for bit
-    return model.to(memory_format=torch.channels_last).eval(), cfg
+    # (torch's stubs for Module.to omit memory_format, which it accepts: hence the ignore)
+    return model.to(memory_format=torch.channels_last).eval(), cfg  # type: ignore[call-overload]
 
 
 def class_names(cfg: ClassifyConfig) -> list[str]:

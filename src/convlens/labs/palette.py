@@ -44,9 +44,9 @@ def kmeans_palette(
         counts = np.bincount(assign, minlength=k)  # (k,)
         sums = np.zeros((k, 3))
         np.add.at(sums, assign, pixels)
-        for j in np.flatnonzero(counts == 0):  # empty cluster → farthest pixel
+        for empty in np.flatnonzero(counts == 0):  # empty cluster → farthest pixel
             far = int(dist2.argmax())
-            sums[j], counts[j], dist2[far] = pixels[far], 1, 0.0
+            sums[empty], counts[empty], dist2[far] = pixels[far], 1, 0.0
         centres = sums / counts[:, None]
     order = np.lexsort(centres.T[::-1])  # sort by R, then G, then B
     return centres[order].astype(np.float32)

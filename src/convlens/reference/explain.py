@@ -8,6 +8,7 @@ and the tests check that it does.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -326,13 +327,20 @@ def conv_transpose2d_steps(cache: ConvTranspose2dCache) -> tuple[ScatterStep, ..
     return tuple(steps)
 
 
+def _weight_grad(terms: list[WeightGradTerm]) -> np.ndarray:
+    """Σ ∂L/∂y · window over the terms: an array, since a key gets its list with its first
+    term (``sum`` would give 0 for none)."""
+    return cast(np.ndarray, sum(t.grad * t.window for t in terms))
+
+
 def conv2d_backward_steps(
     grad: np.ndarray, cache: Conv2dCache
 ) -> tuple[tuple[ScatterStep, ...], tuple[WeightGradStep, ...]]:
     """Input gradient: each ∂L/∂y element scatters ∂L/∂y · w onto its window.
     Weight gradient: Σ over output positions of ∂L/∂y · window."""
     forward = conv2d_steps(np.zeros(cache.output_shape), cache, None)
-    scatter, weight_terms = [], {}
+    scatter: list[ScatterStep] = []
+    weight_terms: dict[tuple[int, int, int], list[WeightGradTerm]] = {}
     for step in forward:
         g = float(grad[step.batch, step.out_channel, step.row, step.col])
         for work in step.channels:
@@ -354,7 +362,7 @@ def conv2d_backward_steps(
                 WeightGradTerm(step.row, step.col, g, work.window)
             )
     weight_steps = tuple(
-        WeightGradStep(b, oc, ch, tuple(terms), sum(t.grad * t.window for t in terms))
+        WeightGradStep(b, oc, ch, tuple(terms), _weight_grad(terms))
         for (b, oc, ch), terms in weight_terms.items()
     )
     return tuple(scatter), weight_steps
@@ -458,7 +466,8 @@ def conv_transpose2d_backward_steps(
     n, c, h, w = cache.x.shape
     _, o_g, kh, kw = cache.weight.shape
     (sh, sw), (dh, dw), (ph, pw) = cache.stride, cache.dilation, cache.padding
-    input_steps, weight_terms = [], {}
+    input_steps: list[ConvStep] = []
+    weight_terms: dict[tuple[int, int, int], list[WeightGradTerm]] = {}
     for b, ch, r, col in np.ndindex(n, c, h, w):
         group = ch // (c // cache.groups)
         rows, cols = _taps(r * sh - ph, kh, dh), _taps(col * sw - pw, kw, dw)
@@ -474,7 +483,7 @@ def conv_transpose2d_backward_steps(
         value = sum(work.total for work in works)
         input_steps.append(ConvStep(b, ch, r, col, tuple(works), None, value))
     weight_steps = tuple(
-        WeightGradStep(b, oc, ch, tuple(terms), sum(t.grad * t.window for t in terms))
+        WeightGradStep(b, oc, ch, tuple(terms), _weight_grad(terms))
         for (b, oc, ch), terms in weight_terms.items()
     )
     return tuple(input_steps), weight_steps

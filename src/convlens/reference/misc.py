@@ -91,11 +91,20 @@ def upsample_forward(
     if size is not None:
         out_hw = (size, size) if isinstance(size, int) else tuple(size)
     else:
-        sf = (scale_factor, scale_factor) if np.isscalar(scale_factor) else tuple(scale_factor)  # type: ignore[arg-type]
-        if min(sf) <= 0:  # type: ignore[operator]
+        if scale_factor is None:  # (not reached: exactly one of size and scale_factor is given)
+            raise ArgumentError("upsample needs exactly one of size or scale_factor.")
+        sf = tuple(
+            float(v)
+            for v in (
+                (scale_factor, scale_factor)
+                if isinstance(scale_factor, int | float | np.number)
+                else scale_factor
+            )
+        )
+        if min(sf) <= 0:
             raise ArgumentError(f"scale_factor must be > 0; got {scale_factor!r}.")
-        out_hw = (int(np.floor(h * sf[0])), int(np.floor(w * sf[1])))  # type: ignore[operator]
-        scales = (float(sf[0]), float(sf[1]))  # type: ignore[arg-type]
+        out_hw = (int(np.floor(h * sf[0])), int(np.floor(w * sf[1])))
+        scales = (sf[0], sf[1])
     if len(out_hw) != 2 or min(out_hw) < 1:
         raise ArgumentError(f"upsample output size must be two ints ≥ 1; got {out_hw}.")
     check_elements((n, c, *out_hw), "the upsampled output")
@@ -165,11 +174,15 @@ def batch_norm_forward(
     }
     checked: dict[str, np.ndarray | None] = {}
     for name, value in params.items():
-        checked[name] = None if value is None else as_array(value, name, 1, f"({c},)")
-        if checked[name] is not None and checked[name].shape != (c,):  # type: ignore[union-attr]
+        if value is None:
+            checked[name] = None
+            continue
+        array = as_array(value, name, 1, f"({c},)")
+        if array.shape != (c,):
             raise ArgumentError(
                 f"{name} must have shape ({c},), one per channel; got {np.shape(value)}."
             )
+        checked[name] = array
     rm, rv, gamma, beta = checked.values()
     if not eps >= 0:  # as F.batch_norm: ε is added to a variance, never subtracted
         raise ArgumentError(f"eps must be ≥ 0 (it is added to σ²); got {eps}.")

@@ -291,8 +291,8 @@ def _conv_transpose_steps(w: Writer, worked: ex.Worked) -> None:
     for n, o, r, c in np.ndindex(*out.shape):
         parts = list(terms.get((n, o, r, c), [])) or ["0"]
         if bias is not None:
-            parts.append(w.factor(bias[o]))
-        w.item(w.m(f"{y(n, o, r, c)} = {' + '.join(parts)} = {w.num(out[n, o, r, c])}"))
+            parts.append(w.factor(float(bias[o])))
+        w.item(w.m(f"{y(n, o, r, c)} = {' + '.join(parts)} = {w.num(float(out[n, o, r, c]))}"))
 
 
 def _pool_steps(w: Writer, worked: ex.Worked) -> None:

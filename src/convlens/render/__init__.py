@@ -20,7 +20,7 @@ def renderer(fmt: str) -> Callable[..., str]:
     from convlens.render.markdown import render_markdown
     from convlens.render.table import render_table_text
 
-    table = {
+    table: dict[str, Callable[..., str]] = {
         "table": render_table_text,
         "markdown": render_markdown,
         "json": render_json,

@@ -210,7 +210,7 @@ def summary_lines(report: Report) -> list[tuple[str, str]]:
 
 
 def _rf_summary(t: Totals) -> str:
-    if t.rf_status is RFStatus.WHOLE_INPUT:
+    if t.rf_status is RFStatus.WHOLE_INPUT and t.rf is not None:
         h, w = t.rf
         return f"the whole input ({h}×{w}) after global pooling, flatten or linear"
     if t.rf_status is RFStatus.UNAVAILABLE:

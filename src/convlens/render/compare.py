@@ -11,8 +11,9 @@ from rich.table import Table
 
 from convlens.core.compare import Comparison
 from convlens.core.numbers import fmt, is_numeric, to_json
-from convlens.render.columns import layer_cells, pair_text
+from convlens.render.columns import Column, layer_cells, pair_text
 from convlens.render.json import report_to_dict
+from convlens.render.text import NullFile
 
 
 def _value(metric: str, value: Any) -> str:
@@ -55,10 +56,10 @@ def layers_table(c: Comparison) -> Table:
             if i < len(report.layers):
                 cells = layer_cells(report.layers[i])
                 row += [
-                    f"{cells['layer']} ({cells['kind']})",
-                    cells["output (C, H, W)"],
-                    cells["params"],
-                    cells["MACs"],
+                    f"{cells[Column.NAME]} ({cells[Column.KIND]})",
+                    cells[Column.OUTPUT],
+                    cells[Column.PARAMS],
+                    cells[Column.MACS],
                 ]
             else:
                 row += ["", "", "", ""]
@@ -67,7 +68,7 @@ def layers_table(c: Comparison) -> Table:
 
 
 def render_comparison_text(c: Comparison, width: int = 160) -> str:
-    console = Console(width=width, record=True, color_system=None, file=_Null())
+    console = Console(width=width, record=True, color_system=None, file=NullFile())
     console.print(comparison_table(c))
     console.print(layers_table(c))
     console.print(f"convention: {c.left.convention}", highlight=False, soft_wrap=True)
@@ -99,11 +100,3 @@ def render_comparison_json(c: Comparison) -> str:
         )
         + "\n"
     )
-
-
-class _Null:
-    def write(self, _: str) -> int:
-        return 0
-
-    def flush(self) -> None:
-        pass

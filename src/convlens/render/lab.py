@@ -41,8 +41,64 @@ HEADERS = {
     "value": "mask value",
     "iou": "IoU",
     "dice": "Dice",
+    # the gradient-flow lab
+    "network": "network",
+    "norm": "normalisation",
+    "init": "initialisation",
+    "first_weight_grad_norm": "‖∂L/∂W‖ first layer",
+    "last_weight_grad_norm": "‖∂L/∂W‖ last layer (fc)",
+    "weight_grad_ratio": "‖∂L/∂W‖ first / last",
+    "activation_grad_ratio": "‖∂L/∂activation‖ first / last",
+    "first_activation_std": "activation std, first layer",
+    "last_conv_activation_std": "activation std, last convolution",
+    "final_train_error": "train error (last epoch)",
+    "final_test_error": "test error (last epoch)",
+    "best_test_error": "best test error",
+    "first_layer_grad": "‖∂L/∂W‖ first layer (last epoch)",
+    "last_layer_grad": "‖∂L/∂W‖ fc (last epoch)",
+    "epoch_seconds": "seconds per epoch",
+    "paper_test_error": "He et al. 2016 test error (50k images)",
+    "a": "a",
+    "bn_output_max_diff": "max |BN(aWx) − BN(Wx)|",
+    "output_scale_deviation": "max |std ratio − 1| per channel",
+    "predicted_scale_deviation": "predicted from ε",
+    "logits_max_diff": "max |Δ logits|",
+    "weight_grad_norm": "‖∂L/∂(aW)‖",
+    "scaled_grad_ratio": "a·‖∂L/∂(aW)‖ / ‖∂L/∂W‖",
+    "input_grad_max_rel_diff": "max |Δ ∂L/∂x| (relative)",
+    "tiny_eps_logits_max_diff": "max |Δ logits|, ε → 0",
+    "tiny_eps_input_grad_max_rel_diff": "max |Δ ∂L/∂x|, ε → 0",
+    "mean_spread": "BN: spread of batch mean (σ units)",
+    "var_spread": "BN: spread of batch variance (relative)",
+    "batch_dependence_spread": "BatchNorm: output vs batch-mates",
+    "group_dependence_spread": "GroupNorm: output vs batch-mates",
+    "none_dependence_spread": "none: output vs batch-mates",
+    "batch_accuracy": "BatchNorm test accuracy",
+    "batch_interval": "95 % interval",
+    "group_accuracy": "GroupNorm test accuracy",
+    "group_interval": "95 % interval",
+    "none_accuracy": "no norm test accuracy",
+    "none_interval": "95 % interval",
+    "channel": "channel",
+    "batch_mean": "batch mean",
+    "running_mean": "running mean",
+    "batch_var": "batch variance",
+    "running_var": "running variance",
+    "max_diff": "max |train − eval|",
+    "train_mode_accuracy": "train-mode accuracy",
+    "eval_mode_accuracy": "eval-mode accuracy",
 }
-LEFT = frozenset({"model", "run", "class", "trained"})
+LEFT = frozenset({"model", "run", "class", "trained", "network", "norm", "init"})
+GRADIENT_SUFFIXES: tuple[str, ...] = (
+    "_norm",
+    "_ratio",
+    "_std",
+    "_grad",
+    "_spread",
+    "_diff",
+    "_deviation",
+)
+GRADIENT_SUFFIXES += ("_mean", "_var")
 
 
 def cell(key: str, value: Any) -> str:
@@ -63,6 +119,12 @@ def cell(key: str, value: Any) -> str:
         return f"{value:.1f}"
     if key == "standard_error":
         return f"{100 * value:.2f}"
+    if key.endswith(GRADIENT_SUFFIXES):  # magnitudes from 1e-55 to 1e3: three digits
+        return f"{value:.3g}"
+    if key.endswith("error"):
+        return f"{100 * value:.2f} %"
+    if key == "epoch_seconds":
+        return f"{value:.1f}"
     return f"`{value}`" if key == "run" else str(value)
 
 

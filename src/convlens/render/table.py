@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from rich.cells import cell_len
 from rich.console import Console
 
 from convlens.core.analyze import Report
 from convlens.render.box_table import BoxTable, TableColumn
 from convlens.render.columns import Grid, grid, summary_lines
+from convlens.render.text import NullFile
 
 
 def build_table(report: Report, depth: int | None = None) -> BoxTable:
@@ -17,7 +20,7 @@ def build_table(report: Report, depth: int | None = None) -> BoxTable:
 def box_table(table: Grid) -> BoxTable:
     columns = []
     for index, column in enumerate(table.columns):
-        justify = "right" if column in table.numeric else "left"
+        justify: Literal["left", "right"] = "right" if column in table.numeric else "left"
         if column in table.identity:  # never squeezed: the reader must see which row it is
             cells = [row[index] for row in table.rows] + [table.totals[index], column.value]
             width = max(cell_len(cell) for cell in cells)
@@ -28,7 +31,7 @@ def box_table(table: Grid) -> BoxTable:
 
 
 def render_table_text(report: Report, depth: int | None = None, width: int = 160) -> str:
-    console = Console(width=width, record=True, file=_Null(), color_system=None)
+    console = Console(width=width, record=True, file=NullFile(), color_system=None)
     print_report(report, console, depth)
     return console.export_text()
 
@@ -41,11 +44,3 @@ def print_report(report: Report, console: Console, depth: int | None = None) -> 
         )
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
-
-
-class _Null:
-    def write(self, _: str) -> int:
-        return 0
-
-    def flush(self) -> None:
-        pass

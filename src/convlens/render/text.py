@@ -7,6 +7,7 @@ escaping per target (LaTeX, Markdown), so a change reaches every output at once.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable
 from typing import Any
 
@@ -68,3 +69,11 @@ def shape_text(shape: Iterable[Any], empty: str = "") -> str:
 def shape_tuple(shape: Iterable[Any]) -> str:
     """``(64, 56, 56)`` as derivations write it, symbols included: ``(NF, H - 2, W - 2)``."""
     return "(" + ", ".join(fmt(d, grouping=False) for d in shape) + ")"
+
+
+class NullFile(io.StringIO):
+    """A text file that keeps nothing: a recording Rich console's output goes nowhere
+    (the recording is what is exported)."""
+
+    def write(self, text: str) -> int:
+        return len(text)

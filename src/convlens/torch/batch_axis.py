@@ -110,11 +110,12 @@ AXIS_MOVES = {
     torch.Tensor.adjoint,
     torch.unsqueeze,
     torch.Tensor.unsqueeze,
-    torch.Tensor.T.__get__,
+    # the properties' getters (torch's stubs type a property as its value, hence the ignores)
+    torch.Tensor.T.__get__,  # type: ignore[attr-defined]
     torch.Tensor.mT.__get__,  # type: ignore[attr-defined]
-    torch.Tensor.H.__get__,
-    torch.Tensor.mH.__get__,
-}  # type: ignore[attr-defined]
+    torch.Tensor.H.__get__,  # type: ignore[attr-defined]
+    torch.Tensor.mH.__get__,  # type: ignore[attr-defined]
+}
 
 # Tensor methods that make a new tensor from sizes alone (x only names dtype and device):
 # the result is a constant, like a model's own tensors (drop-path's N×1×1×1 mask is one per

@@ -9,7 +9,7 @@ a sketch into code. Each kind maps to the module PyTorch users would write.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol, cast, runtime_checkable
 
 import torch
 from torch import nn
@@ -107,8 +107,6 @@ class Merge(nn.Module):
             return torch.stack(xs, dim=self.dim)
         if self.kind == "matmul":
             return torch.matmul(xs[0], xs[1])
-        if self.kind == "attention":
-            return F.scaled_dot_product_attention(*xs)
         out = xs[0]
         for x in xs[1:]:
             out = out * x if self.kind == "mul" else out + x
@@ -187,7 +185,8 @@ class ConcatTensor(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         def expand(held: nn.Module) -> torch.Tensor:
-            tensor = held.held(x)  # type: ignore[operator]
+            # before/after hold only the _HeldTensor parts __init__ made
+            tensor = cast(_HeldTensor, held).held(x)
             return tensor.expand(x.shape[0], *tensor.shape[1:])
 
         parts = [*map(expand, self.before), x, *map(expand, self.after)]
@@ -206,6 +205,14 @@ class WeightMatmul(_HeldTensor):
         return torch.matmul(weight, x) if self.first else torch.matmul(x, weight)
 
 
+_BINARY_OPS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "add": torch.add,
+    "sub": torch.sub,
+    "mul": torch.mul,
+    "div": torch.div,
+}
+
+
 class WeightOp(_HeldTensor):
     """x ∘ weight (or weight ∘ x) for ∘ in + − · / with a parameter, a buffer or a constant."""
 
@@ -216,9 +223,7 @@ class WeightOp(_HeldTensor):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = self.held(x)
         a, b = (weight, x) if self.first else (x, weight)
-        return {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div}[self.op](
-            a, b
-        )
+        return _BINARY_OPS[self.op](a, b)
 
 
 class Reduce(nn.Module):
@@ -431,6 +436,13 @@ FACTORIES: dict[str, _Factory] = {
 }
 
 
+@runtime_checkable
+class _HasInplace(Protocol):
+    """A module that can run in place (``nn.ReLU(inplace=True)``, ``nn.Dropout``)."""
+
+    inplace: bool
+
+
 class DescribedNetwork(nn.Module):
     """Runs the layers of a ``Network`` in order; ``layers[name]`` is each module.
 
@@ -448,18 +460,17 @@ class DescribedNetwork(nn.Module):
             if args.get("like"):
                 args = {**args, "size": tuple(meta[args["like"]].shape[2:4])}
             module = self._module(spec, args, tuple(meta[spec.inputs[0]].shape[1:]))
-            if spec.inplace and hasattr(module, "inplace"):
+            if spec.inplace and isinstance(module, _HasInplace):
                 module.inplace = True
             self.layers[_key(spec.name)] = module
             # eval: a BatchNorm on a 1×1 map with batch 1 is fine for a shape pass
             meta[spec.name] = module.to("meta").eval()(*(meta[i] for i in spec.inputs))
-            self.layers[_key(spec.name)] = self._module(
-                spec, args, tuple(meta[spec.inputs[0]].shape[1:])
-            )
-            if spec.inplace and hasattr(self.layers[_key(spec.name)], "inplace"):
-                self.layers[_key(spec.name)].inplace = True
+            module = self._module(spec, args, tuple(meta[spec.inputs[0]].shape[1:]))
+            if spec.inplace and isinstance(module, _HasInplace):
+                module.inplace = True
             if spec.frozen:
-                self.layers[_key(spec.name)].requires_grad_(False)
+                module.requires_grad_(False)
+            self.layers[_key(spec.name)] = module
 
     @staticmethod
     def _module(spec: LayerSpec, args: Mapping[str, Any], shape: tuple) -> nn.Module:

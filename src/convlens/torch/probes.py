@@ -34,9 +34,14 @@ def keeps_copy(x: torch.Tensor, op: Callable[[torch.Tensor], Any]) -> bool:
     with torch._C.DisableTorchFunctionSubclass():
         probe = torch.empty_strided(tuple(x.shape), x.stride(), device="meta", requires_grad=True)
         kept: list[torch.Tensor] = []
+
+        def keep(saved: torch.Tensor) -> torch.Tensor:
+            kept.append(saved)
+            return saved
+
         with (
             torch.enable_grad(),
-            torch.autograd.graph.saved_tensors_hooks(lambda s: kept.append(s) or s, lambda s: s),
+            torch.autograd.graph.saved_tensors_hooks(keep, lambda s: s),
         ):
             op(probe)
         own = probe.untyped_storage()._cdata

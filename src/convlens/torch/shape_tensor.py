@@ -32,7 +32,7 @@ class ShapeTensor(torch.Tensor):
 def meta_tensor(shape: Sequence[int], dtype: torch.dtype) -> ShapeTensor:
     return torch.empty(tuple(int(d) for d in shape), dtype=dtype, device="meta").as_subclass(
         ShapeTensor
-    )  # type: ignore[return-value]
+    )
 
 
 def ranks(tensors: Sequence[torch.Tensor]) -> list[int]:

@@ -43,17 +43,19 @@ RESHAPES = {
     "unflatten",
 }
 
-# Operations that only read metadata or do nothing to data: run as they are.
+# Operations that only read metadata or do nothing to data: run as they are. (A property's
+# getter is what ``__torch_function__`` receives for ``x.shape``; torch's stubs type the
+# property as its value, hence the ignores.)
 PASSTHROUGH = {
     torch.Tensor.size,
     torch.Tensor.dim,
     torch.Tensor.numel,
     torch.Tensor.__len__,
-    torch.Tensor.shape.__get__,
+    torch.Tensor.shape.__get__,  # type: ignore[attr-defined]
     torch.Tensor.dtype.__get__,  # type: ignore[attr-defined]
     torch.Tensor.device.__get__,
     torch.Tensor.ndim.__get__,  # type: ignore[attr-defined]
-    torch.Tensor.requires_grad.__get__,
+    torch.Tensor.requires_grad.__get__,  # type: ignore[attr-defined]
     torch.Tensor.is_cuda.__get__,  # type: ignore[attr-defined]
     torch.Tensor.get_device,
     torch.Tensor.__repr__,
@@ -64,8 +66,8 @@ PASSTHROUGH = {
     torch.Tensor.data_ptr,
     torch.Tensor.is_floating_point,
     torch.Tensor.type,
-    torch.Tensor.layout.__get__,
-}  # type: ignore[attr-defined]
+    torch.Tensor.layout.__get__,  # type: ignore[attr-defined]
+}
 
 
 @dataclass
@@ -188,6 +190,8 @@ class Tracer:
             reuses_params=reuses,
             inplace=inplace,
         )
+        if self.context is None:
+            raise RuntimeError("Tracer.record before trace() set the input (Tracer.context)")
         try:
             cost = run_rule(spec, self.context, self.shapes)
         except ConvlensError as err:
@@ -198,16 +202,16 @@ class Tracer:
         self.costs[name] = cost
         self.shapes[name] = tuple(cost.output_shape)
         if value is not None:
-            out = value.as_subclass(ShapeTensor)  # type: ignore[assignment]
+            out = value.as_subclass(ShapeTensor)
         elif self.device == "meta":
             full = layout.full_shape(cost.output_shape, self.batch)
             if order is not None:  # a kernel that writes its output in another axis order
                 stored = [int(full[i]) for i in order]
                 steps = [math.prod(stored[k + 1 :]) for k in range(len(stored))]
-                strides = tuple(steps[order.index(i)] for i in range(len(order)))
+                order_strides = tuple(steps[order.index(i)] for i in range(len(order)))
                 out = torch.empty_strided(
-                    tuple(int(d) for d in full), strides, dtype=self.dtype, device="meta"
-                ).as_subclass(ShapeTensor)  # type: ignore[assignment]
+                    tuple(int(d) for d in full), order_strides, dtype=self.dtype, device="meta"
+                ).as_subclass(ShapeTensor)
             else:
                 out = meta_tensor(full, self.dtype)
                 if like is not None:  # an element-wise result keeps a strided input's order
@@ -217,13 +221,15 @@ class Tracer:
                     if strides is not None:
                         out = torch.empty_strided(
                             tuple(int(d) for d in full), strides, dtype=self.dtype, device="meta"
-                        ).as_subclass(ShapeTensor)  # type: ignore[assignment]
+                        ).as_subclass(ShapeTensor)
             if cost.alias:  # a view keeps its source's strides (whether a later reshape
                 out = self.view_like(out)  # copies depends on them, and autograd keeps it)
         else:  # run it for real and hold the rule to what PyTorch computed
-            func, args, kwargs = self.pending  # type: ignore[misc]
+            if self.pending is None:
+                raise RuntimeError(f"{self.where()}: {kind} recorded without its call")
+            func, call_args, call_kwargs = self.pending
             with torch._C.DisableTorchFunctionSubclass():
-                real = func(*args, **kwargs)
+                real = func(*call_args, **call_kwargs)
             expected = layout.full_shape(cost.output_shape, self.batch)
             if tuple(real.shape) != tuple(expected):
                 raise ConvlensError(
@@ -238,8 +244,10 @@ class Tracer:
 
     def view_like(self, out: ShapeTensor) -> ShapeTensor:
         """``out`` with the strides the pending view really has (run on meta tensors)."""
+        if self.pending is None:
+            return out
         try:
-            func, args, kwargs = self.pending  # type: ignore[misc]
+            func, args, kwargs = self.pending
             with torch._C.DisableTorchFunctionSubclass():
                 real = func(*args, **kwargs)
         except Exception:  # strides are a refinement: the shape is already known
@@ -248,7 +256,7 @@ class Tracer:
             return out
         return torch.empty_strided(
             tuple(real.shape), real.stride(), dtype=self.dtype, device="meta"
-        ).as_subclass(ShapeTensor)  # type: ignore
+        ).as_subclass(ShapeTensor)
 
     def on_call(self, func: Any, args: tuple, kwargs: dict) -> Any:
         if func in PASSTHROUGH:
@@ -352,6 +360,14 @@ class Tracer:
         if id(tensor) in self.unbatched:
             return None
         return self.layouts.get(id(tensor), STANDARD)
+
+    def batched_layout(self, tensor: torch.Tensor) -> Layout:
+        """``batch_axis`` of a handler's input, which has a batch: ``on_call`` gives a
+        tensor without one to no handler."""
+        layout = self.batch_axis(tensor)
+        if layout is None:
+            raise RuntimeError(f"{self.where()}: a trace handler was given a batch-less tensor")
+        return layout
 
     def sample_axis(self, tensor: torch.Tensor, dim: Any) -> int | None:
         """Axis ``dim`` of a traced tensor as a rule counts it: per sample, 1 for the first

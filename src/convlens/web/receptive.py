@@ -76,7 +76,7 @@ def position_spans(
     spans = []
     for axis, position in enumerate((y, x)):
         found = input_positions(network, costs, layer, axis, position)
-        if found == WHOLE_INPUT:
+        if isinstance(found, str):  # WHOLE_INPUT, the one string it returns
             return WHOLE_INPUT
         if not found:
             return None

@@ -37,7 +37,7 @@ from convlens.render.columns import (
 from convlens.web.limits import Limits
 from convlens.web.mathtex import step_latex, value_latex
 from convlens.web.parse import TEXT_SOURCE, Parsed, parse_description, symbols_seen
-from convlens.web.receptive import WHOLE_INPUT, layer_costs, position_spans
+from convlens.web.receptive import layer_costs, position_spans
 from convlens.web.request import Analysis
 
 EXPORTS = ("json", "markdown", "latex", "csv")
@@ -243,7 +243,7 @@ def receptive_field(req: Analysis, extras: Mapping[str, Any], limits: Limits) ->
         "columns": None,
     }
     spans = position_spans(parsed.network, layer_costs(parsed.network), record.name, y, x)
-    if spans == WHOLE_INPUT:
+    if isinstance(spans, str):  # WHOLE_INPUT
         result["rows"], result["columns"] = [0, shape_in[1] - 1], [0, shape_in[2] - 1]
         return result
     if spans is None:

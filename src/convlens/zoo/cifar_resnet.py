@@ -19,6 +19,14 @@ depth   n   parameters  published
 56      9      853,018     0.85 M
 110    18    1,727,962      1.7 M
 =====  ===  ==========  =========
+
+Two options serve the gradient-flow lab and leave the defaults as the paper has them:
+``norm`` — ``batch`` (BatchNorm, the paper), ``group`` (GroupNorm with 8 groups, Wu & He
+2018) or ``none`` (the convolutions then get a bias, zero at the start) — and ``init`` —
+``kaiming`` (He et al. 2015, fan-out, the paper), ``xavier`` (Glorot & Bengio 2010) or
+``normal`` (N(0, ``init_std``²)) — which sets the convolutions' weights; the classifier
+keeps PyTorch's default. Whatever the normalisation, its modules keep the names ``bn1``,
+``bn2`` (an ``nn.Identity`` for ``none``), so state dicts line up across options.
 """
 
 from __future__ import annotations
@@ -52,10 +60,24 @@ ARGUMENT_HELP = {
     "normalize": "subtract CIFAR-10's channel means and divide by its standard deviations "
     "first, so the model takes images in [0, 1]",
 }
+NORMS = ("batch", "group", "none")
+INITS = ("kaiming", "xavier", "normal")
+GROUPS = 8  # GroupNorm groups: divides 16, 32 and 64; Wu & He 2018 Table 3 find 8–32 alike
+NET_HELP = {
+    **ARGUMENT_HELP,
+    "norm": "normalisation after each convolution: batch (the paper), group (GroupNorm, "
+    f"{GROUPS} groups) or none (convolutions with bias)",
+    "init": "initialisation of the convolutions: kaiming (fan-out, the paper), xavier or "
+    "normal (N(0, init_std²))",
+    "init_std": "standard deviation of init=normal",
+}
 
 
 class Normalize(nn.Module):
     """(x − mean) / std per channel; buffers, so they travel with the ``state_dict``."""
+
+    mean: torch.Tensor  # buffers (register_buffer), typed for the checker
+    std: torch.Tensor
 
     def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         super().__init__()
@@ -66,11 +88,57 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
 
-def _conv_bn(in_channels: int, out_channels: int, stride: int = 1) -> list[nn.Module]:
+def normalization(norm: str, channels: int) -> nn.Module:
+    """The layer after a convolution: BatchNorm, GroupNorm or nothing."""
+    if norm == "batch":
+        return nn.BatchNorm2d(channels)
+    if norm == "group":
+        return nn.GroupNorm(GROUPS, channels)
+    return nn.Identity()
+
+
+def _conv_bn(
+    in_channels: int, out_channels: int, stride: int = 1, norm: str = "batch"
+) -> list[nn.Module]:
+    # a bias only without normalisation: BN and GN subtract the mean, which would cancel it
     return [
-        nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
+        nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=norm == "none"),
+        normalization(norm, out_channels),
     ]
+
+
+def init_convolutions(model: nn.Module, init: str, std: float) -> None:
+    """Set every convolution's weights (biases to zero), in module order."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            if init == "kaiming":
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif init == "xavier":
+                nn.init.xavier_normal_(module.weight)
+            else:
+                nn.init.normal_(module.weight, 0.0, std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
+def check_depth(depth: int) -> int:
+    """n of a depth 6n + 2 (n ≥ 1); otherwise a ValueError that names the nearest valid ones."""
+    if depth >= 8 and (depth - 2) % 6 == 0:
+        return (depth - 2) // 6
+    valid = ", ".join(str(6 * n + 2) for n in (1, 2, 3, 5, 7, 9, 18))
+    below = 6 * max(1, (depth - 2) // 6) + 2
+    nearest = f"{below} and {below + 6}" if below < depth else str(below)
+    raise ValueError(
+        f"depth must be 6n + 2 (e.g. {valid}), got {depth}; the nearest valid depths are {nearest}"
+    )
+
+
+def check_options(norm: str, init: str, init_std: float) -> None:
+    for name, value, allowed in (("norm", norm, NORMS), ("init", init, INITS)):
+        if value not in allowed:
+            raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    if not init_std > 0:
+        raise ValueError(f"init_std must be positive, got {init_std}")
 
 
 class ShortcutA(nn.Module):
@@ -89,10 +157,12 @@ class ShortcutA(nn.Module):
 class CifarBlock(nn.Module):
     """conv3×3 → BN → ReLU → conv3×3 → BN (+ shortcut) → ReLU."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, residual: bool) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, stride: int, residual: bool, norm: str = "batch"
+    ) -> None:
         super().__init__()
-        self.conv1, self.bn1 = _conv_bn(in_channels, out_channels, stride)
-        self.conv2, self.bn2 = _conv_bn(out_channels, out_channels)
+        self.conv1, self.bn1 = _conv_bn(in_channels, out_channels, stride, norm)
+        self.conv2, self.bn2 = _conv_bn(out_channels, out_channels, norm=norm)
         self.relu = nn.ReLU(inplace=True)
         self.residual = residual
         self.shortcut: nn.Module = (
@@ -113,20 +183,27 @@ class CifarResNet(nn.Module):
     """6n + 2 layers; ``residual=False`` gives the plain net of the same depth."""
 
     def __init__(
-        self, depth: int, residual: bool = True, num_classes: int = 10, normalize: bool = True
+        self,
+        depth: int,
+        residual: bool = True,
+        num_classes: int = 10,
+        normalize: bool = True,
+        norm: str = "batch",
+        init: str = "kaiming",
+        init_std: float = 0.01,
     ) -> None:
         super().__init__()
-        if depth < 8 or (depth - 2) % 6:
-            valid = ", ".join(str(6 * n + 2) for n in (1, 2, 3, 5, 7, 9, 18))
-            raise ValueError(f"depth must be 6n + 2 (e.g. {valid}), got {depth}")
-        n = (depth - 2) // 6
+        n = check_depth(depth)
+        check_options(norm, init, init_std)
         self.normalize = Normalize(CIFAR10_MEAN, CIFAR10_STD) if normalize else nn.Identity()
-        self.conv1, self.bn1 = _conv_bn(3, 16)
+        self.conv1, self.bn1 = _conv_bn(3, 16, norm=norm)
         self.relu = nn.ReLU(inplace=True)
         stages, channels = [], 16
         for width, stride in ((16, 1), (32, 2), (64, 2)):
             blocks = [
-                CifarBlock(channels if i == 0 else width, width, stride if i == 0 else 1, residual)
+                CifarBlock(
+                    channels if i == 0 else width, width, stride if i == 0 else 1, residual, norm
+                )
                 for i in range(n)
             ]
             stages.append(nn.Sequential(*blocks))
@@ -134,9 +211,7 @@ class CifarResNet(nn.Module):
         self.layer1, self.layer2, self.layer3 = stages
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(64, num_classes)
-        for module in self.modules():  # He et al. 2015 initialisation, as the paper
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        init_convolutions(self, init, init_std)  # kaiming: He et al. 2015, as the paper
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(self.normalize(x))))  # (N, 16, 32, 32)
@@ -148,8 +223,14 @@ def _register_depth(depth: int, params: int, published: float, residual: bool) -
     kind = "ResNet" if residual else "plain net"
     name = f"cifar_{'resnet' if residual else 'plain'}{depth}"
 
-    def factory(num_classes: int = 10, normalize: bool = True) -> nn.Module:
-        return CifarResNet(depth, residual, num_classes, normalize)
+    def factory(
+        num_classes: int = 10,
+        normalize: bool = True,
+        norm: str = "batch",
+        init: str = "kaiming",
+        init_std: float = 0.01,
+    ) -> nn.Module:
+        return CifarResNet(depth, residual, num_classes, normalize, norm, init, init_std)
 
     factory.__doc__ = f"The {depth}-layer CIFAR-10 {kind} of He et al. 2016 §4.2."
     factory.__name__ = name
@@ -174,7 +255,7 @@ def _register_depth(depth: int, params: int, published: float, residual: bool) -
             else "no shortcuts: the plain twin of the ResNet of the same depth, same parameters"
         )
         + "; takes RGB in [0, 1] and normalises with CIFAR-10's channel statistics inside.",
-        argument_help=ARGUMENT_HELP,
+        argument_help=NET_HELP,
     )(factory)
 
 

@@ -73,6 +73,9 @@ class PartialConv2d(nn.Module):
     (C_out, C_in, k, k) kernel with zeros elsewhere, so the forward is one conv.
     """
 
+    out_index: torch.Tensor  # buffers (register_buffer), typed for the checker
+    in_index: torch.Tensor
+
     def __init__(self, in_channels: int, table: tuple[tuple[int, ...], ...], kernel_size: int):
         super().__init__()
         self.in_channels = in_channels
@@ -104,6 +107,8 @@ class EuclideanRBF(nn.Module):
     rebuild uses a fixed ±1 Walsh code (a buffer, not a parameter).
     Lower output = more likely class; use ``-output`` as logits.
     """
+
+    prototypes: torch.Tensor  # a buffer (register_buffer), typed for the checker
 
     def __init__(self, in_features: int, num_classes: int) -> None:
         super().__init__()

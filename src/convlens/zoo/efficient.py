@@ -126,7 +126,7 @@ V3_LARGE = (
     Bneck(160, 5, 960, 160, True, True, 1),
 )
 # MobileNetV3's BatchNorm (TensorFlow's defaults, as torchvision keeps them)
-V3_BN = {"bn_eps": 0.001, "bn_momentum": 0.01}
+V3_EPS, V3_MOMENTUM = 0.001, 0.01
 
 
 class InvertedResidualV3(nn.Module):
@@ -142,14 +142,29 @@ class InvertedResidualV3(nn.Module):
         self.use_res_connect = row.stride == 1 and inp == out
         layers: list[nn.Module] = []
         if expanded != inp:
-            layers.append(ConvNormAct(inp, expanded, 1, activation=act, **V3_BN))
+            layers.append(
+                ConvNormAct(
+                    inp, expanded, 1, activation=act, bn_eps=V3_EPS, bn_momentum=V3_MOMENTUM
+                )
+            )
         layers.append(
-            ConvNormAct(expanded, expanded, row.kernel, row.stride, expanded, act, **V3_BN)
+            ConvNormAct(
+                expanded,
+                expanded,
+                row.kernel,
+                row.stride,
+                expanded,
+                act,
+                bn_eps=V3_EPS,
+                bn_momentum=V3_MOMENTUM,
+            )
         )
         if row.se:
             squeeze = _make_divisible(expanded // 4, 8)
             layers.append(SqueezeExcitation(expanded, squeeze, nn.ReLU, nn.Hardsigmoid))
-        layers.append(ConvNormAct(expanded, out, 1, activation=None, **V3_BN))
+        layers.append(
+            ConvNormAct(expanded, out, 1, activation=None, bn_eps=V3_EPS, bn_momentum=V3_MOMENTUM)
+        )
         self.block = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -168,10 +183,23 @@ class MobileNetV3(nn.Module):
     ) -> None:
         super().__init__()
         first = _make_divisible(rows[0].inp * width_mult, 8)
-        layers: list[nn.Module] = [ConvNormAct(3, first, 3, 2, activation=nn.Hardswish, **V3_BN)]
+        layers: list[nn.Module] = [
+            ConvNormAct(
+                3, first, 3, 2, activation=nn.Hardswish, bn_eps=V3_EPS, bn_momentum=V3_MOMENTUM
+            )
+        ]
         layers += [InvertedResidualV3(row, width_mult) for row in rows]
         last_in = _make_divisible(rows[-1].out * width_mult, 8)
-        layers.append(ConvNormAct(last_in, 6 * last_in, 1, activation=nn.Hardswish, **V3_BN))
+        layers.append(
+            ConvNormAct(
+                last_in,
+                6 * last_in,
+                1,
+                activation=nn.Hardswish,
+                bn_eps=V3_EPS,
+                bn_momentum=V3_MOMENTUM,
+            )
+        )
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         last = _make_divisible(last_channel * width_mult, 8)

@@ -55,10 +55,10 @@ class YOLOv1(nn.Module):
         layers: list[nn.Module] = []
         channels = in_channels
         for spec in YOLOV1_LAYERS:
-            if spec == "M":
+            if isinstance(spec, str):  # "M"
                 layers.append(nn.MaxPool2d(2, 2))
                 continue
-            kernel, out, stride = spec  # type: ignore[misc]
+            kernel, out, stride = spec
             layers += [
                 nn.Conv2d(channels, out, kernel, stride, padding=kernel // 2),
                 nn.LeakyReLU(0.1, inplace=True),

@@ -42,10 +42,10 @@ def _darknet_layers(spec: tuple[tuple[int, int] | str, ...], in_channels: int) -
     layers: list[nn.Module] = []
     channels = in_channels
     for item in spec:
-        if item == "M":
+        if isinstance(item, str):  # "M"
             layers.append(nn.MaxPool2d(2, 2))
             continue
-        out, kernel = item  # type: ignore[misc]
+        out, kernel = item
         layers.append(ConvBNLeaky(channels, out, kernel))
         channels = out
     return nn.Sequential(*layers)

@@ -57,10 +57,16 @@ DEPTHWISE = Schema(
 )
 
 
-def _pads(kind: str, padding: Any, kernel: tuple, stride: tuple, dilation: tuple) -> tuple:
+def _pads(
+    kind: str,
+    padding: Any,
+    kernel: tuple[Any, ...],
+    stride: tuple[Any, ...],
+    dilation: tuple[Any, ...],
+) -> tuple[Any, ...]:
     """(top, bottom, left, right); 'same' as PyTorch computes it (stride 1 only)."""
     if padding != "same":
-        return padding
+        return tuple(padding)
     if any(s != 1 for s in stride):
         raise RuleError(
             "padding='same' is not supported for strided convolutions "

@@ -32,7 +32,7 @@ AVGPOOL = Schema(
 )
 
 
-def _pool(kind: str, shape: Shape, args: Mapping[str, Any], dilation: tuple) -> Cost:
+def _pool(kind: str, shape: Shape, args: Mapping[str, Any], dilation: tuple[Any, ...]) -> Cost:
     channels, height, width = spatial(kind, shape)
     kernel, pad = args["kernel_size"], args["padding"]
     stride = args["stride"] if args["stride"] is not None else kernel

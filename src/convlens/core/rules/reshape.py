@@ -283,19 +283,25 @@ def crop(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
                 note="given",
             )
         )
-    maps = tuple(
-        AxisMap(
-            lo=lambda o, t=t: o + t, hi=lambda o, t=t: o + t, jump=1, taps=lambda o, t=t: [o + t]
-        )
-        for t in offsets
-    )
     return Cost(
         output_shape=(c, oh, ow),
         alias=True,
-        rf=maps,  # type: ignore[arg-type]
+        rf=(_shifted(offsets[0]), _shifted(offsets[1])),
         steps=tuple(steps),
         args={**args, "offsets": tuple(offsets)},
     )
+
+
+def _shifted(offset: Any) -> AxisMap:
+    """A crop's axis: output o reads input o + offset."""
+
+    def read(o: Any) -> Any:
+        return o + offset
+
+    def taps(o: Any) -> list[Any]:
+        return [o + offset]
+
+    return AxisMap(lo=read, hi=read, jump=1, taps=taps)
 
 
 NARROW = Schema(

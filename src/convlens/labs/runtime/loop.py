@@ -11,6 +11,7 @@ and hooks for its log line, plots and summary. The batch order of epoch e is a f
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import signal
 import time
@@ -41,6 +42,9 @@ from convlens.labs.runtime.distributed import (
 # (net, training indices of this process's slice (B/W,), epoch) → (mean loss, sums to add up
 # over the epoch, e.g. {"correct": n}); the runtime does zero_grad, backward and the step.
 StepFn = Callable[[nn.Module, torch.Tensor, int], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+# net → sums to add up over the epoch, called between backward and the optimizer step: it
+# sees this step's gradients (e.g. their norms per layer) and may change them (clipping).
+AfterBackwardFn = Callable[[nn.Module], dict[str, torch.Tensor]]
 
 
 @dataclass
@@ -137,6 +141,7 @@ def run_epoch(
     task: Any = None,
     lr_at: Callable[[int], float] | None = None,  # step of this epoch → learning rate
     train_mode: Callable[[nn.Module], Any] | None = None,
+    after_backward: AfterBackwardFn | None = None,
 ) -> Position:
     """Train from ``position`` to the end of the epoch (or until ``stop`` is requested).
 
@@ -161,6 +166,8 @@ def run_epoch(
         loss, extra = step_fn(model, index, position.epoch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if after_backward is not None:
+            extra = {**extra, **after_backward(model)}
         optimizer.step()
         loss_sum += loss.detach().double().cpu()
         for key, value in extra.items():
@@ -247,6 +254,16 @@ class LabInfo:
 
     def resume_command(self, out: Path) -> str:
         return f"convlens lab {self.name} train --resume {out}"
+
+
+def scheduled_lab(lab: LabInfo, schedule: str) -> tuple[LabInfo, str]:
+    """Under a schedule other than ``constant`` the epochs fix every step's rate, so a
+    resume may not change them: the lab without ``epochs`` in ``may_change``, and the note
+    ``open_run`` adds to its refusal."""
+    if schedule == "constant":
+        return lab, ""
+    changed = dataclasses.replace(lab, may_change=lab.may_change - {"epochs"})
+    return changed, f" (not epochs, which fix the {schedule} schedule)"
 
 
 @dataclass(frozen=True)
@@ -342,8 +359,9 @@ def _no_hook(*args: Any) -> None:
 @dataclass
 class Recipe:
     """Everything a lab hands ``fit``. ``evaluate`` returns the epoch's metrics after
-    ``train_loss`` (and the per-epoch sums divided by the images seen, named in
-    ``per_image``); hooks run on rank 0 only."""
+    ``train_loss`` (and the per-epoch sums of ``step`` and ``after_backward`` divided by
+    the images seen, named in ``per_image``, or by the steps, named in ``per_step``);
+    ``after_epoch`` and ``summary`` run on rank 0 only."""
 
     lab: LabInfo
     config: Any  # the lab's config dataclass: out, epochs, batch_size, seed, ...
@@ -357,6 +375,8 @@ class Recipe:
     lr_at: Callable[[int], float] | None = None  # global step → learning rate
     train_mode: Callable[[nn.Module], Any] | None = None  # e.g. keep frozen BatchNorm in eval
     per_image: dict[str, str] = field(default_factory=dict)  # step sum → metric (÷ images)
+    after_backward: AfterBackwardFn | None = None  # its sums join the step's
+    per_step: dict[str, str] = field(default_factory=dict)  # step sum → metric (÷ steps)
     files: dict[str, Callable[[Path], Any]] = field(default_factory=dict)  # written at start
     folders: tuple[str, ...] = ()
     after_epoch: Callable[[int, list[dict[str, float]]], Any] = _no_hook
@@ -443,22 +463,22 @@ def fit(
                     task,
                     lr_at,
                     recipe.train_mode,
+                    recipe.after_backward,
                 )
                 if position.step < steps:  # stopped by Ctrl-C in the middle of the epoch
                     break
                 broadcast_buffers(model, dist)
-                keys = list(recipe.per_image)
+                keys = [*recipe.per_image, *recipe.per_step]
                 reduced = all_reduce_sum(
                     [position.loss_sum, *(position.sums.get(k, 0.0) for k in keys)], dist, device
                 )
-                images = steps * cfg.batch_size
+                images, step_count = steps * cfg.batch_size, steps * dist.world_size
+                sums = dict(zip(keys, reduced[1:], strict=True))
                 row: dict[str, float] = {
                     "epoch": epoch + 1,
-                    "train_loss": reduced[0] / (steps * dist.world_size),
-                    **{
-                        recipe.per_image[k]: v / images
-                        for k, v in zip(keys, reduced[1:], strict=True)
-                    },
+                    "train_loss": reduced[0] / step_count,
+                    **{metric: sums[k] / images for k, metric in recipe.per_image.items()},
+                    **{metric: sums[k] / step_count for k, metric in recipe.per_step.items()},
                     **recipe.evaluate(model, dist),
                     "epoch_seconds": position.seconds,
                     "images_per_second": images / max(position.seconds, 1e-9),
@@ -525,8 +545,6 @@ def _epoch_rates(lr_at: Callable[[int], float] | None, first: int) -> Callable[[
 
 
 def _asdict(cfg: Any) -> dict[str, Any]:
-    import dataclasses
-
     return dataclasses.asdict(cfg)
 
 

@@ -26,15 +26,14 @@ def _reduce(op: str) -> Handler:
         if not isinstance(x, ShapeTensor) or dims is None or kwargs.get("dtype") is not None:
             return NotImplemented  # no dim: the batch is reduced too
         dims = (dims,) if isinstance(dims, int) else tuple(dims)
-        axes = [t.sample_axis(x, d) for d in dims]
-        if not axes or None in axes or len(set(axes)) != len(axes):
+        axes = [a for a in (t.sample_axis(x, d) for d in dims) if a is not None]
+        if not axes or len(axes) != len(dims) or len(set(axes)) != len(axes):
             return NotImplemented  # the batch axis, or PyTorch's own error
-        layout = t.batch_axis(x)
-        assert layout is not None  # (the tracer routes batch-less tensors elsewhere)
+        layout = t.batched_layout(x)
         if layout == STANDARD and op == "mean" and x.dim() == 4 and set(axes) == {2, 3}:
             return t.record("global_avgpool", {"keepdim": keepdim}, [x])
         out = layout if keepdim else layout.dropping([d % x.dim() for d in dims])
-        spec = {"op": op, "dim": tuple(sorted(axes)), "keepdim": keepdim}  # type: ignore[type-var]
+        spec = {"op": op, "dim": tuple(sorted(axes)), "keepdim": keepdim}
         return t.record("reduce", spec, [x], layout=out)
 
     return handler
@@ -54,20 +53,21 @@ def _binary(op: str, inplace: bool = False, reflected: bool = False) -> Handler:
         if reflected:
             a, b = b, a
         tensors = [v for v in (a, b) if isinstance(v, ShapeTensor)]
-        layout = t.batch_axis(tensors[0])
-        if len(tensors) == 1 and isinstance(b if tensors[0] is a else a, int | float):
-            if op == "div" and tensors[0] is b:
+        x = tensors[0]
+        layout = t.batched_layout(x)
+        other = b if x is a else a
+        if len(tensors) == 1 and isinstance(other, int | float):
+            if op == "div" and x is b:
                 return NotImplemented  # c / x is a reciprocal, which keeps its result
             # x·0.5, x + 1
-            x = tensors[0]
             return t.record("scalar_op", {}, [x], inplace=inplace, layout=layout, like=x)
         if kwargs.get("alpha", 1) != 1 or kwargs.get("rounding_mode"):
             return NotImplemented
-        if len(tensors) == 1 and isinstance(b if tensors[0] is a else a, torch.Tensor):
-            x = tensors[0]
-            return _tensor_op(t, op, x, b if x is a else a, x is b, inplace)
+        if len(tensors) == 1 and isinstance(other, torch.Tensor):
+            return _tensor_op(t, op, x, other, x is b, inplace)
         if (
-            len(tensors) != 2
+            not isinstance(a, ShapeTensor)
+            or not isinstance(b, ShapeTensor)
             or op in ("sub", "div")
             or (op == "add" and tuple(a.shape) != tuple(b.shape))
             or a.dim() != b.dim()  # the batch axes line up only at the same rank

@@ -50,6 +50,8 @@ def _matmul(t: Tracer, args: tuple, kwargs: dict) -> Any:
         spec = {"copies_input": folds_by_copy(a, batch), "copies_other": folds_by_copy(b, batch)}
         return t.record("matmul", {k: v for k, v in spec.items() if v}, [a, b], layout=layout)
     x, weight = (a, b) if isinstance(a, ShapeTensor) else (b, a)
+    if not isinstance(x, ShapeTensor):
+        return NotImplemented  # neither operand is traced (only another argument is)
     if not isinstance(weight, torch.Tensor) or isinstance(weight, ShapeTensor) or weight.dim() > 2:
         return NotImplemented  # a batched weight is expanded and copied: no rule yet
     layout = t.batch_axis(x)
@@ -126,7 +128,9 @@ def _attention(t: Tracer, args: tuple, kwargs: dict) -> Any:
     flash = (
         q.dim() == 4
         and attention_kernel(
-            *(t.shapes[t.node(z)] for z in (q, k, v)),
+            t.shapes[t.node(q)],
+            t.shapes[t.node(k)],
+            t.shapes[t.node(v)],
             coerce_args("attention", get_rule("attention").schema, spec),
         )
         == "flash"

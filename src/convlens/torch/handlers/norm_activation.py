@@ -47,7 +47,7 @@ def _activation(kind: str, extra: Callable[[tuple, dict], dict] | None = None) -
     def handler(t: Tracer, args: tuple, kwargs: dict) -> Any:
         x, inplace = args[0], bool(kwargs.get("inplace", False))
         spec = extra(args, kwargs) if extra else {}
-        return t.record(kind, spec, [x], inplace=inplace, layout=t.batch_axis(x), like=x)
+        return t.record(kind, spec, [x], inplace=inplace, layout=t.batched_layout(x), like=x)
 
     return handler
 
@@ -71,7 +71,7 @@ handles(F.leaky_relu, any_layout=True)(
 
 @handles(F.relu_, torch.relu_, torch.Tensor.relu_, any_layout=True)
 def _relu_inplace(t: Tracer, args: tuple, kwargs: dict) -> Any:
-    return t.record("relu", {}, [args[0]], inplace=True, layout=t.batch_axis(args[0]))
+    return t.record("relu", {}, [args[0]], inplace=True, layout=t.batched_layout(args[0]))
 
 
 @handles(F.hardtanh, any_layout=True)
@@ -81,7 +81,7 @@ def _hardtanh(t: Tracer, args: tuple, kwargs: dict) -> Any:
         return NotImplemented
     inplace = bool(arg(args, kwargs, 3, "inplace"))
     x = args[0]
-    return t.record("relu6", {}, [x], inplace=inplace, layout=t.batch_axis(x), like=x)
+    return t.record("relu6", {}, [x], inplace=inplace, layout=t.batched_layout(x), like=x)
 
 
 @handles(F.softmax, torch.softmax, torch.Tensor.softmax, any_layout=True)
@@ -90,7 +90,7 @@ def _softmax(t: Tracer, args: tuple, kwargs: dict) -> Any:
     axis = t.sample_axis(x, -1 if dim is None else dim)
     if axis is None or kwargs.get("dtype") is not None:
         return NotImplemented  # over the batch: not per sample
-    return t.record("softmax", {"dim": axis}, [x], layout=t.batch_axis(x))
+    return t.record("softmax", {"dim": axis}, [x], layout=t.batched_layout(x))
 
 
 def _dropout(channelwise: bool) -> Handler:
@@ -104,7 +104,7 @@ def _dropout(channelwise: bool) -> Handler:
         if channelwise:
             spec["channelwise"] = True
         inplace = bool(arg(args, kwargs, 3, "inplace", False))
-        return t.record("dropout", spec, [x], inplace=inplace, layout=t.batch_axis(x), like=x)
+        return t.record("dropout", spec, [x], inplace=inplace, layout=t.batched_layout(x), like=x)
 
     return handler
 

@@ -15,7 +15,7 @@ import torch
 from torch.nn import functional as F
 
 from convlens.torch.batch_axis import STANDARD, Layout, layout_after_reshape
-from convlens.torch.handlers.registry import arg, handles, owned_tensor
+from convlens.torch.handlers.registry import Handler, arg, handles, owned_tensor
 from convlens.torch.shape_tensor import ShapeTensor, ranks
 
 if TYPE_CHECKING:
@@ -146,6 +146,15 @@ def _reshape_like(t: Tracer, func: Any, args: tuple, kwargs: dict) -> Any:
     return t.record("view", spec, [x], layout=new)
 
 
+def _reshape_handler(func: Any) -> Handler:
+    """``_reshape_like`` bound to ``func``: the probe runs the very reshape the model called."""
+
+    def handler(t: Tracer, args: tuple, kwargs: dict) -> Any:
+        return _reshape_like(t, func, args, kwargs)
+
+    return handler
+
+
 for _func in (
     torch.Tensor.view,
     torch.Tensor.reshape,
@@ -159,9 +168,7 @@ for _func in (
     torch.Tensor.view_as,
     torch.Tensor.reshape_as,
 ):
-    handles(_func, any_layout=True)(
-        lambda t, args, kwargs, func=_func: _reshape_like(t, func, args, kwargs)
-    )
+    handles(_func, any_layout=True)(_reshape_handler(_func))
 
 
 @handles(torch.Tensor.contiguous, any_layout=True)
@@ -171,7 +178,7 @@ def _contiguous(t: Tracer, args: tuple, kwargs: dict) -> Any:
     with torch._C.DisableTorchFunctionSubclass():
         if x.is_contiguous(memory_format=kwargs.get("memory_format", torch.contiguous_format)):
             return x
-    return t.record("identity", {}, [x], layout=t.batch_axis(x))
+    return t.record("identity", {}, [x], layout=t.batched_layout(x))
 
 
 @handles(torch.clone, torch.Tensor.clone, any_layout=True)
@@ -180,7 +187,7 @@ def _clone(t: Tracer, args: tuple, kwargs: dict) -> Any:
     x = args[0] if args else kwargs.get("input")
     if not isinstance(x, ShapeTensor):
         return NotImplemented
-    return t.record("identity", {}, [x], layout=t.batch_axis(x))
+    return t.record("identity", {}, [x], layout=t.batched_layout(x))
 
 
 # -- parts of an axis ---------------------------------------------------------------------
@@ -192,8 +199,7 @@ def part(t: Tracer, x: Any, dim: int, start: int, length: int, keepdim: bool = T
         if keepdim
         else (torch.select, (x, dim, start), {})
     )
-    layout = t.batch_axis(x)
-    assert layout is not None
+    layout = t.batched_layout(x)
     out = layout if keepdim else layout.dropping([dim])
     spec = {"dim": t.sample_axis(x, dim), "start": start, "length": length, "keepdim": keepdim}
     return t.record("narrow", spec, [x], layout=out)
@@ -203,7 +209,7 @@ def _full_axis(t: Tracer, x: Any, dim: Any) -> int | None:
     """``dim`` as a non-negative axis of x, or None for the batch's axis or a non-axis."""
     if t.sample_axis(x, dim) is None:
         return None
-    return dim % x.dim()  # type: ignore[no-any-return]
+    return dim % x.dim()
 
 
 @handles(torch.narrow, torch.Tensor.narrow, any_layout=True)
@@ -383,7 +389,7 @@ def _padded(t: Tracer, x: Any, pad: Any, mode: Any, value: Any) -> Any:
     if sample is None:
         return NotImplemented
     spec = {"pad": sample, "mode": mode, "value": float(value or 0.0)}
-    return t.record("pad", spec, [x], layout=t.batch_axis(x))  # type: ignore[arg-type]
+    return t.record("pad", spec, [x], layout=t.batched_layout(x))
 
 
 @handles(torch.roll, torch.Tensor.roll, any_layout=True)
@@ -399,4 +405,4 @@ def _roll(t: Tracer, args: tuple, kwargs: dict) -> Any:
     if None in axes or len(shifts) != len(dims):
         return NotImplemented
     spec = {"shifts": tuple(int(s) for s in shifts), "dims": tuple(axes)}
-    return t.record("roll", spec, [x], layout=t.batch_axis(x))  # type: ignore[arg-type]
+    return t.record("roll", spec, [x], layout=t.batched_layout(x))

@@ -1,0 +1,126 @@
+"""The gradient-flow runs recorded in docs/labs/gradflow.md: run each, time it, keep its
+pictures.
+
+Each named run calls the lab (``measure_init``, ``train_nets``, ``measure_bn``) with the
+settings below into ``--out/<name>`` (trainings already finished there are read back),
+prints its Markdown tables, and records the wall time, the process CPU time and the load
+average (other jobs share the 2 cores) in ``--out/<name>/benchmark.json``. Run it under the
+shared lock:
+
+    flock /tmp/convlens-heavy.lock .venv/bin/python benchmarks/gradflow_runs.py \\
+        --data ../shared/data/cifar10-10k --pictures docs/labs/img init-small train bn
+
+``train/plain56`` trains one net of ``train`` alone (finished nets are read back), so the
+four trainings can take the lock one at a time. ``--list`` shows the named runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from convlens.labs.gradflow import (
+    INIT_COLUMNS,
+    TRAIN_COLUMNS,
+    InitConfig,
+    NetConfig,
+    init_rows,
+    measure_init,
+    train_nets,
+    train_rows,
+)
+from convlens.labs.gradflow_bn import BnConfig, bn_tables, measure_bn
+from convlens.render.lab import markdown_table
+
+# name → (command, settings changed from the command's defaults)
+RUNS: dict[str, tuple[str, dict[str, Any]]] = {
+    "init-small": ("init", {"norm": "none", "init": "normal", "init_std": 0.01}),
+    "init-kaiming-none": ("init", {"norm": "none"}),
+    "init-default": ("init", {}),
+    "init-small-bn": ("init", {"init": "normal", "init_std": 0.01}),
+    # shortened for the shared 2-core machine (docs/labs/gradflow.md says what it costs):
+    # plain56 takes ~10 s per step of 128 there, ~13 min per epoch
+    "train": ("train", {"epochs": 2}),
+    "bn": ("bn", {"epochs": 1, "batch_sizes": "4,16,128"}),
+}
+TRAIN_NETS = ("plain,residual", "8,20")  # the lab's default depths are 20,56
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(name: str, data: str, out: Path) -> tuple[str, list[Path]]:
+    """Run one named measurement; its tables and the pictures it wrote. ``train/plain56``
+    trains just that net of ``train`` (so other jobs may take the lock in between)."""
+    name, _, only = name.partition("/")
+    command, changes = RUNS[name]
+    folder = out / name
+    if command == "init":
+        result = measure_init(InitConfig(data, out=str(folder), **changes))
+        return markdown_table(init_rows(result), INIT_COLUMNS), [folder / "gradflow_init.png"]
+    if command == "train":
+        base = NetConfig(data, **changes)
+        archs, depths = TRAIN_NETS
+        if only:
+            archs, depths = only.rstrip("0123456789"), only[len(only.rstrip("0123456789")) :]
+        _, runs = train_nets(base, archs, depths, str(folder), progress_bar=False)
+        pictures = [] if only else [folder / "gradflow_train.png"]
+        return markdown_table(train_rows(runs), TRAIN_COLUMNS), pictures
+    result = measure_bn(BnConfig(data, out=str(folder), **changes), progress_bar=False)
+    return bn_tables(result), [folder / "gradflow_bn.png"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("names", nargs="*", default=list(RUNS))
+    parser.add_argument("--data", default="../shared/data/cifar10-10k")
+    parser.add_argument("--out", default="runs/gradflow")
+    parser.add_argument("--list", action="store_true")
+    parser.add_argument("--pictures", help="copy each run's PNG here as gradflow_<name>.png")
+    args = parser.parse_args()
+    if args.list:
+        for name, (command, changes) in RUNS.items():
+            print(f"{name}: lab gradflow {command} {changes or '(defaults)'}")
+        return
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor()}")
+    for name in args.names:
+        wall, cpu, load = time.perf_counter(), cpu_seconds(), os.getloadavg()[0]
+        tables, pictures = run(name, args.data, Path(args.out))
+        command, changes = RUNS[name.partition("/")[0]]
+        record = {
+            "name": name,
+            "command": command,
+            "changes": changes,
+            "wall_seconds": time.perf_counter() - wall,
+            "cpu_seconds": cpu_seconds() - cpu,
+            "load_average": (load + os.getloadavg()[0]) / 2,
+        }
+        # train/plain56 → runs/gradflow/train/benchmark-plain56.json
+        saved = Path(args.out) / (name.replace("/", "/benchmark-") if "/" in name else name)
+        saved = saved.with_suffix(".json") if "/" in name else saved / "benchmark.json"
+        saved.write_text(json.dumps(record, indent=2) + "\n")
+        print(f"\n## {name}: lab gradflow {record['command']} {record['changes'] or ''}\n")
+        print(tables)
+        print(
+            f"wall {record['wall_seconds']:.0f} s, CPU {record['cpu_seconds']:.0f} s, "
+            f"load {record['load_average']:.1f} (a finished training read back costs nothing)",
+            flush=True,
+        )
+        if args.pictures:
+            for picture in pictures:
+                shutil.copyfile(picture, Path(args.pictures) / f"gradflow_{name}.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Analysis time against one forward pass of the same model, in one process.
+
+Issue 16 asks that analysing a model cost no more than running it once. On the small,
+many-layered nets the forward is cheap and convlens's time per traced row shows, so
+those are the models measured; ratios within one run are what to read (the machine is
+shared), not absolute times.
+
+    python benchmarks/vs_forward.py [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+import convlens
+from convlens.zoo import create_model
+
+MODELS = ("mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "densenet121")
+SIZE = (1, 3, 224, 224)
+
+
+def median_seconds(call: object, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()  # type: ignore[operator]
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print("| model (1×3×224×224) | rows | convlens warm | per row | one forward (no grad) "
+          "| convlens / forward |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|")
+    for name in MODELS:
+        model = create_model(name).eval()
+        x = torch.zeros(SIZE)
+        rows = len(convlens.analyze(model, input_size=SIZE).layers)  # warm-up, untimed
+        analyse = median_seconds(lambda m=model: convlens.analyze(m, input_size=SIZE), args.repeats)
+        with torch.no_grad():
+            model(x)
+            forward = median_seconds(lambda m=model, x=x: m(x), args.repeats)
+        print(f"| {name} | {rows} | {analyse * 1e3:.1f} ms | {analyse / rows * 1e6:.0f} µs | "
+              f"{forward * 1e3:.1f} ms | {analyse / forward:.1f} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

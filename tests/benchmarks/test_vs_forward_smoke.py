@@ -1,0 +1,30 @@
+"""benchmarks/vs_forward.py: one row per model, with its rows, times and ratio."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tests.scripts import load_script
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "vs_forward.py"
+
+
+def test_every_model_gets_a_row(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    bench = load_script(SCRIPT)
+    monkeypatch.setattr(sys, "argv", ["vs_forward.py", "--repeats", "1"])
+    threads = torch.get_num_threads()  # the script sets one thread for itself
+    try:
+        bench.main()
+    finally:
+        torch.set_num_threads(threads)
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:]
+    assert [row.split("|")[1].strip() for row in rows] == list(bench.MODELS)
+    for row in rows:
+        cells = [cell.strip() for cell in row.split("|")[2:-1]]
+        assert int(cells[0]) > 100  # traced rows of a 224² ImageNet net
+        assert float(cells[-1]) > 0
