@@ -207,7 +207,10 @@ def nearest_two_distances(cells: np.ndarray, cutoff: float | None) -> tuple[np.n
     object of ``cells`` (0 inside an object for d1). An object's distances are computed in
     its bounding box grown by ``cutoff`` pixels (exact there; farther pixels get inf);
     ``cutoff=None`` uses the whole image (exact everywhere, slower)."""
-    from scipy.ndimage import distance_transform_edt, find_objects
+    from scipy.ndimage import (  # type: ignore[import-untyped]
+        distance_transform_edt,
+        find_objects,
+    )
 
     h, w = cells.shape
     d1 = np.full((h, w), np.inf)

@@ -16,6 +16,7 @@ fine-tuning come from ``convlens.labs.runtime``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,16 +127,16 @@ def check_config(cfg: SegmentConfig) -> None:
             f"--augment: '{sorted(unknown)[0]}' is not one of {', '.join(AUGMENTS)} (or none)."
         )
     check_common(cfg)
-    for flag, value in (("--crop", cfg.crop), ("--repeat", cfg.repeat)):
-        if value < 1:
-            raise ArgumentError(f"{flag} must be at least 1 (got {value}).")
-    for flag, value in (
+    for flag, count in (("--crop", cfg.crop), ("--repeat", cfg.repeat)):
+        if count < 1:
+            raise ArgumentError(f"{flag} must be at least 1 (got {count}).")
+    for flag, amount in (
         ("--elastic-sigma", cfg.elastic_sigma),
         ("--w0", cfg.w0),
         ("--weight-decay", cfg.weight_decay),
     ):
-        if value < 0:
-            raise ArgumentError(f"{flag} must not be negative (got {value}).")
+        if amount < 0:
+            raise ArgumentError(f"{flag} must not be negative (got {amount}).")
     if not cfg.sigma > 0:
         raise ArgumentError(f"--sigma must be positive (got {cfg.sigma}).")
     if not 0 < cfg.warmup < 1:
@@ -284,7 +285,8 @@ def build_model(spec: str, num_classes: int, width: int, seed: int) -> nn.Module
         return model_from_reference(spec, real=True)[0]
     name, _, query = spec.partition("?")
     arguments = {a.name for a in get_entry(name).arguments}
-    raw = dict(p.split("=", 1) if "=" in p else (p, "true") for p in query.split("&") if p)
+    parts = (p.partition("=") for p in query.split("&") if p)
+    raw = {key: value if sep else "true" for key, sep, value in parts}
     for argument, value in (("num_classes", num_classes), ("in_channels", 1)):
         if argument in arguments and argument not in raw:
             raw[argument] = str(value)
@@ -415,7 +417,7 @@ def predict_sections(
 def baseline(data: Data, sections: list[seg_data.Section]) -> Scores:
     """Predicting the training set's most frequent class everywhere."""
     k = len(data.values)
-    counts = sum(np.bincount(s.mask.ravel(), minlength=k) for s in data.train)  # type: ignore[union-attr]
+    counts = np.sum([np.bincount(s.mask.ravel(), minlength=k) for s in data.train], axis=0)  # type: ignore[union-attr]
     majority = int(np.argmax(counts))
     truths = [s.mask for s in sections]
     return score(truths, [np.full_like(t, majority) for t in truths], k)  # type: ignore[arg-type]
@@ -454,7 +456,7 @@ def write_predictions(
     k = probabilities[0].shape[0] if probabilities else 2
     scale = max(k - 1, 1)
     images = np.stack([s.image for s, _ in shown])
-    truths = np.stack([s.mask / scale for s, _ in shown])  # type: ignore[operator]
+    truths = np.stack([s.mask / scale for s, _ in shown])  # type: ignore[operator, misc]
     predicted = np.stack([p.argmax(0) / scale for _, p in shown])
     errors = np.stack([np.stack([w, np.zeros_like(w), np.zeros_like(w)], -1) for w in
                        (s.mask != p.argmax(0) for s, p in shown)]).astype(np.float32)  # fmt: skip
@@ -684,7 +686,7 @@ def write_weight_map(path: Path, data: Data) -> None:
     scale = max(len(data.values) - 1, 1)
     plot_grid(
         path,
-        [("", np.stack([section.image, section.mask / scale, weight / weight.max()]))],  # type: ignore[operator]
+        [("", np.stack([section.image, section.mask / scale, weight / weight.max()]))],  # type: ignore[operator, list-item]
         f"{section.name}: image, mask, weight map (max {weight.max():.2f}, "
         f"w_c = {', '.join(f'{w:.2f}' for w in data.class_weights)})",
         ["image", "mask", "weight map"],
@@ -694,7 +696,7 @@ def write_weight_map(path: Path, data: Data) -> None:
 # -----------------------------------------------------------------------------
 # fine-tuning compared: the last layer, the head, the whole model
 
-FINETUNE = (
+FINETUNE: tuple[tuple[str, list[str], bool], ...] = (
     ("last-layer", ["classifier.4*"], True),
     ("head", ["classifier.*"], True),
     ("whole", [], False),
@@ -786,7 +788,7 @@ def evaluate_run(folder: str | Path, data: str, progress: Any = None) -> dict[st
     )  # fmt: skip
     truths = [s.mask for s in sections]
     scores = score(truths, [p.argmax(0) for p in probabilities], len(values))  # type: ignore[arg-type]
-    counts = sum(np.bincount(t.ravel(), minlength=len(values)) for t in truths)  # type: ignore[union-attr]
+    counts = np.sum([np.bincount(t.ravel(), minlength=len(values)) for t in truths], axis=0)  # type: ignore[union-attr]
     majority = int(np.argmax(counts))
     base = score(truths, [np.full_like(t, majority) for t in truths], len(values))  # type: ignore[arg-type]
     best = {}
@@ -829,8 +831,6 @@ def predict_run(folder: str | Path, data: str, out: str, progress: Any = None) -
     """Probability maps (one folder per class value, 8-bit PNG, 255 = probability 1) and
     masks (the class values) of every image of ``data`` (a PNG, a folder of PNGs or a
     folder with ``image/``). Everything is read and checked before anything is written."""
-    import skimage.io
-
     model, cfg, values, geometry = load_run(folder)
     source = Path(data)
     if source.is_file():
@@ -868,10 +868,13 @@ def predict_run(folder: str | Path, data: str, out: str, progress: Any = None) -
         ]
         for file, array in outputs:
             file.parent.mkdir(parents=True, exist_ok=True)
-            files.atomic_write(
-                file,
-                lambda tmp, a=array: skimage.io.imsave(tmp, a, check_contrast=False),
-                suffix=".png",  # the temporary name ends in .png: the format
-            )
+            # the temporary name ends in .png: the format
+            files.atomic_write(file, functools.partial(_write_png, array), suffix=".png")
             written.append(file)
     return written
+
+
+def _write_png(array: np.ndarray, path: Path) -> None:
+    import skimage.io
+
+    skimage.io.imsave(path, array, check_contrast=False)

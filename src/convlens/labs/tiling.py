@@ -14,6 +14,7 @@ then see zero padding inside the network (close to, not equal to, one pass).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -78,7 +79,7 @@ def input_channels(model: nn.Module) -> int:
     convolution's."""
     inner = getattr(model, "module", model)  # DDP
     if hasattr(inner, "input_channels"):
-        return int(inner.input_channels)
+        return int(cast(Any, inner).input_channels)
     first = next((m for m in inner.modules() if isinstance(m, nn.Conv2d)), None)
     return first.in_channels if first is not None else 1
 
