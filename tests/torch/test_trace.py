@@ -78,6 +78,8 @@ SAVED_CASES = {
     **{f"cifar_{kind}{depth}": (3, 8, 8) for kind in ("resnet", "plain") for depth in (44, 56)},
     **{f"cifar_{kind}110": (3, 8, 8) for kind in ("resnet", "plain")},
     "cifar_resnet9": (3, 32, 32),
+    "unet_valid": (1, 188, 188),
+    "deeplabv3_cifar": (1, 64, 64),
     "darknet19": (3, 32, 32),
     "yolov2": (3, 64, 64),
     "mobilenet_v3_small": (3, 64, 64),

@@ -24,6 +24,7 @@ ISSUE_NAMES = {
 # He et al. 2016 §4.2 and ResNet-9 (the classification lab's issue)
 ISSUE_NAMES |= {f"cifar_{kind}{d}" for kind in ("resnet", "plain") for d in (20, 32, 44, 56, 110)}
 ISSUE_NAMES |= {"cifar_resnet9"}
+ISSUE_NAMES |= {"unet_valid", "deeplabv3_cifar"}  # the segmentation lab's issue
 # the small many-layered nets of the speed benchmark (issue 16)
 ISSUE_NAMES |= {"mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0"}
 
@@ -43,7 +44,7 @@ def test_every_issue_name_is_registered() -> None:
 
 def test_list_models_pattern_and_natural_order() -> None:
     assert list_models("resnet*") == ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
-    assert list_models("*unet*") == ["colour_unet", "unet", "unet_same"]
+    assert list_models("*unet*") == ["colour_unet", "unet", "unet_same", "unet_valid"]
     assert list_models("nothing*") == []
 
 

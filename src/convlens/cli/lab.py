@@ -1,4 +1,5 @@
-"""``convlens lab colourize | classify | detect``: parse, then delegate to the lab."""
+"""``convlens lab colourize | classify | segment | detect | memory``: parse, then delegate to
+the lab."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from convlens.cli import lab_memory
 from convlens.cli.console import handle_errors, print_text, stderr, stdout
 from convlens.cli.lab_options import LabOption, with_options
 from convlens.errors import ArgumentError
@@ -95,6 +97,58 @@ CLASSIFY_TRAIN += ["momentum", "weight_decay", "label_smoothing", "augment", "lr
 CLASSIFY_TRAIN += ["warmup", "seed", "init", "init_exclude", "train_only", "freeze_bn"]
 CLASSIFY_TRAIN += ["device", "threads"]
 
+SEGMENT = {
+    "data": LabOption(str, "Folder with image/ and label/ PNGs of the same names.", ("--data",)),
+    "device": COMMON["device"],
+    "threads": COMMON["threads"],
+    "model": LabOption(
+        str,
+        "A zoo name (with ?arg=value&…: unet_same, unet_valid, deeplabv3_cifar, "
+        "deeplabv3_resnet50) or module:factory. (default: unet_same?base_channels=16&depth=4)",
+    ),
+    "width": LabOption(int, "Channels of the model's first stage (0: the model's own)."),
+    "epochs": LabOption(int, "Training epochs. (default: 30)"),
+    "batch_size": LabOption(int, "Crops per step. (default: 4)"),
+    "crop": LabOption(
+        int, "Side of a training crop's labelled window (the output tile). (default: 256)"
+    ),
+    "repeat": LabOption(int, "Crops per training section and epoch. (default: 8)"),
+    "augment": LabOption(
+        str, "Comma-separated elastic, flip, rot90, intensity, or none. (default: all four)"
+    ),
+    "elastic_sigma": LabOption(
+        float, "Elastic deformation: σ of the 3×3 grid's displacements, pixels. (default: 10)"
+    ),
+    "loss": LabOption(
+        str, "ce, weighted-ce (the paper's), dice or ce+dice. (default: weighted-ce)"
+    ),
+    "w0": LabOption(float, "Weight map: border weight w0. (default: 10)"),
+    "sigma": LabOption(float, "Weight map: border width σ in pixels. (default: 5)"),
+    "val": LabOption(int, "Sections held out for validation (seeded). (default: 5)"),
+    "optimizer": LabOption(str, "adam (AdamW) or sgd (Nesterov, momentum 0.99). (default: adam)"),
+    "lr": LabOption(float, "Peak learning rate. (default: 0.002)"),
+    "weight_decay": LabOption(float, "Weight decay. (default: 0)"),
+    "lr_schedule": LabOption(str, "cosine, onecycle or constant. (default: cosine)"),
+    "warmup": LabOption(float, "onecycle: the fraction of steps spent rising. (default: 0.1)"),
+    "tile": LabOption(
+        int, "Prediction tile side (0: 572 for valid U-Nets, 1024 for padded models)."
+    ),
+    "seed": LabOption(int, "Seed for weights, validation split, crops, augmentation. (default: 0)"),
+    "init": LabOption(
+        str,
+        "Initial weights: a segment run, a classify run (into the model's backbone), a .pt "
+        "state dict or a .safetensors file.",
+    ),
+    "init_exclude": CLASSIFY["init_exclude"],
+    "train_only": CLASSIFY["train_only"],
+    "freeze_bn": CLASSIFY["freeze_bn"],
+}
+SEGMENT_TRAIN = ["data", "model", "width", "epochs", "batch_size", "crop", "repeat", "augment"]
+SEGMENT_TRAIN += ["elastic_sigma", "loss", "w0", "sigma", "val", "optimizer", "lr"]
+SEGMENT_TRAIN += ["weight_decay", "lr_schedule", "warmup", "tile", "seed", "init"]
+SEGMENT_TRAIN += ["init_exclude", "train_only", "freeze_bn", "device", "threads"]
+SEGMENT_FINETUNE = [n for n in SEGMENT_TRAIN if n not in ("train_only", "freeze_bn")]
+
 DETECT = {
     **COMMON,
     "data": LabOption(
@@ -134,6 +188,9 @@ DETECT_TRAIN += ["iou_threshold", "pictures", "device", "threads"]
 Out = Annotated[
     str | None, typer.Option(help="Run folder. (default: runs/<model>-b<batch>-s<seed>)")
 ]
+SegmentOut = Annotated[
+    str | None, typer.Option(help="Run folder. (default: runs/segment/<model>-s<seed>)")
+]
 Resume = Annotated[
     str | None, typer.Option(help="Continue the interrupted run in this folder (same settings).")
 ]
@@ -143,7 +200,9 @@ DataMoved = Annotated[
 ]
 
 
-def _require_data(given: dict[str, Any]) -> None:
+def _require_data(given: dict[str, Any], what: str = "") -> None:
+    if "data" not in given and what:
+        raise ArgumentError(f"--data is required: {what}")
     if "data" not in given:
         raise ArgumentError(
             "--data is required: the folder holding CIFAR-10's cifar-10-batches-py/ "
@@ -159,7 +218,7 @@ def _train_config(
     from convlens.labs.runtime.files import config_from_saved, read_saved_config
 
     if resume is None:
-        _require_data(given)
+        _require_data(given, getattr(cls, "DATA_HELP", ""))
         return cls(**given, out=out or "")
     if out is not None and Path(out) != Path(resume):
         raise ArgumentError("--out and --resume name different folders; give one.")
@@ -181,6 +240,8 @@ def register(app: typer.Typer) -> None:
     lab.add_typer(classify, name="classify")
     _register_detect(lab)
     app.add_typer(lab, name="lab")
+    lab_memory.register(lab)
+    _register_segment(lab)
 
     from convlens.cli.lab_gradflow import register_gradflow
 
@@ -442,3 +503,118 @@ def _print_final(line: str) -> None:
 
     if detect_distributed().is_main:
         stdout.print(line, markup=False, highlight=False)
+
+
+def _register_segment(lab: typer.Typer) -> None:
+    segment = typer.Typer(
+        help="Segmentation: the U-Net on EM sections (elastic deformation, weighted loss, "
+        "overlap-tile prediction), DeepLabv3 fine-tuning.",
+        no_args_is_help=True,
+    )
+    lab.add_typer(segment, name="segment")
+
+    @segment.command("train")
+    @handle_errors
+    @with_options(SEGMENT, SEGMENT_TRAIN)
+    def segment_train(
+        given: dict[str, Any],
+        out: SegmentOut = None,
+        resume: Resume = None,
+        no_progress: NoProgress = False,
+    ) -> None:
+        """Train a segmentation network; every epoch is checkpointed (resumable)."""
+        from convlens.labs import segment as lab_module
+
+        result = _train(lab_module, lab_module.SegmentConfig, given, out, resume, no_progress)
+        final = result.final
+        scores = (
+            f"validation pixel error {final['val_pixel_error']:.4f}, Rand error "
+            f"{final['val_rand_error']:.4f} (majority-class pixel error "
+            f"{final['baseline_pixel_error']:.4f}), "
+            if "val_pixel_error" in final
+            else ""
+        )
+        _print_final(
+            f"{result.config.model}: {int(final['epoch'])} epochs, {scores}"
+            f"{result.train_seconds:.0f} s of training; wrote {result.out}/"
+        )
+
+    @segment.command("evaluate")
+    @handle_errors
+    def segment_evaluate(
+        run: Annotated[str, typer.Argument(help="A finished segment run folder.")],
+        data: Annotated[
+            str, typer.Option("--data", help="Folder with image/ and label/ PNGs to score.")
+        ],
+        format: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+        no_progress: NoProgress = False,
+    ) -> None:
+        """Pixel error, foreground-restricted Rand error, VI, IoU and Dice per class."""
+        import json
+
+        from convlens.labs.segment import evaluate_run
+        from convlens.render.lab import segment_evaluation_table
+
+        if format not in ("table", "json"):
+            raise ArgumentError(f"--format: '{format}' is not one of table, json.")
+        result = evaluate_run(run, data, None if no_progress else _progress())
+        if format == "json":
+            print_text(json.dumps(result, indent=2))
+        else:
+            print_text(segment_evaluation_table(result))
+
+    @segment.command("predict")
+    @handle_errors
+    def segment_predict(
+        run: Annotated[str, typer.Argument(help="A segment run folder.")],
+        data: Annotated[
+            str,
+            typer.Option("--data", help="A PNG, a folder of PNGs, or a folder with image/."),
+        ],
+        out: Annotated[str, typer.Option("--out", help="Folder for masks/ and probabilities/.")],
+        no_progress: NoProgress = False,
+    ) -> None:
+        """Overlap-tile prediction: masks (class values) and per-class probability maps."""
+        from convlens.labs.segment import predict_run
+
+        written = predict_run(run, data, out, None if no_progress else _progress())
+        stdout.print(
+            f"wrote {len(written)} PNGs to {out}/ (masks/, probabilities/<value>/)", markup=False
+        )
+
+    @segment.command("finetune")
+    @handle_errors
+    @with_options(SEGMENT, SEGMENT_FINETUNE)
+    def segment_finetune(
+        given: dict[str, Any],
+        out: Annotated[
+            str,
+            typer.Option(help="Folder for the three runs (reused when finished) and the table."),
+        ] = "runs/segment/finetune",
+        no_progress: NoProgress = False,
+    ) -> None:
+        """Fine-tune from --init three ways — the last layer (classifier.4*), the head
+        (classifier.*) and the whole model — and compare them in one table."""
+        from convlens.labs.segment import FINETUNE_COLUMNS, SegmentConfig, compare_finetuning
+        from convlens.render.lab import markdown_table
+
+        _require_data(given, SegmentConfig.DATA_HELP)
+        if "init" not in given:
+            raise ArgumentError(
+                "--init is required: the weights to fine-tune from (a classify run, a segment "
+                "run, a .pt or a .safetensors file)."
+            )
+        rows = compare_finetuning(
+            SegmentConfig(**given, out=out), out, stderr, progress_bar=not no_progress
+        )
+        print_text(markdown_table(rows, FINETUNE_COLUMNS))
+        stdout.print(f"wrote {out}/finetune.md, finetune.csv", markup=False)
+
+
+def _progress() -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=stderr, transient=True,
+    )  # fmt: skip

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "op",
     "serve",
     "detect",
+    "interpret",
 )
 
 app = typer.Typer(

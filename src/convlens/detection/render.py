@@ -25,7 +25,7 @@ from convlens.detection.evaluate import (
 )
 from convlens.detection.explain import PairWork
 from convlens.detection.nms import NmsResult, SoftNmsResult
-from convlens.reference.render import num
+from convlens.reference.writer import num
 
 FORMATS = ("text", "markdown")
 EXPLAIN_PAIRS = 12  # pairs worked out in full by `detect iou --explain`

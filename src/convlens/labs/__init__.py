@@ -1,6 +1,7 @@
 """Training experiments, one file per lab (``colourize``: colourization on CIFAR-10;
 ``classify``: image classification on CIFAR-10; ``detect``: a tiny YOLO on synthetic
-shapes), on the shared ``runtime``.
+shapes), on the shared ``runtime``; ``memory`` measures one real training step against
+``analyze``'s prediction.
 
 Labs import torch and matplotlib; the analysis core never imports this package.
 """

@@ -228,7 +228,7 @@ def train(
         return (
             f"{n_train} training / {len(test_y)} test images, {k} classes, batch "
             f"{cfg.batch_size}{processes}, {cfg.epochs} epochs, device {device} → {out}\n"
-            f"{memory_line(memory, cfg)}"
+            f"{finetune.memory_line(memory, cfg.train_only, cfg.freeze_bn)}"
         )
 
     def epoch_line(row: dict[str, float]) -> str:
@@ -296,21 +296,6 @@ def _check_output(model: nn.Module, k: int, spec: str) -> None:
             f"--model {spec}: gives outputs of shape {shape} for a 2×3×32×32 batch; the lab "
             f"needs (2, {k}), one logit per class."
         )
-
-
-def memory_line(memory: dict[str, Any], cfg: ClassifyConfig) -> str:
-    mib = 1024**2
-    frozen = f"train-only {', '.join(cfg.train_only)}" if cfg.train_only else "all trainable"
-    bn = ", frozen BatchNorm in eval mode" if cfg.freeze_bn else ""
-    return (
-        f"predicted training memory (convlens, batch {memory['batch']} per process, {frozen}"
-        f"{bn}, {memory['optimizer']}): parameters {memory['params'] / mib:.1f} MiB + "
-        f"gradients {memory['grads'] / mib:.1f} + optimizer state "
-        f"{memory['optimizer_state'] / mib:.1f} + saved activations "
-        f"{memory['saved_activations'] / mib:.1f} + buffers {memory['buffers'] / mib:.2f} = "
-        f"{memory['total'] / mib:.1f} MiB"
-        + (f" (partial: no rule for {', '.join(memory['partial'])})" if memory["partial"] else "")
-    )
 
 
 # -----------------------------------------------------------------------------

@@ -27,6 +27,20 @@ HEADERS = {
     "class": "class",
     "n": "images",
     "correct": "correct",
+    # the segmentation lab
+    "trained": "trained",
+    "trainable_params": "trainable parameters",
+    "val_pixel_accuracy": "val pixel accuracy",
+    "val_iou_mean": "val mean IoU",
+    "val_rand_error": "val Rand error",
+    "seconds_per_epoch": "s / epoch",
+    "memory_grads": "predicted: gradients (B)",
+    "memory_optimizer": "optimizer state (B)",
+    "memory_saved_activations": "saved activations (B)",
+    "memory_total": "total (B)",
+    "value": "mask value",
+    "iou": "IoU",
+    "dice": "Dice",
     # the gradient-flow lab
     "network": "network",
     "norm": "normalisation",
@@ -74,7 +88,7 @@ HEADERS = {
     "train_mode_accuracy": "train-mode accuracy",
     "eval_mode_accuracy": "eval-mode accuracy",
 }
-LEFT = frozenset({"model", "run", "class", "network", "norm", "init"})
+LEFT = frozenset({"model", "run", "class", "trained", "network", "norm", "init"})
 GRADIENT_SUFFIXES: tuple[str, ...] = (
     "_norm",
     "_ratio",
@@ -97,8 +111,12 @@ def cell(key: str, value: Any) -> str:
         return f"{value:.4f}"
     if key == "train_seconds":
         return f"{value:.0f}"
-    if key == "params":
+    if key in ("params", "trainable_params") or key.startswith("memory_"):
         return f"{value:,}"
+    if key in ("val_iou_mean", "val_rand_error", "iou", "dice"):
+        return f"{value:.4f}"
+    if key == "seconds_per_epoch":
+        return f"{value:.1f}"
     if key == "standard_error":
         return f"{100 * value:.2f}"
     if key.endswith(GRADIENT_SUFFIXES):  # magnitudes from 1e-55 to 1e3: three digits
@@ -148,3 +166,26 @@ def classify_evaluation_table(result: dict[str, Any]) -> str:
         for name, entry in result["per_class"].items()
     ]
     return head + markdown_table(rows, ["class", "n", "correct", "accuracy"])
+
+
+def segment_evaluation_table(result: dict[str, Any]) -> str:
+    """``lab segment evaluate``: the challenge's numbers, then IoU and Dice per class."""
+    base = result["baseline"]
+    head = (
+        f"{result['run']} on {result['n']} sections: pixel error {result['pixel_error']:.4f}, "
+        f"foreground-restricted Rand error {result['rand_error']:.4f}, VI {result['vi']:.4f} "
+        f"bits (merge {result['vi_merge']:.4f} + split {result['vi_split']:.4f})\n"
+        + (
+            f"Rand error at the best threshold of the cell probability (the challenge's way): "
+            f"{best['rand_error']:.4f} at {best['threshold']}\n"
+            if (best := result.get("rand_error_best_threshold"))
+            else ""
+        )
+        + f"majority-class baseline (every pixel {base['class']}): pixel error "
+        f"{base['pixel_error']:.4f}, Rand error {base['rand_error']:.4f}\n\n"
+    )
+    rows = [
+        {"value": value, "iou": result["iou"][value], "dice": result["dice"][value]}
+        for value in result["iou"]
+    ]
+    return head + markdown_table(rows, ["value", "iou", "dice"])

@@ -10,6 +10,7 @@ from convlens.zoo import (  # noqa: F401
     googlenet,
     mobilenet,
     resnet,
+    segmentation,
     unet,
     yolo,
     yolov2,

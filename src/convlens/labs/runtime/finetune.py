@@ -58,14 +58,33 @@ def read_weights(source: str | Path) -> dict[str, torch.Tensor]:
     return value
 
 
-def load_weights(model: nn.Module, source: str | Path, exclude: Sequence[str] = ()) -> list[str]:
+def load_weights(
+    model: nn.Module,
+    source: str | Path,
+    exclude: Sequence[str] = (),
+    prefix: str = "",
+    unused: Sequence[str] = (),
+) -> list[str]:
     """Copy the weights of ``source`` into ``model``; every tensor of the model must be there
     with its shape, except those whose names match an ``exclude`` pattern (left as built,
     e.g. a new classifier). Returns the names loaded. A mismatch names the first
-    mismatching key and both shapes, before anything is copied."""
-    weights = read_weights(source)
+    mismatching key and both shapes, before anything is copied.
+
+    ``prefix`` loads the file into the submodule of that name (a classifier's weights
+    into ``backbone.``: the file's ``k`` is the model's ``prefix + k``; the model's tensors
+    outside the prefix are left as built); file tensors matching an ``unused`` pattern
+    (the classifier's own head, ``fc.*``) are not loaded."""
+    weights = {
+        prefix + k: v
+        for k, v in read_weights(source).items()
+        if not any(fnmatch.fnmatchcase(k, p) for p in unused)
+    }
     own = model.state_dict()
-    wanted = [k for k in own if not any(fnmatch.fnmatchcase(k, p) for p in exclude)]
+    wanted = [
+        k
+        for k in own
+        if k.startswith(prefix) and not any(fnmatch.fnmatchcase(k, p) for p in exclude)
+    ]
     for key in wanted:
         if key not in weights:
             raise DataError(
@@ -163,3 +182,19 @@ def predicted_memory(
         "total": int(t.training_bytes),
         "partial": list(t.unsupported),
     }
+
+
+def memory_line(memory: dict[str, Any], train_only: Sequence[str], freeze_bn: bool) -> str:
+    """The start line's prediction (``predicted_memory``), in MiB, with the freeze pattern."""
+    mib = 1024**2
+    frozen = f"train-only {', '.join(train_only)}" if train_only else "all trainable"
+    bn = ", frozen BatchNorm in eval mode" if freeze_bn else ""
+    return (
+        f"predicted training memory (convlens, batch {memory['batch']} per process, {frozen}"
+        f"{bn}, {memory['optimizer']}): parameters {memory['params'] / mib:.1f} MiB + "
+        f"gradients {memory['grads'] / mib:.1f} + optimizer state "
+        f"{memory['optimizer_state'] / mib:.1f} + saved activations "
+        f"{memory['saved_activations'] / mib:.1f} + buffers {memory['buffers'] / mib:.2f} = "
+        f"{memory['total'] / mib:.1f} MiB"
+        + (f" (partial: no rule for {', '.join(memory['partial'])})" if memory["partial"] else "")
+    )
