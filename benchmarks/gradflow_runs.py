@@ -50,8 +50,9 @@ RUNS: dict[str, tuple[str, dict[str, Any]]] = {
     "init-default": ("init", {}),
     "init-small-bn": ("init", {"init": "normal", "init_std": 0.01}),
     # shortened for the shared 2-core machine (docs/labs/gradflow.md says what it costs):
-    # plain56 takes ~10 s per step of 128 there, ~13 min per epoch; bn leaves out
-    # batch 4 (2,500 steps per epoch and norm, 0.05 - 0.15 s each there): 8 is its smallest
+    # under the lock an epoch of the 10,000 images took 5 - 44 s at depths 8 - 20 and
+    # 37 - 40 s for plain56 (more when jobs outside the lock share the cores). bn left out
+    # batch 4 on a step timing taken under load; its epochs then took 4 - 10 s per training
     "train": ("train", {"epochs": 2}),
     "train-deep": ("train", {"epochs": 2}),  # the paper's depths, when the lock allows
     "bn": ("bn", {"epochs": 1, "batch_sizes": "8,32,128"}),
