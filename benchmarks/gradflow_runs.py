@@ -51,11 +51,11 @@ RUNS: dict[str, tuple[str, dict[str, Any]]] = {
     "init-small-bn": ("init", {"init": "normal", "init_std": 0.01}),
     # shortened for the shared 2-core machine (docs/labs/gradflow.md says what it costs):
     # under the lock an epoch of the 10,000 images took 5 - 44 s at depths 8 - 20 and
-    # 37 - 40 s for plain56 (more when jobs outside the lock share the cores). bn left out
-    # batch 4 on a step timing taken under load; its epochs then took 4 - 10 s per training
+    # 37 - 40 s for plain56 (more when jobs outside the lock share the cores); bn's
+    # trainings took 4 - 10 s per epoch at batch 8 - 128 and 22 - 25 s at batch 2
     "train": ("train", {"epochs": 2}),
     "train-deep": ("train", {"epochs": 2}),  # the paper's depths, when the lock allows
-    "bn": ("bn", {"epochs": 1, "batch_sizes": "8,32,128"}),
+    "bn": ("bn", {"epochs": 1, "batch_sizes": "2,8,32,128"}),
 }
 # the nets of each train run; the lab's default depths are 20,56 (He et al. 2016 Fig. 6)
 TRAIN_NETS = {"train": ("plain,residual", "8,20"), "train-deep": ("plain,residual", "20,56")}
