@@ -11,7 +11,9 @@ shared lock:
         --data ../shared/data/cifar10-10k --pictures docs/labs/img init-small train bn
 
 ``train/plain56`` trains one net of ``train`` alone (finished nets are read back), so the
-four trainings can take the lock one at a time. ``--list`` shows the named runs.
+four trainings can take the lock one at a time. ``train-deep`` trains the paper's depths 20
+and 56 in the same folder as ``train`` (its 20-layer nets are read back). ``--list`` shows
+the named runs.
 """
 
 from __future__ import annotations
@@ -48,11 +50,15 @@ RUNS: dict[str, tuple[str, dict[str, Any]]] = {
     "init-default": ("init", {}),
     "init-small-bn": ("init", {"init": "normal", "init_std": 0.01}),
     # shortened for the shared 2-core machine (docs/labs/gradflow.md says what it costs):
-    # plain56 takes ~10 s per step of 128 there, ~13 min per epoch
+    # under the lock an epoch of the 10,000 images took 5 - 44 s at depths 8 - 20 and
+    # 37 - 40 s for plain56 (more when jobs outside the lock share the cores); bn's
+    # trainings took 4 - 10 s per epoch at batch 8 - 128 and 22 - 25 s at batch 2
     "train": ("train", {"epochs": 2}),
-    "bn": ("bn", {"epochs": 1, "batch_sizes": "4,16,128"}),
+    "train-deep": ("train", {"epochs": 2}),  # the paper's depths, when the lock allows
+    "bn": ("bn", {"epochs": 1, "batch_sizes": "2,8,32,128"}),
 }
-TRAIN_NETS = ("plain,residual", "8,20")  # the lab's default depths are 20,56
+# the nets of each train run; the lab's default depths are 20,56 (He et al. 2016 Fig. 6)
+TRAIN_NETS = {"train": ("plain,residual", "8,20"), "train-deep": ("plain,residual", "20,56")}
 
 
 def cpu_seconds() -> float:
@@ -60,18 +66,24 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def run_folder(out: Path, name: str) -> Path:
+    """``out/<name>``; every train run shares ``out/train`` (train-deep reads back the
+    20-layer nets of train)."""
+    return out / ("train" if RUNS[name][0] == "train" else name)
+
+
 def run(name: str, data: str, out: Path) -> tuple[str, list[Path]]:
     """Run one named measurement; its tables and the pictures it wrote. ``train/plain56``
     trains just that net of ``train`` (so other jobs may take the lock in between)."""
     name, _, only = name.partition("/")
     command, changes = RUNS[name]
-    folder = out / name
+    folder = run_folder(out, name)
     if command == "init":
         result = measure_init(InitConfig(data, out=str(folder), **changes))
         return markdown_table(init_rows(result), INIT_COLUMNS), [folder / "gradflow_init.png"]
     if command == "train":
         base = NetConfig(data, **changes)
-        archs, depths = TRAIN_NETS
+        archs, depths = TRAIN_NETS[name]
         if only:
             archs, depths = only.rstrip("0123456789"), only[len(only.rstrip("0123456789")) :]
         _, runs = train_nets(base, archs, depths, str(folder), progress_bar=False)
@@ -107,8 +119,8 @@ def main() -> None:
             "load_average": (load + os.getloadavg()[0]) / 2,
         }
         # train/plain56 → runs/gradflow/train/benchmark-plain56.json
-        saved = Path(args.out) / (name.replace("/", "/benchmark-") if "/" in name else name)
-        saved = saved.with_suffix(".json") if "/" in name else saved / "benchmark.json"
+        base, _, only = name.partition("/")
+        saved = run_folder(Path(args.out), base) / f"benchmark{'-' + only if only else ''}.json"
         saved.write_text(json.dumps(record, indent=2) + "\n")
         print(f"\n## {name}: lab gradflow {record['command']} {record['changes'] or ''}\n")
         print(tables)
