@@ -5,7 +5,7 @@ when already finished), then evaluates it (accuracy with its 95 % bootstrap inte
 prints one Markdown row with the settings, the training wall time, the process CPU time and
 the load average (other jobs share the 2 cores). Run it under the shared lock:
 
-    flock /tmp/convlens-heavy.lock .venv/bin/python benchmarks/classify_runs.py \\
+    .venv/bin/python benchmarks/classify_runs.py \\
         --data ../shared/data/cifar10-10k default
 
 ``--list`` shows the named runs.

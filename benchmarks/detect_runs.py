@@ -8,7 +8,7 @@ wall time, the process CPU time and the load average (other jobs share the 2 cor
 target of issue 14: mAP@0.5 ≥ 0.9 on the validation images in ≤ 20 minutes of CPU
 training. Run it under the shared lock:
 
-    flock /tmp/convlens-heavy.lock .venv/bin/python benchmarks/detect_runs.py default
+    .venv/bin/python benchmarks/detect_runs.py default
 
 ``--list`` shows the named runs.
 """

@@ -1,6 +1,6 @@
 """Speed of box_iou and NMS on NumPy arrays and torch tensors (CPU), and of COCO mAP.
 
-    flock /tmp/convlens-heavy.lock python benchmarks/detect_speed.py
+    python benchmarks/detect_speed.py
 
 box_iou computes on whichever it is given (the same formula on NumPy or torch); NMS
 runs its greedy loop in NumPy and converts a tensor input (its cost is the loop, one

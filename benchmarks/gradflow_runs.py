@@ -7,7 +7,7 @@ prints its Markdown tables, and records the wall time, the process CPU time and 
 average (other jobs share the 2 cores) in ``--out/<name>/benchmark.json``. Run it under the
 shared lock:
 
-    flock /tmp/convlens-heavy.lock .venv/bin/python benchmarks/gradflow_runs.py \\
+    .venv/bin/python benchmarks/gradflow_runs.py \\
         --data ../shared/data/cifar10-10k --pictures docs/labs/img init-small train bn
 
 ``train/plain56`` trains one net of ``train`` alone (finished nets are read back), so the

@@ -1,7 +1,7 @@
 """Fine-tuning DeepLabv3's last layer against the whole model, at H×W and 2H×2W: training
 memory predicted by ``analyze`` and measured in two real steps (``convlens lab memory``).
 
-    flock /tmp/convlens-heavy.lock .venv/bin/python benchmarks/memory_finetune.py \\
+    .venv/bin/python benchmarks/memory_finetune.py \\
         --json docs/labs/memory_finetune.json
 
 Prints the Markdown tables of ``docs/labs/memory.md`` (the parts, predicted and measured;

@@ -5,7 +5,7 @@ when already measured), then evaluates it on its held-out sections and prints on
 row with the settings, the training time, the wall time, the process CPU time and the load
 average (other jobs share the 2 cores). Run it under the shared lock:
 
-    flock /tmp/convlens-heavy.lock .venv/bin/python benchmarks/segment_runs.py \\
+    .venv/bin/python benchmarks/segment_runs.py \\
         --data ../shared/data/isbi2012-em/train default
 
 ``--list`` shows the named runs; ``--pictures DIR`` copies each run's PNGs there as

@@ -4,7 +4,7 @@ warm-up step, reported per labelled output pixel — the figure that decides how
 fit in the lab's 30-minute budget. The valid U-Net pays for its margin: an input tile of
 side T labels only T − 2·margin pixels per side.
 
-    flock /tmp/convlens-heavy.lock .venv/bin/python benchmarks/segment_speed.py
+    .venv/bin/python benchmarks/segment_speed.py
 """
 
 from __future__ import annotations
