@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from convlens.zoo.mobilenet import _make_divisible
+from convlens.zoo.mobilenet import Conv2dNormActivation, _make_divisible
 from convlens.zoo.registry import Citation, PublishedFigure, Quantity, register_model
 
 HOWARD_2019 = Citation(
@@ -29,33 +29,6 @@ TAN_2019 = Citation(
     venue="ICML",
     year=2019,
 )
-
-
-class ConvNormAct(nn.Sequential):
-    """Conv (no bias) → BatchNorm2d → activation (none for a projection); torchvision's
-    ``Conv2dNormActivation`` keys ``0``, ``1``, ``2``."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int = 1,
-        stride: int = 1,
-        groups: int = 1,
-        activation: type[nn.Module] | None = nn.ReLU,
-        bn_eps: float = 1e-5,
-        bn_momentum: float = 0.1,
-    ) -> None:
-        padding = (kernel_size - 1) // 2
-        layers: list[nn.Module] = [
-            nn.Conv2d(
-                in_channels, out_channels, kernel_size, stride, padding, groups=groups, bias=False
-            ),
-            nn.BatchNorm2d(out_channels, eps=bn_eps, momentum=bn_momentum),
-        ]
-        if activation is not None:
-            layers.append(activation(inplace=True))
-        super().__init__(*layers)
 
 
 class SqueezeExcitation(nn.Module):
@@ -143,12 +116,12 @@ class InvertedResidualV3(nn.Module):
         layers: list[nn.Module] = []
         if expanded != inp:
             layers.append(
-                ConvNormAct(
+                Conv2dNormActivation(
                     inp, expanded, 1, activation=act, bn_eps=V3_EPS, bn_momentum=V3_MOMENTUM
                 )
             )
         layers.append(
-            ConvNormAct(
+            Conv2dNormActivation(
                 expanded,
                 expanded,
                 row.kernel,
@@ -163,7 +136,9 @@ class InvertedResidualV3(nn.Module):
             squeeze = _make_divisible(expanded // 4, 8)
             layers.append(SqueezeExcitation(expanded, squeeze, nn.ReLU, nn.Hardsigmoid))
         layers.append(
-            ConvNormAct(expanded, out, 1, activation=None, bn_eps=V3_EPS, bn_momentum=V3_MOMENTUM)
+            Conv2dNormActivation(
+                expanded, out, 1, activation=None, bn_eps=V3_EPS, bn_momentum=V3_MOMENTUM
+            )
         )
         self.block = nn.Sequential(*layers)
 
@@ -184,14 +159,14 @@ class MobileNetV3(nn.Module):
         super().__init__()
         first = _make_divisible(rows[0].inp * width_mult, 8)
         layers: list[nn.Module] = [
-            ConvNormAct(
+            Conv2dNormActivation(
                 3, first, 3, 2, activation=nn.Hardswish, bn_eps=V3_EPS, bn_momentum=V3_MOMENTUM
             )
         ]
         layers += [InvertedResidualV3(row, width_mult) for row in rows]
         last_in = _make_divisible(rows[-1].out * width_mult, 8)
         layers.append(
-            ConvNormAct(
+            Conv2dNormActivation(
                 last_in,
                 6 * last_in,
                 1,
@@ -321,10 +296,10 @@ class MBConv(nn.Module):
         self.use_res_connect = stride == 1 and inp == out
         layers: list[nn.Module] = []
         if expanded != inp:
-            layers.append(ConvNormAct(inp, expanded, 1, activation=nn.SiLU))
-        layers.append(ConvNormAct(expanded, expanded, kernel, stride, expanded, nn.SiLU))
+            layers.append(Conv2dNormActivation(inp, expanded, 1, activation=nn.SiLU))
+        layers.append(Conv2dNormActivation(expanded, expanded, kernel, stride, expanded, nn.SiLU))
         layers.append(SqueezeExcitation(expanded, max(1, inp // 4), nn.SiLU, nn.Sigmoid))
-        layers.append(ConvNormAct(expanded, out, 1, activation=None))
+        layers.append(Conv2dNormActivation(expanded, out, 1, activation=None))
         self.block = nn.Sequential(*layers)
         self.stochastic_depth = StochasticDepth(drop)
 
@@ -342,7 +317,7 @@ class EfficientNet(nn.Module):
         stochastic_depth: float = 0.2,
     ) -> None:
         super().__init__()
-        layers: list[nn.Module] = [ConvNormAct(3, stages[0].inp, 3, 2, activation=nn.SiLU)]
+        layers: list[nn.Module] = [Conv2dNormActivation(3, stages[0].inp, 3, 2, activation=nn.SiLU)]
         total = sum(stage.layers for stage in stages)
         block = 0
         for stage in stages:
@@ -354,7 +329,7 @@ class EfficientNet(nn.Module):
                 block += 1
             layers.append(nn.Sequential(*blocks))
         last_in = stages[-1].out
-        layers.append(ConvNormAct(last_in, 4 * last_in, 1, activation=nn.SiLU))
+        layers.append(Conv2dNormActivation(last_in, 4 * last_in, 1, activation=nn.SiLU))
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(

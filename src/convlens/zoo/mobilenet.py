@@ -39,7 +39,9 @@ def _make_divisible(v: float, divisor: int, min_value: int | None = None) -> int
 
 
 class Conv2dNormActivation(nn.Sequential):
-    """Conv (no bias) → BatchNorm2d → activation; keys ``0``, ``1``, ``2`` as torchvision's."""
+    """Conv (no bias) → BatchNorm2d → activation (none for a linear projection); keys
+    ``0``, ``1``, ``2`` as torchvision's. MobileNetV3 keeps TensorFlow's BatchNorm settings
+    (``bn_eps``, ``bn_momentum``)."""
 
     def __init__(
         self,
@@ -48,16 +50,20 @@ class Conv2dNormActivation(nn.Sequential):
         kernel_size: int = 3,
         stride: int = 1,
         groups: int = 1,
-        activation: type[nn.Module] = nn.ReLU6,
+        activation: type[nn.Module] | None = nn.ReLU6,
+        bn_eps: float = 1e-5,
+        bn_momentum: float = 0.1,
     ) -> None:
         padding = (kernel_size - 1) // 2
-        super().__init__(
+        layers: list[nn.Module] = [
             nn.Conv2d(
                 in_channels, out_channels, kernel_size, stride, padding, groups=groups, bias=False
             ),
-            nn.BatchNorm2d(out_channels),
-            activation(inplace=True),
-        )
+            nn.BatchNorm2d(out_channels, eps=bn_eps, momentum=bn_momentum),
+        ]
+        if activation is not None:
+            layers.append(activation(inplace=True))
+        super().__init__(*layers)
 
 
 # ----------------------------------------------------------------------------- MobileNetV1
