@@ -35,10 +35,20 @@ def _default(arg: Arg) -> str:
     return f"`{arg.default}`"
 
 
+# Arguments of the 1-D and 3-D kinds: one value per axis of a signal or a volume.
+FORMS_BY_AXES = {
+    1: {"pair": "integer", "size": "integer",
+        "padding": "integer, `(before, after)`, `same` or `valid`"},
+    3: {"pair": "integer or triple `DxHxW`", "size": "integer or triple `DxHxW`",
+        "padding": "integer, `PDxPHxPW`, `(front, back, top, bottom, left, right)`, "
+                   "`same` or `valid`"},
+}
+
+
 def _form(arg: Arg) -> str:
     if arg.kind == "choice":
         return "one of " + ", ".join(f"`{c}`" for c in arg.choices)
-    form = FORMS[arg.kind]
+    form = FORMS_BY_AXES.get(arg.axes, {}).get(arg.kind, FORMS[arg.kind])
     if arg.kind in ("int", "pair") and arg.minimum != 1:
         form += f", ≥ {arg.minimum}"
     if arg.interval is not None:

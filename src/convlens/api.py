@@ -17,7 +17,7 @@ from typing import Any
 
 from convlens.core.analyze import Options, Report, analyze_network
 from convlens.core.conventions import DTYPE_BYTES, OPTIMIZER_STATES, Convention
-from convlens.core.records import Network
+from convlens.core.records import Network, SampleShape
 from convlens.errors import ArgumentError
 
 
@@ -272,15 +272,22 @@ def load_network(
     )
 
 
-def parse_shape(text: str) -> tuple[int, ...]:
-    """``3x224x224`` (or ``3×224×224``, as convlens prints shapes) → (3, 224, 224)."""
+_OTHER_FORMS = "(a signal takes two, C x L; a volume or clip four, C x D x H x W)"
+
+
+def parse_shape(text: str, spatial_axes: tuple[int, ...] = (1, 2, 3)) -> tuple[int, ...]:
+    """``3x224x224`` (or ``3×224×224``, as convlens prints shapes) → (3, 224, 224); one
+    sample: ``1x16000`` a signal (C x L), ``3x16x112x112`` a clip (C x D x H x W)."""
+    others = f" {_OTHER_FORMS}" if spatial_axes != (2,) else ""
     try:
         dims = tuple(int(p) for p in re.split("[x×,]", text.lower()))
     except ValueError:
-        raise ArgumentError(f"--input must look like 3x224x224 (C x H x W), got {text!r}") from None
-    if len(dims) != 3 or any(d <= 0 for d in dims):
-        raise ArgumentError(f"--input must be three positive sizes C x H x W, got {text!r}")
-    return dims
+        raise ArgumentError(
+            f"--input must look like 3x224x224 (C x H x W), got {text!r}{others}"
+        ) from None
+    if len(dims) - 1 not in spatial_axes or any(d <= 0 for d in dims):
+        raise ArgumentError(f"--input must be three positive sizes C x H x W, got {text!r}{others}")
+    return SampleShape(dims)
 
 
 def make_options(

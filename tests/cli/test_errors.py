@@ -111,7 +111,11 @@ DESCRIPTION_ERRORS = {
         (1, 7),
         ["input sizes must be positive, got 0"],
     ),
-    "input with two sizes": ("input 3x32\n", (1, 7), ["input must be channels x height x width"]),
+    "input with five sizes": (
+        "input 3x8x8x8x8\n",
+        (1, 7),
+        ["input must be channels x height x width", "channels x length for a signal"],
+    ),
     "missing input line": ("conv2d 8 k=3\n", (1, 1), ["must start with 'input CxHxW'"]),
     "input twice": ("input 3x32x32\ninput 3x32x32\n", (2, 1), ["'input' must come once"]),
     "empty description": ("# only a comment\n", (1, 1), ["the description is empty"]),
@@ -392,7 +396,8 @@ def test_directory_instead_of_file(tmp_path: Path) -> None:
     ("value", "fragment"),
     [
         ("abc", "--input must look like 3x224x224 (C x H x W), got 'abc'"),
-        ("3x32", "--input must be three positive sizes C x H x W, got '3x32'"),
+        ("3x32x32x32x32", "--input must be three positive sizes C x H x W, got '3x32x32x32x32'"),
+        ("3", "(a signal takes two, C x L; a volume or clip four, C x D x H x W)"),
         ("3x0x32", "--input must be three positive sizes C x H x W, got '3x0x32'"),
         ("3x-4x32", "--input must be three positive sizes"),
     ],

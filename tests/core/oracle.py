@@ -6,7 +6,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from convlens.api import load_network
-from convlens.core.records import Network
+from convlens.core.records import Network, SampleShape
 from convlens.torch.build import build_module
 
 
@@ -15,6 +15,12 @@ def network(text: str) -> Network:
 
 
 BATCH = 2
+
+
+def traced_input(net: Network, batch: int = BATCH) -> tuple[int, ...]:
+    """``input_size`` for tracing the module built from ``net``: one sample's shape with the
+    batch in front (a ``SampleShape``, so a signal's (C, L) is not read as (C, H, W))."""
+    return SampleShape(int(d) for d in net.input_shape)
 
 
 def measure(net: Network, batch: int = BATCH) -> dict:
@@ -68,28 +74,29 @@ def gradient_extents(net: Network, axis: int) -> list[tuple[int, int, int]]:
 
 
 def impulse_extents(
-    model: torch.nn.Module, shape: tuple[int, int, int], axis: int
+    model: torch.nn.Module, shape: tuple[int, ...], axis: int
 ) -> list[tuple[int, int, int]]:
     """The gradient method, batched: with positive weights, zero biases and BatchNorm as
     a positive scale, the gradient of an output with respect to the input is non-zero
     exactly where the response to an impulse is, so one forward over a batch of impulse
-    lines (one per input line across ``axis``) finds every output's dependencies."""
+    planes (one per input position along spatial ``axis``) finds every output's
+    dependencies. ``shape`` is one sample's, (C, L), (C, H, W) or (C, D, H, W); the
+    outputs are read along ``axis`` through the middle of every other spatial axis."""
     import copy
 
     model = copy.deepcopy(model).double().eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
             p.fill_(0.0 if name.endswith("bias") else 1.0)
-        c, h, w = shape
-        size = (h, w)[axis]
-        lines = torch.zeros(size, c, h, w, dtype=torch.float64)
+        size = shape[1 + axis]
+        planes = torch.zeros(size, *shape, dtype=torch.float64)
         for i in range(size):
-            if axis == 0:
-                lines[i, :, i, :] = 1.0
-            else:
-                lines[i, :, :, i] = 1.0
-        out = model(lines) - model(torch.zeros(1, c, h, w, dtype=torch.float64))
-    middle = out[:, 0, :, out.shape[3] // 2] if axis == 0 else out[:, 0, out.shape[2] // 2, :]
+            planes.select(2 + axis, i).select(0, i).fill_(1.0)
+        out = model(planes) - model(torch.zeros(1, *shape, dtype=torch.float64))
+    middle = out[:, 0]  # (impulse, *spatial outputs)
+    for other in reversed(range(out.dim() - 2)):
+        if other != axis:
+            middle = middle.select(1 + other, middle.shape[1 + other] // 2)
     rows = []
     for o in range(middle.shape[1]):
         response = middle[:, o].abs()

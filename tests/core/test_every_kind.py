@@ -19,7 +19,8 @@ import convlens
 from convlens.core.registry import all_rules
 from convlens.errors import ConvlensError
 from convlens.torch.build import FACTORIES, build_module
-from tests.core.oracle import BATCH, network, saved_activation_bytes
+from tests.core.oracle import BATCH, network, saved_activation_bytes, traced_input
+from tests.core.strategies_nd import ND_KINDS, nd_layers_of
 from tests.core.test_rules_vs_torch import (
     check_or_refused,
     conv2d_layers,
@@ -37,6 +38,8 @@ TRACE_ONLY = {"opaque", "params_only"}
 # the tracer records those (and the totals must still agree).
 TRACED_AS = {
     "adaptive_avgpool2d": {"adaptive_avgpool2d", "global_avgpool"},  # to 1×1 it is global
+    "adaptive_avgpool1d": {"adaptive_avgpool1d", "global_avgpool"},
+    "adaptive_avgpool3d": {"adaptive_avgpool3d", "global_avgpool"},
     "depthwise": {"conv2d"},
     "se": {"global_avgpool", "conv2d", "relu", "sigmoid", "mul"},
     "crop": {"crop", "narrow"},
@@ -68,6 +71,8 @@ def layers_of(draw, kind: str) -> str:
     }
     if kind in own:
         return draw(own[kind])
+    if kind in ND_KINDS:
+        return draw(nd_layers_of(kind))
     groups = draw(st.integers(1, 3))
     c, h, w = groups * draw(st.integers(1, 3)), draw(sizes), draw(sizes)
     options = [
@@ -78,7 +83,7 @@ def layers_of(draw, kind: str) -> str:
     return f"input {c}x{h}x{w}\n{draw(st.sampled_from(options))}"
 
 
-OWN_STRATEGY = {"conv2d", "depthwise", "conv_transpose2d", "maxpool2d", "avgpool2d"}
+OWN_STRATEGY = {"conv2d", "depthwise", "conv_transpose2d", "maxpool2d", "avgpool2d", *ND_KINDS}
 
 
 @settings(max_examples=1)
@@ -104,9 +109,7 @@ def test_kind_against_pytorch(kind: str, data: st.DataObject) -> None:
         return  # refused, as PyTorch refuses it (checked above)
     net = network(text)
     assert report.totals.saved_activation_bytes == saved_activation_bytes(net, batch=BATCH), text
-    traced = convlens.analyze(
-        build_module(net).train(), input_size=(BATCH, *(int(d) for d in net.input_shape))
-    )
+    traced = convlens.analyze(build_module(net).train(), input_size=traced_input(net), batch=BATCH)
     if kind not in NO_ROW:
         recorded = {row.kind for row in traced.layers}
         assert recorded & TRACED_AS.get(kind, {kind}), f"no {kind} row in the trace of\n{text}"

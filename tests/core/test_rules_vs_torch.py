@@ -17,7 +17,8 @@ from convlens.core.analyze import Report
 from convlens.core.records import Network
 from convlens.errors import SpecError
 from convlens.torch.build import build_module
-from tests.core.oracle import BATCH, measure, network
+from tests.core.oracle import BATCH, measure, network, traced_input
+from tests.core.strategies_nd import any_nd_layers
 
 sizes = st.integers(1, 12)
 
@@ -192,7 +193,7 @@ def check_trace_agrees(text: str, net: Network, described: Report) -> None:
     description, traced, must give the description's own totals."""
     # in training mode, as the description is analysed: a frozen BatchNorm stays in eval
     module = build_module(net).train()
-    traced = convlens.analyze(module, input_size=(BATCH, *(int(d) for d in net.input_shape)))
+    traced = convlens.analyze(module, input_size=traced_input(net), batch=BATCH)
     fields = TRACED_TOTALS
     # Outputs summed per row differ where the rows do: a copying view is built as reshape +
     # clone (two rows), nn.Identity returns its input (no row in a trace), and a
@@ -247,6 +248,14 @@ def test_pooling_matches_torch(text: str) -> None:
 
 @given(misc_layers())
 def test_other_layers_match_torch(text: str) -> None:
+    check_or_refused(text)
+
+
+@given(any_nd_layers())
+@settings(max_examples=150)
+def test_signal_and_volume_layers_match_torch(text: str) -> None:
+    """conv, transposed conv, pooling, BatchNorm and upsampling of (C, L) signals and
+    (C, D, H, W) volumes: shapes, numel, FlopCounterMode and the trace's totals."""
     check_or_refused(text)
 
 

@@ -60,7 +60,7 @@ def register(lab: typer.Typer) -> None:
 
         if format not in ("table", "json"):
             raise ArgumentError(f"--format: '{format}' is not one of table, json.")
-        c, h, w = parse_shape(input)
+        c, h, w = parse_shape(input, spatial_axes=(2,))
         cfg = MemoryConfig(
             model=spec,
             input=(c, h, w),

@@ -24,9 +24,10 @@ from convlens.core.conventions import (
     flops,
 )
 from convlens.core.numbers import Dim, maximum, normalize, product, total
-from convlens.core.receptive_field import INPUT_RF, OTHER_INPUT_RF, NodeRF, RFStatus, node_rf
+from convlens.core.receptive_field import OTHER_INPUT_RF, NodeRF, RFStatus, input_rf, node_rf
 from convlens.core.records import LayerRecord, LayerSpec, Network, Shape, Totals
 from convlens.core.registry import Cost, RuleError, Saved, get_rule
+from convlens.core.rules.common import axis_names
 from convlens.core.steps import Step, step
 from convlens.errors import ArgumentError, SourcePosition, SpecError
 
@@ -112,7 +113,7 @@ def analyze_network(
     itemsize = DTYPE_BYTES[options.dtype]
     batch = options.batch
     shapes: dict[str, Shape] = {network.input_name: tuple(network.input_shape)}
-    rfs: dict[str, NodeRF] = {network.input_name: INPUT_RF}
+    rfs: dict[str, NodeRF] = {network.input_name: input_rf(len(network.input_shape) - 1)}
     needs_grad: dict[str, bool] = {network.input_name: False}
     storage: dict[str, str] = {network.input_name: network.input_name}  # node → storage owner
     storage_bytes: dict[str, Dim] = {
@@ -175,7 +176,13 @@ def analyze_network(
                         new_saved = new_saved + storage_bytes[owner]
         shapes[spec.name] = tuple(cost.output_shape)
         needs_grad[spec.name] = in_graph
-        rf = node_rf([rfs[name] for name in spec.inputs], cost.rf, cost.rf_global)
+        rf = node_rf(
+            [rfs[name] for name in spec.inputs],
+            cost.rf,
+            cost.rf_global,
+            cost.rf_axes,
+            cost.rf_otherwise_global,
+        )
         rfs[spec.name] = rf
         macs = normalize(cost.macs * batch)
         bias_flops = normalize(cost.bias_flops * batch)
@@ -290,16 +297,15 @@ def _rf_fields(rf: NodeRF, input_shape: Shape) -> dict[str, Any]:
     if rf.independent:
         return fields
     if rf.whole_input:
-        return {**fields, "rf": (input_shape[1], input_shape[2])}
+        return {**fields, "rf": tuple(input_shape[1:])}
     if rf.axes is None:
         return fields
-    h, w = rf.axes
     return {
         **fields,
-        "rf": (h.size, w.size),
-        "jump": (h.jump, w.jump),
-        "start": (h.start, w.start),
-        "rf_period": (h.period, w.period),
+        "rf": tuple(a.size for a in rf.axes),
+        "jump": tuple(a.jump for a in rf.axes),
+        "start": tuple(a.start for a in rf.axes),
+        "rf_period": tuple(a.period for a in rf.axes),
     }
 
 
@@ -308,7 +314,7 @@ def _rf_steps(rf: NodeRF) -> tuple[Step, ...]:
     if rf.axes is None:
         return ()
     out: list[Step] = []
-    for axis, name in enumerate(("height", "width")):
+    for axis, name in enumerate(axis_names(len(rf.axes))):
         a = rf.axes[axis]
         if a.period == 1:  # the common case: every output sees the same span
             lo, hi = a.lo[0], a.hi[0]

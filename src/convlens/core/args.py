@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any, Literal
 
@@ -50,6 +50,13 @@ class Arg:
     help: str = ""
     minimum: int = 1  # smallest legal value for int/pair kinds (0 for padding-like)
     interval: tuple[float, float] | None = None  # closed range of a float (dropout's p)
+    axes: int = 2  # values of a "pair", "size" or "padding" argument: one per spatial axis
+
+    def per_axis(self, axes: int) -> Arg:
+        """The same argument for a layer with ``axes`` spatial axes (conv1d, conv3d)."""
+        names = {1: "length", 2: "height and width", 3: "depth, height and width"}[axes]
+        words = self.help.replace("height and width", names)
+        return replace(self, axes=axes, help=words.replace("rows/columns", "positions"))
 
     @property
     def required(self) -> bool:
@@ -145,10 +152,13 @@ def _coerce(kind: str, arg: Arg, value: Any) -> Any:
     if arg.kind == "int":
         return _check_size(kind, arg, value)
     if arg.kind == "pair":
-        pair = value if isinstance(value, tuple) else (value, value)
-        if len(pair) != 2:
+        pair = value if isinstance(value, tuple) else (value,) * arg.axes
+        if len(pair) == 1:
+            pair = pair * arg.axes
+        if len(pair) != arg.axes:
             raise ArgValueError(
-                f"{kind} argument '{arg.name}' takes one value or a pair, got {len(pair)} values"
+                f"{kind} argument '{arg.name}' takes {_ONE_OR_MORE[arg.axes]}, "
+                f"got {len(pair)} values"
             )
         return tuple(_check_size(kind, arg, v) for v in pair)
     if arg.kind == "padding":
@@ -178,8 +188,15 @@ def _coerce(kind: str, arg: Arg, value: Any) -> Any:
                 + (suggest(value, arg.choices) if isinstance(value, str) else "")
             )
         return value
-    if arg.kind == "size":  # output size of adaptive pooling / crop: int or pair
-        pair = value if isinstance(value, tuple) else (value, value)
+    if arg.kind == "size":  # output size of adaptive pooling / crop: one value or one per axis
+        pair = value if isinstance(value, tuple) else (value,) * arg.axes
+        if arg.axes != 2 and len(pair) == 1:
+            pair = pair * arg.axes
+        if arg.axes != 2 and len(pair) != arg.axes:
+            raise ArgValueError(
+                f"{kind} argument '{arg.name}' takes {_ONE_OR_MORE[arg.axes]}, "
+                f"got {len(pair)} values"
+            )
         return tuple(_check_size(kind, arg, v) for v in pair)
     if arg.kind == "names" and not isinstance(value, tuple | list | str):
         return (value,)  # "(5)" is read as the number 5; a list of one is meant
@@ -188,22 +205,31 @@ def _coerce(kind: str, arg: Arg, value: Any) -> Any:
     raise AssertionError(arg.kind)
 
 
+_ONE_OR_MORE = {1: "one value", 2: "one value or a pair", 3: "one value or three"}
+
+
 def _coerce_padding(kind: str, arg: Arg, value: Any) -> Any:
-    """``same`` | ``valid`` | p | (ph, pw) | (top, bottom, left, right)."""
+    """``same`` | ``valid`` | p | one per axis (ph, pw) | two per axis (top, bottom, left,
+    right): always two per axis, (before, after), axis by axis."""
+    n = arg.axes
     if isinstance(value, str):
         if value in ("same", "valid"):
-            return (0, 0, 0, 0) if value == "valid" else "same"
+            return (0,) * (2 * n) if value == "valid" else "same"
+        what = "an integer, a pair" if n == 2 else f"an integer, {n * 2} values"
         raise ArgValueError(
-            f"{kind} argument '{arg.name}' must be an integer, a pair, "
-            f"'same' or 'valid'; got {value!r}"
+            f"{kind} argument '{arg.name}' must be {what}, 'same' or 'valid'; got {value!r}"
         )
     values = value if isinstance(value, tuple) else (value,)
     zero = Arg(arg.name, "int", minimum=0)
     values = tuple(_check_size(kind, zero, v) for v in values)
     if len(values) == 1:
-        return (values[0],) * 4
-    if len(values) == 2:
-        return (values[0], values[0], values[1], values[1])
-    if len(values) == 4:
+        return (values[0],) * (2 * n)
+    if len(values) == n:
+        return tuple(v for v in values for _ in range(2))
+    if len(values) == 2 * n:
         return values
-    raise ArgValueError(f"{kind} argument '{arg.name}' takes 1, 2 or 4 values, got {len(values)}")
+    counts = [str(c) for c in sorted({1, n, 2 * n})]
+    counts_text = ", ".join(counts[:-1]) + " or " + counts[-1]
+    raise ArgValueError(
+        f"{kind} argument '{arg.name}' takes {counts_text} values, got {len(values)}"
+    )

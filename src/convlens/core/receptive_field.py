@@ -93,9 +93,10 @@ class RFStatus(StrEnum):
 
 @dataclass(frozen=True)
 class NodeRF:
-    """Receptive field of a node: two axes, or the whole input, or unknown (with why)."""
+    """Receptive field of a node: one map per spatial axis of the network's input, or the
+    whole input, or unknown (with why)."""
 
-    axes: tuple[AxisRF, AxisRF] | None = None
+    axes: tuple[AxisRF, ...] | None = None
     whole_input: bool = False
     unavailable: str = ""
     independent: bool = False  # does not depend on the first input at all
@@ -109,8 +110,12 @@ class NodeRF:
         return RFStatus.WHOLE_INPUT if self.whole_input else RFStatus.OK
 
 
-INPUT_RF = NodeRF(axes=(IDENTITY, IDENTITY))
 OTHER_INPUT_RF = NodeRF(independent=True)
+
+
+def input_rf(spatial_axes: int) -> NodeRF:
+    """The network input: every position sees itself, along each spatial axis."""
+    return NodeRF(axes=(IDENTITY,) * spatial_axes)
 
 
 def compose(previous: AxisRF, layer: AxisMap) -> AxisRF:
@@ -198,9 +203,14 @@ def _pick(fn: Any, values: Sequence[Any]) -> Any:
 
 
 def node_rf(
-    inputs: Sequence[NodeRF], maps: tuple[AxisMap, AxisMap] | None, whole_input: bool
+    inputs: Sequence[NodeRF],
+    maps: tuple[AxisMap, ...] | None,
+    whole_input: bool,
+    map_axes: int | None = None,
+    otherwise_whole: bool = False,
 ) -> NodeRF:
-    """Receptive field of a layer's output from its inputs' and its own index maps."""
+    """Receptive field of a layer's output from its inputs' and its own index maps (which
+    hold for ``map_axes`` spatial axes only, if given: see ``Cost.rf_axes``)."""
     if inputs and all(rf.independent for rf in inputs):
         return OTHER_INPUT_RF
     inputs = [rf for rf in inputs if not rf.independent]
@@ -209,17 +219,28 @@ def node_rf(
             return rf
     if whole_input or any(rf.whole_input for rf in inputs):
         return NodeRF(whole_input=True)
+    count = len(inputs[0].axes or ())
+    if map_axes is not None and map_axes != count:  # not a map of the network's rank
+        if otherwise_whole:
+            return NodeRF(whole_input=True)
+        maps = None
     try:
+        if len(inputs) > 1 and any(len(rf.axes or ()) != count for rf in inputs):
+            raise ValueError("branches with different numbers of spatial axes are joined")
         axes = (
             [
                 union([rf.axes[axis] for rf in inputs])  # type: ignore[index]
-                for axis in range(2)
+                for axis in range(count)
             ]
             if len(inputs) > 1
             else list(inputs[0].axes or ())
         )
         if maps is not None:
-            axes = [compose(axes[axis], maps[axis]) for axis in range(2)]
-        return NodeRF(axes=(axes[0], axes[1]))
+            if len(maps) != count:
+                raise ValueError(
+                    f"the layer maps {len(maps)} spatial axes but the input has {count}"
+                )
+            axes = [compose(axes[axis], maps[axis]) for axis in range(count)]
+        return NodeRF(axes=tuple(axes))
     except (ValueError, TypeError) as err:
         return NodeRF(unavailable=str(err))

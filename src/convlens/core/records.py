@@ -17,6 +17,14 @@ from convlens.core.steps import Step
 Shape = tuple[Dim, ...]
 
 
+class SampleShape(tuple[int, ...]):
+    """One sample's shape as ``--input`` gives it, without the batch: (C, L), (C, H, W) or
+    (C, D, H, W). A plain size of three is read as (C, H, W) too; this type says so for
+    every rank, so a traced model puts the batch in front of a signal's (C, L)."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True)
 class LayerSpec:
     """One node as a front-end describes it: a kind, hyper-parameters and its inputs."""
@@ -35,7 +43,7 @@ class LayerSpec:
 
 @dataclass(frozen=True)
 class Network:
-    input_shape: Shape  # per sample, (C, H, W)
+    input_shape: Shape  # per sample: (C, L), (C, H, W) or (C, D, H, W)
     layers: tuple[LayerSpec, ...]  # in an order where inputs come first
     name: str = "network"
     source: str = ""  # file path or "zoo:NAME"
@@ -68,9 +76,9 @@ class LayerRecord:
     other_flops: Dim
     flops: Dim
     connections: Dim | None
-    rf: tuple[Dim, Dim] | None
-    jump: tuple[Dim, Dim] | None
-    start: tuple[Dim, Dim] | None
+    rf: tuple[Dim, ...] | None  # one per spatial axis of the network's input
+    jump: tuple[Dim, ...] | None
+    start: tuple[Dim, ...] | None
     rf_status: str  # an RFStatus; UNAVAILABLE with rf_reason saying why
     activation_bytes: Dim
     saved_bytes: Dim  # activations this layer adds to what training keeps for backward
@@ -79,7 +87,7 @@ class LayerRecord:
     args: Mapping[str, Any] = field(default_factory=dict)
     origin: str = ""
     unsupported: str = ""  # non-empty: an operation without a rule (not counted)
-    rf_period: tuple[int, int] | None = None  # outputs after which the RF pattern repeats
+    rf_period: tuple[int, ...] | None = None  # outputs after which the RF pattern repeats
     rf_reason: str = ""  # why the receptive field is unavailable
 
 
@@ -92,9 +100,9 @@ class Totals:
     macs: Dim
     flops: Dim
     connections: Dim | None
-    rf: tuple[Dim, Dim] | None
-    jump: tuple[Dim, Dim] | None
-    start: tuple[Dim, Dim] | None
+    rf: tuple[Dim, ...] | None
+    jump: tuple[Dim, ...] | None
+    start: tuple[Dim, ...] | None
     rf_status: str  # an RFStatus, as the last layer's
     activation_bytes: Dim
     peak_activation_bytes: Dim

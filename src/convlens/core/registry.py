@@ -69,8 +69,14 @@ class Cost:
     bias_flops: Dim = 0  # additions of bias terms (not in MACs)
     other_flops: Dim = 0  # normalisation, activation, pooling, element-wise work
     connections: Dim | None = None
-    rf: tuple[AxisMap, AxisMap] | None = None  # None: element-wise (identity map)
+    rf: tuple[AxisMap, ...] | None = None  # one per spatial axis; None: element-wise
     rf_global: bool = False  # output depends on the whole input (flatten, global pool, SE)
+    # ``rf`` (None: the identity) holds for a (C, *spatial) map of this many spatial axes;
+    # on a node whose receptive field has another number of axes (tokens (L, C) in an image
+    # network) the output reads the whole input when ``rf_otherwise_global``, else the
+    # positions it reads are its own (F.pad of whatever tensor it is given).
+    rf_axes: int | None = None
+    rf_otherwise_global: bool = False
     saves: tuple[Saved, ...] = ()
     alias: bool = False  # output is a view of input 0 (shares its storage)
     batched: bool = True  # False: the output has no batch axis (its shape is the whole

@@ -12,6 +12,7 @@ from convlens.core.hierarchy import ModuleRow, module_rows
 from convlens.core.numbers import fmt
 from convlens.core.receptive_field import RFStatus
 from convlens.core.records import LayerRecord, Totals
+from convlens.core.rules.common import AXIS_SYMBOLS, layout
 from convlens.render.text import shape_text
 
 
@@ -33,12 +34,13 @@ NUMERIC = {Column.PARAMS, Column.MACS, Column.FLOPS, Column.ACTIVATIONS}
 
 
 def pair_text(pair: Any) -> str:
+    """One value per spatial axis: ``3`` when they agree (3×3, or 3×3×3 on a volume),
+    else ``3×5`` (height × width), ``1×3×3`` (depth × height × width)."""
     if pair is None:
         return ""
-    a, b = pair
-    if a == b:
-        return fmt(a, grouping=False)
-    return f"{fmt(a, grouping=False)}×{fmt(b, grouping=False)}"
+    if all(v == pair[0] for v in pair):
+        return fmt(pair[0], grouping=False) if pair else ""
+    return "×".join(fmt(v, grouping=False) for v in pair)
 
 
 def rf_text(record: LayerRecord | Totals) -> str:
@@ -153,6 +155,18 @@ class Grid:
     identity: frozenset[StrEnum]  # which row it is: never squeezed in a terminal
     rows: list[list[str]]
     totals: list[str]
+    headers: tuple[str, ...] = ()  # the columns' titles; the input's layout in "output"
+
+    def titles(self) -> tuple[str, ...]:
+        return self.headers or tuple(c.value for c in self.columns)
+
+
+def column_headers(columns: tuple[StrEnum, ...], report: Report) -> tuple[str, ...]:
+    """The columns' titles, the output's naming the input's layout: ``output (C, H, W)``,
+    ``output (C, L)`` for a signal, ``output (C, D, H, W)`` for a volume or clip."""
+    axes = len(report.network.input_shape) - 1
+    output = f"output {layout(axes)}" if axes in AXIS_SYMBOLS else "output"
+    return tuple(output if c in (Column.OUTPUT, ModuleColumn.OUTPUT) else c.value for c in columns)
 
 
 def grid(report: Report, depth: int | None = None) -> Grid:
@@ -164,6 +178,7 @@ def grid(report: Report, depth: int | None = None) -> Grid:
             frozenset((Column.INDEX, Column.NAME, Column.KIND, Column.OUTPUT)),
             [_ordered(layer_cells(record), COLUMNS) for record in report.layers],
             _ordered(total_cells(report), COLUMNS),
+            column_headers(COLUMNS, report),
         )
     columns = tuple(ModuleColumn)
     rows = module_rows(report, depth)
@@ -174,6 +189,7 @@ def grid(report: Report, depth: int | None = None) -> Grid:
         frozenset((ModuleColumn.INDEX, ModuleColumn.MODULE, ModuleColumn.TYPE)),
         [_ordered(module_cells(i, row), columns) for i, row in enumerate(rows, start=1)],
         _ordered(module_total_cells(report), columns),
+        column_headers(columns, report),
     )
 
 
@@ -211,8 +227,8 @@ def summary_lines(report: Report) -> list[tuple[str, str]]:
 
 def _rf_summary(t: Totals) -> str:
     if t.rf_status is RFStatus.WHOLE_INPUT and t.rf is not None:
-        h, w = t.rf
-        return f"the whole input ({h}×{w}) after global pooling, flatten or linear"
+        sizes = "×".join(str(v) for v in t.rf)
+        return f"the whole input ({sizes}) after global pooling, flatten or linear"
     if t.rf_status is RFStatus.UNAVAILABLE:
         return rf_status_text(t)
     return f"{pair_text(t.rf)}, jump {pair_text(t.jump)}, start {pair_text(t.start)}"

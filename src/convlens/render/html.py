@@ -22,7 +22,7 @@ def render_html(report: Report, depth: int | None = None) -> str:
             + "</tr>"
         )
 
-    head = "<tr>" + "".join(f"<th>{escape(c.value)}</th>" for c in table.columns) + "</tr>"
+    head = "<tr>" + "".join(f"<th>{escape(title)}</th>" for title in table.titles()) + "</tr>"
     body = "".join(row(cells) for cells in table.rows)
     foot = row(table.totals, "th")
     summary = "".join(f"<li><b>{escape(k)}</b>: {escape(v)}</li>" for k, v in summary_lines(report))

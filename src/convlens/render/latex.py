@@ -13,7 +13,7 @@ def render_latex(report: Report, depth: int | None = None) -> str:
     lines = [
         r"\begin{tabular}{" + spec + "}",
         r"\toprule",
-        " & ".join(latex_escape(c.value) for c in table.columns) + r" \\",
+        " & ".join(latex_escape(title) for title in table.titles()) + r" \\",
         r"\midrule",
     ]
     lines += [" & ".join(latex_escape(cell) for cell in row) + r" \\" for row in table.rows]

@@ -16,7 +16,7 @@ def render_markdown(report: Report, depth: int | None = None) -> str:
     lines = [
         f"### {table.title}",
         "",
-        _row([c.value for c in table.columns]),
+        _row(list(table.titles())),
         "|" + "|".join("---:" if c in table.numeric else "---" for c in table.columns) + "|",
     ]
     lines += [_row([markdown_cell(cell) for cell in row]) for row in table.rows]

@@ -19,14 +19,14 @@ def build_table(report: Report, depth: int | None = None) -> BoxTable:
 
 def box_table(table: Grid) -> BoxTable:
     columns = []
-    for index, column in enumerate(table.columns):
+    for index, (column, title) in enumerate(zip(table.columns, table.titles(), strict=True)):
         justify: Literal["left", "right"] = "right" if column in table.numeric else "left"
         if column in table.identity:  # never squeezed: the reader must see which row it is
-            cells = [row[index] for row in table.rows] + [table.totals[index], column.value]
+            cells = [row[index] for row in table.rows] + [table.totals[index], title]
             width = max(cell_len(cell) for cell in cells)
-            columns.append(TableColumn(column.value, justify, no_wrap=True, min_width=width))
+            columns.append(TableColumn(title, justify, no_wrap=True, min_width=width))
         else:  # long closed forms fold onto several lines instead
-            columns.append(TableColumn(column.value, justify))
+            columns.append(TableColumn(title, justify))
     return BoxTable(table.title, columns, table.rows, table.totals)
 
 

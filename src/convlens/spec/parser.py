@@ -56,6 +56,11 @@ STATEMENTS = (
     "attention",
     "freeze",
 )
+INPUT_FORMS = (
+    "input must be channels x height x width, e.g. 'input 3x224x224' (or channels x "
+    "length for a signal, 'input 1x16000'; channels x depth x height x width for a volume "
+    "or clip, 'input 3x16x112x112')"
+)
 MAX_DEPTH = 50
 # Expansion limits, checked by count before the work is done: far above any real network
 # (the largest in the zoo has a few thousand layers) and above the 100,000-layer
@@ -209,13 +214,10 @@ class Expander:
         # 3x32x32, or 3×32×32 as convlens itself prints shapes
         texts = re.split("[x×]", parts[0].text) if len(parts) == 1 else [t.text for t in parts]
         dims = [self.evaluate(st, parts[0] if parts else st.tokens[0], t, scope) for t in texts]
-        if len(dims) != 3 or any(isinstance(d, tuple | str | float | bool) for d in dims):
-            raise self.error(
-                st,
-                "input must be channels x height x width, e.g. 'input 3x224x224'",
-                st.tokens[-1].column,
-                scope=scope,
-            )
+        if len(dims) not in (2, 3, 4) or any(
+            isinstance(d, tuple | str | float | bool) for d in dims
+        ):
+            raise self.error(st, INPUT_FORMS, st.tokens[-1].column, scope=scope)
         for d in dims:
             if known_positive(d) is False:
                 raise self.error(

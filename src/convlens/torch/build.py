@@ -274,7 +274,7 @@ def _batchnorm(args: Mapping[str, Any], shape: tuple, dims: int) -> nn.Module:
     (``dim``) normalised as LeViT does, ``bn(x.flatten(0, 1)).reshape_as(x)``."""
     dim = int(args.get("dim", 1))
     channels = _int(shape[dim - 1])
-    cls: type[nn.Module] = nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d
+    cls: type[nn.Module] = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[dims]
     if not args["training"]:
         cls = type(f"Frozen{cls.__name__}", (cls,), {"train": _stay_in_eval})
     bn = cls(channels, args["eps"], args["momentum"], args["affine"], args["track_running_stats"])
@@ -326,7 +326,7 @@ class Upsample(nn.Module):
     def __init__(self, scale: float, mode: str, align_corners: bool):
         super().__init__()
         self.scale, self.mode = scale, mode
-        self.align_corners = align_corners if mode == "bilinear" else None
+        self.align_corners = align_corners if mode in ("linear", "bilinear", "trilinear") else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.interpolate(
@@ -336,6 +336,122 @@ class Upsample(nn.Module):
 
 def _stride(args: Mapping[str, Any]) -> tuple[int, int]:
     return _pair(args["stride"] if args["stride"] is not None else args["kernel_size"])
+
+
+# -- 1-D and 3-D layers: the Nd module of PyTorch for a (C, L) signal or a (C, D, H, W)
+# volume; the 2-D builders above stay as they were.
+_ModuleClass = Callable[..., nn.Module]
+_CONV: dict[int, _ModuleClass] = {1: nn.Conv1d, 3: nn.Conv3d}
+_CONV_TRANSPOSE: dict[int, _ModuleClass] = {1: nn.ConvTranspose1d, 3: nn.ConvTranspose3d}
+_MAXPOOL: dict[int, _ModuleClass] = {1: nn.MaxPool1d, 3: nn.MaxPool3d}
+_AVGPOOL: dict[int, _ModuleClass] = {1: nn.AvgPool1d, 3: nn.AvgPool3d}
+_ADAPTIVE: dict[int, _ModuleClass] = {
+    1: nn.AdaptiveAvgPool1d,
+    2: nn.AdaptiveAvgPool2d,
+    3: nn.AdaptiveAvgPool3d,
+}
+
+
+def _ints(values: Any) -> tuple[int, ...]:
+    return tuple(_int(v) for v in values)
+
+
+class ZeroPad(nn.Module):
+    """Zeros before and after each spatial axis, ``pads`` as (before, after) per axis."""
+
+    def __init__(self, pads: tuple[int, ...]):
+        super().__init__()
+        pairs = [pads[i : i + 2] for i in range(0, len(pads), 2)]
+        self.pad = tuple(p for pair in reversed(pairs) for p in pair)  # last axis first
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, self.pad)
+
+
+def _conv_nd(args: Mapping[str, Any], channels: int, axes: int) -> nn.Module:
+    """nn.Conv1d/3d; asymmetric padding (as 'same' with an even kernel) padded first."""
+    padding = args["padding"]
+    pads = None if padding == "same" else _ints(padding)
+    symmetric = pads is not None and all(pads[i] == pads[i + 1] for i in range(0, len(pads), 2))
+    conv = _CONV[axes](
+        channels,
+        _int(args["out_channels"]),
+        _ints(args["kernel_size"]),
+        _ints(args["stride"]),
+        "same" if pads is None else (pads[::2] if symmetric else 0),
+        _ints(args["dilation"]),
+        _int(args["groups"]),
+        bias=args["bias"],
+    )
+    return conv if pads is None or symmetric else nn.Sequential(ZeroPad(pads), conv)
+
+
+def _conv_transpose_nd(args: Mapping[str, Any], channels: int, axes: int) -> nn.Module:
+    return _CONV_TRANSPOSE[axes](
+        channels,
+        _int(args["out_channels"]),
+        _ints(args["kernel_size"]),
+        _ints(args["stride"]),
+        _ints(args["padding"]),
+        _ints(args["output_padding"]),
+        _int(args["groups"]),
+        args["bias"],
+        _ints(args["dilation"]),
+    )
+
+
+def _pool_stride(args: Mapping[str, Any]) -> tuple[int, ...]:
+    return _ints(args["stride"] if args["stride"] is not None else args["kernel_size"])
+
+
+def _maxpool_nd(args: Mapping[str, Any], axes: int) -> nn.Module:
+    return _MAXPOOL[axes](
+        _ints(args["kernel_size"]),
+        _pool_stride(args),
+        _ints(args["padding"]),
+        _ints(args["dilation"]),
+        ceil_mode=args["ceil_mode"],
+    )
+
+
+def _avgpool_nd(args: Mapping[str, Any], axes: int) -> nn.Module:
+    return _AVGPOOL[axes](
+        _ints(args["kernel_size"]),
+        _pool_stride(args),
+        _ints(args["padding"]),
+        ceil_mode=args["ceil_mode"],
+        count_include_pad=args["count_include_pad"],
+    )
+
+
+def _upsample_nd(args: Mapping[str, Any]) -> nn.Module:
+    if args["size"] is None:
+        return Upsample(float(args["scale_factor"]), args["mode"], args["align_corners"])
+    return nn.Upsample(
+        size=_ints(args["size"]), mode=args["mode"], align_corners=args["align_corners"] or None
+    )
+
+
+N_DIMENSIONAL: dict[str, Callable[[Mapping[str, Any], tuple], nn.Module]] = {
+    "conv1d": lambda a, s: _conv_nd(a, _int(s[0]), 1),
+    "conv3d": lambda a, s: _conv_nd(a, _int(s[0]), 3),
+    "conv_transpose1d": lambda a, s: _conv_transpose_nd(a, _int(s[0]), 1),
+    "conv_transpose3d": lambda a, s: _conv_transpose_nd(a, _int(s[0]), 3),
+    "maxpool1d": lambda a, s: _maxpool_nd(a, 1),
+    "maxpool3d": lambda a, s: _maxpool_nd(a, 3),
+    "avgpool1d": lambda a, s: _avgpool_nd(a, 1),
+    "avgpool3d": lambda a, s: _avgpool_nd(a, 3),
+    "adaptive_avgpool1d": lambda a, s: nn.AdaptiveAvgPool1d(_ints(a["output_size"])),
+    "adaptive_avgpool3d": lambda a, s: nn.AdaptiveAvgPool3d(_ints(a["output_size"])),
+    "batchnorm3d": lambda a, s: _batchnorm(a, s, 3),
+    "upsample1d": lambda a, s: _upsample_nd(a),
+    "upsample3d": lambda a, s: _upsample_nd(a),
+}
+
+
+def _global_avgpool(args: Mapping[str, Any], shape: tuple) -> nn.Module:
+    """nn.AdaptiveAvgPool1d/2d/3d(1) for a signal, an image or a volume."""
+    return _ADAPTIVE.get(len(shape) - 1, nn.AdaptiveAvgPool2d)(1)
 
 
 _Factory = Callable[[Mapping[str, Any], tuple], nn.Module]
@@ -370,7 +486,7 @@ FACTORIES: dict[str, _Factory] = {
         ceil_mode=a["ceil_mode"],
         count_include_pad=a["count_include_pad"],
     ),
-    "global_avgpool": lambda a, s: nn.AdaptiveAvgPool2d(1),
+    "global_avgpool": _global_avgpool,
     "adaptive_avgpool2d": lambda a, s: nn.AdaptiveAvgPool2d(_pair(a["output_size"])),
     "batchnorm2d": lambda a, s: _batchnorm(a, s, 2),
     "batchnorm1d": lambda a, s: _batchnorm(a, s, 1),
@@ -433,6 +549,7 @@ FACTORIES: dict[str, _Factory] = {
     "concat_tensor": lambda a, s: ConcatTensor(a, s),
     "pad": lambda a, s: Pad(a),
     "roll": lambda a, s: Roll(a["shifts"], a["dims"]),
+    **N_DIMENSIONAL,
 }
 
 

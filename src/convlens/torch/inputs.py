@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from convlens.core.records import SampleShape
 from convlens.errors import ArgumentError
 
 Path = tuple[Any, ...]  # keys and indices from the top: ("args", 0, "image")
@@ -124,7 +125,8 @@ def model_inputs(model: Any, value: Any, batch: int = 1) -> ModelInputs:
     found: list[Leaf] = []
     if isinstance(value, torch.Tensor) or is_size(value):
         args: tuple[Any, ...] = (_leaves(value, ("args", 0), found),)
-        if len(found[0].shape) == 3:  # one sample, C×H×W: the batch goes in front
+        # One sample, C×H×W (or any --input shape): the batch goes in front
+        if len(found[0].shape) == 3 or isinstance(value, SampleShape):
             found[0] = Leaf(found[0].path, (batch, *found[0].shape), found[0].dtype)
             args = (found[0],)
         kwargs: dict[str, Any] = {}
@@ -144,9 +146,10 @@ def model_inputs(model: Any, value: Any, batch: int = 1) -> ModelInputs:
         )
     if not found:
         raise ArgumentError("the input holds no tensor and no size: nothing to trace")
-    if len(found[0].shape) != 4:
+    if len(found[0].shape) not in (3, 4, 5):
         raise ArgumentError(
-            f"the first input ({found[0].name}) must be (N, C, H, W); got {found[0].shape}"
+            f"the first input ({found[0].name}) must be (N, C, H, W) (or (N, C, L) for a "
+            f"signal, (N, C, D, H, W) for a volume or clip); got {found[0].shape}"
         )
     return ModelInputs(args, kwargs, tuple(found))
 

@@ -60,9 +60,11 @@ def input_positions(
         if not positions:
             continue
         cost = costs[spec.name]
-        if cost.rf_global:
+        fits = cost.rf_axes in (None, len(network.input_shape) - 1)  # see Cost.rf_axes
+        if cost.rf_global or (not fits and cost.rf_otherwise_global):
             return WHOLE_INPUT
-        read = positions if cost.rf is None else _reads(cost.rf[axis], positions)
+        maps = cost.rf if fits else None
+        read = positions if maps is None else _reads(maps[axis], positions)
         for name in spec.inputs:
             needed.setdefault(name, set()).update(read)
     return needed.get(network.input_name, set())

@@ -17,16 +17,48 @@ from convlens.core.numbers import (
 from convlens.core.registry import AxisMap, RuleError, Shape
 from convlens.core.steps import Step, step
 
-AXES = ("height", "width")
-AXIS_SYMBOL = ("H", "W")
+# Names and symbols of the spatial axes of a (C, *spatial) map, by their number: a signal
+# (C, L), an image (C, H, W), a volume or video clip (C, D, H, W).
+AXIS_NAMES: dict[int, tuple[str, ...]] = {
+    1: ("length",),
+    2: ("height", "width"),
+    3: ("depth", "height", "width"),
+}
+AXIS_SYMBOLS: dict[int, tuple[str, ...]] = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
+# What one step along each axis is called in warnings ("3 of every 4 input rows").
+_AXIS_UNITS = {"length": "positions", "depth": "slices", "height": "rows", "width": "columns"}
+AXES = AXIS_NAMES[2]
+AXIS_SYMBOL = AXIS_SYMBOLS[2]
+
+
+def axis_names(spatial_axes: int) -> tuple[str, ...]:
+    """``("height", "width")`` for an image; ``axis 1``, ``axis 2`` … beyond three axes."""
+    return AXIS_NAMES.get(spatial_axes) or tuple(f"axis {i + 1}" for i in range(spatial_axes))
+
+
+def layout(spatial_axes: int) -> str:
+    """``(C, L)``, ``(C, H, W)`` or ``(C, D, H, W)``."""
+    return "(C, " + ", ".join(AXIS_SYMBOLS[spatial_axes]) + ")"
 
 
 def spatial(kind: str, shape: Shape) -> tuple[Dim, Dim, Dim]:
     """(C, H, W) or a clear error naming what was received."""
-    if len(shape) != 3:
+    channels, sizes = spatial_nd(kind, shape, 2)
+    return channels, sizes[0], sizes[1]
+
+
+def spatial_nd(kind: str, shape: Shape, spatial_axes: int) -> tuple[Dim, tuple[Dim, ...]]:
+    """(C, (sizes along each spatial axis)), or a clear error naming what was received and,
+    for a map of another rank, the kind that fits it (conv2d on a signal: use conv1d)."""
+    if len(shape) != spatial_axes + 1:
         hint = " (did a flatten or linear come too early?)" if len(shape) == 1 else ""
-        raise RuleError(f"{kind} expects a (C, H, W) input, got {fmt_shape(shape)}{hint}")
-    return shape[0], shape[1], shape[2]
+        fits = len(shape) - 1
+        if fits in AXIS_NAMES and fits != spatial_axes and kind[-2:] == f"{spatial_axes}d":
+            hint = f" (a {fits}-D input {layout(fits)}: use {kind[:-2]}{fits}d)"
+        raise RuleError(
+            f"{kind} expects a {layout(spatial_axes)} input, got {fmt_shape(shape)}{hint}"
+        )
+    return shape[0], tuple(shape[1:])
 
 
 def fmt_shape(shape: Sequence[Any]) -> str:
@@ -63,11 +95,20 @@ class StrideGap:
     tail: Dim  # positions after the last window
 
 
-def stride_warnings(gaps: Sequence[StrideGap]) -> tuple[str, ...]:
-    """One sentence per axis, or one for both when they lose the same positions."""
-    if len(gaps) == 2 and replace(gaps[0], axis=1) == gaps[1]:
-        return (_gap_sentence(gaps[0], "height and width", "rows and columns"),)
-    return tuple(_gap_sentence(g, AXES[g.axis], "rows" if g.axis == 0 else "columns") for g in gaps)
+def stride_warnings(gaps: Sequence[StrideGap], spatial_axes: int = 2) -> tuple[str, ...]:
+    """One sentence per axis, or one for all when every axis loses the same positions."""
+    names = AXIS_NAMES[spatial_axes]
+    if (
+        spatial_axes > 1
+        and len(gaps) == spatial_axes
+        and all(replace(g, axis=0) == replace(gaps[0], axis=0) for g in gaps)
+    ):
+        along = ", ".join(names[:-1]) + " and " + names[-1]
+        units = [_AXIS_UNITS[n] for n in names]
+        if spatial_axes == 2:
+            return (_gap_sentence(gaps[0], along, " and ".join(units)),)
+        return (_gap_sentence(gaps[0], along, "positions"),)
+    return tuple(_gap_sentence(g, names[g.axis], _AXIS_UNITS[names[g.axis]]) for g in gaps)
 
 
 def _gap_sentence(g: StrideGap, along: str, units: str) -> str:
@@ -89,10 +130,10 @@ def _gap_sentence(g: StrideGap, along: str, units: str) -> str:
 
 
 def window_output(
-    kind: str, axis: int, w: Window
+    kind: str, axis: int, w: Window, spatial_axes: int = 2
 ) -> tuple[Dim, list[Step], list[StrideGap], AxisMap]:
     """O = ⌊(I + P_lo + P_hi − D·(K − 1) − 1)/S⌋ + 1 (⌈⌉ with ceil_mode), with checks."""
-    name, sym = AXES[axis], AXIS_SYMBOL[axis]
+    name, sym = AXIS_NAMES[spatial_axes][axis], AXIS_SYMBOLS[spatial_axes][axis]
     extent = normalize(w.dilation * (w.kernel - 1) + 1)  # K_eff
     padded = normalize(w.size + w.pad_lo + w.pad_hi)
     # With ceil_mode a window may hang over the end, so only an empty output is an error.

@@ -1,4 +1,8 @@
-"""Convolutions: conv2d, depthwise, conv_transpose2d."""
+"""Convolutions over 1, 2 or 3 spatial axes: conv1d/2d/3d, depthwise, conv_transpose1d/2d/3d.
+
+One implementation per family serves every number of axes; the 2-D kinds keep their
+historic formulas (K_h·K_w, H_out·W_out), the others name their axes (K_l; K_d·K_h·K_w).
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from convlens.core.args import Arg, Schema
-from convlens.core.numbers import divide, is_numeric, normalize
+from convlens.core.numbers import divide, is_numeric, normalize, product
 from convlens.core.registry import AxisMap, Cost, RuleError, Saved, Shape, register_rule
 from convlens.core.rules.common import (
-    AXES,
-    AXIS_SYMBOL,
+    AXIS_NAMES,
+    AXIS_SYMBOLS,
     Window,
     check_groups,
     same_padding,
-    spatial,
+    spatial_nd,
     stride_warnings,
     window_output,
 )
@@ -57,6 +61,22 @@ DEPTHWISE = Schema(
 )
 
 
+def per_axis(schema: Schema, axes: int) -> Schema:
+    """The 2-D schema's arguments, one value per spatial axis for ``axes`` axes."""
+    return Schema(
+        tuple(a.per_axis(axes) if a.kind in ("pair", "padding", "size") else a for a in schema.args)
+    )
+
+
+def kernel_symbols(axes: int) -> tuple[str, ...]:
+    """K_h, K_w (2-D); K_l (1-D); K_d, K_h, K_w (3-D)."""
+    return tuple(f"K_{s.lower()}" for s in AXIS_SYMBOLS[axes])
+
+
+def _product_text(symbols: Sequence[str]) -> str:
+    return "·".join("{" + s + "}" for s in symbols)
+
+
 def _pads(
     kind: str,
     padding: Any,
@@ -64,7 +84,8 @@ def _pads(
     stride: tuple[Any, ...],
     dilation: tuple[Any, ...],
 ) -> tuple[Any, ...]:
-    """(top, bottom, left, right); 'same' as PyTorch computes it (stride 1 only)."""
+    """(before, after) per axis: (top, bottom, left, right) in 2-D; 'same' as PyTorch
+    computes it (stride 1 only)."""
     if padding != "same":
         return tuple(padding)
     if any(s != 1 for s in stride):
@@ -73,9 +94,7 @@ def _pads(
             f"(stride={stride}); PyTorch refuses it too — give the padding as a "
             "number, e.g. padding=k//2"
         )
-    top, bottom = same_padding(kernel[0], dilation[0])
-    left, right = same_padding(kernel[1], dilation[1])
-    return (top, bottom, left, right)
+    return tuple(p for k, d in zip(kernel, dilation, strict=True) for p in same_padding(k, d))
 
 
 def _derived_weight(args: Mapping[str, Any], elements: Any) -> tuple[Saved, ...]:
@@ -86,35 +105,41 @@ def _derived_weight(args: Mapping[str, Any], elements: Any) -> tuple[Saved, ...]
 
 
 def convolution(
-    kind: str, shape: Shape, out_channels: Any, args: Mapping[str, Any], groups: Any
+    kind: str,
+    shape: Shape,
+    out_channels: Any,
+    args: Mapping[str, Any],
+    groups: Any,
+    spatial_axes: int = 2,
 ) -> Cost:
-    """The shared arithmetic of conv2d and depthwise (a conv2d with groups = C_in)."""
-    channels, height, width = spatial(kind, shape)
+    """The shared arithmetic of conv1d/2d/3d and depthwise (a conv2d with groups = C_in)."""
+    channels, sizes = spatial_nd(kind, shape, spatial_axes)
     assumed = check_groups(kind, channels, out_channels, groups)
     kernel, stride, dilation = args["kernel_size"], args["stride"], args["dilation"]
     pads = _pads(kind, args["padding"], kernel, stride, dilation)
     outs, steps, gaps, maps = [], [], [], []
-    for axis, size in enumerate((height, width)):
+    for axis, size in enumerate(sizes):
         window = Window(
             size, kernel[axis], stride[axis], pads[2 * axis], pads[2 * axis + 1], dilation[axis]
         )
-        out, axis_steps, axis_gaps, axis_map = window_output(kind, axis, window)
+        out, axis_steps, axis_gaps, axis_map = window_output(kind, axis, window, spatial_axes)
         outs.append(out)
         steps += axis_steps
         gaps += axis_gaps
         maps.append(axis_map)
-    per_filter = normalize(divide(channels, groups) * kernel[0] * kernel[1])  # C_in/g·K_h·K_w
+    per_filter = normalize(divide(channels, groups) * product(kernel))  # C_in/g·K_h·K_w
     weights = normalize(out_channels * per_filter)
     bias = out_channels if args["bias"] else 0
     params = normalize(weights + bias)
-    positions = normalize(out_channels * outs[0] * outs[1])
+    positions = normalize(out_channels * product(outs))
     macs = normalize(positions * per_filter)
+    k_symbols = kernel_symbols(spatial_axes)
+    out_symbols = tuple(f"{s}_out" for s in AXIS_SYMBOLS[spatial_axes])
     values = {
         "C_out": out_channels,
         "C_in": channels,
         "g": groups,
-        "K_h": kernel[0],
-        "K_w": kernel[1],
+        **dict(zip(k_symbols, kernel, strict=True)),
     }
     bias_text = " + {C_out}" if args["bias"] else ""
     steps.append(
@@ -122,7 +147,7 @@ def convolution(
             "params",
             "parameters",
             "params",
-            "{C_out}·({C_in}/{g})·{K_h}·{K_w}" + bias_text,
+            "{C_out}·({C_in}/{g})·" + _product_text(k_symbols) + bias_text,
             values,
             params,
         )
@@ -132,22 +157,22 @@ def convolution(
             "macs",
             "multiply-accumulates",
             "MACs",
-            "{C_out}·{H_out}·{W_out}·({C_in}/{g})·{K_h}·{K_w}",
-            {**values, "H_out": outs[0], "W_out": outs[1]},
+            "{C_out}·" + _product_text(out_symbols) + "·({C_in}/{g})·" + _product_text(k_symbols),
+            {**values, **dict(zip(out_symbols, outs, strict=True))},
             macs,
         )
     )
     return Cost(
-        output_shape=(out_channels, outs[0], outs[1]),
+        output_shape=(out_channels, *outs),
         params=params,
         param_tensors=2 if args["bias"] else 1,
         macs=macs,
         bias_flops=positions if args["bias"] else 0,
         connections=normalize(macs + (positions if args["bias"] else 0)),
-        rf=(maps[0], maps[1]),
+        rf=tuple(maps),
         # ConvolutionBackward keeps its input, and its weight, whenever it runs
         saves=(Saved("input"), *_derived_weight(args, weights)),
-        warnings=(*assumed, *stride_warnings(gaps)),
+        warnings=(*assumed, *stride_warnings(gaps, spatial_axes)),
         steps=tuple(steps),
         args={**args, "padding": pads, "groups": groups, "out_channels": out_channels},
     )
@@ -159,13 +184,33 @@ def conv2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
 
 
 @register_rule(
+    "conv1d",
+    per_axis(CONV2D, 1),
+    "1-D convolution over a (C, L) signal (nn.Conv1d)",
+    has_weights=True,
+)
+def conv1d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
+    return convolution("conv1d", inputs[0], args["out_channels"], args, args["groups"], 1)
+
+
+@register_rule(
+    "conv3d",
+    per_axis(CONV2D, 3),
+    "3-D convolution over a (C, D, H, W) volume or clip (nn.Conv3d)",
+    has_weights=True,
+)
+def conv3d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
+    return convolution("conv3d", inputs[0], args["out_channels"], args, args["groups"], 3)
+
+
+@register_rule(
     "depthwise",
     DEPTHWISE,
     "depthwise convolution: one filter per input channel (nn.Conv2d with groups = in_channels)",
     has_weights=True,
 )
 def depthwise(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
-    channels = spatial("depthwise", inputs[0])[0]
+    channels = spatial_nd("depthwise", inputs[0], 2)[0]
     return convolution(
         "depthwise", inputs[0], normalize(channels * args["multiplier"]), args, channels
     )
@@ -212,15 +257,41 @@ def _transposed_map(k: Any, s: Any, p: Any, d: Any) -> AxisMap:
     has_weights=True,
 )
 def conv_transpose2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
-    kind = "conv_transpose2d"
-    channels, height, width = spatial(kind, inputs[0])
+    return transposed_convolution("conv_transpose2d", inputs[0], args, 2)
+
+
+@register_rule(
+    "conv_transpose1d",
+    per_axis(CONV_TRANSPOSE2D, 1),
+    "1-D transposed convolution over a (C, L) signal (nn.ConvTranspose1d)",
+    has_weights=True,
+)
+def conv_transpose1d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
+    return transposed_convolution("conv_transpose1d", inputs[0], args, 1)
+
+
+@register_rule(
+    "conv_transpose3d",
+    per_axis(CONV_TRANSPOSE2D, 3),
+    "3-D transposed convolution over a (C, D, H, W) volume or clip (nn.ConvTranspose3d)",
+    has_weights=True,
+)
+def conv_transpose3d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
+    return transposed_convolution("conv_transpose3d", inputs[0], args, 3)
+
+
+def transposed_convolution(
+    kind: str, shape: Shape, args: Mapping[str, Any], spatial_axes: int
+) -> Cost:
+    """Output size, parameters and MACs of a transposed convolution over any axes."""
+    channels, sizes = spatial_nd(kind, shape, spatial_axes)
     out_channels, groups = args["out_channels"], args["groups"]
     assumed = check_groups(kind, channels, out_channels, groups)
     kernel, stride, pad = args["kernel_size"], args["stride"], args["padding"]
     out_pad, dilation = args["output_padding"], args["dilation"]
     outs, steps, maps = [], [], []
-    for axis, size in enumerate((height, width)):
-        name, sym = AXES[axis], AXIS_SYMBOL[axis]
+    for axis, size in enumerate(sizes):
+        name, sym = AXIS_NAMES[spatial_axes][axis], AXIS_SYMBOLS[spatial_axes][axis]
         if is_numeric(out_pad[axis]) and out_pad[axis] >= max(stride[axis], dilation[axis]):
             raise RuleError(
                 f"output_padding {out_pad[axis]} along the {name} must be smaller than the "
@@ -257,17 +328,18 @@ def conv_transpose2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         )
         outs.append(out)
         maps.append(_transposed_map(kernel[axis], stride[axis], pad[axis], dilation[axis]))
-    per_input = normalize(divide(out_channels, groups) * kernel[0] * kernel[1])
+    per_input = normalize(divide(out_channels, groups) * product(kernel))
     weights = normalize(channels * per_input)
     params = normalize(weights + (out_channels if args["bias"] else 0))
     # Every input element scatters one scaled copy of its filter: C_in·H·W·(C_out/g)·K_h·K_w.
-    macs = normalize(channels * height * width * per_input)
+    macs = normalize(channels * product(sizes) * per_input)
+    k_symbols = kernel_symbols(spatial_axes)
+    in_symbols = AXIS_SYMBOLS[spatial_axes]
     values = {
         "C_in": channels,
         "C_out": out_channels,
         "g": groups,
-        "K_h": kernel[0],
-        "K_w": kernel[1],
+        **dict(zip(k_symbols, kernel, strict=True)),
     }
     bias_text = " + {C_out}" if args["bias"] else ""
     steps.append(
@@ -275,7 +347,7 @@ def conv_transpose2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
             "params",
             "parameters",
             "params",
-            "{C_in}·({C_out}/{g})·{K_h}·{K_w}" + bias_text,
+            "{C_in}·({C_out}/{g})·" + _product_text(k_symbols) + bias_text,
             values,
             params,
         )
@@ -285,21 +357,21 @@ def conv_transpose2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
             "macs",
             "multiply-accumulates",
             "MACs",
-            "{C_in}·{H}·{W}·({C_out}/{g})·{K_h}·{K_w}",
-            {**values, "H": height, "W": width},
+            "{C_in}·" + _product_text(in_symbols) + "·({C_out}/{g})·" + _product_text(k_symbols),
+            {**values, **dict(zip(in_symbols, sizes, strict=True))},
             macs,
             note="each input element scatters one scaled copy of its filter",
         )
     )
-    positions = normalize(out_channels * outs[0] * outs[1])
+    positions = normalize(out_channels * product(outs))
     return Cost(
-        output_shape=(out_channels, outs[0], outs[1]),
+        output_shape=(out_channels, *outs),
         params=params,
         param_tensors=2 if args["bias"] else 1,
         macs=macs,
         bias_flops=positions if args["bias"] else 0,
         connections=normalize(macs + (positions if args["bias"] else 0)),
-        rf=(maps[0], maps[1]),
+        rf=tuple(maps),
         saves=(Saved("input"), *_derived_weight(args, weights)),
         warnings=assumed,
         steps=tuple(steps),

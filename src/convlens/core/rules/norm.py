@@ -1,4 +1,5 @@
-"""Batch normalisation: batchnorm2d on (C, H, W) maps, batchnorm1d on (C,) or (C, L)
+"""Batch normalisation: batchnorm2d on (C, H, W) maps, batchnorm3d on (C, D, H, W) volumes,
+batchnorm1d on (C,) or (C, L)
 (and on any axis, for a batch merged with another axis, LeViT's ``bn(x.flatten(0, 1))``).
 
 What autograd keeps was measured on torch 2.13 (CPU) with saved_tensors_hooks: the input,
@@ -15,7 +16,7 @@ from typing import Any
 from convlens.core.args import Arg, Schema
 from convlens.core.numbers import Dim, normalize
 from convlens.core.registry import Cost, RuleError, Saved, Shape, register_rule
-from convlens.core.rules.common import elements, fmt_shape, spatial
+from convlens.core.rules.common import elements, fmt_shape, spatial, spatial_nd
 from convlens.core.steps import step
 
 _BATCHNORM_ARGS = (
@@ -107,6 +108,16 @@ def _batchnorm(shape: Shape, channels: Dim, args: Mapping[str, Any]) -> Cost:
 @register_rule("batchnorm2d", BATCHNORM, "batch normalisation (nn.BatchNorm2d)", has_weights=True)
 def batchnorm2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     return _batchnorm(inputs[0], spatial("batchnorm2d", inputs[0])[0], args)
+
+
+@register_rule(
+    "batchnorm3d",
+    BATCHNORM,
+    "batch normalisation of volumes and clips (nn.BatchNorm3d)",
+    has_weights=True,
+)
+def batchnorm3d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
+    return _batchnorm(inputs[0], spatial_nd("batchnorm3d", inputs[0], 3)[0], args)
 
 
 @register_rule(

@@ -112,17 +112,20 @@ def pad(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
                     new,
                 )
             )
-    # On a (C, H, W) map, output o of a padded H or W reads input o − P_lo (on an unbounded
-    # input, as a convolution's own padding is counted); other padded axes leave no grid.
-    spatial = len(shape) == 3
+    # On a (C, L), (C, H, W) or (C, D, H, W) map, output o of a padded spatial axis reads
+    # input o − P_lo (on an unbounded input, as a convolution's own padding is counted);
+    # padding a tensor that is no map of the network's rank leaves no grid to follow.
+    map_axes = len(shape) - 1 if len(shape) in (2, 3, 4) else None
     moved = [axis for axis, p in enumerate(pairs) if p != (0, 0)]
     maps = None
-    if spatial and any(axis in (1, 2) for axis in moved):
-        maps = tuple(_shift(pairs[axis][0]) for axis in (1, 2))
+    if map_axes is not None and any(axis >= 1 for axis in moved):
+        maps = tuple(_shift(pairs[axis][0]) for axis in range(1, len(shape)))
     return Cost(
         output_shape=tuple(out),
-        rf=maps,  # type: ignore[arg-type]
-        rf_global=bool(moved) and not spatial,
+        rf=maps,
+        rf_global=bool(moved) and map_axes is None,
+        rf_axes=map_axes,
+        rf_otherwise_global=bool(moved),
         saves=(Saved("input"),) if mode in ("reflect", "replicate") else (),
         steps=tuple(steps),
         args=dict(args),

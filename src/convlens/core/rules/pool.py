@@ -1,4 +1,4 @@
-"""Pooling: max, average, global average, adaptive average."""
+"""Pooling over 1, 2 or 3 spatial axes: max, average, global average, adaptive average."""
 
 from __future__ import annotations
 
@@ -6,9 +6,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from convlens.core.args import Arg, Schema
-from convlens.core.numbers import ceildiv, divide, floordiv, is_numeric, normalize
+from convlens.core.numbers import ceildiv, divide, floordiv, is_numeric, normalize, product
 from convlens.core.registry import AxisMap, Cost, RuleError, Saved, Shape, register_rule
-from convlens.core.rules.common import Window, spatial, stride_warnings, window_output
+from convlens.core.rules.common import (
+    AXIS_SYMBOLS,
+    Window,
+    spatial_nd,
+    stride_warnings,
+    window_output,
+)
+from convlens.core.rules.conv import kernel_symbols, per_axis
 from convlens.core.steps import step
 
 _POOL = (
@@ -32,12 +39,18 @@ AVGPOOL = Schema(
 )
 
 
-def _pool(kind: str, shape: Shape, args: Mapping[str, Any], dilation: tuple[Any, ...]) -> Cost:
-    channels, height, width = spatial(kind, shape)
+def _pool(
+    kind: str,
+    shape: Shape,
+    args: Mapping[str, Any],
+    dilation: tuple[Any, ...],
+    spatial_axes: int,
+) -> Cost:
+    channels, sizes = spatial_nd(kind, shape, spatial_axes)
     kernel, pad = args["kernel_size"], args["padding"]
     stride = args["stride"] if args["stride"] is not None else kernel
     outs, steps, gaps, maps = [], [], [], []
-    for axis, size in enumerate((height, width)):
+    for axis, size in enumerate(sizes):
         # PyTorch's limit is half the kernel, rounded down, whatever the dilation
         if is_numeric(pad[axis]) and is_numeric(kernel[axis]) and pad[axis] > kernel[axis] // 2:
             raise RuleError(
@@ -54,60 +67,106 @@ def _pool(kind: str, shape: Shape, args: Mapping[str, Any], dilation: tuple[Any,
             dilation[axis],
             ceil_mode=args["ceil_mode"],
         )
-        out, axis_steps, axis_gaps, axis_map = window_output(kind, axis, window)
+        out, axis_steps, axis_gaps, axis_map = window_output(kind, axis, window, spatial_axes)
         outs.append(out)
         steps += axis_steps
         gaps += axis_gaps
         maps.append(axis_map)
     return Cost(
-        output_shape=(channels, outs[0], outs[1]),
-        rf=(maps[0], maps[1]),
-        warnings=stride_warnings(gaps),
+        output_shape=(channels, *outs),
+        rf=tuple(maps),
+        warnings=stride_warnings(gaps, spatial_axes),
         steps=tuple(steps),
         args={**args, "stride": stride},
     )
 
 
-@register_rule("maxpool2d", MAXPOOL, "max pooling (nn.MaxPool2d)")
-def maxpool2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
-    cost = _pool("maxpool2d", inputs[0], args, args["dilation"])
-    c, h, w = cost.output_shape
-    k = args["kernel_size"]
-    comparisons = normalize(c * h * w * (k[0] * k[1] - 1))
+def _window_terms(
+    cost: Cost, args: Mapping[str, Any], axes: int
+) -> tuple[str, str, dict[str, Any]]:
+    """``{C}·{H_out}·{W_out}`` and ``{K_h}·{K_w}`` (one factor per axis), with values."""
+    c, *outs = cost.output_shape
+    out_symbols = [f"{s}_out" for s in AXIS_SYMBOLS[axes]]
+    k_symbols = kernel_symbols(axes)
+    values = {
+        "C": c,
+        **dict(zip(out_symbols, outs, strict=True)),
+        **dict(zip(k_symbols, args["kernel_size"], strict=True)),
+    }
+    outputs = "·".join("{" + s + "}" for s in ("C", *out_symbols))
+    return outputs, "·".join("{" + s + "}" for s in k_symbols), values
+
+
+def max_pooling(kind: str, shape: Shape, args: Mapping[str, Any], axes: int) -> Cost:
+    cost = _pool(kind, shape, args, args["dilation"], axes)
+    outputs, window, values = _window_terms(cost, args, axes)
+    elements = product(cost.output_shape)
+    comparisons = normalize(elements * (product(args["kernel_size"]) - 1))
     steps = (
         *cost.steps,
         step(
             "flops",
             "comparisons",
             "FLOPs",
-            "{C}·{H_out}·{W_out}·({K_h}·{K_w} − 1)",
-            {"C": c, "H_out": h, "W_out": w, "K_h": k[0], "K_w": k[1]},
+            outputs + "·(" + window + " − 1)",
+            values,
             comparisons,
         ),
     )
     # Backward needs the input and the arg-max indices (int64, one per output element).
-    saves = (Saved("input"), Saved("extra", elements=normalize(c * h * w), itemsize=8))
+    saves = (Saved("input"), Saved("extra", elements=normalize(elements), itemsize=8))
     return _replace(cost, other_flops=comparisons, saves=saves, steps=steps)
+
+
+def average_pooling(kind: str, shape: Shape, args: Mapping[str, Any], axes: int) -> Cost:
+    cost = _pool(kind, shape, args, (1,) * axes, axes)
+    sizes, kernel = shape[1:], args["kernel_size"]
+    if axes == 3 and any(
+        is_numeric(i) and is_numeric(k) and i < k for i, k in zip(sizes, kernel, strict=True)
+    ):  # ATen's avg_pool3d checks the input against the window, padding aside
+        raise RuleError(
+            f"the input {'×'.join(map(str, sizes))} is smaller than the kernel "
+            f"{'×'.join(map(str, kernel))} on some axis: PyTorch's avg_pool3d refuses it "
+            "(whatever the padding)"
+        )
+    outputs, window, values = _window_terms(cost, args, axes)
+    work = normalize(product(cost.output_shape) * product(args["kernel_size"]))
+    # K·K − 1 additions and one division per output
+    steps = (
+        *cost.steps,
+        step("flops", "additions and divisions", "FLOPs", outputs + "·" + window, values, work),
+    )
+    return _replace(cost, other_flops=work, saves=(Saved("input"),), steps=steps)
+
+
+@register_rule("maxpool2d", MAXPOOL, "max pooling (nn.MaxPool2d)")
+def maxpool2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
+    return max_pooling("maxpool2d", inputs[0], args, 2)
+
+
+@register_rule("maxpool1d", per_axis(MAXPOOL, 1), "1-D max pooling (nn.MaxPool1d)")
+def maxpool1d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
+    return max_pooling("maxpool1d", inputs[0], args, 1)
+
+
+@register_rule("maxpool3d", per_axis(MAXPOOL, 3), "3-D max pooling (nn.MaxPool3d)")
+def maxpool3d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
+    return max_pooling("maxpool3d", inputs[0], args, 3)
 
 
 @register_rule("avgpool2d", AVGPOOL, "average pooling (nn.AvgPool2d)")
 def avgpool2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
-    cost = _pool("avgpool2d", inputs[0], args, (1, 1))
-    c, h, w = cost.output_shape
-    k = args["kernel_size"]
-    work = normalize(c * h * w * k[0] * k[1])  # K·K − 1 additions and one division
-    steps = (
-        *cost.steps,
-        step(
-            "flops",
-            "additions and divisions",
-            "FLOPs",
-            "{C}·{H_out}·{W_out}·{K_h}·{K_w}",
-            {"C": c, "H_out": h, "W_out": w, "K_h": k[0], "K_w": k[1]},
-            work,
-        ),
-    )
-    return _replace(cost, other_flops=work, saves=(Saved("input"),), steps=steps)
+    return average_pooling("avgpool2d", inputs[0], args, 2)
+
+
+@register_rule("avgpool1d", per_axis(AVGPOOL, 1), "1-D average pooling (nn.AvgPool1d)")
+def avgpool1d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
+    return average_pooling("avgpool1d", inputs[0], args, 1)
+
+
+@register_rule("avgpool3d", per_axis(AVGPOOL, 3), "3-D average pooling (nn.AvgPool3d)")
+def avgpool3d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
+    return average_pooling("avgpool3d", inputs[0], args, 3)
 
 
 GLOBAL = Schema((Arg("keepdim", "bool", True, help="keep the 1×1 spatial axes"),))
@@ -117,13 +176,20 @@ GLOBAL = Schema((Arg("keepdim", "bool", True, help="keep the 1×1 spatial axes")
     "global_avgpool",
     GLOBAL,
     "global average pooling to (C, 1, 1) "
-    "(nn.AdaptiveAvgPool2d(1)), or to (C,) with keepdim=false (x.mean((2, 3)))",
+    "(nn.AdaptiveAvgPool2d(1)), or to (C,) with keepdim=false (x.mean((2, 3))); "
+    "to (C, 1) or (C, 1, 1, 1) on a signal or a volume",
 )
 def global_avgpool(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
-    c, h, w = spatial("global_avgpool", inputs[0])
-    work = normalize(c * h * w)  # H·W − 1 additions and one division per channel
+    shape = tuple(inputs[0])
+    axes = len(shape) - 1
+    if axes not in AXIS_SYMBOLS:
+        spatial_nd("global_avgpool", shape, 2)  # the (C, H, W) error, with its hint
+    c, sizes = spatial_nd("global_avgpool", shape, axes)
+    work = normalize(c * product(sizes))  # H·W − 1 additions and one division per channel
+    kept = (1,) * axes
+    symbols = AXIS_SYMBOLS[axes]
     return Cost(
-        output_shape=(c, 1, 1) if args["keepdim"] else (c,),
+        output_shape=(c, *kept) if args["keepdim"] else (c,),
         other_flops=work,
         rf_global=True,
         saves=(),  # computed as a mean, whose backward needs only the sizes
@@ -135,15 +201,15 @@ def global_avgpool(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
                 "{C}",
                 {"C": c},
                 c,
-                note="each channel's H×W map becomes one value: the output is "
-                + ("(C, 1, 1)" if args["keepdim"] else "(C,)"),
+                note=f"each channel's {'×'.join(symbols)} map becomes one value: the output is "
+                + (f"(C, {', '.join('1' for _ in symbols)})" if args["keepdim"] else "(C,)"),
             ),
             step(
                 "flops",
                 "additions and divisions",
                 "FLOPs",
-                "{C}·{H}·{W}",
-                {"C": c, "H": h, "W": w},
+                "·".join("{" + s + "}" for s in ("C", *symbols)),
+                {"C": c, **dict(zip(symbols, sizes, strict=True))},
                 work,
             ),
         ),
@@ -176,32 +242,55 @@ def _bin_total(size: Any, out: Any) -> Any:
     )
 
 
-@register_rule("adaptive_avgpool2d", ADAPTIVE, "adaptive average pooling (nn.AdaptiveAvgPool2d)")
-def adaptive_avgpool2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
-    c, h, w = spatial("adaptive_avgpool2d", inputs[0])
-    oh, ow = args["output_size"]
-    bins_h, bins_w = _bin_total(h, oh), _bin_total(w, ow)
-    work = normalize(c * bins_h * bins_w)
-    one_by_one = oh == 1 and ow == 1  # PyTorch computes it as a mean: nothing saved
+def adaptive_pooling(kind: str, shape: Shape, args: Mapping[str, Any], axes: int) -> Cost:
+    c, sizes = spatial_nd(kind, shape, axes)
+    outs = tuple(args["output_size"])
+    bins = [_bin_total(size, out) for size, out in zip(sizes, outs, strict=True)]
+    work = normalize(c * product(bins))
+    whole = all(out == 1 for out in outs)  # PyTorch computes it as a mean: nothing saved
+    bin_symbols = [f"B_{s.lower()}" for s in AXIS_SYMBOLS[axes]]
     return Cost(
-        output_shape=(c, oh, ow),
+        output_shape=(c, *outs),
         other_flops=work,
-        rf=(_adaptive_map(h, oh), _adaptive_map(w, ow)),
-        rf_global=one_by_one,
-        saves=() if one_by_one else (Saved("input"),),
+        rf=tuple(_adaptive_map(size, out) for size, out in zip(sizes, outs, strict=True)),
+        rf_global=whole,
+        saves=() if whole else (Saved("input"),),
         steps=(
             step(
                 "flops",
                 "additions and divisions",
                 "FLOPs",
-                "{C}·{B_h}·{B_w}",
-                {"C": c, "B_h": bins_h, "B_w": bins_w},
+                "·".join("{" + s + "}" for s in ("C", *bin_symbols)),
+                {"C": c, **dict(zip(bin_symbols, bins, strict=True))},
                 work,
                 note="B = total bin length along an axis; bins may overlap",
             ),
         ),
         args=dict(args),
     )
+
+
+@register_rule("adaptive_avgpool2d", ADAPTIVE, "adaptive average pooling (nn.AdaptiveAvgPool2d)")
+def adaptive_avgpool2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
+    return adaptive_pooling("adaptive_avgpool2d", inputs[0], args, 2)
+
+
+@register_rule(
+    "adaptive_avgpool1d",
+    per_axis(ADAPTIVE, 1),
+    "1-D adaptive average pooling (nn.AdaptiveAvgPool1d)",
+)
+def adaptive_avgpool1d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
+    return adaptive_pooling("adaptive_avgpool1d", inputs[0], args, 1)
+
+
+@register_rule(
+    "adaptive_avgpool3d",
+    per_axis(ADAPTIVE, 3),
+    "3-D adaptive average pooling (nn.AdaptiveAvgPool3d)",
+)
+def adaptive_avgpool3d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
+    return adaptive_pooling("adaptive_avgpool3d", inputs[0], args, 3)
 
 
 def _replace(cost: Cost, **changes: Any) -> Cost:

@@ -20,7 +20,14 @@ from convlens.core.numbers import (
     product,
 )
 from convlens.core.registry import AxisMap, Cost, RuleError, Saved, Shape, register_rule
-from convlens.core.rules.common import elements, fmt_shape, spatial
+from convlens.core.rules.common import (
+    AXIS_NAMES,
+    AXIS_SYMBOLS,
+    elements,
+    fmt_shape,
+    spatial,
+    spatial_nd,
+)
 from convlens.core.steps import step
 
 
@@ -179,33 +186,83 @@ def _upsample_map(size: Any, out: Any, scale: Fraction, mode: str, align: bool) 
     )
 
 
+# The interpolating mode of each number of axes, and its FLOPs per output element: the
+# 2^n weighted neighbours cost 2^n multiplies and 2^n − 1 adds.
+_LINEAR_MODE = {1: "linear", 2: "bilinear", 3: "trilinear"}
+
+
+def _upsample_schema(axes: int) -> Schema:
+    mode = _LINEAR_MODE[axes]
+    return Schema(
+        (
+            UPSAMPLE["scale_factor"],
+            UPSAMPLE["size"].per_axis(axes),
+            Arg("mode", "choice", "nearest", choices=("nearest", mode), help="interpolation"),
+            Arg("align_corners", "bool", False, help=f"{mode} only: align the corner samples"),
+        )
+    )
+
+
 @register_rule("upsample", UPSAMPLE, "upsampling by a scale factor (nn.Upsample)")
 def upsample(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
-    c, h, w = spatial("upsample", inputs[0])
+    return upsampling("upsample", inputs[0], args, 2)
+
+
+@register_rule(
+    "upsample1d", _upsample_schema(1), "upsampling of a (C, L) signal (nn.Upsample, 3-D input)"
+)
+def upsample1d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
+    return upsampling("upsample1d", inputs[0], args, 1)
+
+
+@register_rule(
+    "upsample3d",
+    _upsample_schema(3),
+    "upsampling of a (C, D, H, W) volume or clip (nn.Upsample, 5-D input)",
+)
+def upsample3d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
+    return upsampling("upsample3d", inputs[0], args, 3)
+
+
+def upsampling(kind: str, shape: Shape, args: Mapping[str, Any], axes: int) -> Cost:
+    """One scale on every spatial axis, nearest or (bi/tri)linear, as F.interpolate."""
+    c, sizes = spatial_nd(kind, shape, axes)
+    linear = _LINEAR_MODE[axes]
     raw = args["scale_factor"]
-    if args["align_corners"] and args["mode"] != "bilinear":
-        raise RuleError("align_corners applies only to mode=bilinear")
+    if args["align_corners"] and args["mode"] != linear:
+        raise RuleError(f"align_corners applies only to mode={linear}")
     if (raw is None) == (args["size"] is None):
-        raise RuleError("upsample needs either a scale factor or size=HxW (not both)")
+        form = "x".join(AXIS_SYMBOLS[axes])
+        raise RuleError(f"{kind} needs either a scale factor or size={form} (not both)")
     if args["size"] is not None:
-        oh, ow = args["size"]
-        if h == 0 or w == 0 or divide(oh, h) != divide(ow, w):
-            raise RuleError(f"size {oh}x{ow} is not one scale of the input {h}x{w}")
-        scale = Fraction(divide(oh, h))
+        outs = tuple(args["size"])
+        if (
+            any(size == 0 for size in sizes)
+            or len({divide(out, size) for out, size in zip(outs, sizes, strict=True)}) != 1
+        ):
+            raise RuleError(
+                f"size {'x'.join(map(str, outs))} is not one scale of the input "
+                f"{'x'.join(map(str, sizes))}"
+            )
+        scale = Fraction(divide(outs[0], sizes[0]))
     else:
         scale = Fraction(raw).limit_denominator(1000) if isinstance(raw, float) else Fraction(raw)
         if scale <= 0:
             raise RuleError(f"scale_factor must be positive, got {raw}")
         # PyTorch computes ⌊I·s⌋ in floating point (11·(15/11) gives 14): so do we.
-        oh, ow = (
+        outs = tuple(
             math.floor(float(size) * float(raw)) if is_numeric(size) else floordiv(size * scale, 1)
-            for size in (h, w)
+            for size in sizes
         )
-    n = normalize(c * oh * ow)
-    work = normalize(7 * n) if args["mode"] == "bilinear" else 0  # 4 products, 3 sums
+    n = normalize(c * product(outs))
+    neighbours = 2**axes
+    per_element = 2 * neighbours - 1
+    work = normalize(per_element * n) if args["mode"] == linear else 0
     steps = [
-        step("shape", "output height", "H_out", "⌊{H}·{s}⌋", {"H": h, "s": scale}, oh),
-        step("shape", "output width", "W_out", "⌊{W}·{s}⌋", {"W": w, "s": scale}, ow),
+        step(
+            "shape", f"output {name}", f"{sym}_out", "⌊{" + sym + "}·{s}⌋", {sym: i, "s": scale}, o
+        )
+        for name, sym, i, o in zip(AXIS_NAMES[axes], AXIS_SYMBOLS[axes], sizes, outs, strict=True)
     ]
     if work:
         steps.append(
@@ -213,20 +270,27 @@ def upsample(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
                 "flops",
                 "interpolation FLOPs",
                 "FLOPs",
-                "7·{N}",
+                f"{per_element}·" + "{N}",
                 {"N": n},
                 work,
-                note="4 weighted neighbours: 4 multiplies and 3 adds",
+                note=f"{neighbours} weighted neighbours: {neighbours} multiplies and "
+                f"{neighbours - 1} add{'s' if neighbours > 2 else ''}",
             )
         )
     maps = tuple(
-        _upsample_map(size, out, scale, args["mode"], args["align_corners"])
-        for size, out in ((h, oh), (w, ow))
+        _upsample_map(
+            size,
+            out,
+            scale,
+            "nearest" if args["mode"] == "nearest" else "linear",
+            args["align_corners"],
+        )
+        for size, out in zip(sizes, outs, strict=True)
     )
     return Cost(
-        output_shape=(c, oh, ow),
+        output_shape=(c, *outs),
         other_flops=work,
-        rf=maps,  # type: ignore[arg-type]
+        rf=maps,
         steps=tuple(steps),
         args={**args, "scale_factor": scale},
     )

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.nn import functional as F
 
-from convlens.torch.handlers.registry import arg, expect_channels, handles, pair
+from convlens.torch.handlers.registry import arg, expect_channels, handles, pair, per_axis
 from convlens.torch.probes import is_contiguous, keeps_copy
 
 if TYPE_CHECKING:
@@ -58,6 +58,62 @@ def _conv_transpose2d(t: Tracer, args: tuple, kwargs: dict) -> Any:
         "derived_weight": _computed(t, weight),
     }
     return t.record("conv_transpose2d", spec, [x], [weight, bias])
+
+
+def _conv_nd(axes: int) -> Any:
+    """F.conv1d / F.conv3d on a batched (N, C, L) or (N, C, D, H, W) input."""
+
+    def handler(t: Tracer, args: tuple, kwargs: dict) -> Any:
+        x, weight, bias = args[0], arg(args, kwargs, 1, "weight"), arg(args, kwargs, 2, "bias")
+        if x.dim() != axes + 2:
+            return NotImplemented  # an unbatched input: PyTorch's own kernel gives the shape
+        padding = arg(args, kwargs, 4, "padding", 0)
+        groups = int(arg(args, kwargs, 6, "groups", 1))
+        expect_channels(t, x, int(weight.shape[1]) * groups, "input channels")
+        spec = {
+            "out_channels": int(weight.shape[0]),
+            "kernel_size": tuple(int(k) for k in weight.shape[2:]),
+            "stride": per_axis(arg(args, kwargs, 3, "stride", 1), axes),
+            "padding": padding if isinstance(padding, str) else per_axis(padding, axes),
+            "dilation": per_axis(arg(args, kwargs, 5, "dilation", 1), axes),
+            "groups": groups,
+            "bias": bias is not None,
+            "derived_weight": _computed(t, weight),
+        }
+        return t.record(f"conv{axes}d", spec, [x], [weight, bias])
+
+    return handler
+
+
+def _conv_transpose_nd(axes: int) -> Any:
+    """F.conv_transpose1d / F.conv_transpose3d on a batched input."""
+
+    def handler(t: Tracer, args: tuple, kwargs: dict) -> Any:
+        x, weight, bias = args[0], arg(args, kwargs, 1, "weight"), arg(args, kwargs, 2, "bias")
+        if x.dim() != axes + 2:
+            return NotImplemented
+        groups = int(arg(args, kwargs, 6, "groups", 1))
+        expect_channels(t, x, int(weight.shape[0]), "input channels")
+        spec = {
+            "out_channels": int(weight.shape[1]) * groups,
+            "kernel_size": tuple(int(k) for k in weight.shape[2:]),
+            "stride": per_axis(arg(args, kwargs, 3, "stride", 1), axes),
+            "padding": per_axis(arg(args, kwargs, 4, "padding", 0), axes),
+            "output_padding": per_axis(arg(args, kwargs, 5, "output_padding", 0), axes),
+            "groups": groups,
+            "dilation": per_axis(arg(args, kwargs, 7, "dilation", 1), axes),
+            "bias": bias is not None,
+            "derived_weight": _computed(t, weight),
+        }
+        return t.record(f"conv_transpose{axes}d", spec, [x], [weight, bias])
+
+    return handler
+
+
+handles(F.conv1d, torch.conv1d)(_conv_nd(1))
+handles(F.conv3d, torch.conv3d)(_conv_nd(3))
+handles(F.conv_transpose1d, torch.conv_transpose1d)(_conv_transpose_nd(1))
+handles(F.conv_transpose3d, torch.conv_transpose3d)(_conv_transpose_nd(3))
 
 
 @handles(F.linear, torch._C._nn.linear, any_layout=True)

@@ -39,6 +39,8 @@ def _batch_norm(t: Tracer, args: tuple, kwargs: dict) -> Any:
     }
     if layout == STANDARD and rank == 4:
         return t.record("batchnorm2d", spec, [x], [weight, bias, mean, var])
+    if layout == STANDARD and rank == 5:  # (N, C, D, H, W): a volume or clip
+        return t.record("batchnorm3d", spec, [x], [weight, bias, mean, var])
     spec["dim"] = channels + 1  # counted with the batch, as the rules count axes
     return t.record("batchnorm1d", spec, [x], [weight, bias, mean, var], layout=layout)
 

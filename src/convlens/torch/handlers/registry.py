@@ -46,6 +46,14 @@ def pair(value: Any) -> tuple[int, int]:
     return (values[0], values[0]) if len(values) == 1 else (values[0], values[1])
 
 
+def per_axis(value: Any, axes: int) -> tuple[int, ...]:
+    """``3`` or ``(3,)`` → (3, 3, 3) for three axes; a tuple of ``axes`` values as it is."""
+    if isinstance(value, int):
+        return (value,) * axes
+    values = tuple(int(v) for v in value)
+    return values * axes if len(values) == 1 else values
+
+
 # -- handlers: PyTorch functions → convlens rules ------------------------------------------
 def expect_channels(t: Tracer, x: Any, expected: int, what: str, axis: int = 1) -> None:
     """A layer's weights fix its input size: say so rather than count a wrong input."""

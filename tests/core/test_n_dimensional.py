@@ -1,0 +1,173 @@
+"""Signals (C, L) and volumes or clips (C, D, H, W): receptive fields against the
+gradient method along every axis, textbook values, the whole input after global pooling,
+and the errors for a layer given a map of the wrong rank."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import convlens
+from convlens.errors import SpecError
+from tests.core.oracle import gradient_extents, network
+
+
+def _window_layer(draw, axes: int, index: int, lines: list[str]) -> None:
+    """One random layer of a 1-D or 3-D network, or a residual pair of them."""
+    d = f"{axes}d"
+    choice = draw(st.integers(0, 5))
+    if choice == 0:
+        k, s, dil = draw(st.integers(1, 4)), draw(st.integers(1, 2)), draw(st.integers(1, 2))
+        lines.append(f"conv{d} 1 k={k} s={s} d={dil} p={draw(st.integers(0, k // 2))}")
+    elif choice == 1:
+        kind = draw(st.sampled_from([f"avgpool{d}", f"maxpool{d}"]))
+        lines.append(f"{kind} {draw(st.integers(2, 3))} s={draw(st.integers(1, 2))}")
+    elif choice == 2:
+        mode = draw(st.sampled_from(["nearest", "linear" if axes == 1 else "trilinear"]))
+        lines.append(f"upsample{d} 2 mode={mode}")
+    elif choice == 3:
+        k, s = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+        lines.append(f"conv_transpose{d} 1 k={k} s={s} d={draw(st.integers(1, 2))}")
+    elif choice == 4:  # two branches joined exactly
+        a, b = draw(st.integers(0, 1)), draw(st.integers(0, 2))
+        lines += [
+            f"identity as p{index}",
+            f"conv{d} 1 k={2 * a + 1} p={a} as x{index}",
+            f"from p{index}",
+            f"conv{d} 1 k={2 * b + 1} p={b}",
+            f"add x{index}",
+        ]
+    else:
+        lines.append(f"batchnorm{d}")
+
+
+@st.composite
+def signal_networks(draw):
+    lines = [f"input 1x{draw(st.integers(48, 72))}"]
+    for i in range(draw(st.integers(1, 4))):
+        _window_layer(draw, 1, i, lines)
+    return "\n".join(lines)
+
+
+@st.composite
+def volume_networks(draw):
+    sizes = "x".join(str(draw(st.integers(22, 28))) for _ in range(3))
+    lines = [f"input 1x{sizes}"]
+    for i in range(draw(st.integers(1, 2))):
+        _window_layer(draw, 3, i, lines)
+    return "\n".join(lines)
+
+
+def check_rf(text: str, margin: int) -> None:
+    """convlens's RF, jump and start per axis against the gradient's extents, away from
+    the border (convlens reports the field on an unbounded input)."""
+    last = convlens.analyze(text).layers[-1]
+    net = network(text)
+    sizes = net.input_shape[1:]
+    assert len(last.rf) == len(sizes), text
+    for axis in range(len(sizes)):
+        rows = gradient_extents(net, axis)
+        interior = [
+            (o, lo, hi) for o, lo, hi in rows if lo >= margin and hi <= sizes[axis] - 1 - margin
+        ]
+        if not interior:
+            continue
+        measured = max(hi - lo + 1 for _, lo, hi in interior)
+        assert last.rf[axis] >= measured, text
+        if len(interior) >= last.rf_period[axis] + 1:
+            assert last.rf[axis] == measured, text
+        if last.rf_period[axis] == 1:
+            for o, lo, hi in interior:
+                assert Fraction(lo + hi, 2) == last.start[axis] + o * last.jump[axis], text
+
+
+@given(signal_networks())
+@settings(max_examples=60)
+def test_signal_receptive_field_equals_gradient_extent(text: str) -> None:
+    check_rf(text, margin=8)
+
+
+@given(volume_networks())
+@settings(max_examples=25)
+def test_volume_receptive_field_equals_gradient_extent(text: str) -> None:
+    check_rf(text, margin=5)
+
+
+def test_textbook_values_on_a_signal_and_a_clip() -> None:
+    r = convlens.analyze("input 1x100\nconv1d 4 k=3 s=2\nconv1d 4 k=3")
+    assert r.totals.rf == (3 + (3 - 1) * 2,) and r.totals.jump == (2,)
+    # C3D's first block: 3×3×3 convolution, 1×2×2 pooling, 3×3×3 convolution.
+    r = convlens.analyze(
+        "input 3x16x112x112\nconv3d 64 k=3 p=1\nmaxpool3d (1,2,2)\nconv3d 8 k=3 p=1"
+    )
+    assert r.totals.rf == (3 + 2, 3 + 1 + 2 * 2, 3 + 1 + 2 * 2)
+    assert r.totals.jump == (1, 2, 2)
+    assert r.layers[0].params == 64 * 3 * 3 * 3 * 3 + 64
+    assert r.layers[0].macs == 64 * 16 * 112 * 112 * (3 * 3 * 3 * 3)
+
+
+def test_global_pooling_sees_the_whole_signal_or_volume() -> None:
+    r = convlens.analyze("input 2x50\nconv1d 4 k=3\nglobal_avgpool\nflatten\nlinear 2")
+    assert r.totals.rf_status == "whole input" and r.totals.rf == (50,)
+    assert r.layers[1].output_shape == (4, 1)
+    r = convlens.analyze("input 2x4x6x8\nconv3d 4 k=1\nglobal_avgpool")
+    assert r.totals.rf == (4, 6, 8) and r.layers[1].output_shape == (4, 1, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "input 1x100\nconv2d 8 k=3",
+            "conv2d expects a (C, H, W) input, got (1, 100) (a 1-D input (C, L): use conv1d)",
+        ),
+        (
+            "input 3x16x32x32\nmaxpool2d 2",
+            "maxpool2d expects a (C, H, W) input, got (3, 16, 32, 32) "
+            "(a 3-D input (C, D, H, W): use maxpool3d)",
+        ),
+        (
+            "input 3x32x32\nconv3d 8 k=3",
+            "conv3d expects a (C, D, H, W) input, got (3, 32, 32) (a 2-D input (C, H, W): "
+            "use conv2d)",
+        ),
+        ("input 3x32x32\nbatchnorm3d", "use batchnorm2d"),
+        ("input 1x100\nupsample1d 2 mode=bilinear", "must be one of nearest, linear"),
+        ("input 1x100\nconv1d 4 k=(3,3)", "'kernel_size' takes one value, got 2 values"),
+        ("input 1x4x4x4\nconv3d 4 p=(1,1)", "'padding' takes 1, 3 or 6 values, got 2"),
+        ("input 1x2x3x4x5\nrelu", "input must be channels x height x width"),
+    ],
+)
+def test_a_layer_of_the_wrong_rank_is_named(text: str, message: str) -> None:
+    with pytest.raises(SpecError) as err:
+        convlens.analyze(text)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "input 2x20\nconv1d 3 k=4 p=(3,0)",  # causal: all the padding before
+        "input 2x20\nconv1d 3 k=4 d=2 p=same",  # 'same' with an even extent: 3 before, 3 after
+        "input 1x5x6x7\nconv3d 2 k=(2,3,2) p=(1,0,1,1,0,1)",
+        "input 1x5x6x7\nconv3d 2 k=2 p=same",
+    ],
+)
+def test_asymmetric_padding_matches_torch(text: str) -> None:
+    """(before, after) per axis: the module built from it pads with F.pad first."""
+    from tests.core.oracle import measure
+
+    truth, report = measure(network(text)), convlens.analyze(text, batch=2)
+    assert report.layers[-1].output_shape == truth["shape"]
+    assert (report.totals.params, report.totals.macs) == (truth["params"], truth["macs"])
+
+
+def test_causal_padding_shifts_the_receptive_field() -> None:
+    # F.pad(x, (2, 0)) then a 3-tap conv: output 0 reads positions −2 … 0.
+    r = convlens.analyze("input 1x16\npad (2,0)\nconv1d 1 k=3")
+    assert r.totals.rf == (3,) and r.totals.start == (-1,)
+    check_rf("input 1x40\npad (2,0)\nconv1d 1 k=3\npad (2,0)\nconv1d 1 k=3 d=2", margin=8)
