@@ -171,3 +171,44 @@ def test_causal_padding_shifts_the_receptive_field() -> None:
     r = convlens.analyze("input 1x16\npad (2,0)\nconv1d 1 k=3")
     assert r.totals.rf == (3,) and r.totals.start == (-1,)
     check_rf("input 1x40\npad (2,0)\nconv1d 1 k=3\npad (2,0)\nconv1d 1 k=3 d=2", margin=8)
+
+
+def test_symbolic_signal_and_volume_match_numeric() -> None:
+    from convlens.core.numbers import symbol
+
+    signal = "input 1xL\nconv1d 4 k=k p=k//2\nmaxpool1d 2\nconv1d 4 k=k p=k//2"
+    symbolic = convlens.analyze(signal)
+    for k, length in ((1, 20), (3, 64), (5, 33)):
+        numeric = convlens.analyze(signal, k=k, L=length)
+        values = {symbol("k"): k, symbol("L"): length}
+        assert symbolic.totals.rf[0].subs(values) == numeric.totals.rf[0]
+        assert symbolic.totals.macs.subs(values) == numeric.totals.macs
+    volume = "input 3xDxHxW\nconv3d 8 k=3 p=1\nmaxpool3d 2\nconv_transpose3d 2 k=2 s=2"
+    symbolic = convlens.analyze(volume)
+    numeric = convlens.analyze(volume.replace("DxHxW", "6x7x9"))
+    values = {symbol("D"): 6, symbol("H"): 7, symbol("W"): 9}
+    assert tuple(d.subs(values) for d in symbolic.layers[-1].output_shape[1:]) == (6, 6, 8)
+    assert numeric.layers[-1].output_shape == (2, 6, 6, 8)
+    assert symbolic.totals.flops.subs(values) == numeric.totals.flops
+
+
+def test_a_convolution_spanning_the_signal_is_a_fully_connected_layer() -> None:
+    """docs/language.md: examples/signal/'s two designs have the same numbers, and PyTorch
+    computes the same function with the linear layer's weights in the convolution."""
+    from pathlib import Path
+
+    import torch
+
+    examples = Path(__file__).resolve().parents[2] / "examples" / "signal"
+    conv = convlens.analyze(examples / "conv_as_fc.cnn")
+    fc = convlens.analyze(examples / "fully_connected.cnn")
+    for field in ("params", "macs", "flops", "rf", "training_bytes"):
+        assert getattr(conv.totals, field) == getattr(fc.totals, field), field
+    assert conv.totals.params == 8 * 16 + 8 and conv.totals.macs == 8 * 16
+    linear = torch.nn.Linear(16, 8).double()
+    conv1d = torch.nn.Conv1d(1, 8, 16).double()
+    with torch.no_grad():
+        conv1d.weight.copy_(linear.weight.view(8, 1, 16))
+        conv1d.bias.copy_(linear.bias)
+    x = torch.randn(5, 1, 16, dtype=torch.float64)
+    torch.testing.assert_close(conv1d(x).flatten(1), linear(x.flatten(1)))

@@ -127,3 +127,29 @@ def test_connections_with_batch_norm_are_as_the_page_says() -> None:
     without_bn = analyze("input 3x16x16\nconv2d 8 k=3\nrelu\n")
     assert without_bn.totals.connections == 14 * 14 * 8 * (3 * 9 + 1)
     assert f"connections: {14 * 14 * 8 * 28:,}" in renderer("table")(without_bn)
+
+
+def test_language_page_signal_and_volume_outputs_are_real(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """docs/language.md's 1-D and 3-D section: every block between output markers is what
+    its command prints today (run from the repository root, output piped: 200 columns)."""
+    import shlex
+
+    from typer.testing import CliRunner
+
+    from convlens.cli.main import app
+
+    page = (DOCS / "language.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"<!-- output:start -->\n```text\n\$ convlens (.*?)\n(.*?)```", page, re.S)
+    assert len(blocks) == 4
+    monkeypatch.chdir(ROOT)
+    for command, shown in blocks:
+        result = CliRunner().invoke(app, shlex.split(command))
+        assert result.exit_code == 0, result.output
+        assert result.output == shown, f"docs/language.md is stale for: convlens {command}"
+    (tmp_path / "wrong_rank.cnn").write_text("input 1x100\nconv2d 8 k=3\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["analyze", "wrong_rank.cnn"])
+    assert result.exit_code == 2
+    assert f"$ convlens analyze wrong_rank.cnn\n{result.output}```" in page

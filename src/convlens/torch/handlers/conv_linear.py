@@ -65,8 +65,8 @@ def _conv_nd(axes: int) -> Any:
 
     def handler(t: Tracer, args: tuple, kwargs: dict) -> Any:
         x, weight, bias = args[0], arg(args, kwargs, 1, "weight"), arg(args, kwargs, 2, "bias")
-        if x.dim() != axes + 2:
-            return NotImplemented  # an unbatched input: PyTorch's own kernel gives the shape
+        if x.dim() == axes + 1:  # unbatched: PyTorch's own kernel gives the shape
+            return NotImplemented
         padding = arg(args, kwargs, 4, "padding", 0)
         groups = int(arg(args, kwargs, 6, "groups", 1))
         expect_channels(t, x, int(weight.shape[1]) * groups, "input channels")
@@ -90,7 +90,7 @@ def _conv_transpose_nd(axes: int) -> Any:
 
     def handler(t: Tracer, args: tuple, kwargs: dict) -> Any:
         x, weight, bias = args[0], arg(args, kwargs, 1, "weight"), arg(args, kwargs, 2, "bias")
-        if x.dim() != axes + 2:
+        if x.dim() == axes + 1:  # unbatched: PyTorch's own kernel gives the shape
             return NotImplemented
         groups = int(arg(args, kwargs, 6, "groups", 1))
         expect_channels(t, x, int(weight.shape[0]), "input channels")

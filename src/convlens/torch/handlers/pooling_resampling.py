@@ -57,7 +57,7 @@ def _adaptive_avg_pool2d(t: Tracer, args: tuple, kwargs: dict) -> Any:
 # -- 1-D and 3-D pooling: the same arguments as the 2-D functions, one value per axis ------
 def _max_pool_nd(axes: int) -> Any:
     def handler(t: Tracer, args: tuple, kwargs: dict) -> Any:
-        if arg(args, kwargs, 6, "return_indices", False) or args[0].dim() != axes + 2:
+        if arg(args, kwargs, 6, "return_indices", False) or args[0].dim() == axes + 1:
             return NotImplemented
         kernel = per_axis(arg(args, kwargs, 1, "kernel_size"), axes)
         stride = arg(args, kwargs, 2, "stride")
@@ -75,7 +75,7 @@ def _max_pool_nd(axes: int) -> Any:
 
 def _avg_pool_nd(axes: int) -> Any:
     def handler(t: Tracer, args: tuple, kwargs: dict) -> Any:
-        if args[0].dim() != axes + 2 or arg(args, kwargs, 6, "divisor_override") is not None:
+        if args[0].dim() == axes + 1 or arg(args, kwargs, 6, "divisor_override") is not None:
             return NotImplemented
         kernel = per_axis(arg(args, kwargs, 1, "kernel_size"), axes)
         stride = arg(args, kwargs, 2, "stride")
@@ -94,7 +94,7 @@ def _avg_pool_nd(axes: int) -> Any:
 def _adaptive_avg_pool_nd(axes: int) -> Any:
     def handler(t: Tracer, args: tuple, kwargs: dict) -> Any:
         x = args[0]
-        if x.dim() != axes + 2:
+        if x.dim() == axes + 1:  # unbatched: PyTorch's own kernel gives the shape
             return NotImplemented
         given = arg(args, kwargs, 1, "output_size")
         size = (given,) * axes if isinstance(given, int) or given is None else tuple(given)
