@@ -30,13 +30,16 @@ from pathlib import Path
 import torch
 
 from convlens.labs.runtime.loop import LabInfo
-from convlens.labs.segment import SegmentConfig, compare_finetuning, evaluate_run, train
+from convlens.labs.seg_finetune import compare_finetuning
+from convlens.labs.seg_results import evaluate_run
+from convlens.labs.segment import SegmentConfig, train
 
 # name → changes to SegmentConfig's defaults ("{out}": the --out folder)
 FINETUNE = {"epochs": 4, "model": "deeplabv3_cifar?backbone=resnet20", "crop": 128,
             "batch_size": 8, "repeat": 8, "loss": "ce", "init": "{out}/cifar-backbone"}  # fmt: skip
 RUNS: dict[str, dict[str, object]] = {
-    "default": {},
+    "default": {},  # 60 epochs since the default changed from 30
+    "epochs-30": {"epochs": 30},  # the default before
     "epochs-50": {"epochs": 50},
     "epochs-60": {"epochs": 60},
     "ce-epochs-50": {"epochs": 50, "loss": "ce"},
@@ -114,7 +117,7 @@ def cifar_backbone(data: str, out: Path) -> None:
 
 def finetune(cfg: SegmentConfig) -> None:
     """``convlens lab segment finetune``: three runs and their table, timed."""
-    from convlens.labs.segment import FINETUNE_COLUMNS
+    from convlens.labs.seg_finetune import FINETUNE_COLUMNS
     from convlens.render.lab import markdown_table
 
     wall, cpu, load = time.perf_counter(), cpu_seconds(), os.getloadavg()[0]
