@@ -1,134 +1,178 @@
 """Random 1-D and 3-D layers for the oracle tests: each kind of a signal (C, L) or a
-volume or clip (C, D, H, W), in descriptions PyTorch can build and run."""
+volume or clip (C, D, H, W), in descriptions PyTorch can build and run.
+
+Each ``*_examples`` function is a plain function of a few random choices (``pick``:
+``integer``, ``boolean``, ``choice``), answered by Hypothesis here."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
+
 from hypothesis import strategies as st
 
-# Spatial sizes drawn per axis: long signals, small volumes (a 3-D forward is costly).
-SIZES = {1: st.integers(1, 24), 3: st.integers(1, 7)}
+T = TypeVar("T")
 
 
-def axes_text(draw, axes: int, low: int, high: int) -> tuple[str, tuple[int, ...]]:
-    """One value for every axis (``3``) or one per axis (``(1,3,3)``)."""
-    first = draw(st.integers(low, high))
-    if axes == 1 or draw(st.booleans()):
+class Choices(Protocol):
+    def integer(self, low: int, high: int) -> int: ...
+
+    def boolean(self) -> bool: ...
+
+    def choice(self, options: Sequence[T]) -> T: ...
+
+
+class DrawnChoices:
+    """``Choices`` answered by Hypothesis (so a failure shrinks to a small one)."""
+
+    def __init__(self, draw: Callable[[st.SearchStrategy[Any]], Any]):
+        self.draw = draw
+
+    def integer(self, low: int, high: int) -> int:
+        return self.draw(st.integers(low, high))
+
+    def boolean(self) -> bool:
+        return self.draw(st.booleans())
+
+    def choice(self, options: Sequence[T]) -> T:
+        return self.draw(st.sampled_from(options))
+
+
+def flag(pick: Choices) -> str:
+    return "true" if pick.boolean() else "false"
+
+
+def axes_text(pick: Choices, axes: int, low: int, high: int) -> tuple[str, tuple[int, ...]]:
+    """One value for every axis (``3``) or one per axis (``(1,3,3)``), as written and as
+    a tuple."""
+    first = pick.integer(low, high)
+    if axes == 1 or pick.boolean():
         return str(first), (first,) * axes
-    values = (first, *(draw(st.integers(low, high)) for _ in range(axes - 1)))
+    values = (first, *(pick.integer(low, high) for _ in range(axes - 1)))
     return "(" + ",".join(map(str, values)) + ")", values
 
 
-def input_line(draw, axes: int, channels: int) -> str:
-    return "input " + "x".join(map(str, (channels, *(draw(SIZES[axes]) for _ in range(axes)))))
+def signal_or_volume(pick: Choices, axes: int, channels: int) -> str:
+    """``input C x …``: long signals (1 … 24), small volumes (1 … 7 per axis: a 3-D
+    forward is costly)."""
+    high = 24 if axes == 1 else 7
+    sizes = (channels, *(pick.integer(1, high) for _ in range(axes)))
+    return "input " + "x".join(map(str, sizes))
 
 
-@st.composite
-def conv_nd_layers(draw, axes: int):
-    groups = draw(st.sampled_from([1, 1, 2, 3]))
-    c_in, c_out = groups * draw(st.integers(1, 3)), groups * draw(st.integers(1, 3))
-    k, _ = axes_text(draw, axes, 1, 4)
-    s, stride = axes_text(draw, axes, 1, 3)
-    d, _ = axes_text(draw, axes, 1, 2)
+def conv_examples(pick: Choices, axes: int) -> str:
+    groups = pick.choice([1, 1, 2, 3])
+    c_in, c_out = groups * pick.integer(1, 3), groups * pick.integer(1, 3)
+    k, _ = axes_text(pick, axes, 1, 4)
+    s, stride = axes_text(pick, axes, 1, 3)
+    d, _ = axes_text(pick, axes, 1, 2)
     # (asymmetric padding, (before, after) per axis, is built as F.pad + conv: two rows in
     # a trace, one described; tests/core/test_n_dimensional.py checks it on its own)
-    if set(stride) == {1} and draw(st.integers(0, 4)) == 0:
-        p = draw(st.sampled_from(["same", "valid"]))
+    if set(stride) == {1} and pick.integer(0, 4) == 0:
+        p = pick.choice(["same", "valid"])
     else:
-        p, _ = axes_text(draw, axes, 0, 2)
-    bias = str(draw(st.booleans())).lower()
+        p, _ = axes_text(pick, axes, 0, 2)
     return (
-        f"{input_line(draw, axes, c_in)}\n"
-        f"conv{axes}d {c_out} k={k} s={s} p={p} d={d} g={groups} bias={bias}"
+        f"{signal_or_volume(pick, axes, c_in)}\n"
+        f"conv{axes}d {c_out} k={k} s={s} p={p} d={d} g={groups} bias={flag(pick)}"
     )
 
 
-@st.composite
-def conv_transpose_nd_layers(draw, axes: int):
-    groups = draw(st.sampled_from([1, 1, 2]))
-    c_in, c_out = groups * draw(st.integers(1, 3)), groups * draw(st.integers(1, 3))
-    k, _ = axes_text(draw, axes, 1, 3)
-    s, stride = axes_text(draw, axes, 1, 3)
-    d, dilation = axes_text(draw, axes, 1, 2)
-    p, _ = axes_text(draw, axes, 0, 2)
-    op = ",".join(str(draw(st.integers(0, max(stride[i], dilation[i]) - 1))) for i in range(axes))
-    bias = str(draw(st.booleans())).lower()
+def conv_transpose_examples(pick: Choices, axes: int) -> str:
+    groups = pick.choice([1, 1, 2])
+    c_in, c_out = groups * pick.integer(1, 3), groups * pick.integer(1, 3)
+    k, _ = axes_text(pick, axes, 1, 3)
+    s, stride = axes_text(pick, axes, 1, 3)
+    d, dilation = axes_text(pick, axes, 1, 2)
+    p, _ = axes_text(pick, axes, 0, 2)
+    op = ",".join(str(pick.integer(0, max(stride[i], dilation[i]) - 1)) for i in range(axes))
     return (
-        f"{input_line(draw, axes, c_in)}\n"
+        f"{signal_or_volume(pick, axes, c_in)}\n"
         f"conv_transpose{axes}d {c_out} k={k} s={s} p={p} d={d} output_padding=({op}) "
-        f"g={groups} bias={bias}"
+        f"g={groups} bias={flag(pick)}"
     )
 
 
-@st.composite
-def pool_nd_layers(draw, axes: int, kind: str):
-    k, _ = axes_text(draw, axes, 1, 3)
-    stride = draw(st.one_of(st.none(), st.integers(1, 3)))
-    extra = f" d={draw(st.integers(1, 2))}" if kind == "maxpool" else ""
-    if kind == "avgpool":
-        extra = f" count_include_pad={str(draw(st.booleans())).lower()}"
+def pool_examples(pick: Choices, axes: int, family: str) -> str:
+    """``maxpool`` or ``avgpool`` of a signal or a volume."""
+    k, _ = axes_text(pick, axes, 1, 3)
+    stride = f" s={pick.integer(1, 3)}" if pick.boolean() else ""
+    extra = (
+        f" d={pick.integer(1, 2)}" if family == "maxpool" else f" count_include_pad={flag(pick)}"
+    )
     return (
-        f"{input_line(draw, axes, 2)}\n{kind}{axes}d {k}"
-        + (f" s={stride}" if stride is not None else "")
-        + f" p={draw(st.integers(0, 1))} ceil_mode={str(draw(st.booleans())).lower()}{extra}"
+        f"{signal_or_volume(pick, axes, 2)}\n{family}{axes}d {k}{stride} "
+        f"p={pick.integer(0, 1)} ceil_mode={flag(pick)}{extra}"
     )
 
 
-@st.composite
-def other_nd_layers(draw, axes: int, kind: str):
-    """adaptive_avgpool, batchnorm, upsample and global_avgpool of a signal or a volume."""
-    c = draw(st.integers(1, 4))
+def adaptive_examples(pick: Choices, axes: int) -> str:
+    size, _ = axes_text(pick, axes, 1, 5)
+    return f"{signal_or_volume(pick, axes, pick.integer(1, 4))}\nadaptive_avgpool{axes}d {size}"
+
+
+def batchnorm_examples(pick: Choices, axes: int) -> str:
+    options = [f"batchnorm{axes}d", f"batchnorm{axes}d affine=false"]
+    if axes == 3:
+        options.append("batchnorm3d training=false")
+    return f"{signal_or_volume(pick, axes, pick.integer(1, 4))}\n{pick.choice(options)}"
+
+
+def upsample_examples(pick: Choices, axes: int) -> str:
     linear = "linear" if axes == 1 else "trilinear"
-    lines = {
-        "adaptive_avgpool": f"adaptive_avgpool{axes}d {axes_text(draw, axes, 1, 5)[0]}",
-        "batchnorm": draw(
-            st.sampled_from(
-                [
-                    f"batchnorm{axes}d",
-                    f"batchnorm{axes}d affine=false",
-                    f"batchnorm{axes}d training=false",
-                ]
-            )
+    channels = pick.integer(1, 4)
+    form = pick.integer(0, 2)
+    if form == 0:
+        line = f"upsample{axes}d {pick.integer(1, 3)} mode={pick.choice(['nearest', linear])}"
+    elif form == 1:
+        line = f"upsample{axes}d {pick.integer(1, 3)} mode={linear} align_corners={flag(pick)}"
+    else:  # a size that is one scale of every axis
+        size = pick.integer(1, 3) * 4
+        mode = pick.choice(["nearest", linear])
+        return f"input {channels}" + "x4" * axes + f"\nupsample{axes}d size={size} mode={mode}"
+    return f"{signal_or_volume(pick, axes, channels)}\n{line}"
+
+
+def global_pool_examples(pick: Choices) -> str:
+    """Global average pooling of a signal or a volume."""
+    return f"{signal_or_volume(pick, pick.choice([1, 3]), pick.integer(1, 4))}\nglobal_avgpool"
+
+
+EXAMPLES: dict[str, Callable[[Choices], str]] = {
+    **{
+        f"{family}{axes}d": (lambda pick, f=fn, a=axes: f(pick, a))
+        for axes in (1, 3)
+        for family, fn in (
+            ("conv", conv_examples),
+            ("conv_transpose", conv_transpose_examples),
+            ("adaptive_avgpool", adaptive_examples),
+            ("upsample", upsample_examples),
         )
-        if axes == 3
-        else draw(st.sampled_from(["batchnorm1d", "batchnorm1d affine=false"])),
-        "upsample": f"upsample{axes}d {draw(st.integers(1, 3))} "
-        f"mode={draw(st.sampled_from(['nearest', linear]))}",
-        "upsample_aligned": f"upsample{axes}d {draw(st.integers(1, 3))} mode={linear} "
-        f"align_corners={str(draw(st.booleans())).lower()}",
-        "upsample_size": f"upsample{axes}d size={draw(st.integers(1, 3)) * 4} "
-        f"mode={draw(st.sampled_from(['nearest', linear]))}",
-        "global_avgpool": "global_avgpool",
-    }
-    if kind == "upsample_size":  # a size that is one scale of every axis
-        return f"input {c}" + "x4" * axes + "\n" + lines[kind]
-    return f"{input_line(draw, axes, c)}\n{lines[kind]}"
-
-
-def nd_layers_of(kind: str) -> st.SearchStrategy[str]:
-    """Random descriptions with a layer of ``kind`` (a 1-D or 3-D kind)."""
-    axes = 1 if kind.endswith("1d") else 3
-    family = kind[:-2]
-    if family == "conv":
-        return conv_nd_layers(axes)
-    if family == "conv_transpose":
-        return conv_transpose_nd_layers(axes)
-    if family in ("maxpool", "avgpool"):
-        return pool_nd_layers(axes, family)
-    if family == "upsample":
-        return st.sampled_from(["upsample", "upsample_aligned", "upsample_size"]).flatmap(
-            lambda form: other_nd_layers(axes, form)
-        )
-    return other_nd_layers(axes, family)
-
-
-_FAMILIES = ("conv", "conv_transpose", "maxpool", "avgpool", "adaptive_avgpool", "upsample")
-ND_KINDS = (*(f"{family}{axes}d" for family in _FAMILIES for axes in (1, 3)), "batchnorm3d")
+    },
+    **{
+        f"{family}{axes}d": (lambda pick, f=family, a=axes: pool_examples(pick, a, f))
+        for axes in (1, 3)
+        for family in ("maxpool", "avgpool")
+    },
+    "batchnorm3d": lambda pick: batchnorm_examples(pick, 3),
+}
+ND_KINDS = tuple(EXAMPLES)
+# Kinds older than the 1-D and 3-D ones that also take a signal or a volume.
+ALSO_ND: dict[str, Callable[[Choices], str]] = {
+    "batchnorm1d": lambda pick: batchnorm_examples(pick, 1),
+    "global_avgpool": global_pool_examples,
+}
 
 
 @st.composite
-def any_nd_layers(draw):
-    """One random layer of any 1-D or 3-D kind, or global pooling of a signal or volume."""
-    kind = draw(st.sampled_from([*ND_KINDS, "batchnorm1d", "global_avgpool"]))
-    if kind == "global_avgpool":
-        return draw(other_nd_layers(draw(st.sampled_from([1, 3])), "global_avgpool"))
+def nd_layers_of(draw: Callable[[st.SearchStrategy[Any]], Any], kind: str) -> str:
+    """A random description with a layer of ``kind`` (a 1-D or 3-D kind)."""
+    return {**EXAMPLES, **ALSO_ND}[kind](DrawnChoices(draw))
+
+
+@st.composite
+def any_nd_layers(draw: Callable[[st.SearchStrategy[Any]], Any]) -> str:
+    """One random layer of any 1-D or 3-D kind, or BatchNorm or global pooling of a signal
+    or a volume."""
+    kind = draw(st.sampled_from([*ND_KINDS, *ALSO_ND]))
     return draw(nd_layers_of(kind))
