@@ -133,6 +133,12 @@ def upsample_examples(pick: Choices, axes: int) -> str:
     return f"{signal_or_volume(pick, axes, channels)}\n{line}"
 
 
+def channel_dropout_examples(pick: Choices) -> str:
+    """nn.Dropout1d of a signal, nn.Dropout3d of a volume: whole channels zeroed."""
+    shape = signal_or_volume(pick, pick.choice([1, 3]), pick.integer(1, 4))
+    return f"{shape}\ndropout 0.4 channelwise=true"
+
+
 def global_pool_examples(pick: Choices) -> str:
     """Global average pooling of a signal or a volume."""
     return f"{signal_or_volume(pick, pick.choice([1, 3]), pick.integer(1, 4))}\nglobal_avgpool"
@@ -161,6 +167,7 @@ ND_KINDS = tuple(EXAMPLES)
 ALSO_ND: dict[str, Callable[[Choices], str]] = {
     "batchnorm1d": lambda pick: batchnorm_examples(pick, 1),
     "global_avgpool": global_pool_examples,
+    "dropout": channel_dropout_examples,
 }
 
 

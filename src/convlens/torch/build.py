@@ -503,7 +503,7 @@ FACTORIES: dict[str, _Factory] = {
     "softmax": lambda a, s: nn.Softmax(dim=_int(a["dim"])),
     "identity": lambda a, s: nn.Identity(),
     "dropout": lambda a, s: (
-        (nn.Dropout2d if len(s) == 3 else nn.Dropout1d)(float(a["p"]))
+        {2: nn.Dropout1d, 3: nn.Dropout2d, 4: nn.Dropout3d}.get(len(s), nn.Dropout1d)(float(a["p"]))
         if a["channelwise"]
         else nn.Dropout(float(a["p"]))
     ),
