@@ -135,6 +135,8 @@ def test_global_pooling_sees_the_whole_signal_or_volume() -> None:
             "use conv2d)",
         ),
         ("input 3x32x32\nbatchnorm3d", "use batchnorm2d"),
+        ("input 1x100\nupsample 2", "(a 1-D input (C, L): use upsample1d)"),
+        ("input 3x8x8\nupsample3d 2", "(a 2-D input (C, H, W): use upsample)"),
         ("input 1x100\nupsample1d 2 mode=bilinear", "must be one of nearest, linear"),
         ("input 1x100\nconv1d 4 k=(3,3)", "'kernel_size' takes one value, got 2 values"),
         ("input 1x4x4x4\nconv3d 4 p=(1,1)", "'padding' takes 1, 3 or 6 values, got 2"),

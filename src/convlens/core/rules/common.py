@@ -27,8 +27,6 @@ AXIS_NAMES: dict[int, tuple[str, ...]] = {
 AXIS_SYMBOLS: dict[int, tuple[str, ...]] = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 # What one step along each axis is called in warnings ("3 of every 4 input rows").
 _AXIS_UNITS = {"length": "positions", "depth": "slices", "height": "rows", "width": "columns"}
-AXES = AXIS_NAMES[2]
-AXIS_SYMBOL = AXIS_SYMBOLS[2]
 
 
 def axis_names(spatial_axes: int) -> tuple[str, ...]:
@@ -53,12 +51,27 @@ def spatial_nd(kind: str, shape: Shape, spatial_axes: int) -> tuple[Dim, tuple[D
     if len(shape) != spatial_axes + 1:
         hint = " (did a flatten or linear come too early?)" if len(shape) == 1 else ""
         fits = len(shape) - 1
-        if fits in AXIS_NAMES and fits != spatial_axes and kind[-2:] == f"{spatial_axes}d":
-            hint = f" (a {fits}-D input {layout(fits)}: use {kind[:-2]}{fits}d)"
+        other = _same_family(kind, spatial_axes, fits)
+        if other:
+            hint = f" (a {fits}-D input {layout(fits)}: use {other})"
         raise RuleError(
             f"{kind} expects a {layout(spatial_axes)} input, got {fmt_shape(shape)}{hint}"
         )
     return shape[0], tuple(shape[1:])
+
+
+def _same_family(kind: str, spatial_axes: int, fits: int) -> str:
+    """The kind of ``kind``'s family for ``fits`` spatial axes (conv2d → conv1d; upsample,
+    the 2-D one, → upsample3d), or "" if there is none."""
+    from convlens.core.registry import all_rules
+
+    if fits not in AXIS_NAMES or fits == spatial_axes:
+        return ""
+    base = kind.removesuffix(f"{spatial_axes}d") if kind != "upsample" else kind
+    if base == kind and kind != "upsample":
+        return ""
+    other = base if (base == "upsample" and fits == 2) else f"{base}{fits}d"
+    return other if other in all_rules() else ""
 
 
 def fmt_shape(shape: Sequence[Any]) -> str:
