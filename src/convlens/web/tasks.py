@@ -219,6 +219,10 @@ def receptive_field(req: Analysis, extras: Mapping[str, Any], limits: Limits) ->
         raise ArgumentError(
             "the receptive field is drawn for numbers: give values to " + ", ".join(free)
         )
+    if len(shape_in) != 3:  # a signal or a volume: the table has its numbers per axis
+        raise ArgumentError(
+            f"the receptive field is drawn on images (C, H, W); this input is {fmt(shape_in)}"
+        )
     if len(shape_out) != 3:
         raise ArgumentError(f"layer '{record.name}' has no spatial output ({fmt(shape_out)})")
     for name, value, size in (("y", y, shape_out[1]), ("x", x, shape_out[2])):
