@@ -4,15 +4,14 @@ and the errors for a layer given a map of the wrong rank."""
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convlens
 from convlens.errors import SpecError
-from tests.core.oracle import gradient_extents, network
+from tests.core.oracle import network
+from tests.core.test_receptive_field import check_rf
 
 
 def _window_layer(draw, axes: int, index: int, lines: list[str]) -> None:
@@ -59,29 +58,6 @@ def volume_networks(draw):
     for i in range(draw(st.integers(1, 2))):
         _window_layer(draw, 3, i, lines)
     return "\n".join(lines)
-
-
-def check_rf(text: str, margin: int) -> None:
-    """convlens's RF, jump and start per axis against the gradient's extents, away from
-    the border (convlens reports the field on an unbounded input)."""
-    last = convlens.analyze(text).layers[-1]
-    net = network(text)
-    sizes = net.input_shape[1:]
-    assert len(last.rf) == len(sizes), text
-    for axis in range(len(sizes)):
-        rows = gradient_extents(net, axis)
-        interior = [
-            (o, lo, hi) for o, lo, hi in rows if lo >= margin and hi <= sizes[axis] - 1 - margin
-        ]
-        if not interior:
-            continue
-        measured = max(hi - lo + 1 for _, lo, hi in interior)
-        assert last.rf[axis] >= measured, text
-        if len(interior) >= last.rf_period[axis] + 1:
-            assert last.rf[axis] == measured, text
-        if last.rf_period[axis] == 1:
-            for o, lo, hi in interior:
-                assert Fraction(lo + hi, 2) == last.start[axis] + o * last.jump[axis], text
 
 
 @given(signal_networks())

@@ -65,15 +65,17 @@ def _prev(lines: list[str], i: int) -> str:
     return f"p{i}"
 
 
-def check_rf(text: str) -> None:
+def check_rf(text: str, margin: int = 8) -> None:
+    """convlens's RF, jump and start along every spatial axis against the gradient's
+    extents, ``margin`` positions away from the border, so that no dependency (even across
+    a dilation gap) is cut: convlens reports the field on an unbounded input."""
     report = convlens.analyze(text)
     last = report.layers[-1]
     net = network(text)
     size_in = net.input_shape[1:]
-    for axis in (0, 1):
+    assert len(last.rf) == len(size_in), text
+    for axis in range(len(size_in)):
         rows = gradient_extents(net, axis)
-        # Far from the border, so that no dependency (even across a dilation gap) is cut.
-        margin = 8
         interior = [
             (o, lo, hi) for o, lo, hi in rows if lo >= margin and hi <= size_in[axis] - 1 - margin
         ]

@@ -55,16 +55,23 @@ def _adaptive_avg_pool2d(t: Tracer, args: tuple, kwargs: dict) -> Any:
 
 
 # -- 1-D and 3-D pooling: the same arguments as the 2-D functions, one value per axis ------
+def _window(args: tuple, kwargs: dict, axes: int) -> dict[str, Any]:
+    """kernel_size, stride (the kernel when not given) and padding, one value per axis."""
+    kernel = per_axis(arg(args, kwargs, 1, "kernel_size"), axes)
+    stride = arg(args, kwargs, 2, "stride")
+    return {
+        "kernel_size": kernel,
+        "stride": per_axis(stride, axes) if stride else kernel,
+        "padding": per_axis(arg(args, kwargs, 3, "padding", 0), axes),
+    }
+
+
 def _max_pool_nd(axes: int) -> Any:
     def handler(t: Tracer, args: tuple, kwargs: dict) -> Any:
         if arg(args, kwargs, 6, "return_indices", False) or args[0].dim() == axes + 1:
             return NotImplemented
-        kernel = per_axis(arg(args, kwargs, 1, "kernel_size"), axes)
-        stride = arg(args, kwargs, 2, "stride")
         spec = {
-            "kernel_size": kernel,
-            "stride": per_axis(stride, axes) if stride else kernel,
-            "padding": per_axis(arg(args, kwargs, 3, "padding", 0), axes),
+            **_window(args, kwargs, axes),
             "dilation": per_axis(arg(args, kwargs, 4, "dilation", 1), axes),
             "ceil_mode": bool(arg(args, kwargs, 5, "ceil_mode", False)),
         }
@@ -77,12 +84,8 @@ def _avg_pool_nd(axes: int) -> Any:
     def handler(t: Tracer, args: tuple, kwargs: dict) -> Any:
         if args[0].dim() == axes + 1 or arg(args, kwargs, 6, "divisor_override") is not None:
             return NotImplemented
-        kernel = per_axis(arg(args, kwargs, 1, "kernel_size"), axes)
-        stride = arg(args, kwargs, 2, "stride")
         spec = {
-            "kernel_size": kernel,
-            "stride": per_axis(stride, axes) if stride else kernel,
-            "padding": per_axis(arg(args, kwargs, 3, "padding", 0), axes),
+            **_window(args, kwargs, axes),
             "ceil_mode": bool(arg(args, kwargs, 4, "ceil_mode", False)),
             "count_include_pad": bool(arg(args, kwargs, 5, "count_include_pad", True)),
         }
