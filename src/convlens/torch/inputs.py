@@ -148,8 +148,8 @@ def model_inputs(model: Any, value: Any, batch: int = 1) -> ModelInputs:
         raise ArgumentError("the input holds no tensor and no size: nothing to trace")
     if len(found[0].shape) not in (3, 4, 5):
         raise ArgumentError(
-            f"the first input ({found[0].name}) must be (N, C, H, W) (or (N, C, L) for a "
-            f"signal, (N, C, D, H, W) for a volume or clip); got {found[0].shape}"
+            f"the first input ({found[0].name}) must be (N, C, H, W); got {found[0].shape} "
+            "(or (N, C, L) for a signal, (N, C, D, H, W) for a volume or clip)"
         )
     return ModelInputs(args, kwargs, tuple(found))
 
