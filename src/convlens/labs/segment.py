@@ -2,12 +2,14 @@
 the paper's elastic deformation, weighted loss and overlap-tile prediction; DeepLabv3
 fine-tuned from a classification run.
 
-The config, then data (``image/`` + ``label/`` PNGs; seeded random crops, elastic
-deformation, flips, rot90, intensity), model (a zoo name or ``module:factory`` giving
-N×K×H×W logits), step (cross-entropy, the paper's weighted cross-entropy, Dice or both),
-evaluation (overlap-tile prediction of the held-out sections; pixel error, IoU, Dice,
-foreground-restricted Rand error, VI); the run folder, resume, Ctrl-C, metrics, plots and
-fine-tuning come from ``convlens.labs.runtime``.
+The config, the model (a zoo name or ``module:factory`` giving N×K×H×W logits), the loss
+(cross-entropy, the paper's weighted cross-entropy, Dice or both) and the training run
+with its per-epoch validation (overlap-tile prediction of the held-out sections; pixel
+error, IoU, Dice, foreground-restricted Rand error, VI). The samples (seeded crops, elastic
+deformation, flips, rot90, intensity) are in ``seg_samples``, the pictures in
+``seg_pictures``, a finished run's evaluation and prediction in ``seg_results``, the
+three-way fine-tuning comparison in ``seg_finetune``; the run folder, resume, Ctrl-C,
+metrics and plots come from ``convlens.labs.runtime``.
 
 >>> from convlens.labs.segment import SegmentConfig, train
 >>> train(SegmentConfig(data="../shared/data/isbi2012-em/train", out="runs/segment"))
