@@ -190,3 +190,42 @@ def test_a_convolution_spanning_the_signal_is_a_fully_connected_layer() -> None:
         conv1d.bias.copy_(linear.bias)
     x = torch.randn(5, 1, 16, dtype=torch.float64)
     torch.testing.assert_close(conv1d(x).flatten(1), linear(x.flatten(1)))
+
+
+@pytest.mark.parametrize(
+    ("text", "rf", "status"),
+    [
+        # concatenating the channels of two signals keeps every position
+        ("input 2x40\nconv1d 3 k=3 p=1 as a\nfrom input\nconv1d 3 k=5 p=2\nconcat a", (5,), "ok"),
+        # ... along the length it puts them side by side: the whole input
+        (
+            "input 2x40\nconv1d 3 k=3 as a\nfrom input\nconv1d 3 k=3\nconcat a dim=2",
+            (40,),
+            "whole input",
+        ),
+        # the mean over a clip's frames reads every frame: the whole input
+        ("input 3x8x16x16\nconv3d 4 k=3\nreduce mean 2", (8, 16, 16), "whole input"),
+        # ... over its channels, every position stays put
+        ("input 3x8x16x16\nconv3d 4 k=3\nreduce mean 1", (3, 3, 3), "ok"),
+        ("input 2x40\nconv1d 3 k=3\nnarrow 2 5 10", (3,), "ok"),
+        ("input 4x40\nview (2,80)", (40,), "whole input"),
+        ("input 4x40\nconv1d 4 k=3\nview (2,2,38)", (40,), "whole input"),
+        ("input 4x8x8x8\nconv3d 4 k=3\nview (4,6,6,6) copies=true", (3, 3, 3), "ok"),
+        ("input 4x6x40\nconv2d 4 k=3\nview (2,2,4,38)", (6, 40), "whole input"),
+        ("input 4x40\nconv1d 4 k=3\nroll 1 dims=1", (3,), "ok"),
+        ("input 4x40\nconv1d 4 k=3\nroll 1 dims=2", (40,), "whole input"),
+        ("input 2x5x6x7\nstack dim=1", (1, 1, 1), "ok"),
+    ],
+)
+def test_layout_kinds_on_signals_and_volumes(text: str, rf: tuple, status: str) -> None:
+    """concat, reduce, narrow, view, roll and stack read a (C, *spatial) map of any rank
+    as they read an image: joining or reducing a spatial axis makes the field the whole
+    input, the channels keep every position."""
+    report = convlens.analyze(text)
+    assert (report.totals.rf, report.totals.rf_status) == (rf, status), text
+
+
+def test_narrowing_a_clip_shifts_the_field_along_its_axis() -> None:
+    r = convlens.analyze("input 1x20x20x20\nnarrow 3 4 10\nconv3d 1 k=3")
+    assert r.totals.rf == (3, 3, 3) and r.totals.start == (1, 5, 1)
+    check_rf("input 1x24x24x24\nnarrow 3 4 16\nconv3d 1 k=3", margin=2)

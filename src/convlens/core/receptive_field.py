@@ -217,13 +217,11 @@ def node_rf(
     for rf in inputs:
         if rf.unavailable:
             return rf
-    if whole_input or any(rf.whole_input for rf in inputs):
-        return NodeRF(whole_input=True)
     count = len(inputs[0].axes or ())
     if map_axes is not None and map_axes != count:  # not a map of the network's rank
-        if otherwise_whole:
-            return NodeRF(whole_input=True)
-        maps = None
+        whole_input, maps = otherwise_whole, None
+    if whole_input or any(rf.whole_input for rf in inputs):
+        return NodeRF(whole_input=True)
     try:
         if len(inputs) > 1 and any(len(rf.axes or ()) != count for rf in inputs):
             raise ValueError("branches with different numbers of spatial axes are joined")

@@ -71,10 +71,10 @@ class Cost:
     connections: Dim | None = None
     rf: tuple[AxisMap, ...] | None = None  # one per spatial axis; None: element-wise
     rf_global: bool = False  # output depends on the whole input (flatten, global pool, SE)
-    # ``rf`` (None: the identity) holds for a (C, *spatial) map of this many spatial axes;
-    # on a node whose receptive field has another number of axes (tokens (L, C) in an image
+    # ``rf`` and ``rf_global`` hold for a (C, *spatial) map of this many spatial axes; on a
+    # node whose receptive field has another number of axes (tokens (L, C) in an image
     # network) the output reads the whole input when ``rf_otherwise_global``, else the
-    # positions it reads are its own (F.pad of whatever tensor it is given).
+    # positions it reads are its own (F.pad, concat, reduce of whatever tensor it is given).
     rf_axes: int | None = None
     rf_otherwise_global: bool = False
     saves: tuple[Saved, ...] = ()

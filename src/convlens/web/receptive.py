@@ -61,7 +61,7 @@ def input_positions(
             continue
         cost = costs[spec.name]
         fits = cost.rf_axes in (None, len(network.input_shape) - 1)  # see Cost.rf_axes
-        if cost.rf_global or (not fits and cost.rf_otherwise_global):
+        if cost.rf_global if fits else cost.rf_otherwise_global:
             return WHOLE_INPUT
         maps = cost.rf if fits else None
         read = positions if maps is None else _reads(maps[axis], positions)

@@ -74,6 +74,27 @@ def _same_family(kind: str, spatial_axes: int, fits: int) -> str:
     return other if other in all_rules() else ""
 
 
+def map_rf(
+    shape: Shape,
+    whole_on_map: bool,
+    whole_otherwise: bool,
+    maps: tuple[AxisMap, ...] | None = None,
+) -> dict[str, Any]:
+    """The receptive-field fields of a ``Cost`` for a layer that reads a (C, *spatial) map
+    of the network's rank (a signal, an image, a volume) one way — ``maps`` per spatial
+    axis (None: its own positions), or the whole input with ``whole_on_map`` — and any
+    other tensor (tokens (L, C) in an image network, a stack (K, C, H, W)) another: the
+    whole input with ``whole_otherwise``, else its own positions (``Cost.rf_axes``)."""
+    if len(shape) in (2, 3, 4):
+        return {
+            "rf": maps,
+            "rf_global": whole_on_map,
+            "rf_axes": len(shape) - 1,
+            "rf_otherwise_global": whole_otherwise,
+        }
+    return {"rf_global": whole_otherwise}
+
+
 def fmt_shape(shape: Sequence[Any]) -> str:
     from convlens.core.numbers import fmt
 

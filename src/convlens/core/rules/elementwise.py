@@ -20,7 +20,7 @@ from typing import Any
 from convlens.core.args import Arg, Schema
 from convlens.core.numbers import Dim, known_equal, normalize, product
 from convlens.core.registry import Cost, RuleError, Saved, Shape, register_rule
-from convlens.core.rules.common import elements, fmt_shape
+from convlens.core.rules.common import elements, fmt_shape, map_rf
 from convlens.core.rules.merge import broadcast_shapes
 from convlens.core.steps import step
 
@@ -193,14 +193,14 @@ def reduce(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
             note="K − 1 additions per output" + (" and one division" if mean else ""),
         ),
     )
-    # Reducing H or W — the last two axes of a map of 3 or more axes, like (C, H, W) or
-    # (K, C, H, W) after torch.stack — makes each output read more than its own position:
-    # the whole input, as after global pooling. Reducing the others keeps every position.
-    spatial = len(shape) < 3 or bool(axes & {len(shape) - 2, len(shape) - 1})
+    # Reducing a spatial axis of a map — L, D, H or W, or the last two axes of anything
+    # else, like (K, C, H, W) after torch.stack — makes each output read more than its own
+    # position: the whole input, as after global pooling. Reducing the others keeps them.
+    otherwise = len(shape) < 3 or bool(axes & {len(shape) - 2, len(shape) - 1})
     return Cost(
         output_shape=out,
         other_flops=work,
-        rf_global=spatial,
+        **map_rf(shape, whole_on_map=any(a >= 1 for a in axes), whole_otherwise=otherwise),
         saves=(),
         steps=steps,
         args={**args, "dim": dims},

@@ -9,7 +9,7 @@ from typing import Any
 from convlens.core.args import Arg, Schema
 from convlens.core.numbers import known_equal, normalize, product, total
 from convlens.core.registry import Cost, RuleError, Saved, Shape, register_rule
-from convlens.core.rules.common import elements, fmt_shape
+from convlens.core.rules.common import elements, fmt_shape, map_rf
 from convlens.core.steps import step
 
 
@@ -45,11 +45,12 @@ def _axis(kind: str, shape: Shape, dim: Any, extra: int = 0) -> int:
     return dim - 1
 
 
-def _moves_positions(shape: Shape, axis: int) -> bool:
-    """Joining along H or W (the last two axes of a map of 3 or more axes) puts the parts
-    side by side: an output no longer reads its own position, so the receptive field is the
-    whole input; along the channels (or a new axis in front) every position stays put."""
-    return len(shape) < 3 or axis >= len(shape) - 2
+def _joined_rf(shape: Shape, axis: int) -> dict[str, Any]:
+    """Joining along a spatial axis of a map (L, D, H or W; the last two axes of anything
+    else) puts the parts side by side: an output no longer reads its own position, so the
+    receptive field is the whole input; along the channels every position stays put."""
+    otherwise = len(shape) < 3 or axis >= len(shape) - 2
+    return map_rf(shape, whole_on_map=axis >= 1, whole_otherwise=otherwise)
 
 
 CONCAT = Schema(
@@ -87,7 +88,7 @@ def concat(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     joined = total(s[axis] for s in inputs)
     return Cost(
         output_shape=(*first[:axis], joined, *first[axis + 1 :]),
-        rf_global=_moves_positions(first, axis),
+        **_joined_rf(first, axis),
         steps=(
             step(
                 "shape",
@@ -137,7 +138,12 @@ def stack(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         output_shape=(*first[:axis], count, *first[axis:]),
         # a new axis in front of a map's H and W keeps every position (the branches' fields
         # are joined as add joins them); anywhere else the grid is gone
-        rf_global=len(first) < 3 or axis > len(first) - 2,
+        # a new axis in front of the map's spatial ones keeps every position
+        **map_rf(
+            first,
+            whole_on_map=axis > len(first) - 2,
+            whole_otherwise=len(first) < 3 or axis > len(first) - 2,
+        ),
         steps=(step("shape", "stacked tensors", "K", "{K}", {"K": count}, count),),
         args=dict(args),
     )
@@ -217,7 +223,7 @@ def concat_tensor(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         param_tensors=len(parts) if kind == "parameter" else 0,
         buffers=size if kind == "buffer" else 0,
         # the fixed parts depend on no input position
-        rf_global=_moves_positions(x, axis),
+        **_joined_rf(x, axis),
         steps=tuple(steps),
         args=dict(args),
     )

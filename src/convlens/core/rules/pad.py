@@ -15,7 +15,7 @@ from typing import Any
 from convlens.core.args import Arg, Schema
 from convlens.core.numbers import known_positive, normalize
 from convlens.core.registry import AxisMap, Cost, RuleError, Saved, Shape, register_rule
-from convlens.core.rules.common import fmt_shape
+from convlens.core.rules.common import fmt_shape, map_rf
 from convlens.core.steps import step
 
 PAD = Schema(
@@ -115,17 +115,13 @@ def pad(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     # On a (C, L), (C, H, W) or (C, D, H, W) map, output o of a padded spatial axis reads
     # input o − P_lo (on an unbounded input, as a convolution's own padding is counted);
     # padding a tensor that is no map of the network's rank leaves no grid to follow.
-    map_axes = len(shape) - 1 if len(shape) in (2, 3, 4) else None
     moved = [axis for axis, p in enumerate(pairs) if p != (0, 0)]
     maps = None
-    if map_axes is not None and any(axis >= 1 for axis in moved):
+    if any(axis >= 1 for axis in moved):
         maps = tuple(_shift(pairs[axis][0]) for axis in range(1, len(shape)))
     return Cost(
         output_shape=tuple(out),
-        rf=maps,
-        rf_global=bool(moved) and map_axes is None,
-        rf_axes=map_axes,
-        rf_otherwise_global=bool(moved),
+        **map_rf(shape, whole_on_map=False, whole_otherwise=bool(moved), maps=maps),
         saves=(Saved("input"),) if mode in ("reflect", "replicate") else (),
         steps=tuple(steps),
         args=dict(args),
@@ -164,7 +160,11 @@ def roll(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
             f"roll dims={dims}: the input {fmt_shape(shape)} has axes 1 … {len(shape)} "
             "(0 is the batch)"
         )
-    # Rolling H or W of a (C, H, W) map (or anything not such a map) wraps positions
-    # around: no interval of the input describes an output's, so it is the whole input.
-    spatial = len(shape) != 3 or any(d in (2, 3) for d in dims)
-    return Cost(output_shape=shape, rf_global=spatial, args=dict(args))
+    # Rolling a spatial axis of a map (or anything not such a map) wraps positions around:
+    # no interval of the input describes an output's, so it is the whole input.
+    spatial = any(d >= 2 for d in dims)
+    return Cost(
+        output_shape=shape,
+        **map_rf(shape, whole_on_map=spatial, whole_otherwise=True),
+        args=dict(args),
+    )

@@ -25,6 +25,7 @@ from convlens.core.rules.common import (
     AXIS_SYMBOLS,
     elements,
     fmt_shape,
+    map_rf,
     spatial,
     spatial_nd,
 )
@@ -409,22 +410,26 @@ def narrow(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         if args["keepdim"]
         else (*shape[: dim - 1], *shape[dim:])
     )
-    # (C, H, W): a part of H or W shifts the positions read, like crop; a part of the
-    # channels reads the same positions (rf=None: the identity). Dropping a spatial axis
-    # leaves no (H, W) grid to map.
-    rf: tuple[AxisMap, AxisMap] | None = None
-    spatial_axis = len(shape) == 3 and dim in (2, 3)
+    # A map (C, *spatial): a part of a spatial axis shifts the positions read, like crop; a
+    # part of the channels reads the same positions (rf=None: the identity). Dropping a
+    # spatial axis leaves no grid to map. Anything else keeps its positions.
+    rf: tuple[AxisMap, ...] | None = None
+    spatial_axis = dim >= 2
     if spatial_axis and args["keepdim"]:
         shift = AxisMap(
             lo=lambda o: o + start, hi=lambda o: o + start, jump=1, taps=lambda o: [o + start]
         )
         keep = AxisMap(lo=lambda o: o, hi=lambda o: o, jump=1, taps=lambda o: [o])
-        rf = (shift, keep) if dim == 2 else (keep, shift)
+        rf = tuple(shift if axis == dim - 1 else keep for axis in range(1, len(shape)))
     return Cost(
         output_shape=out,
         alias=True,
-        rf=rf,
-        rf_global=spatial_axis and not args["keepdim"],
+        **map_rf(
+            shape,
+            whole_on_map=spatial_axis and not args["keepdim"],
+            whole_otherwise=False,
+            maps=rf,
+        ),
         steps=(
             step(
                 "shape",
@@ -462,7 +467,9 @@ def view(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     same = known_equal(product(shape), elements(inputs[0]))
     if same is False:
         raise RuleError(f"cannot view {fmt_shape(inputs[0])} as {fmt_shape(shape)}")
-    same_grid = len(shape) == 3 and len(inputs[0]) == 3 and tuple(shape[1:]) == tuple(inputs[0][1:])
+    # The same grid (only the channels regrouped): every position reads itself
+    same_grid = len(shape) == len(inputs[0]) and tuple(shape[1:]) == tuple(inputs[0][1:])
+    image_grid = same_grid and len(shape) == 3  # what a tensor that is no map falls back to
     assumed = divisions_assumed(shape)
     if same is None:  # symbolic sizes whose products SymPy cannot prove equal
         assumed += (
@@ -472,7 +479,7 @@ def view(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     return Cost(
         output_shape=shape,
         alias=not args["copies"],
-        rf_global=not same_grid,
+        **map_rf(inputs[0], whole_on_map=not same_grid, whole_otherwise=not image_grid),
         warnings=assumed,
         args=dict(args),
     )
