@@ -15,13 +15,8 @@ from hypothesis import strategies as st
 import convlens
 from convlens.core.numbers import symbol
 from convlens.explain.derivation import derivation, render_sections
-from tests.core.test_rules_vs_torch import (
-    chains,
-    conv2d_layers,
-    conv_transpose_layers,
-    misc_layers,
-    pool_layers,
-)
+from tests.core.strategies import layers_of
+from tests.core.test_rules_vs_torch import chains
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -61,7 +56,15 @@ def check_steps(text: str, **symbols: int) -> None:
         assert sympy.simplify(evaluate(step.substituted) - step.result) == 0
 
 
-@given(st.one_of(conv2d_layers(), conv_transpose_layers(), pool_layers(), chains(), misc_layers()))
+@given(
+    st.one_of(
+        layers_of("conv2d"),
+        layers_of("conv_transpose2d"),
+        layers_of("maxpool2d", "avgpool2d"),
+        chains(),
+        layers_of(),
+    )
+)
 @settings(max_examples=150)
 def test_every_step_adds_up(text: str) -> None:
     check_steps(text)

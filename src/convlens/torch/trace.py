@@ -10,8 +10,8 @@ its figures are partial. The user's model is not changed: no kernel touches its
 weights, and its train/eval flags are restored afterwards.
 
 The pieces: ``shape_tensor`` (the tensor), ``tracer`` (the recorder), ``batch_axis``
-(where the batch is), ``probes`` (what autograd keeps), ``handlers/`` (PyTorch functions
-→ rules, one module per family).
+(where the batch is), ``probes`` (what autograd keeps), ``lowering/`` (each kind's
+handlers of PyTorch functions, one module per rule family; ``registry`` holds them).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-import convlens.torch.handlers  # noqa: F401  (registers every handler)
+import convlens.torch.lowering  # noqa: F401  (registers every tracer handler)
 from convlens.core.records import LayerSpec, Network
 from convlens.errors import ArgumentError, ConvlensError
 from convlens.torch.inputs import Leaf, ModelInputs, activation_dtype, dtype_name, model_inputs

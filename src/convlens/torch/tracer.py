@@ -24,8 +24,8 @@ from convlens.torch.batch_axis import (
     indexes_batch,
     joins_batch,
 )
-from convlens.torch.handlers.registry import ANY_LAYOUT, HANDLERS
 from convlens.torch.probes import same_order_strides
+from convlens.torch.registry import ANY_LAYOUT, HANDLERS
 from convlens.torch.shape_tensor import ShapeTensor, meta_tensor
 
 # Operations that only re-index the same data: recorded as zero-cost views.
