@@ -73,6 +73,8 @@ def _unique(tensors: Iterable[torch.Tensor | None]) -> list[torch.Tensor]:
 
 def _own_tensors(module: nn.Module) -> list[torch.Tensor]:
     """The parameters and buffers a module holds itself (not its children's)."""
+    if not module._parameters and not module._buffers:  # most modules: containers, ReLUs
+        return []
     return _unique(itertools.chain(module._parameters.values(), module._buffers.values()))
 
 
@@ -239,6 +241,8 @@ def trace(model: nn.Module, inputs: Any, device: str = "meta", batch: int = 1) -
     not_run = []
     unique = [(name, m) for name, m in _first_names(modules) if not _is_compiled(m)]
     for name, module in unique:
+        if not module._parameters and not module._buffers:  # nothing of its own to count
+            continue
         status = (
             " (ran; its operations have no rule)"
             if id(module) in tracer.called
