@@ -281,8 +281,8 @@ class Tracer:
         if handler is not None:
             self.pending = (func, args, kwargs)
             # A handler reads its tensors' shapes, strides and ranks (x.dim(), x.shape):
-            # plain reads, not operations of the model to trace, so they skip the dispatch
-            # back to this tracer (three such reads per row, otherwise).
+            # plain reads, not operations of the model to trace, so they skip the round
+            # trip through __torch_function__ and this tracer.
             with torch._C.DisableTorchFunctionSubclass():
                 result = handler(self, args, kwargs)
             if result is not NotImplemented:
