@@ -15,13 +15,8 @@ from hypothesis import strategies as st
 import convlens
 from convlens.core.numbers import symbol
 from convlens.explain.derivation import derivation, render_sections
-from tests.core.test_rules_vs_torch import (
-    chains,
-    conv2d_layers,
-    conv_transpose_layers,
-    misc_layers,
-    pool_layers,
-)
+from tests.core.strategies import layers_of
+from tests.core.test_rules_vs_torch import chains
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -35,6 +30,9 @@ def evaluate(text: str) -> sympy.Expr:
         n: symbol(n) for n in re.findall(r"[A-Za-z_]\w*", text) if n not in ("floor", "ceiling")
     }
     return sympy.sympify(text, locals={**names, "floor": sympy.floor, "ceiling": sympy.ceiling})
+
+
+SPATIAL_AXES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
 
 
 def check_steps(text: str, **symbols: int) -> None:
@@ -52,16 +50,26 @@ def check_steps(text: str, **symbols: int) -> None:
             assert finals["parameters"] == record.params
         if "multiply-accumulates" in finals:
             assert finals["multiply-accumulates"] == record.macs
-        if "output height" in finals:
-            assert finals["output height"] == record.output_shape[1]
-            assert finals["output width"] == record.output_shape[2]
-        if "receptive field height" in finals:
-            assert finals["receptive field height"] == record.rf[0]
+        # the spatial axes of a signal, an image or a volume, as the steps name them
+        axes = SPATIAL_AXES.get(len(record.output_shape) - 1, ())
+        for i, axis in enumerate(axes):
+            if f"output {axis}" in finals:
+                assert finals[f"output {axis}"] == record.output_shape[1 + i], (text, axis)
+            if f"receptive field {axis}" in finals:
+                assert finals[f"receptive field {axis}"] == record.rf[i], (text, axis)
     for step in report.memory_steps:
         assert sympy.simplify(evaluate(step.substituted) - step.result) == 0
 
 
-@given(st.one_of(conv2d_layers(), conv_transpose_layers(), pool_layers(), chains(), misc_layers()))
+@given(
+    st.one_of(
+        layers_of("conv2d"),
+        layers_of("conv_transpose2d"),
+        layers_of("maxpool2d", "avgpool2d"),
+        chains(),
+        layers_of(),
+    )
+)
 @settings(max_examples=150)
 def test_every_step_adds_up(text: str) -> None:
     check_steps(text)

@@ -1,100 +1,66 @@
-"""Every registered layer kind, one by one: it has a module builder, a Hypothesis
-strategy, a tracer handler, and it agrees with PyTorch.
+"""Every registered layer kind, one by one: it has a lowering (tracer handlers, a module
+builder, random configurations) in the same family as its rule, and it agrees with
+PyTorch.
 
-A kind added to ``core/rules`` without its PyTorch lowering (the module a description
-builds, the handler that recognises it in a traced model) or without random
-configurations here fails ``test_every_kind_is_covered``; each kind's own test then checks
-random configurations against a real forward (every layer's shape, ``numel``,
+A kind added to ``core/rules`` without its lowering in ``torch/lowering`` fails
+``test_every_kind_has_a_lowering``; each kind's own test then checks random
+configurations from its lowering against a real forward (every layer's shape, ``numel``,
 ``FlopCounterMode``), against autograd's saved tensors, and against the trace of the built
 module (the same totals, with a row of the kind).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convlens
-from convlens.core.registry import all_rules
+from convlens.core.registry import all_rules, get_rule
 from convlens.errors import ConvlensError
-from convlens.torch.build import FACTORIES, build_module
+from convlens.torch.build import build_module
+from convlens.torch.registry import HANDLERS, all_lowerings, get_lowering
 from tests.core.oracle import BATCH, network, saved_activation_bytes, traced_input
-from tests.core.strategies_nd import ND_KINDS, nd_layers_of
-from tests.core.test_rules_vs_torch import (
-    check_or_refused,
-    conv2d_layers,
-    conv_transpose_layers,
-    depthwise_layers,
-    misc_options,
-    pool_layers,
-    sizes,
-    tensor_options,
-)
+from tests.core.strategies import KINDS, TRACE_ONLY, kinds_in, layers_of
+from tests.core.test_rules_vs_torch import check_or_refused
 
-# Rows only the tracer writes: an operation without a rule, a module's unused parameters.
-TRACE_ONLY = {"opaque", "params_only"}
-# Kinds the built module spells with other operations, as PyTorch users write them:
-# the tracer records those (and the totals must still agree).
-TRACED_AS = {
-    "adaptive_avgpool2d": {"adaptive_avgpool2d", "global_avgpool"},  # to 1×1 it is global
-    "adaptive_avgpool1d": {"adaptive_avgpool1d", "global_avgpool"},
-    "adaptive_avgpool3d": {"adaptive_avgpool3d", "global_avgpool"},
-    "depthwise": {"conv2d"},
-    "se": {"global_avgpool", "conv2d", "relu", "sigmoid", "mul"},
-    "crop": {"crop", "narrow"},
-    "reduce": {"reduce", "global_avgpool"},  # the mean over H and W is global pooling
-    "view": {"view", "flatten"},  # a view to one axis is a flatten
-    "add": {"tensor_op", "add"},
-}
-# Kinds the tracer drops because PyTorch hands back the same tensor (nn.Identity) or an
-# inference no-op: checked by the totals alone.
-NO_ROW = {"identity"}
-BUILT_ELSEWHERE = {"crop"}  # DescribedNetwork builds it from the input size (offsets)
-
-KINDS = sorted(set(all_rules()) - TRACE_ONLY)
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
-def kinds_in(text: str) -> set[str]:
-    return {line.split()[0] for line in text.splitlines()[1:] if line.split()[0] != "from"}
+def family(module_name: str) -> str:
+    return module_name.rsplit(".", 1)[-1]
 
 
-@st.composite
-def layers_of(draw, kind: str) -> str:
-    """A random description whose layers include ``kind``."""
-    own = {
-        "conv2d": conv2d_layers(),
-        "depthwise": depthwise_layers(),
-        "conv_transpose2d": conv_transpose_layers(),
-        "maxpool2d": pool_layers().filter(lambda t: "maxpool2d" in t),
-        "avgpool2d": pool_layers().filter(lambda t: "avgpool2d" in t),
-    }
-    if kind in own:
-        return draw(own[kind])
-    if kind in ND_KINDS:
-        return draw(nd_layers_of(kind))
-    groups = draw(st.integers(1, 3))
-    c, h, w = groups * draw(st.integers(1, 3)), draw(sizes), draw(sizes)
-    options = [
-        line
-        for line in [*misc_options(draw, c, h, w), *tensor_options(draw, groups, c, h, w)]
-        if kind in kinds_in(f"input\n{line}")
-    ]
-    return f"input {c}x{h}x{w}\n{draw(st.sampled_from(options))}"
+def test_every_kind_has_a_lowering() -> None:
+    lowerings = all_lowerings()
+    missing = sorted(set(KINDS) - set(lowerings))
+    assert not missing, f"kinds with a rule and no lowering in torch/lowering: {missing}"
+    unruled = sorted(set(lowerings) - set(KINDS))
+    assert not unruled, f"lowerings of kinds that have no rule in core/rules: {unruled}"
+    assert set(all_rules()) >= TRACE_ONLY
+    handlers = set(HANDLERS.values())
+    claimed = set()
+    for kind, lowering in lowerings.items():
+        assert lowering.kind == kind
+        for handler in lowering.traced_by:
+            assert handler in handlers, f"{kind}: {handler.__qualname__} handles no function"
+        claimed |= set(lowering.traced_by)
+        unknown = lowering.traced_as - set(lowerings)
+        assert not unknown, f"{kind} is traced as kinds with no lowering: {unknown}"
+        # the rule and the lowering live in files of the same family name
+        rule_family = family(get_rule(kind).fn.__module__)
+        assert get_rule(kind).fn.__module__ == f"convlens.core.rules.{rule_family}"
+        assert lowering.build.__module__ == f"convlens.torch.lowering.{rule_family}", kind
+        assert (SRC / "convlens" / "torch" / "lowering" / f"{rule_family}.py").is_file()
+    orphans = sorted(h.__qualname__ for h in handlers - claimed)
+    assert not orphans, f"tracer handlers that no lowering names: {orphans}"
 
 
-OWN_STRATEGY = {"conv2d", "depthwise", "conv_transpose2d", "maxpool2d", "avgpool2d", *ND_KINDS}
-
-
-@settings(max_examples=1)
-@given(data=st.data())
-def test_every_kind_is_covered(data: st.DataObject) -> None:
-    missing_builder = [k for k in KINDS if k not in FACTORIES and k not in BUILT_ELSEWHERE]
-    assert not missing_builder, f"kinds without a module builder: {missing_builder}"
-    lines = [*misc_options(data.draw, 6, 6, 6), *tensor_options(data.draw, 2, 6, 6, 6)]
-    drawn = OWN_STRATEGY.union(*(kinds_in(f"input\n{line}") for line in lines))
-    missing = sorted(set(KINDS) - drawn)
-    assert not missing, f"kinds without random configurations: {missing}"
+def test_a_kind_without_a_lowering_is_named() -> None:
+    with pytest.raises(KeyError, match="no PyTorch lowering for layer kind 'opaque'"):
+        get_lowering("opaque")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -102,6 +68,7 @@ def test_every_kind_is_covered(data: st.DataObject) -> None:
 @given(data=st.data())
 def test_kind_against_pytorch(kind: str, data: st.DataObject) -> None:
     text = data.draw(layers_of(kind), label="description")
+    assert kind in kinds_in(text), f"the examples of {kind} drew no {kind} layer:\n{text}"
     check_or_refused(text)  # shapes of every layer, numel, FlopCounterMode, the trace's totals
     try:
         report = convlens.analyze(text, batch=BATCH)
@@ -110,6 +77,7 @@ def test_kind_against_pytorch(kind: str, data: st.DataObject) -> None:
     net = network(text)
     assert report.totals.saved_activation_bytes == saved_activation_bytes(net, batch=BATCH), text
     traced = convlens.analyze(build_module(net).train(), input_size=traced_input(net), batch=BATCH)
-    if kind not in NO_ROW:
+    expected = get_lowering(kind).traced_as
+    if expected:  # (none for nn.Identity, which hands back its input)
         recorded = {row.kind for row in traced.layers}
-        assert recorded & TRACED_AS.get(kind, {kind}), f"no {kind} row in the trace of\n{text}"
+        assert recorded & expected, f"no row of {sorted(expected)} in the trace of\n{text}"

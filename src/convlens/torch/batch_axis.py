@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from convlens.torch.handlers.registry import arg
+from convlens.torch.registry import arg
 
 
 @dataclass(frozen=True)

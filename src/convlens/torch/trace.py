@@ -10,8 +10,8 @@ its figures are partial. The user's model is not changed: no kernel touches its
 weights, and its train/eval flags are restored afterwards.
 
 The pieces: ``shape_tensor`` (the tensor), ``tracer`` (the recorder), ``batch_axis``
-(where the batch is), ``probes`` (what autograd keeps), ``handlers/`` (PyTorch functions
-→ rules, one module per family).
+(where the batch is), ``probes`` (what autograd keeps), ``lowering/`` (each kind's
+handlers of PyTorch functions, one module per rule family; ``registry`` holds them).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-import convlens.torch.handlers  # noqa: F401  (registers every handler)
+import convlens.torch.lowering  # noqa: F401  (registers every tracer handler)
 from convlens.core.records import LayerSpec, Network
 from convlens.errors import ArgumentError, ConvlensError
 from convlens.torch.inputs import Leaf, ModelInputs, activation_dtype, dtype_name, model_inputs
@@ -73,6 +73,8 @@ def _unique(tensors: Iterable[torch.Tensor | None]) -> list[torch.Tensor]:
 
 def _own_tensors(module: nn.Module) -> list[torch.Tensor]:
     """The parameters and buffers a module holds itself (not its children's)."""
+    if not module._parameters and not module._buffers:  # most modules: containers, ReLUs
+        return []
     return _unique(itertools.chain(module._parameters.values(), module._buffers.values()))
 
 
@@ -239,6 +241,8 @@ def trace(model: nn.Module, inputs: Any, device: str = "meta", batch: int = 1) -
     not_run = []
     unique = [(name, m) for name, m in _first_names(modules) if not _is_compiled(m)]
     for name, module in unique:
+        if not module._parameters and not module._buffers:  # nothing of its own to count
+            continue
         status = (
             " (ran; its operations have no rule)"
             if id(module) in tracer.called

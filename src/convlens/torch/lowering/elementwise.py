@@ -1,20 +1,35 @@
-"""Arithmetic (with a number, a tensor the model holds, or another output) and reductions."""
+"""Arithmetic and reductions in PyTorch: tensor_op, reduce (rules:
+core/rules/elementwise.py), and the handlers of ``+ − · /`` that the lowerings of
+``scalar_op`` (a number), ``add`` and ``mul`` (two outputs) share."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from convlens.torch.batch_axis import STANDARD
-from convlens.torch.handlers.registry import Handler, arg, handles, owned_tensor
+from convlens.torch.lowering.common import (
+    HeldTensor,
+    described,
+    feature_map,
+    flag,
+    held_kind,
+    held_kind_choice,
+    owned_tensor,
+    whole,
+    whole_tuple,
+)
+from convlens.torch.registry import Choices, Handler, arg, handles, lowering
 from convlens.torch.shape_tensor import ShapeTensor
 
 if TYPE_CHECKING:
     from convlens.torch.tracer import Tracer
 
 
+# -- reduce -------------------------------------------------------------------------------
 def _reduce(op: str) -> Handler:
     """x.sum(dim) or x.mean(dim) over axes other than the batch's (also over the new axis
     of ``torch.stack(xs).sum(dim=0)``, smp's FPN merge); a mean over H and W of a
@@ -39,10 +54,36 @@ def _reduce(op: str) -> Handler:
     return handler
 
 
-handles(torch.mean, torch.Tensor.mean, any_layout=True)(_reduce("mean"))
-handles(torch.sum, torch.Tensor.sum, any_layout=True)(_reduce("sum"))
+trace_mean = handles(torch.mean, torch.Tensor.mean, any_layout=True)(_reduce("mean"))
+trace_sum = handles(torch.sum, torch.Tensor.sum, any_layout=True)(_reduce("sum"))
 
 
+class Reduce(nn.Module):
+    def __init__(self, op: str, dim: tuple[int, ...], keepdim: bool):
+        super().__init__()
+        self.op, self.dim, self.keepdim = op, dim, keepdim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        reduce = torch.sum if self.op == "sum" else torch.mean
+        return reduce(x, dim=self.dim, keepdim=self.keepdim)
+
+
+def reduce_examples(pick: Choices) -> str:
+    dims = pick.choice(["1", "(2,3)", "(1,3)", "-1"])
+    op = pick.choice(["sum", "mean"])
+    return described(feature_map(pick), f"reduce {op} {dims} keepdim={flag(pick)}")
+
+
+lowering(
+    "reduce",
+    traced_by=[trace_mean, trace_sum],
+    traced_as=["reduce", "global_avgpool"],  # the mean over H and W is global pooling
+    build=lambda a, s: Reduce(a["op"], whole_tuple(a["dim"]), a["keepdim"]),
+    examples=reduce_examples,
+)
+
+
+# -- x ∘ y --------------------------------------------------------------------------------
 def _binary(op: str, inplace: bool = False, reflected: bool = False) -> Handler:
     """x ∘ y for ∘ in + − · /: with a number (``scalar_op``), with a tensor the model holds
     or a constant (``tensor_op``), or of two outputs (``add``, ``mul``). ``reflected``:
@@ -92,11 +133,7 @@ def _tensor_op(
     owner = owned_tensor(t, w)
     if owner is None and w._base is not None and id(w._base) in t.owned:
         return NotImplemented  # a part of a model tensor: its parameters live elsewhere
-    kind = (
-        "constant"
-        if owner is None
-        else ("parameter" if isinstance(owner, nn.Parameter) else "buffer")
-    )
+    kind = held_kind(owner)
     shape, per_sample = tuple(int(d) for d in w.shape), False
     at = layout.axis - (x.dim() - w.dim())  # w's axis that lines up with the batch's
     if at >= 0:  # w reaches the batch's axis: 1 there, or one value per sample (a constant)
@@ -123,15 +160,67 @@ def _tensor_op(
     )
 
 
-handles(torch.add, torch.Tensor.add, torch.Tensor.__add__, any_layout=True)(_binary("add"))
-handles(torch.Tensor.__radd__, any_layout=True)(_binary("add", reflected=True))
-handles(torch.Tensor.add_, torch.Tensor.__iadd__, any_layout=True)(_binary("add", inplace=True))
-handles(torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, any_layout=True)(_binary("mul"))
-handles(torch.Tensor.__rmul__, any_layout=True)(_binary("mul", reflected=True))
-handles(torch.Tensor.mul_, torch.Tensor.__imul__, any_layout=True)(_binary("mul", inplace=True))
-handles(torch.sub, torch.Tensor.sub, torch.Tensor.__sub__, any_layout=True)(_binary("sub"))
-handles(torch.Tensor.__rsub__, any_layout=True)(_binary("sub", reflected=True))
-handles(torch.Tensor.sub_, torch.Tensor.__isub__, any_layout=True)(_binary("sub", inplace=True))
-handles(torch.div, torch.Tensor.div, torch.Tensor.__truediv__, any_layout=True)(_binary("div"))
-handles(torch.Tensor.__rtruediv__, any_layout=True)(_binary("div", reflected=True))
-handles(torch.Tensor.div_, torch.Tensor.__itruediv__, any_layout=True)(_binary("div", inplace=True))
+def _operation(
+    op: str, plain: tuple[Any, ...], reflected: Any, in_place: tuple[Any, ...]
+) -> tuple[Handler, ...]:
+    """The handlers of one operation: x ∘ y, y ∘ x (``x.__radd__(y)``) and x ∘= y."""
+    return (
+        handles(*plain, any_layout=True)(_binary(op)),
+        handles(reflected, any_layout=True)(_binary(op, reflected=True)),
+        handles(*in_place, any_layout=True)(_binary(op, inplace=True)),
+    )
+
+
+T = torch.Tensor
+ARITHMETIC: dict[str, tuple[Handler, ...]] = {
+    "add": _operation("add", (torch.add, T.add, T.__add__), T.__radd__, (T.add_, T.__iadd__)),
+    "mul": _operation("mul", (torch.mul, T.mul, T.__mul__), T.__rmul__, (T.mul_, T.__imul__)),
+    "sub": _operation("sub", (torch.sub, T.sub, T.__sub__), T.__rsub__, (T.sub_, T.__isub__)),
+    "div": _operation(
+        "div", (torch.div, T.div, T.__truediv__), T.__rtruediv__, (T.div_, T.__itruediv__)
+    ),
+}
+ALL_ARITHMETIC = tuple(h for handlers in ARITHMETIC.values() for h in handlers)
+
+
+# -- tensor_op ----------------------------------------------------------------------------
+_BINARY_OPS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "add": torch.add,
+    "sub": torch.sub,
+    "mul": torch.mul,
+    "div": torch.div,
+}
+
+
+class WeightOp(HeldTensor):
+    """x ∘ weight (or weight ∘ x) for ∘ in + − · / with a parameter, a buffer or a constant."""
+
+    def __init__(self, op: str, shape: tuple[int, ...], first: bool, kind: str):
+        super().__init__(torch.rand(shape) + 0.5, kind)  # away from 0: a divisor
+        self.op, self.first = op, first
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.held(x)
+        a, b = (weight, x) if self.first else (x, weight)
+        return _BINARY_OPS[self.op](a, b)
+
+
+def build_tensor_op(args: Mapping[str, Any], shape: tuple) -> nn.Module:
+    weight = tuple(whole(d) for d in args["weight"])
+    return WeightOp(args["op"], weight, args["weight_first"], args["weight_kind"])
+
+
+def tensor_op_examples(pick: Choices) -> str:
+    c, h, w = feature_map(pick)
+    weight = pick.choice([f"({c},1,1)", f"(1,{h},{w})", f"({w})", f"(1,{c},1,1)"])
+    op = pick.choice(["add", "sub", "mul", "div"])
+    line = f"tensor_op {op} {weight} weight_first={flag(pick)} weight_kind={held_kind_choice(pick)}"
+    return described((c, h, w), line)
+
+
+lowering(
+    "tensor_op",
+    traced_by=ALL_ARITHMETIC,
+    build=build_tensor_op,
+    examples=tensor_op_examples,
+)

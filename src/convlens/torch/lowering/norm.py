@@ -1,0 +1,127 @@
+"""Batch normalisation in PyTorch: batchnorm2d, batchnorm1d, batchnorm3d (rules:
+core/rules/norm.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from convlens.torch.batch_axis import STANDARD
+from convlens.torch.lowering.common import (
+    described,
+    expect_channels,
+    feature_map,
+    flag,
+    signal_or_volume,
+    whole,
+)
+from convlens.torch.registry import Choices, arg, handles, lowering
+
+if TYPE_CHECKING:
+    from convlens.torch.tracer import Tracer
+
+
+@handles(F.batch_norm, any_layout=True)
+def trace_batch_norm(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    """BatchNorm of (N, C, H, W) maps (batchnorm2d), of (N, C, D, H, W) volumes
+    (batchnorm3d) or of axis 1 of anything else
+    (batchnorm1d), also with the batch merged into axis 0 (LeViT's ``bn(x.flatten(0, 1))``).
+    A module in eval mode inside a model that trains keeps its running statistics
+    (``training=false``); a model traced in eval mode is described as it would train."""
+    x = args[0]
+    mean, var = arg(args, kwargs, 1, "running_mean"), arg(args, kwargs, 2, "running_var")
+    weight, bias = arg(args, kwargs, 3, "weight"), arg(args, kwargs, 4, "bias")
+    layout, rank = t.batch_axis(x), x.dim()
+    channels = None if layout is None else layout.sample_axis(1, rank)
+    if layout is None or channels is None:
+        return NotImplemented  # the channels would be the batch's axis
+    stats = weight if weight is not None else mean
+    if stats is not None:
+        expect_channels(t, x, int(stats.shape[0]), "channels")
+    spec: dict[str, Any] = {
+        "affine": weight is not None,
+        "track_running_stats": mean is not None,
+        "eps": float(arg(args, kwargs, 7, "eps", 1e-5)),
+        "training": bool(arg(args, kwargs, 5, "training", False)) or not t.training_step,
+    }
+    if layout == STANDARD and rank == 4:
+        return t.record("batchnorm2d", spec, [x], [weight, bias, mean, var])
+    if layout == STANDARD and rank == 5:  # (N, C, D, H, W): a volume or clip
+        return t.record("batchnorm3d", spec, [x], [weight, bias, mean, var])
+    spec["dim"] = channels + 1  # counted with the batch, as the rules count axes
+    return t.record("batchnorm1d", spec, [x], [weight, bias, mean, var], layout=layout)
+
+
+def _batchnorm(args: Mapping[str, Any], shape: tuple, dims: int) -> nn.Module:
+    """nn.BatchNorm1d/2d/3d; with ``training=false`` one that stays in eval mode when the
+    model trains (frozen BatchNorm, as fine-tuning keeps it); a channel axis other than 1
+    (``dim``) normalised as LeViT does, ``bn(x.flatten(0, 1)).reshape_as(x)``."""
+    dim = int(args.get("dim", 1))
+    channels = whole(shape[dim - 1])
+    cls: type[nn.Module] = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[dims]
+    if not args["training"]:
+        cls = type(f"Frozen{cls.__name__}", (cls,), {"train": _stay_in_eval})
+    bn = cls(channels, args["eps"], args["momentum"], args["affine"], args["track_running_stats"])
+    if not args["training"]:
+        bn.eval()
+    return bn if dim == 1 else ChannelsLast(bn, dim)
+
+
+def _stay_in_eval(self: nn.Module, mode: bool = True) -> nn.Module:
+    return nn.Module.train(self, False)
+
+
+class ChannelsLast(nn.Module):
+    """A BatchNorm over axis ``dim`` of each sample: that axis moved last, every other
+    one merged with the batch (LeViT's ``bn(x.flatten(0, 1)).reshape_as(x)``)."""
+
+    def __init__(self, bn: nn.Module, dim: int):
+        super().__init__()
+        self.bn, self.dim = bn, dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x.movedim(self.dim, -1)
+        return self.bn(y.reshape(-1, y.shape[-1])).reshape(y.shape).movedim(-1, self.dim)
+
+
+def batchnorm2d_examples(pick: Choices) -> str:
+    options = ["batchnorm2d", f"batchnorm2d affine={flag(pick)}", "batchnorm2d training=false"]
+    return described(feature_map(pick), pick.choice(options))
+
+
+def batchnorm1d_examples(pick: Choices) -> str:
+    """Of flattened features, or of a (C, L) signal."""
+    line = pick.choice(["batchnorm1d", "batchnorm1d affine=false"])
+    if pick.boolean():
+        return described(signal_or_volume(pick, 1, pick.integer(1, 4)), line)
+    return described(feature_map(pick), "flatten", line)
+
+
+def batchnorm3d_examples(pick: Choices) -> str:
+    options = ["batchnorm3d", "batchnorm3d affine=false", "batchnorm3d training=false"]
+    line = pick.choice(options)
+    return described(signal_or_volume(pick, 3, pick.integer(1, 4)), line)
+
+
+lowering(
+    "batchnorm2d",
+    traced_by=[trace_batch_norm],
+    build=lambda a, s: _batchnorm(a, s, 2),
+    examples=batchnorm2d_examples,
+)
+lowering(
+    "batchnorm1d",
+    traced_by=[trace_batch_norm],
+    build=lambda a, s: _batchnorm(a, s, 1),
+    examples=batchnorm1d_examples,
+)
+lowering(
+    "batchnorm3d",
+    traced_by=[trace_batch_norm],
+    build=lambda a, s: _batchnorm(a, s, 3),
+    examples=batchnorm3d_examples,
+)

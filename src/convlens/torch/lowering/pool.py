@@ -1,0 +1,301 @@
+"""Pooling in PyTorch: maxpool2d, avgpool2d, global_avgpool, adaptive_avgpool2d, and their
+1-D and 3-D forms for (C, L) signals and (C, D, H, W) volumes (rules: core/rules/pool.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from convlens.torch.lowering.common import (
+    axes_text,
+    described,
+    feature_map,
+    flag,
+    pair,
+    per_axis,
+    signal_or_volume,
+    size_text,
+    whole_pair,
+    whole_tuple,
+)
+from convlens.torch.lowering.elementwise import trace_mean
+from convlens.torch.registry import Choices, Handler, arg, handles, lowering
+
+if TYPE_CHECKING:
+    from convlens.torch.tracer import Tracer
+
+
+def _stride(args: Mapping[str, Any]) -> tuple[int, int]:
+    return whole_pair(args["stride"] if args["stride"] is not None else args["kernel_size"])
+
+
+def _pool_examples(kind: str, pick: Choices) -> str:
+    k, _kernel = size_text(pick, 1, 4)
+    s = pick.integer(1, 3) if pick.boolean() else None
+    p = pick.integer(0, 2)
+    ceil = "true" if pick.boolean() else "false"
+    extra = f" d={pick.integer(1, 2)}" if kind == "maxpool2d" else ""
+    stride = f" s={s}" if s is not None else ""
+    return described(
+        (2, pick.integer(1, 12), pick.integer(1, 12)),
+        f"{kind} {k}{stride} p={p} ceil_mode={ceil}{extra}",
+    )
+
+
+# -- maxpool2d ----------------------------------------------------------------------------
+@handles(F.max_pool2d, torch.max_pool2d)
+def trace_max_pool2d(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    if arg(args, kwargs, 6, "return_indices", False):
+        return NotImplemented
+    kernel = pair(arg(args, kwargs, 1, "kernel_size"))
+    stride = arg(args, kwargs, 2, "stride")
+    spec = {
+        "kernel_size": kernel,
+        "stride": pair(stride) if stride else kernel,
+        "padding": pair(arg(args, kwargs, 3, "padding", 0)),
+        "dilation": pair(arg(args, kwargs, 4, "dilation", 1)),
+        "ceil_mode": bool(arg(args, kwargs, 5, "ceil_mode", False)),
+    }
+    return t.record("maxpool2d", spec, [args[0]])
+
+
+lowering(
+    "maxpool2d",
+    traced_by=[trace_max_pool2d],
+    build=lambda a, s: nn.MaxPool2d(
+        whole_pair(a["kernel_size"]),
+        _stride(a),
+        whole_pair(a["padding"]),
+        whole_pair(a["dilation"]),
+        ceil_mode=a["ceil_mode"],
+    ),
+    examples=lambda pick: _pool_examples("maxpool2d", pick),
+)
+
+
+# -- avgpool2d ----------------------------------------------------------------------------
+@handles(F.avg_pool2d)
+def trace_avg_pool2d(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    kernel = pair(arg(args, kwargs, 1, "kernel_size"))
+    stride = arg(args, kwargs, 2, "stride")
+    spec = {
+        "kernel_size": kernel,
+        "stride": pair(stride) if stride else kernel,
+        "padding": pair(arg(args, kwargs, 3, "padding", 0)),
+        "ceil_mode": bool(arg(args, kwargs, 4, "ceil_mode", False)),
+        "count_include_pad": bool(arg(args, kwargs, 5, "count_include_pad", True)),
+    }
+    return t.record("avgpool2d", spec, [args[0]])
+
+
+lowering(
+    "avgpool2d",
+    traced_by=[trace_avg_pool2d],
+    build=lambda a, s: nn.AvgPool2d(
+        whole_pair(a["kernel_size"]),
+        _stride(a),
+        whole_pair(a["padding"]),
+        ceil_mode=a["ceil_mode"],
+        count_include_pad=a["count_include_pad"],
+    ),
+    examples=lambda pick: _pool_examples("avgpool2d", pick),
+)
+
+
+# -- adaptive_avgpool2d and global_avgpool ------------------------------------------------
+@handles(F.adaptive_avg_pool2d)
+def trace_adaptive_avg_pool2d(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    """To 1×1 it is global average pooling."""
+    x = args[0]
+    size = arg(args, kwargs, 1, "output_size")
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    size = tuple(int(x.shape[2 + i]) if s is None else int(s) for i, s in enumerate(size))
+    if size == (1, 1):
+        return t.record("global_avgpool", {}, [x])
+    return t.record("adaptive_avgpool2d", {"output_size": size}, [x])
+
+
+lowering(
+    "adaptive_avgpool2d",
+    traced_by=[trace_adaptive_avg_pool2d],
+    # a trace of nn.AdaptiveAvgPool2d((1, 1)) is a global_avgpool row
+    traced_as=["adaptive_avgpool2d", "global_avgpool"],
+    build=lambda a, s: nn.AdaptiveAvgPool2d(whole_pair(a["output_size"])),
+    examples=lambda pick: described(
+        feature_map(pick), f"adaptive_avgpool2d ({pick.integer(1, 5)},{pick.integer(1, 5)})"
+    ),
+)
+
+
+# -- 1-D and 3-D pooling: the same arguments as the 2-D functions, one value per axis ------
+def _window(args: tuple, kwargs: dict, axes: int) -> dict[str, Any]:
+    """kernel_size, stride (the kernel when not given) and padding, one value per axis."""
+    kernel = per_axis(arg(args, kwargs, 1, "kernel_size"), axes)
+    stride = arg(args, kwargs, 2, "stride")
+    return {
+        "kernel_size": kernel,
+        "stride": per_axis(stride, axes) if stride else kernel,
+        "padding": per_axis(arg(args, kwargs, 3, "padding", 0), axes),
+    }
+
+
+def _trace_max_pool_nd(axes: int) -> Handler:
+    def trace_max_pool_nd(t: Tracer, args: tuple, kwargs: dict) -> Any:
+        if arg(args, kwargs, 6, "return_indices", False) or args[0].dim() == axes + 1:
+            return NotImplemented
+        spec = {
+            **_window(args, kwargs, axes),
+            "dilation": per_axis(arg(args, kwargs, 4, "dilation", 1), axes),
+            "ceil_mode": bool(arg(args, kwargs, 5, "ceil_mode", False)),
+        }
+        return t.record(f"maxpool{axes}d", spec, [args[0]])
+
+    return trace_max_pool_nd
+
+
+def _trace_avg_pool_nd(axes: int) -> Handler:
+    def trace_avg_pool_nd(t: Tracer, args: tuple, kwargs: dict) -> Any:
+        if args[0].dim() == axes + 1 or arg(args, kwargs, 6, "divisor_override") is not None:
+            return NotImplemented
+        spec = {
+            **_window(args, kwargs, axes),
+            "ceil_mode": bool(arg(args, kwargs, 4, "ceil_mode", False)),
+            "count_include_pad": bool(arg(args, kwargs, 5, "count_include_pad", True)),
+        }
+        return t.record(f"avgpool{axes}d", spec, [args[0]])
+
+    return trace_avg_pool_nd
+
+
+def _trace_adaptive_avg_pool_nd(axes: int) -> Handler:
+    """To 1 on every axis it is global average pooling."""
+
+    def trace_adaptive_avg_pool_nd(t: Tracer, args: tuple, kwargs: dict) -> Any:
+        x = args[0]
+        if x.dim() == axes + 1:  # unbatched: PyTorch's own kernel gives the shape
+            return NotImplemented
+        given = arg(args, kwargs, 1, "output_size")
+        size = (given,) * axes if isinstance(given, int) or given is None else tuple(given)
+        if len(size) == 1:
+            size = size * axes
+        size = tuple(int(x.shape[2 + i]) if s is None else int(s) for i, s in enumerate(size))
+        if all(s == 1 for s in size):
+            return t.record("global_avgpool", {}, [x])
+        return t.record(f"adaptive_avgpool{axes}d", {"output_size": size}, [x])
+
+    return trace_adaptive_avg_pool_nd
+
+
+trace_max_pool1d = handles(F.max_pool1d, torch.max_pool1d)(_trace_max_pool_nd(1))
+trace_max_pool3d = handles(F.max_pool3d, torch.max_pool3d)(_trace_max_pool_nd(3))
+trace_avg_pool1d = handles(F.avg_pool1d)(_trace_avg_pool_nd(1))
+trace_avg_pool3d = handles(F.avg_pool3d)(_trace_avg_pool_nd(3))
+trace_adaptive_avg_pool1d = handles(F.adaptive_avg_pool1d)(_trace_adaptive_avg_pool_nd(1))
+trace_adaptive_avg_pool3d = handles(F.adaptive_avg_pool3d)(_trace_adaptive_avg_pool_nd(3))
+
+_MAXPOOL: dict[int, Callable[..., nn.Module]] = {1: nn.MaxPool1d, 3: nn.MaxPool3d}
+_AVGPOOL: dict[int, Callable[..., nn.Module]] = {1: nn.AvgPool1d, 3: nn.AvgPool3d}
+_ADAPTIVE: dict[int, Callable[..., nn.Module]] = {
+    1: nn.AdaptiveAvgPool1d,
+    2: nn.AdaptiveAvgPool2d,
+    3: nn.AdaptiveAvgPool3d,
+}
+
+
+def _stride_nd(args: Mapping[str, Any]) -> tuple[int, ...]:
+    return whole_tuple(args["stride"] if args["stride"] is not None else args["kernel_size"])
+
+
+def build_maxpool_nd(args: Mapping[str, Any], axes: int) -> nn.Module:
+    return _MAXPOOL[axes](
+        whole_tuple(args["kernel_size"]),
+        _stride_nd(args),
+        whole_tuple(args["padding"]),
+        whole_tuple(args["dilation"]),
+        ceil_mode=args["ceil_mode"],
+    )
+
+
+def build_avgpool_nd(args: Mapping[str, Any], axes: int) -> nn.Module:
+    return _AVGPOOL[axes](
+        whole_tuple(args["kernel_size"]),
+        _stride_nd(args),
+        whole_tuple(args["padding"]),
+        ceil_mode=args["ceil_mode"],
+        count_include_pad=args["count_include_pad"],
+    )
+
+
+def pool_nd_examples(pick: Choices, axes: int, family: str) -> str:
+    """``maxpool`` or ``avgpool`` of a signal or a volume."""
+    k, _ = axes_text(pick, axes, 1, 3)
+    stride = f" s={pick.integer(1, 3)}" if pick.boolean() else ""
+    extra = (
+        f" d={pick.integer(1, 2)}" if family == "maxpool" else f" count_include_pad={flag(pick)}"
+    )
+    shape = signal_or_volume(pick, axes, 2)
+    line = f"{family}{axes}d {k}{stride} p={pick.integer(0, 1)} ceil_mode={flag(pick)}{extra}"
+    return described(shape, line)
+
+
+def adaptive_nd_examples(pick: Choices, axes: int) -> str:
+    size, _ = axes_text(pick, axes, 1, 5)
+    shape = signal_or_volume(pick, axes, pick.integer(1, 4))
+    return described(shape, f"adaptive_avgpool{axes}d {size}")
+
+
+def _lower_pooling_nd(axes: int, trace_max: Handler, trace_avg: Handler, adaptive: Handler) -> None:
+    """The max, average and adaptive average pooling kinds of ``axes`` spatial axes."""
+    lowering(
+        f"maxpool{axes}d",
+        traced_by=[trace_max],
+        build=lambda a, s: build_maxpool_nd(a, axes),
+        examples=lambda pick: pool_nd_examples(pick, axes, "maxpool"),
+    )
+    lowering(
+        f"avgpool{axes}d",
+        traced_by=[trace_avg],
+        build=lambda a, s: build_avgpool_nd(a, axes),
+        examples=lambda pick: pool_nd_examples(pick, axes, "avgpool"),
+    )
+    lowering(
+        f"adaptive_avgpool{axes}d",
+        traced_by=[adaptive],
+        # to 1 on every axis it is a global_avgpool row
+        traced_as=[f"adaptive_avgpool{axes}d", "global_avgpool"],
+        build=lambda a, s: _ADAPTIVE[axes](whole_tuple(a["output_size"])),
+        examples=lambda pick: adaptive_nd_examples(pick, axes),
+    )
+
+
+_lower_pooling_nd(1, trace_max_pool1d, trace_avg_pool1d, trace_adaptive_avg_pool1d)
+_lower_pooling_nd(3, trace_max_pool3d, trace_avg_pool3d, trace_adaptive_avg_pool3d)
+
+
+# -- global_avgpool: of an image, a signal or a volume -------------------------------------
+def build_global_avgpool(args: Mapping[str, Any], shape: tuple) -> nn.Module:
+    """nn.AdaptiveAvgPool1d/2d/3d(1) for a signal, an image or a volume."""
+    return _ADAPTIVE.get(len(shape) - 1, nn.AdaptiveAvgPool2d)(1)
+
+
+def global_avgpool_examples(pick: Choices) -> str:
+    axes = pick.choice([2, 2, 1, 3])
+    shape = feature_map(pick) if axes == 2 else signal_or_volume(pick, axes, pick.integer(1, 4))
+    return described(shape, "global_avgpool")
+
+
+lowering(
+    "global_avgpool",
+    traced_by=[
+        trace_adaptive_avg_pool2d,
+        trace_adaptive_avg_pool1d,
+        trace_adaptive_avg_pool3d,
+        trace_mean,  # x.mean((2, 3)) too
+    ],
+    build=build_global_avgpool,
+    examples=global_avgpool_examples,
+)
