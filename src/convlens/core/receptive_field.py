@@ -217,6 +217,8 @@ def node_rf(
     for rf in inputs:
         if rf.unavailable:
             return rf
+    if not inputs and whole_input:  # made from constants only (a mask from a shape)
+        return NodeRF(whole_input=True)
     count = len(inputs[0].axes or ())
     if map_axes is not None and map_axes != count:  # not a map of the network's rank
         whole_input, maps = otherwise_whole, None
