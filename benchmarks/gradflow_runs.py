@@ -13,7 +13,7 @@ shared lock:
 ``train/plain56`` trains one net of ``train`` alone (finished nets are read back), so the
 four trainings can take the lock one at a time. ``train-deep`` trains the paper's depths 20
 and 56 in the same folder as ``train`` (its 20-layer nets are read back). ``degradation``
-trains them for 10 epochs with a warm-up, ``degradation-seed1`` the 56-layer pair again
+trains them for 5 epochs with a warm-up, ``degradation-seed1`` the 56-layer pair again
 with seed 1. ``--list`` shows the named runs.
 """
 
@@ -56,13 +56,14 @@ RUNS: dict[str, tuple[str, dict[str, Any]]] = {
     # trainings took 4 - 10 s per epoch at batch 8 - 128 and 22 - 25 s at batch 2
     "train": ("train", {"epochs": 2}),
     "train-deep": ("train", {"epochs": 2}),  # the paper's depths, when the lock allows
-    # the paper's depths for 10 epochs; residual56 needs the warm-up at lr 0.1 (see
-    # gradflow_first_steps.py), so every net gets it: 1 epoch from 0.01 up to 0.1, then
-    # the cosine over the other 9
-    "degradation": ("train", {"epochs": 10, "warmup_epochs": 1, "warmup": "linear"}),
+    # the paper's depths for 5 epochs (2-core CPU shared with jobs outside the lock: up
+    # to 7 s per step of residual56 with 2 threads, 3 s with 1); residual56 needs the
+    # warm-up at lr 0.1 (see gradflow_first_steps.py), so every net gets it: 1 epoch from
+    # 0.01 up to 0.1, then the cosine over the other 4
+    "degradation": ("train", {"epochs": 5, "warmup_epochs": 1, "warmup": "linear"}),
     "degradation-seed1": (
         "train",
-        {"epochs": 10, "warmup_epochs": 1, "warmup": "linear", "seed": 1},
+        {"epochs": 5, "warmup_epochs": 1, "warmup": "linear", "seed": 1},
     ),
     "bn": ("bn", {"epochs": 1, "batch_sizes": "2,8,32,128"}),
 }
@@ -86,7 +87,7 @@ def run_folder(out: Path, name: str) -> Path:
     return out / ("train" if name == "train-deep" else name)
 
 
-def run(name: str, data: str, out: Path) -> tuple[str, list[Path]]:
+def run(name: str, data: str, out: Path, threads: int = 0) -> tuple[str, list[Path]]:
     """Run one named measurement; its tables and the pictures it wrote. ``train/plain56``
     trains just that net of ``train`` (so other jobs may take the lock in between)."""
     name, _, only = name.partition("/")
@@ -96,7 +97,7 @@ def run(name: str, data: str, out: Path) -> tuple[str, list[Path]]:
         result = measure_init(InitConfig(data, out=str(folder), **changes))
         return markdown_table(init_rows(result), INIT_COLUMNS), [folder / "gradflow_init.png"]
     if command == "train":
-        base = NetConfig(data, **changes)
+        base = NetConfig(data, threads=threads, **changes)  # threads may change on resume
         archs, depths = TRAIN_NETS[name]
         if only:
             archs, depths = only.rstrip("0123456789"), only[len(only.rstrip("0123456789")) :]
@@ -113,6 +114,13 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/data/cifar10-10k")
     parser.add_argument("--out", default="runs/gradflow")
     parser.add_argument("--list", action="store_true")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads of train runs (0: torch's default); 1 wastes less CPU than 2 when "
+        "jobs outside the lock share the 2 cores",
+    )
     parser.add_argument("--pictures", help="copy each run's PNG here as gradflow_<name>.png")
     args = parser.parse_args()
     if args.list:
@@ -122,7 +130,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor()}")
     for name in args.names:
         wall, cpu, load = time.perf_counter(), cpu_seconds(), os.getloadavg()[0]
-        tables, pictures = run(name, args.data, Path(args.out))
+        tables, pictures = run(name, args.data, Path(args.out), args.threads)
         command, changes = RUNS[name.partition("/")[0]]
         record = {
             "name": name,
