@@ -87,6 +87,23 @@ def run_folder(out: Path, name: str) -> Path:
     return out / ("train" if name == "train-deep" else name)
 
 
+def epoch_table(runs: list[dict[str, Any]]) -> str:
+    """Per net and epoch, training / test error and the mean training loss: whether the
+    deeper net is worse *throughout* (the paper's claim), not only at the end."""
+    epochs = max(len(run["train_error"]) for run in runs)
+    head = "| network | " + " | ".join(f"epoch {e + 1}" for e in range(epochs)) + " |"
+    lines = [head, "|---|" + "---:|" * epochs]
+    for run in runs:
+        cells = [
+            f"{100 * train:.2f} / {100 * test:.2f} % ({loss:.3f})"
+            for train, test, loss in zip(
+                run["train_error"], run["test_error"], run["train_loss"], strict=True
+            )
+        ]
+        lines.append(f"| {run['arch']}{run['depth']} | " + " | ".join(cells) + " |")
+    return "train / test error (mean training loss) per epoch\n\n" + "\n".join(lines) + "\n"
+
+
 def run(name: str, data: str, out: Path, threads: int = 0) -> tuple[str, list[Path]]:
     """Run one named measurement; its tables and the pictures it wrote. ``train/plain56``
     trains just that net of ``train`` (so other jobs may take the lock in between)."""
@@ -103,7 +120,7 @@ def run(name: str, data: str, out: Path, threads: int = 0) -> tuple[str, list[Pa
             archs, depths = only.rstrip("0123456789"), only[len(only.rstrip("0123456789")) :]
         _, runs = train_nets(base, archs, depths, str(folder), progress_bar=False)
         pictures = [] if only else [folder / "gradflow_train.png"]
-        return markdown_table(train_rows(runs), TRAIN_COLUMNS), pictures
+        return markdown_table(train_rows(runs), TRAIN_COLUMNS) + "\n" + epoch_table(runs), pictures
     result = measure_bn(BnConfig(data, out=str(folder), **changes), progress_bar=False)
     return bn_tables(result), [folder / "gradflow_bn.png"]
 
