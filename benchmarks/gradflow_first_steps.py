@@ -11,7 +11,8 @@ change of the lab's ``NetConfig``). Run it under the shared lock:
     .venv/bin/python benchmarks/gradflow_first_steps.py \\
         --data ../shared/data/cifar10-10k --pictures docs/labs/img
 
-``--list`` names the settings.
+``--list`` names the settings; ``--read-back`` prints the table and redraws the picture
+from the ``first_steps.json`` of an earlier replay in ``--out``, at no cost.
 """
 
 from __future__ import annotations
@@ -95,6 +96,21 @@ def plot(path: Path, runs: dict[str, dict[str, list[float]]]) -> None:
     plt.close(fig)
 
 
+def replay(args: argparse.Namespace, started: float) -> dict[str, dict[str, list[float]]]:
+    """Each net × seed × setting of the command line, replayed from its first step."""
+    runs: dict[str, dict[str, list[float]]] = {}
+    for net in args.nets.split(","):
+        arch, depth = net.rstrip("0123456789"), int(net[len(net.rstrip("0123456789")) :])
+        for seed in (int(s) for s in args.seeds.split(",")):
+            for name in args.settings.split(","):
+                cfg = NetConfig(args.data, arch=arch, depth=depth, epochs=args.epochs,
+                                seed=seed, threads=args.threads, **SETTINGS[name])  # fmt: skip
+                label = f"{net}, seed {seed}, {name}"
+                runs[label] = first_steps(cfg, args.steps)
+                print(f"{label}: {time.perf_counter() - started:.0f} s", flush=True)
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default="../shared/data/cifar10-10k")
@@ -106,6 +122,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5, help="of the schedule replayed")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--list", action="store_true")
+    parser.add_argument(
+        "--read-back", action="store_true", help="table and picture from --out's first_steps.json"
+    )
     parser.add_argument("--pictures", help="copy the PNG here as gradflow_<out's name>.png")
     args = parser.parse_args()
     if args.list:
@@ -114,22 +133,22 @@ def main() -> None:
         return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    runs: dict[str, dict[str, list[float]]] = {}
     started = time.perf_counter()
-    for net in args.nets.split(","):
-        arch, depth = net.rstrip("0123456789"), int(net[len(net.rstrip("0123456789")) :])
-        for seed in (int(s) for s in args.seeds.split(",")):
-            for name in args.settings.split(","):
-                cfg = NetConfig(args.data, arch=arch, depth=depth, epochs=args.epochs,
-                                seed=seed, threads=args.threads, **SETTINGS[name])  # fmt: skip
-                label = f"{net}, seed {seed}, {name}"
-                runs[label] = first_steps(cfg, args.steps)
-                print(f"{label}: {time.perf_counter() - started:.0f} s", flush=True)
-    (out / "first_steps.json").write_text(json.dumps(runs, indent=1) + "\n")
-    shown = [s for s in SHOWN_STEPS if s < args.steps]
+    if args.read_back:
+        runs = json.loads((out / "first_steps.json").read_text())
+    else:
+        runs = replay(args, started)
+        (out / "first_steps.json").write_text(json.dumps(runs, indent=1) + "\n")
+    steps = min(len(record["loss"]) for record in runs.values())
+    shown = [s for s in SHOWN_STEPS if s < steps]
     rows = [{"step": s, **{label: cell(r, s) for label, r in runs.items()}} for s in shown]
     print("\nloss of the batch / max |logit| (learning rate) per optimizer step\n")
     print(markdown_table(rows, ["step", *runs]))
+    per_epoch = len(load_data(args.data).train_y) // NetConfig(args.data).batch_size
+    if 0 < per_epoch <= steps:  # comparable with the first row of the lab's metrics.csv
+        print(f"\nmean loss of the first epoch's {per_epoch} steps (the lab's train_loss):")
+        for label, record in runs.items():
+            print(f"  {label}: {sum(record['loss'][:per_epoch]) / per_epoch:.4f}")
     plot(out / "first_steps.png", runs)
     if args.pictures:
         (Path(args.pictures) / f"gradflow_{out.name}.png").write_bytes(
