@@ -140,7 +140,7 @@ def main() -> None:
         runs = replay(args, started)
         (out / "first_steps.json").write_text(json.dumps(runs, indent=1) + "\n")
     steps = min(len(record["loss"]) for record in runs.values())
-    shown = [s for s in SHOWN_STEPS if s < steps]
+    shown = sorted({s for s in SHOWN_STEPS if s < steps} | {steps - 1})  # and the last one
     rows = [{"step": s, **{label: cell(r, s) for label, r in runs.items()}} for s in shown]
     print("\nloss of the batch / max |logit| (learning rate) per optimizer step\n")
     print(markdown_table(rows, ["step", *runs]))
