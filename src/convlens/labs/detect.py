@@ -48,7 +48,6 @@ from convlens.labs.runtime import files, finetune
 from convlens.labs.runtime.distributed import Dist
 from convlens.labs.runtime.loop import (
     LabInfo,
-    Position,
     Recipe,
     RunResult,
     check_common,
@@ -421,12 +420,7 @@ def evaluate_run(
     run's); the detections are written as COCO results JSON (default RUN/val_detections.json)."""
     out = Path(folder)
     model, cfg, detector = load_run(out)
-    epochs = Position(**files.load_checkpoint(out / files.CHECKPOINT)["position"]).epoch
-    if epochs < cfg.epochs:
-        raise ArgumentError(
-            f"{out}: the run stopped after {epochs} of {cfg.epochs} epochs; "
-            f"finish it with {LAB.resume_command(out)}"
-        )
+    LAB.finished_checkpoint(out, cfg.epochs)
     root = data or cfg.data
     val_split = load_split(root, "val", detector.categories)
     detections = predict(model, val_split, detector.categories, cfg)
