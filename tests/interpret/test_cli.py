@@ -180,8 +180,9 @@ def test_sanity_and_faithfulness_tables(cifar: Path, tmp_path: Path) -> None:
         "--steps", 8, "--out", tmp_path, "--no-progress",
     )  # fmt: skip
     assert code == 0, output
-    assert "deletion AUC" in output and "random" in output
+    assert "deletion AUC, to blur" in output and "random" in output  # the default
     saved = json.loads((tmp_path / "faithfulness.json").read_text())
+    assert saved["deletion_substrate"] == "blur"
     assert list(saved["orders"]) == ["gradcam", "random"] and saved["images"] == 3
     assert len(saved["orders"]["gradcam"]["deletion_curve"]) == 9
 

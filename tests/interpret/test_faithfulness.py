@@ -113,7 +113,7 @@ def test_same_seed_same_curves() -> None:
 def test_mean_colour_deletion_ends_on_the_images_mean_colour() -> None:
     x = torch.rand(3, 3, 6, 6, generator=torch.Generator().manual_seed(6))
     model = tiny_cnn(2)
-    result = faithfulness(model, x, ["saliency"], MethodOptions(), steps=4)
+    result = faithfulness(model, x, ["saliency"], MethodOptions(), steps=4, deletion="mean")
     assert result.deletion_substrate == "mean"
     mean = x.mean(dim=(0, 2, 3))[None, :, None, None].expand(1, 3, 6, 6)
     with torch.no_grad():
@@ -130,7 +130,7 @@ def test_mean_colour_deletion_ends_on_the_images_mean_colour() -> None:
 def test_blur_deletion_runs_the_insertion_path_backwards() -> None:
     x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(7))
     model = tiny_cnn(3)
-    result = faithfulness(model, x, ["saliency"], MethodOptions(), steps=4, deletion="blur")
+    result = faithfulness(model, x, ["saliency"], MethodOptions(), steps=4)  # the default
     assert result.deletion_substrate == "blur"
     with torch.no_grad():
         blurred = torch.softmax(model(gaussian_blur(x, result.blur_sigma)), dim=1)

@@ -68,7 +68,7 @@ def test_faithfulness_rows_are_mean_and_standard_error_of_the_areas() -> None:
         "1.000 ± 0.000",
     ]
     assert rows.rows[1] == ["random", "1.000 ± 0.000", "", "0.500 ± 0.250"]
-    assert rows.columns[1] == "deletion AUC, to mean (lower is better)"
+    assert rows.columns[1] == "deletion AUC, to blur (lower is better)"  # the default
     paired = result.deletion_against_random("gradcam")
     assert (paired.mean, paired.se, paired.lower_on, paired.lower) == (-0.5, 0.25, 2, False)
     summary = faithfulness_json(result)

@@ -17,14 +17,8 @@ from convlens.errors import DataError
 from convlens.labs.classify import load_run as load_classify_run
 from convlens.labs.classify import train as train_classify
 from convlens.labs.runtime import finetune
-from convlens.labs.segment import (
-    FINETUNE_COLUMNS,
-    SegmentConfig,
-    build_model,
-    compare_finetuning,
-    init_weights,
-    train,
-)
+from convlens.labs.seg_finetune import FINETUNE_COLUMNS, compare_finetuning
+from convlens.labs.segment import SegmentConfig, build_model, init_weights, train
 
 MODEL = "deeplabv3_cifar?backbone=resnet9&width=4"
 

@@ -12,7 +12,10 @@ from hypothesis import strategies as st
 from convlens.labs.tiling import (
     Geometry,
     geometry_of,
+    orientations,
     plan_axis,
+    predict_averaged,
+    predict_oriented,
     predict_probabilities,
     smallest_tile,
 )
@@ -112,3 +115,35 @@ def test_a_padded_network_predicts_the_whole_image_in_one_pass() -> None:
         expected = torch.softmax(model(torch.from_numpy(image)[None, None])[0], 0).numpy()
     np.testing.assert_allclose(predict_probabilities(model, image, geometry, 1024), expected,
                                atol=1e-6)  # fmt: skip
+
+
+def test_orientations_are_the_eight_symmetries_of_a_square() -> None:
+    image = np.arange(12.0).reshape(3, 4)
+    moved = {np.rot90(image[:, ::-1] if m else image, t).tobytes() for t, m in orientations()}
+    assert len(orientations()) == 8 and len(moved) == 8
+
+
+def test_oriented_prediction_is_mapped_back_to_the_image() -> None:
+    """Oracle: the whole image through the network in torch, turned and mirrored with
+    torch's own rot90/flip, then turned back — against the tiled NumPy path."""
+    torch.manual_seed(1)
+    model = create_model("unet_same", base_channels=2, depth=2, in_channels=1).double().eval()
+    image = np.random.default_rng(0).random((24, 36))  # not square, not symmetric
+    geometry = geometry_of(model)
+    x = torch.from_numpy(image)[None, None]
+    expected = []
+    for turns, mirror in orientations():
+        moved = torch.rot90(x, turns, dims=(-2, -1))
+        moved = moved.flip(-1) if mirror else moved
+        with torch.no_grad():
+            p = model(moved).softmax(1)
+        p = p.flip(-1) if mirror else p
+        p = torch.rot90(p, -turns, dims=(-2, -1))[0].numpy()
+        got = predict_oriented(model, image, geometry, 1024, (turns, mirror))
+        np.testing.assert_allclose(got, p, rtol=0, atol=1e-12)
+        expected.append(p)
+    averaged = predict_averaged(model, image, geometry, 1024)
+    np.testing.assert_allclose(averaged, np.mean(expected, axis=0), rtol=0, atol=1e-12)
+    assert not np.allclose(expected[0], expected[1])  # the orientations really differ
+    plain = predict_averaged(model, image, geometry, 1024, averaged=False)
+    np.testing.assert_array_equal(plain, predict_probabilities(model, image, geometry, 1024))

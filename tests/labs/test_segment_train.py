@@ -4,8 +4,10 @@ one line and writes nothing."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -167,6 +169,44 @@ def test_evaluate_json_and_table(finished: Path, sections: Path) -> None:
     code, table = invoke("lab", "segment", "evaluate", finished, "--data", sections,
                          "--no-progress")  # fmt: skip
     assert code == 0 and f"pixel error {result['pixel_error']:.4f}" in table
+    assert result["orientations"] == 8 and "mean over the 8 orientations" in table
+
+
+def test_evaluate_without_orientations_is_the_last_validation(
+    finished: Path, sections: Path, tmp_path: Path
+) -> None:
+    """On the held-out sections alone, ``--no-tta`` scores the run as its last epoch's
+    validation did (one orientation); averaging the eight gives other numbers."""
+    held_out = json.loads((finished / "data.json").read_text())["val"]
+    for folder in ("image", "label"):
+        (tmp_path / folder).mkdir()
+        for name in held_out:
+            (tmp_path / folder / name).write_bytes((sections / folder / name).read_bytes())
+    last = list(csv.DictReader((finished / "metrics.csv").open()))[-1]
+    scores = {}
+    for flag in ("--no-tta", "--tta"):
+        code, output = invoke("lab", "segment", "evaluate", finished, "--data", tmp_path,
+                              "--format", "json", "--no-progress", flag)  # fmt: skip
+        assert code == 0, output
+        scores[flag] = json.loads(output)
+    plain = scores["--no-tta"]
+    assert plain["orientations"] == 1 and plain["n"] == len(held_out) == 2
+    assert plain["pixel_error"] == pytest.approx(float(last["val_pixel_error"]), abs=1e-9)
+    assert plain["rand_error"] == pytest.approx(float(last["val_rand_error"]), abs=1e-9)
+    assert scores["--tta"]["orientations"] == 8
+
+
+def test_evaluate_refuses_a_run_that_stopped_early(
+    finished: Path, sections: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    shutil.copytree(finished, out)
+    config = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**config, "epochs": 3}))  # 1 of 3 epochs done
+    code, output = invoke("lab", "segment", "evaluate", out, "--data", sections, "--no-progress")
+    text = output.replace("\n", " ")
+    assert code == 2 and "stopped after 1 of 3 epochs" in text
+    assert f"convlens lab segment train --resume {out}" in text
 
 
 def test_predict_writes_masks_and_probabilities(

@@ -354,10 +354,10 @@ def register(app: typer.Typer) -> None:
         deletion: Annotated[
             str,
             typer.Option(
-                help="What a deleted pixel becomes: mean (the images' mean colour, as RISE's "
-                "reference code), black, or blur (its value in the insertion's blurred copy)."
+                help="What a deleted pixel becomes: blur (its value in the insertion's blurred "
+                "copy), mean (the images' mean colour, as RISE's reference code) or black."
             ),
-        ] = "mean",
+        ] = "blur",
         samples: Samples = 50,
         ig_steps: IgSteps = 50,
         seed: Seed = 0,

@@ -107,7 +107,7 @@ SEGMENT = {
         "deeplabv3_resnet50) or module:factory. (default: unet_same?base_channels=16&depth=4)",
     ),
     "width": LabOption(int, "Channels of the model's first stage (0: the model's own)."),
-    "epochs": LabOption(int, "Training epochs. (default: 30)"),
+    "epochs": LabOption(int, "Training epochs. (default: 60)"),
     "batch_size": LabOption(int, "Crops per step. (default: 4)"),
     "crop": LabOption(
         int, "Side of a training crop's labelled window (the output tile). (default: 256)"
@@ -195,6 +195,15 @@ Resume = Annotated[
     str | None, typer.Option(help="Continue the interrupted run in this folder (same settings).")
 ]
 NoProgress = Annotated[bool, typer.Option("--no-progress", help="Hide the progress bar.")]
+Orientations = Annotated[
+    bool | None,
+    typer.Option(
+        "--tta/--no-tta",
+        help="Average the probabilities over the eight orientations (quarter turns, each "
+        "mirrored) [default: when the run trained with flip,rot90].",
+        show_default=False,
+    ),
+]
 DataMoved = Annotated[
     str | None, typer.Option("--data", help="Where the data set is now, if it has moved.")
 ]
@@ -547,17 +556,18 @@ def _register_segment(lab: typer.Typer) -> None:
             str, typer.Option("--data", help="Folder with image/ and label/ PNGs to score.")
         ],
         format: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+        tta: Orientations = None,
         no_progress: NoProgress = False,
     ) -> None:
         """Pixel error, foreground-restricted Rand error, VI, IoU and Dice per class."""
         import json
 
-        from convlens.labs.segment import evaluate_run
+        from convlens.labs.seg_results import evaluate_run
         from convlens.render.lab import segment_evaluation_table
 
         if format not in ("table", "json"):
             raise ArgumentError(f"--format: '{format}' is not one of table, json.")
-        result = evaluate_run(run, data, None if no_progress else _progress())
+        result = evaluate_run(run, data, None if no_progress else _progress(), tta)
         if format == "json":
             print_text(json.dumps(result, indent=2))
         else:
@@ -572,12 +582,13 @@ def _register_segment(lab: typer.Typer) -> None:
             typer.Option("--data", help="A PNG, a folder of PNGs, or a folder with image/."),
         ],
         out: Annotated[str, typer.Option("--out", help="Folder for masks/ and probabilities/.")],
+        tta: Orientations = None,
         no_progress: NoProgress = False,
     ) -> None:
         """Overlap-tile prediction: masks (class values) and per-class probability maps."""
-        from convlens.labs.segment import predict_run
+        from convlens.labs.seg_results import predict_run
 
-        written = predict_run(run, data, out, None if no_progress else _progress())
+        written = predict_run(run, data, out, None if no_progress else _progress(), tta)
         stdout.print(
             f"wrote {len(written)} PNGs to {out}/ (masks/, probabilities/<value>/)", markup=False
         )
@@ -595,7 +606,8 @@ def _register_segment(lab: typer.Typer) -> None:
     ) -> None:
         """Fine-tune from --init three ways — the last layer (classifier.4*), the head
         (classifier.*) and the whole model — and compare them in one table."""
-        from convlens.labs.segment import FINETUNE_COLUMNS, SegmentConfig, compare_finetuning
+        from convlens.labs.seg_finetune import FINETUNE_COLUMNS, compare_finetuning
+        from convlens.labs.segment import SegmentConfig
         from convlens.render.lab import markdown_table
 
         _require_data(given, SegmentConfig.DATA_HELP)

@@ -5,14 +5,19 @@ fall fast (a low area under the curve is good). Insertion starts from a blurred 
 the original pixels back in the same order; a faithful map makes the probability rise fast (a
 high area is good). Each method is compared with a random order.
 
-What a deleted pixel becomes matters. RISE's reference code sets it to 0 in the *normalised*
-input, i.e. the data set's mean colour; its equivalent here, where models take [0, 1] images
-and normalise inside, is the mean colour of the images evaluated (``"mean"``, the default).
-``"black"`` sets it to 0 in [0, 1]: scattered black pixels are themselves a strong signal,
-so the random order can collapse a small image's prediction faster than any map.
-``"blur"`` gives a deleted pixel its value in the blurred copy insertion starts from (the
-blur perturbation of Fong & Vedaldi 2017): deletion and insertion then walk the same path in
-opposite directions, and scattered deleted pixels make no high-frequency pattern.
+What a deleted pixel becomes matters. ``"blur"`` (the default) gives it its value in the
+blurred copy insertion starts from (the blur perturbation of Fong & Vedaldi 2017): deletion
+and insertion then walk the same path in opposite directions, and scattered deleted pixels
+make no high-frequency pattern. A flat colour does make one: RISE's reference code sets a
+deleted pixel to 0 in the *normalised* input, i.e. the data set's mean colour (``"mean"``
+here, where models take [0, 1] images and normalise inside: the mean colour of the images
+evaluated), and ``"black"`` sets it to 0 in [0, 1]. Scattered dots of one colour are a
+pattern a CIFAR network never saw, and on the lab's classify run they collapse the
+prediction faster than deleting any coherent region: the random order then beats every map,
+Grad-CAM's included, while Grad-CAM still beats random blobs of its own shape and its own
+reverse by far (docs/labs/interpret.md, "Why Grad-CAM's deletion loses to the random order").
+A flat colour measures the network's sensitivity to such noise more than the map's
+faithfulness, so it is not the default; both stay available.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from convlens.interpret.progress import Progress, silent
 
 RANDOM = "random"
 SUBSTRATES = ("mean", "black", "blur")
+DEFAULT_DELETION = "blur"
 
 
 def deletion_substrate(x: torch.Tensor, kind: str) -> torch.Tensor | None:
@@ -91,7 +97,7 @@ class FaithfulnessResult:
     targets: np.ndarray  # (images,) predicted classes
     step: int  # pixels per step
     blur_sigma: float  # of the insertion canvas
-    deletion_substrate: str = "mean"  # what a deleted pixel becomes (see the module docstring)
+    deletion_substrate: str = DEFAULT_DELETION  # what a deleted pixel becomes (module docstring)
 
     def auc(self, curves: np.ndarray) -> np.ndarray:
         """(orders, images) trapezoidal area under each curve over the share of pixels."""
@@ -131,15 +137,15 @@ def faithfulness(
     blur_sigma: float | None = None,
     seed: int = 0,
     progress: Progress | None = None,
-    deletion: str = "mean",
+    deletion: str = DEFAULT_DELETION,
     given: Mapping[str, np.ndarray] | None = None,
 ) -> FaithfulnessResult:
     """Curves for images ``x`` (N, 3, H, W), target = predicted class; ``options.layer`` resolved.
 
     ``steps`` curve points after the start (⌈HW/steps⌉ pixels each); the insertion canvas is
     blurred with σ = ``blur_sigma`` pixels (default H/16, 2 px at 32×32); deleted pixels
-    take the colour ``deletion`` names (``"mean"`` or ``"black"``) or, for ``"blur"``, their
-    value in the insertion's blurred copy. ``given`` adds orders from ready maps (N, H, W),
+    take their value in the insertion's blurred copy (``"blur"``) or the colour ``deletion``
+    names (``"mean"`` or ``"black"``). ``given`` adds orders from ready maps (N, H, W),
     e.g. controls that no attribution method computes; they come after the methods.
     """
     progress = progress or silent

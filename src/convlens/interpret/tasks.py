@@ -10,7 +10,12 @@ import torch
 
 from convlens.errors import ArgumentError
 from convlens.interpret import plotting, render
-from convlens.interpret.faithfulness import deletion_substrate, faithfulness, substrate_words
+from convlens.interpret.faithfulness import (
+    DEFAULT_DELETION,
+    deletion_substrate,
+    faithfulness,
+    substrate_words,
+)
 from convlens.interpret.features import activations, kernels
 from convlens.interpret.images import (
     Picture,
@@ -248,7 +253,7 @@ def faithfulness_task(
     blur_sigma: float | None = None,
     seed: int = 0,
     progress: Progress | None = None,
-    deletion: str = "mean",
+    deletion: str = DEFAULT_DELETION,
 ) -> Outcome:
     methods = check_methods(methods)
     deletion_substrate(torch.zeros(1, 3, 1, 1), deletion)  # bad --deletion before any work

@@ -2,12 +2,14 @@
 the paper's elastic deformation, weighted loss and overlap-tile prediction; DeepLabv3
 fine-tuned from a classification run.
 
-The config, then data (``image/`` + ``label/`` PNGs; seeded random crops, elastic
-deformation, flips, rot90, intensity), model (a zoo name or ``module:factory`` giving
-N×K×H×W logits), step (cross-entropy, the paper's weighted cross-entropy, Dice or both),
-evaluation (overlap-tile prediction of the held-out sections; pixel error, IoU, Dice,
-foreground-restricted Rand error, VI); the run folder, resume, Ctrl-C, metrics, plots and
-fine-tuning come from ``convlens.labs.runtime``.
+The config, the model (a zoo name or ``module:factory`` giving N×K×H×W logits), the loss
+(cross-entropy, the paper's weighted cross-entropy, Dice or both) and the training run
+with its per-epoch validation (overlap-tile prediction of the held-out sections; pixel
+error, IoU, Dice, foreground-restricted Rand error, VI). The samples (seeded crops, elastic
+deformation, flips, rot90, intensity) are in ``seg_samples``, the pictures in
+``seg_pictures``, a finished run's evaluation and prediction in ``seg_results``, the
+three-way fine-tuning comparison in ``seg_finetune``; the run folder, resume, Ctrl-C,
+metrics and plots come from ``convlens.labs.runtime``.
 
 >>> from convlens.labs.segment import SegmentConfig, train
 >>> train(SegmentConfig(data="../shared/data/isbi2012-em/train", out="runs/segment"))
@@ -16,7 +18,6 @@ fine-tuning come from ``convlens.labs.runtime``.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,24 +28,31 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from convlens.errors import ArgumentError, DataError
+from convlens.errors import ArgumentError
 from convlens.labs import elastic, seg_data
 from convlens.labs.runtime import files, finetune
 from convlens.labs.runtime.distributed import Dist
 from convlens.labs.runtime.loop import (
     SCHEDULES,
     LabInfo,
-    Position,
     Recipe,
     RunResult,
     check_common,
-    epoch_generator,
     fit,
     open_run,
     scheduled_rate,
 )
-from convlens.labs.runtime.plots import Panel, Series, plot_curves, plot_grid
-from convlens.labs.seg_metrics import Scores, best_threshold_rand_error, score
+from convlens.labs.runtime.plots import Panel, Series, plot_curves
+from convlens.labs.seg_metrics import Scores, score
+from convlens.labs.seg_pictures import write_augmented, write_predictions, write_weight_map
+from convlens.labs.seg_samples import (
+    Data,
+    Draws,
+    augmentations,
+    epoch_draws,
+    load_data,
+    make_samples,
+)
 from convlens.labs.tiling import (
     Geometry,
     geometry_of,
@@ -78,7 +86,7 @@ class SegmentConfig:
     data: str  # folder with image/ and label/ PNGs of the same names
     model: str = "unet_same?base_channels=16&depth=4"  # zoo name (?arg=value&…) or module:factory
     width: int = 0  # channels of the first stage (U-Nets) or ResNet-9's width; 0: the model's
-    epochs: int = 30
+    epochs: int = 60
     batch_size: int = 4
     crop: int = 256  # side of the labelled window of a training sample (the output tile)
     repeat: int = 8  # crops per training section and epoch
@@ -107,10 +115,6 @@ class SegmentConfig:
         if not self.out:
             name = self.model.split("?")[0].replace(":", "-").replace("/", "-")
             self.out = f"runs/segment/{name}-s{self.seed}"
-
-
-def augmentations(cfg: SegmentConfig) -> set[str]:
-    return set() if cfg.augment in ("", "none") else set(cfg.augment.split(","))
 
 
 def check_config(cfg: SegmentConfig) -> None:
@@ -148,123 +152,6 @@ def check_config(cfg: SegmentConfig) -> None:
             "--freeze-bn keeps BatchNorm layers with frozen parameters in eval mode; without "
             "--train-only nothing is frozen. Give the parameters to train with --train-only."
         )
-
-
-# -----------------------------------------------------------------------------
-# data: sections → tensors; per epoch seeded crops, elastic fields, flips, rot90, intensity
-
-
-@dataclass(frozen=True)
-class Data:
-    values: list[int]  # mask value of each class
-    train: list[seg_data.Section]
-    val: list[seg_data.Section]
-    class_weights: np.ndarray  # w_c (K,)
-    weights: list[np.ndarray] | None  # the weight map of each training section (weighted-ce)
-
-
-def load_data(cfg: SegmentConfig, values: list[int] | None = None) -> Data:
-    """The sections of ``cfg.data``, split into training and validation (seeded)."""
-    names = seg_data.paired_names(cfg.data)
-    train_names, val_names = seg_data.split_validation(names, cfg.val, cfg.seed)
-    values = values or seg_data.class_values(cfg.data, names)
-    train = seg_data.load_sections(cfg.data, train_names, values)
-    val = seg_data.load_sections(cfg.data, val_names, values)
-    masks = [s.mask for s in train if s.mask is not None]
-    w_class = seg_data.class_weights(masks, len(values))
-    weights = None
-    if cfg.loss == "weighted-ce":
-        weights = [seg_data.weight_map(m, w_class, cfg.w0, cfg.sigma) for m in masks]
-    return Data(values, train, val, w_class, weights)
-
-
-@dataclass(frozen=True)
-class Draws:
-    """One epoch's augmentation of each of the n training samples, from (seed, epoch)."""
-
-    corner: torch.Tensor  # (n, 2) in [0, 1): where the crop sits, as a fraction of the room
-    coarse: torch.Tensor  # (n, 2, 3, 3) elastic displacements, pixels
-    flips: torch.Tensor  # (n, 2) bool: up-down, left-right
-    turns: torch.Tensor  # (n,) quarter turns 0..3
-    contrast: torch.Tensor  # (n,)
-    brightness: torch.Tensor  # (n,)
-
-
-def epoch_draws(cfg: SegmentConfig, epoch: int, n: int) -> Draws:
-    """Each kind of draw has its own stream, so switching one augmentation off leaves the
-    others as they were."""
-    chosen = augmentations(cfg)
-
-    def stream(k: int) -> torch.Generator:
-        return epoch_generator(cfg.seed, epoch, k)
-
-    sigma = cfg.elastic_sigma if "elastic" in chosen else 0.0
-    flips = torch.rand(n, 2, generator=stream(1)) < 0.5
-    turns = torch.randint(0, 4, (n,), generator=stream(4))
-    shade = torch.rand(n, 2, generator=stream(5))
-    return Draws(
-        corner=torch.rand(n, 2, generator=stream(2)),
-        coarse=elastic.coarse_displacements(n, stream(3), sigma),
-        flips=flips if "flip" in chosen else torch.zeros_like(flips),
-        turns=turns if "rot90" in chosen else torch.zeros_like(turns),
-        contrast=1 + 0.4 * (shade[:, 0] - 0.5) if "intensity" in chosen else torch.ones(n),
-        brightness=0.2 * (shade[:, 1] - 0.5) if "intensity" in chosen else torch.zeros(n),
-    )
-
-
-@dataclass(frozen=True)
-class Samples:
-    """A batch: images (B, 1, T, T), masks (B, O, O), weights (B, O, O) or None."""
-
-    images: torch.Tensor
-    masks: torch.Tensor
-    weights: torch.Tensor | None
-
-
-def make_samples(data: Data, draws: Draws, index: torch.Tensor, crop: int, margin: int) -> Samples:
-    """Sample ``i`` is a crop of training section i mod S: an O × O window (O = ``crop``)
-    inside the section and its T × T input (T = O + 2·margin, mirrored beyond the
-    section), all warped by one elastic field, then flipped, turned and shaded alike."""
-    side = crop + 2 * margin
-    images, masks, weights = [], [], []
-    for i in index.tolist():
-        section = data.train[i % len(data.train)]
-        h, w = section.image.shape
-        top = int(draws.corner[i, 0] * (h - crop + 1)) - margin  # input window's corner
-        left = int(draws.corner[i, 1] * (w - crop + 1)) - margin
-        field = elastic.dense_displacements(draws.coarse[i : i + 1], side)[0]  # (2, T, T)
-        image = elastic.warp(torch.from_numpy(section.image)[None], top, left, field)
-        mask = torch.from_numpy(section.mask)[None].float()  # type: ignore[arg-type]
-        mask = elastic.warp(mask, top, left, field, mode="nearest")
-        inner = (slice(None), slice(margin, margin + crop), slice(margin, margin + crop))
-        images.append(image)
-        masks.append(mask[inner])
-        if data.weights is not None:
-            weight = torch.from_numpy(data.weights[i % len(data.train)])[None]
-            weights.append(elastic.warp(weight, top, left, field)[inner])
-    x = torch.stack(images)  # (B, 1, T, T)
-    y = torch.stack(masks)[:, 0].long()  # (B, O, O)
-    wt = torch.stack(weights)[:, 0] if weights else None
-    flips, turns = draws.flips[index], draws.turns[index]
-    x = _orient(x, flips, turns)
-    y = _orient(y[:, None], flips, turns)[:, 0]
-    if wt is not None:
-        wt = _orient(wt[:, None], flips, turns)[:, 0]
-    contrast, brightness = draws.contrast[index], draws.brightness[index]
-    x = ((x - 0.5) * contrast.view(-1, 1, 1, 1) + 0.5 + brightness.view(-1, 1, 1, 1)).clamp(0, 1)
-    return Samples(x.contiguous(), y.contiguous(), None if wt is None else wt.contiguous())
-
-
-def _orient(x: torch.Tensor, flips: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
-    """Per sample: flip up-down / left-right, then turn by quarter turns. (B, C, S, S)."""
-    out = []
-    for sample, (up_down, left_right), k in zip(x, flips.tolist(), turns.tolist(), strict=True):
-        if up_down:
-            sample = sample.flip(-2)
-        if left_right:
-            sample = sample.flip(-1)
-        out.append(torch.rot90(sample, k, dims=(-2, -1)))
-    return torch.stack(out)
 
 
 # -----------------------------------------------------------------------------
@@ -448,26 +335,6 @@ CURVES = (
 )
 
 
-def write_predictions(
-    path: Path, sections: list[seg_data.Section], probabilities: list[np.ndarray], title: str
-) -> None:
-    """image | truth | prediction | error (red: wrong) grid, at most 6 sections."""
-    shown = list(zip(sections, probabilities, strict=True))[:6]
-    k = probabilities[0].shape[0] if probabilities else 2
-    scale = max(k - 1, 1)
-    images = np.stack([s.image for s, _ in shown])
-    truths = np.stack([s.mask / scale for s, _ in shown])  # type: ignore[operator, misc]
-    predicted = np.stack([p.argmax(0) / scale for _, p in shown])
-    errors = np.stack([np.stack([w, np.zeros_like(w), np.zeros_like(w)], -1) for w in
-                       (s.mask != p.argmax(0) for s, p in shown)]).astype(np.float32)  # fmt: skip
-    plot_grid(
-        path,
-        [("image", images), ("truth", truths), ("prediction", predicted), ("error", errors)],
-        title,
-        [s.name for s, _ in shown],
-    )
-
-
 # -----------------------------------------------------------------------------
 # the run
 
@@ -482,8 +349,8 @@ def train(
     note = f" (not epochs, which fix the {cfg.lr_schedule} schedule)" if scheduled else ""
     opened = open_run(cfg, lab, resume, note)
     out, device = Path(cfg.out), opened.device
-    saved_values = _saved_values(out) if resume else None
-    data = load_data(cfg, saved_values)
+    values = saved_values(out) if resume else None
+    data = load_data(cfg, values)
     k = len(data.values)
     n_train = len(data.train) * cfg.repeat
     if cfg.batch_size > n_train:
@@ -630,7 +497,7 @@ def _memory_optimizer(cfg: SegmentConfig) -> str:
     return "adam" if cfg.optimizer == "adam" else "momentum"
 
 
-def _saved_values(out: Path) -> list[int] | None:
+def saved_values(out: Path) -> list[int] | None:
     path = out / DATA_FILE
     return json.loads(path.read_text())["values"] if path.exists() else None
 
@@ -653,228 +520,13 @@ def _start_files(cfg: SegmentConfig, data: Data, geometry: Geometry) -> dict[str
             + "\n"
         )
 
-    def augmented(tmp: Path) -> None:
-        write_augmented(tmp, cfg, data, geometry, 8)
+    def augmented(tmp: Path) -> None:  # the first eight samples of epoch 1
+        n_train = len(data.train) * cfg.repeat
+        index = torch.arange(min(8, n_train))
+        batch = make_samples(data, epoch_draws(cfg, 0, n_train), index, cfg.crop, geometry.margin)
+        write_augmented(tmp, batch, cfg.crop, geometry.margin, len(data.values), cfg.augment)
 
     written: dict[str, Any] = {DATA_FILE: data_json, AUGMENTED: augmented}
     if data.weights is not None:
         written[WEIGHT_MAP] = lambda tmp: write_weight_map(tmp, data)
     return written
-
-
-def write_augmented(path: Path, cfg: SegmentConfig, data: Data, geometry: Geometry, n: int) -> None:
-    """The first ``n`` training samples of epoch 1 as the network sees them: input tile
-    (with its mirrored margin) and mask (the centre)."""
-    n_train = len(data.train) * cfg.repeat
-    n = min(n, n_train)
-    batch = make_samples(
-        data, epoch_draws(cfg, 0, n_train), torch.arange(n), cfg.crop, geometry.margin
-    )
-    scale = max(len(data.values) - 1, 1)
-    margin = geometry.margin
-    images = batch.images[:, 0, margin : margin + cfg.crop, margin : margin + cfg.crop].numpy()
-    rows = [("image", images), ("mask", batch.masks.numpy() / scale)]
-    if batch.weights is not None:
-        rows.append(("weight", (batch.weights / batch.weights.max()).numpy()))
-    plot_grid(path, rows, f"augmented training samples ({cfg.augment}), epoch 1")
-
-
-def write_weight_map(path: Path, data: Data) -> None:
-    """The first training section, its mask and its weight map (w / max w)."""
-    assert data.weights is not None
-    section, weight = data.train[0], data.weights[0]
-    scale = max(len(data.values) - 1, 1)
-    plot_grid(
-        path,
-        [("", np.stack([section.image, section.mask / scale, weight / weight.max()]))],  # type: ignore[operator, list-item]
-        f"{section.name}: image, mask, weight map (max {weight.max():.2f}, "
-        f"w_c = {', '.join(f'{w:.2f}' for w in data.class_weights)})",
-        ["image", "mask", "weight map"],
-    )
-
-
-# -----------------------------------------------------------------------------
-# fine-tuning compared: the last layer, the head, the whole model
-
-FINETUNE: tuple[tuple[str, list[str], bool], ...] = (
-    ("last-layer", ["classifier.4*"], True),
-    ("head", ["classifier.*"], True),
-    ("whole", [], False),
-)
-FINETUNE_COLUMNS = [
-    "run", "trained", "trainable_params", "val_pixel_accuracy", "val_iou_mean",
-    "val_rand_error", "seconds_per_epoch", "memory_grads", "memory_optimizer",
-    "memory_saved_activations", "memory_total",
-]  # fmt: skip
-
-
-def compare_finetuning(
-    cfg: SegmentConfig, out: str, console: Any = None, progress_bar: bool = True
-) -> list[dict[str, Any]]:
-    """Three runs from ``cfg.init`` (reused when finished): ``--train-only 'classifier.4*'
-    --freeze-bn``, ``--train-only 'classifier.*' --freeze-bn`` and the whole model; one
-    row each with the validation scores, the time per epoch and convlens's predicted
-    training memory. Written to ``out/finetune.md`` and ``.csv``."""
-    from convlens.labs.runtime.loop import run_or_reuse
-
-    rows = []
-    for name, patterns, freeze_bn in FINETUNE:
-        run = dataclasses.replace(
-            cfg, out=str(Path(out) / name), train_only=list(patterns), freeze_bn=freeze_bn
-        )
-        result = run_or_reuse(run, LAB, train, console, progress_bar)
-        summary = json.loads((Path(run.out) / files.SUMMARY).read_text())
-        final, memory = result.final, summary["predicted_memory"]
-        trained = " ".join(f"--train-only '{p}'" for p in patterns) or "everything"
-        rows.append({
-            "run": name,
-            "trained": trained + (" --freeze-bn" if freeze_bn else ""),
-            "trainable_params": summary["trainable_params"],
-            "val_pixel_accuracy": 1 - final.get("val_pixel_error", float("nan")),
-            "val_iou_mean": final.get("val_iou_mean"),
-            "val_rand_error": final.get("val_rand_error"),
-            "seconds_per_epoch": result.train_seconds / max(len(result.metrics), 1),
-            "memory_grads": memory["grads"],
-            "memory_optimizer": memory["optimizer_state"],
-            "memory_saved_activations": memory["saved_activations"],
-            "memory_total": memory["total"],
-        })  # fmt: skip
-    files.write_tables(
-        Path(out) / "finetune", rows, FINETUNE_COLUMNS,
-        f"Fine-tuning {cfg.model} from {cfg.init}: {cfg.epochs} epochs each",
-    )  # fmt: skip
-    return rows
-
-
-# -----------------------------------------------------------------------------
-# a finished run: load, evaluate, predict
-
-
-def load_run(folder: str | Path) -> tuple[nn.Module, SegmentConfig, list[int], Geometry]:
-    """(model in eval mode on the CPU, config, the mask value of each class, geometry)."""
-    out = Path(folder)
-    saved = files.read_saved_config(out, LAB.what)
-    if "crop" not in saved:
-        raise ArgumentError(f"{out} is not a segment run (its config has no crop).")
-    cfg = files.config_from_saved(SegmentConfig, saved, {"out": str(out)})
-    values = _saved_values(out)
-    if values is None:
-        raise DataError(f"{out / DATA_FILE} is missing; the run folder is incomplete.")
-    checkpoint = files.load_checkpoint(out / files.CHECKPOINT)
-    model = build_model(cfg.model, len(values), cfg.width, cfg.seed)
-    model.load_state_dict(checkpoint["model"])
-    return model.eval(), cfg, values, geometry_of(model)
-
-
-def _finished(folder: str | Path, cfg: SegmentConfig) -> None:
-    checkpoint = files.load_checkpoint(Path(folder) / files.CHECKPOINT)
-    epochs = Position(**checkpoint["position"]).epoch
-    if epochs < cfg.epochs:
-        raise ArgumentError(
-            f"{folder}: the run stopped after {epochs} of {cfg.epochs} epochs; "
-            f"finish it with {LAB.resume_command(Path(folder))}"
-        )
-
-
-def evaluate_run(folder: str | Path, data: str, progress: Any = None) -> dict[str, Any]:
-    """Metrics of a finished run on every section of ``data`` (``image/`` + ``label/``)."""
-    model, cfg, values, geometry = load_run(folder)
-    _finished(folder, cfg)
-    names = seg_data.paired_names(data)
-    sections = seg_data.load_sections(data, names, values)
-    probabilities = _with_progress(
-        progress, "evaluating", sections,
-        lambda s: predict_probabilities(model, s.image, geometry, tile_side(cfg, geometry)),
-    )  # fmt: skip
-    truths = [s.mask for s in sections]
-    scores = score(truths, [p.argmax(0) for p in probabilities], len(values))  # type: ignore[arg-type]
-    counts = np.sum([np.bincount(t.ravel(), minlength=len(values)) for t in truths], axis=0)  # type: ignore[union-attr]
-    majority = int(np.argmax(counts))
-    base = score(truths, [np.full_like(t, majority) for t in truths], len(values))  # type: ignore[arg-type]
-    best = {}
-    if len(values) == 2:  # the challenge's way: the best threshold of the cell probability
-        threshold, error = best_threshold_rand_error(truths, [p[1] for p in probabilities])  # type: ignore[arg-type]
-        best = {"rand_error_best_threshold": {"threshold": threshold, "rand_error": error}}
-    return {
-        "run": str(folder),
-        "model": cfg.model,
-        "pixel_error": scores.pixel_error,
-        "rand_error": scores.rand_error,
-        "vi": scores.vi,
-        "vi_merge": scores.vi_merge,
-        "vi_split": scores.vi_split,
-        "iou": {str(v): x for v, x in zip(values, scores.iou, strict=True)},
-        "dice": {str(v): x for v, x in zip(values, scores.dice, strict=True)},
-        "n": scores.n,
-        **best,
-        "baseline": {
-            "class": values[majority],
-            "pixel_error": base.pixel_error,
-            "rand_error": base.rand_error,
-        },
-    }
-
-
-def _with_progress(progress: Any, what: str, items: list[Any], work: Any) -> list[Any]:
-    if progress is None:
-        return [work(item) for item in items]
-    with progress:
-        task = progress.add_task(what, total=len(items))
-        results = []
-        for item in items:
-            results.append(work(item))
-            progress.advance(task)
-        return results
-
-
-def predict_run(folder: str | Path, data: str, out: str, progress: Any = None) -> list[Path]:
-    """Probability maps (one folder per class value, 8-bit PNG, 255 = probability 1) and
-    masks (the class values) of every image of ``data`` (a PNG, a folder of PNGs or a
-    folder with ``image/``). Everything is read and checked before anything is written."""
-    model, cfg, values, geometry = load_run(folder)
-    source = Path(data)
-    if source.is_file():
-        paths = [source]
-    elif (source / "image").is_dir():
-        paths = [source / "image" / n for n in seg_data.paired_names(source, need_labels=False)]
-    elif source.is_dir():
-        paths = sorted(source.glob("*.png"), key=lambda p: seg_data._natural_key(p.name))
-        if not paths:
-            raise DataError(f"--data: {source} holds no PNG images (nor an image/ folder).")
-    else:
-        raise DataError(f"--data: {source} does not exist.")
-    images = [seg_data.read_grey(p) for p in paths]
-    target = Path(out)
-    if target.exists() and not target.is_dir():
-        raise ArgumentError(f"--out: {target} exists and is not a folder.")
-    probabilities = _with_progress(
-        progress, "predicting", images,
-        lambda raw: predict_probabilities(
-            model, raw.astype(np.float32) / (65535.0 if raw.dtype == np.uint16 else 255.0),
-            geometry, tile_side(cfg, geometry),
-        ),
-    )  # fmt: skip
-    written = []
-    lookup = np.array(values, dtype=np.uint16 if max(values) > 255 else np.uint8)
-    for path, prob in zip(paths, probabilities, strict=True):
-        mask = lookup[prob.argmax(0)]
-        outputs = [(target / "masks" / path.name, mask)]
-        outputs += [
-            (
-                target / "probabilities" / str(v) / path.name,
-                np.round(prob[c] * 255).astype(np.uint8),
-            )
-            for c, v in enumerate(values)
-        ]
-        for file, array in outputs:
-            file.parent.mkdir(parents=True, exist_ok=True)
-            # the temporary name ends in .png: the format
-            files.atomic_write(file, functools.partial(_write_png, array), suffix=".png")
-            written.append(file)
-    return written
-
-
-def _write_png(array: np.ndarray, path: Path) -> None:
-    import skimage.io
-
-    skimage.io.imsave(path, array, check_contrast=False)

@@ -163,3 +163,39 @@ def predict_probabilities(
     assert canvas is not None
     h, w = image.shape
     return F.softmax(canvas[:, :h, :w], dim=0).cpu().numpy()
+
+
+def orientations() -> list[tuple[int, bool]]:
+    """The eight orientations of a square (the dihedral group D4): quarter turns 0–3, each
+    with and without a left-right mirror."""
+    return [(turns, mirror) for turns in range(4) for mirror in (False, True)]
+
+
+def predict_oriented(
+    model: nn.Module,
+    image: np.ndarray,
+    geometry: Geometry,
+    tile: int,
+    orientation: tuple[int, bool],
+) -> np.ndarray:
+    """``predict_probabilities`` of the image turned and mirrored, mapped back to the
+    image's own orientation: (K, H, W)."""
+    turns, mirror = orientation
+    moved = np.rot90(image, turns)
+    if mirror:
+        moved = moved[:, ::-1]
+    probabilities = predict_probabilities(model, np.ascontiguousarray(moved), geometry, tile)
+    if mirror:
+        probabilities = probabilities[:, :, ::-1]
+    return np.ascontiguousarray(np.rot90(probabilities, -turns, axes=(1, 2)))
+
+
+def predict_averaged(
+    model: nn.Module, image: np.ndarray, geometry: Geometry, tile: int, averaged: bool = True
+) -> np.ndarray:
+    """Class probabilities (K, H, W), the mean over the eight orientations when
+    ``averaged`` (test-time augmentation), else of the image as it is."""
+    if not averaged:
+        return predict_probabilities(model, image, geometry, tile)
+    each = [predict_oriented(model, image, geometry, tile, o) for o in orientations()]
+    return np.mean(each, axis=0).astype(each[0].dtype)

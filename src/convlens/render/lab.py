@@ -176,6 +176,11 @@ def segment_evaluation_table(result: dict[str, Any]) -> str:
         f"foreground-restricted Rand error {result['rand_error']:.4f}, VI {result['vi']:.4f} "
         f"bits (merge {result['vi_merge']:.4f} + split {result['vi_split']:.4f})\n"
         + (
+            "predicted as the mean over the 8 orientations (quarter turns, each mirrored)\n"
+            if result.get("orientations", 1) > 1
+            else ""
+        )
+        + (
             f"Rand error at the best threshold of the cell probability (the challenge's way): "
             f"{best['rand_error']:.4f} at {best['threshold']}\n"
             if (best := result.get("rand_error_best_threshold"))
