@@ -14,7 +14,7 @@ shared lock:
 four trainings can take the lock one at a time. ``train-deep`` trains the paper's depths 20
 and 56 in the same folder as ``train`` (its 20-layer nets are read back). ``degradation``
 trains them for 5 epochs with a warm-up, ``degradation-seed1`` the 56-layer pair again
-with seed 1. ``--list`` shows the named runs.
+with seed 1, ``degradation-20`` all four for 20 epochs. ``--list`` shows the named runs.
 """
 
 from __future__ import annotations
@@ -65,6 +65,9 @@ RUNS: dict[str, tuple[str, dict[str, Any]]] = {
         "train",
         {"epochs": 5, "warmup_epochs": 1, "warmup": "linear", "seed": 1},
     ),
+    # the same four nets for 20 epochs (1,560 steps): does the deeper ResNet catch up with
+    # the shallower one once trained longer? (two nets at a time, one thread each)
+    "degradation-20": ("train", {"epochs": 20, "warmup_epochs": 1, "warmup": "linear"}),
     "bn": ("bn", {"epochs": 1, "batch_sizes": "2,8,32,128"}),
 }
 # the nets of each train run; the lab's default depths are 20,56 (He et al. 2016 Fig. 6)
@@ -73,6 +76,7 @@ TRAIN_NETS = {
     "train-deep": ("plain,residual", "20,56"),
     "degradation": ("plain,residual", "20,56"),
     "degradation-seed1": ("plain,residual", "56"),  # a second seed for the 56-layer pair
+    "degradation-20": ("plain,residual", "20,56"),
 }
 
 
