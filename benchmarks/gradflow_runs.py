@@ -12,8 +12,9 @@ shared lock:
 
 ``train/plain56`` trains one net of ``train`` alone (finished nets are read back), so the
 four trainings can take the lock one at a time. ``train-deep`` trains the paper's depths 20
-and 56 in the same folder as ``train`` (its 20-layer nets are read back). ``--list`` shows
-the named runs.
+and 56 in the same folder as ``train`` (its 20-layer nets are read back). ``degradation``
+trains them for 5 epochs with a warm-up, ``degradation-seed1`` the 56-layer pair again
+with seed 1, ``degradation-20`` all four for 20 epochs. ``--list`` shows the named runs.
 """
 
 from __future__ import annotations
@@ -55,10 +56,28 @@ RUNS: dict[str, tuple[str, dict[str, Any]]] = {
     # trainings took 4 - 10 s per epoch at batch 8 - 128 and 22 - 25 s at batch 2
     "train": ("train", {"epochs": 2}),
     "train-deep": ("train", {"epochs": 2}),  # the paper's depths, when the lock allows
+    # the paper's depths for 5 epochs (2-core CPU shared with jobs outside the lock: up
+    # to 7 s per step of residual56 with 2 threads, 3 s with 1); residual56 needs the
+    # warm-up at lr 0.1 (see gradflow_first_steps.py), so every net gets it: 1 epoch from
+    # 0.01 up to 0.1, then the cosine over the other 4
+    "degradation": ("train", {"epochs": 5, "warmup_epochs": 1, "warmup": "linear"}),
+    "degradation-seed1": (
+        "train",
+        {"epochs": 5, "warmup_epochs": 1, "warmup": "linear", "seed": 1},
+    ),
+    # the same four nets for 20 epochs (1,560 steps): does the deeper ResNet catch up with
+    # the shallower one once trained longer? (two nets at a time, one thread each)
+    "degradation-20": ("train", {"epochs": 20, "warmup_epochs": 1, "warmup": "linear"}),
     "bn": ("bn", {"epochs": 1, "batch_sizes": "2,8,32,128"}),
 }
 # the nets of each train run; the lab's default depths are 20,56 (He et al. 2016 Fig. 6)
-TRAIN_NETS = {"train": ("plain,residual", "8,20"), "train-deep": ("plain,residual", "20,56")}
+TRAIN_NETS = {
+    "train": ("plain,residual", "8,20"),
+    "train-deep": ("plain,residual", "20,56"),
+    "degradation": ("plain,residual", "20,56"),
+    "degradation-seed1": ("plain,residual", "56"),  # a second seed for the 56-layer pair
+    "degradation-20": ("plain,residual", "20,56"),
+}
 
 
 def cpu_seconds() -> float:
@@ -67,12 +86,29 @@ def cpu_seconds() -> float:
 
 
 def run_folder(out: Path, name: str) -> Path:
-    """``out/<name>``; every train run shares ``out/train`` (train-deep reads back the
-    20-layer nets of train)."""
-    return out / ("train" if RUNS[name][0] == "train" else name)
+    """``out/<name>``; train-deep shares ``out/train`` (it reads back the 20-layer nets of
+    train)."""
+    return out / ("train" if name == "train-deep" else name)
 
 
-def run(name: str, data: str, out: Path) -> tuple[str, list[Path]]:
+def epoch_table(runs: list[dict[str, Any]]) -> str:
+    """Per net and epoch, training / test error and the mean training loss: whether the
+    deeper net is worse *throughout* (the paper's claim), not only at the end."""
+    epochs = max(len(run["train_error"]) for run in runs)
+    head = "| network | " + " | ".join(f"epoch {e + 1}" for e in range(epochs)) + " |"
+    lines = [head, "|---|" + "---:|" * epochs]
+    for run in runs:
+        cells = [
+            f"{100 * train:.2f} / {100 * test:.2f} % ({loss:.3f})"
+            for train, test, loss in zip(
+                run["train_error"], run["test_error"], run["train_loss"], strict=True
+            )
+        ]
+        lines.append(f"| {run['arch']}{run['depth']} | " + " | ".join(cells) + " |")
+    return "train / test error (mean training loss) per epoch\n\n" + "\n".join(lines) + "\n"
+
+
+def run(name: str, data: str, out: Path, threads: int = 0) -> tuple[str, list[Path]]:
     """Run one named measurement; its tables and the pictures it wrote. ``train/plain56``
     trains just that net of ``train`` (so other jobs may take the lock in between)."""
     name, _, only = name.partition("/")
@@ -82,13 +118,13 @@ def run(name: str, data: str, out: Path) -> tuple[str, list[Path]]:
         result = measure_init(InitConfig(data, out=str(folder), **changes))
         return markdown_table(init_rows(result), INIT_COLUMNS), [folder / "gradflow_init.png"]
     if command == "train":
-        base = NetConfig(data, **changes)
+        base = NetConfig(data, threads=threads, **changes)  # threads may change on resume
         archs, depths = TRAIN_NETS[name]
         if only:
             archs, depths = only.rstrip("0123456789"), only[len(only.rstrip("0123456789")) :]
         _, runs = train_nets(base, archs, depths, str(folder), progress_bar=False)
         pictures = [] if only else [folder / "gradflow_train.png"]
-        return markdown_table(train_rows(runs), TRAIN_COLUMNS), pictures
+        return markdown_table(train_rows(runs), TRAIN_COLUMNS) + "\n" + epoch_table(runs), pictures
     result = measure_bn(BnConfig(data, out=str(folder), **changes), progress_bar=False)
     return bn_tables(result), [folder / "gradflow_bn.png"]
 
@@ -99,6 +135,13 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/data/cifar10-10k")
     parser.add_argument("--out", default="runs/gradflow")
     parser.add_argument("--list", action="store_true")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads of train runs (0: torch's default); 1 wastes less CPU than 2 when "
+        "jobs outside the lock share the 2 cores",
+    )
     parser.add_argument("--pictures", help="copy each run's PNG here as gradflow_<name>.png")
     args = parser.parse_args()
     if args.list:
@@ -108,7 +151,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor()}")
     for name in args.names:
         wall, cpu, load = time.perf_counter(), cpu_seconds(), os.getloadavg()[0]
-        tables, pictures = run(name, args.data, Path(args.out))
+        tables, pictures = run(name, args.data, Path(args.out), args.threads)
         command, changes = RUNS[name.partition("/")[0]]
         record = {
             "name": name,

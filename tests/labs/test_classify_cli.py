@@ -147,3 +147,14 @@ def test_colourize_threads_negative_exit_2(tiny_data: Path, tmp_path: Path) -> N
         "--threads", "-3",
     )  # fmt: skip
     assert code == 2 and "--threads must be 0" in output and not (tmp_path / "run").exists()
+
+
+def test_evaluate_refuses_a_run_that_stopped_early(tiny_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert invoke(*train_args(tiny_data, out, "--lr-schedule", "constant"))[0] == 0
+    config = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**config, "epochs": 3}))  # 1 of 3 epochs done
+    code, output = invoke("lab", "classify", "evaluate", out)
+    text = output.replace("\n", " ")
+    assert code == 2 and "stopped after 1 of 3 epochs" in text
+    assert f"convlens lab classify train --resume {out}" in text

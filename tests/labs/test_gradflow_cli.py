@@ -35,11 +35,13 @@ def test_init_prints_the_json_it_writes(tiny_data: Path, tmp_path: Path) -> None
 def test_train_from_the_command_line(tiny_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "train"
     code, output = gradflow("train", "--data", tiny_data, "--archs", "residual", "--depths", "8",
-                            "--epochs", "1", "--batch-size", "8", "--out", out, "--device",
-                            "cpu")  # fmt: skip
+                            "--epochs", "2", "--warmup-epochs", "1", "--warmup-lr", "0.02",
+                            "--batch-size", "8", "--out", out, "--device", "cpu")  # fmt: skip
     assert code == 0, output
-    assert "| residual8 | 75,290 | 1 |" in output
-    assert json.loads((out / "gradflow_train.json").read_text())["runs"][0]["depth"] == 8
+    assert "| residual8 | 75,290 | 2 |" in output
+    written = json.loads((out / "gradflow_train.json").read_text())
+    assert written["runs"][0]["depth"] == 8
+    assert (written["settings"]["warmup_epochs"], written["settings"]["warmup_lr"]) == (1, 0.02)
 
 
 @pytest.mark.parametrize(
@@ -64,6 +66,11 @@ def test_train_from_the_command_line(tiny_data: Path, tmp_path: Path) -> None:
         ("train", ["--batch-size", "41"], "--batch-size 41 is larger than the training set"),
         ("train", ["--augment", "crop"], "--augment: 'crop' is not one of none, flip, flip,crop"),
         ("train", ["--epochs", "0"], "--epochs must be at least 1"),
+        ("train", ["--epochs", "2", "--warmup-epochs", "2"], "--warmup-epochs must be between 0 "
+         "and --epochs − 1 = 1 (got 2): the schedule needs at least one epoch after the warm-up."),
+        ("train", ["--warmup-epochs", "-1"], "--warmup-epochs must be between 0 and"),
+        ("train", ["--warmup-lr", "0"], "--warmup-lr must be positive (got 0.0)."),
+        ("train", ["--warmup", "cosine"], "--warmup: 'cosine' is not one of constant, linear."),
         ("init", ["--format", "yaml"], "--format: 'yaml' is not one of table, json."),
     ],
 )  # fmt: skip

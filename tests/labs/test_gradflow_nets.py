@@ -1,4 +1,5 @@
-"""The CIFAR nets' options for the gradient-flow lab: normalisation, initialisation, depths."""
+"""The CIFAR nets of the gradient-flow lab: their blocks against He et al. 2016 §4.2 written
+out independently, and their options (normalisation, initialisation, depths)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from convlens.errors import ArgumentError
@@ -96,3 +98,66 @@ def test_bad_options_through_the_zoo() -> None:
         create_model("cifar_plain56", init="orthogonal")
     with pytest.raises(ArgumentError, match="init_std must be positive"):
         create_model("cifar_plain56", init="normal", init_std=0.0)
+
+
+# -----------------------------------------------------------------------------
+# the nets against He et al. 2016 §4.2 written out as functions, independently of the zoo
+
+
+def reference_logits(model: CifarResNet, x: torch.Tensor, residual: bool) -> torch.Tensor:
+    """§4.2 from the paper's text: conv–BN–ReLU stem; per block conv–BN–ReLU–conv–BN, the
+    block's input added (option A where the width doubles: every other pixel, zero
+    channels appended) *before* the last ReLU; the first block of stages 2 and 3 strides
+    by 2; global average pooling, fc. Reads the model's tensors by name only, so a wrong
+    order, a missing BN, a misplaced stride or a wrong shortcut in the zoo shows."""
+    p = dict(model.named_parameters())
+    buffers = dict(model.named_buffers())
+
+    def conv_bn(h: torch.Tensor, name: str, bn: str, stride: int = 1) -> torch.Tensor:
+        h = F.conv2d(h, p[f"{name}.weight"], stride=stride, padding=1)
+        mean, var = buffers[f"{bn}.running_mean"].clone(), buffers[f"{bn}.running_var"].clone()
+        return F.batch_norm(h, mean, var, p[f"{bn}.weight"], p[f"{bn}.bias"], model.training)
+
+    h = (x - buffers["normalize.mean"]) / buffers["normalize.std"]
+    h = F.relu(conv_bn(h, "conv1", "bn1"))
+    for stage, blocks in enumerate((model.layer1, model.layer2, model.layer3), start=1):
+        for i in range(len(blocks)):
+            name = f"layer{stage}.{i}"
+            stride = 2 if stage > 1 and i == 0 else 1
+            out = F.relu(conv_bn(h, f"{name}.conv1", f"{name}.bn1", stride))
+            out = conv_bn(out, f"{name}.conv2", f"{name}.bn2")
+            if residual:
+                shortcut = h[:, :, ::stride, ::stride]
+                zeros = out.shape[1] - shortcut.shape[1]
+                out = out + F.pad(shortcut, (0, 0, 0, 0, 0, zeros))  # zero channels after
+            h = F.relu(out)
+    return F.linear(h.mean(dim=(2, 3)), p["fc.weight"], p["fc.bias"])
+
+
+@pytest.mark.parametrize("residual", [True, False])
+@pytest.mark.parametrize("training", [True, False])
+def test_the_nets_compute_he_et_al_s_blocks(residual: bool, training: bool) -> None:
+    """Logits and every parameter's gradient equal the paper's net written out above, in
+    training mode (batch statistics) and in evaluation mode (running statistics, made
+    non-trivial first), for the 14-layer nets (two blocks per stage, both kinds of
+    shortcut)."""
+    torch.manual_seed(3)
+    model = CifarResNet(14, residual).double()
+    with torch.no_grad():  # running statistics and BN affine parameters away from 0 and 1
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.5, 0.5)
+    model.train(training)
+    x = torch.rand(6, 3, 32, 32, dtype=torch.float64)
+    labels = torch.arange(6) % 10
+    params = list(model.parameters())
+    expected = reference_logits(model, x, residual)
+    got = model(x)
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
+    grads = torch.autograd.grad(F.cross_entropy(got, labels), params)
+    reference_grads = torch.autograd.grad(F.cross_entropy(expected, labels), params)
+    for (name, _), g, r in zip(model.named_parameters(), grads, reference_grads, strict=True):
+        torch.testing.assert_close(g, r, rtol=1e-8, atol=1e-12, msg=name)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -193,6 +194,19 @@ def test_evaluate_without_orientations_is_the_last_validation(
     assert plain["pixel_error"] == pytest.approx(float(last["val_pixel_error"]), abs=1e-9)
     assert plain["rand_error"] == pytest.approx(float(last["val_rand_error"]), abs=1e-9)
     assert scores["--tta"]["orientations"] == 8
+
+
+def test_evaluate_refuses_a_run_that_stopped_early(
+    finished: Path, sections: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    shutil.copytree(finished, out)
+    config = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**config, "epochs": 3}))  # 1 of 3 epochs done
+    code, output = invoke("lab", "segment", "evaluate", out, "--data", sections, "--no-progress")
+    text = output.replace("\n", " ")
+    assert code == 2 and "stopped after 1 of 3 epochs" in text
+    assert f"convlens lab segment train --resume {out}" in text
 
 
 def test_predict_writes_masks_and_probabilities(

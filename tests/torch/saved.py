@@ -14,7 +14,10 @@ def saved_bytes(model: nn.Module, *inputs: torch.Tensor) -> int:
         storage = t.untyped_storage()
         if storage.data_ptr() not in owned and storage.nbytes() > 0:
             storages[storage.data_ptr()] = storage.nbytes()
-        return t
+        # Detached: a saved output kept as itself holds its own grad_fn, a cycle through C++
+        # that gc cannot free when no backward runs (pytorch/pytorch#115255); every model
+        # measured here, weights and activations, would stay in the process for good.
+        return t.detach()
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         model(*inputs)

@@ -31,13 +31,25 @@ GRADFLOW = {
     "momentum": LabOption(float, "SGD momentum. (default: 0.9)"),
     "weight_decay": LabOption(float, "L2 weight decay. (default: 1e-4)"),
     "lr_schedule": LabOption(str, "cosine, constant or onecycle. (default: cosine)"),
+    "warmup_epochs": LabOption(
+        int,
+        "Epochs of warm-up before the schedule starts, as He et al. 2016 warm up "
+        "ResNet-110. (default: 0)",
+    ),
+    "warmup_lr": LabOption(float, "Learning rate the warm-up starts at. (default: 0.01)"),
+    "warmup": LabOption(
+        str,
+        "constant: --warmup-lr throughout, then --lr (He et al. 2016); linear: from "
+        "--warmup-lr up to --lr (Goyal et al. 2017). (default: constant)",
+    ),
     "augment": LabOption(
         str, "none, flip, or flip,crop (4-pixel reflect pad). (default: flip,crop)"
     ),
 }
 INIT_OPTIONS = ["data", "archs", "norm", "init", "init_std", "dtype", "seed", "threads"]
 TRAIN_OPTIONS = ["data", "archs", "norm", "epochs", "lr", "momentum", "weight_decay"]
-TRAIN_OPTIONS += ["lr_schedule", "augment", "seed", "device", "threads"]
+TRAIN_OPTIONS += ["lr_schedule", "warmup_epochs", "warmup_lr", "warmup", "augment", "seed"]
+TRAIN_OPTIONS += ["device", "threads"]
 
 Format = Annotated[str, typer.Option("--format", help="table or json.")]
 

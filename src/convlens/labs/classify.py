@@ -35,7 +35,6 @@ from convlens.labs.runtime.images import (  # augment, epoch_offsets: importable
 from convlens.labs.runtime.loop import (
     SCHEDULES,
     LabInfo,
-    Position,
     Recipe,
     RunResult,
     check_common,
@@ -362,13 +361,7 @@ def evaluate_run(folder: str | Path, data: str | None = None) -> dict[str, Any]:
     """Accuracy of a finished run on the test batch of ``data`` (default: the run's),
     with a 95 % bootstrap interval over the test images and per-class accuracy."""
     model, cfg = load_run(folder)
-    checkpoint = files.load_checkpoint(Path(folder) / files.CHECKPOINT)
-    epochs = Position(**checkpoint["position"]).epoch
-    if epochs < cfg.epochs:
-        raise ArgumentError(
-            f"{folder}: the run stopped after {epochs} of {cfg.epochs} epochs; "
-            f"finish it with {LAB.resume_command(Path(folder))}"
-        )
+    LAB.finished_checkpoint(Path(folder), cfg.epochs)
     loaded = load_data(data or cfg.data, cfg.classes)
     right = (predict(model, loaded.test_x) == loaded.test_y).double().numpy()  # (M,)
     low, high = bootstrap_interval(right)

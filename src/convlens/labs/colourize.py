@@ -359,9 +359,8 @@ def grid_rows(
     ]
 
 
-def trained_model(folder: Path, cfg: ColourizeConfig) -> tuple[nn.Module, int]:
-    """The final weights of a run and the epochs they had."""
-    checkpoint = load_checkpoint(folder / CHECKPOINT)
+def trained_model(checkpoint: dict[str, Any], cfg: ColourizeConfig) -> tuple[nn.Module, int]:
+    """The weights of a run's checkpoint and the epochs they had."""
     model = build_model(cfg)
     model.load_state_dict(checkpoint["model"])
     return model, Position(**checkpoint["position"]).epoch
@@ -382,12 +381,7 @@ def spread(folder: str | Path, data: str | None = None) -> Spread:
     out = Path(folder)
     saved = files.read_saved_config(out, LAB.what)
     cfg = config_from_saved(saved, {} if data is None else {"data": data})
-    model, epochs = trained_model(out, cfg)
-    if epochs < cfg.epochs:
-        raise ArgumentError(
-            f"{out}: the run stopped after {epochs} of {cfg.epochs} epochs; finish it with "
-            f"{LAB.resume_command(out)}"
-        )
+    model, epochs = trained_model(LAB.finished_checkpoint(out, cfg.epochs), cfg)
     palette = load_palette(out / PALETTE, cfg.num_colours)
     val_rgb = load_data(cfg).val_rgb
     values = per_image_accuracy(model, grayscale(val_rgb), nearest_colour(val_rgb, palette))
@@ -481,7 +475,7 @@ def _compare_grid(path: Path, results: list[RunResult], base: ColourizeConfig) -
     index = torch.arange(min(base.grid_images, len(val_x)))
     rows: list[tuple[str, np.ndarray]] = [("input", val_x[index, 0].numpy())]
     for result in results:
-        model, _ = trained_model(result.out, result.config)
+        model, _ = trained_model(load_checkpoint(result.out / CHECKPOINT), result.config)
         rows.append((result.config.model, decode(predict(model, val_x[index]), palette)))
     rows += [("target", decode(val_y[index], palette)), ("original", data.val_rgb[index.numpy()])]
     plot_grid(path, rows, f"validation images, {base.epochs} epochs, batch {base.batch_size}")

@@ -53,6 +53,7 @@ from convlens.labs.runtime.sweeps import finished_run, parse_int_list
 from convlens.zoo.cifar_resnet import CifarResNet, check_depth, check_options
 
 ARCHS = ("plain", "residual")
+WARMUPS = ("constant", "linear")  # He et al. 2016 §4.2; Goyal et al. 2017 §2.2
 AUGMENTS = ("none", "flip", "flip,crop")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 WEIGHTED = (nn.Conv2d, nn.Linear)
@@ -357,6 +358,9 @@ class NetConfig:
     momentum: float = 0.9
     weight_decay: float = 1e-4  # as §4.2
     lr_schedule: str = "cosine"  # cosine | constant | onecycle
+    warmup_epochs: int = 0  # epochs before the schedule (see warmed_rate)
+    warmup_lr: float = 0.01  # as §4.2 for ResNet-110
+    warmup: str = "constant"  # constant (§4.2) | linear (from warmup_lr up to lr)
     augment: str = "flip,crop"  # as §4.2: flips and 4-pixel pad-crops
     seed: int = 0
     out: str = ""
@@ -379,6 +383,7 @@ def check_net_config(cfg: NetConfig) -> None:
     for flag, value, allowed in (
         ("--augment", cfg.augment, AUGMENTS),
         ("--lr-schedule", cfg.lr_schedule, SCHEDULES),
+        ("--warmup", cfg.warmup, WARMUPS),
     ):
         if value not in allowed:
             raise ArgumentError(f"{flag}: '{value}' is not one of {', '.join(allowed)}.")
@@ -386,7 +391,45 @@ def check_net_config(cfg: NetConfig) -> None:
     for flag, number in (("--weight-decay", cfg.weight_decay), ("--momentum", cfg.momentum)):
         if not 0 <= number < 1:
             raise ArgumentError(f"{flag} must be in [0, 1) (got {number}).")
+    if not 0 <= cfg.warmup_epochs < cfg.epochs:
+        raise ArgumentError(
+            f"--warmup-epochs must be between 0 and --epochs − 1 = {cfg.epochs - 1} (got "
+            f"{cfg.warmup_epochs}): the schedule needs at least one epoch after the warm-up."
+        )
+    if not cfg.warmup_lr > 0:
+        raise ArgumentError(f"--warmup-lr must be positive (got {cfg.warmup_lr}).")
     check_batch_for_norm(cfg.batch_size, cfg.norm, " at every step")
+
+
+def warmed_rate(cfg: NetConfig, step: int, steps_per_epoch: int) -> float:
+    """The learning rate of global step ``step`` (0-based): over the first
+    ``warmup_epochs`` epochs ``warmup_lr`` (``constant``) or a line from ``warmup_lr`` up
+    towards ``lr`` (``linear``: step k of w gets warmup_lr + (lr − warmup_lr)·k/w), then
+    ``lr_schedule`` from ``lr`` over the remaining epochs.
+
+    Why: He et al. 2016 §4.2 find lr 0.1 "slightly too large to start converging" for
+    ResNet-110 and train it at 0.01 until the training error is below 80 % (about 400
+    iterations), then go back to 0.1; Goyal et al. 2017 §2.2 find that such a sudden
+    jump can make the training error spike and ramp the rate up gradually instead. A pure
+    function of the step, so a resumed run sets exactly the rate it would have had.
+    """
+    warm = cfg.warmup_epochs * steps_per_epoch
+    if step < warm:
+        if cfg.warmup == "linear":
+            return cfg.warmup_lr + (cfg.lr - cfg.warmup_lr) * step / warm
+        return cfg.warmup_lr
+    return scheduled_rate(cfg.lr_schedule, cfg.lr, step - warm, steps_per_epoch * cfg.epochs - warm)
+
+
+def warmup_note(epochs: int, lr: float, kind: str) -> str:
+    """``", warm-up 1 epoch at lr 0.01"``, ``", linear warm-up 2 epochs from lr 0.01"``, or
+    nothing without a warm-up."""
+    if not epochs:
+        return ""
+    length = f"{epochs} epoch{'s' if epochs > 1 else ''}"
+    if kind == "linear":
+        return f", linear warm-up {length} from lr {lr}"
+    return f", warm-up {length} at lr {lr}"
 
 
 def weight_names(model: nn.Module) -> list[str]:
@@ -437,9 +480,10 @@ def train_net(
 
     def describe(dist: Dist, device: torch.device) -> str:
         params = sum(p.numel() for p in model.parameters())
+        warm = warmup_note(cfg.warmup_epochs, cfg.warmup_lr, cfg.warmup)
         return (
             f"{n_train} training / {len(test_y)} test images, {params:,} parameters, norm "
-            f"{cfg.norm}, batch {cfg.batch_size}, lr {cfg.lr} ({cfg.lr_schedule}), "
+            f"{cfg.norm}, batch {cfg.batch_size}, lr {cfg.lr} ({cfg.lr_schedule}{warm}), "
             f"{cfg.epochs} epochs, device {device} → {out}"
         )
 
@@ -463,7 +507,7 @@ def train_net(
         n_train=n_train,
         describe=describe,
         epoch_line=epoch_line,
-        lr_at=lambda s: scheduled_rate(cfg.lr_schedule, cfg.lr, s, steps * cfg.epochs),
+        lr_at=lambda s: warmed_rate(cfg, s, steps),
         per_image={"correct": "train_accuracy"},
         after_backward=gradient_norms,
         per_step={grad_key(name): grad_key(name) for name, _ in layers},
@@ -588,9 +632,10 @@ def write_train_files(out: Path, result: dict[str, Any], runs: list[dict[str, An
     out.mkdir(parents=True, exist_ok=True)
     files.atomic_json(out / f"{TRAIN_FILE}.json", result)
     s = result["settings"]
+    warm = warmup_note(s["warmup_epochs"], s["warmup_lr"], s["warmup"])
     title = (
         f"{len(runs[0]['train_error'])} epochs on {s['data']}, batch {s['batch_size']}, lr "
-        f"{s['lr']} ({s['lr_schedule']}), norm {s['norm']}, augment {s['augment']}, seed "
+        f"{s['lr']} ({s['lr_schedule']}{warm}), norm {s['norm']}, augment {s['augment']}, seed "
         f"{s['seed']}; gradient norms: mean over the last epoch's steps; paper: full CIFAR-10"
     )
     files.write_tables(out / TRAIN_FILE, train_rows(runs), TRAIN_COLUMNS, title)

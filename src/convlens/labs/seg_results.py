@@ -17,7 +17,6 @@ from torch import nn
 from convlens.errors import ArgumentError, DataError
 from convlens.labs import seg_data
 from convlens.labs.runtime import files
-from convlens.labs.runtime.loop import Position
 from convlens.labs.seg_metrics import best_threshold_rand_error, score
 from convlens.labs.seg_samples import augmentations
 from convlens.labs.segment import (
@@ -47,16 +46,6 @@ def load_run(folder: str | Path) -> tuple[nn.Module, SegmentConfig, list[int], G
     return model.eval(), cfg, values, geometry_of(model)
 
 
-def _finished(folder: str | Path, cfg: SegmentConfig) -> None:
-    checkpoint = files.load_checkpoint(Path(folder) / files.CHECKPOINT)
-    epochs = Position(**checkpoint["position"]).epoch
-    if epochs < cfg.epochs:
-        raise ArgumentError(
-            f"{folder}: the run stopped after {epochs} of {cfg.epochs} epochs; "
-            f"finish it with {LAB.resume_command(Path(folder))}"
-        )
-
-
 def averages_orientations(cfg: SegmentConfig, asked: bool | None) -> bool:
     """``asked``, or by default: whether the run was trained on every orientation (flips
     and quarter turns), so that each is a prediction the network was trained to make."""
@@ -70,7 +59,7 @@ def evaluate_run(
     predicted as the mean over the eight orientations (``averaged``; by default when the
     run trained on them) or as the sections are."""
     model, cfg, values, geometry = load_run(folder)
-    _finished(folder, cfg)
+    LAB.finished_checkpoint(Path(folder), cfg.epochs)
     averaged = averages_orientations(cfg, averaged)
     names = seg_data.paired_names(data)
     sections = seg_data.load_sections(data, names, values)

@@ -1,6 +1,6 @@
 """Render a ``Worked`` result as text, Markdown or LaTeX (matrices as ``bmatrix``).
 
-Only reads the numbers that ``explain.py`` collected; computes nothing new except
+Only reads the numbers that ``explain`` collected; computes nothing new except
 regrouping the transposed convolution's scattered copies by the element they land on.
 """
 

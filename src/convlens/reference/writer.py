@@ -1,5 +1,5 @@
 """Writing numbers and matrices in text, Markdown or LaTeX: the pen every worked example
-(``reference/render.py``) and detection's working (``detection/render.py``) write with."""
+(``reference/render.py``) and detection's working (``detection/render/``) write with."""
 
 from __future__ import annotations
 

@@ -255,6 +255,19 @@ class LabInfo:
     def resume_command(self, out: Path) -> str:
         return f"convlens lab {self.name} train --resume {out}"
 
+    def finished_checkpoint(self, out: Path, epochs: int) -> dict[str, Any]:
+        """The checkpoint of run ``out``, refused if it holds fewer than ``epochs``:
+        evaluating a run that stopped early would print an unfinished model's numbers as
+        the run's."""
+        checkpoint = files.load_checkpoint(out / files.CHECKPOINT)
+        done = Position(**checkpoint["position"]).epoch
+        if done < epochs:
+            raise ArgumentError(
+                f"{out}: the run stopped after {done} of {epochs} epochs; "
+                f"finish it with {self.resume_command(out)}"
+            )
+        return checkpoint
+
 
 def scheduled_lab(lab: LabInfo, schedule: str) -> tuple[LabInfo, str]:
     """Under a schedule other than ``constant`` the epochs fix every step's rate, so a
