@@ -331,27 +331,21 @@ def conv_transpose_nd_examples(pick: Choices, axes: int) -> str:
     )
 
 
-lowering(
-    "conv1d",
-    traced_by=[trace_conv1d],
-    build=lambda a, s: build_conv_nd(a, s, 1),
-    examples=lambda pick: conv_nd_examples(pick, 1),
-)
-lowering(
-    "conv3d",
-    traced_by=[trace_conv3d],
-    build=lambda a, s: build_conv_nd(a, s, 3),
-    examples=lambda pick: conv_nd_examples(pick, 3),
-)
-lowering(
-    "conv_transpose1d",
-    traced_by=[trace_conv_transpose1d],
-    build=lambda a, s: build_conv_transpose_nd(a, s, 1),
-    examples=lambda pick: conv_transpose_nd_examples(pick, 1),
-)
-lowering(
-    "conv_transpose3d",
-    traced_by=[trace_conv_transpose3d],
-    build=lambda a, s: build_conv_transpose_nd(a, s, 3),
-    examples=lambda pick: conv_transpose_nd_examples(pick, 3),
-)
+def _lower_conv_nd(axes: int, trace_conv: Handler, trace_transposed: Handler) -> None:
+    """The convolution and transposed convolution kinds of ``axes`` spatial axes."""
+    lowering(
+        f"conv{axes}d",
+        traced_by=[trace_conv],
+        build=lambda a, s: build_conv_nd(a, s, axes),
+        examples=lambda pick: conv_nd_examples(pick, axes),
+    )
+    lowering(
+        f"conv_transpose{axes}d",
+        traced_by=[trace_transposed],
+        build=lambda a, s: build_conv_transpose_nd(a, s, axes),
+        examples=lambda pick: conv_transpose_nd_examples(pick, axes),
+    )
+
+
+_lower_conv_nd(1, trace_conv1d, trace_conv_transpose1d)
+_lower_conv_nd(3, trace_conv3d, trace_conv_transpose3d)
