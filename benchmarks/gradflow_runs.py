@@ -31,17 +31,9 @@ from typing import Any
 
 import torch
 
-from convlens.labs.gradflow import (
-    INIT_COLUMNS,
-    TRAIN_COLUMNS,
-    InitConfig,
-    NetConfig,
-    init_rows,
-    measure_init,
-    train_nets,
-    train_rows,
-)
+from convlens.labs.gradflow import TRAIN_COLUMNS, NetConfig, train_nets, train_rows
 from convlens.labs.gradflow_bn import BnConfig, bn_tables, measure_bn
+from convlens.labs.gradflow_init import INIT_COLUMNS, InitConfig, init_rows, measure_init
 from convlens.render.lab import markdown_table
 
 # name → (command, settings changed from the command's defaults)

@@ -14,13 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from convlens.labs.gradflow import (
-    InitConfig,
-    build_net,
-    gradient_profile,
-    init_rows,
-    measure_init,
-)
+from convlens.labs.gradflow import build_net, gradient_profile
+from convlens.labs.gradflow_init import InitConfig, init_rows, measure_init
 
 
 class Tap(nn.Module):

@@ -92,7 +92,7 @@ def register_gradflow(lab: typer.Typer) -> None:
 
         One forward and backward pass on one batch of real images: per layer, first to
         last, the activation std and the gradient norms of activations and weights."""
-        from convlens.labs.gradflow import (
+        from convlens.labs.gradflow_init import (
             INIT_COLUMNS,
             INIT_FILE,
             InitConfig,
