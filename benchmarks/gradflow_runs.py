@@ -14,7 +14,8 @@ shared lock:
 four trainings can take the lock one at a time. ``train-deep`` trains the paper's depths 20
 and 56 in the same folder as ``train`` (its 20-layer nets are read back). ``degradation``
 trains them for 5 epochs with a warm-up, ``degradation-seed1`` the 56-layer pair again
-with seed 1, ``degradation-20`` all four for 20 epochs. ``--list`` shows the named runs.
+with seed 1, ``degradation-20`` all four for 20 epochs, ``degradation-40``
+the two ResNets for 40. ``--list`` shows the named runs.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ RUNS: dict[str, tuple[str, dict[str, Any]]] = {
     # the same four nets for 20 epochs (1,560 steps): does the deeper ResNet catch up with
     # the shallower one once trained longer? (two nets at a time, one thread each)
     "degradation-20": ("train", {"epochs": 20, "warmup_epochs": 1, "warmup": "linear"}),
+    # the ResNets alone for 40 epochs: does residual56's small deficit at 20 turn round?
+    "degradation-40": ("train", {"epochs": 40, "warmup_epochs": 1, "warmup": "linear"}),
     "bn": ("bn", {"epochs": 1, "batch_sizes": "2,8,32,128"}),
 }
 # the nets of each train run; the lab's default depths are 20,56 (He et al. 2016 Fig. 6)
@@ -69,6 +72,7 @@ TRAIN_NETS = {
     "degradation": ("plain,residual", "20,56"),
     "degradation-seed1": ("plain,residual", "56"),  # a second seed for the 56-layer pair
     "degradation-20": ("plain,residual", "20,56"),
+    "degradation-40": ("residual", "20,56"),
 }
 
 
