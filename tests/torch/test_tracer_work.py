@@ -1,6 +1,6 @@
 """The tracer does each piece of work once: a handler's shape reads are not dispatched
-back to the tracer, and a rule runs once per distinct (kind, arguments, input shapes) —
-without changing a number."""
+back to the tracer, and a rule runs once per distinct (kind, arguments, input shapes) in
+a process (``core/memo.py``) — without changing a number."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ import torch
 from torch import nn
 
 import convlens
+from convlens.core import analyze as analyze_module
+from convlens.core.memo import RULE_RESULTS, RuleMemo, rule_key
 from convlens.core.numbers import symbol
 from convlens.torch import tracer as tracer_module
-from convlens.torch.tracer import Tracer, rule_key
+from convlens.torch.tracer import Tracer
 
 
 def test_a_handler_reads_shapes_without_dispatching() -> None:
@@ -31,24 +33,62 @@ def test_a_handler_reads_shapes_without_dispatching() -> None:
     assert report.totals.params == 8 * 3 * 9 + 8
 
 
-def test_a_rule_runs_once_for_repeated_layers() -> None:
+def _counting_rules(patch: pytest.MonkeyPatch) -> list[str]:
+    """The kinds of the rules that really run from now on (in the tracer and analyser)."""
     runs: list[str] = []
-    run_rule = tracer_module.run_rule
+    run_rule = analyze_module.run_rule
 
     def counting(spec, network, shapes):  # type: ignore[no-untyped-def]
         runs.append(spec.kind)
         return run_rule(spec, network, shapes)
 
+    patch.setattr(tracer_module, "run_rule", counting)
+    patch.setattr(analyze_module, "run_rule", counting)
+    return runs
+
+
+def test_a_rule_runs_once_for_repeated_layers() -> None:
     model = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1))
     model.append(nn.ReLU())
-    expected = convlens.analyze(model, input_size=(2, 4, 8, 8))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(tracer_module, "run_rule", counting)
+        patch.setattr(RULE_RESULTS, "_results", {})  # nothing remembered yet
+        runs = _counting_rules(patch)
         report = convlens.analyze(model, input_size=(2, 4, 8, 8))
-    assert runs == ["conv2d", "relu"]  # four rows, two distinct
+        assert runs == ["conv2d", "relu"]  # four rows, two distinct
+        again = convlens.analyze(model, input_size=(2, 4, 8, 8))
+        assert runs == ["conv2d", "relu"]  # remembered across analyses
+        RULE_RESULTS.clear()
+        fresh = convlens.analyze(model, input_size=(2, 4, 8, 8))
+        assert runs == ["conv2d", "relu"] * 2
     assert [r.kind for r in report.layers] == ["conv2d", "relu", "conv2d", "relu"]
-    assert report.to_dict() == expected.to_dict()
+    assert report.to_dict() == again.to_dict() == fresh.to_dict()
     assert report.totals.params == 2 * (4 * 4 * 9 + 4)
+
+
+def test_descriptions_share_the_memo_but_symbols_always_run() -> None:
+    text = "input 3x32x32\nconv2d 8 k=3 p=1\nrelu\nconv2d 8 k=k p=1"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(RULE_RESULTS, "_results", {})
+        runs = _counting_rules(patch)
+        first = convlens.analyze(text)
+        second = convlens.analyze(text)
+    # the symbolic conv2d (k) has no key: it runs every time; the others once
+    assert runs == ["conv2d", "relu", "conv2d", "conv2d"]
+    assert first.to_dict() == second.to_dict()
+    assert str(first.totals.params) == str(second.totals.params)
+
+
+def test_the_memo_is_bounded_and_forgets_the_oldest_first() -> None:
+    memo = RuleMemo(capacity=2)
+    cost_a, cost_b, cost_c = (object() for _ in range(3))
+    memo.put(("a",), cost_a)  # type: ignore[arg-type]
+    memo.put(("b",), cost_b)  # type: ignore[arg-type]
+    memo.put(("a",), cost_a)  # type: ignore[arg-type]  (already there: nothing evicted)
+    assert len(memo) == 2
+    memo.put(("c",), cost_c)  # type: ignore[arg-type]
+    assert len(memo) == 2
+    assert memo.get(("a",)) is None
+    assert memo.get(("b",)) is cost_b and memo.get(("c",)) is cost_c
 
 
 def test_rule_keys_tell_types_apart() -> None:
@@ -65,3 +105,27 @@ def test_rule_keys_tell_types_apart() -> None:
     assert rule_key("x", {"a": symbol("k")}, shapes) is None
     assert rule_key("x", {"a": torch.zeros(1)}, shapes) is None
     assert rule_key("crop", {"like": "a"}, shapes) is None
+    assert rule_key("x", {"a": 1}, [(3, symbol("H"), 8)]) is None
+    assert rule_key("x", {"a": 1}, [None]) is None  # an input with no known shape
+
+
+@pytest.mark.parametrize("name", ["densenet121", "mobilenet_v3_small", "unet"])
+def test_the_module_walk_is_named_modules(name: str) -> None:
+    """The trace walks the modules itself (without named_modules' recursive generators):
+    same names, same order, duplicates included."""
+    from convlens.torch.trace import _named_modules
+    from convlens.zoo import create_model
+
+    model = create_model(name)
+    shared = nn.ReLU()
+    model.add_module("extra", nn.Sequential(shared, nn.Sequential(shared), nn.Identity()))
+    assert _named_modules(model) == list(model.named_modules(remove_duplicate=False))
+
+
+def test_the_module_walk_names_compiled_submodules_as_their_source() -> None:
+    from convlens.torch.trace import _named_modules
+
+    inner = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+    model = nn.Sequential(torch.compile(inner), nn.Flatten())
+    names = [name for name, _ in _named_modules(model)]
+    assert names == ["", "0", "0", "0.0", "0.1", "1"]

@@ -23,7 +23,8 @@ from convlens.core.conventions import (
     Convention,
     flops,
 )
-from convlens.core.numbers import Dim, maximum, normalize, product, total
+from convlens.core.memo import RULE_RESULTS, rule_key
+from convlens.core.numbers import Dim, is_numeric, maximum, normalize, product, total
 from convlens.core.receptive_field import OTHER_INPUT_RF, NodeRF, RFStatus, input_rf, node_rf
 from convlens.core.records import LayerRecord, LayerSpec, Network, Shape, Totals
 from convlens.core.registry import Cost, RuleError, Saved, get_rule
@@ -104,6 +105,18 @@ def run_rule(spec: LayerSpec, network: Network, shapes: Mapping[str, Shape]) -> 
         raise _error(spec, network, str(err)) from None
 
 
+def remembered_rule(spec: LayerSpec, network: Network, shapes: Mapping[str, Shape]) -> Cost:
+    """``run_rule``, answered from the process's memo (``core/memo.py``) when the same kind,
+    arguments and input shapes were analysed before."""
+    key = rule_key(spec.kind, spec.args, [shapes.get(name) for name in spec.inputs])
+    cost = RULE_RESULTS.get(key) if key is not None else None
+    if cost is None:
+        cost = run_rule(spec, network, shapes)
+        if key is not None:
+            RULE_RESULTS.put(key, cost)
+    return cost
+
+
 def analyze_network(
     network: Network, options: Options = Options(), costs: Mapping[str, Cost] | None = None
 ) -> Report:
@@ -131,16 +144,19 @@ def analyze_network(
     buffer_bytes: Dim = 0  # float buffers in the dtype, integer counters 8 bytes each
     tensors = Tensors()
     records: list[LayerRecord] = []
+    rf_texts: dict[int, tuple[dict[str, Any], tuple[Step, ...]]] = {}  # id(NodeRF) → …
     for index, spec in enumerate(network.layers, start=1):
         known = costs.get(spec.name) if costs is not None else None
-        cost = known if known is not None else run_rule(spec, network, shapes)
+        cost = known if known is not None else remembered_rule(spec, network, shapes)
         has_weights = cost.params != 0  # even when reused: autograd needs them again
         if spec.reuses_params:  # a shared module: its parameters were counted at first use
             cost = replace(cost, params=0, param_tensors=0, buffers=0, int64_buffers=0)
         buffer_bytes = (
             buffer_bytes + (cost.buffers - cost.int64_buffers) * itemsize + 8 * cost.int64_buffers
         )
-        frozen = spec.frozen or any(fnmatch.fnmatchcase(spec.name, p) for p in options.frozen)
+        frozen = spec.frozen or (
+            bool(options.frozen) and any(fnmatch.fnmatchcase(spec.name, p) for p in options.frozen)
+        )
         trainable = 0 if frozen else cost.params
         tensors.add(cost, frozen)
         in_graph = spec.kind != "params_only" and (
@@ -184,6 +200,11 @@ def analyze_network(
             cost.rf_otherwise_global,
         )
         rfs[spec.name] = rf
+        # element-wise layers pass their input's NodeRF on: its fields and steps once
+        known_rf = rf_texts.get(id(rf))
+        if known_rf is None:
+            known_rf = rf_texts[id(rf)] = (_rf_fields(rf, network.input_shape), _rf_steps(rf))
+        rf_fields, rf_steps = known_rf
         macs = normalize(cost.macs * batch)
         bias_flops = normalize(cost.bias_flops * batch)
         other_flops = normalize(cost.other_flops * batch)
@@ -205,11 +226,11 @@ def analyze_network(
                 other_flops=other_flops,
                 flops=flops(options.convention, macs, bias_flops, other_flops),
                 connections=cost.connections,
-                **_rf_fields(rf, network.input_shape),
+                **rf_fields,
                 activation_bytes=out_bytes,
                 saved_bytes=normalize(new_saved),
                 warnings=cost.warnings,
-                steps=cost.steps + _rf_steps(rf) + _batch_steps(cost, batch),
+                steps=cost.steps + rf_steps + _batch_steps(cost, batch),
                 args=cost.args,
                 origin=spec.origin,
                 unsupported=cost.unsupported,
@@ -384,15 +405,25 @@ def peak_activation_bytes(
             last_use[storage[name]] = record.index
     final = storage[records[-1].name] if records else input_names[0]
     last_use[final] = len(records) + 1
+    # A tensor leaves when the layer that reads it last has run (at once if none does).
+    leaves: dict[int, list[str]] = {}
+    first = records[0].index if records else 0
+    for name in input_names:
+        leaves.setdefault(max(last_use.get(name, 0), first), []).append(name)
     live: dict[str, Dim] = {name: storage_bytes[name] for name in input_names}
-    peak_candidates: list[Dim] = [total(live.values())]
+    numeric = all(is_numeric(b) for b in storage_bytes.values())
+    running = sum(live.values()) if numeric else 0  # the live sum, kept as it changes
+    peak_candidates: list[Dim] = [running if numeric else total(live.values())]
     for record in records:
         owner = storage[record.name]
         if owner == record.name and owner in storage_bytes:
             live[owner] = storage_bytes[owner]
-        peak_candidates.append(total(live.values()))
-        for name in [n for n in live if last_use.get(n, 0) <= record.index]:
-            del live[name]
+            running += storage_bytes[owner] if numeric else 0
+            leaves.setdefault(max(last_use.get(owner, 0), record.index), []).append(owner)
+        peak_candidates.append(running if numeric else total(live.values()))
+        for name in leaves.pop(record.index, ()):
+            gone = live.pop(name)
+            running -= gone if numeric else 0
     return maximum(*peak_candidates)
 
 

@@ -117,9 +117,7 @@ def product(values: Any) -> Dim:
 
 
 def total(values: Any) -> Dim:
-    result: Dim = 0
-    for v in values:
-        result = result + v
+    result: Dim = sum(values, 0)  # left to right, as a loop of + would (but in C for ints)
     return normalize(result) if not is_numeric(result) else result
 
 

@@ -211,6 +211,11 @@ def node_rf(
 ) -> NodeRF:
     """Receptive field of a layer's output from its inputs' and its own index maps (which
     hold for ``map_axes`` spatial axes only, if given: see ``Cost.rf_axes``)."""
+    if len(inputs) == 1 and maps is None and not whole_input:
+        rf = inputs[0]  # an element-wise layer (BN, ReLU): each output sees what its input saw
+        plain = not (rf.independent or rf.unavailable or rf.whole_input or rf.axes is None)
+        if plain and (map_axes is None or map_axes == len(rf.axes or ())):
+            return rf
     if inputs and all(rf.independent for rf in inputs):
         return OTHER_INPUT_RF
     inputs = [rf for rf in inputs if not rf.independent]

@@ -29,10 +29,16 @@ class ShapeTensor(torch.Tensor):
         return tracer.on_call(func, tuple(args), dict(kwargs or {}))
 
 
+_META = torch.device("meta")
+
+
 def meta_tensor(shape: Sequence[int], dtype: torch.dtype) -> ShapeTensor:
-    return torch.empty(tuple(int(d) for d in shape), dtype=dtype, device="meta").as_subclass(
-        ShapeTensor
-    )
+    if type(shape) is not tuple or not _INT.issuperset(map(type, shape)):
+        shape = tuple(int(d) for d in shape)
+    return torch.empty(shape, dtype=dtype, device=_META).as_subclass(ShapeTensor)
+
+
+_INT = frozenset({int})
 
 
 def ranks(tensors: Sequence[torch.Tensor]) -> list[int]:

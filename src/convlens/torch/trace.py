@@ -58,6 +58,27 @@ def _module_hooks(tracer: Tracer) -> Iterator[None]:
             h.remove()
 
 
+def _named_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``model.named_modules(remove_duplicate=False)`` as a list, without its recursive
+    generators (one per level of nesting, each yielding every module below it again:
+    most of the cost of setting up a trace of a deep network); a compiled submodule's
+    wrapper and the module inside it share its name."""
+    found: list[tuple[str, nn.Module]] = []
+    todo: list[tuple[str, nn.Module]] = [("", model)]
+    while todo:
+        name, module = todo.pop()
+        found.append((name, module))
+        children = [
+            (f"{name}.{child_name}" if name else child_name, child)
+            for child_name, child in module._modules.items()
+            if child is not None
+        ]
+        todo.extend(reversed(children))
+    if any("_orig_mod" in name for name, _ in found):
+        return [(name.replace("._orig_mod", "").replace("_orig_mod.", ""), m) for name, m in found]
+    return found
+
+
 def _first_names(modules: Iterable[tuple[str, nn.Module]]) -> list[tuple[str, nn.Module]]:
     """Each module once, under the first name the walk gives it (as named_modules() does)."""
     first: dict[int, tuple[str, nn.Module]] = {}
@@ -186,15 +207,15 @@ def trace(model: nn.Module, inputs: Any, device: str = "meta", batch: int = 1) -
     )
     # One walk over the modules serves names, leaves, owned tensors and the report; a
     # compiled submodule's wrapper and the module inside it share its name.
-    modules = [
-        (name.replace("._orig_mod", "").replace("_orig_mod.", ""), m)
-        for name, m in model.named_modules(remove_duplicate=False)
-    ]
+    modules = _named_modules(model)
     compiled = _runs_eagerly(modules)
-    tracer.names = {id(m): name for name, m in modules}
-    tracer.leaves = {id(m) for _, m in modules if not m._modules}
+    for name, m in modules:
+        tracer.names[id(m)] = name
+        if not m._modules:
+            tracer.leaves.add(id(m))
+        if m._parameters or m._buffers:
+            tracer.owned.update(id(t) for t in _own_tensors(m))
     tracer.names[id(model)] = ""
-    tracer.owned = {id(t) for _, m in modules for t in _own_tensors(m)}
     tracer.shapes["input"] = first.shape[1:]
     tracer.context = Network(input_shape=tracer.shapes["input"], layers=(), name="model")
     if device != "meta":

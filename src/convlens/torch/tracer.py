@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from convlens.core.analyze import run_rule
+from convlens.core.memo import RULE_RESULTS, rule_key
 from convlens.core.records import LayerSpec, Network
 from convlens.errors import ConvlensError
 from convlens.torch.batch_axis import (
@@ -88,10 +89,8 @@ class Tracer:
     called: set[int] = field(default_factory=set)  # id(module) of modules that ran
     counters: dict[str, itertools.count] = field(default_factory=dict)
     costs: dict[str, Any] = field(default_factory=dict)  # layer → its rule's Cost
-    # A rule is a pure function of its arguments and input shapes, and a network repeats
-    # its layers (EfficientNet-B0: 240 rows, 120 distinct): each is run once per trace.
-    rule_results: dict[tuple, Any] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)  # module path → output text
+    shape_texts: dict[Any, str] = field(default_factory=dict)  # full shape → its text
     batch: int = 1
     dtype: torch.dtype = torch.float32
     device: str = "meta"  # "meta": shapes only; "cpu"/"cuda": every operation also runs
@@ -137,10 +136,11 @@ class Tracer:
             if leaf and prefix and prefix not in self.shapes
             else (f"{prefix}.{kind}" if prefix else kind)
         )
-        counter = self.counters.setdefault(base, itertools.count(1))
         name = base
-        while name in self.shapes or name.startswith("input"):
-            name = f"{base}_{next(counter)}"
+        if name in self.shapes or name.startswith("input"):  # taken: number it
+            counter = self.counters.setdefault(base, itertools.count(1))
+            while name in self.shapes or name.startswith("input"):
+                name = f"{base}_{next(counter)}"
         return name, origin
 
     # -- recording ----------------------------------------------------------------------
@@ -163,26 +163,12 @@ class Tracer:
         output in (the CPU flash attention kernel writes (N, L, H, E) and returns (N, H, L,
         E)), so later reshapes copy where PyTorch's do. ``like``: an element-wise operation's
         input, whose memory order PyTorch's output keeps (a strided input stays strided)."""
-        names = tuple(self.node(t) for t in inputs)
+        try:  # every traced tensor is registered (and kept alive, so its id is its own)
+            names = tuple([self.node_of[id(t)] for t in inputs])
+        except KeyError:
+            names = tuple(self.node(t) for t in inputs)  # says which input is not traced
         name, origin = self.layer_name(kind)
-        params = [w for w in weights if isinstance(w, torch.Tensor)]
-        # A weight computed from parameters (LeNet-5's partial C3 table) is not itself a
-        # parameter: the real ones are counted where they live (a params_only record).
-        derived = any(id(w) not in self.owned for w in params)
-        reuses = bool(params) and (derived or all(id(w) in self.seen_params for w in params))
-        if not derived:
-            self.seen_params.update(id(w) for w in params)
-            if params and self.stack and own_buffers:  # its rule counts the module's buffers
-                self.seen_params.update(
-                    id(b) for b in self.stack[-1]._buffers.values() if b is not None
-                )
-        trainable = any(w.requires_grad for w in params)
-        if derived and not trainable and self.stack:  # computed under no_grad: taken to come
-            trainable = any(
-                p is not None and p.requires_grad  # from the running module's
-                for p in self.stack[-1]._parameters.values()
-            )  # parameters
-        frozen = bool(params) and not trainable
+        reuses, frozen = self.weight_use(weights, own_buffers) if weights else (False, False)
         spec = LayerSpec(
             name=name,
             kind=kind,
@@ -195,8 +181,9 @@ class Tracer:
         )
         if self.context is None:
             raise RuntimeError("Tracer.record before trace() set the input (Tracer.context)")
+        # each distinct layer's rule runs once per process (``core/memo.py``)
         key = rule_key(kind, args, [self.shapes[n] for n in names])
-        cost = self.rule_results.get(key) if key is not None else None
+        cost = RULE_RESULTS.get(key) if key is not None else None
         if cost is None:
             try:
                 cost = run_rule(spec, self.context, self.shapes)
@@ -206,7 +193,7 @@ class Tracer:
                     f"{[self.shapes[n] for n in names]}: {err}"
                 ) from None
             if key is not None:
-                self.rule_results[key] = cost
+                RULE_RESULTS.put(key, cost)
         self.layers.append(spec)
         self.costs[name] = cost
         self.shapes[name] = tuple(cost.output_shape)
@@ -246,10 +233,34 @@ class Tracer:
                     f"real forward but the rule says {expected}"
                 )
             out = real.as_subclass(ShapeTensor)
-        if layout != STANDARD:
+        if layout is not STANDARD and layout != STANDARD:
             self.layouts[id(out)] = layout
-        self.register(out, name)
+        self.node_of[id(out)] = name
+        self.keep_alive.append(out)
         return out
+
+    def weight_use(self, weights: Sequence[Any], own_buffers: bool) -> tuple[bool, bool]:
+        """(whether a row's weights were counted before — a shared module, a computed
+        weight —, whether they are frozen), and note them as counted."""
+        owned, seen = self.owned, self.seen_params
+        params = [w for w in weights if isinstance(w, torch.Tensor)]
+        # A weight computed from parameters (LeNet-5's partial C3 table) is not itself a
+        # parameter: the real ones are counted where they live (a params_only record).
+        derived = trainable = False
+        for w in params:
+            derived = derived or id(w) not in owned
+            trainable = trainable or w.requires_grad
+        reuses = bool(params) and (derived or all(id(w) in seen for w in params))
+        if not derived:
+            seen.update([id(w) for w in params])
+            if params and self.stack and own_buffers:  # its rule counts the module's buffers
+                seen.update([id(b) for b in self.stack[-1]._buffers.values() if b is not None])
+        if derived and not trainable and self.stack:  # computed under no_grad: taken to come
+            trainable = any(
+                p is not None and p.requires_grad  # from the running module's
+                for p in self.stack[-1]._parameters.values()
+            )  # parameters
+        return reuses, bool(params) and not trainable
 
     def view_like(self, out: ShapeTensor) -> ShapeTensor:
         """``out`` with the strides the pending view really has (run on meta tensors)."""
@@ -415,6 +426,12 @@ class Tracer:
         tensor whose batch is not axis 0 shows its whole shape, N where the batch is (N·m
         where it is merged), or says it has none."""
         with torch._C.DisableTorchFunctionSubclass():  # shape reads, not traced operations
+            if type(value) is ShapeTensor and not self.layouts and not self.unbatched:
+                shape = value.shape  # the common case: one tensor, batch on axis 0
+                text = self.shape_texts.get(shape)
+                if text is None:
+                    text = self.shape_texts[shape] = describe_output(value)
+                return text
             return self._describe(value)
 
     def _describe(self, value: Any) -> str:
@@ -432,34 +449,6 @@ class Tracer:
         if isinstance(value, list | tuple):
             return "(" + ", ".join(self._describe(v) for v in value) + ")"
         return describe_output(value)
-
-
-_PLAIN = {int, str, bool, type(None)}
-
-
-def _plain(value: Any) -> Any:
-    """``value`` as a key that tells its type too (``True`` is not ``1``, ``-0.0`` is not
-    ``0.0``), or None when it is no plain value (a symbol, a list, a tensor)."""
-    kind = type(value)
-    if kind in _PLAIN:
-        return (kind, value)
-    if kind is float:
-        return (float, repr(value))
-    if kind is tuple:
-        if all(type(v) is int for v in value):  # a shape, a kernel size: the common case
-            return (tuple, value)
-        parts = tuple(_plain(v) for v in value)
-        return None if None in parts else (tuple, parts)
-    return None
-
-
-def rule_key(kind: str, args: Mapping[str, Any], shapes: Sequence[tuple]) -> tuple | None:
-    """What a rule's result depends on — kind, arguments, input shapes — as a dict key, or
-    None when some part is not a plain value (then the rule simply runs)."""
-    if "like" in args:  # crop to another output's size: it reads more than its inputs
-        return None
-    parts = (*(_plain(v) for v in args.values()), *(_plain(s) for s in shapes))
-    return None if None in parts else (kind, *args, *parts)
 
 
 def op_name(func: Any) -> str:
