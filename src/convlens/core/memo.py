@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 from convlens.core.registry import Cost
+
+# kind, argument names, argument values tagged with their types, input shapes
+Key: TypeAlias = tuple[Any, ...]
 
 _PLAIN = frozenset({int, str, bool, type(None)})
 _INT = frozenset({int})
@@ -46,7 +49,7 @@ def rule_key(kind: str, args: Mapping[str, Any], shapes: Sequence[tuple | None])
     None when some part is not a plain value (then the rule simply runs)."""
     if "like" in args:  # crop to another output's size: it reads more than its inputs
         return None
-    parts = [kind, *args]
+    parts: list[Any] = [kind, *args]
     for value in args.values():
         part = _plain(value)
         if part is None:
@@ -65,13 +68,13 @@ class RuleMemo:
 
     def __init__(self, capacity: int = 4096) -> None:
         self.capacity = capacity
-        self._results: dict[tuple, Cost] = {}
+        self._results: dict[Key, Cost] = {}
         self._lock = threading.Lock()  # the web workbench analyses in worker threads
 
-    def get(self, key: tuple) -> Cost | None:
+    def get(self, key: Key) -> Cost | None:
         return self._results.get(key)
 
-    def put(self, key: tuple, cost: Cost) -> None:
+    def put(self, key: Key, cost: Cost) -> None:
         with self._lock:
             if key not in self._results and len(self._results) >= self.capacity:
                 del self._results[next(iter(self._results))]
