@@ -44,7 +44,9 @@ def _plain(value: Any) -> Any:
     return None
 
 
-def rule_key(kind: str, args: Mapping[str, Any], shapes: Sequence[tuple | None]) -> tuple | None:
+def rule_key(
+    kind: str, args: Mapping[str, Any], shapes: Sequence[tuple[int, ...] | None]
+) -> Key | None:
     """What a rule's result depends on — kind, arguments, input shapes — as a dict key, or
     None when some part is not a plain value (then the rule simply runs)."""
     if "like" in args:  # crop to another output's size: it reads more than its inputs
