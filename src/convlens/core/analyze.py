@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from operator import attrgetter
 from typing import Any
 
 from convlens.core.args import ArgValueError, coerce_args
@@ -160,7 +161,7 @@ def analyze_network(
         trainable = 0 if frozen else cost.params
         tensors.add(cost, frozen)
         in_graph = spec.kind != "params_only" and (
-            any(needs_grad[name] for name in spec.inputs) or (not frozen and has_weights)
+            any([needs_grad[name] for name in spec.inputs]) or (not frozen and has_weights)
         )
         out_bytes = normalize(product(cost.output_shape) * batch * itemsize) if cost.batched else 0
         shares = (cost.alias or spec.inplace) and bool(spec.inputs)
@@ -215,7 +216,7 @@ def analyze_network(
                 kind=spec.kind,
                 line=spec.line,
                 inputs=spec.inputs,
-                input_shapes=tuple(shapes[name] for name in spec.inputs),
+                input_shapes=tuple([shapes[name] for name in spec.inputs]),
                 output_shape=tuple(cost.output_shape),
                 params=cost.params,
                 trainable_params=trainable,
@@ -438,7 +439,7 @@ def _with_totals(
     tensors: Tensors,
 ) -> Report:
     def sum_of(attr: str) -> Dim:
-        return total(getattr(r, attr) for r in records)
+        return total(map(attrgetter(attr), records))
 
     params, trainable = sum_of("params"), sum_of("trainable_params")
     # Connections in LeNet-5's sense: the weighted edges of convolutions and linear layers.

@@ -51,17 +51,32 @@ def rule_key(
     None when some part is not a plain value (then the rule simply runs)."""
     if "like" in args:  # crop to another output's size: it reads more than its inputs
         return None
-    parts: list[Any] = [kind, *args]
+    for shape in shapes:
+        if type(shape) is not tuple or not _INT.issuperset(map(type, shape)):
+            return None  # a symbolic size (a description's), or no shape at all
+    values = tuple(args.values())
+    types = tuple(map(type, values))  # in the key: True is not 1
+    for value, kind_of_value in zip(values, types, strict=True):
+        if kind_of_value not in _PLAIN and not (
+            kind_of_value is tuple and _INT.issuperset(map(type, value))
+        ):  # a float (-0.0 is not 0.0), a nested tuple, or no plain value at all
+            return _tagged_key(kind, args, shapes)
+    return (kind, *args, types, values, *shapes)
+
+
+_TAGGED = object()  # marks the keys made value by value, apart from the quick ones
+
+
+def _tagged_key(
+    kind: str, args: Mapping[str, Any], shapes: Sequence[tuple[int, ...] | None]
+) -> Key | None:
+    parts: list[Any] = [_TAGGED, kind, *args]
     for value in args.values():
         part = _plain(value)
         if part is None:
             return None
         parts.append(part)
-    for shape in shapes:
-        if type(shape) is not tuple or not _INT.issuperset(map(type, shape)):
-            return None  # a symbolic size (a description's), or no shape at all
-        parts.append(shape)
-    return tuple(parts)
+    return (*parts, *shapes)
 
 
 class RuleMemo:

@@ -8,6 +8,7 @@ Every rule uses these helpers so one code path serves numbers and closed forms.
 from __future__ import annotations
 
 import functools
+import math
 from fractions import Fraction
 from typing import Any, TypeAlias
 
@@ -110,9 +111,7 @@ def minimum(*values: Dim) -> Dim:
 
 
 def product(values: Any) -> Dim:
-    result: Dim = 1
-    for v in values:
-        result = result * v
+    result: Dim = math.prod(values)  # left to right from 1, as a loop of * would
     return normalize(result) if not is_numeric(result) else result
 
 

@@ -14,7 +14,6 @@ output positions; ``start`` is the centre of output 0's interval.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -61,18 +60,22 @@ class AxisRF:
         base = table[r]
         return None if base is None else base + self.step * q
 
-    @functools.cached_property
+    # Plain properties: each is read about once per node, and functools.cached_property
+    # takes a lock on every read (Python 3.11), which cost more than the arithmetic.
+    @property
     def jump(self) -> Dim:
         return divide(self.step, self.period)
 
-    @functools.cached_property
+    @property
     def size(self) -> Dim:
+        if self.period == 1:  # the common case: one span
+            return 0 if self.lo[0] is None else normalize(self.hi[0] - self.lo[0] + 1)
         spans = [
             normalize(h - lo + 1) for lo, h in zip(self.lo, self.hi, strict=True) if lo is not None
         ]
         return maximum(*spans) if spans else 0
 
-    @functools.cached_property
+    @property
     def start(self) -> Dim:
         if self.lo[0] is None:
             return None
@@ -111,6 +114,7 @@ class NodeRF:
 
 
 OTHER_INPUT_RF = NodeRF(independent=True)
+WHOLE_INPUT_RF = NodeRF(whole_input=True)  # shared: a network after an SE block has many
 
 
 def input_rf(spatial_axes: int) -> NodeRF:
@@ -128,7 +132,9 @@ def compose(previous: AxisRF, layer: AxisMap) -> AxisRF:
     a downsample-then-upsample pair, jump 2·½ = 1, affine — it is not.)
     """
     ratio = layer.jump
-    if is_numeric(ratio):
+    if type(ratio) is int:  # a stride: the common case
+        a, b = ratio, 1
+    elif is_numeric(ratio):
         ratio = Fraction(ratio)
         a, b = ratio.numerator, ratio.denominator
     else:
@@ -211,11 +217,13 @@ def node_rf(
 ) -> NodeRF:
     """Receptive field of a layer's output from its inputs' and its own index maps (which
     hold for ``map_axes`` spatial axes only, if given: see ``Cost.rf_axes``)."""
-    if len(inputs) == 1 and maps is None and not whole_input:
-        rf = inputs[0]  # an element-wise layer (BN, ReLU): each output sees what its input saw
-        plain = not (rf.independent or rf.unavailable or rf.whole_input or rf.axes is None)
+    if len(inputs) == 1 and not (inputs[0].independent or inputs[0].unavailable):
+        rf = inputs[0]
+        if rf.whole_input:  # what reads a node that sees everything sees everything
+            return WHOLE_INPUT_RF
+        plain = maps is None and not whole_input and rf.axes is not None
         if plain and (map_axes is None or map_axes == len(rf.axes or ())):
-            return rf
+            return rf  # an element-wise layer (BN, ReLU): each output sees what its input saw
     if inputs and all(rf.independent for rf in inputs):
         return OTHER_INPUT_RF
     inputs = [rf for rf in inputs if not rf.independent]
@@ -223,12 +231,12 @@ def node_rf(
         if rf.unavailable:
             return rf
     if not inputs and whole_input:  # made from constants only (a mask from a shape)
-        return NodeRF(whole_input=True)
+        return WHOLE_INPUT_RF
     count = len(inputs[0].axes or ())
     if map_axes is not None and map_axes != count:  # not a map of the network's rank
         whole_input, maps = otherwise_whole, None
     if whole_input or any(rf.whole_input for rf in inputs):
-        return NodeRF(whole_input=True)
+        return WHOLE_INPUT_RF
     try:
         if len(inputs) > 1 and any(len(rf.axes or ()) != count for rf in inputs):
             raise ValueError("branches with different numbers of spatial axes are joined")

@@ -160,10 +160,11 @@ def _eager(model: nn.Module) -> nn.Module:
     return model
 
 
-def _runs_eagerly(modules: Iterable[tuple[str, nn.Module]]) -> bool:
-    """Whether compiled submodules remain (run eagerly: Dynamo cannot trace a shape tensor).
-    TorchScript hides its operations from Python: refused with what to pass instead."""
-    compiled = False
+def _compiled_wrappers(modules: Iterable[tuple[str, nn.Module]]) -> set[int]:
+    """The ids of compiled submodules' wrappers (their modules run eagerly: Dynamo cannot
+    trace a shape tensor). TorchScript hides its operations from Python: refused with what
+    to pass instead."""
+    compiled = set()
     for name, module in modules:
         if isinstance(module, torch.jit.ScriptModule):
             what = f"submodule '{name}'" if name else "the model"
@@ -171,7 +172,8 @@ def _runs_eagerly(modules: Iterable[tuple[str, nn.Module]]) -> bool:
                 f"{what} is a TorchScript module (torch.jit.script or torch.jit.trace), whose "
                 "operations Python cannot see: pass the nn.Module it was made from instead"
             )
-        compiled = compiled or _is_compiled(module)
+        if _is_compiled(module):
+            compiled.add(id(module))
     return compiled
 
 
@@ -208,7 +210,7 @@ def trace(model: nn.Module, inputs: Any, device: str = "meta", batch: int = 1) -
     # One walk over the modules serves names, leaves, owned tensors and the report; a
     # compiled submodule's wrapper and the module inside it share its name.
     modules = _named_modules(model)
-    compiled = _runs_eagerly(modules)
+    compiled = _compiled_wrappers(modules)
     for name, m in modules:
         tracer.names[id(m)] = name
         if not m._modules:
@@ -260,9 +262,15 @@ def trace(model: nn.Module, inputs: Any, device: str = "meta", batch: int = 1) -
     finally:
         ShapeTensor.tracer = None
     not_run = []
-    unique = [(name, m) for name, m in _first_names(modules) if not _is_compiled(m)]
+    unique = [(name, m) for name, m in _first_names(modules) if id(m) not in compiled]
+    seen = tracer.seen_params
     for name, module in unique:
         if not module._parameters and not module._buffers:  # nothing of its own to count
+            continue
+        if all(
+            t is None or id(t) in seen
+            for t in itertools.chain(module._parameters.values(), module._buffers.values())
+        ):  # all counted by the layers it ran
             continue
         status = (
             " (ran; its operations have no rule)"
@@ -302,7 +310,7 @@ def trace(model: nn.Module, inputs: Any, device: str = "meta", batch: int = 1) -
         layers=(*tracer.layers, *not_run),
         name=type(model).__name__,
         source=type(model).__name__,
-        module_types=tuple((name, type(m).__name__) for name, m in unique if name),
+        module_types=tuple([(name, type(m).__name__) for name, m in unique if name]),
         module_outputs=tuple(tracer.outputs.items()),
         extra_inputs=tuple(more_inputs),
     )

@@ -21,8 +21,8 @@ def pair(value: Any) -> tuple[int, int]:
     """A PyTorch size argument (int, or a sequence of one or two) as (height, width)."""
     if isinstance(value, int):
         return (value, value)
-    values = tuple(int(v) for v in value)
-    return (values[0], values[0]) if len(values) == 1 else (values[0], values[1])
+    first = int(value[0])
+    return (first, first) if len(value) == 1 else (first, int(value[1]))
 
 
 def per_axis(value: Any, axes: int) -> tuple[int, ...]:
