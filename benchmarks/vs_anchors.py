@@ -204,8 +204,13 @@ def worker(tool: str, model_name: str, size: int, calls: int) -> dict[str, Any]:
 def child_env() -> dict[str, str]:
     """The thread count for every child (``--threads``): on a shared 2-core machine a
     second intra-op thread spins against other jobs and makes real forwards 10–40× slower,
-    which would flatter convlens (it computes nothing)."""
-    return {**os.environ, "OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS)}
+    which would flatter convlens (it computes nothing).
+
+    Bytecode is written and reused (``PYTHONDONTWRITEBYTECODE`` is dropped): the other
+    tools come from site-packages, compiled when pip installed them, while an editable
+    convlens would otherwise compile its tracer (~35 ms) inside every cold call."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, "OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS)}
 
 
 def run_worker(tool: str, model_name: str, size: int, calls: int) -> dict[str, Any]:
@@ -335,6 +340,7 @@ def speed(args: argparse.Namespace) -> None:
         f"python {platform.python_version()}, {repeats} fresh processes per figure, "
         f"{THREADS} torch thread(s)\n"
     )
+    run_worker("convlens", *models[0], calls=1)  # untimed: writes convlens's bytecode
     for name, size in models:
         result = measure_case(tools, name, size, repeats, calls=WARM_CALLS + 1)
         print(

@@ -6,6 +6,10 @@ those are the models measured; ratios within one run are what to read (the machi
 shared), not absolute times. ``--clock cpu`` (the default) times the process's CPU time
 with one torch thread, which other jobs on the cores disturb far less than the wall clock.
 
+Two convlens figures: ``warm`` is a repeated analysis of the same model, whose layers' rule
+results the process remembers (``core/memo.py``); ``new model`` clears that memo before each
+call, as the first analysis of a model in a process that has analysed others would run.
+
     python benchmarks/vs_forward.py [--repeats 5] [--clock cpu|wall]
 """
 
@@ -18,6 +22,7 @@ import time
 import torch
 
 import convlens
+from convlens.core.memo import RULE_RESULTS
 from convlens.zoo import create_model
 
 MODELS = ("mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "densenet121")
@@ -44,9 +49,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"{args.clock} time, median of {args.repeats}, 1 torch thread\n")
-    print("| model (1×3×224×224) | rows | convlens warm | per row | one forward (no grad) "
-          "| convlens / forward |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| model (1×3×224×224) | rows | convlens warm | per row | convlens, new model "
+          "| one forward (no grad) | convlens / forward (warm, new model) |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name in MODELS:
         model = create_model(name).eval()
         x = torch.zeros(SIZE)
@@ -54,11 +59,17 @@ def main() -> None:
         analyse = median_seconds(
             lambda m=model: convlens.analyze(m, input_size=SIZE), args.repeats, args.clock
         )
+        fresh = median_seconds(
+            lambda m=model: (RULE_RESULTS.clear(), convlens.analyze(m, input_size=SIZE)),
+            args.repeats,
+            args.clock,
+        )
         with torch.no_grad():
             model(x)
             forward = median_seconds(lambda m=model, x=x: m(x), args.repeats, args.clock)
         print(f"| {name} | {rows} | {analyse * 1e3:.1f} ms | {analyse / rows * 1e6:.0f} µs | "
-              f"{forward * 1e3:.1f} ms | {analyse / forward:.1f} |")  # fmt: skip
+              f"{fresh * 1e3:.1f} ms | {forward * 1e3:.1f} ms | "
+              f"{analyse / forward:.2f}, {fresh / forward:.2f} |")  # fmt: skip
 
 
 if __name__ == "__main__":

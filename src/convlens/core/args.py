@@ -9,7 +9,6 @@ left, right)`` or ``"same"``, booleans as ``bool``.
 from __future__ import annotations
 
 import difflib
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -66,18 +65,17 @@ class Arg:
 @dataclass(frozen=True)
 class Schema:
     args: tuple[Arg, ...] = field(default_factory=tuple)
+    # Built once: every new layer looks its arguments up here (a functools.cached_property
+    # would take a lock on every read).
+    names: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _by_name: dict[str, Arg] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "names", tuple(a.name for a in self.args))
+        object.__setattr__(self, "_by_name", {a.name: a for a in self.args})
 
     def __getitem__(self, name: str) -> Arg:
         return self._by_name[name]
-
-    # Cached: every traced layer looks its arguments up here.
-    @functools.cached_property
-    def _by_name(self) -> dict[str, Arg]:
-        return {a.name: a for a in self.args}
-
-    @functools.cached_property
-    def names(self) -> tuple[str, ...]:
-        return tuple(a.name for a in self.args)
 
     @property
     def positional(self) -> tuple[Arg, ...]:
@@ -129,6 +127,8 @@ def coerce_one(kind: str, schema: Schema, raw_name: str, value: Any) -> tuple[st
 
 
 def _check_size(kind: str, arg: Arg, value: Any) -> Any:
+    if type(value) is int and value >= arg.minimum:  # the common case, checked at once
+        return value
     if isinstance(value, bool) or not (is_numeric(value) or _is_expr(value)):
         raise ArgValueError(f"{kind} argument '{arg.name}' must be an integer, got {value!r}")
     if isinstance(value, Fraction):

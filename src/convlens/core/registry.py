@@ -124,6 +124,9 @@ def _load() -> None:
 
 
 def get_rule(kind: str) -> Rule:
+    rule = _RULES.get(kind)  # every rule is registered once the rules are imported
+    if rule is not None:
+        return rule
     _load()
     try:
         return _RULES[kind]

@@ -323,9 +323,10 @@ def write_pictures(out: Path, model: nn.Module, data: Data, cfg: ClassifyConfig)
     )
 
 
-def load_run(folder: str | Path) -> tuple[nn.Module, ClassifyConfig]:
+def load_run(folder: str | Path, finished: bool = False) -> tuple[nn.Module, ClassifyConfig]:
     """The trained model of a classify run (eval mode, CPU, takes N×3×H×W floats in [0, 1]:
-    normalisation is inside the model) and the run's ``ClassifyConfig``."""
+    normalisation is inside the model) and the run's ``ClassifyConfig``.
+    ``finished``: refuse a run that stopped early, as evaluating it must."""
     out = Path(folder)
     saved = files.read_saved_config(out, LAB.what)
     if "num_colours" in saved:
@@ -334,7 +335,12 @@ def load_run(folder: str | Path) -> tuple[nn.Module, ClassifyConfig]:
             "colours); load_run needs a classify run folder."
         )
     cfg = files.config_from_saved(ClassifyConfig, saved, {"out": str(out)})
-    checkpoint = files.load_checkpoint(out / files.CHECKPOINT)
+    # a run to evaluate must have finished (``LabInfo.finished_checkpoint``): one read
+    checkpoint = (
+        LAB.finished_checkpoint(out, cfg.epochs)
+        if finished
+        else files.load_checkpoint(out / files.CHECKPOINT)
+    )
     model = build_model(cfg.model, len(class_names(cfg)), cfg.seed)
     model.load_state_dict(checkpoint["model"])
     # the memory format training used on the CPU, so outputs equal the trained model's bit for bit
@@ -360,8 +366,7 @@ def class_names(cfg: ClassifyConfig) -> list[str]:
 def evaluate_run(folder: str | Path, data: str | None = None) -> dict[str, Any]:
     """Accuracy of a finished run on the test batch of ``data`` (default: the run's),
     with a 95 % bootstrap interval over the test images and per-class accuracy."""
-    model, cfg = load_run(folder)
-    LAB.finished_checkpoint(Path(folder), cfg.epochs)
+    model, cfg = load_run(folder, finished=True)
     loaded = load_data(data or cfg.data, cfg.classes)
     right = (predict(model, loaded.test_x) == loaded.test_y).double().numpy()  # (M,)
     low, high = bootstrap_interval(right)

@@ -392,16 +392,22 @@ def train(
 # a finished run
 
 
-def load_run(folder: str | Path) -> tuple[TinyYolo, DetectConfig, Detector]:
+def load_run(folder: str | Path, finished: bool = False) -> tuple[TinyYolo, DetectConfig, Detector]:
     """The trained detector of a detect run (eval mode, CPU, takes N×3×H×W floats in
-    [0, 1]), the run's ``DetectConfig`` and its anchors and categories."""
+    [0, 1]), the run's ``DetectConfig`` and its anchors and categories.
+    ``finished``: refuse a run that stopped early, as evaluating it must."""
     out = Path(folder)
     saved = files.read_saved_config(out, LAB.what)
     if "num_anchors" not in saved:
         raise ArgumentError(f"{out} is not a detect run (its config.json has no num_anchors).")
     cfg = files.config_from_saved(DetectConfig, saved, {"out": str(out)})
     detector = read_detector(out)
-    checkpoint = files.load_checkpoint(out / files.CHECKPOINT)
+    # a run to evaluate must have finished (``LabInfo.finished_checkpoint``): one read
+    checkpoint = (
+        LAB.finished_checkpoint(out, cfg.epochs)
+        if finished
+        else files.load_checkpoint(out / files.CHECKPOINT)
+    )
     model = build_model(cfg, detector)
     model.load_state_dict(checkpoint["model"])
     return model.eval(), cfg, detector
@@ -419,8 +425,7 @@ def evaluate_run(
     """COCO evaluation of a finished run on the validation images of ``data`` (default: the
     run's); the detections are written as COCO results JSON (default RUN/val_detections.json)."""
     out = Path(folder)
-    model, cfg, detector = load_run(out)
-    LAB.finished_checkpoint(out, cfg.epochs)
+    model, cfg, detector = load_run(out, finished=True)
     root = data or cfg.data
     val_split = load_split(root, "val", detector.categories)
     detections = predict(model, val_split, detector.categories, cfg)

@@ -30,8 +30,11 @@ from convlens.labs.segment import (
 from convlens.labs.tiling import Geometry, geometry_of, orientations, predict_averaged
 
 
-def load_run(folder: str | Path) -> tuple[nn.Module, SegmentConfig, list[int], Geometry]:
-    """(model in eval mode on the CPU, config, the mask value of each class, geometry)."""
+def load_run(
+    folder: str | Path, finished: bool = False
+) -> tuple[nn.Module, SegmentConfig, list[int], Geometry]:
+    """(model in eval mode on the CPU, config, the mask value of each class, geometry).
+    ``finished``: refuse a run that stopped early, as evaluating it must."""
     out = Path(folder)
     saved = files.read_saved_config(out, LAB.what)
     if "crop" not in saved:
@@ -40,7 +43,12 @@ def load_run(folder: str | Path) -> tuple[nn.Module, SegmentConfig, list[int], G
     values = saved_values(out)
     if values is None:
         raise DataError(f"{out / DATA_FILE} is missing; the run folder is incomplete.")
-    checkpoint = files.load_checkpoint(out / files.CHECKPOINT)
+    # a run to evaluate must have finished (``LabInfo.finished_checkpoint``): one read
+    checkpoint = (
+        LAB.finished_checkpoint(out, cfg.epochs)
+        if finished
+        else files.load_checkpoint(out / files.CHECKPOINT)
+    )
     model = build_model(cfg.model, len(values), cfg.width, cfg.seed)
     model.load_state_dict(checkpoint["model"])
     return model.eval(), cfg, values, geometry_of(model)
@@ -58,8 +66,7 @@ def evaluate_run(
     """Metrics of a finished run on every section of ``data`` (``image/`` + ``label/``),
     predicted as the mean over the eight orientations (``averaged``; by default when the
     run trained on them) or as the sections are."""
-    model, cfg, values, geometry = load_run(folder)
-    LAB.finished_checkpoint(Path(folder), cfg.epochs)
+    model, cfg, values, geometry = load_run(folder, finished=True)
     averaged = averages_orientations(cfg, averaged)
     names = seg_data.paired_names(data)
     sections = seg_data.load_sections(data, names, values)
