@@ -129,3 +129,22 @@ def test_the_module_walk_names_compiled_submodules_as_their_source() -> None:
     model = nn.Sequential(torch.compile(inner), nn.Flatten())
     names = [name for name, _ in _named_modules(model)]
     assert names == ["", "0", "0", "0.0", "0.1", "1"]
+
+
+def test_remembered_rules_change_no_number_across_models() -> None:
+    """Models that share layers, analysed one after another with the memo warm (each
+    reusing the others' rule results), report exactly what they report from scratch."""
+    from convlens.zoo import create_model
+
+    names = ["mobilenet_v3_small", "efficientnet_b0", "resnet18", "resnet34"]
+    models = {name: create_model(name) for name in names}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(RULE_RESULTS, "_results", {})
+        fresh = {}
+        for name, model in models.items():
+            RULE_RESULTS.clear()
+            fresh[name] = convlens.analyze(model, input_size=(2, 3, 64, 64)).to_dict()
+        RULE_RESULTS.clear()
+        for name, model in reversed(models.items()):  # each meets the others' layers
+            assert convlens.analyze(model, input_size=(2, 3, 64, 64)).to_dict() == fresh[name]
+        assert len(RULE_RESULTS) > 0
