@@ -1,10 +1,15 @@
-"""Shared test set-up: a deterministic Hypothesis profile and a golden-file flag."""
+"""Shared test set-up: a deterministic Hypothesis profile, a golden-file flag, and a memo
+of rule results that starts empty in every test."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from convlens.core.memo import RULE_RESULTS
 
 # Derandomized and a fixed number of examples: the same run every time, in CI and locally.
 settings.register_profile(
@@ -34,3 +39,12 @@ def pytest_addoption(parser):  # type: ignore[no-untyped-def]
         default=False,
         help="rewrite the golden files under tests/render/golden instead of comparing with them",
     )
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rule_memo() -> Iterator[None]:
+    """Each test computes its rules itself: a result remembered from an earlier test
+    (``core/memo.py``) would make a test pass or fail depending on what ran before it.
+    Within a test the memo works as in use (tests/torch/test_tracer_work.py checks it)."""
+    RULE_RESULTS.clear()
+    yield
