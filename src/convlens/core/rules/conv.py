@@ -6,12 +6,20 @@ historic formulas (K_h·K_w, H_out·W_out), the others name their axes (K_l; K_d
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from convlens.core.args import Arg, Schema
 from convlens.core.numbers import divide, is_numeric, normalize, product
-from convlens.core.registry import AxisMap, Cost, RuleError, Saved, Shape, register_rule
+from convlens.core.registry import (
+    AxisMap,
+    Cost,
+    RuleError,
+    RuleFn,
+    Saved,
+    Shape,
+    register_rule,
+)
 from convlens.core.rules.common import (
     AXIS_NAMES,
     AXIS_SYMBOLS,
@@ -66,6 +74,38 @@ def per_axis(schema: Schema, axes: int) -> Schema:
     return Schema(
         tuple(a.per_axis(axes) if a.kind in ("pair", "padding", "size") else a for a in schema.args)
     )
+
+
+# The arithmetic of a layer family over any number of spatial axes: (kind, input shape,
+# resolved arguments, axes) → Cost.
+AxesCost = Callable[[str, Shape, Mapping[str, Any], int], Cost]
+
+
+def register_other_axes(
+    kind_2d: str,
+    schema: Schema,
+    summaries: Mapping[int, str],
+    cost: AxesCost,
+    has_weights: bool = False,
+) -> None:
+    """Register the 1-D and 3-D kinds of a 2-D one (``conv2d`` → ``conv1d``, ``conv3d``):
+    the same arithmetic over ``axes`` spatial axes, the schema's pairs one value per axis.
+    ``summaries``: each kind's one-line description, by its number of axes."""
+    for axes, summary in summaries.items():
+        kind = kind_2d.replace("2d", f"{axes}d")
+        register_rule(kind, per_axis(schema, axes), summary, has_weights=has_weights)(
+            _rule_over_axes(kind, axes, cost)
+        )
+
+
+def _rule_over_axes(kind: str, axes: int, cost: AxesCost) -> RuleFn:
+    def rule(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
+        return cost(kind, inputs[0], args, axes)
+
+    # the rule belongs to the family whose arithmetic it runs (tests/core/test_every_kind.py
+    # pairs each rule's module with its lowering's), and is named after its kind
+    rule.__module__, rule.__name__, rule.__qualname__ = cost.__module__, kind, kind
+    return rule
 
 
 def kernel_symbols(axes: int) -> tuple[str, ...]:
@@ -183,24 +223,18 @@ def conv2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     return convolution("conv2d", inputs[0], args["out_channels"], args, args["groups"])
 
 
-@register_rule(
-    "conv1d",
-    per_axis(CONV2D, 1),
-    "1-D convolution over a (C, L) signal (nn.Conv1d)",
+register_other_axes(
+    "conv2d",
+    CONV2D,
+    {
+        1: "1-D convolution over a (C, L) signal (nn.Conv1d)",
+        3: "3-D convolution over a (C, D, H, W) volume or clip (nn.Conv3d)",
+    },
+    lambda kind, shape, args, axes: convolution(
+        kind, shape, args["out_channels"], args, args["groups"], axes
+    ),
     has_weights=True,
 )
-def conv1d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
-    return convolution("conv1d", inputs[0], args["out_channels"], args, args["groups"], 1)
-
-
-@register_rule(
-    "conv3d",
-    per_axis(CONV2D, 3),
-    "3-D convolution over a (C, D, H, W) volume or clip (nn.Conv3d)",
-    has_weights=True,
-)
-def conv3d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
-    return convolution("conv3d", inputs[0], args["out_channels"], args, args["groups"], 3)
 
 
 @register_rule(
@@ -258,26 +292,6 @@ def _transposed_map(k: Any, s: Any, p: Any, d: Any) -> AxisMap:
 )
 def conv_transpose2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     return transposed_convolution("conv_transpose2d", inputs[0], args, 2)
-
-
-@register_rule(
-    "conv_transpose1d",
-    per_axis(CONV_TRANSPOSE2D, 1),
-    "1-D transposed convolution over a (C, L) signal (nn.ConvTranspose1d)",
-    has_weights=True,
-)
-def conv_transpose1d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
-    return transposed_convolution("conv_transpose1d", inputs[0], args, 1)
-
-
-@register_rule(
-    "conv_transpose3d",
-    per_axis(CONV_TRANSPOSE2D, 3),
-    "3-D transposed convolution over a (C, D, H, W) volume or clip (nn.ConvTranspose3d)",
-    has_weights=True,
-)
-def conv_transpose3d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
-    return transposed_convolution("conv_transpose3d", inputs[0], args, 3)
 
 
 def transposed_convolution(
@@ -377,3 +391,15 @@ def transposed_convolution(
         steps=tuple(steps),
         args=dict(args),
     )
+
+
+register_other_axes(
+    "conv_transpose2d",
+    CONV_TRANSPOSE2D,
+    {
+        1: "1-D transposed convolution over a (C, L) signal (nn.ConvTranspose1d)",
+        3: "3-D transposed convolution over a (C, D, H, W) volume or clip (nn.ConvTranspose3d)",
+    },
+    transposed_convolution,
+    has_weights=True,
+)

@@ -15,7 +15,7 @@ from convlens.core.rules.common import (
     stride_warnings,
     window_output,
 )
-from convlens.core.rules.conv import kernel_symbols, per_axis
+from convlens.core.rules.conv import kernel_symbols, register_other_axes
 from convlens.core.steps import step
 
 _POOL = (
@@ -144,14 +144,12 @@ def maxpool2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     return max_pooling("maxpool2d", inputs[0], args, 2)
 
 
-@register_rule("maxpool1d", per_axis(MAXPOOL, 1), "1-D max pooling (nn.MaxPool1d)")
-def maxpool1d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
-    return max_pooling("maxpool1d", inputs[0], args, 1)
-
-
-@register_rule("maxpool3d", per_axis(MAXPOOL, 3), "3-D max pooling (nn.MaxPool3d)")
-def maxpool3d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
-    return max_pooling("maxpool3d", inputs[0], args, 3)
+register_other_axes(
+    "maxpool2d",
+    MAXPOOL,
+    {1: "1-D max pooling (nn.MaxPool1d)", 3: "3-D max pooling (nn.MaxPool3d)"},
+    max_pooling,
+)
 
 
 @register_rule("avgpool2d", AVGPOOL, "average pooling (nn.AvgPool2d)")
@@ -159,14 +157,12 @@ def avgpool2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     return average_pooling("avgpool2d", inputs[0], args, 2)
 
 
-@register_rule("avgpool1d", per_axis(AVGPOOL, 1), "1-D average pooling (nn.AvgPool1d)")
-def avgpool1d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
-    return average_pooling("avgpool1d", inputs[0], args, 1)
-
-
-@register_rule("avgpool3d", per_axis(AVGPOOL, 3), "3-D average pooling (nn.AvgPool3d)")
-def avgpool3d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
-    return average_pooling("avgpool3d", inputs[0], args, 3)
+register_other_axes(
+    "avgpool2d",
+    AVGPOOL,
+    {1: "1-D average pooling (nn.AvgPool1d)", 3: "3-D average pooling (nn.AvgPool3d)"},
+    average_pooling,
+)
 
 
 GLOBAL = Schema((Arg("keepdim", "bool", True, help="keep the 1×1 spatial axes"),))
@@ -275,22 +271,15 @@ def adaptive_avgpool2d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost
     return adaptive_pooling("adaptive_avgpool2d", inputs[0], args, 2)
 
 
-@register_rule(
-    "adaptive_avgpool1d",
-    per_axis(ADAPTIVE, 1),
-    "1-D adaptive average pooling (nn.AdaptiveAvgPool1d)",
+register_other_axes(
+    "adaptive_avgpool2d",
+    ADAPTIVE,
+    {
+        1: "1-D adaptive average pooling (nn.AdaptiveAvgPool1d)",
+        3: "3-D adaptive average pooling (nn.AdaptiveAvgPool3d)",
+    },
+    adaptive_pooling,
 )
-def adaptive_avgpool1d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
-    return adaptive_pooling("adaptive_avgpool1d", inputs[0], args, 1)
-
-
-@register_rule(
-    "adaptive_avgpool3d",
-    per_axis(ADAPTIVE, 3),
-    "3-D adaptive average pooling (nn.AdaptiveAvgPool3d)",
-)
-def adaptive_avgpool3d(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
-    return adaptive_pooling("adaptive_avgpool3d", inputs[0], args, 3)
 
 
 def _replace(cost: Cost, **changes: Any) -> Cost:
