@@ -12,8 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from convlens.core.analyze import run_rule
-from convlens.core.memo import RULE_RESULTS, rule_key
+from convlens.core.analyze import remembered_rule
 from convlens.core.records import LayerSpec, Network
 from convlens.errors import ConvlensError
 from convlens.torch.batch_axis import (
@@ -181,19 +180,12 @@ class Tracer:
         )
         if self.context is None:
             raise RuntimeError("Tracer.record before trace() set the input (Tracer.context)")
-        # each distinct layer's rule runs once per process (``core/memo.py``)
-        key = rule_key(kind, args, [self.shapes[n] for n in names])
-        cost = RULE_RESULTS.get(key) if key is not None else None
-        if cost is None:
-            try:
-                cost = run_rule(spec, self.context, self.shapes)
-            except ConvlensError as err:
-                raise ConvlensError(
-                    f"{self.where()}: {kind} on input shape(s) "
-                    f"{[self.shapes[n] for n in names]}: {err}"
-                ) from None
-            if key is not None:
-                RULE_RESULTS.put(key, cost)
+        try:  # each distinct layer's rule runs once per process (``core/memo.py``)
+            cost = remembered_rule(spec, self.context, self.shapes)
+        except ConvlensError as err:
+            raise ConvlensError(
+                f"{self.where()}: {kind} on input shape(s) {[self.shapes[n] for n in names]}: {err}"
+            ) from None
         self.layers.append(spec)
         self.costs[name] = cost
         self.shapes[name] = tuple(cost.output_shape)
@@ -235,8 +227,7 @@ class Tracer:
             out = real.as_subclass(ShapeTensor)
         if layout is not STANDARD and layout != STANDARD:
             self.layouts[id(out)] = layout
-        self.node_of[id(out)] = name
-        self.keep_alive.append(out)
+        self.register(out, name)
         return out
 
     def weight_use(self, weights: Sequence[Any], own_buffers: bool) -> tuple[bool, bool]:
