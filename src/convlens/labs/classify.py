@@ -335,12 +335,7 @@ def load_run(folder: str | Path, finished: bool = False) -> tuple[nn.Module, Cla
             "colours); load_run needs a classify run folder."
         )
     cfg = files.config_from_saved(ClassifyConfig, saved, {"out": str(out)})
-    # a run to evaluate must have finished (``LabInfo.finished_checkpoint``): one read
-    checkpoint = (
-        LAB.finished_checkpoint(out, cfg.epochs)
-        if finished
-        else files.load_checkpoint(out / files.CHECKPOINT)
-    )
+    checkpoint = LAB.run_checkpoint(out, cfg.epochs, finished)
     model = build_model(cfg.model, len(class_names(cfg)), cfg.seed)
     model.load_state_dict(checkpoint["model"])
     # the memory format training used on the CPU, so outputs equal the trained model's bit for bit

@@ -402,12 +402,7 @@ def load_run(folder: str | Path, finished: bool = False) -> tuple[TinyYolo, Dete
         raise ArgumentError(f"{out} is not a detect run (its config.json has no num_anchors).")
     cfg = files.config_from_saved(DetectConfig, saved, {"out": str(out)})
     detector = read_detector(out)
-    # a run to evaluate must have finished (``LabInfo.finished_checkpoint``): one read
-    checkpoint = (
-        LAB.finished_checkpoint(out, cfg.epochs)
-        if finished
-        else files.load_checkpoint(out / files.CHECKPOINT)
-    )
+    checkpoint = LAB.run_checkpoint(out, cfg.epochs, finished)
     model = build_model(cfg, detector)
     model.load_state_dict(checkpoint["model"])
     return model.eval(), cfg, detector

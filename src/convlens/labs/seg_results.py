@@ -43,12 +43,7 @@ def load_run(
     values = saved_values(out)
     if values is None:
         raise DataError(f"{out / DATA_FILE} is missing; the run folder is incomplete.")
-    # a run to evaluate must have finished (``LabInfo.finished_checkpoint``): one read
-    checkpoint = (
-        LAB.finished_checkpoint(out, cfg.epochs)
-        if finished
-        else files.load_checkpoint(out / files.CHECKPOINT)
-    )
+    checkpoint = LAB.run_checkpoint(out, cfg.epochs, finished)
     model = build_model(cfg.model, len(values), cfg.width, cfg.seed)
     model.load_state_dict(checkpoint["model"])
     return model.eval(), cfg, values, geometry_of(model)

@@ -255,6 +255,13 @@ class LabInfo:
     def resume_command(self, out: Path) -> str:
         return f"convlens lab {self.name} train --resume {out}"
 
+    def run_checkpoint(self, out: Path, epochs: int, finished: bool) -> dict[str, Any]:
+        """The checkpoint of run ``out``, read once; with ``finished``, refused as
+        ``finished_checkpoint`` refuses it (a run to evaluate must have finished)."""
+        if finished:
+            return self.finished_checkpoint(out, epochs)
+        return files.load_checkpoint(out / files.CHECKPOINT)
+
     def finished_checkpoint(self, out: Path, epochs: int) -> dict[str, Any]:
         """The checkpoint of run ``out``, refused if it holds fewer than ``epochs``:
         evaluating a run that stopped early would print an unfinished model's numbers as
