@@ -10,6 +10,12 @@ Two convlens figures: ``warm`` is a repeated analysis of the same model, whose l
 results the process remembers (``core/memo.py``); ``new model`` clears that memo before each
 call, as the first analysis of a model in a process that has analysed others would run.
 
+Where the warm time goes: ``tracing`` is ``trace()`` alone (the rest of the warm figure is
+the analyser), and ``dispatch floor`` is what PyTorch itself charges for running the model
+on a meta tensor that reports every operation — a tensor subclass whose
+``__torch_function__`` does nothing but hand back its input, with the trace's two global
+module hooks installed and doing nothing. No tracer can be cheaper than that floor.
+
     python benchmarks/vs_forward.py [--repeats 5] [--clock cpu|wall]
 """
 
@@ -23,6 +29,8 @@ import torch
 
 import convlens
 from convlens.core.memo import RULE_RESULTS
+from convlens.torch.trace import trace
+from convlens.torch.tracer import PASSTHROUGH
 from convlens.zoo import create_model
 
 MODELS = ("mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "densenet121")
@@ -42,6 +50,39 @@ def median_seconds(call: object, repeats: int, clock: str = "cpu") -> float:
     return statistics.median(times)
 
 
+class _Reporting(torch.Tensor):
+    """A meta tensor whose every operation reaches Python and does nothing: metadata reads
+    answer as they are, anything else hands back the first such tensor among its inputs
+    (lists of tensors and keyword arguments included)."""
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        if func in PASSTHROUGH:
+            with torch._C.DisableTorchFunctionSubclass():
+                return func(*args, **(kwargs or {}))
+        values = [*args, *(kwargs or {}).values()]
+        flat = [v for a in values for v in (a if isinstance(a, list | tuple) else (a,))]
+        return next(v for v in flat if isinstance(v, _Reporting))
+
+
+def dispatch_floor(model: torch.nn.Module, repeats: int, clock: str) -> float:
+    """The model's forward on a ``_Reporting`` tensor, with two do-nothing global hooks."""
+    x = torch.empty(SIZE, device="meta").as_subclass(_Reporting)
+    hooks = [
+        torch.nn.modules.module.register_module_forward_pre_hook(lambda m, a: None),
+        torch.nn.modules.module.register_module_forward_hook(
+            lambda m, a, o: None, always_call=True
+        ),
+    ]
+    try:
+        with torch.no_grad():
+            model(x)
+            return median_seconds(lambda: model(x), repeats, clock)
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -49,9 +90,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"{args.clock} time, median of {args.repeats}, 1 torch thread\n")
-    print("| model (1×3×224×224) | rows | convlens warm | per row | convlens, new model "
-          "| one forward (no grad) | convlens / forward (warm, new model) |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| model (1×3×224×224) | rows | convlens warm | per row | of which tracing "
+          "| dispatch floor | convlens, new model | one forward (no grad) "
+          "| convlens / forward (warm, new model) |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in MODELS:
         model = create_model(name).eval()
         x = torch.zeros(SIZE)
@@ -59,6 +101,8 @@ def main() -> None:
         analyse = median_seconds(
             lambda m=model: convlens.analyze(m, input_size=SIZE), args.repeats, args.clock
         )
+        tracing = median_seconds(lambda m=model: trace(m, SIZE), args.repeats, args.clock)
+        floor = dispatch_floor(model, args.repeats, args.clock)
         fresh = median_seconds(
             lambda m=model: (RULE_RESULTS.clear(), convlens.analyze(m, input_size=SIZE)),
             args.repeats,
@@ -68,6 +112,7 @@ def main() -> None:
             model(x)
             forward = median_seconds(lambda m=model, x=x: m(x), args.repeats, args.clock)
         print(f"| {name} | {rows} | {analyse * 1e3:.1f} ms | {analyse / rows * 1e6:.0f} µs | "
+              f"{tracing * 1e3:.1f} ms | {floor * 1e3:.1f} ms | "
               f"{fresh * 1e3:.1f} ms | {forward * 1e3:.1f} ms | "
               f"{analyse / forward:.2f}, {fresh / forward:.2f} |")  # fmt: skip
 

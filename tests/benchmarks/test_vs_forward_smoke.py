@@ -27,5 +27,8 @@ def test_every_model_gets_a_row(
     for row in rows:
         cells = [cell.strip() for cell in row.split("|")[2:-1]]
         assert int(cells[0]) > 100  # traced rows of a 224² ImageNet net
+        # warm, per row, of which tracing, dispatch floor, new model, one forward
+        assert [cell.split()[1] for cell in cells[1:7]] == ["ms", "µs", "ms", "ms", "ms", "ms"]
+        assert all(float(cell.split()[0]) > 0 for cell in cells[1:7])
         warm, new_model = (float(ratio) for ratio in cells[-1].split(","))
         assert warm > 0 and new_model > 0

@@ -5,7 +5,8 @@ same layers come back again and again: within one network (EfficientNet-B0 has 2
 but 120 distinct layers), and across the analyses of one session (the web workbench
 re-analyses a description at every edit, ``compare`` and sweeps analyse variants of one
 design, a notebook re-runs a cell). Running each distinct rule once per process instead of
-once per row is a third of the time of tracing a small network such as MobileNetV3.
+once per trace saves about a third of the analysis of a small network such as
+MobileNetV3-Small (``benchmarks/vs_forward.py``, warm against "new model").
 
 Only plain values make a key (see ``rule_key``): anything else — a SymPy size, a tensor,
 a list — and the rule simply runs. Results are shared, so they must never be changed:
