@@ -208,7 +208,7 @@ def child_env() -> dict[str, str]:
 
     Bytecode is written and reused (``PYTHONDONTWRITEBYTECODE`` is dropped): the other
     tools come from site-packages, compiled when pip installed them, while an editable
-    convlens would otherwise compile its tracer (~35 ms) inside every cold call."""
+    convlens would otherwise compile its tracer inside every cold call."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     return {**env, "OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS)}
 
