@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from tests.scripts import load_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "vs_anchors.py"
@@ -55,3 +56,12 @@ def test_table_names_the_fastest_tool() -> None:
     text = bench.table("t", result, ["cold"])
     assert "faster than the fastest tool (thop 0.300 s, 3.0×)" in text
     assert "| fvcore | failed: boom |" in text
+
+
+def test_children_write_and_reuse_bytecode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An editable convlens would otherwise compile its tracer inside each cold call while
+    the other tools come precompiled from site-packages."""
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    env = load().child_env()
+    assert "PYTHONDONTWRITEBYTECODE" not in env
+    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1"
