@@ -49,6 +49,26 @@ def handles(*funcs: Any, any_layout: bool = False) -> Callable[[Handler], Handle
     return decorator
 
 
+# Stock modules whose forward is one call of a handled function: module type → how that
+# call looks for a module and its input, ``(function, args, kwargs)`` exactly as the stock
+# forward hands them to ``__torch_function__``, or None where the forward would do more
+# than that one call (it then runs as written). The trace makes the call itself
+# (``trace._module_calls``), which skips the module's Python and PyTorch's dispatch: about
+# half of what a small net's trace pays PyTorch. ``tests/torch/test_module_calls.py``
+# holds every entry to what PyTorch's own forward passes.
+ModuleCall = Callable[[Any, Any], "tuple[Any, tuple, dict] | None"]
+MODULE_CALLS: dict[type, ModuleCall] = {}
+
+
+def calls(*module_types: type, how: ModuleCall) -> None:
+    """Register how the stock ``module_types`` call their one function (exact types: a
+    subclass may change its forward)."""
+    for module_type in module_types:
+        if module_type in MODULE_CALLS:
+            raise RuntimeError(f"two module calls for {module_type.__name__}")
+        MODULE_CALLS[module_type] = how
+
+
 def arg(args: tuple, kwargs: dict, index: int, name: str, default: Any = None) -> Any:
     """A PyTorch call's argument, given by position or by name."""
     if name in kwargs:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,32 +30,71 @@ import convlens.torch.lowering  # noqa: F401  (registers every tracer handler)
 from convlens.core.records import LayerSpec, Network
 from convlens.errors import ArgumentError, ConvlensError
 from convlens.torch.inputs import Leaf, ModelInputs, activation_dtype, dtype_name, model_inputs
+from convlens.torch.registry import MODULE_CALLS, ModuleCall
 from convlens.torch.shape_tensor import ShapeTensor, meta_tensor
 from convlens.torch.tracer import Tracer
 
 
 @contextlib.contextmanager
-def _module_hooks(tracer: Tracer) -> Iterator[None]:
-    def pre(module: nn.Module, _: Any) -> None:
-        tracer.stack.append(module)
-        tracer.called.add(id(module))
-
-    def post(module: nn.Module, _: Any, output: Any) -> None:
-        if tracer.stack and tracer.stack[-1] is module:
-            tracer.stack.pop()
-        name = tracer.names.get(id(module))
-        if name is not None:  # "" is the model itself (--depth 0)
-            tracer.outputs[name] = tracer.describe(output)
-
-    handles_ = [
-        nn.modules.module.register_module_forward_pre_hook(pre),
-        nn.modules.module.register_module_forward_hook(post, always_call=True),
-    ]
+def _module_calls(tracer: Tracer, modules: Iterable[nn.Module]) -> Iterator[None]:
+    """Every call of one of the model's modules reports to the trace (whose rows these
+    are; what it returned) through a wrapper put on the module's ``forward`` for the
+    length of the trace. Not global module hooks: with any hook installed PyTorch takes
+    its slow call path for every module. The module's own hooks still run around the
+    wrapper, as they would around its forward. A stock module whose forward is one call
+    of a handled function (``registry.MODULE_CALLS``) has the trace make that call
+    directly."""
+    patched: list[tuple[nn.Module, Any]] = []
+    for module in {id(m): m for m in modules}.values():
+        own = module.__dict__.get("forward", _NOTHING)  # an instance's own forward, if any
+        direct = MODULE_CALLS.get(type(module)) if own is _NOTHING else None
+        module.__dict__["forward"] = _reporting(tracer, module, module.forward, direct)
+        patched.append((module, own))
     try:
         yield
     finally:
-        for h in handles_:
-            h.remove()
+        for module, own in patched:
+            if own is _NOTHING:
+                module.__dict__.pop("forward", None)
+            else:
+                module.__dict__["forward"] = own
+
+
+_NOTHING = object()
+
+
+def _reporting(
+    tracer: Tracer, module: nn.Module, forward: Any, direct: ModuleCall | None
+) -> Callable[..., Any]:
+    """``module``'s forward for the trace: what the module hooks of a trace did (the
+    module is innermost while it runs; its output is described), and, for a stock module
+    given a traced tensor, the one call its forward would make, made directly."""
+    stack, called, outputs, names = tracer.stack, tracer.called, tracer.outputs, tracer.names
+    key = id(module)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        stack.append(module)
+        called.add(key)
+        try:
+            how = None
+            if (
+                direct is not None
+                and len(args) == 1
+                and not kwargs
+                and type(args[0]) is ShapeTensor
+            ):
+                with torch._C.DisableTorchFunctionSubclass():  # its shape reads: plain reads
+                    how = direct(module, args[0])
+            output = forward(*args, **kwargs) if how is None else tracer.on_call(*how)
+        finally:
+            if stack and stack[-1] is module:
+                stack.pop()
+        name = names.get(key)
+        if name is not None:  # "" is the model itself (--depth 0)
+            outputs[name] = tracer.describe(output)
+        return output
+
+    return call
 
 
 def _named_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -247,7 +286,7 @@ def trace(model: nn.Module, inputs: Any, device: str = "meta", batch: int = 1) -
     ShapeTensor.tracer = tracer
     try:
         with (
-            _module_hooks(tracer),
+            _module_calls(tracer, [m for _, m in modules]),
             _as_it_runs(model, [m for _, m in modules], device),
             torch.no_grad(),
             eager,

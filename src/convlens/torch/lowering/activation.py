@@ -13,7 +13,7 @@ from torch.nn import functional as F
 from convlens.torch.batch_axis import STANDARD
 from convlens.torch.lowering.common import described, feature_map, flag, signal_or_volume, whole
 from convlens.torch.lowering.elementwise import ALL_ARITHMETIC
-from convlens.torch.registry import Choices, Examples, Handler, arg, handles, lowering
+from convlens.torch.registry import Choices, Examples, Handler, arg, calls, handles, lowering
 from convlens.torch.shape_tensor import ShapeTensor
 
 if TYPE_CHECKING:
@@ -216,4 +216,39 @@ lowering(
     ],
     build=build_dropout,
     examples=dropout_examples,
+)
+
+
+# -- stock modules' one call (``registry.calls``) ------------------------------------------
+def _inplace_call(func: Any) -> Any:
+    return lambda m, x: (func, (x,), {"inplace": m.inplace})
+
+
+calls(nn.ReLU, how=_inplace_call(F.relu))
+calls(nn.Hardswish, how=_inplace_call(F.hardswish))
+calls(nn.Hardsigmoid, how=_inplace_call(F.hardsigmoid))
+calls(nn.SiLU, how=_inplace_call(F.silu))
+calls(
+    nn.ReLU6,
+    nn.Hardtanh,
+    how=lambda m, x: (
+        F.hardtanh,
+        (x,),
+        {"min_val": m.min_val, "max_val": m.max_val, "inplace": m.inplace},
+    ),
+)
+calls(
+    nn.LeakyReLU,
+    how=lambda m, x: (
+        F.leaky_relu,
+        (x,),
+        {"negative_slope": m.negative_slope, "inplace": m.inplace},
+    ),
+)
+calls(nn.Sigmoid, how=lambda m, x: (torch.sigmoid, (x,), {}))
+calls(nn.Tanh, how=lambda m, x: (torch.tanh, (x,), {}))
+calls(nn.GELU, how=lambda m, x: (F.gelu, (x,), {"approximate": m.approximate}))
+calls(
+    nn.Dropout,
+    how=lambda m, x: (F.dropout, (x,), {"p": m.p, "training": m.training, "inplace": m.inplace}),
 )

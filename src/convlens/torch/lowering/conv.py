@@ -24,7 +24,7 @@ from convlens.torch.lowering.common import (
     whole_pair,
     whole_tuple,
 )
-from convlens.torch.registry import Choices, Handler, arg, handles, lowering
+from convlens.torch.registry import Choices, Handler, arg, calls, handles, lowering
 
 if TYPE_CHECKING:
     from convlens.torch.tracer import Tracer
@@ -349,3 +349,20 @@ def _lower_conv_nd(axes: int, trace_conv: Handler, trace_transposed: Handler) ->
 
 _lower_conv_nd(1, trace_conv1d, trace_conv_transpose1d)
 _lower_conv_nd(3, trace_conv3d, trace_conv_transpose3d)
+
+
+# -- stock modules' one call (``registry.calls``) ------------------------------------------
+def _conv_call(func: Any) -> Any:
+    """nn.ConvNd with zero padding (other padding modes pad first)."""
+
+    def how(m: Any, x: Any) -> Any:
+        if m.padding_mode != "zeros":
+            return None
+        return func, (x, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups), {}
+
+    return how
+
+
+calls(nn.Conv1d, how=_conv_call(F.conv1d))
+calls(nn.Conv2d, how=_conv_call(F.conv2d))
+calls(nn.Conv3d, how=_conv_call(F.conv3d))

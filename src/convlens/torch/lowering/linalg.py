@@ -25,7 +25,7 @@ from convlens.torch.lowering.common import (
     whole,
 )
 from convlens.torch.probes import copies_input, folds_by_copy
-from convlens.torch.registry import Choices, arg, handles, lowering
+from convlens.torch.registry import Choices, arg, calls, handles, lowering
 from convlens.torch.shape_tensor import ShapeTensor
 
 if TYPE_CHECKING:
@@ -316,3 +316,7 @@ lowering(
     build=lambda a, s: Attention(a),
     examples=attention_examples,
 )
+
+
+# -- stock modules' one call (``registry.calls``) ------------------------------------------
+calls(nn.Linear, how=lambda m, x: (F.linear, (x, m.weight, m.bias), {}))

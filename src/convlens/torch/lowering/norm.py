@@ -19,7 +19,7 @@ from convlens.torch.lowering.common import (
     signal_or_volume,
     whole,
 )
-from convlens.torch.registry import Choices, arg, handles, lowering
+from convlens.torch.registry import Choices, arg, calls, handles, lowering
 
 if TYPE_CHECKING:
     from convlens.torch.tracer import Tracer
@@ -125,3 +125,26 @@ lowering(
     build=lambda a, s: _batchnorm(a, s, 3),
     examples=batchnorm3d_examples,
 )
+
+
+# -- stock modules' one call (``registry.calls``) ------------------------------------------
+def _batchnorm2d_in_eval(m: Any, x: Any) -> Any:
+    """nn.BatchNorm2d in eval mode on a 4-D input (in training its forward also counts
+    batches, and a wrong rank is its own error to raise)."""
+    if m.training or x.dim() != 4:
+        return None
+    uses_stats = m.running_mean is None and m.running_var is None
+    return (
+        F.batch_norm,
+        (x, m.running_mean, m.running_var),
+        {
+            "weight": m.weight,
+            "bias": m.bias,
+            "training": uses_stats,
+            "momentum": 0.0 if m.momentum is None else m.momentum,
+            "eps": m.eps,
+        },
+    )
+
+
+calls(nn.BatchNorm2d, how=_batchnorm2d_in_eval)

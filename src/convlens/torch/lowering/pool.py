@@ -23,7 +23,7 @@ from convlens.torch.lowering.common import (
     whole_tuple,
 )
 from convlens.torch.lowering.elementwise import trace_mean
-from convlens.torch.registry import Choices, Handler, arg, handles, lowering
+from convlens.torch.registry import Choices, Handler, arg, calls, handles, lowering
 
 if TYPE_CHECKING:
     from convlens.torch.tracer import Tracer
@@ -299,3 +299,36 @@ lowering(
     build=build_global_avgpool,
     examples=global_avgpool_examples,
 )
+
+
+# -- stock modules' one call (``registry.calls``) ------------------------------------------
+def _max_pool2d_call(m: Any, x: Any) -> Any:
+    """nn.MaxPool2d without indices (with them PyTorch calls max_pool2d_with_indices)."""
+    if m.return_indices:
+        return None
+    options = {"stride": m.stride, "padding": m.padding, "dilation": m.dilation}
+    return (
+        F.max_pool2d,
+        (x, m.kernel_size),
+        {**options, "ceil_mode": m.ceil_mode, "return_indices": False},
+    )
+
+
+calls(nn.MaxPool2d, how=_max_pool2d_call)
+calls(
+    nn.AvgPool2d,
+    how=lambda m, x: (
+        F.avg_pool2d,
+        (
+            x,
+            m.kernel_size,
+            m.stride,
+            m.padding,
+            m.ceil_mode,
+            m.count_include_pad,
+            m.divisor_override,
+        ),
+        {},
+    ),
+)
+calls(nn.AdaptiveAvgPool2d, how=lambda m, x: (F.adaptive_avg_pool2d, (x, m.output_size), {}))

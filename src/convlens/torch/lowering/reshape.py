@@ -29,7 +29,7 @@ from convlens.torch.lowering.common import (
 )
 from convlens.torch.lowering.conv import computed_weight
 from convlens.torch.probes import is_contiguous, keeps_copy
-from convlens.torch.registry import Choices, Handler, arg, handles, lowering
+from convlens.torch.registry import Choices, Handler, arg, calls, handles, lowering
 from convlens.torch.shape_tensor import ShapeTensor
 
 if TYPE_CHECKING:
@@ -519,3 +519,7 @@ lowering(
     build=build_upsample_nd,
     examples=lambda pick: upsample_nd_examples(pick, 3),
 )
+
+
+# -- stock modules' one call (``registry.calls``) ------------------------------------------
+calls(nn.Flatten, how=lambda m, x: (torch.Tensor.flatten, (x, m.start_dim, m.end_dim), {}))
