@@ -27,7 +27,7 @@ from convlens.core.conventions import (
 from convlens.core.memo import RULE_RESULTS, rule_key
 from convlens.core.numbers import Dim, is_numeric, maximum, normalize, product, total
 from convlens.core.receptive_field import OTHER_INPUT_RF, NodeRF, RFStatus, input_rf, node_rf
-from convlens.core.records import LayerRecord, LayerSpec, Network, Shape, Totals
+from convlens.core.records import LayerRecord, LayerSpec, Network, Shape, Totals, quick
 from convlens.core.registry import Cost, RuleError, Saved, get_rule
 from convlens.core.rules.common import axis_names
 from convlens.core.steps import Step, step
@@ -210,7 +210,8 @@ def analyze_network(
         bias_flops = normalize(cost.bias_flops * batch)
         other_flops = normalize(cost.other_flops * batch)
         records.append(
-            LayerRecord(
+            quick(
+                LayerRecord,
                 index=index,
                 name=spec.name,
                 kind=spec.kind,

@@ -118,24 +118,9 @@ def _named_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return found
 
 
-def _first_names(modules: Iterable[tuple[str, nn.Module]]) -> list[tuple[str, nn.Module]]:
-    """Each module once, under the first name the walk gives it (as named_modules() does)."""
-    first: dict[int, tuple[str, nn.Module]] = {}
-    for name, module in modules:
-        first.setdefault(id(module), (name, module))
-    return list(first.values())
-
-
 def _unique(tensors: Iterable[torch.Tensor | None]) -> list[torch.Tensor]:
     """Tensors in order, each once (a module may hold one under two names), no Nones."""
     return list({id(t): t for t in tensors if t is not None}.values())
-
-
-def _own_tensors(module: nn.Module) -> list[torch.Tensor]:
-    """The parameters and buffers a module holds itself (not its children's)."""
-    if not module._parameters and not module._buffers:  # most modules: containers, ReLUs
-        return []
-    return _unique(itertools.chain(module._parameters.values(), module._buffers.values()))
 
 
 @contextlib.contextmanager
@@ -185,8 +170,8 @@ def _is_compiled(module: nn.Module) -> bool:
 
 @contextlib.contextmanager
 def _run_eagerly() -> Iterator[None]:
-    """Compiled submodules run as plain Python (the trace's own module hooks would make
-    torch.compile warn that they fire twice: they are the trace's, not the user's)."""
+    """Compiled submodules run as plain Python (Dynamo cannot trace a shape tensor; the
+    trace's wrappers would make torch.compile warn about the wrapped module)."""
     with warnings.catch_warnings(), torch.compiler.set_stance("force_eager"):
         warnings.filterwarnings("ignore", message=r"Using `torch.compile\(module\)`")
         yield
@@ -199,21 +184,51 @@ def _eager(model: nn.Module) -> nn.Module:
     return model
 
 
-def _compiled_wrappers(modules: Iterable[tuple[str, nn.Module]]) -> set[int]:
-    """The ids of compiled submodules' wrappers (their modules run eagerly: Dynamo cannot
-    trace a shape tensor). TorchScript hides its operations from Python: refused with what
-    to pass instead."""
-    compiled = set()
+@dataclass
+class _Walk:
+    """What a trace needs of the model's modules, from one pass over them."""
+
+    modules: list[nn.Module]  # each once, compiled submodules' wrappers included
+    holders: list[tuple[str, nn.Module]]  # those holding parameters or buffers, first names
+    module_types: tuple[tuple[str, str], ...]  # (first name, type) for the report
+    compiled: set[int]  # ids of compiled submodules' wrappers (their modules run eagerly)
+
+
+def _walk(modules: list[tuple[str, nn.Module]], tracer: Tracer) -> _Walk:
+    """One pass over ``_named_modules``: the tracer's module names (a module reached by two
+    paths is named by the last), leaves and owned tensors; each module once under its first
+    name (as ``named_modules()`` gives it). A compiled submodule's wrapper and the module
+    inside it share a name; the wrapper is left out of the report. TorchScript hides its
+    operations from Python: refused with what to pass instead."""
+    names, leaves, owned = tracer.names, tracer.leaves, tracer.owned
+    first: dict[int, nn.Module] = {}
+    holders: list[tuple[str, nn.Module]] = []
+    types: list[tuple[str, str]] = []
+    compiled: set[int] = set()
     for name, module in modules:
+        key = id(module)
+        names[key] = name
+        if key in first:
+            continue
+        first[key] = module
         if isinstance(module, torch.jit.ScriptModule):
             what = f"submodule '{name}'" if name else "the model"
             raise ArgumentError(
                 f"{what} is a TorchScript module (torch.jit.script or torch.jit.trace), whose "
                 "operations Python cannot see: pass the nn.Module it was made from instead"
             )
-        if _is_compiled(module):
-            compiled.add(id(module))
-    return compiled
+        if not module._modules:
+            leaves.add(key)
+        elif _is_compiled(module):
+            compiled.add(key)
+            continue
+        if module._parameters or module._buffers:  # (a None's id is no tensor's)
+            owned.update(map(id, module._parameters.values()))
+            owned.update(map(id, module._buffers.values()))
+            holders.append((name, module))
+        if name:
+            types.append((name, type(module).__name__))
+    return _Walk(list(first.values()), holders, tuple(types), compiled)
 
 
 @dataclass(frozen=True)
@@ -246,16 +261,7 @@ def trace(model: nn.Module, inputs: Any, device: str = "meta", batch: int = 1) -
     tracer = Tracer(
         model=model, batch=call.batch, dtype=dtype, device=device, training_step=model.training
     )
-    # One walk over the modules serves names, leaves, owned tensors and the report; a
-    # compiled submodule's wrapper and the module inside it share its name.
-    modules = _named_modules(model)
-    compiled = _compiled_wrappers(modules)
-    for name, m in modules:
-        tracer.names[id(m)] = name
-        if not m._modules:
-            tracer.leaves.add(id(m))
-        if m._parameters or m._buffers:
-            tracer.owned.update(id(t) for t in _own_tensors(m))
+    walk = _walk(_named_modules(model), tracer)
     tracer.names[id(model)] = ""
     tracer.shapes["input"] = first.shape[1:]
     tracer.context = Network(input_shape=tracer.shapes["input"], layers=(), name="model")
@@ -282,12 +288,12 @@ def trace(model: nn.Module, inputs: Any, device: str = "meta", batch: int = 1) -
         return t
 
     positional, keywords = call.build(make)
-    eager = _run_eagerly() if compiled else contextlib.nullcontext()
+    eager = _run_eagerly() if walk.compiled else contextlib.nullcontext()
     ShapeTensor.tracer = tracer
     try:
         with (
-            _module_calls(tracer, [m for _, m in modules]),
-            _as_it_runs(model, [m for _, m in modules], device),
+            _module_calls(tracer, walk.modules),
+            _as_it_runs(model, walk.modules, device),
             torch.no_grad(),
             eager,
         ):
@@ -301,11 +307,8 @@ def trace(model: nn.Module, inputs: Any, device: str = "meta", batch: int = 1) -
     finally:
         ShapeTensor.tracer = None
     not_run = []
-    unique = [(name, m) for name, m in _first_names(modules) if id(m) not in compiled]
     seen = tracer.seen_params
-    for name, module in unique:
-        if not module._parameters and not module._buffers:  # nothing of its own to count
-            continue
+    for name, module in walk.holders:
         if all(
             t is None or id(t) in seen
             for t in itertools.chain(module._parameters.values(), module._buffers.values())
@@ -349,7 +352,7 @@ def trace(model: nn.Module, inputs: Any, device: str = "meta", batch: int = 1) -
         layers=(*tracer.layers, *not_run),
         name=type(model).__name__,
         source=type(model).__name__,
-        module_types=tuple([(name, type(m).__name__) for name, m in unique if name]),
+        module_types=walk.module_types,
         module_outputs=tuple(tracer.outputs.items()),
         extra_inputs=tuple(more_inputs),
     )

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from convlens.core.analyze import remembered_rule
-from convlens.core.records import LayerSpec, Network
+from convlens.core.records import LayerSpec, Network, quick
 from convlens.errors import ConvlensError
 from convlens.torch.batch_axis import (
     AXIS_MOVES,
@@ -126,19 +126,22 @@ class Tracer:
 
     def layer_name(self, kind: str) -> tuple[str, str]:
         """(unique layer name, module type) from the innermost module."""
-        module = self.stack[-1] if self.stack else None
-        prefix = self.names.get(id(module), "") if module is not None else ""
-        origin = type(module).__name__ if module is not None else "functional"
-        leaf = module is not None and id(module) in self.leaves
-        base = (
-            prefix
-            if leaf and prefix and prefix not in self.shapes
-            else (f"{prefix}.{kind}" if prefix else kind)
-        )
+        shapes = self.shapes
+        if self.stack:
+            module = self.stack[-1]
+            key = id(module)
+            prefix = self.names.get(key, "")
+            origin = type(module).__name__
+            if prefix and key in self.leaves and prefix not in shapes:
+                base = prefix
+            else:
+                base = f"{prefix}.{kind}" if prefix else kind
+        else:
+            base, origin = kind, "functional"
         name = base
-        if name in self.shapes or name.startswith("input"):  # taken: number it
+        if name in shapes or name.startswith("input"):  # taken: number it
             counter = self.counters.setdefault(base, itertools.count(1))
-            while name in self.shapes or name.startswith("input"):
+            while name in shapes or name.startswith("input"):
                 name = f"{base}_{next(counter)}"
         return name, origin
 
@@ -168,7 +171,8 @@ class Tracer:
             names = tuple(self.node(t) for t in inputs)  # says which input is not traced
         name, origin = self.layer_name(kind)
         reuses, frozen = self.weight_use(weights, own_buffers) if weights else (False, False)
-        spec = LayerSpec(
+        spec = quick(
+            LayerSpec,
             name=name,
             kind=kind,
             args=args,
@@ -233,25 +237,26 @@ class Tracer:
     def weight_use(self, weights: Sequence[Any], own_buffers: bool) -> tuple[bool, bool]:
         """(whether a row's weights were counted before — a shared module, a computed
         weight —, whether they are frozen), and note them as counted."""
-        owned, seen = self.owned, self.seen_params
         params = [w for w in weights if isinstance(w, torch.Tensor)]
+        if not params:
+            return False, False
+        ids = [id(w) for w in params]
+        seen = self.seen_params
         # A weight computed from parameters (LeNet-5's partial C3 table) is not itself a
         # parameter: the real ones are counted where they live (a params_only record).
-        derived = trainable = False
-        for w in params:
-            derived = derived or id(w) not in owned
-            trainable = trainable or w.requires_grad
-        reuses = bool(params) and (derived or all(id(w) in seen for w in params))
+        derived = not self.owned.issuperset(ids)
+        trainable = any([w.requires_grad for w in params])
+        reuses = derived or seen.issuperset(ids)
         if not derived:
-            seen.update([id(w) for w in params])
-            if params and self.stack and own_buffers:  # its rule counts the module's buffers
-                seen.update([id(b) for b in self.stack[-1]._buffers.values() if b is not None])
+            seen.update(ids)
+            if self.stack and own_buffers:  # its rule counts the module's buffers (the id
+                seen.update(map(id, self.stack[-1]._buffers.values()))  # of None: no tensor's)
         if derived and not trainable and self.stack:  # computed under no_grad: taken to come
             trainable = any(
                 p is not None and p.requires_grad  # from the running module's
                 for p in self.stack[-1]._parameters.values()
             )  # parameters
-        return reuses, bool(params) and not trainable
+        return reuses, not trainable
 
     def view_like(self, out: ShapeTensor) -> ShapeTensor:
         """``out`` with the strides the pending view really has (run on meta tensors)."""
