@@ -13,8 +13,9 @@ call, as the first analysis of a model in a process that has analysed others wou
 Where the warm time goes: ``tracing`` is ``trace()`` alone (the rest of the warm figure is
 the analyser), and ``dispatch floor`` is what PyTorch itself charges for running the model
 on a meta tensor that reports every operation — a tensor subclass whose
-``__torch_function__`` does nothing but hand back its input, with the trace's two global
-module hooks installed and doing nothing. No tracer can be cheaper than that floor.
+``__torch_function__`` does nothing but hand back its input, every module's forward
+wrapped as the trace wraps it, and the stock modules the trace calls directly doing
+nothing. No tracer of this design can be cheaper than that floor.
 
     python benchmarks/vs_forward.py [--repeats 5] [--clock cpu|wall]
 """
@@ -24,11 +25,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from typing import Any
 
 import torch
 
 import convlens
 from convlens.core.memo import RULE_RESULTS
+from convlens.torch.registry import MODULE_CALLS
 from convlens.torch.trace import trace
 from convlens.torch.tracer import PASSTHROUGH
 from convlens.zoo import create_model
@@ -66,21 +69,38 @@ class _Reporting(torch.Tensor):
 
 
 def dispatch_floor(model: torch.nn.Module, repeats: int, clock: str) -> float:
-    """The model's forward on a ``_Reporting`` tensor, with two do-nothing global hooks."""
+    """The model's forward on a ``_Reporting`` tensor, every module's forward wrapped as
+    the trace wraps it (the module pushed on a stack while it runs), and the stock modules
+    the trace calls directly (``registry.MODULE_CALLS``) handing back their input without
+    running: what PyTorch charges for the module calls and the remaining operations."""
     x = torch.empty(SIZE, device="meta").as_subclass(_Reporting)
-    hooks = [
-        torch.nn.modules.module.register_module_forward_pre_hook(lambda m, a: None),
-        torch.nn.modules.module.register_module_forward_hook(
-            lambda m, a, o: None, always_call=True
-        ),
-    ]
+    stack: list[torch.nn.Module] = []
+    modules = list({id(m): m for m in model.modules()}.values())
+
+    def wrapped(module: torch.nn.Module, forward: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            stack.append(module)
+            try:
+                return forward(*args, **kwargs)
+            finally:
+                stack.pop()
+
+        def direct(x: Any) -> Any:
+            stack.append(module)
+            stack.pop()
+            return x
+
+        return direct if type(module) in MODULE_CALLS else call
+
+    for module in modules:
+        module.__dict__["forward"] = wrapped(module, module.forward)
     try:
         with torch.no_grad():
             model(x)
             return median_seconds(lambda: model(x), repeats, clock)
     finally:
-        for hook in hooks:
-            hook.remove()
+        for module in modules:
+            del module.__dict__["forward"]
 
 
 def main() -> None:

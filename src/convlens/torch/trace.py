@@ -37,18 +37,20 @@ from convlens.torch.tracer import Tracer
 
 @contextlib.contextmanager
 def _module_calls(tracer: Tracer, modules: Iterable[nn.Module]) -> Iterator[None]:
-    """Every call of one of the model's modules reports to the trace (whose rows these
-    are; what it returned) through a wrapper put on the module's ``forward`` for the
-    length of the trace. Not global module hooks: with any hook installed PyTorch takes
-    its slow call path for every module. The module's own hooks still run around the
-    wrapper, as they would around its forward. A stock module whose forward is one call
-    of a handled function (``registry.MODULE_CALLS``) has the trace make that call
-    directly."""
+    """Every call of one of the model's modules (each given once) reports to the trace
+    (whose rows these are; what it returned) through a wrapper put on the module's
+    ``forward`` for the length of the trace. Not global module hooks: with any hook
+    installed PyTorch takes its slow call path for every module. The module's own hooks
+    still run around the wrapper, as they would around its forward. A stock module whose
+    forward is one call of a handled function (``registry.MODULE_CALLS``) has the trace
+    make that call directly."""
+    wrap = _reporting(tracer)
     patched: list[tuple[nn.Module, Any]] = []
-    for module in {id(m): m for m in modules}.values():
-        own = module.__dict__.get("forward", _NOTHING)  # an instance's own forward, if any
+    for module in modules:
+        state = module.__dict__
+        own = state.get("forward", _NOTHING)  # an instance's own forward, if any
         direct = MODULE_CALLS.get(type(module)) if own is _NOTHING else None
-        module.__dict__["forward"] = _reporting(tracer, module, module.forward, direct)
+        state["forward"] = wrap(module, module.forward, direct)
         patched.append((module, own))
     try:
         yield
@@ -63,38 +65,49 @@ def _module_calls(tracer: Tracer, modules: Iterable[nn.Module]) -> Iterator[None
 _NOTHING = object()
 
 
-def _reporting(
-    tracer: Tracer, module: nn.Module, forward: Any, direct: ModuleCall | None
-) -> Callable[..., Any]:
-    """``module``'s forward for the trace: what the module hooks of a trace did (the
+def _reporting(tracer: Tracer) -> Callable[[nn.Module, Any, ModuleCall | None], Any]:
+    """Makes a module's forward for the trace: what the module hooks of a trace did (the
     module is innermost while it runs; its output is described), and, for a stock module
     given a traced tensor, the one call its forward would make, made directly."""
     stack, called, outputs, names = tracer.stack, tracer.called, tracer.outputs, tracer.names
-    key = id(module)
+    describe, on_call = tracer.describe, tracer.on_call
 
-    def call(*args: Any, **kwargs: Any) -> Any:
-        stack.append(module)
-        called.add(key)
-        try:
-            how = None
-            if (
-                direct is not None
-                and len(args) == 1
-                and not kwargs
-                and type(args[0]) is ShapeTensor
-            ):
-                with torch._C.DisableTorchFunctionSubclass():  # its shape reads: plain reads
-                    how = direct(module, args[0])
-            output = forward(*args, **kwargs) if how is None else tracer.on_call(*how)
-        finally:
-            if stack and stack[-1] is module:
-                stack.pop()
-        name = names.get(key)
-        if name is not None:  # "" is the model itself (--depth 0)
-            outputs[name] = tracer.describe(output)
-        return output
+    def wrap(module: nn.Module, forward: Any, direct: ModuleCall | None) -> Any:
+        key = id(module)
 
-    return call
+        def call(*args: Any, **kwargs: Any) -> Any:
+            stack.append(module)
+            called.add(key)
+            try:
+                output = forward(*args, **kwargs)
+            finally:
+                if stack and stack[-1] is module:
+                    stack.pop()
+            name = names.get(key)
+            if name is not None:  # "" is the model itself (--depth 0)
+                outputs[name] = describe(output)
+            return output
+
+        def call_directly(*args: Any, **kwargs: Any) -> Any:
+            stack.append(module)
+            called.add(key)
+            try:
+                how = None
+                if len(args) == 1 and not kwargs and type(args[0]) is ShapeTensor:
+                    with torch._C.DisableTorchFunctionSubclass():  # its shape reads: plain
+                        how = direct(module, args[0])  # type: ignore[misc]
+                output = forward(*args, **kwargs) if how is None else on_call(*how)
+            finally:
+                if stack and stack[-1] is module:
+                    stack.pop()
+            name = names.get(key)
+            if name is not None:
+                outputs[name] = describe(output)
+            return output
+
+        return call if direct is None else call_directly
+
+    return wrap
 
 
 def _named_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -104,16 +117,22 @@ def _named_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     wrapper and the module inside it share its name."""
     found: list[tuple[str, nn.Module]] = []
     todo: list[tuple[str, nn.Module]] = [("", model)]
+    compiled = False
     while todo:
         name, module = todo.pop()
         found.append((name, module))
-        children = [
-            (f"{name}.{child_name}" if name else child_name, child)
-            for child_name, child in module._modules.items()
-            if child is not None
-        ]
-        todo.extend(reversed(children))
-    if any("_orig_mod" in name for name, _ in found):
+        children = module._modules
+        if children:  # most modules have none
+            prefix = f"{name}." if name else ""
+            compiled = compiled or "_orig_mod" in children
+            todo.extend(
+                [
+                    (prefix + child_name, c)
+                    for child_name, c in reversed(children.items())
+                    if c is not None
+                ]
+            )
+    if compiled:
         return [(name.replace("._orig_mod", "").replace("_orig_mod.", ""), m) for name, m in found]
     return found
 
