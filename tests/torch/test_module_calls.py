@@ -77,6 +77,14 @@ CASES: list[tuple[nn.Module, tuple[int, ...]]] = [
     (nn.BatchNorm2d(3).eval(), (2, 3, 5, 5)),
     (nn.BatchNorm2d(3, affine=False, momentum=None).eval(), (2, 3, 5, 5)),
     (nn.BatchNorm2d(3, track_running_stats=False).eval(), (2, 3, 5, 5)),
+    (nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1), (1, 4, 5, 5)),
+    (nn.ConvTranspose2d(4, 4, (2, 3), groups=2, dilation=2, bias=False), (1, 4, 5, 5)),
+    (nn.Upsample(scale_factor=2), (1, 3, 4, 4)),
+    (nn.Upsample(size=(5, 7), mode="bilinear", align_corners=True), (1, 3, 4, 4)),
+    (nn.Softmax(dim=1), (2, 3, 5, 5)),
+    (nn.LayerNorm(5), (2, 3, 5)),
+    (nn.LayerNorm((3, 5), elementwise_affine=False), (2, 3, 5)),
+    (nn.LayerNorm(5, bias=False), (2, 5)),
     (nn.Flatten(), (2, 3, 5, 5)),
     (nn.Flatten(2, 3), (2, 3, 5, 5)),
 ]
@@ -128,7 +136,9 @@ def _everything(model: nn.Module, size: tuple[int, ...]) -> tuple:
     return traced.network, costs, report.layers, report.totals
 
 
-@pytest.mark.parametrize("name", ["mobilenet_v3_small", "resnet18", "densenet121", "lenet5"])
+@pytest.mark.parametrize(
+    "name", ["mobilenet_v3_small", "resnet18", "densenet121", "lenet5", "unet_same", "yolov3"]
+)
 @pytest.mark.parametrize("training", [False, True])
 def test_direct_calls_change_no_record(name: str, training: bool) -> None:
     model = create_model(name).train(training)

@@ -252,3 +252,6 @@ calls(
     nn.Dropout,
     how=lambda m, x: (F.dropout, (x,), {"p": m.p, "training": m.training, "inplace": m.inplace}),
 )
+calls(
+    nn.Softmax, how=lambda m, x: (F.softmax, (x,), {"dim": m.dim, "_stacklevel": 5, "dtype": None})
+)

@@ -366,3 +366,18 @@ def _conv_call(func: Any) -> Any:
 calls(nn.Conv1d, how=_conv_call(F.conv1d))
 calls(nn.Conv2d, how=_conv_call(F.conv2d))
 calls(nn.Conv3d, how=_conv_call(F.conv3d))
+
+
+def _conv_transpose2d_call(m: Any, x: Any) -> Any:
+    """nn.ConvTranspose2d called without ``output_size`` (its one argument here)."""
+    if m.padding_mode != "zeros":
+        return None  # the forward refuses it
+    padding = tuple(m.output_padding)
+    return (
+        F.conv_transpose2d,
+        (x, m.weight, m.bias, m.stride, m.padding, padding, m.groups, m.dilation),
+        {},
+    )
+
+
+calls(nn.ConvTranspose2d, how=_conv_transpose2d_call)

@@ -320,3 +320,11 @@ lowering(
 
 # -- stock modules' one call (``registry.calls``) ------------------------------------------
 calls(nn.Linear, how=lambda m, x: (F.linear, (x, m.weight, m.bias), {}))
+calls(
+    nn.LayerNorm,
+    how=lambda m, x: (
+        F.layer_norm,
+        (x, m.normalized_shape),
+        {"weight": m.weight, "bias": m.bias, "eps": m.eps},
+    ),
+)

@@ -523,3 +523,18 @@ lowering(
 
 # -- stock modules' one call (``registry.calls``) ------------------------------------------
 calls(nn.Flatten, how=lambda m, x: (torch.Tensor.flatten, (x, m.start_dim, m.end_dim), {}))
+calls(
+    nn.Upsample,
+    how=lambda m, x: (
+        F.interpolate,
+        (x,),
+        {
+            "size": m.size,
+            "scale_factor": m.scale_factor,
+            "mode": m.mode,
+            "align_corners": m.align_corners,
+            "recompute_scale_factor": m.recompute_scale_factor,
+            "antialias": False,
+        },
+    ),
+)
