@@ -77,6 +77,9 @@ CASES: list[tuple[nn.Module, tuple[int, ...]]] = [
     (nn.BatchNorm2d(3).eval(), (2, 3, 5, 5)),
     (nn.BatchNorm2d(3, affine=False, momentum=None).eval(), (2, 3, 5, 5)),
     (nn.BatchNorm2d(3, track_running_stats=False).eval(), (2, 3, 5, 5)),
+    (nn.BatchNorm2d(3), (2, 3, 5, 5)),  # training: counts the batch
+    (nn.BatchNorm2d(3, momentum=None), (2, 3, 5, 5)),  # a cumulative average
+    (nn.BatchNorm2d(3, track_running_stats=False), (2, 3, 5, 5)),
     (nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1), (1, 4, 5, 5)),
     (nn.ConvTranspose2d(4, 4, (2, 3), groups=2, dilation=2, bias=False), (1, 4, 5, 5)),
     (nn.Upsample(scale_factor=2), (1, 3, 4, 4)),
@@ -93,7 +96,6 @@ CASES: list[tuple[nn.Module, tuple[int, ...]]] = [
 NOT_DIRECT: list[tuple[nn.Module, tuple[int, ...]]] = [
     (nn.Conv2d(4, 4, 3, padding=1, padding_mode="reflect"), (1, 4, 6, 6)),  # pads first
     (nn.MaxPool2d(2, return_indices=True), (2, 3, 8, 8)),  # max_pool2d_with_indices
-    (nn.BatchNorm2d(3), (2, 3, 5, 5)),  # training: it counts batches first
     (nn.BatchNorm2d(3).eval(), (2, 3, 5)),  # a wrong rank: its own error to raise
 ]
 
@@ -107,10 +109,15 @@ def test_a_direct_call_is_what_the_stock_forward_passes(
     module: nn.Module, shape: tuple[int, ...]
 ) -> None:
     x = torch.empty(shape, device="meta").as_subclass(_Recording)
+    buffers = [(b, b.clone()) for b in module.buffers()]
     with torch._C.DisableTorchFunctionSubclass():
         direct = MODULE_CALLS[type(module)](module, x)
+    changed = [id(b) for b, before in buffers if not torch.equal(b, before)]
+    for b, before in buffers:  # what the entry did (a batch counted), undone
+        b.copy_(before)
     _Recording.calls = []
     module(x)
+    assert changed == [id(b) for b, before in buffers if not torch.equal(b, before)]
     assert direct is not None
     assert len(_Recording.calls) == 1
     func, args, kwargs = _Recording.calls[0]

@@ -128,23 +128,28 @@ lowering(
 
 
 # -- stock modules' one call (``registry.calls``) ------------------------------------------
-def _batchnorm2d_in_eval(m: Any, x: Any) -> Any:
-    """nn.BatchNorm2d in eval mode on a 4-D input (in training its forward also counts
-    batches, and a wrong rank is its own error to raise)."""
-    if m.training or x.dim() != 4:
+def _batchnorm2d_call(m: Any, x: Any) -> Any:
+    """nn.BatchNorm2d on a 4-D input (a wrong rank is its forward's error to raise). In
+    training it counts the batch first, as its forward does (the trace puts the counter
+    back afterwards)."""
+    if x.dim() != 4:
         return None
-    uses_stats = m.running_mean is None and m.running_var is None
+    factor = 0.0 if m.momentum is None else m.momentum
+    if m.training and m.track_running_stats and m.num_batches_tracked is not None:
+        m.num_batches_tracked.add_(1)
+        factor = 1.0 / float(m.num_batches_tracked) if m.momentum is None else m.momentum
+    stats = not m.training or m.track_running_stats
     return (
         F.batch_norm,
-        (x, m.running_mean, m.running_var),
+        (x, m.running_mean if stats else None, m.running_var if stats else None),
         {
             "weight": m.weight,
             "bias": m.bias,
-            "training": uses_stats,
-            "momentum": 0.0 if m.momentum is None else m.momentum,
+            "training": m.training or (m.running_mean is None and m.running_var is None),
+            "momentum": factor,
             "eps": m.eps,
         },
     )
 
 
-calls(nn.BatchNorm2d, how=_batchnorm2d_in_eval)
+calls(nn.BatchNorm2d, how=_batchnorm2d_call)
