@@ -24,10 +24,11 @@ from convlens.core.conventions import (
     Convention,
     flops,
 )
+from convlens.core.frozen import quick
 from convlens.core.memo import RULE_RESULTS, rule_key
 from convlens.core.numbers import Dim, is_numeric, maximum, normalize, product, total
 from convlens.core.receptive_field import OTHER_INPUT_RF, NodeRF, RFStatus, input_rf, node_rf
-from convlens.core.records import LayerRecord, LayerSpec, Network, Shape, Totals, quick
+from convlens.core.records import LayerRecord, LayerSpec, Network, Shape, Totals
 from convlens.core.registry import Cost, RuleError, Saved, get_rule
 from convlens.core.rules.common import axis_names
 from convlens.core.steps import Step, step
@@ -309,26 +310,24 @@ def _input_names(network: Network) -> tuple[str, ...]:
 
 
 def _rf_fields(rf: NodeRF, input_shape: Shape) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        "rf": None,
-        "jump": None,
-        "start": None,
-        "rf_status": rf.status,
-        "rf_period": None,
-        "rf_reason": rf.unavailable,
-    }
-    if rf.independent:
-        return fields
-    if rf.whole_input:
-        return {**fields, "rf": tuple(input_shape[1:])}
-    if rf.axes is None:
-        return fields
+    axes = None if rf.independent or rf.whole_input else rf.axes
+    if axes is None:
+        size = tuple(input_shape[1:]) if rf.whole_input and not rf.independent else None
+        return {
+            "rf": size,
+            "jump": None,
+            "start": None,
+            "rf_status": rf.status,
+            "rf_period": None,
+            "rf_reason": rf.unavailable,
+        }
     return {
-        **fields,
-        "rf": tuple(a.size for a in rf.axes),
-        "jump": tuple(a.jump for a in rf.axes),
-        "start": tuple(a.start for a in rf.axes),
-        "rf_period": tuple(a.period for a in rf.axes),
+        "rf": tuple([a.size for a in axes]),
+        "jump": tuple([a.jump for a in axes]),
+        "start": tuple([a.start for a in axes]),
+        "rf_status": rf.status,
+        "rf_period": tuple([a.period for a in axes]),
+        "rf_reason": rf.unavailable,
     }
 
 

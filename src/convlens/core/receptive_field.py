@@ -33,7 +33,8 @@ from convlens.core.numbers import (
 )
 from convlens.core.registry import AxisMap
 
-MAX_PERIOD = 4096  # beyond this a map is not worth tabulating; reported as unavailable
+MAX_PERIOD = 4096
+_INTS = frozenset({int})  # beyond this a map is not worth tabulating; reported as unavailable
 
 
 @dataclass(frozen=True)
@@ -131,8 +132,17 @@ def compose(previous: AxisRF, layer: AxisMap) -> AxisRF:
     outputs, advancing N·a/gcd(a, P). (Reducing the overall jump instead would call
     a downsample-then-upsample pair, jump 2·½ = 1, affine — it is not.)
     """
+    if previous.period == 1 and type(layer.jump) is int:  # a stride after strides: the
+        affine = _affine_compose(previous, layer, layer.jump)  # common case, in integers
+        if affine is not None:
+            return affine
+    return _compose_patterns(previous, layer)
+
+
+def _compose_patterns(previous: AxisRF, layer: AxisMap) -> AxisRF:
+    """``compose`` in general: fractional jumps, periodic maps, symbolic sizes."""
     ratio = layer.jump
-    if type(ratio) is int:  # a stride: the common case
+    if type(ratio) is int:  # a stride
         a, b = ratio, 1
     elif is_numeric(ratio):
         ratio = Fraction(ratio)
@@ -167,6 +177,19 @@ def compose(previous: AxisRF, layer: AxisMap) -> AxisRF:
     return AxisRF(period, step, lo, hi)
 
 
+def _affine_compose(previous: AxisRF, layer: AxisMap, stride: int) -> AxisRF | None:
+    """``compose`` when the previous map is one span advancing by an integer and the
+    layer's window ends are integers: then o ↦ previous(layer(o)) is one span too (what
+    the general path computes, with fewer steps); None for anything else."""
+    step, lo, hi = previous.step, previous.lo[0], previous.hi[0]
+    if type(step) is not int or type(lo) is not int or type(hi) is not int:
+        return None
+    first, last = layer.lo(0), layer.hi(0)
+    if type(first) is not int or type(last) is not int:
+        return None
+    return AxisRF(1, step * stride, (lo + step * first,), (hi + step * last,))
+
+
 def _needs_taps(rf: AxisRF) -> bool:
     """Whether reading only a window's two ends could miss its extremes."""
     if any(v is None for v in rf.lo):
@@ -190,6 +213,25 @@ def with_period(rf: AxisRF, period: int) -> AxisRF:
 
 def union(branches: Sequence[AxisRF]) -> AxisRF:
     """Positions read by any branch (the branches' outputs line up element by element)."""
+    spans = _union_of_spans(branches)
+    return spans if spans is not None else _union_of_patterns(branches)
+
+
+def _union_of_spans(branches: Sequence[AxisRF]) -> AxisRF | None:
+    """``union`` of one-span maps with one integer jump, in plain integers (a
+    concatenation, a residual sum: the common case); None for anything else."""
+    first = branches[0]
+    if not all([b.period == 1 and b.step == first.step for b in branches]):
+        return None
+    los = [b.lo[0] for b in branches]
+    his = [b.hi[0] for b in branches]
+    if type(first.step) is not int or not _INTS.issuperset(map(type, los + his)):
+        return None
+    return AxisRF(1, first.step, (min(los),), (max(his),))
+
+
+def _union_of_patterns(branches: Sequence[AxisRF]) -> AxisRF:
+    """``union`` in general: periodic maps, symbolic sizes, positions that read nothing."""
     jump = branches[0].jump
     if any(known_equal(b.jump, jump) is False for b in branches[1:]):
         raise ValueError("branches with different jumps are joined")

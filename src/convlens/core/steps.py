@@ -11,6 +11,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
+from convlens.core.frozen import quick
 from convlens.core.numbers import Dim, fmt, is_numeric
 
 
@@ -70,4 +71,13 @@ def step(
     note: str = "",
 ) -> Step:
     """A step whose ``template`` (placeholders ``{H}``) is filled with names and with numbers."""
-    return Step(topic, quantity, symbol, template, values, result, note)
+    return quick(
+        Step,
+        topic=topic,
+        quantity=quantity,
+        symbol=symbol,
+        template=template,
+        values=values,
+        result=result,
+        note=note,
+    )

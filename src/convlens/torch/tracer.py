@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from convlens.core.analyze import remembered_rule
-from convlens.core.records import LayerSpec, Network, quick
+from convlens.core.frozen import quick
+from convlens.core.records import LayerSpec, Network
 from convlens.errors import ConvlensError
 from convlens.torch.batch_axis import (
     AXIS_MOVES,

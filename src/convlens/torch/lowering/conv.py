@@ -41,17 +41,21 @@ def computed_weight(t: Tracer, weight: torch.Tensor) -> bool:
 # -- conv2d -------------------------------------------------------------------------------
 @handles(F.conv2d, torch.conv2d)
 def trace_conv2d(t: Tracer, args: tuple, kwargs: dict) -> Any:
-    x, weight, bias = args[0], arg(args, kwargs, 1, "weight"), arg(args, kwargs, 2, "bias")
-    padding = arg(args, kwargs, 4, "padding", 0)
-    groups = int(arg(args, kwargs, 6, "groups", 1))
-    expect_channels(t, x, int(weight.shape[1]) * groups, "input channels")
+    if len(args) == 7 and not kwargs:  # as nn.Conv2d passes them
+        x, weight, bias, stride, padding, dilation, groups = args
+    else:
+        x, weight, bias = args[0], arg(args, kwargs, 1, "weight"), arg(args, kwargs, 2, "bias")
+        stride, padding = arg(args, kwargs, 3, "stride", 1), arg(args, kwargs, 4, "padding", 0)
+        dilation, groups = arg(args, kwargs, 5, "dilation", 1), arg(args, kwargs, 6, "groups", 1)
+    groups, size = int(groups), weight.shape
+    expect_channels(t, x, int(size[1]) * groups, "input channels")
     spec = {
-        "out_channels": int(weight.shape[0]),
-        "kernel_size": pair(weight.shape[2:]),
-        "stride": pair(arg(args, kwargs, 3, "stride", 1)),
+        "out_channels": int(size[0]),
+        "kernel_size": pair(size[2:]),
+        "stride": pair(stride),
         "padding": padding if isinstance(padding, str) else pair(padding),
-        "dilation": pair(arg(args, kwargs, 5, "dilation", 1)),
-        "groups": int(arg(args, kwargs, 6, "groups", 1)),
+        "dilation": pair(dilation),
+        "groups": groups,
         "bias": bias is not None,
         "derived_weight": computed_weight(t, weight),
     }

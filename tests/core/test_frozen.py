@@ -1,4 +1,4 @@
-"""``records.quick`` builds the very record the dataclass's own ``__init__`` builds."""
+"""``frozen.quick`` builds the very record the dataclass's own ``__init__`` builds."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import pickle
 
 import pytest
 
-from convlens.core.records import LayerRecord, LayerSpec, Network, quick
+from convlens.core.frozen import quick
+from convlens.core.records import LayerRecord, LayerSpec, Network
 from convlens.core.steps import Step
 
 
@@ -50,6 +51,10 @@ def _record_values() -> dict[str, object]:
             {**_record_values(), "origin": "Conv2d", "args": {"k": 3}, "rf_period": (1, 1)},
         ),
         (LayerSpec, {"name": "a", "kind": "relu", "args": {}, "inputs": ("input",)}),
+        (
+            Step,
+            {"topic": "rf", "quantity": "q", "symbol": "RF", "template": "{a}", "values": {"a": 1}},
+        ),
         (
             LayerSpec,
             {"name": "a", "kind": "add", "args": {}, "inputs": ("x", "y"), "inplace": True},
