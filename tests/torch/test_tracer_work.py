@@ -99,6 +99,14 @@ def test_rule_keys_tell_types_apart() -> None:
     assert rule_key("x", {"a": (1, 2)}, shapes) != rule_key("x", {"a": (True, 2)}, shapes)
     assert rule_key("x", {"a": 1}, shapes) != rule_key("x", {"b": 1}, shapes)
     assert rule_key("x", {"a": 1}, shapes) != rule_key("x", {"a": 1}, [(3, 8, 9)])
+    assert rule_key("x", {"a": 0.5}, shapes) != rule_key("x", {"a": "0.5"}, shapes)
+    assert rule_key("x", {"a": 0.5}, shapes) != rule_key("x", {"a": 0.5000001}, shapes)
+    assert rule_key("x", {"a": 0.5, "b": (1, 2)}, shapes) != rule_key(
+        "x", {"a": 0.5, "b": (True, 2)}, shapes
+    )
+    assert rule_key("bn", {"eps": 1e-5, "affine": True}, shapes) == rule_key(
+        "bn", {"eps": 0.00001, "affine": True}, shapes
+    )
     # not plain values: the rule simply runs
     assert rule_key("x", {"a": [1, 2]}, shapes) is None
     assert rule_key("x", {"a": symbol("k")}, shapes) is None

@@ -57,10 +57,12 @@ def rule_key(
             return None  # a symbolic size (a description's), or no shape at all
     values = tuple(args.values())
     types = tuple(map(type, values))  # in the key: True is not 1
+    if float in types:  # by their text: -0.0 is not 0.0 (BatchNorm's eps, a dropout rate)
+        values = tuple([repr(v) if t is float else v for v, t in zip(values, types, strict=True)])
     for value, kind_of_value in zip(values, types, strict=True):
         if kind_of_value not in _PLAIN and not (
-            kind_of_value is tuple and _INT.issuperset(map(type, value))
-        ):  # a float (-0.0 is not 0.0), a nested tuple, or no plain value at all
+            kind_of_value is float or (kind_of_value is tuple and _INT.issuperset(map(type, value)))
+        ):  # a nested tuple, or no plain value at all
             return _tagged_key(kind, args, shapes)
     return (kind, *args, types, values, *shapes)
 
