@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,9 +65,9 @@ _NOTHING = object()
 
 
 def _reporting(tracer: Tracer) -> Callable[[nn.Module, Any, ModuleCall | None], Any]:
-    """Makes a module's forward for the trace: what the module hooks of a trace did (the
-    module is innermost while it runs; its output is described), and, for a stock module
-    given a traced tensor, the one call its forward would make, made directly."""
+    """Makes a module's forward for the trace: the module is innermost while it runs and
+    its output is described; a stock module given a traced tensor makes the one call its
+    forward would make, directly."""
     stack, called, outputs, names = tracer.stack, tracer.called, tracer.outputs, tracer.names
     describe, on_call = tracer.describe, tracer.on_call
 
@@ -79,7 +78,12 @@ def _reporting(tracer: Tracer) -> Callable[[nn.Module, Any, ModuleCall | None], 
             stack.append(module)
             called.add(key)
             try:
-                output = forward(*args, **kwargs)
+                how = None
+                one_tensor = len(args) == 1 and not kwargs and type(args[0]) is ShapeTensor
+                if direct is not None and one_tensor:
+                    with torch._C.DisableTorchFunctionSubclass():  # its shape reads: plain
+                        how = direct(module, args[0])
+                output = forward(*args, **kwargs) if how is None else on_call(*how)
             finally:
                 if stack and stack[-1] is module:
                     stack.pop()
@@ -88,24 +92,7 @@ def _reporting(tracer: Tracer) -> Callable[[nn.Module, Any, ModuleCall | None], 
                 outputs[name] = describe(output)
             return output
 
-        def call_directly(*args: Any, **kwargs: Any) -> Any:
-            stack.append(module)
-            called.add(key)
-            try:
-                how = None
-                if len(args) == 1 and not kwargs and type(args[0]) is ShapeTensor:
-                    with torch._C.DisableTorchFunctionSubclass():  # its shape reads: plain
-                        how = direct(module, args[0])  # type: ignore[misc]
-                output = forward(*args, **kwargs) if how is None else on_call(*how)
-            finally:
-                if stack and stack[-1] is module:
-                    stack.pop()
-            name = names.get(key)
-            if name is not None:
-                outputs[name] = describe(output)
-            return output
-
-        return call if direct is None else call_directly
+        return call
 
     return wrap
 
@@ -189,10 +176,8 @@ def _is_compiled(module: nn.Module) -> bool:
 
 @contextlib.contextmanager
 def _run_eagerly() -> Iterator[None]:
-    """Compiled submodules run as plain Python (Dynamo cannot trace a shape tensor; the
-    trace's wrappers would make torch.compile warn about the wrapped module)."""
-    with warnings.catch_warnings(), torch.compiler.set_stance("force_eager"):
-        warnings.filterwarnings("ignore", message=r"Using `torch.compile\(module\)`")
+    """Compiled submodules run as plain Python (Dynamo cannot trace a shape tensor)."""
+    with torch.compiler.set_stance("force_eager"):
         yield
 
 
@@ -241,9 +226,9 @@ def _walk(modules: list[tuple[str, nn.Module]], tracer: Tracer) -> _Walk:
         elif _is_compiled(module):
             compiled.add(key)
             continue
-        if module._parameters or module._buffers:  # (a None's id is no tensor's)
-            owned.update(map(id, module._parameters.values()))
-            owned.update(map(id, module._buffers.values()))
+        if module._parameters or module._buffers:
+            owned.update([id(t) for t in module._parameters.values() if t is not None])
+            owned.update([id(t) for t in module._buffers.values() if t is not None])
             holders.append((name, module))
         if name:
             types.append((name, type(module).__name__))

@@ -250,8 +250,8 @@ class Tracer:
         reuses = derived or seen.issuperset(ids)
         if not derived:
             seen.update(ids)
-            if self.stack and own_buffers:  # its rule counts the module's buffers (the id
-                seen.update(map(id, self.stack[-1]._buffers.values()))  # of None: no tensor's)
+            if self.stack and own_buffers:  # its rule counts the module's buffers
+                seen.update([id(b) for b in self.stack[-1]._buffers.values() if b is not None])
         if derived and not trainable and self.stack:  # computed under no_grad: taken to come
             trainable = any(
                 p is not None and p.requires_grad  # from the running module's
