@@ -155,3 +155,30 @@ def test_remembered_rules_change_no_number_across_models() -> None:
         for name, model in reversed(models.items()):  # each meets the others' layers
             assert convlens.analyze(model, input_size=(2, 3, 64, 64)).to_dict() == fresh[name]
         assert len(RULE_RESULTS) > 0
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v3_small", "resnet18", "unet_same", "densenet121"])
+def test_module_outputs_are_the_real_forwards(name: str) -> None:
+    """Every module's output as the report describes it (``--depth``) is what a real
+    forward of the module returns, per sample."""
+    from convlens.torch.trace import trace
+    from convlens.zoo import create_model
+
+    model = create_model(name).eval()
+    real: dict[str, str] = {}
+    names = {id(m): n for n, m in model.named_modules()}
+
+    def note(module: nn.Module, _: object, output: object) -> None:
+        if isinstance(output, torch.Tensor):
+            real[names[id(module)]] = "×".join(str(d) for d in output.shape[1:])
+
+    handles = [m.register_forward_hook(note) for m in model.modules()]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(2, 3, 64, 64))
+    finally:
+        for handle in handles:
+            handle.remove()
+    described = dict(trace(model, (2, 3, 64, 64)).network.module_outputs)
+    assert len(real) > 50
+    assert {n: described[n] for n in real} == real

@@ -90,7 +90,7 @@ class Tracer:
     counters: dict[str, itertools.count] = field(default_factory=dict)
     costs: dict[str, Any] = field(default_factory=dict)  # layer → its rule's Cost
     outputs: dict[str, str] = field(default_factory=dict)  # module path → output text
-    shape_texts: dict[Any, str] = field(default_factory=dict)  # full shape → its text
+    shape_texts: dict[Any, str] = field(default_factory=dict)  # sample shape → its text
     batch: int = 1
     dtype: torch.dtype = torch.float32
     device: str = "meta"  # "meta": shapes only; "cpu"/"cuda": every operation also runs
@@ -422,13 +422,15 @@ class Tracer:
         """Per-sample shapes of a module's output, tuples, lists and dicts included; a
         tensor whose batch is not axis 0 shows its whole shape, N where the batch is (N·m
         where it is merged), or says it has none."""
-        with torch._C.DisableTorchFunctionSubclass():  # shape reads, not traced operations
-            if type(value) is ShapeTensor and not self.layouts and not self.unbatched:
-                shape = value.shape  # the common case: one tensor, batch on axis 0
+        if type(value) is ShapeTensor and not self.layouts and not self.unbatched:
+            node = self.node_of.get(id(value))  # the common case: one traced tensor, batch
+            if node is not None:  # on axis 0, its per-sample shape known
+                shape = self.shapes[node]
                 text = self.shape_texts.get(shape)
                 if text is None:
-                    text = self.shape_texts[shape] = describe_output(value)
+                    text = self.shape_texts[shape] = "×".join(map(str, shape)) or "scalar"
                 return text
+        with torch._C.DisableTorchFunctionSubclass():  # shape reads, not traced operations
             return self._describe(value)
 
     def _describe(self, value: Any) -> str:
