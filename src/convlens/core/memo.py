@@ -20,13 +20,13 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias
 
+from convlens.core.numbers import plain_ints
 from convlens.core.registry import Cost
 
 # kind, argument names, argument values tagged with their types, input shapes
 Key: TypeAlias = tuple[Any, ...]
 
 _PLAIN = frozenset({int, str, bool, type(None)})
-_INT = frozenset({int})
 
 
 def _plain(value: Any) -> Any:
@@ -38,7 +38,7 @@ def _plain(value: Any) -> Any:
     if kind is float:
         return (float, repr(value))
     if kind is tuple:
-        if _INT.issuperset(map(type, value)):  # a shape, a kernel size: the common case
+        if plain_ints(value):  # a shape, a kernel size: the common case
             return (tuple, value)
         parts = tuple(_plain(v) for v in value)
         return None if None in parts else (tuple, parts)
@@ -53,7 +53,7 @@ def rule_key(
     if "like" in args:  # crop to another output's size: it reads more than its inputs
         return None
     for shape in shapes:
-        if type(shape) is not tuple or not _INT.issuperset(map(type, shape)):
+        if type(shape) is not tuple or not plain_ints(shape):
             return None  # a symbolic size (a description's), or no shape at all
     values = tuple(args.values())
     types = tuple(map(type, values))  # in the key: True is not 1
@@ -61,7 +61,7 @@ def rule_key(
         values = tuple([repr(v) if t is float else v for v, t in zip(values, types, strict=True)])
     for value, kind_of_value in zip(values, types, strict=True):
         if kind_of_value not in _PLAIN and not (
-            kind_of_value is float or (kind_of_value is tuple and _INT.issuperset(map(type, value)))
+            kind_of_value is float or (kind_of_value is tuple and plain_ints(value))
         ):  # a nested tuple, or no plain value at all
             return _tagged_key(kind, args, shapes)
     return (kind, *args, types, values, *shapes)

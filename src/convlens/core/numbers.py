@@ -9,11 +9,21 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterable
 from fractions import Fraction
 from typing import Any, TypeAlias
 
 # A size: int, Fraction, or sympy.Expr. Kept as ``Any`` for SymPy's sake.
 Dim: TypeAlias = Any
+
+
+_INT = frozenset({int})
+
+
+def plain_ints(values: Iterable[Any]) -> bool:
+    """Every value a plain ``int`` (no bool, no SymPy integer, no Fraction): a shape or a
+    size that needs no normalising, checked in C."""
+    return _INT.issuperset(map(type, values))
 
 
 def is_numeric(value: Dim) -> bool:

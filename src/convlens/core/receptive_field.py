@@ -30,11 +30,11 @@ from convlens.core.numbers import (
     maximum,
     minimum,
     normalize,
+    plain_ints,
 )
 from convlens.core.registry import AxisMap
 
-MAX_PERIOD = 4096
-_INTS = frozenset({int})  # beyond this a map is not worth tabulating; reported as unavailable
+MAX_PERIOD = 4096  # beyond this a map is not worth tabulating; reported as unavailable
 
 
 @dataclass(frozen=True)
@@ -225,7 +225,7 @@ def _union_of_spans(branches: Sequence[AxisRF]) -> AxisRF | None:
         return None
     los = [b.lo[0] for b in branches]
     his = [b.hi[0] for b in branches]
-    if type(first.step) is not int or not _INTS.issuperset(map(type, los + his)):
+    if type(first.step) is not int or not plain_ints(los + his):
         return None
     return AxisRF(1, first.step, (min(los),), (max(his),))
 

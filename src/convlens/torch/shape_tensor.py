@@ -8,6 +8,8 @@ from typing import Any, ClassVar
 
 import torch
 
+from convlens.core.numbers import plain_ints
+
 
 class ShapeTensor(torch.Tensor):
     """A meta tensor that reports every operation on it to the active tracer."""
@@ -33,12 +35,9 @@ _META = torch.device("meta")
 
 
 def meta_tensor(shape: Sequence[int], dtype: torch.dtype) -> ShapeTensor:
-    if type(shape) is not tuple or not _INT.issuperset(map(type, shape)):
+    if type(shape) is not tuple or not plain_ints(shape):
         shape = tuple(int(d) for d in shape)
     return torch.empty(shape, dtype=dtype, device=_META).as_subclass(ShapeTensor)
-
-
-_INT = frozenset({int})
 
 
 def ranks(tensors: Sequence[torch.Tensor]) -> list[int]:

@@ -428,7 +428,7 @@ class Tracer:
                 shape = self.shapes[node]
                 text = self.shape_texts.get(shape)
                 if text is None:
-                    text = self.shape_texts[shape] = "×".join(map(str, shape)) or "scalar"
+                    text = self.shape_texts[shape] = sample_text(shape)
                 return text
         with torch._C.DisableTorchFunctionSubclass():  # shape reads, not traced operations
             return self._describe(value)
@@ -470,9 +470,14 @@ def flatten_args(args: Any, kwargs: Mapping[str, Any]) -> Iterator[Any]:
 def describe_output(value: Any) -> str:
     """Per-sample shapes of a module's output, tuples, lists and dicts included."""
     if isinstance(value, torch.Tensor):
-        return "×".join(str(d) for d in value.shape[1:]) or "scalar"
+        return sample_text(value.shape[1:])
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}: {describe_output(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list | tuple):
         return "(" + ", ".join(describe_output(v) for v in value) + ")"
     return type(value).__name__
+
+
+def sample_text(shape: Sequence[Any]) -> str:
+    """One sample's shape as the report shows a module's output: ``16×112×112``."""
+    return "×".join(map(str, shape)) or "scalar"
