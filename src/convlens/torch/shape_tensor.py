@@ -33,11 +33,24 @@ class ShapeTensor(torch.Tensor):
 
 _META = torch.device("meta")
 
+# One plain meta tensor per (shape, dtype) met so far, for ``meta_tensor`` to wrap.
+_TEMPLATES: dict[tuple[tuple[int, ...], torch.dtype], torch.Tensor] = {}
+_MOST_TEMPLATES = 4096  # a session's distinct output shapes: a few hundred per input size
+
 
 def meta_tensor(shape: Sequence[int], dtype: torch.dtype) -> ShapeTensor:
+    """A new shape tensor of ``shape``: a fresh tensor wrapping the storage of a meta
+    template kept per shape and dtype. Every traced row makes one, and wrapping costs less
+    than half of allocating (``torch.empty`` then ``as_subclass``); a meta storage holds no
+    data, so sharing it shares nothing. Like ``torch.empty``'s, the tensor is no view."""
     if type(shape) is not tuple or not plain_ints(shape):
         shape = tuple(int(d) for d in shape)
-    return torch.empty(shape, dtype=dtype, device=_META).as_subclass(ShapeTensor)
+    template = _TEMPLATES.get((shape, dtype))
+    if template is None:
+        if len(_TEMPLATES) >= _MOST_TEMPLATES:
+            _TEMPLATES.clear()
+        template = _TEMPLATES[(shape, dtype)] = torch.empty(shape, dtype=dtype, device=_META)
+    return torch.Tensor._make_subclass(ShapeTensor, template)
 
 
 def ranks(tensors: Sequence[torch.Tensor]) -> list[int]:
