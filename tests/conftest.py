@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
-from convlens.core.memo import RULE_RESULTS
+from convlens.core.memo import RF_RESULTS, RULE_RESULTS
 
 # Derandomized and a fixed number of examples: the same run every time, in CI and locally.
 settings.register_profile(
@@ -42,9 +42,11 @@ def pytest_addoption(parser):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(autouse=True)
-def _fresh_rule_memo() -> Iterator[None]:
-    """Each test computes its rules itself: a result remembered from an earlier test
-    (``core/memo.py``) would make a test pass or fail depending on what ran before it.
-    Within a test the memo works as in use (tests/torch/test_tracer_work.py checks it)."""
+def _fresh_memos() -> Iterator[None]:
+    """Each test computes its rules and receptive fields itself: a result remembered from
+    an earlier test (``core/memo.py``) would make a test pass or fail depending on what ran
+    before it. Within a test the memos work as in use (tests/torch/test_tracer_work.py
+    checks them)."""
     RULE_RESULTS.clear()
+    RF_RESULTS.clear()
     yield

@@ -1,6 +1,7 @@
 """The tracer does each piece of work once: a handler's shape reads are not dispatched
-back to the tracer, and a rule runs once per distinct (kind, arguments, input shapes) in
-a process (``core/memo.py``) — without changing a number."""
+back to the tracer, a rule runs once per distinct (kind, arguments, input shapes) in a
+process, and a receptive field once per distinct (rule result, input fields)
+(``core/memo.py``) — without changing a number."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from torch import nn
 
 import convlens
 from convlens.core import analyze as analyze_module
-from convlens.core.memo import RULE_RESULTS, RuleMemo, rule_key
+from convlens.core.memo import RF_RESULTS, RULE_RESULTS, Memo, rule_key
 from convlens.core.numbers import symbol
 from convlens.torch.tracer import Tracer
 
@@ -78,13 +79,13 @@ def test_descriptions_share_the_memo_but_symbols_always_run() -> None:
 
 
 def test_the_memo_is_bounded_and_forgets_the_oldest_first() -> None:
-    memo = RuleMemo(capacity=2)
+    memo: Memo[object] = Memo(capacity=2)
     cost_a, cost_b, cost_c = (object() for _ in range(3))
-    memo.put(("a",), cost_a)  # type: ignore[arg-type]
-    memo.put(("b",), cost_b)  # type: ignore[arg-type]
-    memo.put(("a",), cost_a)  # type: ignore[arg-type]  (already there: nothing evicted)
+    memo.put(("a",), cost_a)
+    memo.put(("b",), cost_b)
+    memo.put(("a",), cost_a)  # already there: nothing evicted
     assert len(memo) == 2
-    memo.put(("c",), cost_c)  # type: ignore[arg-type]
+    memo.put(("c",), cost_c)
     assert len(memo) == 2
     assert memo.get(("a",)) is None
     assert memo.get(("b",)) is cost_b and memo.get(("c",)) is cost_c
@@ -147,14 +148,50 @@ def test_remembered_rules_change_no_number_across_models() -> None:
     models = {name: create_model(name) for name in names}
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(RULE_RESULTS, "_results", {})
+        patch.setattr(RF_RESULTS, "_results", {})
         fresh = {}
         for name, model in models.items():
             RULE_RESULTS.clear()
+            RF_RESULTS.clear()
             fresh[name] = convlens.analyze(model, input_size=(2, 3, 64, 64)).to_dict()
         RULE_RESULTS.clear()
+        RF_RESULTS.clear()
         for name, model in reversed(models.items()):  # each meets the others' layers
             assert convlens.analyze(model, input_size=(2, 3, 64, 64)).to_dict() == fresh[name]
-        assert len(RULE_RESULTS) > 0
+        for name, model in models.items():  # and itself again, everything remembered
+            assert convlens.analyze(model, input_size=(2, 3, 64, 64)).to_dict() == fresh[name]
+        assert len(RULE_RESULTS) > 0 and len(RF_RESULTS) > 0
+
+
+def test_a_receptive_field_is_computed_once_per_distinct_input() -> None:
+    """The second analysis of the same layers composes no span and writes no step; one at
+    another input size, or a description with a symbol (its rule result is new each
+    time), computes its fields again — and each is what it is from scratch."""
+    composed: list[str] = []
+    node_rf = analyze_module.node_rf
+
+    def counting(inputs, *maps):  # type: ignore[no-untyped-def]
+        composed.append("rf")
+        return node_rf(inputs, *maps)
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 4, 3))
+    text = "input 3x32x32\nconv2d 8 k=3\nconv2d 8 k=k s=2"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(analyze_module, "node_rf", counting)
+        first = convlens.analyze(model, input_size=(1, 3, 32, 32))
+        assert len(composed) == 4
+        assert convlens.analyze(model, input_size=(1, 3, 32, 32)).to_dict() == first.to_dict()
+        assert len(composed) == 4  # all four remembered
+        bigger = convlens.analyze(model, input_size=(1, 3, 40, 40))
+        assert len(composed) == 8
+        described = [convlens.analyze(text) for _ in range(2)]
+        assert len(composed) == 8 + 2 + 1  # the symbolic layer (k) is new each time
+        RF_RESULTS.clear()
+        RULE_RESULTS.clear()
+        assert convlens.analyze(model, input_size=(1, 3, 40, 40)).to_dict() == bigger.to_dict()
+        assert str(convlens.analyze(text).to_dict()) == str(described[1].to_dict())
+    assert [r.rf for r in first.layers] == [(3, 3), (3, 3), (4, 4), (8, 8)]
+    assert [r.rf for r in bigger.layers] == [(3, 3), (3, 3), (4, 4), (8, 8)]
 
 
 @pytest.mark.parametrize("name", ["mobilenet_v3_small", "resnet18", "unet_same", "densenet121"])

@@ -25,7 +25,7 @@ from convlens.core.conventions import (
     flops,
 )
 from convlens.core.frozen import quick
-from convlens.core.memo import RULE_RESULTS, rule_key
+from convlens.core.memo import RF_RESULTS, RULE_RESULTS, rule_key
 from convlens.core.numbers import Dim, is_numeric, maximum, normalize, product, total
 from convlens.core.receptive_field import OTHER_INPUT_RF, NodeRF, RFStatus, input_rf, node_rf
 from convlens.core.records import LayerRecord, LayerSpec, Network, Shape, Totals
@@ -149,7 +149,7 @@ def analyze_network(
     rf_texts: dict[int, tuple[dict[str, Any], tuple[Step, ...]]] = {}  # id(NodeRF) → …
     for index, spec in enumerate(network.layers, start=1):
         known = costs.get(spec.name) if costs is not None else None
-        cost = known if known is not None else remembered_rule(spec, network, shapes)
+        cost = rule_cost = known if known is not None else remembered_rule(spec, network, shapes)
         has_weights = cost.params != 0  # even when reused: autograd needs them again
         if spec.reuses_params:  # a shared module: its parameters were counted at first use
             cost = replace(cost, params=0, param_tensors=0, buffers=0, int64_buffers=0)
@@ -194,19 +194,29 @@ def analyze_network(
                         new_saved = new_saved + storage_bytes[owner]
         shapes[spec.name] = tuple(cost.output_shape)
         needs_grad[spec.name] = in_graph
-        rf = node_rf(
-            [rfs[name] for name in spec.inputs],
-            cost.rf,
-            cost.rf_global,
-            cost.rf_axes,
-            cost.rf_otherwise_global,
-        )
+        input_rfs = [rfs[name] for name in spec.inputs]
+        rf_key = (id(rule_cost), network.input_shape, *[id(r) for r in input_rfs])
+        remembered = RF_RESULTS.get(rf_key)
+        if remembered is not None:
+            rf, rf_fields, rf_steps = remembered[2:]
+        else:
+            rf = node_rf(
+                input_rfs,
+                cost.rf,
+                cost.rf_global,
+                cost.rf_axes,
+                cost.rf_otherwise_global,
+            )
+            # element-wise layers pass their input's NodeRF on: its fields and steps once
+            known_rf = rf_texts.get(id(rf))
+            if known_rf is None:
+                known_rf = rf_texts[id(rf)] = (
+                    _rf_fields(rf, network.input_shape),
+                    _rf_steps(rf),
+                )
+            rf_fields, rf_steps = known_rf
+            RF_RESULTS.put(rf_key, (rule_cost, input_rfs, rf, rf_fields, rf_steps))
         rfs[spec.name] = rf
-        # element-wise layers pass their input's NodeRF on: its fields and steps once
-        known_rf = rf_texts.get(id(rf))
-        if known_rf is None:
-            known_rf = rf_texts[id(rf)] = (_rf_fields(rf, network.input_shape), _rf_steps(rf))
-        rf_fields, rf_steps = known_rf
         macs = normalize(cost.macs * batch)
         bias_flops = normalize(cost.bias_flops * batch)
         other_flops = normalize(cost.other_flops * batch)

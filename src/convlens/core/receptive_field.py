@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from fractions import Fraction
+from functools import cache
 from itertools import pairwise
 from math import gcd
 from typing import Any
@@ -118,8 +119,10 @@ OTHER_INPUT_RF = NodeRF(independent=True)
 WHOLE_INPUT_RF = NodeRF(whole_input=True)  # shared: a network after an SE block has many
 
 
+@cache
 def input_rf(spatial_axes: int) -> NodeRF:
-    """The network input: every position sees itself, along each spatial axis."""
+    """The network input: every position sees itself, along each spatial axis. One object
+    per rank, so that ``memo.RF_RESULTS`` finds a network's first layers again."""
     return NodeRF(axes=(IDENTITY,) * spatial_axes)
 
 
