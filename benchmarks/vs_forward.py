@@ -7,8 +7,9 @@ shared), not absolute times. ``--clock cpu`` (the default) times the process's C
 with one torch thread, which other jobs on the cores disturb far less than the wall clock.
 
 Two convlens figures: ``warm`` is a repeated analysis of the same model, whose layers' rule
-results the process remembers (``core/memo.py``); ``new model`` clears that memo before each
-call, as the first analysis of a model in a process that has analysed others would run.
+results and receptive fields the process remembers (``core/memo.py``); ``new model`` clears
+both memos before each call, as the first analysis of a model in a process that has
+analysed others would run.
 
 Where the warm time goes: ``tracing`` is ``trace()`` alone (the rest of the warm figure is
 the analyser), and ``dispatch floor`` is what PyTorch itself charges for running the model
@@ -30,7 +31,7 @@ from typing import Any
 import torch
 
 import convlens
-from convlens.core.memo import RULE_RESULTS
+from convlens.core.memo import RF_RESULTS, RULE_RESULTS
 from convlens.torch.registry import MODULE_CALLS
 from convlens.torch.trace import trace
 from convlens.torch.tracer import PASSTHROUGH
@@ -124,7 +125,11 @@ def main() -> None:
         tracing = median_seconds(lambda m=model: trace(m, SIZE), args.repeats, args.clock)
         floor = dispatch_floor(model, args.repeats, args.clock)
         fresh = median_seconds(
-            lambda m=model: (RULE_RESULTS.clear(), convlens.analyze(m, input_size=SIZE)),
+            lambda m=model: (
+                RULE_RESULTS.clear(),
+                RF_RESULTS.clear(),
+                convlens.analyze(m, input_size=SIZE),
+            ),
             args.repeats,
             args.clock,
         )
