@@ -2,6 +2,8 @@
 
     python benchmarks/vs_anchors.py              # speed and memory, all models, 3 repeats
     python benchmarks/vs_anchors.py --quick      # ResNet-50 only, 2 repeats, no 2048²
+    python benchmarks/vs_anchors.py --models mobilenet_v3_small,densenet121 --repeats 5
+                                                 # those analysis calls only
     python benchmarks/vs_anchors.py --compare    # each tool's numbers (docs/tool_comparison.md)
 
 The anchor tools are benchmark-only; install them without letting pip touch torch:
@@ -331,6 +333,13 @@ def table(title: str, result: dict[str, dict], keys: list[str]) -> str:
 def speed(args: argparse.Namespace) -> None:
     repeats = args.repeats or (2 if args.quick else 3)
     models = MODELS[:1] if args.quick else MODELS
+    if args.models:
+        chosen = args.models.split(",")
+        unknown = sorted(set(chosen) - {name for name, _ in MODELS})
+        if unknown:
+            names = ", ".join(name for name, _ in MODELS)
+            raise SystemExit(f"--models: unknown {', '.join(unknown)}; choose from {names}")
+        models = [(name, size) for name, size in MODELS if name in chosen]
     tools = ["convlens", *ANCHORS]
     load = os.getloadavg()
     print(
@@ -346,6 +355,8 @@ def speed(args: argparse.Namespace) -> None:
         print(
             table(f"{name} 1×3×{size}×{size}: analysis call", result, ["cold", "warm"]), flush=True
         )
+    if args.models:  # the chosen analysis calls only
+        return
     result = measure_processes(tools, repeats)
     print(
         table(
@@ -465,6 +476,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="ResNet-50 only, 2 repeats")
     parser.add_argument("--repeats", type=int, default=0, help="fresh processes per figure")
+    parser.add_argument(
+        "--models", default="", help="comma-separated: only these models' analysis calls"
+    )
     parser.add_argument(
         "--threads",
         type=int,

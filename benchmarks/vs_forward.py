@@ -3,8 +3,10 @@
 Issue 16 asks that analysing a model cost no more than running it once. On the small,
 many-layered nets the forward is cheap and convlens's time per traced row shows, so
 those are the models measured; ratios within one run are what to read (the machine is
-shared), not absolute times. ``--clock cpu`` (the default) times the process's CPU time
-with one torch thread, which other jobs on the cores disturb far less than the wall clock.
+shared), not absolute times. Every figure is a median over rounds that each time one call
+of every measure, so a drift in the machine's speed hits them all alike. ``--clock cpu``
+(the default) times the process's CPU time with one torch thread, which other jobs on the
+cores disturb far less than the wall clock.
 
 Two convlens figures: ``warm`` is a repeated analysis of the same model, whose layers' rule
 results and receptive fields the process remembers (``core/memo.py``); ``new model`` clears
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -44,14 +47,28 @@ SIZE = (1, 3, 224, 224)
 CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
 
 
-def median_seconds(call: object, repeats: int, clock: str = "cpu") -> float:
+def interleaved(
+    measures: dict[str, Callable[[Callable[[], float]], float]], repeats: int, clock: str
+) -> dict[str, float]:
+    """The median seconds of each measure, taken round-robin — one of each per round — so
+    that a drift in the shared machine's speed (it swings by half within minutes) hits all
+    of them alike and their ratios hold. A measure is given the clock and returns the
+    seconds of its timed part (set-up left out)."""
     now = CLOCKS[clock]
-    times = []
+    times: dict[str, list[float]] = {key: [] for key in measures}
     for _ in range(repeats):
+        for key, measure in measures.items():
+            times[key].append(measure(now))
+    return {key: statistics.median(values) for key, values in times.items()}
+
+
+def timed(call: Callable[[], Any]) -> Callable[[Callable[[], float]], float]:
+    def measure(now: Callable[[], float]) -> float:
         start = now()
-        call()  # type: ignore[operator]
-        times.append(now() - start)
-    return statistics.median(times)
+        call()
+        return now() - start
+
+    return measure
 
 
 class _Reporting(torch.Tensor):
@@ -69,7 +86,7 @@ class _Reporting(torch.Tensor):
         return next(v for v in flat if isinstance(v, _Reporting))
 
 
-def dispatch_floor(model: torch.nn.Module, repeats: int, clock: str) -> float:
+def dispatch_floor(model: torch.nn.Module) -> Callable[[Callable[[], float]], float]:
     """The model's forward on a ``_Reporting`` tensor, every module's forward wrapped as
     the trace wraps it (the module pushed on a stack while it runs), and the stock modules
     the trace calls directly (``registry.MODULE_CALLS``) handing back their input without
@@ -93,15 +110,44 @@ def dispatch_floor(model: torch.nn.Module, repeats: int, clock: str) -> float:
 
         return direct if type(module) in MODULE_CALLS else call
 
-    for module in modules:
-        module.__dict__["forward"] = wrapped(module, module.forward)
-    try:
-        with torch.no_grad():
-            model(x)
-            return median_seconds(lambda: model(x), repeats, clock)
-    finally:
+    def measure(now: Callable[[], float]) -> float:
         for module in modules:
-            del module.__dict__["forward"]
+            module.__dict__["forward"] = wrapped(module, module.forward)
+        try:
+            with torch.no_grad():
+                start = now()
+                model(x)
+                return now() - start
+        finally:
+            for module in modules:
+                del module.__dict__["forward"]
+
+    return measure
+
+
+def one_forward(model: torch.nn.Module) -> Callable[[Callable[[], float]], float]:
+    x = torch.zeros(SIZE)
+
+    def measure(now: Callable[[], float]) -> float:
+        with torch.no_grad():
+            start = now()
+            model(x)
+            return now() - start
+
+    return measure
+
+
+def new_model(model: torch.nn.Module) -> Callable[[Callable[[], float]], float]:
+    """An analysis with both memos emptied first (outside the clock)."""
+
+    def measure(now: Callable[[], float]) -> float:
+        RULE_RESULTS.clear()
+        RF_RESULTS.clear()
+        start = now()
+        convlens.analyze(model, input_size=SIZE)
+        return now() - start
+
+    return measure
 
 
 def main() -> None:
@@ -110,36 +156,32 @@ def main() -> None:
     parser.add_argument("--clock", choices=list(CLOCKS), default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    print(f"{args.clock} time, median of {args.repeats}, 1 torch thread\n")
+    print(f"{args.clock} time, median of {args.repeats} rounds (interleaved), 1 torch thread\n")
     print("| model (1×3×224×224) | rows | convlens warm | per row | of which tracing "
           "| dispatch floor | convlens, new model | one forward (no grad) "
           "| convlens / forward (warm, new model) |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in MODELS:
         model = create_model(name).eval()
-        x = torch.zeros(SIZE)
-        rows = len(convlens.analyze(model, input_size=SIZE).layers)  # warm-up, untimed
-        analyse = median_seconds(
-            lambda m=model: convlens.analyze(m, input_size=SIZE), args.repeats, args.clock
-        )
-        tracing = median_seconds(lambda m=model: trace(m, SIZE), args.repeats, args.clock)
-        floor = dispatch_floor(model, args.repeats, args.clock)
-        fresh = median_seconds(
-            lambda m=model: (
-                RULE_RESULTS.clear(),
-                RF_RESULTS.clear(),
-                convlens.analyze(m, input_size=SIZE),
-            ),
+        rows = len(convlens.analyze(model, input_size=SIZE).layers)  # warm-ups, untimed
+        with torch.no_grad():
+            model(torch.zeros(SIZE))
+        seconds = interleaved(
+            {
+                "warm": timed(lambda m=model: convlens.analyze(m, input_size=SIZE)),
+                "tracing": timed(lambda m=model: trace(m, SIZE)),
+                "floor": dispatch_floor(model),
+                "new": new_model(model),
+                "forward": one_forward(model),
+            },
             args.repeats,
             args.clock,
         )
-        with torch.no_grad():
-            model(x)
-            forward = median_seconds(lambda m=model, x=x: m(x), args.repeats, args.clock)
-        print(f"| {name} | {rows} | {analyse * 1e3:.1f} ms | {analyse / rows * 1e6:.0f} µs | "
-              f"{tracing * 1e3:.1f} ms | {floor * 1e3:.1f} ms | "
-              f"{fresh * 1e3:.1f} ms | {forward * 1e3:.1f} ms | "
-              f"{analyse / forward:.2f}, {fresh / forward:.2f} |")  # fmt: skip
+        warm, new, forward = seconds["warm"], seconds["new"], seconds["forward"]
+        print(f"| {name} | {rows} | {warm * 1e3:.1f} ms | {warm / rows * 1e6:.0f} µs | "
+              f"{seconds['tracing'] * 1e3:.1f} ms | {seconds['floor'] * 1e3:.1f} ms | "
+              f"{new * 1e3:.1f} ms | {forward * 1e3:.1f} ms | "
+              f"{warm / forward:.2f}, {new / forward:.2f} |")  # fmt: skip
 
 
 if __name__ == "__main__":
