@@ -300,21 +300,11 @@ class Tracer:
     def fallback(self, func: Any, args: tuple, kwargs: dict) -> Any:
         """No rule: PyTorch's meta kernel gives the shape; nothing is counted."""
 
-        def to_meta(value: Any) -> Any:  # the model's own tensors join the meta world
-            if self.device != "meta":
-                return value
-            if (
-                isinstance(value, torch.Tensor)
-                and not isinstance(value, ShapeTensor)
-                and value.device.type != "meta"
-            ):
-                return torch.empty_like(value, device="meta")
-            if isinstance(value, list | tuple):
-                return type(value)(to_meta(v) for v in value)
-            return value
-
         with torch._C.DisableTorchFunctionSubclass():
-            result = func(*to_meta(args), **{k: to_meta(v) for k, v in kwargs.items()})
+            if self.device == "meta":  # the model's own tensors join the meta world
+                result = func(*_to_meta(args), **{k: _to_meta(v) for k, v in kwargs.items()})
+            else:
+                result = func(*args, **kwargs)
         values = list(flatten_args(args, kwargs))
         tensors = [t for t in values if isinstance(t, ShapeTensor)]
         self.touched.update(id(t) for t in values if isinstance(t, torch.Tensor))
@@ -448,6 +438,21 @@ class Tracer:
         if isinstance(value, list | tuple):
             return "(" + ", ".join(self._describe(v) for v in value) + ")"
         return describe_output(value)
+
+
+def _to_meta(value: Any) -> Any:
+    """``value`` with every real tensor in it (the model's own) replaced by a meta tensor
+    like it. A module-level function, not a closure that calls itself: that would be a
+    reference cycle keeping the whole trace alive until Python's cyclic collector ran."""
+    if (
+        isinstance(value, torch.Tensor)
+        and not isinstance(value, ShapeTensor)
+        and value.device.type != "meta"
+    ):
+        return torch.empty_like(value, device="meta")
+    if isinstance(value, list | tuple):
+        return type(value)(_to_meta(v) for v in value)
+    return value
 
 
 def op_name(func: Any) -> str:
