@@ -4,6 +4,8 @@
     python benchmarks/vs_anchors.py --quick      # ResNet-50 only, 2 repeats, no 2048²
     python benchmarks/vs_anchors.py --models mobilenet_v3_small,densenet121 --repeats 5
                                                  # those analysis calls only
+    python benchmarks/vs_anchors.py --baseline ../old-checkout
+                                                 # + convlens from another source tree
     python benchmarks/vs_anchors.py --compare    # each tool's numbers (docs/tool_comparison.md)
 
 The anchor tools are benchmark-only; install them without letting pip touch torch:
@@ -215,9 +217,20 @@ def child_env() -> dict[str, str]:
     return {**env, "OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS)}
 
 
+BASELINE_TOOL = "convlens baseline"  # convlens imported from --baseline's source tree
+BASELINE: str | None = None  # that tree's src folder
+
+
 def run_worker(tool: str, model_name: str, size: int, calls: int) -> dict[str, Any]:
+    """One measurement in a fresh process. The baseline is convlens itself, imported from
+    the other tree's ``src`` (put first on the path), and measured in the same rounds as
+    the tools: the way to see what a change did, since this shared machine's speed drifts
+    by a third between runs, and not alike for convlens's Python and the tools' kernels."""
+    env = child_env()
+    if tool == BASELINE_TOOL:
+        tool, env = "convlens", {**env, "PYTHONPATH": BASELINE or ""}
     command = [sys.executable, __file__, "--worker", tool, model_name, str(size), str(calls)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False, env=child_env())
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["?"])[-1]
         return {"error": tail[:120]}
@@ -315,7 +328,11 @@ def table(title: str, result: dict[str, dict], keys: list[str]) -> str:
         )
     fastest = {
         k: min(
-            ((r[k], t) for t, r in result.items() if t != "convlens" and r.get(k) is not None),
+            (
+                (r[k], t)
+                for t, r in result.items()
+                if t not in ("convlens", BASELINE_TOOL) and r.get(k) is not None
+            ),
             default=None,
         )
         for k in keys
@@ -340,7 +357,7 @@ def speed(args: argparse.Namespace) -> None:
             names = ", ".join(name for name, _ in MODELS)
             raise SystemExit(f"--models: unknown {', '.join(unknown)}; choose from {names}")
         models = [(name, size) for name, size in MODELS if name in chosen]
-    tools = ["convlens", *ANCHORS]
+    tools = ["convlens", *([BASELINE_TOOL] if BASELINE else []), *ANCHORS]
     load = os.getloadavg()
     print(
         f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
@@ -349,7 +366,8 @@ def speed(args: argparse.Namespace) -> None:
         f"python {platform.python_version()}, {repeats} fresh processes per figure, "
         f"{THREADS} torch thread(s)\n"
     )
-    run_worker("convlens", *models[0], calls=1)  # untimed: writes convlens's bytecode
+    for ours in tools[: 2 if BASELINE else 1]:  # untimed: writes convlens's bytecode
+        run_worker(ours, *models[0], calls=1)
     for name, size in models:
         result = measure_case(tools, name, size, repeats, calls=WARM_CALLS + 1)
         print(
@@ -357,7 +375,7 @@ def speed(args: argparse.Namespace) -> None:
         )
     if args.models:  # the chosen analysis calls only
         return
-    result = measure_processes(tools, repeats)
+    result = measure_processes([t for t in tools if t != BASELINE_TOOL], repeats)
     print(
         table(
             "whole process, ResNet-50 224² (`convlens analyze zoo:resnet50 --input "
@@ -480,6 +498,11 @@ def main() -> None:
         "--models", default="", help="comma-separated: only these models' analysis calls"
     )
     parser.add_argument(
+        "--baseline",
+        default="",
+        help="another convlens checkout, measured beside this one (its src/ first on the path)",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -490,8 +513,12 @@ def main() -> None:
         "--worker", nargs=4, metavar=("TOOL", "MODEL", "SIZE", "CALLS"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
-    global THREADS
+    global THREADS, BASELINE
     THREADS = args.threads
+    if args.baseline:
+        BASELINE = os.path.join(os.path.abspath(args.baseline), "src")
+        if not os.path.isdir(os.path.join(BASELINE, "convlens")):
+            raise SystemExit(f"--baseline: no src/convlens under {args.baseline}")
     if args.worker:
         tool, model_name, size, calls = args.worker
         print(json.dumps(worker(tool, model_name, int(size), int(calls))))

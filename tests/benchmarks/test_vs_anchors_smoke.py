@@ -65,3 +65,33 @@ def test_children_write_and_reuse_bytecode(monkeypatch: pytest.MonkeyPatch) -> N
     env = load().child_env()
     assert "PYTHONDONTWRITEBYTECODE" not in env
     assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1"
+
+
+def test_the_baseline_is_never_the_fastest_tool() -> None:
+    """``--baseline`` measures another convlens beside this one: a row of the table, not
+    a tool to beat."""
+    bench = load()
+    result = {
+        "convlens": {"cold": 0.1, "peak": 2**20, "error": None},
+        bench.BASELINE_TOOL: {"cold": 0.2, "peak": 2**20, "error": None},
+        "thop": {"cold": 0.3, "peak": 2**21, "error": None},
+    }
+    text = bench.table("t", result, ["cold"])
+    assert f"| {bench.BASELINE_TOOL} | 0.200 | 2.0× |" in text
+    assert "faster than the fastest tool (thop 0.300 s, 3.0×)" in text
+
+
+def test_the_baseline_worker_imports_the_other_tree(monkeypatch: pytest.MonkeyPatch) -> None:
+    bench = load()
+    seen: dict[str, object] = {}
+
+    def run(command: list[str], **kwargs: object) -> object:
+        seen.update(command=command, env=kwargs["env"])
+        raise SystemExit  # the command is all this test needs
+
+    monkeypatch.setattr(bench, "BASELINE", "/elsewhere/src")
+    monkeypatch.setattr(bench.subprocess, "run", run)
+    with pytest.raises(SystemExit):
+        bench.run_worker(bench.BASELINE_TOOL, "mobilenet_v2", 32, 2)
+    assert seen["command"][3] == "convlens"  # type: ignore[index]
+    assert seen["env"]["PYTHONPATH"] == "/elsewhere/src"  # type: ignore[index]
