@@ -95,3 +95,14 @@ def test_the_baseline_worker_imports_the_other_tree(monkeypatch: pytest.MonkeyPa
         bench.run_worker(bench.BASELINE_TOOL, "mobilenet_v2", 32, 2)
     assert seen["command"][3] == "convlens"  # type: ignore[index]
     assert seen["env"]["PYTHONPATH"] == "/elsewhere/src"  # type: ignore[index]
+
+
+def test_milliseconds_keep_two_figures() -> None:
+    bench = load()
+    assert [bench.seconds(v) for v in (0.00624, 0.0549, 0.1, 1.5, None)] == [
+        "0.0062",
+        "0.0549",
+        "0.100",
+        "1.500",
+        "—",
+    ]
