@@ -17,9 +17,9 @@ Receptive fields are remembered too (``RF_RESULTS``), by the identities of what 
 computed from: a row's field follows from its inputs' fields and its rule's index maps,
 and when the rule's ``Cost`` came from ``RULE_RESULTS`` and the inputs' fields from here,
 the same objects come back in the next analysis of the same layers. Composing the spans
-and writing the steps is half of MobileNetV2's and DenseNet-121's analysis (their fields
-grow all the way down; after a squeeze-and-excitation block every field is the whole
-input, which costs nothing).
+and writing their steps is a large part of the analysis of a network whose fields grow all
+the way down (MobileNetV2, DenseNet-121); after a squeeze-and-excitation block every field
+is the whole input, which costs nothing.
 """
 
 from __future__ import annotations

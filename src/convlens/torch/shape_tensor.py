@@ -41,7 +41,7 @@ _MOST_TEMPLATES = 4096  # a session's distinct output shapes: a few hundred per 
 def meta_tensor(shape: Sequence[int], dtype: torch.dtype) -> ShapeTensor:
     """A new shape tensor of ``shape``: a fresh tensor wrapping the storage of a meta
     template kept per shape and dtype. Every traced row makes one, and wrapping costs less
-    than half of allocating (``torch.empty`` then ``as_subclass``); a meta storage holds no
+    than allocating (``torch.empty``, then ``as_subclass``'s alias); a meta storage holds no
     data, so sharing it shares nothing. Like ``torch.empty``'s, the tensor is no view."""
     if type(shape) is not tuple or not plain_ints(shape):
         shape = tuple(int(d) for d in shape)
