@@ -51,7 +51,7 @@ def interleaved(
     measures: dict[str, Callable[[Callable[[], float]], float]], repeats: int, clock: str
 ) -> dict[str, float]:
     """The median seconds of each measure, taken round-robin — one of each per round — so
-    that a drift in the shared machine's speed (it swings by half within minutes) hits all
+    that a drift in the shared machine's speed (a third or more within minutes) hits all
     of them alike and their ratios hold. A measure is given the clock and returns the
     seconds of its timed part (set-up left out)."""
     now = CLOCKS[clock]

@@ -12,12 +12,16 @@ from convlens.torch.shape_tensor import ShapeTensor, meta_tensor
 
 @pytest.mark.parametrize(
     ("shape", "dtype"),
-    [((1, 16, 4, 4), torch.float32), ((2, 3), torch.float16), ((), torch.int64), ((0, 5), None)],
+    [
+        ((1, 16, 4, 4), torch.float32),
+        ((2, 3), torch.float16),
+        ((), torch.int64),
+        ((0, 5), torch.bfloat16),
+    ],
 )
 def test_each_call_gives_a_fresh_tensor_of_the_shape(
-    shape: tuple[int, ...], dtype: torch.dtype | None
+    shape: tuple[int, ...], dtype: torch.dtype
 ) -> None:
-    dtype = dtype or torch.bfloat16
     first, second = meta_tensor(shape, dtype), meta_tensor(list(shape), dtype)
     assert first is not second
     for made in (first, second):

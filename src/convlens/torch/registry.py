@@ -53,8 +53,8 @@ def handles(*funcs: Any, any_layout: bool = False) -> Callable[[Handler], Handle
 # call looks for a module and its input, ``(function, args, kwargs)`` exactly as the stock
 # forward hands them to ``__torch_function__``, or None where the forward would do more
 # than that one call (it then runs as written). The trace makes the call itself
-# (``trace._module_calls``), which skips the module's Python and PyTorch's dispatch: about
-# half of what a small net's trace pays PyTorch. ``tests/torch/test_module_calls.py``
+# (``trace._module_calls``), which skips the module's Python and PyTorch's dispatch
+# (``benchmarks/vs_forward.py``'s "dispatch floor"). ``tests/torch/test_module_calls.py``
 # holds every entry to what PyTorch's own forward passes.
 ModuleCall = Callable[[Any, Any], "tuple[Any, tuple, dict] | None"]
 MODULE_CALLS: dict[type, ModuleCall] = {}
