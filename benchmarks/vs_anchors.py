@@ -351,16 +351,21 @@ def table(title: str, result: dict[str, dict], keys: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def chosen_models(text: str) -> list[tuple[str, int]]:
+    """``--models a,b``: those of ``MODELS``, in its order; an unknown name is refused."""
+    chosen = text.split(",")
+    unknown = sorted(set(chosen) - {name for name, _ in MODELS})
+    if unknown:
+        names = ", ".join(name for name, _ in MODELS)
+        raise SystemExit(f"--models: unknown {', '.join(unknown)}; choose from {names}")
+    return [(name, size) for name, size in MODELS if name in chosen]
+
+
 def speed(args: argparse.Namespace) -> None:
     repeats = args.repeats or (2 if args.quick else 3)
     models = MODELS[:1] if args.quick else MODELS
     if args.models:
-        chosen = args.models.split(",")
-        unknown = sorted(set(chosen) - {name for name, _ in MODELS})
-        if unknown:
-            names = ", ".join(name for name, _ in MODELS)
-            raise SystemExit(f"--models: unknown {', '.join(unknown)}; choose from {names}")
-        models = [(name, size) for name, size in MODELS if name in chosen]
+        models = chosen_models(args.models)
     tools = ["convlens", *([BASELINE_TOOL] if BASELINE else []), *ANCHORS]
     load = os.getloadavg()
     print(

@@ -106,3 +106,13 @@ def test_milliseconds_keep_two_figures() -> None:
         "1.500",
         "—",
     ]
+
+
+def test_models_are_chosen_by_name_in_the_scripts_order() -> None:
+    bench = load()
+    assert bench.chosen_models("densenet121,mobilenet_v2") == [
+        ("mobilenet_v2", 224),
+        ("densenet121", 224),
+    ]
+    with pytest.raises(SystemExit, match="unknown resnet5; choose from resnet50, vgg16"):
+        bench.chosen_models("resnet5,vgg16")
