@@ -32,3 +32,23 @@ def test_every_model_gets_a_row(
         assert all(float(cell.split()[0]) > 0 for cell in cells[1:7])
         warm, new_model = (float(ratio) for ratio in cells[-1].split(","))
         assert warm > 0 and new_model > 0
+
+
+def test_measures_are_taken_round_robin() -> None:
+    """One call of every measure per round, so a drift in the machine's speed hits all
+    of them alike; each figure is its measure's median."""
+    bench = load_script(SCRIPT)
+    order: list[str] = []
+
+    def measure(key: str, seconds: list[float]):  # type: ignore[no-untyped-def]
+        def run(now):  # type: ignore[no-untyped-def]
+            order.append(key)
+            return seconds[order.count(key) - 1]
+
+        return run
+
+    medians = bench.interleaved(
+        {"a": measure("a", [3.0, 1.0, 2.0]), "b": measure("b", [5.0, 9.0, 7.0])}, 3, "cpu"
+    )
+    assert order == ["a", "b"] * 3
+    assert medians == {"a": 2.0, "b": 7.0}
