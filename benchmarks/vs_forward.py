@@ -20,6 +20,13 @@ on a meta tensor that reports every operation — a tensor subclass whose
 wrapped as the trace wraps it, and the stock modules the trace calls directly doing
 nothing. No tracer of this design can be cheaper than that floor.
 
+``skeleton tracer`` adds the least any tracer must do on top of the floor to produce a
+report: every operation and every directly called stock module gets a fresh output tensor
+(a meta tensor wrapping a template, as ``torch.shape_tensor.meta_tensor`` makes them) and
+one row, and every row one ``LayerRecord``. It runs no rule and knows no shapes (each
+output keeps its input's shape), names nothing and counts nothing: a lower bound on the
+tracer plus the analyser, against which issue 16's time budget can be set.
+
     python benchmarks/vs_forward.py [--repeats 5] [--clock cpu|wall]
 """
 
@@ -29,12 +36,14 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 import convlens
+from convlens.core.frozen import quick
 from convlens.core.memo import RF_RESULTS, RULE_RESULTS
+from convlens.core.records import LayerRecord
 from convlens.torch.registry import MODULE_CALLS
 from convlens.torch.trace import trace
 from convlens.torch.tracer import PASSTHROUGH
@@ -125,6 +134,78 @@ def dispatch_floor(model: torch.nn.Module) -> Callable[[Callable[[], float]], fl
     return measure
 
 
+class _Skeleton(torch.Tensor):
+    """A meta tensor whose every operation (metadata reads apart) makes a fresh tensor of
+    the first such input's shape and one row in ``_Skeleton.rows``."""
+
+    rows: ClassVar[list[tuple[Any, tuple[int, ...]]]] = []
+    templates: ClassVar[dict[tuple[int, ...], torch.Tensor]] = {}
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        if func in PASSTHROUGH:
+            with torch._C.DisableTorchFunctionSubclass():
+                return func(*args, **(kwargs or {}))
+        values = [*args, *(kwargs or {}).values()]
+        flat = [v for a in values for v in (a if isinstance(a, list | tuple) else (a,))]
+        return _skeleton_row(func, next(v for v in flat if isinstance(v, _Skeleton)))
+
+
+def _skeleton_row(kind: Any, x: _Skeleton) -> _Skeleton:
+    with torch._C.DisableTorchFunctionSubclass():
+        shape = tuple(x.shape)
+    template = _Skeleton.templates.get(shape)
+    if template is None:
+        template = _Skeleton.templates[shape] = torch.empty(shape, device="meta")
+    out = torch.Tensor._make_subclass(_Skeleton, template)
+    _Skeleton.rows.append((kind, shape))
+    return out
+
+
+_RECORD_FIELDS = dict.fromkeys(LayerRecord.__dataclass_fields__, 0)
+
+
+def skeleton_tracer(model: torch.nn.Module) -> Callable[[Callable[[], float]], float]:
+    """The floor's module calls (wrapping included, inside the clock as a trace sets it
+    up), plus a fresh output tensor and a row per operation and a record per row."""
+    modules = list({id(m): m for m in model.modules()}.values())
+    stack: list[torch.nn.Module] = []
+
+    def wrapped(module: torch.nn.Module, forward: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            stack.append(module)
+            try:
+                return forward(*args, **kwargs)
+            finally:
+                stack.pop()
+
+        def direct(x: Any) -> Any:
+            stack.append(module)
+            stack.pop()
+            return _skeleton_row(type(module), x)
+
+        return direct if type(module) in MODULE_CALLS else call
+
+    def measure(now: Callable[[], float]) -> float:
+        _Skeleton.rows = []
+        start = now()
+        for module in modules:
+            module.__dict__["forward"] = wrapped(module, module.forward)
+        try:
+            x = torch.Tensor._make_subclass(_Skeleton, torch.empty(SIZE, device="meta"))
+            with torch.no_grad():
+                model(x)
+        finally:
+            for module in modules:
+                del module.__dict__["forward"]
+        records = [quick(LayerRecord, **_RECORD_FIELDS) for _ in _Skeleton.rows]
+        seconds = now() - start
+        assert len(records) == len(_Skeleton.rows) > 0
+        return seconds
+
+    return measure
+
+
 def one_forward(model: torch.nn.Module) -> Callable[[Callable[[], float]], float]:
     x = torch.zeros(SIZE)
 
@@ -158,9 +239,9 @@ def main() -> None:
     torch.set_num_threads(1)
     print(f"{args.clock} time, median of {args.repeats} rounds (interleaved), 1 torch thread\n")
     print("| model (1×3×224×224) | rows | convlens warm | per row | of which tracing "
-          "| dispatch floor | convlens, new model | one forward (no grad) "
+          "| dispatch floor | skeleton tracer | convlens, new model | one forward (no grad) "
           "| convlens / forward (warm, new model) |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in MODELS:
         model = create_model(name).eval()
         rows = len(convlens.analyze(model, input_size=SIZE).layers)  # warm-ups, untimed
@@ -171,6 +252,7 @@ def main() -> None:
                 "warm": timed(lambda m=model: convlens.analyze(m, input_size=SIZE)),
                 "tracing": timed(lambda m=model: trace(m, SIZE)),
                 "floor": dispatch_floor(model),
+                "skeleton": skeleton_tracer(model),
                 "new": new_model(model),
                 "forward": one_forward(model),
             },
@@ -180,6 +262,7 @@ def main() -> None:
         warm, new, forward = seconds["warm"], seconds["new"], seconds["forward"]
         print(f"| {name} | {rows} | {warm * 1e3:.1f} ms | {warm / rows * 1e6:.0f} µs | "
               f"{seconds['tracing'] * 1e3:.1f} ms | {seconds['floor'] * 1e3:.1f} ms | "
+              f"{seconds['skeleton'] * 1e3:.1f} ms | "
               f"{new * 1e3:.1f} ms | {forward * 1e3:.1f} ms | "
               f"{warm / forward:.2f}, {new / forward:.2f} |")  # fmt: skip
 

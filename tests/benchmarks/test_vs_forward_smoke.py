@@ -27,9 +27,10 @@ def test_every_model_gets_a_row(
     for row in rows:
         cells = [cell.strip() for cell in row.split("|")[2:-1]]
         assert int(cells[0]) > 100  # traced rows of a 224² ImageNet net
-        # warm, per row, of which tracing, dispatch floor, new model, one forward
-        assert [cell.split()[1] for cell in cells[1:7]] == ["ms", "µs", "ms", "ms", "ms", "ms"]
-        assert all(float(cell.split()[0]) > 0 for cell in cells[1:7])
+        # warm, per row, of which tracing, dispatch floor, skeleton, new model, one forward
+        units = ["ms", "µs", "ms", "ms", "ms", "ms", "ms"]
+        assert [cell.split()[1] for cell in cells[1:8]] == units
+        assert all(float(cell.split()[0]) > 0 for cell in cells[1:8])
         warm, new_model = (float(ratio) for ratio in cells[-1].split(","))
         assert warm > 0 and new_model > 0
 
@@ -52,3 +53,19 @@ def test_measures_are_taken_round_robin() -> None:
     )
     assert order == ["a", "b"] * 3
     assert medians == {"a": 2.0, "b": 7.0}
+
+
+def test_skeleton_makes_one_row_per_traced_row() -> None:
+    """The skeleton tracer is a floor for the same work: as many rows as convlens traces."""
+    import convlens
+    from convlens.zoo import create_model
+
+    bench = load_script(SCRIPT)
+    model = create_model("mobilenet_v3_small").eval()
+    seconds = bench.skeleton_tracer(model)(bench.time.process_time)
+    assert seconds > 0
+    kinds = [kind for kind, _ in bench._Skeleton.rows]
+    layers = convlens.analyze(model, input_size=bench.SIZE).layers
+    assert len(kinds) == len(layers) > 100
+    convs = sum(layer.kind == "conv2d" for layer in layers)
+    assert kinds.count(torch.nn.Conv2d) == convs > 0
