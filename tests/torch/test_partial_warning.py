@@ -53,3 +53,39 @@ def test_a_weight_that_is_no_parameter_says_what_its_saved_bytes_assume() -> Non
     assert any("a constant weight would not keep this layer's input" in w for w in row.warnings)
     plain = convlens.analyze(nn.Sequential(nn.Flatten(), nn.Linear(12, 5)), input_size=(2, 3, 2, 2))
     assert not any("not a parameter" in w for r in plain.layers for w in r.warnings)
+
+
+class OtherDtypes(nn.Module):
+    """Results in another dtype than the activations': a comparison's bool mask used by
+    ``torch.where``, indices (``argmax``, ``.long()``) that an embedding reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(10, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mask = x > 0
+        y = torch.where(mask, x, x * 0.5)
+        index = (y.abs() * 3).long().clamp(0, 9)[:, 0]
+        return self.embed(index).permute(0, 3, 1, 2) + y[:, :1] + y.argmax(1, keepdim=True)
+
+
+def test_results_keep_their_dtype_and_count_its_bytes() -> None:
+    """The trace's tensors have PyTorch's dtypes (else ``torch.where`` and the embedding
+    refuse them), and a row without a rule counts its result's own bytes per element."""
+    x = torch.randn(2, 3, 8, 8)
+    model = OtherDtypes()
+    report = convlens.analyze(model, input=x)
+    expected = {  # op → bytes of the real result of that operation
+        "gt": (x > 0).nbytes,
+        "long": (x.abs() * 3).long().nbytes,
+        "argmax": x.argmax(1, keepdim=True).nbytes,
+    }
+    rows = {r.args["op"]: r for r in report.layers if r.kind == "opaque"}
+    for op, nbytes in expected.items():
+        assert rows[op].activation_bytes == nbytes, op
+    assert rows["gt"].args["itemsize"] == 1 and rows["long"].args["itemsize"] == 8
+    assert rows["where"].args["itemsize"] is None  # float32, as the activations
+    assert rows["where"].activation_bytes == x.nbytes
+    last = [r for r in report.layers if r.kind != "params_only"][-1]
+    assert last.output_shape == tuple(model(x).shape[1:])

@@ -164,7 +164,11 @@ def analyze_network(
         in_graph = spec.kind != "params_only" and (
             any([needs_grad[name] for name in spec.inputs]) or (not frozen and has_weights)
         )
-        out_bytes = normalize(product(cost.output_shape) * batch * itemsize) if cost.batched else 0
+        out_bytes = (
+            normalize(product(cost.output_shape) * batch * (cost.output_itemsize or itemsize))
+            if cost.batched
+            else 0
+        )
         shares = (cost.alias or spec.inplace) and bool(spec.inputs)
         storage[spec.name] = storage[spec.inputs[0]] if shares else spec.name
         if not shares:

@@ -81,6 +81,8 @@ class Cost:
     alias: bool = False  # output is a view of input 0 (shares its storage)
     batched: bool = True  # False: the output has no batch axis (its shape is the whole
     # tensor's, shown as it is) and its bytes are not counted per sample
+    output_itemsize: int | None = None  # bytes per output element when the output is not
+    # in the activations' dtype (a comparison's bool, an index's int64); None: theirs
     warnings: tuple[str, ...] = ()
     steps: tuple[Step, ...] = ()
     args: Mapping[str, Any] = field(default_factory=dict)  # resolved hyper-parameters

@@ -159,13 +159,15 @@ class Tracer:
         layout: Layout = STANDARD,
         order: Sequence[int] | None = None,
         like: torch.Tensor | None = None,
+        dtype: torch.dtype | None = None,
     ) -> ShapeTensor:
         """One row; its output is a tensor of the rule's (per-sample) shape with the batch
         where ``layout`` says (a view keeps its source's strides), or ``value``, PyTorch's
         own result, when it has no batch. ``order``: the axis order the kernel stores the
         output in (the CPU flash attention kernel writes (N, L, H, E) and returns (N, H, L,
         E)), so later reshapes copy where PyTorch's do. ``like``: an element-wise operation's
-        input, whose memory order PyTorch's output keeps (a strided input stays strided)."""
+        input, whose memory order PyTorch's output keeps (a strided input stays strided).
+        ``dtype``: the output's, when it is not the activations' (a comparison's bool)."""
         try:  # every traced tensor is registered (and kept alive, so its id is its own)
             names = tuple([self.node_of[id(t)] for t in inputs])
         except KeyError:
@@ -197,23 +199,24 @@ class Tracer:
         if value is not None:
             out = value.as_subclass(ShapeTensor)
         elif self.device == "meta":
+            out_dtype = dtype or self.dtype
             full = layout.full_shape(cost.output_shape, self.batch)
             if order is not None:  # a kernel that writes its output in another axis order
                 stored = [int(full[i]) for i in order]
                 steps = [math.prod(stored[k + 1 :]) for k in range(len(stored))]
                 order_strides = tuple(steps[order.index(i)] for i in range(len(order)))
                 out = torch.empty_strided(
-                    tuple(int(d) for d in full), order_strides, dtype=self.dtype, device="meta"
+                    tuple(int(d) for d in full), order_strides, dtype=out_dtype, device="meta"
                 ).as_subclass(ShapeTensor)
             else:
-                out = meta_tensor(full, self.dtype)
+                out = meta_tensor(full, out_dtype)
                 if like is not None:  # an element-wise result keeps a strided input's order
                     with torch._C.DisableTorchFunctionSubclass():
                         strided = not like.is_contiguous() and like.shape == out.shape
                         strides = same_order_strides(full, like.stride()) if strided else None
                     if strides is not None:
                         out = torch.empty_strided(
-                            tuple(int(d) for d in full), strides, dtype=self.dtype, device="meta"
+                            tuple(int(d) for d in full), strides, dtype=out_dtype, device="meta"
                         ).as_subclass(ShapeTensor)
             if cost.alias:  # a view keeps its source's strides (whether a later reshape
                 out = self.view_like(out)  # copies depends on them, and autograd keeps it)
@@ -272,7 +275,7 @@ class Tracer:
         if not isinstance(real, torch.Tensor) or real.shape != out.shape:
             return out
         return torch.empty_strided(
-            tuple(real.shape), real.stride(), dtype=self.dtype, device="meta"
+            tuple(real.shape), real.stride(), dtype=real.dtype, device="meta"
         ).as_subclass(ShapeTensor)
 
     def on_call(self, func: Any, args: tuple, kwargs: dict) -> Any:
@@ -351,14 +354,19 @@ class Tracer:
                 else:
                     self.pending = (lambda *a, **k: value, (), {})
                 shape = tuple(value.shape[1:])
+                dtype = None if value.dtype == self.dtype else value.dtype
                 if (
                     len(outputs) == 1
                     and name in RESHAPES
                     and len(tensors) == 1
                     and value.numel() == tensors[0].numel()
+                    and value.dtype == tensors[0].dtype
                 ):
-                    return self.record("view", {"shape": shape}, tensors)  # same data
-                return self.record("opaque", {"op": name, "shape": shape}, tensors)
+                    return self.record("view", {"shape": shape}, tensors, dtype=dtype)  # same data
+                spec: dict[str, Any] = {"op": name, "shape": shape}
+                if dtype is not None:  # a comparison's bool, an index's int64: its own bytes
+                    spec["itemsize"] = value.element_size()
+                return self.record("opaque", spec, tensors, dtype=dtype)
             if isinstance(value, list | tuple):  # several outputs (chunk, split, unbind):
                 return type(value)(traced(v) for v in value)  # one row each
             return value

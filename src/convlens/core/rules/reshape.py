@@ -514,6 +514,14 @@ OPAQUE = Schema(
             "are counted",
         ),
         Arg("note", "name", None, help="why the result has no batch axis"),
+        Arg(
+            "itemsize",
+            "int",
+            None,
+            minimum=1,
+            help="bytes per element of a result not in the activations' dtype (a "
+            "comparison's bool: 1, an argmax's int64: 8)",
+        ),
     )
 )
 
@@ -530,6 +538,7 @@ def opaque(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         return Cost(
             output_shape=tuple(args["shape"]),
             rf_global=True,
+            output_itemsize=args["itemsize"],
             args=dict(args),
             unsupported=str(args["op"]),
         )
