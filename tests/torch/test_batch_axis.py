@@ -17,6 +17,7 @@ from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 import convlens
+from convlens.torch.batch_axis import Layout, layout_after_reshape
 from tests.torch.saved import saved_bytes
 
 
@@ -255,3 +256,59 @@ def test_a_batch_merged_with_an_axis_and_split_again_is_counted_per_sample(
     assert report.totals.saved_activation_bytes == saved_bytes(model.train(), x)
     ran = [r for r in report.layers if r.kind != "params_only"]  # unused linear, norm
     assert ran[-1].output_shape == (3, 5, 4)
+
+
+# -- reshapes: where the samples are afterwards, asked of the values themselves -----------
+def _reshape_to(draw: st.DrawFn, total: int) -> tuple[int, ...]:
+    """A random shape of ``total`` elements (unit axes included)."""
+    sizes: list[int] = []
+    left = total
+    while left > 1 or (not sizes and draw(st.booleans())):
+        divisors = [d for d in range(1, left + 1) if left % d == 0]
+        size = draw(st.sampled_from(divisors))
+        sizes.append(size)
+        left //= size
+        if len(sizes) > 5:
+            sizes.append(left)
+            break
+    return tuple(sizes) or (1,)
+
+
+def _holds(values: torch.Tensor, layout: Layout, batch: int) -> bool:
+    """Whether sample n's elements are exactly where ``layout`` says: along its axis, index
+    i belongs to sample (i // inner) % N, whatever the other indices."""
+    size = values.shape[layout.axis]
+    if size % (layout.outer * batch):
+        return False
+    inner = size // (layout.outer * batch)
+    sample = (torch.arange(size) // inner) % batch
+    shape = [1] * values.dim()
+    shape[layout.axis] = size
+    return bool((values == sample.view(shape)).all()) and layout.merged == (size != batch)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_a_reshape_keeps_the_batch_where_the_values_say(data: st.DataObject) -> None:
+    """Reshape twice a tensor holding its sample index; after each, the predicted layout
+    (axis, merged, outer factor) holds for every element, and none is missed: when no
+    layout is predicted, no axis holds the samples in that way."""
+    batch = data.draw(st.integers(2, 3), label="batch")
+    sample = data.draw(st.lists(st.integers(1, 4), min_size=0, max_size=3), label="sample")
+    axis = data.draw(st.integers(0, len(sample)), label="axis")
+    shape = (*sample[:axis], batch, *sample[axis:])
+    marks = [1] * len(shape)
+    marks[axis] = batch
+    values = torch.arange(batch).view(marks).expand(shape).contiguous()
+    layout: Layout | None = Layout(axis)
+    for _ in range(2):
+        after = _reshape_to(data.draw, values.numel())
+        reshaped = values.reshape(after)
+        layout = layout_after_reshape(layout, values.shape, after, batch)  # type: ignore[arg-type]
+        if layout is None:
+            for j, size in enumerate(after):
+                for outer in (o for o in range(1, size + 1) if size % (o * batch) == 0):
+                    assert not _holds(reshaped, Layout(j, size != batch, outer), batch)
+            return
+        assert _holds(reshaped, layout, batch), (shape, after, layout)
+        values = reshaped

@@ -452,3 +452,94 @@ def test_batchnorm1d_on_vectors_and_sequences(sequence: bool) -> None:
     report = check_against_pytorch(Head(), torch.rand(2, 3, 8, 8))
     bn = next(r for r in report.layers if r.kind == "batchnorm1d")
     assert bn.output_shape == ((8, 36) if sequence else (8,)) and bn.args["dim"] == 1
+
+
+# -- torch.nn's own attention: nn.MultiheadAttention, nn.TransformerEncoderLayer ----------
+# F.multi_head_attention_forward is Python that dispatches as one operation; the trace runs
+# its body (tracer.RUN_THROUGH). Its output projection folds (L, N, E) into (L·N, E): the
+# batch as an inner factor (batch_axis.Layout.outer), which the trace follows.
+class TorchAttention(nn.Module):
+    """conv → tokens → nn.MultiheadAttention (self-attention) → a head on its output."""
+
+    def __init__(self, batch_first: bool, need_weights: bool) -> None:
+        super().__init__()
+        self.embed = nn.Conv2d(3, 8, 2, 2)
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=batch_first)
+        self.head = nn.Linear(8, 5)
+        self.batch_first, self.need_weights = batch_first, need_weights
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.embed(x).flatten(2).transpose(1, 2)  # (N, L, 8)
+        if not self.batch_first:
+            t = t.transpose(0, 1)  # (L, N, 8)
+        y, _ = self.attn(t, t, t, need_weights=self.need_weights)
+        return self.head(y if self.batch_first else y.transpose(0, 1))
+
+
+class TorchEncoder(nn.Module):
+    def __init__(self, norm_first: bool) -> None:
+        super().__init__()
+        self.embed = nn.Conv2d(3, 8, 2, 2)
+        layer = nn.TransformerEncoderLayer(8, 2, 16, 0.0, batch_first=True, norm_first=norm_first)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(self.embed(x).flatten(2).transpose(1, 2))
+
+
+@pytest.fixture
+def no_fast_path():  # type: ignore[no-untyped-def]
+    """The oracle counts FLOPs in eval mode, where these modules may take PyTorch's fused
+    fast path, which FlopCounterMode does not count; training never takes it."""
+    torch.backends.mha.set_fastpath_enabled(False)
+    yield
+    torch.backends.mha.set_fastpath_enabled(True)
+
+
+@pytest.mark.usefixtures("no_fast_path")
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize("batch_first", [True, False])
+@pytest.mark.parametrize("need_weights", [False, True])
+def test_torch_multihead_attention_is_exact(
+    batch_first: bool, need_weights: bool, batch: int
+) -> None:
+    torch.manual_seed(0)
+    model = TorchAttention(batch_first, need_weights)
+    report = check_against_pytorch(model, torch.randn(batch, 3, 8, 8))
+    assert report.totals.unsupported == ()
+    kinds = {row.kind for row in report.layers}
+    assert ("matmul" if need_weights else "attention") in kinds  # bmm or the fused kernel
+
+
+@pytest.mark.usefixtures("no_fast_path")
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_torch_transformer_encoder_is_exact(norm_first: bool) -> None:
+    torch.manual_seed(0)
+    report = check_against_pytorch(TorchEncoder(norm_first), torch.randn(2, 3, 8, 8))
+    assert sum(row.kind == "attention" for row in report.layers) == 2
+
+
+class ContiguousHeads(nn.Module):
+    """q, k, v made contiguous per head, as the math kernel's users write them: the flash
+    kernel's output is then contiguous too, and putting the heads back copies."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Conv2d(3, 8, 2, 2)
+        self.qkv = nn.Linear(8, 24)
+        self.proj = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.embed(x).flatten(2).transpose(1, 2)
+        n, length, _ = t.shape
+        q, k, v = self.qkv(t).view(n, length, 3, 2, 4).permute(2, 0, 3, 1, 4).contiguous()
+        a = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(a.transpose(1, 2).reshape(n, length, 8))
+
+
+def test_flash_output_is_stored_like_its_query() -> None:
+    report = check_against_pytorch(ContiguousHeads(), torch.randn(2, 3, 8, 8))
+    (row,) = [r for r in report.layers if r.kind == "attention"]
+    assert row.args["kernel"] == "flash"
+    reshape = next(r for r in report.layers if r.kind == "view" and r.args.get("copies"))
+    assert reshape.output_shape == (16, 8)  # the heads put back: a copy, as PyTorch makes

@@ -11,8 +11,9 @@ first axis that is not 1, and is followed through a merge and a split again.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -22,11 +23,15 @@ from convlens.torch.registry import arg
 
 @dataclass(frozen=True)
 class Layout:
-    """Axis ``axis`` is the batch itself, or (``merged``) holds it as its outer factor:
-    size N·m, sample-major, m per sample."""
+    """Axis ``axis`` is the batch itself, or (``merged``) holds it as a factor: size
+    ``outer``·N·m, m per sample — sample-major when ``outer`` is 1 (Swin's windows), the
+    batch inside when it is not (nn.MultiheadAttention folds (L, N, E) into (L·N, E) for
+    its output projection). Counting per sample needs only the m; what mixes positions
+    along the axis refuses a merged batch either way."""
 
     axis: int = 0
     merged: bool = False
+    outer: int = 1
 
     def sample_shape(self, full: Sequence[int], batch: int) -> tuple[int, ...]:
         a = self.axis
@@ -56,7 +61,7 @@ class Layout:
 
     def dropping(self, full_axes: Sequence[int]) -> Layout:
         """The layout once ``full_axes`` (none of them the batch's) are removed."""
-        return Layout(self.axis - sum(1 for d in full_axes if d < self.axis), self.merged)
+        return replace(self, axis=self.axis - sum(1 for d in full_axes if d < self.axis))
 
 
 STANDARD = Layout()
@@ -68,13 +73,21 @@ def layout_after_reshape(
     """Where the batch is after a reshape (view, flatten, unflatten, squeeze …) from
     ``before`` to ``after``, or None if the reshape splits it.
 
-    A reshape keeps the row-major order. If every axis in front of the batch's is 1, the
-    batch is the outermost factor of the flat index, so it is the outer factor of the first
-    axis of ``after`` that is not 1 (that axis must then be a multiple of N). Otherwise the
-    batch stays where it is if the reshape leaves it and every axis in front unchanged.
+    A reshape keeps the row-major order, so the batch is one digit of the flat index:
+    ``front`` positions in front of it (the axes before its own, times its ``outer``
+    factor), N of it, the rest behind. After the reshape it lies in the first axis whose
+    span passes ``front`` if that axis starts on a boundary of ``front`` (whole axes in
+    front of it hold the front's positions) and its span ends on a boundary of
+    ``front``·N; otherwise the reshape mixes the batch with other axes. So
+    nn.MultiheadAttention's (L, N, E) → (L, N·h, E/h) holds it as the outer factor of
+    axis 1, and (L, N, E) → (L·N, E) → (L, N, E) loses nothing. A batch of one has no size
+    to be found by: it stays on a unit axis where there is one, else it leads the next
+    axis, or ends the one before when the next is the last (the features, which a linear
+    layer reads).
     """
     a = layout.axis
-    if all(d == 1 for d in before[:a]):
+    front = math.prod(before[:a]) * layout.outer
+    if front == 1:
         first = next((i for i, d in enumerate(after) if d != 1), None)
         if first is None:
             return STANDARD if batch == 1 and after else None
@@ -83,9 +96,25 @@ def layout_after_reshape(
         if batch == 1 and first > 0:  # one sample: the batch is axis 0 (of size 1)
             return STANDARD
         return Layout(first, after[first] != batch)
-    if tuple(after[: a + 1]) == tuple(before[: a + 1]):
-        return layout
-    return None
+    held = 1  # positions spanned by the axes of ``after`` before axis j
+    for j, size in enumerate(after):
+        if held == front and size == batch == 1:  # one sample: the unit axis where it was
+            return Layout(j)
+        if held * size <= front:  # axis j lies wholly in front of the batch
+            held *= size
+            continue
+        if batch == 1 and held == front and j == len(after) - 1:
+            return _trailing(after, j - 1)  # one sample ending axis j − 1: (L, 1, E) → (L, E)
+        if front % held or (held * size) % (front * batch):
+            return None  # axis j straddles the start or the end of the batch
+        outer = front // held
+        return Layout(j, size != batch, outer)
+    return _trailing(after, len(after) - 1) if batch == 1 and held == front else None
+
+
+def _trailing(after: Sequence[int], axis: int) -> Layout:
+    """A batch of one as the last factor of ``after[axis]``: (L·1, E) is L of one sample."""
+    return Layout(axis, after[axis] != 1, after[axis])
 
 
 # Operations that only move axes (and unsqueeze, which adds one): where the batch axis

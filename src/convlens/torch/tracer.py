@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import itertools
 import math
+import types
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from convlens.core.analyze import remembered_rule
 from convlens.core.frozen import quick
@@ -69,6 +71,26 @@ PASSTHROUGH = {
     torch.Tensor.type,
     torch.Tensor.layout.__get__,  # type: ignore[attr-defined]
 }
+
+
+# PyTorch functions written in Python that hand themselves to ``__torch_function__`` as
+# one operation: the trace runs their body instead, so each operation inside gets its row
+# (``nn.MultiheadAttention``'s projections, products, softmax and output projection).
+RUN_THROUGH: frozenset[Any] = frozenset({F.multi_head_attention_forward})
+_SUBCLASS_CHECKS = ("has_torch_function", "has_torch_function_unary", "has_torch_function_variadic")
+
+
+def run_through(func: Any, args: tuple, kwargs: dict) -> Any:
+    """Call ``func``'s own body on traced tensors: a copy of the function whose check for
+    tensor subclasses answers no (its globals copied at the call, so a patched module
+    attribute is seen), while the functions it calls check as usual."""
+    scope = dict(func.__globals__)
+    scope.update(dict.fromkeys(_SUBCLASS_CHECKS, lambda *_: False))
+    body = types.FunctionType(
+        func.__code__, scope, func.__name__, func.__defaults__, func.__closure__
+    )
+    body.__kwdefaults__ = func.__kwdefaults__
+    return body(*args, **kwargs)
 
 
 class RuleRefused(ConvlensError):
@@ -304,6 +326,8 @@ class Tracer:
         if func in PASSTHROUGH:
             with torch._C.DisableTorchFunctionSubclass():
                 return func(*args, **kwargs)
+        if func in RUN_THROUGH:
+            return run_through(func, args, kwargs)
         handler = HANDLERS.get(func)
         if handler is not None and (self.unbatched or self.layouts):
             traced = [v for v in flatten_args(args, kwargs) if isinstance(v, ShapeTensor)]
@@ -369,7 +393,7 @@ class Tracer:
             axis = None if lay is None else follow_batch(func, args, kwargs, tensors[0], lay.axis)
             if lay is None or axis is None:  # no batch to follow
                 return self.record_unbatched(name, tensors, outputs[0])
-            moved = Layout(axis, lay.merged)
+            moved = replace(lay, axis=axis)
             self.pending = (func, args, kwargs)
             shape = moved.sample_shape(outputs[0].shape, self.batch)
             return self.record("view", {"shape": shape}, tensors, layout=moved)
@@ -488,8 +512,10 @@ class Tracer:
             layout = self.layouts[id(value)]
             dims = [str(d) for d in value.shape]
             a = layout.axis
-            batch = f"N·{value.shape[a] // self.batch}" if layout.merged else "N"
-            return "×".join([*dims[:a], batch, *dims[a + 1 :]])
+            inner = value.shape[a] // (self.batch * layout.outer)
+            factors = [str(layout.outer)] if layout.outer != 1 else []
+            factors += ["N", str(inner)] if layout.merged and inner != 1 else ["N"]
+            return "×".join([*dims[:a], "·".join(factors), *dims[a + 1 :]])
         if isinstance(value, dict):
             return "{" + ", ".join(f"{k}: {self._describe(v)}" for k, v in value.items()) + "}"
         if isinstance(value, list | tuple):

@@ -207,6 +207,16 @@ lowering("matmul", traced_by=[trace_matmul], build=build_matmul, examples=matmul
 
 
 # -- attention ----------------------------------------------------------------------------
+def _stored_like(x: torch.Tensor) -> tuple[int, ...] | None:
+    """The axis order (outermost first) of ``torch.empty_like(x)``, or None if row-major."""
+    probe = torch.empty_like(
+        torch.empty_strided(tuple(x.shape), x.stride(), dtype=x.dtype, device="meta")
+    )
+    strides = probe.stride()
+    stored = sorted(range(probe.dim()), key=lambda i: (-strides[i], i))
+    return None if stored == list(range(probe.dim())) else tuple(stored)
+
+
 @handles(F.scaled_dot_product_attention, any_layout=True)
 def trace_attention(t: Tracer, args: tuple, kwargs: dict) -> Any:
     """F.scaled_dot_product_attention on q, k, v whose batch is one of the axes in front
@@ -250,8 +260,9 @@ def trace_attention(t: Tracer, args: tuple, kwargs: dict) -> Any:
             mask_is_buffer=id(mask) in t.owned
             or (mask._base is not None and id(mask._base) in t.owned),
         )
-    # CPU flash attention writes its output as (N, L, H, E) and returns it transposed to
-    # (N, H, L, E) (sdp_utils, torch 2.13): a later transpose(1, 2).reshape is then a view.
+    # CPU flash attention makes its output like the query (``empty_like``: the same memory
+    # order, torch 2.13), so after timm's q (stored (N, L, H, E)) a later
+    # transpose(1, 2).reshape is a view, and after a contiguous q it is a copy.
     flash = (
         q.dim() == 4
         and attention_kernel(
@@ -262,7 +273,7 @@ def trace_attention(t: Tracer, args: tuple, kwargs: dict) -> Any:
         )
         == "flash"
     )
-    order = (0, 2, 1, 3) if flash else None
+    order = _stored_like(q) if flash else None
     if not flash:  # the math kernel's attn @ v folds v like torch.matmul does
         batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
         if folds_by_copy(v, tuple(batch)):

@@ -5,6 +5,7 @@ core/rules/merge.py). ``x + y`` and ``x * y`` are traced by the arithmetic handl
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
 import torch
@@ -206,7 +207,7 @@ def trace_stack(t: Tracer, args: tuple, kwargs: dict) -> Any:
     ):
         return NotImplemented
     d = dim % rank
-    out = Layout(layout.axis + (d <= layout.axis), layout.merged)
+    out = replace(layout, axis=layout.axis + (d <= layout.axis))
     spec = {"dim": out.sample_axis(d, rank) + 1}  # type: ignore[operator]
     return t.record("stack", spec, tensors, layout=out)
 
