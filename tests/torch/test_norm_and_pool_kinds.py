@@ -187,3 +187,25 @@ def test_adaptive_max_pooling_functions() -> None:
 
     report = check_against_pytorch(Functional(), torch.rand(2, 3, 9, 8))
     assert kinds(report).count("adaptive_maxpool2d") == 3
+
+
+@pytest.mark.parametrize(
+    ("dtype", "shape"),
+    [(torch.float16, (2, 3, 6)), (torch.bfloat16, (2, 3, 6)), (torch.float64, (2, 3, 6, 5))],
+)
+def test_in_other_dtypes(dtype: torch.dtype, shape: tuple[int, ...]) -> None:
+    """The statistics, repeated running statistics and weight autograd keeps are in the
+    activations' dtype. (PyTorch's CPU LRN of a 4-D half-precision batch fails in its
+    avg_pool3d, so half precision is checked on signals.)"""
+    axes = len(shape) - 2
+    conv = (nn.Conv1d, nn.Conv2d)[axes - 1]
+    norm = (nn.InstanceNorm1d, nn.InstanceNorm2d)[axes - 1]
+    pool = (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)[axes - 1]
+    model = nn.Sequential(
+        conv(3, 4, 1),
+        nn.LocalResponseNorm(3),
+        norm(4, affine=True, track_running_stats=True),
+        pool(2),
+    ).to(dtype)
+    report = checked(model, torch.rand(*shape, dtype=dtype))
+    assert kinds(report)[1:] == ["local_response_norm", "instance_norm", f"adaptive_maxpool{axes}d"]
