@@ -26,7 +26,7 @@ from convlens.core.args import Arg, Schema
 from convlens.core.numbers import Dim, known_equal, normalize, product
 from convlens.core.registry import Cost, RuleError, Saved, Shape, register_rule
 from convlens.core.rules.common import elements, fmt_shape, layout, spatial, spatial_nd
-from convlens.core.steps import step
+from convlens.core.steps import Step, step
 
 _BATCHNORM_ARGS = (
     Arg("eps", "float", 1e-5, help="added to the variance"),
@@ -57,12 +57,12 @@ BATCHNORM1D = Schema(
 )
 
 
-def _batchnorm(shape: Shape, channels: Dim, args: Mapping[str, Any]) -> Cost:
+def _scale_and_statistics(channels: Dim, args: Mapping[str, Any]) -> tuple[Dim, Dim, list[Step]]:
+    """(parameters, buffers, their steps) of BatchNorm and InstanceNorm (_NormBase): γ and β
+    per channel with ``affine``; running_mean, running_var (C each) and num_batches_tracked
+    (one int64) with ``track_running_stats``, as PyTorch registers them."""
     params = normalize(2 * channels) if args["affine"] else 0
-    # running_mean, running_var (C each) and num_batches_tracked (one int64), as PyTorch.
     buffers = normalize(2 * channels + 1) if args["track_running_stats"] else 0
-    n = elements(shape)
-    work = normalize(2 * n)  # inference: y = x·a + b with a, b folded per channel
     steps = [
         step(
             "params",
@@ -82,6 +82,15 @@ def _batchnorm(shape: Shape, channels: Dim, args: Mapping[str, Any]) -> Cost:
             buffers,
             note="running mean and variance per channel, plus a batch counter",
         ),
+    ]
+    return params, buffers, steps
+
+
+def _batchnorm(shape: Shape, channels: Dim, args: Mapping[str, Any]) -> Cost:
+    params, buffers, steps = _scale_and_statistics(channels, args)
+    n = elements(shape)
+    work = normalize(2 * n)  # inference: y = x·a + b with a, b folded per channel
+    steps += [
         step(
             "flops",
             "normalisation FLOPs",
@@ -193,10 +202,8 @@ def instance_norm(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
             f"instance_norm of {fmt_shape(shape)} normalises one value per channel; "
             "PyTorch needs more than one spatial element"
         )
-    params = normalize(2 * channels) if args["affine"] else 0
-    # running_mean, running_var (C each) and num_batches_tracked (one int64): _NormBase's
-    # buffers, although InstanceNorm never counts batches
-    buffers = normalize(2 * channels + 1) if running else 0
+    # _NormBase registers num_batches_tracked for InstanceNorm too, which never counts
+    params, buffers, steps = _scale_and_statistics(channels, args)
     n = elements(shape)
     # Inference: with running statistics y = x·a + b folded per channel (BatchNorm's 2·N);
     # without, each sample's mean and variance first (group_norm's 5·N, + 2·N affine).
@@ -215,24 +222,7 @@ def instance_norm(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         other_flops=work,
         saves=saves,
         steps=(
-            step(
-                "params",
-                "parameters",
-                "params",
-                "2·{C}" if args["affine"] else "0",
-                {"C": channels},
-                params,
-                note="a scale γ and a shift β per channel",
-            ),
-            step(
-                "params",
-                "buffers",
-                "buffers",
-                "2·{C} + 1" if running else "0",
-                {"C": channels},
-                buffers,
-                note="running mean and variance per channel, plus _NormBase's batch counter",
-            ),
+            *steps,
             step(
                 "flops",
                 "normalisation FLOPs",

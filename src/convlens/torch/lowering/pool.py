@@ -174,6 +174,15 @@ def _trace_avg_pool_nd(axes: int) -> Handler:
     return trace_avg_pool_nd
 
 
+def _given_sizes(given: Any, x: Any, axes: int) -> tuple[int, ...]:
+    """``output_size`` as PyTorch reads it: one value for every axis or one per axis, None
+    keeping the input's size."""
+    sizes = (given,) * axes if isinstance(given, int) or given is None else tuple(given)
+    if len(sizes) == 1:
+        sizes = sizes * axes
+    return tuple(int(x.shape[2 + i]) if s is None else int(s) for i, s in enumerate(sizes))
+
+
 def _trace_adaptive_avg_pool_nd(axes: int) -> Handler:
     """To 1 on every axis it is global average pooling."""
 
@@ -181,11 +190,7 @@ def _trace_adaptive_avg_pool_nd(axes: int) -> Handler:
         x = args[0]
         if x.dim() == axes + 1:  # unbatched: PyTorch's own kernel gives the shape
             return NotImplemented
-        given = arg(args, kwargs, 1, "output_size")
-        size = (given,) * axes if isinstance(given, int) or given is None else tuple(given)
-        if len(size) == 1:
-            size = size * axes
-        size = tuple(int(x.shape[2 + i]) if s is None else int(s) for i, s in enumerate(size))
+        size = _given_sizes(arg(args, kwargs, 1, "output_size"), x, axes)
         if all(s == 1 for s in size):
             return t.record("global_avgpool", {}, [x])
         return t.record(f"adaptive_avgpool{axes}d", {"output_size": size}, [x])
@@ -308,15 +313,6 @@ def _trace_adaptive_max_pool_nd(axes: int, with_indices: bool) -> Handler:
         return out, indices
 
     return trace_adaptive_max_pool_nd
-
-
-def _given_sizes(given: Any, x: Any, axes: int) -> tuple[int, ...]:
-    """``output_size`` as PyTorch reads it: one value for every axis or one per axis, None
-    keeping the input's size."""
-    sizes = (given,) * axes if isinstance(given, int) or given is None else tuple(given)
-    if len(sizes) == 1:
-        sizes = sizes * axes
-    return tuple(int(x.shape[2 + i]) if s is None else int(s) for i, s in enumerate(sizes))
 
 
 _ADAPTIVE_MAX_FUNCTIONS = {
