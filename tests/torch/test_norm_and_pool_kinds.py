@@ -35,7 +35,7 @@ class AlexNetLike(nn.Module):
 
 
 def kinds(report: AnalysisReport) -> list[str]:
-    """The rows' kinds, without the view that makes a signal of ``on_signal``'s input."""
+    """The rows' kinds, without the view by which ``OnSignal`` makes a signal."""
     return [row.kind for row in report.layers if row.kind != "view"]
 
 
