@@ -98,6 +98,16 @@ CASES: list[tuple[nn.Module, tuple[int, ...]]] = [
     (nn.LayerNorm(5, bias=False), (2, 5)),
     (nn.Flatten(), (2, 3, 5, 5)),
     (nn.Flatten(2, 3), (2, 3, 5, 5)),
+    (nn.AdaptiveMaxPool1d(3), (2, 3, 9)),
+    (nn.AdaptiveMaxPool2d((2, None)), (2, 3, 9, 9)),
+    (nn.AdaptiveMaxPool2d(1, return_indices=True), (2, 3, 9, 9)),
+    (nn.AdaptiveMaxPool3d((1, 2, 3), return_indices=True), (1, 2, 4, 5, 5)),
+    (nn.InstanceNorm1d(3), (2, 3, 5)),
+    (nn.InstanceNorm2d(3, affine=True, track_running_stats=True), (2, 3, 5, 5)),
+    (nn.InstanceNorm2d(3, track_running_stats=True, momentum=None).eval(), (2, 3, 5, 5)),
+    (nn.InstanceNorm3d(2, affine=True), (1, 2, 4, 5, 5)),
+    (nn.LocalResponseNorm(3), (2, 6, 5, 5)),
+    (nn.LocalResponseNorm(2, alpha=1e-3, beta=0.5, k=2.0), (2, 6, 5)),
 ]
 
 # Modules whose forward does more than the one call: no direct call, the forward runs.
@@ -105,6 +115,8 @@ NOT_DIRECT: list[tuple[nn.Module, tuple[int, ...]]] = [
     (nn.Conv2d(4, 4, 3, padding=1, padding_mode="reflect"), (1, 4, 6, 6)),  # pads first
     (nn.MaxPool2d(2, return_indices=True), (2, 3, 8, 8)),  # max_pool2d_with_indices
     (nn.BatchNorm2d(3).eval(), (2, 3, 5)),  # a wrong rank: its own error to raise
+    (nn.InstanceNorm2d(3), (3, 5, 5)),  # unbatched: its forward adds the batch
+    (nn.InstanceNorm2d(4), (2, 3, 5, 5)),  # other channels: its forward warns
 ]
 
 

@@ -148,3 +148,12 @@ def signal_or_volume(pick: Choices, axes: int, channels: int) -> tuple[int, ...]
     (1 … 7 per axis: a 3-D forward is costly)."""
     high = 24 if axes == 1 else 7
     return (channels, *(pick.integer(1, high) for _ in range(axes)))
+
+
+def with_gradient(pick: Choices, shape: tuple[int, ...], line: str) -> tuple[str, ...]:
+    """``line``, or half the time a 1×1 convolution then ``line``: a layer without weights
+    right after the input keeps nothing for backward (its input needs no gradient), so
+    only the second form holds its saved tensors to autograd's."""
+    if not pick.boolean():
+        return (line,)
+    return (f"conv{len(shape) - 1}d {shape[0]} k=1", line)

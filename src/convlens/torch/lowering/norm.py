@@ -1,5 +1,5 @@
-"""Batch normalisation in PyTorch: batchnorm2d, batchnorm1d, batchnorm3d (rules:
-core/rules/norm.py)."""
+"""Normalisation across the channels in PyTorch: batchnorm2d, batchnorm1d, batchnorm3d,
+instance_norm, local_response_norm (rules: core/rules/norm.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from convlens.torch.lowering.common import (
     flag,
     signal_or_volume,
     whole,
+    with_gradient,
 )
 from convlens.torch.registry import Choices, arg, calls, handles, lowering
 
@@ -127,6 +128,98 @@ lowering(
 )
 
 
+# -- instance_norm ------------------------------------------------------------------------
+@handles(F.instance_norm)
+def trace_instance_norm(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    """InstanceNorm1d/2d/3d of (N, C, L), (N, C, H, W) or (N, C, D, H, W). As for BatchNorm,
+    a module in eval mode inside a model that trains keeps to its running statistics
+    (``training=false``); a model traced in eval mode is described as it would train."""
+    x = args[0]
+    if x.dim() not in (3, 4, 5):
+        return NotImplemented
+    mean, var = arg(args, kwargs, 1, "running_mean"), arg(args, kwargs, 2, "running_var")
+    weight, bias = arg(args, kwargs, 3, "weight"), arg(args, kwargs, 4, "bias")
+    stats = weight if weight is not None else mean
+    if stats is not None:
+        expect_channels(t, x, int(stats.shape[0]), "channels")
+    use_input_stats = bool(arg(args, kwargs, 5, "use_input_stats", True))
+    spec = {
+        "affine": weight is not None,
+        "track_running_stats": mean is not None,
+        "eps": float(arg(args, kwargs, 7, "eps", 1e-5)),
+        "training": use_input_stats or not t.training_step,
+    }
+    return t.record("instance_norm", spec, [x], [weight, bias, mean, var])
+
+
+def _instance_norm(args: Mapping[str, Any], shape: tuple) -> nn.Module:
+    """nn.InstanceNorm1d/2d/3d for a signal, an image or a volume; with ``training=false``
+    one that stays in eval mode when the model trains."""
+    cls: type[nn.Module] = {2: nn.InstanceNorm1d, 3: nn.InstanceNorm2d, 4: nn.InstanceNorm3d}[
+        len(shape)
+    ]
+    if not args["training"]:
+        cls = type(f"Frozen{cls.__name__}", (cls,), {"train": _stay_in_eval})
+    norm = cls(
+        whole(shape[0]), args["eps"], args["momentum"], args["affine"], args["track_running_stats"]
+    )
+    return norm.eval() if not args["training"] else norm
+
+
+def instance_norm_examples(pick: Choices) -> str:
+    axes = pick.choice([2, 2, 1, 3])
+    shape = feature_map(pick) if axes == 2 else signal_or_volume(pick, axes, pick.integer(1, 4))
+    line = f"instance_norm affine={flag(pick)} track_running_stats={flag(pick)}"
+    if pick.boolean():
+        line += " training=false"
+    return described(shape, *with_gradient(pick, shape, line))
+
+
+lowering(
+    "instance_norm",
+    traced_by=[trace_instance_norm],
+    build=_instance_norm,
+    examples=instance_norm_examples,
+)
+
+
+# -- local_response_norm ------------------------------------------------------------------
+@handles(F.local_response_norm)
+def trace_local_response_norm(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    """F.local_response_norm is PyTorch's Python composition (x², pad, avg_pool, pow, div):
+    traced as the one call, the row counts the whole composition."""
+    x = args[0]
+    if x.dim() < 3:
+        return NotImplemented  # PyTorch's own error
+    spec = {
+        "size": int(arg(args, kwargs, 1, "size")),
+        "alpha": float(arg(args, kwargs, 2, "alpha", 1e-4)),
+        "beta": float(arg(args, kwargs, 3, "beta", 0.75)),
+        "k": float(arg(args, kwargs, 4, "k", 1.0)),
+    }
+    return t.record("local_response_norm", spec, [x])
+
+
+def local_response_norm_examples(pick: Choices) -> str:
+    axes = pick.choice([2, 2, 1, 3])
+    channels = pick.integer(1, 8)
+    if axes == 2:
+        shape: tuple[int, ...] = (channels, pick.integer(1, 8), pick.integer(1, 8))
+    else:
+        shape = signal_or_volume(pick, axes, channels)
+    options = ["", " alpha=0.001 beta=0.5 k=2", " k=2"]
+    line = f"local_response_norm {pick.integer(1, 6)}{pick.choice(options)}"
+    return described(shape, *with_gradient(pick, shape, line))
+
+
+lowering(
+    "local_response_norm",
+    traced_by=[trace_local_response_norm],
+    build=lambda a, s: nn.LocalResponseNorm(whole(a["size"]), a["alpha"], a["beta"], a["k"]),
+    examples=local_response_norm_examples,
+)
+
+
 # -- stock modules' one call (``registry.calls``) ------------------------------------------
 def _batchnorm2d_call(m: Any, x: Any) -> Any:
     """nn.BatchNorm2d on a 4-D input (a wrong rank is its forward's error to raise). In
@@ -153,3 +246,34 @@ def _batchnorm2d_call(m: Any, x: Any) -> Any:
 
 
 calls(nn.BatchNorm2d, how=_batchnorm2d_call)
+calls(
+    nn.LocalResponseNorm,
+    how=lambda m, x: (
+        F.local_response_norm,
+        (x, m.size),
+        {"alpha": m.alpha, "beta": m.beta, "k": m.k},
+    ),
+)
+
+
+def _instance_norm_call(m: Any, x: Any) -> Any:
+    """nn.InstanceNorm1d/2d/3d on a batched input of its rank whose channels match (an
+    unbatched input, a wrong rank or channel count: its forward's to handle)."""
+    if x.dim() != m._get_no_batch_dim() + 1 or x.shape[1] != m.num_features:
+        return None
+    return (
+        F.instance_norm,
+        (x,),
+        {
+            "running_mean": m.running_mean,
+            "running_var": m.running_var,
+            "weight": m.weight,
+            "bias": m.bias,
+            "use_input_stats": m.training or not m.track_running_stats,
+            "momentum": m.momentum if m.momentum is not None else 0.0,
+            "eps": m.eps,
+        },
+    )
+
+
+calls(nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, how=_instance_norm_call)

@@ -1,5 +1,6 @@
-"""Pooling in PyTorch: maxpool2d, avgpool2d, global_avgpool, adaptive_avgpool2d, and their
-1-D and 3-D forms for (C, L) signals and (C, D, H, W) volumes (rules: core/rules/pool.py)."""
+"""Pooling in PyTorch: maxpool2d, avgpool2d, global_avgpool, adaptive_avgpool2d,
+adaptive_maxpool2d, and their 1-D and 3-D forms for (C, L) signals and (C, D, H, W)
+volumes (rules: core/rules/pool.py)."""
 
 from __future__ import annotations
 
@@ -21,9 +22,11 @@ from convlens.torch.lowering.common import (
     size_text,
     whole_pair,
     whole_tuple,
+    with_gradient,
 )
 from convlens.torch.lowering.elementwise import trace_mean
 from convlens.torch.registry import Choices, Handler, arg, calls, handles, lowering
+from convlens.torch.shape_tensor import ShapeTensor, meta_tensor
 
 if TYPE_CHECKING:
     from convlens.torch.tracer import Tracer
@@ -171,6 +174,15 @@ def _trace_avg_pool_nd(axes: int) -> Handler:
     return trace_avg_pool_nd
 
 
+def _given_sizes(given: Any, x: Any, axes: int) -> tuple[int, ...]:
+    """``output_size`` as PyTorch reads it: one value for every axis or one per axis, None
+    keeping the input's size."""
+    sizes = (given,) * axes if isinstance(given, int) or given is None else tuple(given)
+    if len(sizes) == 1:
+        sizes = sizes * axes
+    return tuple(int(x.shape[2 + i]) if s is None else int(s) for i, s in enumerate(sizes))
+
+
 def _trace_adaptive_avg_pool_nd(axes: int) -> Handler:
     """To 1 on every axis it is global average pooling."""
 
@@ -178,11 +190,7 @@ def _trace_adaptive_avg_pool_nd(axes: int) -> Handler:
         x = args[0]
         if x.dim() == axes + 1:  # unbatched: PyTorch's own kernel gives the shape
             return NotImplemented
-        given = arg(args, kwargs, 1, "output_size")
-        size = (given,) * axes if isinstance(given, int) or given is None else tuple(given)
-        if len(size) == 1:
-            size = size * axes
-        size = tuple(int(x.shape[2 + i]) if s is None else int(s) for i, s in enumerate(size))
+        size = _given_sizes(arg(args, kwargs, 1, "output_size"), x, axes)
         if all(s == 1 for s in size):
             return t.record("global_avgpool", {}, [x])
         return t.record(f"adaptive_avgpool{axes}d", {"output_size": size}, [x])
@@ -276,6 +284,76 @@ _lower_pooling_nd(1, trace_max_pool1d, trace_avg_pool1d, trace_adaptive_avg_pool
 _lower_pooling_nd(3, trace_max_pool3d, trace_avg_pool3d, trace_adaptive_avg_pool3d)
 
 
+# -- adaptive_maxpool1d/2d/3d ---------------------------------------------------------------
+def _trace_adaptive_max_pool_nd(axes: int, with_indices: bool) -> Handler:
+    """F.adaptive_max_pool{1,2,3}d, its indices given back with ``return_indices``, and
+    F.adaptive_max_pool{1,2,3}d_with_indices, which gives them back always. The indices are
+    the int64 tensor the row's training already counts (max pooling always computes and
+    keeps them): handed back as the row's second result, not as a row of their own."""
+
+    def trace_adaptive_max_pool_nd(t: Tracer, args: tuple, kwargs: dict) -> Any:
+        x = args[0]
+        if x.dim() != axes + 2:  # unbatched: PyTorch's own kernel gives the shape
+            return NotImplemented
+        kind = f"adaptive_maxpool{axes}d"
+        spec = {"output_size": _given_sizes(arg(args, kwargs, 1, "output_size"), x, axes)}
+        if not (with_indices or arg(args, kwargs, 2, "return_indices", False)):
+            return t.record(kind, spec, [x])
+        if t.device == "meta":
+            out = t.record(kind, spec, [x])
+            indices = meta_tensor(tuple(out.shape), torch.int64)
+        else:  # run for real: the row holds the pooled values, the indices come beside
+            assert t.pending is not None
+            func, call_args, call_kwargs = t.pending
+            pooled, real_indices = func(*call_args, **call_kwargs)
+            t.pending = (lambda *a, **k: pooled, (), {})
+            out = t.record(kind, spec, [x])
+            indices = real_indices.as_subclass(ShapeTensor)
+        t.register(indices, t.node(out))
+        return out, indices
+
+    return trace_adaptive_max_pool_nd
+
+
+_ADAPTIVE_MAX_FUNCTIONS = {
+    1: (F.adaptive_max_pool1d, F.adaptive_max_pool1d_with_indices),
+    2: (F.adaptive_max_pool2d, F.adaptive_max_pool2d_with_indices),
+    3: (F.adaptive_max_pool3d, F.adaptive_max_pool3d_with_indices),
+}
+ADAPTIVE_MAX_HANDLERS = {
+    axes: [
+        handles(pooled)(_trace_adaptive_max_pool_nd(axes, with_indices=False)),
+        handles(with_indices)(_trace_adaptive_max_pool_nd(axes, with_indices=True)),
+    ]
+    for axes, (pooled, with_indices) in _ADAPTIVE_MAX_FUNCTIONS.items()
+}
+
+_ADAPTIVE_MAX: dict[int, type[nn.Module]] = {
+    1: nn.AdaptiveMaxPool1d,
+    2: nn.AdaptiveMaxPool2d,
+    3: nn.AdaptiveMaxPool3d,
+}
+
+
+def adaptive_max_examples(pick: Choices, axes: int) -> str:
+    size, _ = axes_text(pick, axes, 1, 5)
+    shape = feature_map(pick) if axes == 2 else signal_or_volume(pick, axes, pick.integer(1, 4))
+    return described(shape, *with_gradient(pick, shape, f"adaptive_maxpool{axes}d {size}"))
+
+
+def _lower_adaptive_max(axes: int) -> None:
+    lowering(
+        f"adaptive_maxpool{axes}d",
+        traced_by=ADAPTIVE_MAX_HANDLERS[axes],
+        build=lambda a, s: _ADAPTIVE_MAX[axes](whole_tuple(a["output_size"])),
+        examples=lambda pick: adaptive_max_examples(pick, axes),
+    )
+
+
+for _axes in _ADAPTIVE_MAX:
+    _lower_adaptive_max(_axes)
+
+
 # -- global_avgpool: of an image, a signal or a volume -------------------------------------
 def build_global_avgpool(args: Mapping[str, Any], shape: tuple) -> nn.Module:
     """nn.AdaptiveAvgPool1d/2d/3d(1) for a signal, an image or a volume."""
@@ -332,3 +410,19 @@ calls(
     ),
 )
 calls(nn.AdaptiveAvgPool2d, how=lambda m, x: (F.adaptive_avg_pool2d, (x, m.output_size), {}))
+
+
+def _adaptive_max_pool_call(axes: int) -> Any:
+    """nn.AdaptiveMaxPool{1,2,3}d: PyTorch's boolean dispatch calls the function that
+    gives the indices back when ``return_indices``."""
+    pooled, with_indices = _ADAPTIVE_MAX_FUNCTIONS[axes]
+
+    def call(m: Any, x: Any) -> Any:
+        func = with_indices if m.return_indices else pooled
+        return (func, (x, m.output_size), {"return_indices": m.return_indices})
+
+    return call
+
+
+for _axes, _module in _ADAPTIVE_MAX.items():
+    calls(_module, how=_adaptive_max_pool_call(_axes))
