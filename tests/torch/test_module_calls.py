@@ -90,6 +90,10 @@ CASES: list[tuple[nn.Module, tuple[int, ...]]] = [
     (nn.LayerNorm(5, bias=False), (2, 5)),
     (nn.Flatten(), (2, 3, 5, 5)),
     (nn.Flatten(2, 3), (2, 3, 5, 5)),
+    (nn.PixelShuffle(2), (2, 8, 3, 5)),
+    (nn.PixelUnshuffle(3), (2, 2, 6, 9)),
+    (nn.ChannelShuffle(2), (2, 6, 5, 5)),
+    (nn.ChannelShuffle(3), (2, 6, 7)),
 ]
 
 # Modules whose forward does more than the one call: no direct call, the forward runs.
