@@ -6,6 +6,8 @@ a partial report."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -17,7 +19,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import convlens
 from convlens.errors import ConvlensError
+from convlens.torch.shape_tensor import ShapeTensor
 from tests.core.oracle import impulse_extents
+from tests.torch.pytorch_truth import check_against_pytorch
 from tests.torch.saved import saved_bytes
 
 
@@ -401,3 +405,41 @@ def test_attention_in_a_description_and_its_errors() -> None:
         convlens.analyze(QKV + "attention k v attn_mask=(3,4)\n")
     with pytest.raises(ConvlensError, match=r"dropout_p must be in \[0, 1\)"):
         convlens.analyze(QKV + "attention k v dropout_p=1.5\n")
+
+
+# -- which kernel: q, k, v strided along their last axis ----------------------------------
+class StridedAttention(nn.Module):
+    """Heads split from a conv's channels without a copy, (N, C, L) → (N, h, L, E): the
+    last axis then has stride L, and PyTorch's CPU flash kernel refuses such q, k or v."""
+
+    def __init__(self, strided: tuple[bool, bool, bool]) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 1)
+        self.strided = strided
+        self.choice: int | None = None  # what PyTorch's dispatcher picked in a real run
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.conv(x).flatten(2)  # (N, 8, L)
+        heads = t.unflatten(1, (2, 4))  # (N, 2, 4, L)
+        q, k, v = (
+            heads.transpose(-1, -2) if strided else heads.transpose(-1, -2).contiguous()
+            for strided in self.strided
+        )
+        if not isinstance(x, ShapeTensor):
+            self.choice = int(torch._fused_sdp_choice(q, k, v))
+        return F.scaled_dot_product_attention(q, k, v)
+
+
+@pytest.mark.parametrize("strided", list(itertools.product([False, True], repeat=3)))
+def test_the_kernel_is_the_one_pytorch_picks_for_strided_operands(
+    strided: tuple[bool, bool, bool],
+) -> None:
+    model = StridedAttention(strided)
+    x = torch.randn(2, 3, 4, 4)
+    with torch.no_grad():
+        model(x)
+    picked = {0: "math", 1: "flash"}[model.choice or 0]
+    assert picked == ("math" if any(strided) else "flash")
+    report = check_against_pytorch(model, x)  # saved bytes as autograd keeps them
+    (row,) = [r for r in report.layers if r.kind == "attention"]
+    assert row.args["kernel"] == picked

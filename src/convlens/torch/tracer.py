@@ -71,6 +71,14 @@ PASSTHROUGH = {
 }
 
 
+class RuleRefused(ConvlensError):
+    """A rule refused a traced call; ``reason`` is the rule's own words."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 @dataclass
 class Tracer:
     """Collects one ``LayerSpec`` per operation, attributed to the innermost module."""
@@ -173,16 +181,15 @@ class Tracer:
         except KeyError:
             names = tuple(self.node(t) for t in inputs)  # says which input is not traced
         name, origin = self.layer_name(kind)
-        reuses, frozen = self.weight_use(weights, own_buffers) if weights else (False, False)
         spec = quick(
             LayerSpec,
             name=name,
             kind=kind,
             args=args,
             inputs=names,
-            frozen=frozen,
+            frozen=False,
             origin=origin,
-            reuses_params=reuses,
+            reuses_params=False,
             inplace=inplace,
         )
         if self.context is None:
@@ -190,9 +197,24 @@ class Tracer:
         try:  # each distinct layer's rule runs once per process (``core/memo.py``)
             cost = remembered_rule(spec, self.context, self.shapes)
         except ConvlensError as err:
-            raise ConvlensError(
-                f"{self.where()}: {kind} on input shape(s) {[self.shapes[n] for n in names]}: {err}"
+            shapes = [self.shapes[n] for n in names]
+            raise RuleRefused(
+                f"{self.where()}: {kind} on input shape(s) {shapes}: {err}", str(err)
             ) from None
+        if weights:  # noted as counted only once the row stands
+            reuses, frozen = self.weight_use(weights, own_buffers)
+            if reuses or frozen:
+                spec = quick(
+                    LayerSpec,
+                    name=name,
+                    kind=kind,
+                    args=args,
+                    inputs=names,
+                    frozen=frozen,
+                    origin=origin,
+                    reuses_params=reuses,
+                    inplace=inplace,
+                )
         self.layers.append(spec)
         self.costs[name] = cost
         self.shapes[name] = tuple(cost.output_shape)
@@ -291,17 +313,42 @@ class Tracer:
                 handler = None  # rules count per sample: this tensor has no batch they see
         if handler is not None:
             self.pending = (func, args, kwargs)
+            rows = len(self.layers)
             # A handler reads its tensors' shapes, strides and ranks (x.dim(), x.shape):
             # plain reads, not operations of the model to trace, so they skip the round
             # trip through __torch_function__ and this tracer.
-            with torch._C.DisableTorchFunctionSubclass():
-                result = handler(self, args, kwargs)
+            try:
+                with torch._C.DisableTorchFunctionSubclass():
+                    result = handler(self, args, kwargs)
+            except RuleRefused as refused:
+                if len(self.layers) != rows:  # the handler recorded part of its rows
+                    raise ConvlensError(str(refused)) from None
+                return self.refused_by_rule(func, args, kwargs, refused)
+            except ConvlensError:
+                raise
+            except Exception as err:  # a handler's own fault: the call is not lost
+                if len(self.layers) != rows:
+                    raise
+                reason = f"convlens's {op_name(func)} handler failed: {type(err).__name__}: {err}"
+                return self.fallback(func, args, kwargs, refused=reason)
             if result is not NotImplemented:
                 return result
         return self.fallback(func, args, kwargs)
 
-    def fallback(self, func: Any, args: tuple, kwargs: dict) -> Any:
-        """No rule: PyTorch's meta kernel gives the shape; nothing is counted."""
+    def refused_by_rule(self, func: Any, args: tuple, kwargs: dict, refused: RuleRefused) -> Any:
+        """A rule refused a call. If PyTorch refuses it too, the model is wrong: the rule's
+        words say where and why. If PyTorch runs it, the rule covers less than PyTorch
+        does (``F.interpolate`` to a size that is no one scale of the input): the call
+        becomes an ``opaque`` row that says what the rule said, and the report is partial,
+        rather than a valid model refused."""
+        try:
+            return self.fallback(func, args, kwargs, refused=refused.reason)
+        except Exception:  # PyTorch refuses it as well
+            raise ConvlensError(str(refused)) from None
+
+    def fallback(self, func: Any, args: tuple, kwargs: dict, refused: str | None = None) -> Any:
+        """No rule: PyTorch's meta kernel gives the shape; nothing is counted. ``refused``:
+        what the kind's rule said of this call, when it does not cover it."""
 
         with torch._C.DisableTorchFunctionSubclass():
             if self.device == "meta":  # the model's own tensors join the meta world
@@ -364,6 +411,8 @@ class Tracer:
                 ):
                     return self.record("view", {"shape": shape}, tensors, dtype=dtype)  # same data
                 spec: dict[str, Any] = {"op": name, "shape": shape}
+                if refused is not None:
+                    spec["refused"] = refused
                 if dtype is not None:  # a comparison's bool, an index's int64: its own bytes
                     spec["itemsize"] = value.element_size()
                 return self.record("opaque", spec, tensors, dtype=dtype)

@@ -336,7 +336,7 @@ ATTENTION = Schema(
             "bool",
             True,
             help="PyTorch may pick its CPU flash kernel (false: "
-            "sdpa_kernel(MATH) or flash disabled)",
+            "sdpa_kernel(MATH), flash disabled, or q, k or v strided along its last axis)",
         ),
         Arg(
             "copies_value",

@@ -515,6 +515,13 @@ OPAQUE = Schema(
         ),
         Arg("note", "name", None, help="why the result has no batch axis"),
         Arg(
+            "refused",
+            "name",
+            None,
+            help="what the rule of the operation's kind said of this call, which PyTorch "
+            "runs but the rule does not cover",
+        ),
+        Arg(
             "itemsize",
             "int",
             None,
@@ -535,12 +542,18 @@ OPAQUE = Schema(
 )
 def opaque(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     if args["batched"]:
+        refused = args["refused"]
+        said = (
+            f"'{args['op']}': its rule does not cover this call ({refused}), "
+            "so this row counts nothing"
+        )
         return Cost(
             output_shape=tuple(args["shape"]),
             rf_global=True,
             output_itemsize=args["itemsize"],
             args=dict(args),
             unsupported=str(args["op"]),
+            warnings=(said,) if refused else (),
         )
     # Figures are per sample; this result has no batch, so its size is not a per-sample
     # one: its whole shape is shown, its bytes are not counted, and the row says why.

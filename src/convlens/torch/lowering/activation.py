@@ -11,7 +11,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from convlens.torch.batch_axis import STANDARD
-from convlens.torch.lowering.common import described, feature_map, flag, signal_or_volume, whole
+from convlens.torch.lowering.common import (
+    described,
+    expect_channels,
+    feature_map,
+    flag,
+    signal_or_volume,
+    whole,
+)
 from convlens.torch.lowering.elementwise import ALL_ARITHMETIC
 from convlens.torch.registry import Choices, Examples, Handler, arg, calls, handles, lowering
 from convlens.torch.shape_tensor import ShapeTensor
@@ -53,13 +60,16 @@ lowering(
 
 @handles(F.hardtanh, any_layout=True)
 def trace_hardtanh(t: Tracer, args: tuple, kwargs: dict) -> Any:
-    """nn.ReLU6 is F.hardtanh(x, 0, 6); other bounds have no rule."""
+    """nn.ReLU6 is F.hardtanh(x, 0, 6): a relu6 row; other bounds a hardtanh row."""
     low, high = arg(args, kwargs, 1, "min_val", -1.0), arg(args, kwargs, 2, "max_val", 1.0)
-    if (low, high) != (0.0, 6.0):
-        return NotImplemented
     inplace = bool(arg(args, kwargs, 3, "inplace"))
     x = args[0]
-    return t.record("relu6", {}, [x], inplace=inplace, layout=t.batched_layout(x), like=x)
+    kind, spec = (
+        ("relu6", {})
+        if (low, high) == (0.0, 6.0)
+        else ("hardtanh", {"min_val": float(low), "max_val": float(high)})
+    )
+    return t.record(kind, spec, [x], inplace=inplace, layout=t.batched_layout(x), like=x)
 
 
 lowering(
@@ -67,6 +77,19 @@ lowering(
     traced_by=[trace_hardtanh],
     build=lambda a, s: nn.ReLU6(),
     examples=on_feature_map("relu6"),
+)
+
+
+def hardtanh_examples(pick: Choices) -> str:
+    low, high = pick.choice([(-1.0, 1.0), (-2.0, 0.5), (0.0, 1.0), (-0.5, 3.0)])
+    return described(feature_map(pick), f"hardtanh min_val={low} max_val={high}")
+
+
+lowering(
+    "hardtanh",
+    traced_by=[trace_hardtanh],
+    build=lambda a, s: nn.Hardtanh(float(a["min_val"]), float(a["max_val"])),
+    examples=hardtanh_examples,
 )
 
 
@@ -102,6 +125,30 @@ _activation_lowering(
     extra=lambda a, k: {"alpha": float(arg(a, k, 1, "alpha", 1.0))},
 )
 _activation_lowering(
+    "selu",
+    (F.selu,),
+    lambda a: nn.SELU(),
+    extra=lambda a, k: {},
+)
+_activation_lowering(
+    "celu",
+    (F.celu,),
+    lambda a: nn.CELU(float(a["alpha"])),
+    line="celu 0.5",
+    extra=lambda a, k: {"alpha": float(arg(a, k, 1, "alpha", 1.0))},
+)
+_activation_lowering("mish", (F.mish,), lambda a: nn.Mish())
+_activation_lowering(
+    "softplus",
+    (F.softplus,),
+    lambda a: nn.Softplus(float(a["beta"]), float(a["threshold"])),
+    line="softplus 2 threshold=3",
+    extra=lambda a, k: {
+        "beta": float(arg(a, k, 1, "beta", 1.0)),
+        "threshold": float(arg(a, k, 2, "threshold", 20.0)),
+    },
+)
+_activation_lowering(
     "leaky_relu",
     (F.leaky_relu,),
     lambda a: nn.LeakyReLU(float(a["negative_slope"])),
@@ -125,6 +172,49 @@ lowering(
     traced_by=[trace_softmax],
     build=lambda a, s: nn.Softmax(dim=whole(a["dim"])),
     examples=on_feature_map("softmax"),
+)
+
+
+# -- log_softmax --------------------------------------------------------------------------
+@handles(F.log_softmax, torch.log_softmax, torch.Tensor.log_softmax, any_layout=True)
+def trace_log_softmax(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    x, dim = args[0], arg(args, kwargs, 1, "dim")
+    axis = t.sample_axis(x, -1 if dim is None else dim)
+    if axis is None or kwargs.get("dtype") is not None:
+        return NotImplemented  # over the batch: not per sample
+    return t.record("log_softmax", {"dim": axis}, [x], layout=t.batched_layout(x))
+
+
+lowering(
+    "log_softmax",
+    traced_by=[trace_log_softmax],
+    build=lambda a, s: nn.LogSoftmax(dim=whole(a["dim"])),
+    examples=on_feature_map("log_softmax"),
+)
+
+
+# -- prelu: learned slopes ------------------------------------------------------------------
+@handles(torch.prelu)  # F.prelu is torch.prelu
+def trace_prelu(t: Tracer, args: tuple, kwargs: dict) -> Any:
+    x, weight = args[0], arg(args, kwargs, 1, "weight")
+    if not isinstance(weight, torch.Tensor) or weight.dim() > 1:
+        return NotImplemented
+    slopes = int(weight.numel())
+    if slopes != 1:
+        expect_channels(t, x, slopes, "channels (one PReLU slope each)")
+    return t.record("prelu", {"num_parameters": slopes}, [x], [weight])
+
+
+def prelu_examples(pick: Choices) -> str:
+    shape = feature_map(pick)
+    return described(shape, pick.choice(["prelu", f"prelu {shape[0]}"]))
+
+
+lowering(
+    "prelu",
+    traced_by=[trace_prelu],
+    build=lambda a, s: nn.PReLU(whole(a["num_parameters"])),
+    examples=prelu_examples,
 )
 
 
@@ -244,6 +334,15 @@ calls(
         (x,),
         {"negative_slope": m.negative_slope, "inplace": m.inplace},
     ),
+)
+calls(nn.Mish, how=_inplace_call(F.mish))
+calls(nn.SELU, how=_inplace_call(F.selu))
+calls(nn.CELU, how=lambda m, x: (F.celu, (x,), {"alpha": m.alpha, "inplace": m.inplace}))
+calls(nn.Softplus, how=lambda m, x: (F.softplus, (x, m.beta, m.threshold), {}))
+calls(nn.PReLU, how=lambda m, x: (torch.prelu, (x, m.weight), {}))
+calls(
+    nn.LogSoftmax,
+    how=lambda m, x: (F.log_softmax, (x,), {"dim": m.dim, "_stacklevel": 5, "dtype": None}),
 )
 calls(nn.Sigmoid, how=lambda m, x: (torch.sigmoid, (x,), {}))
 calls(nn.Tanh, how=lambda m, x: (torch.tanh, (x,), {}))

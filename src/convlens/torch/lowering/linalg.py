@@ -225,8 +225,10 @@ def trace_attention(t: Tracer, args: tuple, kwargs: dict) -> Any:
     spec: dict[str, Any] = {
         "is_causal": bool(arg(args, kwargs, 5, "is_causal", False)),
         "dropout_p": float(arg(args, kwargs, 4, "dropout_p", 0.0)),
-        # sdpa_kernel(...) and enable_flash_sdp(False) switch the CPU flash kernel off too
-        "flash": torch.backends.cuda.flash_sdp_enabled(),
+        # sdpa_kernel(...) and enable_flash_sdp(False) switch the CPU flash kernel off too,
+        # and it takes only q, k, v whose last axis is contiguous (sdp_utils_cpp, 2.13)
+        "flash": torch.backends.cuda.flash_sdp_enabled()
+        and all(z.stride(-1) == 1 for z in (q, k, v)),
     }
     if layout.merged:
         spec["batch_merged"] = True

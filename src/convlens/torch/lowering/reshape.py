@@ -358,6 +358,8 @@ def trace_linear(t: Tracer, args: tuple, kwargs: dict) -> Any:
     layout = t.batch_axis(x)
     if layout is None or layout.axis == x.dim() - 1:
         return NotImplemented  # the features are the batch's axis
+    if weight.dim() != 2:
+        return NotImplemented  # a 1-D weight: a dot product per row, no linear layer
     expect_channels(t, x, int(weight.shape[1]), "input features", axis=x.dim() - 1)
     # F.linear folds a ≥ 3-D input into rows with reshape: a strided one (after a
     # transpose) is copied, and backward keeps that copy instead of the input. A
