@@ -44,6 +44,9 @@ def rf_networks(draw):
                 else f"conv2d 1 k={2 * b + 1} p={b} as y{i}",
                 f"add x{i}",
             ]
+        elif kind == 6:  # F.pad (negative: a crop) before a convolution without padding
+            pads = ",".join(str(draw(st.integers(-1, 3))) for _ in range(4))
+            lines += [f"pad ({pads})", f"conv2d 1 k={draw(st.integers(1, 4))}"]
         elif kind == 7:  # sub-pixel convolution: r² maps of stride r → one map of jump 1
             r, k = draw(st.integers(2, 3)), draw(st.integers(1, 4))
             lines += [f"conv2d {r * r} k={k} s={r}", f"channel_shuffle {r}", f"pixel_shuffle {r}"]
@@ -51,9 +54,6 @@ def rf_networks(draw):
             r, a = draw(st.integers(2, 3)), draw(st.integers(0, 1))  # its r² channels
             lines += [f"upsample {r}", f"conv2d 1 k={2 * a + 1} p={a}", f"pixel_unshuffle {r}"]
             lines.append(f"conv2d 1 k={draw(st.integers(1, 2))}")
-        elif kind == 6:  # F.pad (negative: a crop) before a convolution without padding
-            pads = ",".join(str(draw(st.integers(-1, 3))) for _ in range(4))
-            lines += [f"pad ({pads})", f"conv2d 1 k={draw(st.integers(1, 4))}"]
         else:
             lines += [
                 f"conv2d 1 k=3 as u{i}",

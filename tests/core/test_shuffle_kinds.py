@@ -7,6 +7,8 @@ by position against the gradient method; clear refusals; symbolic sizes.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -38,27 +40,27 @@ def test_pixel_unshuffle_and_channel_shuffle_figures() -> None:
 
 
 @pytest.mark.parametrize(
-    ("line", "reads"),
+    ("line", "channels", "reads"),
     [
-        ("pixel_shuffle 2", lambda o: (o // 2, o // 2)),
-        ("pixel_shuffle 3", lambda o: (o // 3, o // 3)),
-        ("pixel_unshuffle 2", lambda o: (2 * o, 2 * o + 1)),
-        ("pixel_unshuffle 3", lambda o: (3 * o, 3 * o + 2)),
-        ("channel_shuffle 3", lambda o: (o, o)),
+        ("pixel_shuffle 2", 4, lambda o: (o // 2, o // 2)),
+        ("pixel_shuffle 3", 9, lambda o: (o // 3, o // 3)),
+        ("pixel_unshuffle 2", 1, lambda o: (2 * o, 2 * o + 1)),
+        ("pixel_unshuffle 3", 2, lambda o: (3 * o, 3 * o + 2)),
+        ("channel_shuffle 3", 9, lambda o: (o, o)),
     ],
 )
-def test_each_output_position_reads_what_its_gradient_reaches(line: str, reads) -> None:  # type: ignore[no-untyped-def]
-    """Output channel 0 of each kind against its exact map (a pixel_unshuffle position's
-    r² channels read one input position each, the r×r block together: a conv after it
-    mixes them, as every later layer that reads its channels does)."""
-    channels = 9 if "shuffle 3" in line and "un" not in line else 4
+def test_each_output_position_reads_what_its_gradient_reaches(
+    line: str, channels: int, reads: Callable[[int], tuple[int, int]]
+) -> None:
+    """Every output position against its exact map, measured on output channel 0. A
+    pixel_unshuffle position's r² channels each read one input position, the r×r block
+    together: a 1×1 conv after it mixes them, as any later layer that reads them does."""
     text = f"input {channels}x18x24\n{line}"
     if "unshuffle" in line:
         text += "\nconv2d 1 k=1"
-    net = network(text)
     report = convlens.analyze(text)
     for axis in (0, 1):
-        rows = gradient_extents(net, axis)
+        rows = gradient_extents(network(text), axis)
         assert len(rows) == report.layers[-1].output_shape[1 + axis]
         assert all((lo, hi) == reads(o) for o, lo, hi in rows), (line, axis, rows)
         assert report.totals.rf[axis] == max(hi - lo + 1 for _, lo, hi in rows)
@@ -109,7 +111,7 @@ def test_sub_pixel_networks_receptive_fields() -> None:
     ],
 )
 def test_bad_input_is_refused_at_its_line(text: str, message: str, tmp_path: Path) -> None:
-    with pytest.raises(SpecError, match=message.replace("(", r"\(").replace(")", r"\)")) as err:
+    with pytest.raises(SpecError, match=re.escape(message)) as err:
         convlens.analyze(text)
     assert err.value.position is not None and err.value.position.line == 2
     path = write(tmp_path, text + "\n")

@@ -6,6 +6,8 @@ exactly too."""
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import pytest
 import torch
 from torch import nn
@@ -42,7 +44,7 @@ def test_espcn_is_exact_and_matches_pytorch() -> None:
     assert shuffle.macs == 0 and shuffle.flops == 0
     assert shuffle.activation_bytes == 2 * 1 * 36 * 30 * 4  # N · C · H · W · 4 bytes
     # receptive field: the two convolutions see 5 + 2 = 7 rows; output i reads row ⌊i/3⌋
-    assert report.totals.rf == (7, 7) and report.totals.jump == (pytest.approx(1 / 3),) * 2
+    assert report.totals.rf == (7, 7) and report.totals.jump == (Fraction(1, 3),) * 2
 
 
 def test_espcn_receptive_field_equals_the_gradient_method() -> None:
