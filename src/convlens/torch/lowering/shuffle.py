@@ -36,7 +36,7 @@ def trace_pixel_shuffle(t: Tracer, args: tuple, kwargs: dict) -> Any:
     return _shuffled(t, "pixel_shuffle", "upscale_factor", args, kwargs, range(4, 5))
 
 
-@handles(F.pixel_unshuffle)
+@handles(F.pixel_unshuffle)  # (torch.pixel_unshuffle is the same function)
 def trace_pixel_unshuffle(t: Tracer, args: tuple, kwargs: dict) -> Any:
     return _shuffled(t, "pixel_unshuffle", "downscale_factor", args, kwargs, range(4, 5))
 
