@@ -22,7 +22,7 @@ from tests.core.oracle import gradient_extents, network
 def rf_networks(draw):
     lines = [f"input 1x{draw(st.integers(48, 64))}x{draw(st.integers(48, 64))}"]
     for i in range(draw(st.integers(1, 4))):
-        kind = draw(st.integers(0, 6))
+        kind = draw(st.integers(0, 8))
         if kind == 0:
             k, s, d = draw(st.integers(1, 5)), draw(st.integers(1, 2)), draw(st.integers(1, 2))
             lines.append(f"conv2d 1 k={k} s={s} d={d} p={draw(st.integers(0, k // 2))}")
@@ -47,6 +47,13 @@ def rf_networks(draw):
         elif kind == 6:  # F.pad (negative: a crop) before a convolution without padding
             pads = ",".join(str(draw(st.integers(-1, 3))) for _ in range(4))
             lines += [f"pad ({pads})", f"conv2d 1 k={draw(st.integers(1, 4))}"]
+        elif kind == 7:  # sub-pixel convolution: r² maps of stride r → one map of jump 1
+            r, k = draw(st.integers(2, 3)), draw(st.integers(1, 4))
+            lines += [f"conv2d {r * r} k={k} s={r}", f"channel_shuffle {r}", f"pixel_shuffle {r}"]
+        elif kind == 8:  # space-to-depth of a map made a multiple of r, then a conv mixes
+            r, a = draw(st.integers(2, 3)), draw(st.integers(0, 1))  # its r² channels
+            lines += [f"upsample {r}", f"conv2d 1 k={2 * a + 1} p={a}", f"pixel_unshuffle {r}"]
+            lines.append(f"conv2d 1 k={draw(st.integers(1, 2))}")
         else:
             lines += [
                 f"conv2d 1 k=3 as u{i}",

@@ -108,6 +108,10 @@ CASES: list[tuple[nn.Module, tuple[int, ...]]] = [
     (nn.InstanceNorm3d(2, affine=True), (1, 2, 4, 5, 5)),
     (nn.LocalResponseNorm(3), (2, 6, 5, 5)),
     (nn.LocalResponseNorm(2, alpha=1e-3, beta=0.5, k=2.0), (2, 6, 5)),
+    (nn.PixelShuffle(2), (2, 8, 3, 5)),
+    (nn.PixelUnshuffle(3), (2, 2, 6, 9)),
+    (nn.ChannelShuffle(2), (2, 6, 5, 5)),
+    (nn.ChannelShuffle(3), (2, 6, 7)),
 ]
 
 # Modules whose forward does more than the one call: no direct call, the forward runs.

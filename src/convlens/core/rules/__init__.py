@@ -11,4 +11,5 @@ from convlens.core.rules import (  # noqa: F401
     pad,
     pool,
     reshape,
+    shuffle,
 )

@@ -13,4 +13,5 @@ from convlens.torch.lowering import (  # noqa: F401
     pad,
     pool,
     reshape,
+    shuffle,
 )
