@@ -12,4 +12,5 @@ from convlens.core.rules import (  # noqa: F401
     pool,
     reshape,
     shuffle,
+    untraced,
 )
