@@ -210,6 +210,7 @@ def analyze_network(
                 cost.rf_global,
                 cost.rf_axes,
                 cost.rf_otherwise_global,
+                cost.rf_unavailable,
             )
             # element-wise layers pass their input's NodeRF on: its fields and steps once
             known_rf = rf_texts.get(id(rf))

@@ -259,13 +259,17 @@ def node_rf(
     whole_input: bool,
     map_axes: int | None = None,
     otherwise_whole: bool = False,
+    unavailable: str = "",
 ) -> NodeRF:
     """Receptive field of a layer's output from its inputs' and its own index maps (which
-    hold for ``map_axes`` spatial axes only, if given: see ``Cost.rf_axes``)."""
+    hold for ``map_axes`` spatial axes only, if given: see ``Cost.rf_axes``); none, and
+    why, where the layer says so of a map (``unavailable``: a transpose of H and W)."""
     if len(inputs) == 1 and not (inputs[0].independent or inputs[0].unavailable):
         rf = inputs[0]
         if rf.whole_input:  # what reads a node that sees everything sees everything
             return WHOLE_INPUT_RF
+        if unavailable and map_axes in (None, len(rf.axes or ())):
+            return NodeRF(unavailable=unavailable)
         plain = maps is None and not whole_input and rf.axes is not None
         if plain and (map_axes is None or map_axes == len(rf.axes or ())):
             return rf  # an element-wise layer (BN, ReLU): each output sees what its input saw
@@ -279,7 +283,9 @@ def node_rf(
         return WHOLE_INPUT_RF
     count = len(inputs[0].axes or ())
     if map_axes is not None and map_axes != count:  # not a map of the network's rank
-        whole_input, maps = otherwise_whole, None
+        whole_input, maps, unavailable = otherwise_whole, None, ""
+    if unavailable and not any(rf.whole_input for rf in inputs):
+        return NodeRF(unavailable=unavailable)
     if whole_input or any(rf.whole_input for rf in inputs):
         return WHOLE_INPUT_RF
     try:

@@ -77,6 +77,7 @@ class Cost:
     # positions it reads are its own (F.pad, concat, reduce of whatever tensor it is given).
     rf_axes: int | None = None
     rf_otherwise_global: bool = False
+    rf_unavailable: str = ""  # why no receptive field follows this layer (a transpose of H and W)
     saves: tuple[Saved, ...] = ()
     alias: bool = False  # output is a view of input 0 (shares its storage)
     batched: bool = True  # False: the output has no batch axis (its shape is the whole

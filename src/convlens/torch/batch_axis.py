@@ -118,7 +118,7 @@ def _trailing(after: Sequence[int], axis: int) -> Layout:
 
 
 # Operations that only move axes (and unsqueeze, which adds one): where the batch axis
-# goes is asked of PyTorch (``follow_batch``), so one that leaves axis 0 is never taken
+# goes is asked of PyTorch (``moved_axes``), so one that leaves axis 0 is never taken
 # for a per-sample reshape.
 AXIS_MOVES = {
     torch.transpose,
@@ -158,9 +158,10 @@ CONSTANT_MAKERS = {
 }
 
 
-def follow_batch(func: Any, args: tuple, kwargs: dict, x: torch.Tensor, axis: int) -> int | None:
-    """Where an axis move sends axis ``axis`` of ``x``: the same call on a meta tensor
-    whose axes all have different sizes (≥ 2), the marked one found again in the result."""
+def moved_axes(func: Any, args: tuple, kwargs: dict, x: torch.Tensor) -> tuple[int, ...] | None:
+    """For each output axis of an axis move, the axis of ``x`` it is (-1 for one it adds):
+    the same call on a meta tensor whose axes all have different sizes (≥ 2), each found
+    again in the result; None if PyTorch refuses the call."""
     sizes = [2 + i for i in range(x.dim())]
     with torch._C.DisableTorchFunctionSubclass():
         probe = torch.empty(sizes, device="meta")
@@ -171,8 +172,16 @@ def follow_batch(func: Any, args: tuple, kwargs: dict, x: torch.Tensor, axis: in
             )
         except Exception:
             return None
-    found = [i for i, d in enumerate(out.shape) if d == sizes[axis]]
-    return found[0] if len(found) == 1 else None
+    return tuple(sizes.index(d) if d in sizes else -1 for d in out.shape)
+
+
+def sample_order(moved: Sequence[int], layout: Layout) -> tuple[int, ...]:
+    """``moved_axes`` per sample: without the batch's own axis (which a merged batch does
+    not have), the others renumbered."""
+    if layout.merged:
+        return tuple(moved)
+    b = layout.axis
+    return tuple(a - (a > b) if a >= 0 else a for a in moved if a != b)
 
 
 def joins_batch(func: Any, args: tuple, kwargs: dict) -> bool:

@@ -23,9 +23,10 @@ from convlens.torch.batch_axis import (
     CONSTANT_MAKERS,
     STANDARD,
     Layout,
-    follow_batch,
     indexes_batch,
     joins_batch,
+    moved_axes,
+    sample_order,
 )
 from convlens.torch.probes import same_order_strides
 from convlens.torch.registry import ANY_LAYOUT, HANDLERS
@@ -390,13 +391,16 @@ class Tracer:
         axes = [None if lay is None or lay.merged else lay.axis for lay in layouts]
         if func in AXIS_MOVES and len(tensors) == 1 and len(outputs) == 1:
             lay = layouts[0]
-            axis = None if lay is None else follow_batch(func, args, kwargs, tensors[0], lay.axis)
-            if lay is None or axis is None:  # no batch to follow
+            mapping = None if lay is None else moved_axes(func, args, kwargs, tensors[0])
+            if lay is None or mapping is None or mapping.count(lay.axis) != 1:  # no batch to follow
                 return self.record_unbatched(name, tensors, outputs[0])
-            moved = replace(lay, axis=axis)
+            moved = replace(lay, axis=mapping.index(lay.axis))
             self.pending = (func, args, kwargs)
-            shape = moved.sample_shape(outputs[0].shape, self.batch)
-            return self.record("view", {"shape": shape}, tensors, layout=moved)
+            spec: dict[str, Any] = {"shape": moved.sample_shape(outputs[0].shape, self.batch)}
+            order = sample_order(mapping, lay)
+            if -1 not in order and list(order) != sorted(order):  # a permutation, not a no-op
+                spec["order"] = order
+            return self.record("view", spec, tensors, layout=moved)
 
         def batched(value: torch.Tensor) -> bool:
             """Axis 0 of ``value`` is the batch: its size is N, a batched input has it, and

@@ -18,6 +18,7 @@ from convlens.core.records import Network, Shape
 from convlens.core.registry import AxisMap, Cost
 
 WHOLE_INPUT = "whole input"
+UNAVAILABLE = "unavailable"  # a layer no receptive field follows (a transpose of H and W)
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,8 @@ def input_positions(
     network: Network, costs: dict[str, Cost], layer: str, axis: int, position: int
 ) -> set[int] | str:
     """The network-input positions along ``axis`` (0: rows, 1: columns) that output
-    ``position`` of ``layer`` depends on; ``WHOLE_INPUT`` after a global layer."""
+    ``position`` of ``layer`` depends on; ``WHOLE_INPUT`` after a global layer,
+    ``UNAVAILABLE`` after one no receptive field follows."""
     names = [spec.name for spec in network.layers]
     needed: dict[str, set[int]] = {layer: {position}}
     for spec in reversed(network.layers[: names.index(layer) + 1]):
@@ -60,6 +62,8 @@ def input_positions(
         if not positions:
             continue
         cost = costs[spec.name]
+        if cost.rf_unavailable:
+            return UNAVAILABLE
         fits = cost.rf_axes in (None, len(network.input_shape) - 1)  # see Cost.rf_axes
         if cost.rf_global if fits else cost.rf_otherwise_global:
             return WHOLE_INPUT
@@ -74,11 +78,14 @@ def position_spans(
     network: Network, costs: dict[str, Cost], layer: str, y: int, x: int
 ) -> tuple[Span, Span] | str | None:
     """The rows and columns output ``(y, x)`` of ``layer`` reads; ``WHOLE_INPUT``; or None
-    when it reads no input position (a gap of a strided transposed convolution)."""
+    when it reads no input position (a gap of a strided transposed convolution) or none
+    can be said (``UNAVAILABLE``)."""
     spans = []
     for axis, position in enumerate((y, x)):
         found = input_positions(network, costs, layer, axis, position)
-        if isinstance(found, str):  # WHOLE_INPUT, the one string it returns
+        if found == UNAVAILABLE:
+            return None
+        if isinstance(found, str):
             return WHOLE_INPUT
         if not found:
             return None

@@ -456,6 +456,13 @@ VIEW = Schema(
             help="PyTorch copies the data (a reshape of a strided view, e.g. after a "
             "transpose): a new tensor, not a view",
         ),
+        Arg(
+            "order",
+            "names",
+            None,
+            help="the axes moved (transpose, permute): output axis k is input axis "
+            "order[k], 0 the channels",
+        ),
     )
 )
 
@@ -467,9 +474,13 @@ def view(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     same = known_equal(product(shape), elements(inputs[0]))
     if same is False:
         raise RuleError(f"cannot view {fmt_shape(inputs[0])} as {fmt_shape(shape)}")
+    order = _axis_order(args["order"], inputs[0], shape)
     # The same grid (only the channels regrouped): every position reads itself
     same_grid = len(shape) == len(inputs[0]) and tuple(shape[1:]) == tuple(inputs[0][1:])
     image_grid = same_grid and len(shape) == 3  # what a tensor that is no map falls back to
+    if order is not None and order[0] != 0:  # the channels moved: no (C, *spatial) map
+        same_grid = image_grid = False
+    swapped = order is not None and order[0] == 0 and list(order) != sorted(order)
     assumed = divisions_assumed(shape)
     if same is None:  # symbolic sizes whose products SymPy cannot prove equal
         assumed += (
@@ -480,9 +491,36 @@ def view(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         output_shape=shape,
         alias=not args["copies"],
         **map_rf(inputs[0], whole_on_map=not same_grid, whole_otherwise=not image_grid),
+        rf_unavailable=(
+            f"its spatial axes are moved (axis order {tuple(order)}): convlens follows a "
+            "receptive field along unmoved axes only"
+            if swapped and order is not None
+            else ""
+        ),
         warnings=assumed,
         args=dict(args),
     )
+
+
+def _axis_order(given: Any, before: Shape, after: Shape) -> tuple[int, ...] | None:
+    """``order`` checked: a permutation of the input's axes that gives ``after``."""
+    if given is None:
+        return None
+    order = tuple(given) if isinstance(given, tuple | list) else (given,)
+    if sorted(order) != list(range(len(before))):
+        raise RuleError(
+            f"order {order} is no permutation of the {len(before)} axes of {fmt_shape(before)}"
+        )
+    moved = tuple(before[i] for i in order)
+    if (
+        known_equal(product(moved), product(after)) is False
+        or len(moved) != len(after)
+        or any(known_equal(a, b) is False for a, b in zip(moved, after, strict=True))
+    ):
+        raise RuleError(
+            f"order {order} makes {fmt_shape(moved)} of {fmt_shape(before)}, not {fmt_shape(after)}"
+        )
+    return order
 
 
 def divisions_assumed(shape: Shape) -> tuple[str, ...]:

@@ -101,12 +101,17 @@ class Flatten(nn.Module):
 
 
 class View(nn.Module):
-    def __init__(self, shape: tuple[int, ...], copies: bool = False):
+    def __init__(
+        self, shape: tuple[int, ...], copies: bool = False, order: tuple[int, ...] | None = None
+    ):
         super().__init__()
-        self.shape, self.copies = shape, copies
+        self.shape, self.copies, self.order = shape, copies, order
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = x.reshape(x.shape[0], *self.shape)
+        if self.order is not None:  # the sample's axes moved: a permuted view
+            y = x.permute(0, *(a + 1 for a in self.order))
+        else:
+            y = x.reshape(x.shape[0], *self.shape)
         return y.clone() if self.copies else y
 
 
@@ -116,6 +121,8 @@ def view_examples(pick: Choices) -> str:
         f"view ({c * h},{w})",
         f"view ({c},{h * w}) copies={flag(pick)}",
         f"view ({c * h * w})",
+        f"view ({c},{w},{h}) order=(0,2,1)",  # H and W swapped: no receptive field follows
+        f"view ({h},{w},{c}) order=(1,2,0)",  # channels last
     ]
     return described((c, h, w), pick.choice(options))
 
@@ -130,7 +137,11 @@ lowering(
     "view",
     traced_by=RESHAPES,
     traced_as=["view", "flatten"],  # a view to one axis is a flatten
-    build=lambda a, s: View(tuple(whole(d) for d in a["shape"]), a["copies"]),
+    build=lambda a, s: View(
+        tuple(whole(d) for d in a["shape"]),
+        a["copies"],
+        None if a["order"] is None else tuple(whole(d) for d in a["order"]),
+    ),
     examples=view_examples,
 )
 
