@@ -588,3 +588,46 @@ def test_nanogpt_causal_mask_is_exact(bool_buffer: bool, inplace: bool) -> None:
     assert row.args["mask_kind"] == ("buffer" if bool_buffer else "constant")
     assert row.args["mask"] == (1, 1, 16, 16)
     assert report.totals.buffer_bytes == sum(b.nbytes for b in model.buffers())
+
+
+class TorchCrossAttention(nn.Module):
+    """A decoder layer over a memory of other tokens, or nn.MultiheadAttention with its
+    options: keys of another width (kdim, vdim), a causal bool mask, per-head weights."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self.embed, self.memory = (
+            nn.Conv2d(3, 8, 2, 2),
+            nn.Conv2d(3, 6 if kind == "kdim" else 8, 4, 4),
+        )
+        if kind in ("decoder", "decoder_norm_first"):
+            self.block: nn.Module = nn.TransformerDecoderLayer(
+                8, 2, 16, 0.0, batch_first=True, norm_first=kind == "decoder_norm_first"
+            )
+        else:
+            self.block = (
+                nn.MultiheadAttention(8, 2, batch_first=True, kdim=6, vdim=6)
+                if (kind == "kdim")
+                else nn.MultiheadAttention(8, 2, batch_first=True)
+            )
+        self.register_buffer("causal", torch.triu(torch.ones(16, 16, dtype=torch.bool), 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.embed(x).flatten(2).transpose(1, 2)  # (N, 16, 8)
+        memory = self.memory(x).flatten(2).transpose(1, 2)  # (N, 4, 8 or 6)
+        if self.kind.startswith("decoder"):
+            return self.block(t, memory)
+        if self.kind == "kdim":
+            return self.block(t, memory, memory)[0]
+        if self.kind == "mask":
+            return self.block(t, t, t, attn_mask=self.causal, need_weights=False)[0]
+        return self.block(t, t, t, average_attn_weights=False)[0]
+
+
+@pytest.mark.usefixtures("no_fast_path")
+@pytest.mark.parametrize("kind", ["decoder", "decoder_norm_first", "kdim", "mask", "per_head"])
+def test_torch_cross_attention_and_options_are_exact(kind: str) -> None:
+    torch.manual_seed(0)
+    report = check_against_pytorch(TorchCrossAttention(kind), torch.randn(2, 3, 8, 8))
+    assert report.totals.unsupported == ()
