@@ -145,7 +145,14 @@ def tensor_op(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
 
 REDUCE = Schema(
     (
-        Arg("op", "choice", positional=True, choices=("sum", "mean"), help="sum or mean"),
+        Arg(
+            "op",
+            "choice",
+            positional=True,
+            choices=("sum", "mean", "max", "min", "amax", "amin"),
+            help="sum, mean, or the largest or smallest value: max and min over one axis "
+            "with their indices (torch.max(x, dim)), amax and amin over any",
+        ),
         Arg(
             "dim",
             "names",
@@ -158,7 +165,12 @@ REDUCE = Schema(
 )
 
 
-@register_rule("reduce", REDUCE, "sum or mean over axes of each sample (x.sum(dim), x.mean(dim))")
+@register_rule(
+    "reduce",
+    REDUCE,
+    "sum, mean, max or min over axes of each sample (x.sum(dim), x.mean(dim), "
+    "torch.max(x, dim), x.amax(dim))",
+)
 def reduce(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
     shape = tuple(inputs[0])
     given = tuple(args["dim"]) if isinstance(args["dim"], tuple | list) else (args["dim"],)
@@ -174,25 +186,40 @@ def reduce(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
             f"reduce dim={given}: give distinct axes 1 … {len(shape)} (or −{len(shape)} … −1)"
             f" of the input {fmt_shape(shape)} (0 is the batch, which is not reduced per sample)"
         )
+    if args["op"] in ("max", "min") and len(dims) != 1:
+        raise RuleError(f"reduce {args['op']} takes one axis (torch.max(x, dim)); got {given}")
     axes = {d - 1 for d in dims}
     out = tuple(
         1 if i in axes else d for i, d in enumerate(shape) if args["keepdim"] or i not in axes
     )
     n, kept = elements(shape), elements(out)
-    mean = args["op"] == "mean"
-    # sum: K − 1 additions per output; mean: and one division (N in all, as avgpool counts)
+    op = args["op"]
+    mean, summed = op == "mean", op in ("sum", "mean")
+    # sum: K − 1 additions per output; mean: and one division (N in all, as avgpool counts);
+    # max, min: K − 1 comparisons per output, as maxpool counts
     work: Dim = n if mean else normalize(n - kept)
     steps = (
         step(
             "flops",
-            "additions" + (" and divisions" if mean else ""),
+            ("additions" + (" and divisions" if mean else "")) if summed else "comparisons",
             "FLOPs",
             "{N}" if mean else "{N} − {M}",
             {"N": n} if mean else {"N": n, "M": kept},
             work,
-            note="K − 1 additions per output" + (" and one division" if mean else ""),
+            note=(
+                "K − 1 additions per output" + (" and one division" if mean else "")
+                if summed
+                else "K − 1 comparisons per output"
+            ),
         ),
     )
+    # Backward routes the gradient to the winners: torch.max(x, dim) keeps their int64
+    # indices; amax and amin keep the input and the result, to find every tie.
+    saves: tuple[Saved, ...] = ()
+    if op in ("max", "min"):
+        saves = (Saved("extra", elements=kept, itemsize=8),)
+    elif op in ("amax", "amin"):
+        saves = (Saved("input"), Saved("output"))
     # Reducing a spatial axis of a map — L, D, H or W, or the last two axes of anything
     # else, like (K, C, H, W) after torch.stack — makes each output read more than its own
     # position: the whole input, as after global pooling. Reducing the others keeps them.
@@ -201,7 +228,7 @@ def reduce(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         output_shape=out,
         other_flops=work,
         **map_rf(shape, whole_on_map=any(a >= 1 for a in axes), whole_otherwise=otherwise),
-        saves=(),
+        saves=saves,
         steps=steps,
         args={**args, "dim": dims},
     )

@@ -23,7 +23,7 @@ from convlens.torch.lowering.common import (
     whole_tuple,
 )
 from convlens.torch.registry import Choices, Handler, arg, handles, lowering
-from convlens.torch.shape_tensor import ShapeTensor
+from convlens.torch.shape_tensor import ShapeTensor, meta_tensor
 
 if TYPE_CHECKING:
     from convlens.torch.tracer import Tracer
@@ -56,6 +56,54 @@ def _reduce(op: str) -> Handler:
 
 trace_mean = handles(torch.mean, torch.Tensor.mean, any_layout=True)(_reduce("mean"))
 trace_sum = handles(torch.sum, torch.Tensor.sum, any_layout=True)(_reduce("sum"))
+trace_amax = handles(torch.amax, torch.Tensor.amax, any_layout=True)(_reduce("amax"))
+trace_amin = handles(torch.amin, torch.Tensor.amin, any_layout=True)(_reduce("amin"))
+
+
+def _extreme(op: str) -> Handler:
+    """torch.max(x, dim) / x.min(dim, keepdim): the values as a ``reduce`` row, the int64
+    indices beside them (the tensor the row's training already counts), as PyTorch's
+    (values, indices) pair. Without a dim (over the batch too) or against another tensor
+    (an element-wise maximum) it is left to the fallback."""
+    reduced = _reduce(op)
+    pair = {"max": torch.return_types.max, "min": torch.return_types.min}[op]
+
+    def handler(t: Tracer, args: tuple, kwargs: dict) -> Any:
+        dim = arg(args, kwargs, 1, "dim")
+        if not isinstance(dim, int) or isinstance(dim, bool):
+            return NotImplemented
+        real_indices = None
+        if t.device != "meta":  # run for real: the row holds the values, the indices beside
+            assert t.pending is not None
+            func, call_args, call_kwargs = t.pending
+            real_values, real_indices = func(*call_args, **call_kwargs)
+            t.pending = (lambda *a, **k: real_values, (), {})
+        values = reduced(t, args, kwargs)
+        if values is NotImplemented:
+            return NotImplemented
+        if real_indices is None:
+            with torch._C.DisableTorchFunctionSubclass():
+                shape = tuple(values.shape)
+            indices = meta_tensor(shape, torch.int64)
+        else:
+            indices = real_indices.as_subclass(ShapeTensor)
+        t.register(indices, t.node(values))
+        return pair((values, indices))
+
+    return handler
+
+
+trace_max = handles(torch.max, torch.Tensor.max, any_layout=True)(_extreme("max"))
+trace_min = handles(torch.min, torch.Tensor.min, any_layout=True)(_extreme("min"))
+
+_REDUCTIONS: dict[str, Callable[..., Any]] = {
+    "sum": torch.sum,
+    "mean": torch.mean,
+    "amax": torch.amax,
+    "amin": torch.amin,
+    "max": lambda x, dim, keepdim: torch.max(x, dim[0], keepdim).values,
+    "min": lambda x, dim, keepdim: torch.min(x, dim[0], keepdim).values,
+}
 
 
 class Reduce(nn.Module):
@@ -64,19 +112,19 @@ class Reduce(nn.Module):
         self.op, self.dim, self.keepdim = op, dim, keepdim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        reduce = torch.sum if self.op == "sum" else torch.mean
-        return reduce(x, dim=self.dim, keepdim=self.keepdim)
+        return _REDUCTIONS[self.op](x, dim=self.dim, keepdim=self.keepdim)
 
 
 def reduce_examples(pick: Choices) -> str:
-    dims = pick.choice(["1", "(2,3)", "(1,3)", "-1"])
-    op = pick.choice(["sum", "mean"])
+    op = pick.choice(["sum", "mean", "max", "min", "amax", "amin"])
+    one_axis = op in ("max", "min")
+    dims = pick.choice(["1", "2", "-1"] if one_axis else ["1", "(2,3)", "(1,3)", "-1"])
     return described(feature_map(pick), f"reduce {op} {dims} keepdim={flag(pick)}")
 
 
 lowering(
     "reduce",
-    traced_by=[trace_mean, trace_sum],
+    traced_by=[trace_mean, trace_sum, trace_amax, trace_amin, trace_max, trace_min],
     traced_as=["reduce", "global_avgpool"],  # the mean over H and W is global pooling
     build=lambda a, s: Reduce(a["op"], whole_tuple(a["dim"]), a["keepdim"]),
     examples=reduce_examples,
