@@ -20,6 +20,8 @@ Sources mimicked (huggingface/pytorch-image-models, timm 1.0):
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -543,3 +545,89 @@ def test_flash_output_is_stored_like_its_query() -> None:
     assert row.args["kernel"] == "flash"
     reshape = next(r for r in report.layers if r.kind == "view" and r.args.get("copies"))
     assert reshape.output_shape == (16, 8)  # the heads put back: a copy, as PyTorch makes
+
+
+# -- nanoGPT's causal self-attention: a mask computed from a buffer, masked_fill ---------
+class CausalSelfAttention(nn.Module):
+    """karpathy/nanoGPT ``model.py``'s explicit path: ``att.masked_fill(self.bias[:, :,
+    :T, :T] == 0, float('-inf'))`` with a lower-triangular buffer (float, as nanoGPT keeps
+    it; ``bool_buffer`` holds the mask itself as a bool buffer instead)."""
+
+    def __init__(self, tokens: int, bool_buffer: bool, inplace: bool) -> None:
+        super().__init__()
+        self.embed = nn.Conv2d(3, 8, 2, 2)
+        self.c_attn, self.c_proj, self.n_head = nn.Linear(8, 24), nn.Linear(8, 8), 2
+        self.bool_buffer, self.inplace = bool_buffer, inplace
+        lower = torch.tril(torch.ones(tokens, tokens)).view(1, 1, tokens, tokens)
+        self.register_buffer("bias", lower == 0 if bool_buffer else lower)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.embed(x).flatten(2).transpose(1, 2)
+        B, T, C = x.size()
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
+        mask = self.bias if self.bool_buffer else self.bias[:, :, :T, :T] == 0
+        if self.inplace:
+            att.masked_fill_(mask, float("-inf"))
+        else:
+            att = att.masked_fill(mask, float("-inf"))
+        att = F.softmax(att, dim=-1)
+        y = (att @ v).transpose(1, 2).contiguous().view(B, T, C)
+        return self.c_proj(y)
+
+
+@pytest.mark.parametrize("bool_buffer", [False, True])
+@pytest.mark.parametrize("inplace", [False, True])
+def test_nanogpt_causal_mask_is_exact(bool_buffer: bool, inplace: bool) -> None:
+    model = CausalSelfAttention(16, bool_buffer, inplace)
+    report = check_against_pytorch(model, torch.randn(2, 3, 8, 8))
+    (row,) = [r for r in report.layers if r.kind == "masked_fill"]
+    assert row.args["mask_kind"] == ("buffer" if bool_buffer else "constant")
+    assert row.args["mask"] == (1, 1, 16, 16)
+    assert report.totals.buffer_bytes == sum(b.nbytes for b in model.buffers())
+
+
+class TorchCrossAttention(nn.Module):
+    """A decoder layer over a memory of other tokens, or nn.MultiheadAttention with its
+    options: keys of another width (kdim, vdim), a causal bool mask, per-head weights."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self.embed, self.memory = (
+            nn.Conv2d(3, 8, 2, 2),
+            nn.Conv2d(3, 6 if kind == "kdim" else 8, 4, 4),
+        )
+        if kind in ("decoder", "decoder_norm_first"):
+            self.block: nn.Module = nn.TransformerDecoderLayer(
+                8, 2, 16, 0.0, batch_first=True, norm_first=kind == "decoder_norm_first"
+            )
+        else:
+            self.block = (
+                nn.MultiheadAttention(8, 2, batch_first=True, kdim=6, vdim=6)
+                if (kind == "kdim")
+                else nn.MultiheadAttention(8, 2, batch_first=True)
+            )
+        self.register_buffer("causal", torch.triu(torch.ones(16, 16, dtype=torch.bool), 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.embed(x).flatten(2).transpose(1, 2)  # (N, 16, 8)
+        memory = self.memory(x).flatten(2).transpose(1, 2)  # (N, 4, 8 or 6)
+        if self.kind.startswith("decoder"):
+            return self.block(t, memory)
+        if self.kind == "kdim":
+            return self.block(t, memory, memory)[0]
+        if self.kind == "mask":
+            return self.block(t, t, t, attn_mask=self.causal, need_weights=False)[0]
+        return self.block(t, t, t, average_attn_weights=False)[0]
+
+
+@pytest.mark.usefixtures("no_fast_path")
+@pytest.mark.parametrize("kind", ["decoder", "decoder_norm_first", "kdim", "mask", "per_head"])
+def test_torch_cross_attention_and_options_are_exact(kind: str) -> None:
+    torch.manual_seed(0)
+    report = check_against_pytorch(TorchCrossAttention(kind), torch.randn(2, 3, 8, 8))
+    assert report.totals.unsupported == ()

@@ -152,9 +152,14 @@ def analyze_network(
         cost = rule_cost = known if known is not None else remembered_rule(spec, network, shapes)
         has_weights = cost.params != 0  # even when reused: autograd needs them again
         if spec.reuses_params:  # a shared module: its parameters were counted at first use
-            cost = replace(cost, params=0, param_tensors=0, buffers=0, int64_buffers=0)
+            cost = replace(
+                cost, params=0, param_tensors=0, buffers=0, int64_buffers=0, bool_buffers=0
+            )
         buffer_bytes = (
-            buffer_bytes + (cost.buffers - cost.int64_buffers) * itemsize + 8 * cost.int64_buffers
+            buffer_bytes
+            + (cost.buffers - cost.int64_buffers - cost.bool_buffers) * itemsize
+            + 8 * cost.int64_buffers
+            + cost.bool_buffers
         )
         frozen = spec.frozen or (
             bool(options.frozen) and any(fnmatch.fnmatchcase(spec.name, p) for p in options.frozen)

@@ -65,6 +65,7 @@ class Cost:
     unused_params: bool = False  # the forward never used them: training gives no gradient
     buffers: Dim = 0
     int64_buffers: Dim = 0  # of the buffers, how many are 8-byte integers (BN's counter)
+    bool_buffers: Dim = 0  # of the buffers, how many are 1-byte bools (a fixed mask)
     macs: Dim = 0
     bias_flops: Dim = 0  # additions of bias terms (not in MACs)
     other_flops: Dim = 0  # normalisation, activation, pooling, element-wise work

@@ -292,3 +292,50 @@ def reduce(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
         steps=steps,
         args={**args, "dim": dims},
     )
+
+
+MASKED_FILL = Schema(
+    (
+        Arg(
+            "mask",
+            "names",
+            positional=True,
+            help="shape of the fixed bool mask as PyTorch sees it (no batch axis; a leading "
+            "1 may line up with it)",
+        ),
+        Arg(
+            "mask_kind",
+            "choice",
+            "constant",
+            choices=("buffer", "constant"),
+            help="what the mask is: a buffer of the model (no activation), or a tensor the "
+            "forward computes (causal attention's mask[:T, :T] == 0), kept once per batch",
+        ),
+    )
+)
+
+
+@register_rule(
+    "masked_fill",
+    MASKED_FILL,
+    "x with a value where a fixed bool mask is true (x.masked_fill(mask, -inf): causal attention)",
+)
+def masked_fill(inputs: Sequence[Shape], args: Mapping[str, Any]) -> Cost:
+    x, mask = tuple(inputs[0]), tuple(args["mask"])
+    shape = broadcast_shapes("masked_fill", [x, per_sample_operand("masked_fill", x, mask)])
+    if len(shape) != len(x) or any(
+        known_equal(a, b) is False for a, b in zip(shape, x, strict=True)
+    ):
+        raise RuleError(
+            f"masked_fill: the mask {fmt_shape(mask)} would broadcast x {fmt_shape(x)} to "
+            f"{fmt_shape(shape)}; the mask must broadcast to x"
+        )
+    # Backward fills the gradient where the mask is true: autograd keeps the mask (one byte
+    # per value), unless it is the model's own buffer.
+    saves = (
+        (Saved("extra", elements=product(mask), per_batch=True, itemsize=1),)
+        if args["mask_kind"] == "constant"
+        else ()
+    )
+    held = product(mask) if args["mask_kind"] == "buffer" else 0
+    return Cost(output_shape=x, saves=saves, buffers=held, bool_buffers=held, args=dict(args))

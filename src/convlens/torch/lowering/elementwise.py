@@ -354,3 +354,65 @@ lowering(
     build=build_tensor_op,
     examples=tensor_op_examples,
 )
+
+
+# -- masked_fill --------------------------------------------------------------------------
+def _masked_fill(inplace: bool) -> Handler:
+    """x.masked_fill(mask, value) with a fixed bool mask (a buffer, or computed from one:
+    nanoGPT's ``self.bias[:, :, :T, :T] == 0``) broadcast over the batch on axis 0; a mask
+    computed from the input, or a tensor value, is left to the fallback."""
+
+    def handler(t: Tracer, args: tuple, kwargs: dict) -> Any:
+        x, mask = args[0], arg(args, kwargs, 1, "mask")
+        value = arg(args, kwargs, 2, "value")
+        if (
+            not isinstance(x, ShapeTensor)
+            or isinstance(mask, ShapeTensor)
+            or not isinstance(mask, torch.Tensor)
+            or mask.dtype != torch.bool
+            or isinstance(value, torch.Tensor)
+            or t.batch_axis(x) != STANDARD
+            or mask.dim() > x.dim()
+            or (mask.dim() == x.dim() and mask.shape[0] != 1)
+        ):
+            return NotImplemented
+        owner = owned_tensor(t, mask)
+        if owner is not None and owner is not mask:
+            return NotImplemented  # a view of a buffer: its values are counted where it lives
+        spec = {
+            "mask": tuple(int(d) for d in mask.shape),
+            "mask_kind": "constant" if owner is None else "buffer",
+        }
+        held = [] if owner is None else [owner]  # counted here, once
+        return t.record("masked_fill", spec, [x], held, inplace=inplace, own_buffers=False, like=x)
+
+    return handler
+
+
+class MaskedFill(nn.Module):
+    """x.masked_fill(mask, −10⁴) with a random fixed mask held as ``kind`` says."""
+
+    def __init__(self, shape: tuple[int, ...], kind: str):
+        super().__init__()
+        self.mask = HeldTensor(torch.rand(shape) > 0.5, kind)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.masked_fill(self.mask.held(x), -1e4)
+
+
+def masked_fill_examples(pick: Choices) -> str:
+    c, h, w = feature_map(pick)
+    mask = pick.choice([f"({h},{w})", f"(1,{h},{w})", f"({c},1,1)", f"(1,{c},{h},{w})"])
+    kind = pick.choice(["buffer", "constant"])
+    return described((c, h, w), f"masked_fill {mask} mask_kind={kind}")
+
+
+lowering(
+    "masked_fill",
+    traced_by=[
+        handles(torch.Tensor.masked_fill, torch.masked_fill)(_masked_fill(inplace=False)),
+        handles(torch.Tensor.masked_fill_)(_masked_fill(inplace=True)),
+    ],
+    build=lambda a, s: MaskedFill(tuple(whole(d) for d in a["mask"]), a["mask_kind"]),
+    examples=masked_fill_examples,
+)
