@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from convlens.core.rules.elementwise import UNARY_OPS
 from convlens.torch.batch_axis import STANDARD
 from convlens.torch.lowering.common import (
     HeldTensor,
@@ -197,8 +198,7 @@ def unary_examples(pick: Choices) -> str:
     output needs a gradient, so what the function keeps is held to autograd's), and half
     the time before one (which keeps the function's output: keeping the output or the
     input, shared or copied, then differ in bytes)."""
-    op = pick.choice(["neg", "abs", "clamp", "exp", "log", "sqrt", "rsqrt", "reciprocal",
-                      "square", "pow", "erf", "sin", "cos"])  # fmt: skip
+    op = pick.choice(list(UNARY_OPS))
     line = f"unary {op}"
     if op == "clamp":
         line += pick.choice([" min=0", " max=0.5", " min=-1 max=1", " min=0 max=6", " min=1 max=0"])
