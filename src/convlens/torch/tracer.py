@@ -195,8 +195,9 @@ class Tracer:
         """One row; its output is a tensor of the rule's (per-sample) shape with the batch
         where ``layout`` says (a view keeps its source's strides), or ``value``, PyTorch's
         own result, when it has no batch. ``order``: the axis order the kernel stores the
-        output in (the CPU flash attention kernel writes (N, L, H, E) and returns (N, H, L,
-        E)), so later reshapes copy where PyTorch's do. ``like``: an element-wise operation's
+        output in (the CPU flash attention kernel stores its output like its query, timm's
+        as (N, L, H, E), and returns it as (N, H, L, E)), so later reshapes copy where
+        PyTorch's do. ``like``: an element-wise operation's
         input, whose memory order PyTorch's output keeps (a strided input stays strided).
         ``dtype``: the output's, when it is not the activations' (a comparison's bool)."""
         try:  # every traced tensor is registered (and kept alive, so its id is its own)
