@@ -79,6 +79,7 @@ IN_PLACE_KINDS = (
     "silu",
     "dropout",
     "identity",
+    "unary",
 )
 PRELUDE_SOURCE = "<prelude>"
 

@@ -1,4 +1,4 @@
-"""Arithmetic and reductions in PyTorch: tensor_op, reduce (rules:
+"""Arithmetic and reductions in PyTorch: tensor_op, reduce, unary (rules:
 core/rules/elementwise.py), and the handlers of ``+ − · /`` that the lowerings of
 ``scalar_op`` (a number), ``add`` and ``mul`` (two outputs) share."""
 
@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from convlens.core.rules.elementwise import UNARY_OPS
 from convlens.torch.batch_axis import STANDARD
 from convlens.torch.lowering.common import (
     HeldTensor,
@@ -21,6 +22,7 @@ from convlens.torch.lowering.common import (
     owned_tensor,
     whole,
     whole_tuple,
+    with_gradient,
 )
 from convlens.torch.registry import Choices, Handler, arg, handles, lowering
 from convlens.torch.shape_tensor import ShapeTensor, meta_tensor
@@ -129,6 +131,134 @@ lowering(
     build=lambda a, s: Reduce(a["op"], whole_tuple(a["dim"]), a["keepdim"]),
     examples=reduce_examples,
 )
+
+
+# -- unary: a plain function of each element ----------------------------------------------
+# A call's number arguments as the rule's (clamp's bounds, pow's exponent), or None where
+# one is not a number (a tensor bound, a tensor exponent) or clamp has no bound: the
+# call then runs as PyTorch runs it (an opaque row, or PyTorch's own error).
+NumberArgs = Callable[[tuple, dict], "dict[str, float] | None"]
+
+
+def _numbers(**given: Any) -> dict[str, float] | None:
+    """The given values as floats, those that are not None; None if one is no number."""
+    values = {name: v for name, v in given.items() if v is not None}
+    if not values or any(
+        isinstance(v, bool) or not isinstance(v, int | float) for v in values.values()
+    ):
+        return None
+    return {name: float(v) for name, v in values.items()}
+
+
+def _unary(op: str, numbers: NumberArgs | None = None, inplace: bool = False) -> Handler:
+    """x.exp(), torch.clamp(x, 0, 6), x ** 2, x.sqrt_(), … on one traced tensor of the
+    activations' dtype (an index's −i keeps its own dtype: an opaque row)."""
+
+    def handler(t: Tracer, args: tuple, kwargs: dict) -> Any:
+        x = args[0] if args else kwargs.get("input")
+        given = numbers(args, kwargs) if numbers is not None else {}
+        if (
+            not isinstance(x, ShapeTensor)  # torch.pow(2, x): the exponent is traced
+            or x.dtype != t.dtype
+            or given is None
+            or kwargs.get("out") is not None
+        ):
+            return NotImplemented
+        spec = {"op": op, **given}
+        return t.record("unary", spec, [x], inplace=inplace, layout=t.batched_layout(x), like=x)
+
+    return handler
+
+
+def _spellings(*names: str) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """PyTorch's functions named ``names`` (torch.exp, x.exp) and their in-place forms
+    (torch.exp_, x.exp_), those that exist."""
+    owners = (torch, torch.Tensor)
+    plain = [getattr(o, n) for n in names for o in owners if hasattr(o, n)]
+    in_place = [getattr(o, n + "_") for n in names for o in owners if hasattr(o, n + "_")]
+    return tuple(plain), tuple(in_place)
+
+
+def _unary_handlers(
+    op: str,
+    names: tuple[str, ...],
+    numbers: NumberArgs | None = None,
+    plain: tuple[Any, ...] = (),
+    in_place: tuple[Any, ...] = (),
+) -> tuple[Handler, Handler]:
+    """The handlers of one function, out of place and in place: its spellings by name,
+    and the operators (``-x``, ``x ** 2``, ``x **= 2``) in ``plain`` and ``in_place``."""
+    functions, in_place_functions = _spellings(*names)
+    return (
+        handles(*functions, *plain, any_layout=True)(_unary(op, numbers)),
+        handles(*in_place_functions, *in_place, any_layout=True)(_unary(op, numbers, True)),
+    )
+
+
+def _clamp_bounds(args: tuple, kwargs: dict) -> dict[str, float] | None:
+    return _numbers(min=arg(args, kwargs, 1, "min"), max=arg(args, kwargs, 2, "max"))
+
+
+UNARY_HANDLERS = (
+    *_unary_handlers("neg", ("neg", "negative"), plain=(torch.Tensor.__neg__,)),
+    *_unary_handlers("abs", ("abs", "absolute"), plain=(torch.Tensor.__abs__,)),
+    *_unary_handlers("clamp", ("clamp", "clip"), _clamp_bounds),
+    *_unary_handlers("clamp", ("clamp_min",), lambda a, k: _numbers(min=arg(a, k, 1, "min"))),
+    *_unary_handlers("clamp", ("clamp_max",), lambda a, k: _numbers(max=arg(a, k, 1, "max"))),
+    *_unary_handlers("exp", ("exp",)),
+    *_unary_handlers("log", ("log",)),
+    *_unary_handlers("sqrt", ("sqrt",)),
+    *_unary_handlers("rsqrt", ("rsqrt",)),
+    *_unary_handlers("reciprocal", ("reciprocal",)),
+    *_unary_handlers("square", ("square",)),
+    *_unary_handlers(
+        "pow",
+        ("pow",),
+        lambda a, k: _numbers(exponent=arg(a, k, 1, "exponent")),
+        plain=(torch.Tensor.__pow__,),  # x ** 2
+        in_place=(torch.Tensor.__ipow__,),  # x **= 2
+    ),
+    *_unary_handlers("erf", ("erf",), plain=(torch.special.erf,)),
+    *_unary_handlers("sin", ("sin",)),
+    *_unary_handlers("cos", ("cos",)),
+)
+
+
+class Unary(nn.Module):
+    """x.exp() or, with ``inplace``, x.exp_(): the function as a model calls it, with
+    its number arguments (clamp's min and max, pow's exponent)."""
+
+    def __init__(self, op: str, numbers: Mapping[str, float]):
+        super().__init__()
+        self.op, self.numbers, self.inplace = op, dict(numbers), False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return getattr(x, self.op + ("_" if self.inplace else ""))(**self.numbers)
+
+
+def build_unary(args: Mapping[str, Any], shape: tuple) -> nn.Module:
+    numbers = {name: args[name] for name in ("min", "max", "exponent") if args[name] is not None}
+    return Unary(args["op"], numbers)
+
+
+def unary_examples(pick: Choices) -> str:
+    """Every function, in place or not, after the input or after a 1×1 convolution (its
+    output needs a gradient, so what the function keeps is held to autograd's), and half
+    the time before one (which keeps the function's output: keeping the output or the
+    input, shared or copied, then differ in bytes)."""
+    op = pick.choice(list(UNARY_OPS))
+    line = f"unary {op}"
+    if op == "clamp":
+        line += pick.choice([" min=0", " max=0.5", " min=-1 max=1", " min=0 max=6", " min=1 max=0"])
+    if op == "pow":
+        line += f" exponent={pick.choice([2, 3, 0.5, -1, 2.5, 0])}"
+    shape = feature_map(pick)
+    lines = with_gradient(pick, shape, f"{line} inplace={flag(pick)}")
+    after = (f"conv2d {shape[0]} k=1",) if pick.boolean() else ()
+    return described(shape, *lines, *after)
+
+
+lowering("unary", traced_by=UNARY_HANDLERS, build=build_unary, examples=unary_examples)
 
 
 # -- x ∘ y --------------------------------------------------------------------------------
