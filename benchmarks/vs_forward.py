@@ -80,6 +80,13 @@ def timed(call: Callable[[], Any]) -> Callable[[Callable[[], float]], float]:
     return measure
 
 
+def _first_of(cls: type, args: tuple, kwargs: dict | None) -> Any:
+    """The first tensor of class ``cls`` among a call's arguments (in lists too)."""
+    values = [*args, *(kwargs or {}).values()]
+    flat = [v for a in values for v in (a if isinstance(a, list | tuple) else (a,))]
+    return next(v for v in flat if isinstance(v, cls))
+
+
 class _Reporting(torch.Tensor):
     """A meta tensor whose every operation reaches Python and does nothing: metadata reads
     answer as they are, anything else hands back the first such tensor among its inputs
@@ -90,19 +97,16 @@ class _Reporting(torch.Tensor):
         if func in PASSTHROUGH:
             with torch._C.DisableTorchFunctionSubclass():
                 return func(*args, **(kwargs or {}))
-        values = [*args, *(kwargs or {}).values()]
-        flat = [v for a in values for v in (a if isinstance(a, list | tuple) else (a,))]
-        return next(v for v in flat if isinstance(v, _Reporting))
+        return _first_of(cls, args, kwargs)
 
 
-def dispatch_floor(model: torch.nn.Module) -> Callable[[Callable[[], float]], float]:
-    """The model's forward on a ``_Reporting`` tensor, every module's forward wrapped as
-    the trace wraps it (the module pushed on a stack while it runs), and the stock modules
-    the trace calls directly (``registry.MODULE_CALLS``) handing back their input without
-    running: what PyTorch charges for the module calls and the remaining operations."""
-    x = torch.empty(SIZE, device="meta").as_subclass(_Reporting)
+def _wrapper(
+    direct_result: Callable[[torch.nn.Module, Any], Any],
+) -> Callable[[torch.nn.Module, Any], Any]:
+    """Wraps a module's forward as the trace does: the module pushed on a stack while it
+    runs, and a stock module the trace calls directly (``registry.MODULE_CALLS``) handing
+    back ``direct_result(module, x)`` instead of running."""
     stack: list[torch.nn.Module] = []
-    modules = list({id(m): m for m in model.modules()}.values())
 
     def wrapped(module: torch.nn.Module, forward: Any) -> Any:
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -115,9 +119,21 @@ def dispatch_floor(model: torch.nn.Module) -> Callable[[Callable[[], float]], fl
         def direct(x: Any) -> Any:
             stack.append(module)
             stack.pop()
-            return x
+            return direct_result(module, x)
 
         return direct if type(module) in MODULE_CALLS else call
+
+    return wrapped
+
+
+def dispatch_floor(model: torch.nn.Module) -> Callable[[Callable[[], float]], float]:
+    """The model's forward on a ``_Reporting`` tensor, every module's forward wrapped as
+    the trace wraps it (the module pushed on a stack while it runs), and the stock modules
+    the trace calls directly (``registry.MODULE_CALLS``) handing back their input without
+    running: what PyTorch charges for the module calls and the remaining operations."""
+    x = torch.empty(SIZE, device="meta").as_subclass(_Reporting)
+    modules = list({id(m): m for m in model.modules()}.values())
+    wrapped = _wrapper(lambda module, x: x)
 
     def measure(now: Callable[[], float]) -> float:
         for module in modules:
@@ -146,9 +162,7 @@ class _Skeleton(torch.Tensor):
         if func in PASSTHROUGH:
             with torch._C.DisableTorchFunctionSubclass():
                 return func(*args, **(kwargs or {}))
-        values = [*args, *(kwargs or {}).values()]
-        flat = [v for a in values for v in (a if isinstance(a, list | tuple) else (a,))]
-        return _skeleton_row(func, next(v for v in flat if isinstance(v, _Skeleton)))
+        return _skeleton_row(func, _first_of(cls, args, kwargs))
 
 
 def _skeleton_row(kind: Any, x: _Skeleton) -> _Skeleton:
@@ -169,22 +183,7 @@ def skeleton_tracer(model: torch.nn.Module) -> Callable[[Callable[[], float]], f
     """The floor's module calls (wrapping included, inside the clock as a trace sets it
     up), plus a fresh output tensor and a row per operation and a record per row."""
     modules = list({id(m): m for m in model.modules()}.values())
-    stack: list[torch.nn.Module] = []
-
-    def wrapped(module: torch.nn.Module, forward: Any) -> Any:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            stack.append(module)
-            try:
-                return forward(*args, **kwargs)
-            finally:
-                stack.pop()
-
-        def direct(x: Any) -> Any:
-            stack.append(module)
-            stack.pop()
-            return _skeleton_row(type(module), x)
-
-        return direct if type(module) in MODULE_CALLS else call
+    wrapped = _wrapper(lambda module, x: _skeleton_row(type(module), x))
 
     def measure(now: Callable[[], float]) -> float:
         _Skeleton.rows = []

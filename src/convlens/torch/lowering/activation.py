@@ -157,15 +157,24 @@ _activation_lowering(
 )
 
 
-# -- softmax ------------------------------------------------------------------------------
-@handles(F.softmax, torch.softmax, torch.Tensor.softmax, any_layout=True)
-def trace_softmax(t: Tracer, args: tuple, kwargs: dict) -> Any:
-    x, dim = args[0], arg(args, kwargs, 1, "dim")
-    axis = t.sample_axis(x, -1 if dim is None else dim)
-    if axis is None or kwargs.get("dtype") is not None:
-        return NotImplemented  # over the batch: not per sample
-    return t.record("softmax", {"dim": axis}, [x], layout=t.batched_layout(x))
+# -- softmax, log_softmax -----------------------------------------------------------------
+def _softmax_like(kind: str) -> Handler:
+    def handler(t: Tracer, args: tuple, kwargs: dict) -> Any:
+        x, dim = args[0], arg(args, kwargs, 1, "dim")
+        axis = t.sample_axis(x, -1 if dim is None else dim)
+        if axis is None or kwargs.get("dtype") is not None:
+            return NotImplemented  # over the batch: not per sample
+        return t.record(kind, {"dim": axis}, [x], layout=t.batched_layout(x))
 
+    return handler
+
+
+trace_softmax = handles(F.softmax, torch.softmax, torch.Tensor.softmax, any_layout=True)(
+    _softmax_like("softmax")
+)
+trace_log_softmax = handles(
+    F.log_softmax, torch.log_softmax, torch.Tensor.log_softmax, any_layout=True
+)(_softmax_like("log_softmax"))
 
 lowering(
     "softmax",
@@ -173,18 +182,6 @@ lowering(
     build=lambda a, s: nn.Softmax(dim=whole(a["dim"])),
     examples=on_feature_map("softmax"),
 )
-
-
-# -- log_softmax --------------------------------------------------------------------------
-@handles(F.log_softmax, torch.log_softmax, torch.Tensor.log_softmax, any_layout=True)
-def trace_log_softmax(t: Tracer, args: tuple, kwargs: dict) -> Any:
-    x, dim = args[0], arg(args, kwargs, 1, "dim")
-    axis = t.sample_axis(x, -1 if dim is None else dim)
-    if axis is None or kwargs.get("dtype") is not None:
-        return NotImplemented  # over the batch: not per sample
-    return t.record("log_softmax", {"dim": axis}, [x], layout=t.batched_layout(x))
-
-
 lowering(
     "log_softmax",
     traced_by=[trace_log_softmax],
