@@ -228,17 +228,7 @@ class Tracer:
         if weights:  # noted as counted only once the row stands
             reuses, frozen = self.weight_use(weights, own_buffers)
             if reuses or frozen:
-                spec = quick(
-                    LayerSpec,
-                    name=name,
-                    kind=kind,
-                    args=args,
-                    inputs=names,
-                    frozen=frozen,
-                    origin=origin,
-                    reuses_params=reuses,
-                    inplace=inplace,
-                )
+                spec = replace(spec, frozen=frozen, reuses_params=reuses)
         self.layers.append(spec)
         self.costs[name] = cost
         self.shapes[name] = tuple(cost.output_shape)

@@ -73,6 +73,8 @@ def _softmax_axis(shape: Shape, args: Mapping[str, Any]) -> None:
         )
 
 
+SOFTMAX_AXIS = Schema((Arg("dim", "int", 1, minimum=1, help="axis, counted with the batch"),))
+
 elementwise("relu", "rectified linear unit max(0, x)", 1, "output")
 elementwise("relu6", "min(max(0, x), 6) (MobileNetV2)", 1, "input", copied_in_place=True)
 elementwise(
@@ -151,7 +153,7 @@ elementwise(
     "softmax over the channels (dim 1)",
     3,
     "output",
-    Schema((Arg("dim", "int", 1, minimum=1, help="axis, counted with the batch"),)),
+    SOFTMAX_AXIS,
     check=_softmax_axis,
 )
 elementwise(
@@ -159,7 +161,7 @@ elementwise(
     "log of softmax over the channels (dim 1), as classifiers feed NLLLoss",
     3,
     "output",
-    Schema((Arg("dim", "int", 1, minimum=1, help="axis, counted with the batch"),)),
+    SOFTMAX_AXIS,
     check=_softmax_axis,
 )
 elementwise("identity", "no-op, useful as a named point in a graph", 0, "")

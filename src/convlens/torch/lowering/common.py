@@ -3,6 +3,7 @@ into module arguments, modules holding a fixed tensor, and random example inputs
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -11,6 +12,7 @@ from torch import nn
 from convlens.core.numbers import is_numeric
 from convlens.errors import ConvlensError
 from convlens.torch.registry import Choices
+from convlens.torch.shape_tensor import ShapeTensor, meta_tensor
 
 if TYPE_CHECKING:
     from convlens.torch.tracer import Tracer
@@ -41,6 +43,29 @@ def expect_channels(t: Tracer, x: Any, expected: int, what: str, axis: int = 1) 
             f"{t.where()} expects {expected} {what} but its input has shape "
             f"{tuple(x.shape)} (check --input or the layer before it)"
         )
+
+
+def indices_beside(t: Tracer, record: Callable[[], Any]) -> Any:
+    """A row whose PyTorch call also gives int64 indices (max pooling's ``return_indices``,
+    ``torch.max(x, dim)``): ``record()`` makes the row of the values, and the indices come
+    back beside it, as PyTorch's pair. They are the tensor the row's training already counts,
+    not a row of their own. Run for real, the call runs once here and the row holds its
+    values. ``NotImplemented`` from ``record`` is handed on."""
+    real_indices = None
+    if t.device != "meta":
+        assert t.pending is not None
+        func, call_args, call_kwargs = t.pending
+        values, real_indices = func(*call_args, **call_kwargs)
+        t.pending = (lambda *a, **k: values, (), {})
+    out = record()
+    if out is NotImplemented:
+        return NotImplemented
+    if real_indices is None:
+        indices = meta_tensor(tuple(out.shape), torch.int64)
+    else:
+        indices = real_indices.as_subclass(ShapeTensor)
+    t.register(indices, t.node(out))
+    return out, indices
 
 
 def owned_tensor(t: Tracer, tensor: torch.Tensor) -> torch.Tensor | None:

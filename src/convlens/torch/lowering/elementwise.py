@@ -19,13 +19,14 @@ from convlens.torch.lowering.common import (
     flag,
     held_kind,
     held_kind_choice,
+    indices_beside,
     owned_tensor,
     whole,
     whole_tuple,
     with_gradient,
 )
 from convlens.torch.registry import Choices, Handler, arg, handles, lowering
-from convlens.torch.shape_tensor import ShapeTensor, meta_tensor
+from convlens.torch.shape_tensor import ShapeTensor
 
 if TYPE_CHECKING:
     from convlens.torch.tracer import Tracer
@@ -74,23 +75,8 @@ def _extreme(op: str) -> Handler:
         dim = arg(args, kwargs, 1, "dim")
         if not isinstance(dim, int) or isinstance(dim, bool):
             return NotImplemented
-        real_indices = None
-        if t.device != "meta":  # run for real: the row holds the values, the indices beside
-            assert t.pending is not None
-            func, call_args, call_kwargs = t.pending
-            real_values, real_indices = func(*call_args, **call_kwargs)
-            t.pending = (lambda *a, **k: real_values, (), {})
-        values = reduced(t, args, kwargs)
-        if values is NotImplemented:
-            return NotImplemented
-        if real_indices is None:
-            with torch._C.DisableTorchFunctionSubclass():
-                shape = tuple(values.shape)
-            indices = meta_tensor(shape, torch.int64)
-        else:
-            indices = real_indices.as_subclass(ShapeTensor)
-        t.register(indices, t.node(values))
-        return pair((values, indices))
+        both = indices_beside(t, lambda: reduced(t, args, kwargs))
+        return NotImplemented if both is NotImplemented else pair(both)
 
     return handler
 

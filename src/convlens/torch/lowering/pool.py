@@ -16,6 +16,7 @@ from convlens.torch.lowering.common import (
     described,
     feature_map,
     flag,
+    indices_beside,
     pair,
     per_axis,
     signal_or_volume,
@@ -26,7 +27,6 @@ from convlens.torch.lowering.common import (
 )
 from convlens.torch.lowering.elementwise import trace_mean
 from convlens.torch.registry import Choices, Handler, arg, calls, handles, lowering
-from convlens.torch.shape_tensor import ShapeTensor, meta_tensor
 
 if TYPE_CHECKING:
     from convlens.torch.tracer import Tracer
@@ -299,18 +299,7 @@ def _trace_adaptive_max_pool_nd(axes: int, with_indices: bool) -> Handler:
         spec = {"output_size": _given_sizes(arg(args, kwargs, 1, "output_size"), x, axes)}
         if not (with_indices or arg(args, kwargs, 2, "return_indices", False)):
             return t.record(kind, spec, [x])
-        if t.device == "meta":
-            out = t.record(kind, spec, [x])
-            indices = meta_tensor(tuple(out.shape), torch.int64)
-        else:  # run for real: the row holds the pooled values, the indices come beside
-            assert t.pending is not None
-            func, call_args, call_kwargs = t.pending
-            pooled, real_indices = func(*call_args, **call_kwargs)
-            t.pending = (lambda *a, **k: pooled, (), {})
-            out = t.record(kind, spec, [x])
-            indices = real_indices.as_subclass(ShapeTensor)
-        t.register(indices, t.node(out))
-        return out, indices
+        return indices_beside(t, lambda: t.record(kind, spec, [x]))
 
     return trace_adaptive_max_pool_nd
 
