@@ -99,3 +99,15 @@ def test_the_examples_fields_agree_with_the_report() -> None:
                 assert max(s.hi - s.lo + 1 for s in spans) == record.rf[axis], where
                 assert Fraction(spans[0].lo + spans[0].hi, 2) == record.start[axis], where
                 assert spans[period].lo - spans[0].lo == record.jump[axis] * period, where
+
+
+def test_no_field_is_drawn_across_a_transpose_of_h_and_w() -> None:
+    """The report says 'unavailable' after the spatial axes move; the page draws nothing
+    there rather than the positions of the wrong axes (what it drew before)."""
+    text = "input 1x12x12\nconv2d 1 k=(1,5)\nview (1,8,12) order=(0,2,1)\nconv2d 1 k=(1,3)"
+    network = parse_description(text, {}, Limits()).network
+    costs = layer_costs(network)
+    assert position_spans(network, costs, "conv2d_1", 3, 3) is not None  # before: drawn
+    for layer in ("view_1", "conv2d_2"):
+        assert position_spans(network, costs, layer, 3, 3) is None
+    assert convlens.analyze(text).layers[-1].rf_status == "unavailable"
